@@ -241,7 +241,7 @@ var symbols = map[string]int64{
 	// ioctl(2) requests.
 	"SIOCINQ": unix.SIOCINQ, "SIOCOUTQ": unix.SIOCOUTQ,
 	// asm-generic/ioctls.h: FIONREAD is TIOCINQ.
-	"FIONREAD": unix.TIOCINQ,
+	"FIONREAD":    unix.TIOCINQ,
 	"SIOCOUTQNSD": unix.SIOCOUTQNSD,
 
 	// poll(2) events.
