@@ -1,0 +1,366 @@
+package capture
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+// outcome says what decoding a frame found; the reader counts it in Stats.
+type outcome uint8
+
+const (
+	outTCP         outcome = iota
+	outNonIP               // not IPv4/IPv6 (ARP, LLDP, ...)
+	outNonTCP              // IP but not TCP (UDP, ICMP, ...)
+	outFragment            // an IP fragment: counted, not reassembled
+	outShort               // cut before the end of the TCP base header, or an inconsistent header
+	outUnsupported         // link type not decoded
+)
+
+// Link types that are raw IP under another number: DLT_RAW is 12 on most
+// BSDs and 14 on OpenBSD; libpcap maps both to LINKTYPE_RAW (101) when
+// writing, but older files carry them.
+const (
+	linkTypeRawBSD     layers.LinkType = 12
+	linkTypeRawOpenBSD layers.LinkType = 14
+	linkTypeNFLOG      layers.LinkType = 239 // not among gopacket's constants
+)
+
+// Ethertypes.
+const (
+	etherIPv4   = 0x0800
+	etherIPv6   = 0x86DD
+	etherVLAN   = 0x8100
+	etherQinQ   = 0x88A8
+	etherQinQv1 = 0x9100
+)
+
+// SLL packet types (linux/if_packet.h).
+const (
+	sllHost      = 0
+	sllBroadcast = 1
+	sllMulticast = 2
+	sllOtherHost = 3
+	sllOutgoing  = 4
+)
+
+// decoder turns a frame into the fields of a Packet. It keeps no state
+// between frames except the file's byte order (NFLOG headers use it).
+type decoder struct {
+	bigEndian bool
+}
+
+func sllDir(t uint16) Direction {
+	switch t {
+	case sllOutgoing:
+		return DirOut
+	case sllHost, sllBroadcast, sllMulticast:
+		return DirIn
+	}
+	return DirUnknown
+}
+
+// decode fills p's link, IP and TCP fields from data. p.CaptureDir may
+// already hold a direction from the file format (pcapng EPB flags); a link
+// header that records one overrides it.
+func (d *decoder) decode(lt layers.LinkType, data []byte, p *Packet) outcome {
+	switch lt {
+	case layers.LinkTypeEthernet:
+		if len(data) < 14 {
+			return outShort
+		}
+		return d.ether(binary.BigEndian.Uint16(data[12:]), data[14:], p)
+	case layers.LinkTypeLinuxSLL:
+		if len(data) < 16 {
+			return outShort
+		}
+		p.CaptureDir = sllDir(binary.BigEndian.Uint16(data))
+		return d.ether(binary.BigEndian.Uint16(data[14:]), data[16:], p)
+	case layers.LinkTypeLinuxSLL2:
+		if len(data) < 20 {
+			return outShort
+		}
+		p.CaptureDir = sllDir(uint16(data[10]))
+		return d.ether(binary.BigEndian.Uint16(data), data[20:], p)
+	case layers.LinkTypeRaw, linkTypeRawBSD, linkTypeRawOpenBSD:
+		return d.rawIP(data, p)
+	case layers.LinkTypeIPv4:
+		return d.ip4(data, p)
+	case layers.LinkTypeIPv6:
+		return d.ip6(data, p)
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		if len(data) < 4 {
+			return outShort
+		}
+		// NULL carries the AF in the capturing host's byte order, LOOP in
+		// network order; the values differ enough to try both.
+		af := binary.LittleEndian.Uint32(data)
+		if af > 0xFFFF {
+			af = binary.BigEndian.Uint32(data)
+		}
+		switch af {
+		case 2:
+			return d.ip4(data[4:], p)
+		case 24, 28, 30:
+			return d.ip6(data[4:], p)
+		}
+		return outNonIP
+	case linkTypeNFLOG:
+		return d.nflog(data, p)
+	}
+	return outUnsupported
+}
+
+// ether decodes from an ethertype on, skipping 802.1Q/802.1ad tags.
+func (d *decoder) ether(et uint16, data []byte, p *Packet) outcome {
+	for et == etherVLAN || et == etherQinQ || et == etherQinQv1 {
+		if len(data) < 4 {
+			return outShort
+		}
+		et = binary.BigEndian.Uint16(data[2:])
+		data = data[4:]
+	}
+	switch et {
+	case etherIPv4:
+		return d.ip4(data, p)
+	case etherIPv6:
+		return d.ip6(data, p)
+	}
+	return outNonIP
+}
+
+func (d *decoder) rawIP(data []byte, p *Packet) outcome {
+	if len(data) < 1 {
+		return outShort
+	}
+	switch data[0] >> 4 {
+	case 4:
+		return d.ip4(data, p)
+	case 6:
+		return d.ip6(data, p)
+	}
+	return outNonIP
+}
+
+// nflog decodes a Linux NFLOG frame: a 4-byte header, then TLVs whose
+// length and type fields are in the capturing host's byte order (taken to
+// be the file's) and padded to 4 bytes; NFULA_PAYLOAD (9) holds the IP
+// datagram.
+func (d *decoder) nflog(data []byte, p *Packet) outcome {
+	if len(data) < 4 {
+		return outShort
+	}
+	family := data[0]
+	u16 := binary.LittleEndian.Uint16
+	if d.bigEndian {
+		u16 = binary.BigEndian.Uint16
+	}
+	for i := 4; i+4 <= len(data); {
+		n, typ := int(u16(data[i:])), u16(data[i+2:])
+		if n < 4 || i+n > len(data) {
+			return outShort
+		}
+		if typ == 9 {
+			v := data[i+4 : i+n]
+			switch family {
+			case 2:
+				return d.ip4(v, p)
+			case 10:
+				return d.ip6(v, p)
+			}
+			return d.rawIP(v, p)
+		}
+		i += (n + 3) &^ 3
+	}
+	return outNonIP
+}
+
+func (d *decoder) ip4(data []byte, p *Packet) outcome {
+	if len(data) < 20 || data[0]>>4 != 4 {
+		return outShort
+	}
+	ihl := int(data[0]&0x0F) * 4
+	total := int(binary.BigEndian.Uint16(data[2:]))
+	if ihl < 20 || len(data) < ihl {
+		return outShort
+	}
+	if total == 0 {
+		// Large GSO/TSO (BIG TCP) super-segments leave total length 0;
+		// the captured bytes are then all there is to go on.
+		total = len(data)
+	}
+	if total < ihl {
+		return outShort
+	}
+	frag := binary.BigEndian.Uint16(data[6:])
+	h := &p.IP
+	h.Version = 4
+	h.TOS = data[1]
+	h.ID = binary.BigEndian.Uint16(data[4:])
+	h.DF = frag&0x4000 != 0
+	h.TTL = data[8]
+	h.FlowLabel = 0
+	h.Src = netip.AddrFrom4([4]byte(data[12:16]))
+	h.Dst = netip.AddrFrom4([4]byte(data[16:20]))
+	h.HeaderLen = ihl
+	h.TotalLen = total
+	if frag&0x3FFF != 0 {
+		return outFragment
+	}
+	if data[9] != 6 {
+		return outNonTCP
+	}
+	return d.tcp(data, ihl, total, p)
+}
+
+func (d *decoder) ip6(data []byte, p *Packet) outcome {
+	if len(data) < 40 || data[0]>>4 != 6 {
+		return outShort
+	}
+	vtf := binary.BigEndian.Uint32(data)
+	total := 40 + int(binary.BigEndian.Uint16(data[4:]))
+	if total == 40 && len(data) > 40 {
+		// Jumbogram or BIG TCP super-segment: payload length 0.
+		total = len(data)
+	}
+	h := &p.IP
+	h.Version = 6
+	h.TOS = uint8(vtf >> 20)
+	h.FlowLabel = vtf & 0xFFFFF
+	h.ID = 0
+	h.DF = false
+	h.TTL = data[7]
+	h.Src = netip.AddrFrom16([16]byte(data[8:24]))
+	h.Dst = netip.AddrFrom16([16]byte(data[24:40]))
+	h.TotalLen = total
+	next, off := data[6], 40
+	for {
+		switch next {
+		case 6:
+			h.HeaderLen = off
+			return d.tcp(data, off, total, p)
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if len(data) < off+8 {
+				return outShort
+			}
+			next, off = data[off], off+(int(data[off+1])+1)*8
+		case 51: // AH
+			if len(data) < off+8 {
+				return outShort
+			}
+			next, off = data[off], off+(int(data[off+1])+2)*4
+		case 44: // fragment
+			if len(data) < off+8 {
+				return outShort
+			}
+			fo := binary.BigEndian.Uint16(data[off+2:])
+			h.ID = uint16(binary.BigEndian.Uint32(data[off+4:]))
+			if fo&0xFFF9 != 0 {
+				return outFragment
+			}
+			next, off = data[off], off+8
+		default:
+			return outNonTCP
+		}
+		if off > total {
+			return outShort
+		}
+	}
+}
+
+// tcp decodes the TCP header at data[off:]; total is the datagram length
+// from the IP header, which may exceed len(data) when the snaplen cut it.
+func (d *decoder) tcp(data []byte, off, total int, p *Packet) outcome {
+	if total > len(data) {
+		p.Truncated = true
+	} else {
+		data = data[:total] // drop link-layer padding
+	}
+	seg := data[off:]
+	if len(seg) < 20 {
+		return outShort
+	}
+	t := &p.TCP
+	t.SrcPort = binary.BigEndian.Uint16(seg)
+	t.DstPort = binary.BigEndian.Uint16(seg[2:])
+	t.Seq = Seq(binary.BigEndian.Uint32(seg[4:]))
+	t.Ack = Seq(binary.BigEndian.Uint32(seg[8:]))
+	hl := int(seg[12]>>4) * 4
+	t.Flags = TCPFlags(seg[13]) | TCPFlags(seg[12]&1)<<8
+	t.Window = binary.BigEndian.Uint16(seg[14:])
+	t.Checksum = binary.BigEndian.Uint16(seg[16:])
+	t.Urgent = binary.BigEndian.Uint16(seg[18:])
+	if hl < 20 || off+hl > total {
+		return outShort
+	}
+	t.HeaderLen = hl
+	p.PayloadLen = total - off - hl
+	if len(seg) < hl {
+		t.Options = seg[20:]
+		p.Payload = seg[len(seg):]
+		t.ChecksumState = ChecksumUnknown
+		return outTCP
+	}
+	t.Options = seg[20:hl]
+	p.Payload = seg[hl:]
+	if p.Truncated {
+		t.ChecksumState = ChecksumUnknown
+	} else {
+		t.ChecksumState = checksumState(&p.IP, seg)
+	}
+	return outTCP
+}
+
+// checksumState verifies a whole TCP segment against the pseudo-header.
+func checksumState(h *IPHeader, seg []byte) ChecksumState {
+	var ph uint32
+	if h.Version == 4 {
+		s, d := h.Src.As4(), h.Dst.As4()
+		ph = sum16(s[:], 0)
+		ph = sum16(d[:], ph)
+	} else {
+		s, d := h.Src.As16(), h.Dst.As16()
+		ph = sum16(s[:], 0)
+		ph = sum16(d[:], ph)
+	}
+	ph += 6 + uint32(len(seg))
+	if fold(sum16(seg, ph)) == 0xFFFF {
+		return ChecksumGood
+	}
+	// CHECKSUM_PARTIAL: the stack stored the folded pseudo-header sum
+	// (not complemented) for the NIC to finish; capture sees it as is.
+	ck := binary.BigEndian.Uint16(seg[16:])
+	if ck != 0 && ck == fold(ph) {
+		return ChecksumPartial
+	}
+	return ChecksumBad
+}
+
+// sum16 adds b as big-endian 16-bit words to s (one's complement, unfolded).
+func sum16(b []byte, s uint32) uint32 {
+	acc := uint64(s)
+	for len(b) >= 8 {
+		acc += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		b = b[8:]
+	}
+	for len(b) >= 2 {
+		acc += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		acc += uint64(b[0]) << 8
+	}
+	for acc>>16 != 0 {
+		acc = acc&0xFFFF + acc>>16
+	}
+	return uint32(acc)
+}
+
+func fold(s uint32) uint16 {
+	for s>>16 != 0 {
+		s = s&0xFFFF + s>>16
+	}
+	return uint16(s)
+}

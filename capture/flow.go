@@ -1,0 +1,387 @@
+package capture
+
+import (
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// FlowKey identifies a TCP 4-tuple independently of direction: Lo is the
+// smaller endpoint (address, then port), Hi the larger.
+type FlowKey struct {
+	Lo, Hi netip.AddrPort
+}
+
+// MakeFlowKey returns the canonical key of the tuple (a, b).
+func MakeFlowKey(a, b netip.AddrPort) FlowKey {
+	if b.Compare(a) < 0 {
+		a, b = b, a
+	}
+	return FlowKey{a, b}
+}
+
+// Side names one end of a flow: SideA is the client (the SYN sender if the
+// capture has the SYN, else the first sender), SideB the other.
+type Side uint8
+
+const (
+	SideA Side = 0
+	SideB Side = 1
+)
+
+// Other returns the opposite side.
+func (s Side) Other() Side { return s ^ 1 }
+
+func (s Side) String() string {
+	if s == SideA {
+		return "A"
+	}
+	return "B"
+}
+
+// FlowPacket is a compact copy of one packet of a flow: header fields, the
+// raw option bytes (decode with Options or ParseOptions), the payload length
+// and at most FlowOptions.PayloadBytes payload bytes.
+type FlowPacket struct {
+	Index         int // packet number in the file (1-based)
+	Time          time.Time
+	From          Side      // sender within the flow
+	CaptureDir    Direction // as the capture recorded it
+	Truncated     bool      // the snaplen cut the datagram
+	IPVersion     uint8
+	TTL           uint8
+	TOS           uint8
+	FlowLabel     uint32
+	IPID          uint16
+	DF            bool
+	Seq, Ack      Seq
+	Flags         TCPFlags
+	Window        uint16
+	Urgent        uint16
+	Checksum      uint16
+	ChecksumState ChecksumState
+	PayloadLen    int
+	Payload       []byte // first bytes of the payload (nil unless FlowOptions.PayloadBytes > 0)
+	optLen        uint8
+	opts          [40]byte
+}
+
+// RawOptions returns the TCP option bytes as captured.
+func (p *FlowPacket) RawOptions() []byte { return p.opts[:p.optLen] }
+
+// Options decodes the TCP options.
+func (p *FlowPacket) Options() TCPOptions { return DecodeOptions(p.opts[:p.optLen]) }
+
+// OptionList returns the TCP options in wire order (allocates).
+func (p *FlowPacket) OptionList() ([]TCPOption, error) { return ParseOptions(p.RawOptions()) }
+
+// Flow is one TCP connection.
+type Flow struct {
+	Index   int     // 1-based, in order of first packet
+	Key     FlowKey // the 4-tuple
+	A, B    netip.AddrPort
+	Packets []FlowPacket
+	Bytes   [2]int64 // payload bytes sent by SideA, SideB (from IP lengths)
+	First   time.Time
+	Last    time.Time
+
+	SYN      bool      // a SYN (no ACK) from A was seen
+	SYNACK   bool      // a SYN-ACK from B was seen
+	FIN      [2]bool   // a FIN was seen from A, B
+	RST      bool      // a RST was seen (either side)
+	ISN      [2]Seq    // initial sequence numbers of A (from the SYN) and B (from the SYN-ACK)
+	HasISN   [2]bool   // whether ISN[i] is known
+	Checksum [2][4]int // per side, packets per ChecksumState
+
+	Local       Side   // the side of the kernel under test
+	LocalReason string // why that side was chosen, for humans
+
+	clientFixed bool // A/B are settled by a SYN or SYN-ACK
+	done        bool // handed out by the tracker
+}
+
+// Endpoint returns the address and port of side s.
+func (f *Flow) Endpoint(s Side) netip.AddrPort {
+	if s == SideA {
+		return f.A
+	}
+	return f.B
+}
+
+// LocalEndpoint returns the endpoint chosen as the kernel under test.
+func (f *Flow) LocalEndpoint() netip.AddrPort { return f.Endpoint(f.Local) }
+
+// RemoteEndpoint returns the peer of the kernel under test.
+func (f *Flow) RemoteEndpoint() netip.AddrPort { return f.Endpoint(f.Local.Other()) }
+
+// Handshake reports whether the capture has the SYN and the SYN-ACK.
+func (f *Flow) Handshake() bool { return f.SYN && f.SYNACK }
+
+// Closed reports whether the connection ended in the capture: FIN both
+// ways, or a RST.
+func (f *Flow) Closed() bool { return f.RST || (f.FIN[0] && f.FIN[1]) }
+
+// Complete reports whether the capture has both the handshake and the close.
+func (f *Flow) Complete() bool { return f.Handshake() && f.Closed() }
+
+// Duration is the time from the first to the last packet.
+func (f *Flow) Duration() time.Duration { return f.Last.Sub(f.First) }
+
+// SideOf returns the side that sent p, which must belong to f.
+func (f *Flow) sideOf(p *Packet) Side {
+	if p.Src() == f.A {
+		return SideA
+	}
+	return SideB
+}
+
+// swap exchanges A and B, when a late SYN shows who the client was.
+func (f *Flow) swap() {
+	f.A, f.B = f.B, f.A
+	f.Bytes[0], f.Bytes[1] = f.Bytes[1], f.Bytes[0]
+	f.FIN[0], f.FIN[1] = f.FIN[1], f.FIN[0]
+	f.ISN[0], f.ISN[1] = f.ISN[1], f.ISN[0]
+	f.HasISN[0], f.HasISN[1] = f.HasISN[1], f.HasISN[0]
+	f.Checksum[0], f.Checksum[1] = f.Checksum[1], f.Checksum[0]
+	for i := range f.Packets {
+		f.Packets[i].From ^= 1
+	}
+}
+
+// FlowOptions configures flow tracking and the choice of the local side.
+type FlowOptions struct {
+	// PayloadBytes is how many payload bytes each FlowPacket keeps (0: none).
+	PayloadBytes int
+	// Local and Remote, if set, name the kernel under test or its peer
+	// (--local/--remote IP[:PORT]); they win over every heuristic.
+	Local, Remote HostPort
+	// Done, if set, makes the tracker stream: each flow is handed to Done
+	// once it is over (superseded by a new connection on its tuple, or closed
+	// and idle for Linger in capture time, or at Close) and then forgotten,
+	// so memory grows with open flows only. If nil, the tracker keeps every
+	// flow and Flows returns them.
+	Done func(*Flow)
+	// Linger is how long in capture time a closed flow waits for late
+	// packets before Done gets it; 0 means DefaultLinger.
+	Linger time.Duration
+}
+
+// DefaultLinger is the default FlowOptions.Linger: long enough for
+// retransmitted FINs and TIME_WAIT ACKs.
+const DefaultLinger = 2 * time.Minute
+
+// Tracker groups packets into TCP connections.
+type Tracker struct {
+	opts      FlowOptions
+	table     map[FlowKey]*Flow
+	all       []*Flow // every flow, when not streaming
+	closed    []*Flow // closed flows awaiting Linger, when streaming
+	n         int
+	lastSweep time.Time
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker(opts FlowOptions) *Tracker {
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
+	}
+	return &Tracker{opts: opts, table: make(map[FlowKey]*Flow)}
+}
+
+// Add files p into its flow (copying what it keeps) and returns that flow.
+func (t *Tracker) Add(p *Packet) *Flow {
+	src, dst := p.Src(), p.Dst()
+	key := MakeFlowKey(src, dst)
+	f := t.table[key]
+	syn := p.TCP.Flags&(FlagSYN|FlagACK) == FlagSYN
+	if f != nil && syn && t.newConnection(f, p) {
+		delete(t.table, key)
+		t.finish(f)
+		f = nil
+	}
+	if f == nil {
+		t.n++
+		f = &Flow{Index: t.n, Key: key, A: src, B: dst, First: p.Time}
+		t.table[key] = f
+		if t.opts.Done == nil {
+			t.all = append(t.all, f)
+		}
+	}
+	wasClosed := f.Closed()
+	t.update(f, p)
+	if t.opts.Done != nil {
+		if !wasClosed && f.Closed() {
+			t.closed = append(t.closed, f)
+		}
+		t.sweep(p.Time)
+	}
+	return f
+}
+
+// newConnection reports whether a SYN on f's tuple starts a new connection:
+// f is closed, or the SYN's ISN differs from the one f already has from
+// that sender while f got past the handshake (a retransmitted SYN keeps
+// its ISN).
+func (t *Tracker) newConnection(f *Flow, p *Packet) bool {
+	if f.Closed() {
+		return true
+	}
+	s := f.sideOf(p)
+	if !f.HasISN[s] || f.ISN[s] == p.TCP.Seq {
+		return false
+	}
+	for i := range f.Packets {
+		if f.Packets[i].Flags&FlagSYN == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) update(f *Flow, p *Packet) {
+	s := f.sideOf(p)
+	fl := p.TCP.Flags
+	switch {
+	case fl&(FlagSYN|FlagACK) == FlagSYN:
+		if !f.clientFixed && s == SideB {
+			f.swap()
+			s = SideA
+		}
+		f.clientFixed = true
+		if s == SideA {
+			f.SYN = true
+			if !f.HasISN[0] {
+				f.ISN[0], f.HasISN[0] = p.TCP.Seq, true
+			}
+		}
+	case fl&(FlagSYN|FlagACK) == FlagSYN|FlagACK:
+		if !f.clientFixed && s == SideA {
+			f.swap()
+			s = SideB
+		}
+		f.clientFixed = true
+		if s == SideB {
+			f.SYNACK = true
+			if !f.HasISN[1] {
+				f.ISN[1], f.HasISN[1] = p.TCP.Seq, true
+			}
+		}
+	}
+	if fl&FlagFIN != 0 {
+		f.FIN[s] = true
+	}
+	if fl&FlagRST != 0 {
+		f.RST = true
+	}
+	f.Bytes[s] += int64(p.PayloadLen)
+	f.Checksum[s][p.TCP.ChecksumState]++
+	f.Last = p.Time
+	fp := FlowPacket{
+		Index:         p.Index,
+		Time:          p.Time,
+		From:          s,
+		CaptureDir:    p.CaptureDir,
+		Truncated:     p.Truncated,
+		IPVersion:     p.IP.Version,
+		TTL:           p.IP.TTL,
+		TOS:           p.IP.TOS,
+		FlowLabel:     p.IP.FlowLabel,
+		IPID:          p.IP.ID,
+		DF:            p.IP.DF,
+		Seq:           p.TCP.Seq,
+		Ack:           p.TCP.Ack,
+		Flags:         fl,
+		Window:        p.TCP.Window,
+		Urgent:        p.TCP.Urgent,
+		Checksum:      p.TCP.Checksum,
+		ChecksumState: p.TCP.ChecksumState,
+		PayloadLen:    p.PayloadLen,
+	}
+	fp.optLen = uint8(copy(fp.opts[:], p.TCP.Options))
+	if n := min(t.opts.PayloadBytes, len(p.Payload)); n > 0 {
+		fp.Payload = slices.Clone(p.Payload[:n])
+	}
+	f.Packets = append(f.Packets, fp)
+}
+
+// sweep hands out closed flows idle for Linger. It runs at most once per
+// second of capture time, so its cost stays off the per-packet path.
+func (t *Tracker) sweep(now time.Time) {
+	if now.Sub(t.lastSweep) < time.Second {
+		return
+	}
+	t.lastSweep = now
+	keep := t.closed[:0]
+	for _, f := range t.closed {
+		switch {
+		case f.done:
+		case now.Sub(f.Last) >= t.opts.Linger:
+			if t.table[f.Key] == f {
+				delete(t.table, f.Key)
+			}
+			t.finish(f)
+		default:
+			keep = append(keep, f)
+		}
+	}
+	clear(t.closed[len(keep):])
+	t.closed = keep
+}
+
+// finish chooses the local side and, when streaming, hands the flow out.
+func (t *Tracker) finish(f *Flow) {
+	if f.done {
+		return
+	}
+	f.done = true
+	chooseLocal(f, &t.opts)
+	if t.opts.Done != nil {
+		t.opts.Done(f)
+	}
+}
+
+// Close finishes every remaining flow (in index order). When streaming,
+// they go to Done; otherwise Flows returns them all.
+func (t *Tracker) Close() {
+	rest := t.all
+	if t.opts.Done != nil {
+		rest = make([]*Flow, 0, len(t.table))
+		for _, f := range t.table {
+			rest = append(rest, f)
+		}
+		slices.SortFunc(rest, func(a, b *Flow) int { return a.Index - b.Index })
+	}
+	for _, f := range rest {
+		t.finish(f)
+	}
+	clear(t.table)
+	t.closed = nil
+}
+
+// Flows returns every flow in index order (empty when streaming). Call
+// Close first so each has its local side chosen.
+func (t *Tracker) Flows() []*Flow { return t.all }
+
+// ReadFlows reads a whole capture and returns its TCP connections. On a
+// damaged file it returns the flows read so far together with the
+// *DamagedError.
+func ReadFlows(r io.Reader, name string, opts FlowOptions) ([]*Flow, Stats, error) {
+	opts.Done = nil
+	rd, err := NewReader(r, name)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	t := NewTracker(opts)
+	for {
+		p, err := rd.Next()
+		if err != nil {
+			t.Close()
+			if err == io.EOF {
+				err = nil
+			}
+			return t.Flows(), rd.Stats(), err
+		}
+		t.Add(p)
+	}
+}

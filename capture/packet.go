@@ -1,0 +1,160 @@
+package capture
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+// Direction is the capture direction of a packet relative to the capturing
+// host, as the capture itself records it (SLL/SLL2 packet type, pcapng EPB
+// flags). Most link types do not record it: then it is DirUnknown.
+type Direction uint8
+
+const (
+	DirUnknown Direction = iota // the capture does not say
+	DirIn                       // received by the capturing host
+	DirOut                      // sent by the capturing host
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirIn:
+		return "in"
+	case DirOut:
+		return "out"
+	}
+	return "unknown"
+}
+
+// Seq is a TCP sequence number. Comparisons wrap around modulo 2^32 (RFC
+// 1982 serial number arithmetic); never compare two Seq with < directly.
+type Seq uint32
+
+// Add returns s advanced by n.
+func (s Seq) Add(n uint32) Seq { return s + Seq(n) }
+
+// Diff returns the signed distance s - o, correct across the wrap.
+func (s Seq) Diff(o Seq) int32 { return int32(uint32(s) - uint32(o)) }
+
+// LessThan reports whether s comes before o in sequence space.
+func (s Seq) LessThan(o Seq) bool { return s.Diff(o) < 0 }
+
+// LessThanEq reports whether s comes before or equals o in sequence space.
+func (s Seq) LessThanEq(o Seq) bool { return s.Diff(o) <= 0 }
+
+// TCPFlags is the TCP flags field as a bitmask, including AE (the former NS
+// bit, byte 12 bit 0) at bit 8.
+type TCPFlags uint16
+
+const (
+	FlagFIN TCPFlags = 1 << iota
+	FlagSYN
+	FlagRST
+	FlagPSH
+	FlagACK
+	FlagURG
+	FlagECE
+	FlagCWR
+	FlagAE
+)
+
+// Has reports whether all flags in m are set.
+func (f TCPFlags) Has(m TCPFlags) bool { return f&m == m }
+
+// String spells the flags the way packetdrill and tcpdump do: S, F, R, P,
+// U, E (ECE), W (CWR), A (AE), then "." for ACK; "-" for none.
+func (f TCPFlags) String() string {
+	var b strings.Builder
+	for _, x := range [...]struct {
+		f TCPFlags
+		c byte
+	}{{FlagSYN, 'S'}, {FlagFIN, 'F'}, {FlagRST, 'R'}, {FlagPSH, 'P'}, {FlagURG, 'U'}, {FlagECE, 'E'}, {FlagCWR, 'W'}, {FlagAE, 'A'}, {FlagACK, '.'}} {
+		if f&x.f != 0 {
+			b.WriteByte(x.c)
+		}
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
+}
+
+// ChecksumState says what the TCP checksum of a captured segment shows.
+type ChecksumState uint8
+
+const (
+	ChecksumUnknown ChecksumState = iota // segment not captured whole (snaplen): cannot verify
+	ChecksumGood                         // verifies
+	ChecksumPartial                      // holds only the pseudo-header sum: TX offload (CHECKSUM_PARTIAL) on the capturing host
+	ChecksumBad                          // wrong (includes zero)
+)
+
+func (c ChecksumState) String() string {
+	switch c {
+	case ChecksumGood:
+		return "good"
+	case ChecksumPartial:
+		return "partial"
+	case ChecksumBad:
+		return "bad"
+	}
+	return "unknown"
+}
+
+// IPHeader holds the IPv4 or IPv6 fields of a packet.
+type IPHeader struct {
+	Version   uint8 // 4 or 6
+	Src, Dst  netip.Addr
+	TTL       uint8  // IPv4 TTL or IPv6 hop limit
+	TOS       uint8  // IPv4 TOS or IPv6 traffic class; the low two bits are ECN
+	FlowLabel uint32 // IPv6 only
+	ID        uint16 // IPv4 identification
+	DF        bool   // IPv4 don't-fragment
+	HeaderLen int    // bytes from the IP header start to the TCP header (IPv4 options, IPv6 extension headers included)
+	TotalLen  int    // datagram length from the header (IPv4 total length; IPv6 40 + payload length)
+}
+
+// ECN returns the ECN codepoint (the low two bits of TOS).
+func (h *IPHeader) ECN() uint8 { return h.TOS & 3 }
+
+// TCPHeader holds the TCP header fields of a packet.
+type TCPHeader struct {
+	SrcPort, DstPort uint16
+	Seq, Ack         Seq
+	Flags            TCPFlags
+	Window           uint16
+	Urgent           uint16
+	Checksum         uint16
+	ChecksumState    ChecksumState
+	HeaderLen        int    // data offset in bytes (20..60)
+	Options          []byte // raw option bytes as captured (may be cut short if Truncated)
+}
+
+// Packet is one decoded TCP packet. Reader.Next returns the same *Packet on
+// every call, and Payload and TCP.Options point into the reader's buffer:
+// a caller that keeps anything beyond the next call to Next must copy it
+// (Tracker does, into a compact FlowPacket).
+type Packet struct {
+	Index      int       // 1-based packet (record) number in the file, counting every record
+	Offset     int64     // byte offset of the record in the (uncompressed) file; -1 if unknown
+	Time       time.Time // capture timestamp, nanosecond resolution
+	Interface  int       // pcapng interface index (0 for pcap)
+	LinkType   layers.LinkType
+	CaptureDir Direction
+	CapLen     int  // bytes captured of the frame
+	WireLen    int  // original frame length
+	Truncated  bool // the snaplen cut part of the IP datagram (payload, or even TCP options)
+	IP         IPHeader
+	TCP        TCPHeader
+	PayloadLen int    // TCP payload length from the IP header (total length − headers), not from the captured bytes
+	Payload    []byte // captured payload bytes (≤ PayloadLen); points into the reader's buffer
+}
+
+// Src returns the sender's address and port.
+func (p *Packet) Src() netip.AddrPort { return netip.AddrPortFrom(p.IP.Src, p.TCP.SrcPort) }
+
+// Dst returns the receiver's address and port.
+func (p *Packet) Dst() netip.AddrPort { return netip.AddrPortFrom(p.IP.Dst, p.TCP.DstPort) }

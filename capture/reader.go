@@ -1,0 +1,315 @@
+package capture
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// MaxRecordLen is the longest record accepted (libpcap's MAXIMUM_SNAPLEN,
+// 256 KiB). Longer records are treated as damage, so a corrupt length field
+// cannot make the reader allocate without bound.
+const MaxRecordLen = 256 << 10
+
+// ErrDamaged is matched (errors.Is) by every error about a corrupt or
+// truncated capture file, so a caller can pick an exit code for it.
+var ErrDamaged = errors.New("damaged capture")
+
+// DamagedError reports where a capture file stops being readable. The
+// packets before it have been delivered.
+type DamagedError struct {
+	Name   string // file name as given to NewReader
+	Packet int    // 1-based number of the packet being read; 0 for the file header
+	Offset int64  // byte offset of that record or block in the (uncompressed) file
+	Msg    string // what is wrong
+	Err    error  // underlying error, if any
+}
+
+func (e *DamagedError) Error() string {
+	if e.Packet == 0 {
+		return fmt.Sprintf("%s: file header (offset %d): %s", e.Name, e.Offset, e.Msg)
+	}
+	return fmt.Sprintf("%s: packet %d (offset %d): %s", e.Name, e.Packet, e.Offset, e.Msg)
+}
+
+// Is makes errors.Is(err, ErrDamaged) true.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// Format is the container format of a capture.
+type Format string
+
+const (
+	FormatPcapMicro Format = "pcap-usec"
+	FormatPcapNano  Format = "pcap-nsec"
+	FormatPcapNG    Format = "pcapng"
+)
+
+// Stats counts what the reader saw. Only TCP packets are yielded; the rest
+// are counted here and skipped.
+type Stats struct {
+	Records     int // packet records read
+	TCP         int // TCP packets yielded
+	NonIP       int // not IPv4/IPv6 (ARP, LLDP, ...)
+	NonTCP      int // IP but not TCP
+	Fragments   int // IP fragments (not reassembled)
+	Short       int // too short or inconsistent to decode down to the TCP header
+	Unsupported int // link type not decoded
+	Truncated   int // TCP packets whose datagram the snaplen cut (payload length still from the IP header)
+}
+
+// Reader reads TCP packets from a pcap or pcapng stream without loading it
+// whole and without allocating per packet.
+type Reader struct {
+	name     string
+	count    *countingReader
+	br       *bufio.Reader
+	pcap     *pcapgo.Reader
+	ng       *pcapgo.NgReader
+	ngBig    bool // the first pcapng section is big-endian: pcapgo reads EPB flags as little-endian
+	format   Format
+	linkType layers.LinkType
+	dec      decoder
+	pkt      Packet
+	index    int
+	stats    Stats
+	err      error // sticky: io.EOF or the damage
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+const bufSize = 64 << 10
+
+// NewReader reads the file header from r and returns a Reader. name is used
+// in error messages only. The format (pcap in either byte order and
+// timestamp resolution, pcapng, either of them gzip-compressed) is sniffed
+// from the first bytes.
+func NewReader(r io.Reader, name string) (*Reader, error) {
+	rd := &Reader{name: name}
+	rd.count = &countingReader{r: r}
+	rd.br = bufio.NewReaderSize(rd.count, bufSize)
+	magic, err := rd.br.Peek(4)
+	if len(magic) == 0 && err == io.EOF {
+		return nil, fmt.Errorf("%s: empty file", name)
+	}
+	if len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(rd.br)
+		if err != nil {
+			return nil, rd.headerDamage("gzip: "+err.Error(), err)
+		}
+		rd.count = &countingReader{r: gz}
+		rd.br = bufio.NewReaderSize(rd.count, bufSize)
+		magic, err = rd.br.Peek(4)
+	}
+	if len(magic) < 4 {
+		return nil, rd.headerDamage(fmt.Sprintf("truncated file header: want 4 bytes, have %d", len(magic)), err)
+	}
+	switch binary.BigEndian.Uint32(magic) {
+	case 0xD4C3B2A1, 0xA1B2C3D4:
+		rd.format = FormatPcapMicro
+	case 0x4D3CB2A1, 0xA1B23C4D:
+		rd.format = FormatPcapNano
+	case 0x0A0D0D0A:
+		rd.format = FormatPcapNG
+	default:
+		return nil, fmt.Errorf("%s: not a pcap or pcapng file (starts with % x)", name, magic)
+	}
+	if rd.format == FormatPcapNG {
+		if h, _ := rd.br.Peek(12); len(h) == 12 {
+			rd.ngBig = binary.BigEndian.Uint32(h[8:]) == 0x1A2B3C4D
+		}
+		rd.ng, err = pcapgo.NewNgReader(rd.br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		if err != nil {
+			return nil, rd.headerDamage("pcapng: "+err.Error(), err)
+		}
+		rd.linkType = rd.ng.LinkType()
+		rd.dec.bigEndian = rd.ngBig
+		return rd, nil
+	}
+	rd.dec.bigEndian = magic[0] == 0xA1
+	rd.pcap, err = pcapgo.NewReader(rd.br)
+	if err != nil {
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, rd.headerDamage(fmt.Sprintf("truncated file header: want 24 bytes, have %d", rd.offset()), err)
+		}
+		return nil, rd.headerDamage("pcap: "+err.Error(), err)
+	}
+	rd.linkType = rd.pcap.LinkType()
+	return rd, nil
+}
+
+func (r *Reader) headerDamage(msg string, err error) error {
+	return &DamagedError{Name: r.name, Msg: msg, Err: err}
+}
+
+// offset is the number of bytes of the (uncompressed) file consumed so far.
+func (r *Reader) offset() int64 { return r.count.n - int64(r.br.Buffered()) }
+
+// Format returns the container format.
+func (r *Reader) Format() Format { return r.format }
+
+// LinkType returns the link type of the file (pcap) or of its first
+// interface (pcapng; each packet carries its own in Packet.LinkType).
+func (r *Reader) LinkType() layers.LinkType { return r.linkType }
+
+// Stats returns the counts so far.
+func (r *Reader) Stats() Stats { return r.stats }
+
+// Next returns the next TCP packet. It returns io.EOF at the clean end of
+// the file, and a *DamagedError (errors.Is(err, ErrDamaged)) where the file
+// is corrupt or cut short; every later call returns the same error.
+//
+// The returned *Packet is the same on every call and its slices point into
+// the reader's buffer: copy what you keep before calling Next again.
+func (r *Reader) Next() (*Packet, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	for {
+		p, err := r.next()
+		if err != nil {
+			r.err = err
+			return nil, err
+		}
+		if p != nil {
+			return p, nil
+		}
+	}
+}
+
+// next reads one record; it returns nil, nil for a record that is not a TCP
+// packet.
+func (r *Reader) next() (*Packet, error) {
+	start := r.offset()
+	var (
+		data []byte
+		ci   gopacket.CaptureInfo
+		err  error
+		lt   = r.linkType
+		dir  = DirUnknown
+	)
+	if r.pcap != nil {
+		if h, _ := r.br.Peek(16); len(h) == 16 {
+			order := binary.ByteOrder(binary.LittleEndian)
+			if r.dec.bigEndian {
+				order = binary.BigEndian
+			}
+			if n := order.Uint32(h[8:]); n > MaxRecordLen {
+				return nil, r.damage(start, fmt.Sprintf("record length %d exceeds %d bytes", n, MaxRecordLen), nil)
+			}
+		}
+		data, ci, err = r.pcap.ZeroCopyReadPacketData()
+	} else {
+		var opts pcapgo.NgPacketOptions
+		data, ci, opts, err = r.ng.ZeroCopyReadPacketDataWithOptions()
+		if err == nil {
+			if len(ci.AncillaryData) > 0 {
+				if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+					lt = l
+				}
+			}
+			if opts.Flags != nil {
+				dir = epbDirection(opts.Flags.ToUint32(), r.ngBig)
+			}
+		}
+	}
+	if err == io.EOF && r.offset() == start {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, r.readDamage(start, ci, err)
+	}
+	if len(data) > MaxRecordLen {
+		return nil, r.damage(start, fmt.Sprintf("record length %d exceeds %d bytes", len(data), MaxRecordLen), nil)
+	}
+	r.index++
+	r.stats.Records++
+	p := &r.pkt
+	*p = Packet{
+		Index:      r.index,
+		Offset:     start,
+		Time:       ci.Timestamp,
+		Interface:  ci.InterfaceIndex,
+		LinkType:   lt,
+		CaptureDir: dir,
+		CapLen:     len(data),
+		WireLen:    ci.Length,
+		// Options and Payload slices are reset by decode on the TCP path.
+	}
+	if r.ng != nil {
+		p.Offset = start
+	}
+	switch r.dec.decode(lt, data, p) {
+	case outTCP:
+		r.stats.TCP++
+		if p.Truncated {
+			r.stats.Truncated++
+		}
+		return p, nil
+	case outNonIP:
+		r.stats.NonIP++
+	case outNonTCP:
+		r.stats.NonTCP++
+	case outFragment:
+		r.stats.Fragments++
+	case outShort:
+		r.stats.Short++
+	case outUnsupported:
+		r.stats.Unsupported++
+	}
+	return nil, nil
+}
+
+// epbDirection reads the inbound/outbound bits of pcapng EPB flags. pcapgo
+// decodes the flags word as little-endian whatever the section's byte
+// order, so a big-endian section's word arrives byte-swapped.
+func epbDirection(flags uint32, big bool) Direction {
+	if big {
+		flags = bits.ReverseBytes32(flags)
+	}
+	switch flags & 3 {
+	case 1:
+		return DirIn
+	case 2:
+		return DirOut
+	}
+	return DirUnknown
+}
+
+func (r *Reader) damage(start int64, msg string, err error) error {
+	return &DamagedError{Name: r.name, Packet: r.index + 1, Offset: start, Msg: msg, Err: err}
+}
+
+// readDamage turns a pcapgo read error into a DamagedError saying how much
+// of the record was there.
+func (r *Reader) readDamage(start int64, ci gopacket.CaptureInfo, err error) error {
+	have := r.offset() - start
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if r.pcap != nil {
+			if have < 16 {
+				return r.damage(start, fmt.Sprintf("truncated record header: want 16 bytes, have %d", have), err)
+			}
+			return r.damage(start, fmt.Sprintf("truncated record: want %d bytes, have %d", ci.CaptureLength, have-16), err)
+		}
+		return r.damage(start, fmt.Sprintf("truncated block: file ends %d bytes into it", have), err)
+	}
+	return r.damage(start, err.Error(), err)
+}
