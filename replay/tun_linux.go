@@ -1,0 +1,418 @@
+package replay
+
+// The Linux Device: a TUN device configured like the reference's local mode
+// (netdev.c): IFF_VNET_HDR with checksum and TSO offloads, so the kernel
+// hands whole TSO super-packets to the device, and inbound packets can be
+// injected as GSO packets (--mss). Outbound packets are read, like tcpdump
+// does, from an AF_PACKET socket bound to the device, for the kernel's own
+// transmit timestamp; the TUN queue itself is drained one packet per packet
+// read, as the reference does, so that transmit completion happens when the
+// script consumes a packet (TCP defers retransmits of packets still queued).
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// NetConfig is the network of one run, as the reference's flags describe it.
+type NetConfig struct {
+	IPVersion  string // ipv4, ipv6 or ipv4-mapped-ipv6 (which puts IPv4 on the wire)
+	LocalIP    netip.Addr
+	RemoteIP   netip.Addr
+	GatewayIP  netip.Addr
+	PrefixLen  int    // of LocalIP; 0 means 16 for IPv4 and 48 for IPv6, the reference's defaults
+	MTU        int    // 0 means 1500
+	DeviceName string // "" means tun0
+
+	// RemotePrefix, when valid, is routed instead of RemoteIP's host route
+	// (the reference accepts --remote_ip=addr/len).
+	RemotePrefix netip.Prefix
+	// MSS, when positive, makes every injected TCP packet a GSO packet with
+	// this segment size, as the reference's --mss does.
+	MSS int
+}
+
+// Defaults of the reference (config.c, netdev.c) for fields left zero.
+const (
+	defaultDeviceName    = "tun0"
+	defaultMTU           = 1500
+	defaultPrefixLenV4   = 16
+	defaultPrefixLenV6   = 48
+	sniffBufferBytes     = 2 << 20    // the reference's packet socket buffer
+	maxPacketBytes       = 1 << 17    // above the 64 KiB GSO limit
+	virtioNetHdrLen      = 10         // struct virtio_net_hdr
+	skfAdPktType         = 0xfffff004 // SKF_AD_OFF + SKF_AD_PKTTYPE, linux/filter.h
+	bpfLdWAbs            = 0x20
+	bpfJeqK              = 0x15
+	bpfRetK              = 0x06
+	bpfAcceptWholePacket = 0x40000
+)
+
+// wireIs4 reports whether the packets on the wire are IPv4.
+func (c NetConfig) wireIs4() (bool, error) {
+	switch c.IPVersion {
+	case "ipv4", "ipv4-mapped-ipv6":
+		return true, nil
+	case "ipv6":
+		return false, nil
+	}
+	return false, fmt.Errorf("replay: unknown IP version %q (want ipv4, ipv6 or ipv4-mapped-ipv6)", c.IPVersion)
+}
+
+// check fills in defaults and rejects addresses of the wrong family.
+func (c NetConfig) check() (NetConfig, error) {
+	is4, err := c.wireIs4()
+	if err != nil {
+		return c, err
+	}
+	if c.DeviceName == "" {
+		c.DeviceName = defaultDeviceName
+	}
+	if c.MTU == 0 {
+		c.MTU = defaultMTU
+	}
+	if c.PrefixLen == 0 {
+		c.PrefixLen = defaultPrefixLenV6
+		if is4 {
+			c.PrefixLen = defaultPrefixLenV4
+		}
+	}
+	if !c.RemotePrefix.IsValid() {
+		c.RemotePrefix = netip.PrefixFrom(c.RemoteIP, c.RemoteIP.BitLen())
+	}
+	for _, a := range []struct {
+		name string
+		ip   netip.Addr
+	}{{"local", c.LocalIP}, {"remote", c.RemoteIP}, {"gateway", c.GatewayIP}, {"remote prefix", c.RemotePrefix.Addr()}} {
+		if !a.ip.IsValid() || a.ip.Is4() != is4 || a.ip.Is4In6() {
+			return c, fmt.Errorf("replay: %s address %v is not an %s address", a.name, a.ip, map[bool]string{true: "IPv4", false: "IPv6"}[is4])
+		}
+	}
+	if c.PrefixLen < 0 || c.PrefixLen > c.LocalIP.BitLen() {
+		return c, fmt.Errorf("replay: prefix length %d out of range for %v", c.PrefixLen, c.LocalIP)
+	}
+	if c.MTU < 68 || c.MTU > 65535 {
+		return c, fmt.Errorf("replay: MTU %d out of range 68..65535", c.MTU)
+	}
+	return c, nil
+}
+
+// tunDevice is the Linux Device.
+type tunDevice struct {
+	tunFD   int // non-blocking; written to, and drained one packet per packet read
+	sniff   *os.File
+	conn    syscall.RawConn
+	ifindex int
+	mss     int
+
+	readMu sync.Mutex // one reader at a time owns buf and oob
+	buf    []byte
+	oob    []byte
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// SetupNetwork configures the sandbox's network namespace for a run: lo up,
+// the TUN device with its address, MTU and the route to the remote side via
+// the gateway. It refuses to run outside the sandbox, so that it can never
+// touch the host's interfaces.
+func SetupNetwork(cfg NetConfig) (Device, error) {
+	if !InSandbox() {
+		return nil, errors.New("replay: SetupNetwork refused: not inside the sandbox (network namespace)")
+	}
+	cfg, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("replay: netlink: %w", err)
+	}
+	defer nl.Close()
+
+	lo, err := nl.LinkByName("lo")
+	if err == nil {
+		err = nl.LinkSetUp(lo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: bring up lo: %w", err)
+	}
+
+	d := &tunDevice{tunFD: -1, mss: cfg.MSS}
+	if err := d.setup(nl, cfg); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *tunDevice) setup(nl *netlink.Handle, cfg NetConfig) error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("replay: open /dev/net/tun: %w", err)
+	}
+	d.tunFD = fd
+	ifr, err := unix.NewIfreq(cfg.DeviceName)
+	if err != nil {
+		return fmt.Errorf("replay: device name %q: %w", cfg.DeviceName, err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return fmt.Errorf("replay: create TUN device %s: %w", cfg.DeviceName, err)
+	}
+	if ifr.Name() != cfg.DeviceName {
+		return fmt.Errorf("replay: asked for TUN device %s, got %s", cfg.DeviceName, ifr.Name())
+	}
+	offload := unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6 | unix.TUN_F_TSO_ECN
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offload); err != nil {
+		return fmt.Errorf("replay: set offloads on %s: %w", cfg.DeviceName, err)
+	}
+
+	link, err := nl.LinkByName(cfg.DeviceName)
+	if err != nil {
+		return fmt.Errorf("replay: find %s: %w", cfg.DeviceName, err)
+	}
+	d.ifindex = link.Attrs().Index
+	if link.Attrs().MTU != cfg.MTU {
+		if err := nl.LinkSetMTU(link, cfg.MTU); err != nil {
+			return fmt.Errorf("replay: set MTU %d on %s: %w", cfg.MTU, cfg.DeviceName, err)
+		}
+	}
+	if err := nl.LinkSetUp(link); err != nil {
+		return fmt.Errorf("replay: bring up %s: %w", cfg.DeviceName, err)
+	}
+	addr := &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(cfg.LocalIP, cfg.PrefixLen))}
+	if cfg.LocalIP.Is6() {
+		// The address must be usable at once, not "tentative" during DAD.
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := nl.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("replay: add address %v/%d to %s: %w", cfg.LocalIP, cfg.PrefixLen, cfg.DeviceName, err)
+	}
+	route := &netlink.Route{
+		LinkIndex: d.ifindex,
+		Dst:       ipNet(cfg.RemotePrefix.Masked()),
+		Gw:        net.IP(cfg.GatewayIP.AsSlice()),
+	}
+	if err := nl.RouteReplace(route); err != nil {
+		return fmt.Errorf("replay: route %v via %v dev %s: %w", cfg.RemotePrefix.Masked(), cfg.GatewayIP, cfg.DeviceName, err)
+	}
+	return d.openSniffer()
+}
+
+// openSniffer opens the AF_PACKET socket that sees what the kernel transmits
+// on the device, with the transmit timestamp.
+func (d *tunDevice) openSniffer() error {
+	// Protocol 0 receives nothing until bind, so no packet of another
+	// device can slip in before the socket is bound to ours.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("replay: packet socket: %w", err)
+	}
+	d.sniff = os.NewFile(uintptr(fd), "tun-sniffer")
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sniffBufferBytes); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sniffBufferBytes); err != nil {
+			return fmt.Errorf("replay: packet socket buffer: %w", err)
+		}
+	}
+	// Keep only what the kernel sends: the packets we inject come back to
+	// this socket as PACKET_HOST and would cost a wake-up each.
+	filter := []unix.SockFilter{
+		{Code: bpfLdWAbs, K: skfAdPktType},
+		{Code: bpfJeqK, Jt: 0, Jf: 1, K: unix.PACKET_OUTGOING},
+		{Code: bpfRetK, K: bpfAcceptWholePacket},
+		{Code: bpfRetK, K: 0},
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+		return fmt.Errorf("replay: packet socket filter: %w", err)
+	}
+	// Enabling timestamps flips a global static key, which is slow: do it
+	// now rather than in the middle of a run.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fmt.Errorf("replay: packet socket timestamps: %w", err)
+	}
+	sll := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: d.ifindex}
+	if err := unix.Bind(fd, sll); err != nil {
+		return fmt.Errorf("replay: bind packet socket to the TUN device: %w", err)
+	}
+	d.conn, err = d.sniff.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("replay: packet socket: %w", err)
+	}
+	d.buf = make([]byte, maxPacketBytes)
+	d.oob = make([]byte, unix.CmsgSpace(16))
+	return nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// WritePacket injects pkt, behind a virtio-net header that asks for GSO
+// segmentation when NetConfig.MSS is set and pkt is TCP.
+func (d *tunDevice) WritePacket(pkt []byte) error {
+	var hdr [virtioNetHdrLen]byte
+	if d.mss > 0 && isTCP(pkt) {
+		hdr[1] = unix.VIRTIO_NET_HDR_GSO_TCPV4
+		if pkt[0]>>4 == 6 {
+			hdr[1] = unix.VIRTIO_NET_HDR_GSO_TCPV6
+		}
+		// Legacy virtio headers are in the host's byte order.
+		binary.NativeEndian.PutUint16(hdr[4:6], uint16(d.mss))
+	}
+	for {
+		_, err := unix.Writev(d.tunFD, [][]byte{hdr[:], pkt})
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("replay: inject packet of %d bytes: %w", len(pkt), err)
+		}
+		return nil
+	}
+}
+
+// isTCP reports whether an IP packet carries TCP directly after its header.
+func isTCP(pkt []byte) bool {
+	switch {
+	case len(pkt) >= 20 && pkt[0]>>4 == 4:
+		return pkt[9] == unix.IPPROTO_TCP
+	case len(pkt) >= 40 && pkt[0]>>4 == 6:
+		return pkt[6] == unix.IPPROTO_TCP
+	}
+	return false
+}
+
+// errStaleDeadline marks a wake-up by the deadline of an earlier call.
+var errStaleDeadline = errors.New("stale deadline")
+
+// ReadPacket returns the next packet the kernel transmitted on the device and
+// the kernel's timestamp of it (CLOCK_REALTIME, like time.Now's wall clock).
+func (d *tunDevice) ReadPacket(ctx context.Context) ([]byte, time.Time, error) {
+	d.readMu.Lock()
+	defer d.readMu.Unlock()
+	if d.conn == nil {
+		return nil, time.Time{}, ErrDeviceClosed
+	}
+	for {
+		pkt, at, err := d.readOnce(ctx)
+		if errors.Is(err, errStaleDeadline) {
+			continue
+		}
+		return pkt, at, err
+	}
+}
+
+func (d *tunDevice) readOnce(ctx context.Context) ([]byte, time.Time, error) {
+	deadline, hasDeadline := ctx.Deadline()
+	if err := d.sniff.SetReadDeadline(deadline); err != nil {
+		return nil, time.Time{}, fmt.Errorf("replay: read from the TUN device: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = d.sniff.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var (
+		n, oobn, flags int
+		from           unix.Sockaddr
+		rerr           error
+	)
+	err := d.conn.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, flags, from, rerr = unix.Recvmsg(int(fd), d.buf, d.oob, unix.MSG_TRUNC)
+			if rerr == unix.EAGAIN {
+				return false
+			}
+			if rerr != nil {
+				return true
+			}
+			ll, ok := from.(*unix.SockaddrLinklayer)
+			if ok && ll.Pkttype == unix.PACKET_OUTGOING && ll.Ifindex == d.ifindex {
+				return true
+			}
+		}
+	})
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, time.Time{}, ctxErr
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if hasDeadline && !time.Now().Before(deadline) {
+				return nil, time.Time{}, context.DeadlineExceeded
+			}
+			return nil, time.Time{}, errStaleDeadline
+		}
+		if errors.Is(err, os.ErrClosed) {
+			return nil, time.Time{}, ErrDeviceClosed
+		}
+		return nil, time.Time{}, fmt.Errorf("replay: read from the TUN device: %w", err)
+	}
+	if rerr != nil {
+		return nil, time.Time{}, fmt.Errorf("replay: read from the TUN device: %w", rerr)
+	}
+	d.drainOne()
+	if flags&unix.MSG_TRUNC != 0 || n > len(d.buf) {
+		return nil, time.Time{}, fmt.Errorf("replay: the kernel sent a packet of %d bytes, more than %d", n, len(d.buf))
+	}
+	at, err := kernelTimestamp(d.oob[:oobn])
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return append([]byte(nil), d.buf[:n]...), at, nil
+}
+
+// drainOne consumes one packet from the TUN queue, which completes its
+// transmission; reading a prefix is enough to consume it.
+func (d *tunDevice) drainOne() {
+	var b [virtioNetHdrLen + 1]byte
+	for {
+		if _, err := unix.Read(d.tunFD, b[:]); !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
+// kernelTimestamp extracts the SO_TIMESTAMPNS control message.
+func kernelTimestamp(oob []byte) (time.Time, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("replay: packet socket control message: %w", err)
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return time.Unix(sec, nsec), nil
+		}
+	}
+	return time.Time{}, errors.New("replay: the kernel gave no timestamp for a transmitted packet")
+}
+
+// Close releases the TUN device (which deletes it) and the packet socket.
+func (d *tunDevice) Close() error {
+	d.closeOnce.Do(func() {
+		if d.sniff != nil {
+			d.closeErr = d.sniff.Close()
+		}
+		if d.tunFD >= 0 {
+			if err := unix.Close(d.tunFD); err != nil && d.closeErr == nil {
+				d.closeErr = err
+			}
+		}
+	})
+	return d.closeErr
+}
