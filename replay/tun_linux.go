@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -110,7 +111,8 @@ func (c NetConfig) check() (NetConfig, error) {
 
 // tunDevice is the Linux Device.
 type tunDevice struct {
-	tunFD   int // non-blocking; written to, and drained one packet per packet read
+	fdMu    sync.RWMutex // Close takes it to retire tunFD while no call uses it
+	tunFD   int          // non-blocking; written to, and drained one packet per packet read
 	sniff   *os.File
 	conn    syscall.RawConn
 	ifindex int
@@ -120,6 +122,7 @@ type tunDevice struct {
 	buf    []byte
 	oob    []byte
 
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -275,6 +278,11 @@ func (d *tunDevice) WritePacket(pkt []byte) error {
 		// Legacy virtio headers are in the host's byte order.
 		binary.NativeEndian.PutUint16(hdr[4:6], uint16(d.mss))
 	}
+	d.fdMu.RLock()
+	defer d.fdMu.RUnlock()
+	if d.tunFD < 0 {
+		return ErrDeviceClosed
+	}
 	for {
 		_, err := unix.Writev(d.tunFD, [][]byte{hdr[:], pkt})
 		if errors.Is(err, unix.EINTR) {
@@ -321,7 +329,7 @@ func (d *tunDevice) ReadPacket(ctx context.Context) ([]byte, time.Time, error) {
 func (d *tunDevice) readOnce(ctx context.Context) ([]byte, time.Time, error) {
 	deadline, hasDeadline := ctx.Deadline()
 	if err := d.sniff.SetReadDeadline(deadline); err != nil {
-		return nil, time.Time{}, fmt.Errorf("replay: read from the TUN device: %w", err)
+		return nil, time.Time{}, d.readError(err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = d.sniff.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -356,10 +364,7 @@ func (d *tunDevice) readOnce(ctx context.Context) ([]byte, time.Time, error) {
 			}
 			return nil, time.Time{}, errStaleDeadline
 		}
-		if errors.Is(err, os.ErrClosed) {
-			return nil, time.Time{}, ErrDeviceClosed
-		}
-		return nil, time.Time{}, fmt.Errorf("replay: read from the TUN device: %w", err)
+		return nil, time.Time{}, d.readError(err)
 	}
 	if rerr != nil {
 		return nil, time.Time{}, fmt.Errorf("replay: read from the TUN device: %w", rerr)
@@ -375,11 +380,21 @@ func (d *tunDevice) readOnce(ctx context.Context) ([]byte, time.Time, error) {
 	return append([]byte(nil), d.buf[:n]...), at, nil
 }
 
+// readError reports a failed read; after Close, whatever the poller says.
+func (d *tunDevice) readError(err error) error {
+	if d.closed.Load() {
+		return ErrDeviceClosed
+	}
+	return fmt.Errorf("replay: read from the TUN device: %w", err)
+}
+
 // drainOne consumes one packet from the TUN queue, which completes its
 // transmission; reading a prefix is enough to consume it.
 func (d *tunDevice) drainOne() {
 	var b [virtioNetHdrLen + 1]byte
-	for {
+	d.fdMu.RLock()
+	defer d.fdMu.RUnlock()
+	for d.tunFD >= 0 {
 		if _, err := unix.Read(d.tunFD, b[:]); !errors.Is(err, unix.EINTR) {
 			return
 		}
@@ -405,13 +420,17 @@ func kernelTimestamp(oob []byte) (time.Time, error) {
 // Close releases the TUN device (which deletes it) and the packet socket.
 func (d *tunDevice) Close() error {
 	d.closeOnce.Do(func() {
+		d.closed.Store(true)
 		if d.sniff != nil {
 			d.closeErr = d.sniff.Close()
 		}
+		d.fdMu.Lock()
+		defer d.fdMu.Unlock()
 		if d.tunFD >= 0 {
 			if err := unix.Close(d.tunFD); err != nil && d.closeErr == nil {
 				d.closeErr = err
 			}
+			d.tunFD = -1
 		}
 	})
 	return d.closeErr
