@@ -280,7 +280,7 @@ func (d *tunDevice) WritePacket(pkt []byte) error {
 	}
 	d.fdMu.RLock()
 	defer d.fdMu.RUnlock()
-	if d.tunFD < 0 {
+	if d.tunFD < 0 || d.closed.Load() {
 		return ErrDeviceClosed
 	}
 	for {
