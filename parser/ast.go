@@ -43,6 +43,7 @@ type Script struct {
 // Option is a `--name=value` or `--name` line.
 type Option struct {
 	Pos   Pos
+	End   Pos    // just after the option's last token (zero in built trees)
 	Name  string // without the leading "--"
 	Value string // the value as written (quotes kept for strings); "" if none
 	Set   bool   // whether "=value" was given
@@ -78,6 +79,7 @@ type Time struct {
 // Event is one timed line of a script.
 type Event struct {
 	Pos    Pos
+	End    Pos // just after the event's last token (zero in built trees)
 	Time   Time
 	Action Action // *Packet, *Syscall, *Command or *Code
 }
@@ -91,6 +93,7 @@ type Action interface {
 // Command is a backquoted shell command.
 type Command struct {
 	Pos  Pos
+	End  Pos    // just after the closing backquote (zero in built trees)
 	Text string // the text between the backquotes
 }
 

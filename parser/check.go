@@ -1,0 +1,177 @@
+package parser
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Syscalls is the set of system call names the reference can run (its
+// run_system_call.c table).
+var Syscalls = map[string]bool{
+	"socket": true, "bind": true, "listen": true, "accept": true, "connect": true,
+	"read": true, "readv": true, "recv": true, "recvfrom": true, "recvmsg": true,
+	"write": true, "writev": true, "send": true, "sendto": true, "sendmsg": true,
+	"fcntl": true, "ioctl": true, "close": true, "shutdown": true,
+	"getsockopt": true, "setsockopt": true, "poll": true, "cap_set": true,
+	"open": true, "sendfile": true, "epoll_create": true, "epoll_ctl": true,
+	"epoll_wait": true, "pipe": true, "splice": true, "psp_rx_assoc": true,
+	"psp_tx_assoc": true,
+}
+
+// checkEvent reports the errors the reference finds while parsing an
+// event (it dies on them before running anything).
+func (p *parser) checkEvent(ev *Event) {
+	eventErrors(ev, p.errs.add)
+}
+
+// eventErrors checks one event the way the reference's parser actions do.
+func eventErrors(ev *Event, report func(Pos, string)) {
+	pk, isPacket := ev.Action.(*Packet)
+	outbound := isPacket && pk.Dir == Outbound
+	switch ev.Time.Kind {
+	case TimeAny:
+		if !outbound {
+			report(ev.Time.Pos, "event time * can only be used with outbound packets")
+		}
+	case TimeAbsoluteRange, TimeRelativeRange:
+		if !outbound {
+			report(ev.Time.Pos, "event time range can only be used with outbound packets")
+		}
+	}
+	if isPacket {
+		packetErrors(pk, report)
+	}
+}
+
+func packetErrors(pk *Packet, report func(Pos, string)) {
+	inbound := pk.Dir == Inbound
+	if pk.IPInfo != nil && pk.IPInfo.TOS == "ect01" && inbound && pk.UDP == nil {
+		report(pk.IPInfo.Pos, "[ect01] can only be used with outbound packets")
+	}
+	if pk.UDP != nil && pk.IPInfo != nil {
+		switch pk.IPInfo.TOS {
+		case "noecn", "ect0", "ect1", "ce":
+			report(pk.IPInfo.Pos, "ECN can only be used with TCP packets")
+		}
+	}
+	if pk.TCP == nil {
+		return
+	}
+	tcp := pk.TCP
+	if msg := flagsError(tcp.Flags); msg != "" {
+		report(tcp.Pos, msg)
+	}
+	if tcp.Options != nil && tcp.Options.Any && inbound {
+		report(tcp.Options.Pos, "<...> for TCP options can only be used with outbound packets")
+	}
+	if tcp.Win == nil && inbound {
+		report(tcp.Pos, "window must be specified for inbound packets")
+	}
+	if tcp.Options != nil && !tcp.Options.Any {
+		n := 0
+		for _, o := range tcp.Options.List {
+			n += optionBytes(o)
+		}
+		switch {
+		case n > maxTCPOptionBytes:
+			report(tcp.Options.Pos, fmt.Sprintf("TCP option list too long: %d bytes, at most %d fit", n, maxTCPOptionBytes))
+		case n%4 != 0:
+			report(tcp.Options.Pos, fmt.Sprintf("TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: %d excess bytes", n%4))
+		}
+	}
+}
+
+// optionBytes is the size of a TCP option on the wire.
+func optionBytes(o *TCPOption) int {
+	switch o.Kind {
+	case OptNOP, OptEOL:
+		return 1
+	case OptMSS:
+		return 4
+	case OptWScale:
+		return 3
+	case OptSACKOK:
+		return 2
+	case OptSACK:
+		return 2 + 8*len(o.SACK)
+	case OptMD5:
+		return 2 + len(o.Cookie)/2
+	case OptTimestamp:
+		return 10
+	case OptFastOpen:
+		return 2 + len(o.Cookie)/2
+	case OptFastOpenExp:
+		return 4 + len(o.Cookie)/2
+	case OptAccECN:
+		return 2 + 3*len(o.AccECN)
+	}
+	return 0
+}
+
+// flagsError checks TCP flags as the reference does: letters from
+// ".FSRPEWAU", or one ACE digit 0-7 instead of the E, W and A letters.
+func flagsError(flags string) string {
+	if flags == "-" {
+		return ""
+	}
+	ecn, ace := false, false
+	for _, c := range flags {
+		if !strings.ContainsRune(".FSRPEWAU01234567", c) {
+			return fmt.Sprintf("invalid TCP flag %q", c)
+		}
+		if strings.ContainsRune("EWA", c) {
+			if ace {
+				return fmt.Sprintf("conflicting TCP flag %q", c)
+			}
+			ecn = true
+		}
+		if c >= '0' && c <= '7' {
+			if ecn || ace {
+				return fmt.Sprintf("conflicting TCP flag %q", c)
+			}
+			ace = true
+		}
+	}
+	return ""
+}
+
+// Check reports the static errors of a script: the reference's parse-time
+// semantic errors (so trees built by code are checked too), system calls
+// the reference does not know, absolute times earlier than the event
+// before, and outbound packets expected before any socket() call.
+func Check(s *Script) ErrorList {
+	var errs ErrorList
+	report := func(p Pos, msg string) {
+		errs = append(errs, &Error{File: s.File, Pos: p, Msg: msg})
+	}
+	var now int64
+	socket := false
+	for i, ev := range s.Events {
+		eventErrors(ev, report)
+		switch ev.Time.Kind {
+		case TimeAbsolute, TimeAbsoluteRange:
+			if i > 0 && ev.Time.Usecs < now {
+				report(ev.Time.Pos, fmt.Sprintf("time %s is before the previous event's time %s",
+					FormatTime(Time{Usecs: ev.Time.Usecs}), FormatTime(Time{Usecs: now})))
+			}
+			now = ev.Time.Usecs
+		case TimeRelative, TimeRelativeRange:
+			now += ev.Time.Usecs
+		}
+		switch a := ev.Action.(type) {
+		case *Syscall:
+			if !Syscalls[a.Name] {
+				report(a.NamePos, fmt.Sprintf("unknown system call %q", a.Name))
+			}
+			if a.Name == "socket" {
+				socket = true
+			}
+		case *Packet:
+			if a.Dir == Outbound && !socket {
+				report(a.Pos, "outbound packet expected before any socket() call")
+			}
+		}
+	}
+	errs.Sort()
+	return errs
+}

@@ -1,0 +1,56 @@
+package parser
+
+import "reflect"
+
+// Equal reports whether two scripts have the same tree, ignoring positions
+// (Pos and End fields), the file name, comments, and the difference
+// between a nil and an empty list.
+func Equal(a, b *Script) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return equalValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
+}
+
+var posType = reflect.TypeFor[Pos]()
+
+func equalValue(a, b reflect.Value) bool {
+	if a.Type() != b.Type() {
+		return false
+	}
+	switch a.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() == b.IsNil()
+		}
+		return equalValue(a.Elem(), b.Elem())
+	case reflect.Slice:
+		if a.Len() != b.Len() {
+			return false
+		}
+		for i := 0; i < a.Len(); i++ {
+			if !equalValue(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Struct:
+		if a.Type() == posType {
+			return true
+		}
+		t := a.Type()
+		for i := 0; i < t.NumField(); i++ {
+			switch t.Field(i).Name {
+			case "Comments", "File":
+				if t == reflect.TypeFor[Script]() {
+					continue
+				}
+			}
+			if !equalValue(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	}
+	return a.Equal(b)
+}

@@ -1,0 +1,1336 @@
+package parser
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Config holds what the reference takes from its command line that
+// changes how a script is read.
+type Config struct {
+	// Defines are the -D NAME=VALUE definitions: a word NAME in the script
+	// is read as VALUE (a string if VALUE is "quoted", a command if it is
+	// `backquoted`, an integer if it is one, a word otherwise).
+	Defines map[string]string
+}
+
+// maxErrors is how many errors a parse reports before giving up.
+const maxErrors = 10
+
+// maxDepth bounds the nesting of expressions (brackets, braces and chains
+// of | or adjacent strings), so that hostile input cannot exhaust the stack
+// of the parser, the printer or Equal.
+const maxDepth = 500
+
+// errorSink collects errors up to maxErrors.
+type errorSink struct {
+	file string
+	list ErrorList
+}
+
+func (e *errorSink) add(p Pos, msg string) {
+	if len(e.list) < maxErrors {
+		e.list = append(e.list, &Error{File: e.file, Pos: p, Msg: msg})
+	}
+}
+
+func (e *errorSink) full() bool { return len(e.list) >= maxErrors }
+
+// bailout unwinds the parse of one event after a syntax error.
+type bailout struct{}
+
+type parser struct {
+	lx    *lexer
+	errs  *errorSink
+	tok   token
+	prev  Pos // end of the last token consumed
+	ahead []token
+	depth int
+}
+
+// ParseFile parses one script. src is its text; filename is used in
+// positions of errors. A non-nil error is an ErrorList.
+func ParseFile(filename string, src []byte, cfg *Config) (*Script, error) {
+	errs := &errorSink{file: filename}
+	defines := map[string]string{}
+	if cfg != nil {
+		for k, v := range cfg.Defines {
+			defines[k] = v
+		}
+	}
+	p := &parser{
+		lx:   &lexer{src: src, line: 1, defines: defines, errs: errs},
+		errs: errs,
+	}
+	s := p.parseScript(filename, cfg)
+	s.Comments = p.lx.comments
+	if len(errs.list) > 0 {
+		errs.list.Sort()
+		return s, errs.list
+	}
+	return s, nil
+}
+
+func (p *parser) next() {
+	p.prev = p.tok.end
+	if len(p.ahead) > 0 {
+		p.tok = p.ahead[0]
+		p.ahead = p.ahead[1:]
+		return
+	}
+	p.tok = p.lx.next()
+}
+
+// peek returns the token n places after the current one (n >= 1).
+func (p *parser) peek(n int) token {
+	for len(p.ahead) < n {
+		p.ahead = append(p.ahead, p.lx.next())
+	}
+	return p.ahead[n-1]
+}
+
+// fail reports a syntax error and abandons the current event.
+func (p *parser) fail(pos Pos, format string, args ...any) {
+	p.errs.add(pos, fmt.Sprintf(format, args...))
+	panic(bailout{})
+}
+
+// semantic reports an error that does not stop the parse of the event.
+func (p *parser) semantic(pos Pos, format string, args ...any) {
+	p.errs.add(pos, fmt.Sprintf(format, args...))
+}
+
+// expected fails with "expected WHAT, found TOKEN".
+func (p *parser) expected(what string) {
+	if p.tok.kind == tEOF && p.lx.fatal {
+		panic(bailout{})
+	}
+	p.fail(p.tok.pos, "expected %s, found %s", what, p.tok)
+}
+
+func (p *parser) expectChar(c byte, what string) Pos {
+	if !p.tok.is(c) {
+		p.expected(what)
+	}
+	pos := p.tok.pos
+	p.next()
+	return pos
+}
+
+func (p *parser) expectKw(kw, what string) Pos {
+	if !p.tok.isKw(kw) {
+		p.expected(what)
+	}
+	pos := p.tok.pos
+	p.next()
+	return pos
+}
+
+// intTok consumes an INTEGER token and returns its value.
+func (p *parser) intTok(what string) (int64, Pos) {
+	if p.tok.kind != tInt {
+		p.expected(what)
+	}
+	t := p.tok
+	p.next()
+	return p.intValue(t), t.pos
+}
+
+func (p *parser) intValue(t token) int64 {
+	base := 10
+	text := t.text
+	if t.kind == tHex {
+		base = 16
+		text = text[2:]
+	}
+	v, err := strconv.ParseInt(text, base, 64)
+	if err != nil {
+		p.semantic(t.pos, "integer %s out of range", t.raw)
+	}
+	return v
+}
+
+// anyInt consumes a decimal or hex integer.
+func (p *parser) anyInt(what string) *IntLit {
+	if p.tok.kind != tInt && p.tok.kind != tHex {
+		p.expected(what)
+	}
+	t := p.tok
+	p.next()
+	return &IntLit{Pos: t.pos, Value: p.intValue(t), Hex: t.kind == tHex}
+}
+
+// protect runs f, turning a bailout into a false result.
+func (p *parser) protect(f func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, isBail := r.(bailout); !isBail {
+				panic(r)
+			}
+			ok = false
+			p.depth = 0
+		}
+	}()
+	f()
+	return true
+}
+
+// recover skips to the first token of a later line that can start an
+// event, where parsing resumes after an error.
+func (p *parser) recoverAfter(line int) {
+	for p.tok.kind != tEOF {
+		if p.tok.nl && p.tok.pos.Line > line && p.startsEvent() {
+			return
+		}
+		p.next()
+	}
+}
+
+func (p *parser) startsEvent() bool {
+	switch p.tok.kind {
+	case tInt, tFloat, tBackq, tOption:
+		return true
+	}
+	return p.tok.is('+') || p.tok.is('*')
+}
+
+func (p *parser) parseScript(filename string, cfg *Config) *Script {
+	s := &Script{File: filename}
+	p.next()
+	for p.tok.kind == tOption && !p.errs.full() {
+		start := p.tok.pos.Line
+		if !p.protect(func() {
+			o := p.parseOption()
+			o.End = p.prev
+			s.Options = append(s.Options, o)
+		}) {
+			p.recoverAfter(start)
+		}
+	}
+	p.applyScriptDefines(s.Options, cfg)
+	if p.tok.kind == tBackq {
+		s.Init = &Command{Pos: p.tok.pos, End: p.tok.end, Text: p.tok.text}
+		p.next()
+	}
+	for p.tok.kind != tEOF && !p.errs.full() {
+		start := p.tok.pos.Line
+		if p.tok.kind == tBackq {
+			s.Cleanup = &Command{Pos: p.tok.pos, End: p.tok.end, Text: p.tok.text}
+			p.next()
+			if p.tok.kind != tEOF {
+				p.errs.add(s.Cleanup.Pos, "a command without a time must be the first or the last thing in the script")
+				s.Cleanup = nil
+			}
+			continue
+		}
+		if !p.protect(func() {
+			ev := p.parseEvent()
+			ev.End = p.prev
+			s.Events = append(s.Events, ev)
+			p.checkEvent(ev)
+		}) {
+			p.recoverAfter(start)
+		}
+	}
+	if len(s.Events) == 0 && len(p.errs.list) == 0 {
+		p.errs.add(p.tok.pos, "script has no events: at least one timed event is required")
+	}
+	return s
+}
+
+// applyScriptDefines adds the script's --define=NAME=VALUE options to the
+// definitions; as in the reference, the command line wins.
+func (p *parser) applyScriptDefines(opts []*Option, cfg *Config) {
+	for _, o := range opts {
+		if o.Name != "define" || !o.Set {
+			continue
+		}
+		name, value, ok := strings.Cut(o.Value, "=")
+		if !ok || name == "" {
+			p.semantic(o.Pos, "bad definition: %s", o.Value)
+			continue
+		}
+		if cfg != nil {
+			if _, fromCmdline := cfg.Defines[name]; fromCmdline {
+				continue
+			}
+		}
+		p.lx.defines[name] = value
+	}
+}
+
+func (p *parser) parseOption() *Option {
+	o := &Option{Pos: p.tok.pos, Name: p.tok.text}
+	p.next()
+	if !p.tok.is('=') {
+		return o
+	}
+	p.next()
+	o.Set = true
+	t := p.tok
+	switch {
+	case t.kind == tInt || t.kind == tIPv4 || t.kind == tIPv6 || t.isKw("ipv4") || t.isKw("ipv6"):
+		o.Value = t.raw
+	case t.kind == tString:
+		o.Value = `"` + t.text + `"`
+	case t.kind == tWord:
+		o.Value = t.text
+		if p.peek(1).is('=') {
+			p.next()
+			p.next()
+			switch p.tok.kind {
+			case tWord:
+				o.Value += "=" + p.tok.text
+			case tString:
+				o.Value += `="` + p.tok.text + `"`
+			case tBackq:
+				o.Value += "=`" + p.tok.text + "`"
+			default:
+				p.expected("word, string or command after '='")
+			}
+		}
+	default:
+		p.expected(fmt.Sprintf("value of option --%s", o.Name))
+	}
+	p.next()
+	return o
+}
+
+func (p *parser) parseEvent() *Event {
+	ev := &Event{Pos: p.tok.pos}
+	ev.Time = p.parseEventTime()
+	switch {
+	case p.tok.is('<') || p.tok.is('>'):
+		ev.Action = p.parsePacket()
+	case p.tok.kind == tWord || p.tok.kind == tEllipsis:
+		ev.Action = p.parseSyscall()
+	case p.tok.kind == tBackq:
+		ev.Action = &Command{Pos: p.tok.pos, End: p.tok.end, Text: p.tok.text}
+		p.next()
+	case p.tok.kind == tCode:
+		ev.Action = &Code{Pos: p.tok.pos, Text: p.tok.text}
+		p.next()
+	default:
+		p.expected("packet, system call, command or code block after the event time")
+	}
+	return ev
+}
+
+func (p *parser) parseEventTime() Time {
+	t := Time{Pos: p.tok.pos}
+	switch {
+	case p.tok.is('*'):
+		t.Kind = TimeAny
+		p.next()
+	case p.tok.is('+'):
+		p.next()
+		t.Kind = TimeRelative
+		t.Usecs = p.parseTimeValue("time after '+'")
+		if p.tok.is('~') {
+			p.next()
+			p.expectChar('+', "'+' before the end of a relative time range")
+			t.Kind = TimeRelativeRange
+			t.End = p.parseTimeValue("end of time range")
+		}
+	case p.tok.kind == tInt || p.tok.kind == tFloat:
+		t.Kind = TimeAbsolute
+		t.Usecs = p.parseTimeValue("time")
+		if p.tok.is('~') {
+			p.next()
+			t.Kind = TimeAbsoluteRange
+			t.End = p.parseTimeValue("end of time range")
+		}
+	default:
+		if p.tok.kind == tEOF {
+			p.expected("event time")
+		}
+		p.fail(p.tok.pos, "unexpected %s: expected an event time", p.tok)
+	}
+	if (t.Kind == TimeAbsoluteRange || t.Kind == TimeRelativeRange) && t.End < t.Usecs {
+		p.semantic(t.Pos, "time range is backwards")
+	}
+	return t
+}
+
+// parseTimeValue reads a time in seconds (INTEGER or FLOAT) as
+// microseconds. The decimal text is converted exactly, digits beyond the
+// microsecond being dropped as the reference's conversion drops them.
+func (p *parser) parseTimeValue(what string) int64 {
+	if p.tok.kind != tInt && p.tok.kind != tFloat {
+		p.expected(what)
+	}
+	t := p.tok
+	p.next()
+	usecs, err := parseSeconds(t.text)
+	if err != "" {
+		p.semantic(t.pos, "%s", err)
+	}
+	return usecs
+}
+
+func parseSeconds(text string) (int64, string) {
+	if strings.HasPrefix(text, "-") {
+		return 0, "negative time"
+	}
+	whole, frac, _ := strings.Cut(text, ".")
+	var secs int64
+	for i := 0; i < len(whole); i++ {
+		if secs > (math.MaxInt64/1_000_000-9)/10 {
+			return 0, "time out of range"
+		}
+		secs = secs*10 + int64(whole[i]-'0')
+	}
+	var us int64
+	for i := 0; i < 6; i++ {
+		us *= 10
+		if i < len(frac) {
+			us += int64(frac[i] - '0')
+		}
+	}
+	return secs*1e6 + us, ""
+}
+
+func (p *parser) parseSyscall() *Syscall {
+	c := &Syscall{Pos: p.tok.pos}
+	if p.tok.kind == tEllipsis {
+		p.next()
+		end := Time{Pos: p.tok.pos, Kind: TimeAbsolute}
+		end.Usecs = p.parseTimeValue("end time after '...'")
+		c.End = &end
+	}
+	if p.tok.kind != tWord {
+		p.expected("system call name")
+	}
+	c.Name, c.NamePos = p.tok.text, p.tok.pos
+	p.next()
+	p.expectChar('(', fmt.Sprintf("'(' after system call name %q", c.Name))
+	if !p.tok.is(')') {
+		c.Args = p.parseExprList(')')
+	}
+	p.expectChar(')', "',' or ')' in the system call arguments")
+	p.expectChar('=', fmt.Sprintf("'=' and the expected result after %s(...)", c.Name))
+	c.Result = p.parseExpr()
+	if p.tok.kind == tWord {
+		c.Errno = p.tok.text
+		p.next()
+		if !p.tok.is('(') {
+			p.expected(fmt.Sprintf("'(' and the error text after errno %s", c.Errno))
+		}
+		c.ErrnoNote = p.parseNote()
+	}
+	if p.tok.is('(') {
+		c.Note = p.parseNote()
+		c.HasNote = true
+	}
+	return c
+}
+
+// parseNote reads `(word word ...)`.
+func (p *parser) parseNote() string {
+	p.next()
+	var words []string
+	for p.tok.kind == tWord || p.tok.kind == tKeyword {
+		words = append(words, p.tok.raw)
+		p.next()
+	}
+	if len(words) == 0 {
+		p.expected("words of a note")
+	}
+	p.expectChar(')', "')' at the end of the note")
+	return strings.Join(words, " ")
+}
+
+func (p *parser) parseExprList(closer byte) []Expr {
+	list := []Expr{p.parseExpr()}
+	for p.tok.is(',') {
+		p.next()
+		list = append(list, p.parseExpr())
+	}
+	if !p.tok.is(closer) {
+		p.expected(fmt.Sprintf("',' or '%c'", closer))
+	}
+	return list
+}
+
+func (p *parser) enter() {
+	p.depth++
+	if p.depth > maxDepth {
+		p.fail(p.tok.pos, "expression nested too deeply")
+	}
+}
+
+// parseExpr reads an expression; `|` groups to the right as the
+// reference's grammar (which shifts on conflicts) does.
+func (p *parser) parseExpr() Expr {
+	var operands []Expr
+	var ops []Pos
+	saved := p.depth
+	for {
+		p.enter()
+		operands = append(operands, p.parsePrimary())
+		if !p.tok.is('|') {
+			break
+		}
+		ops = append(ops, p.tok.pos)
+		p.next()
+	}
+	p.depth = saved
+	e := operands[len(operands)-1]
+	for i := len(operands) - 2; i >= 0; i-- {
+		e = &Binary{Pos: operands[i].Position(), Op: "|", X: operands[i], Y: e}
+	}
+	return e
+}
+
+func (p *parser) parsePrimary() Expr {
+	t := p.tok
+	switch {
+	case t.kind == tEllipsis:
+		p.next()
+		return &Ellipsis{Pos: t.pos}
+	case t.kind == tInt || t.kind == tHex:
+		return p.anyInt("integer")
+	case t.kind == tWord:
+		p.next()
+		w := &Word{Pos: t.pos, Name: t.text}
+		if p.tok.is('=') {
+			p.next()
+			p.enter()
+			return &Binary{Pos: t.pos, Op: "=", X: w, Y: p.parseExpr()}
+		}
+		return w
+	case t.kind == tString:
+		p.next()
+		if p.tok.kind == tEllipsis {
+			p.next()
+			return &StringLit{Pos: t.pos, Value: t.text, Ellipsis: true}
+		}
+		var e Expr = &StringLit{Pos: t.pos, Value: t.text}
+		for p.tok.kind == tString {
+			p.enter()
+			e = &Binary{Pos: t.pos, Op: ".", X: e, Y: &StringLit{Pos: p.tok.pos, Value: p.tok.text}}
+			p.next()
+		}
+		return e
+	case t.is('['):
+		p.next()
+		l := &List{Pos: t.pos}
+		if !p.tok.is(']') {
+			l.Elems = p.parseExprList(']')
+		}
+		p.next()
+		return l
+	case t.isKw("inet_addr") || t.isKw("inet6_addr"):
+		p.next()
+		p.expectChar('(', fmt.Sprintf("'(' after %s", t.text))
+		if p.tok.kind != tString {
+			p.expected("address string")
+		}
+		a := &InAddr{Pos: t.pos, In6: t.text == "inet6_addr", Addr: p.tok.text}
+		apos := p.tok.pos
+		p.next()
+		p.expectChar(')', "')'")
+		if a.In6 {
+			if ip, err := netip.ParseAddr(a.Addr); err != nil || !ip.Is6() {
+				p.semantic(apos, "cannot parse in6_addr %q", a.Addr)
+			}
+		}
+		return a
+	case t.is('{'):
+		return p.parseBrace()
+	}
+	p.expected("expression")
+	return nil
+}
+
+func (p *parser) expectField(kw string) {
+	p.expectKw(kw, fmt.Sprintf("%q", kw))
+	p.expectChar('=', fmt.Sprintf("'=' after %q", kw))
+}
+
+func (p *parser) parseBrace() Expr {
+	pos := p.tok.pos
+	p.next()
+	t := p.tok
+	switch {
+	case t.isKw("sa_family"):
+		return p.parseSockaddr(pos)
+	case t.isKw("msg_name"):
+		return p.parseMsghdr(pos)
+	case t.isKw("cmsg_level"):
+		c := &Cmsg{Pos: pos}
+		p.expectField("cmsg_level")
+		c.Level = p.parseExpr()
+		p.expectChar(',', "','")
+		p.expectField("cmsg_type")
+		c.Type = p.parseExpr()
+		p.expectChar(',', "','")
+		p.expectField("cmsg_data")
+		c.Data = p.parseExpr()
+		p.expectChar('}', "'}'")
+		return c
+	case t.isKw("scm_sec"):
+		s := &ScmTimestamping{Pos: pos}
+		p.expectField("scm_sec")
+		s.Sec, _ = p.intTok("integer")
+		p.expectChar(',', "','")
+		p.expectField("scm_nsec")
+		s.Nsec, _ = p.intTok("integer")
+		p.expectChar('}', "'}'")
+		return s
+	case t.isKw("ee_errno"):
+		e := &SockExtendedErr{Pos: pos}
+		fields := []struct {
+			kw  string
+			dst *Expr
+		}{{"ee_errno", &e.Errno}, {"ee_origin", &e.Origin}, {"ee_type", &e.Type},
+			{"ee_code", &e.Code}, {"ee_info", &e.Info}, {"ee_data", &e.Data}}
+		for i, f := range fields {
+			if i > 0 {
+				p.expectChar(',', "','")
+			}
+			p.expectField(f.kw)
+			*f.dst = p.parseExpr()
+		}
+		p.expectChar('}', "'}'")
+		return e
+	case t.kind == tEllipsis && p.peek(1).is(','):
+		p.next()
+		p.next()
+		if p.tok.kind != tInt {
+			p.expected("iovec length")
+		}
+		iov := &Iovec{Pos: pos, Len: p.anyInt("iovec length")}
+		p.expectChar('}', "'}'")
+		return iov
+	case t.isKw("fd"):
+		pf := &Pollfd{Pos: pos}
+		p.expectField("fd")
+		pf.FD = p.parseExpr()
+		p.expectChar(',', "','")
+		p.expectField("events")
+		pf.Events = p.parseExpr()
+		if p.tok.is(',') {
+			p.next()
+			p.expectField("revents")
+			pf.Revents = p.parseExpr()
+		}
+		p.expectChar('}', "'}'")
+		return pf
+	case t.isKw("events"):
+		ev := &EpollEvent{Pos: pos}
+		p.expectField("events")
+		ev.Events = p.parseExpr()
+		p.expectChar(',', "','")
+		switch {
+		case p.tok.isKw("fd"), p.tok.isKw("ptr"), p.tok.isKw("u32"), p.tok.isKw("u64"):
+			ev.Field = p.tok.text
+		default:
+			p.expected("fd, ptr, u32 or u64")
+		}
+		p.next()
+		p.expectChar('=', "'='")
+		ev.Value = p.parseExpr()
+		p.expectChar('}', "'}'")
+		return ev
+	case t.isKw("onoff"):
+		lg := &Linger{Pos: pos}
+		p.expectField("onoff")
+		lg.OnOff, _ = p.intTok("integer")
+		p.expectChar(',', "','")
+		p.expectField("linger")
+		lg.Linger, _ = p.intTok("integer")
+		p.expectChar('}', "'}'")
+		return lg
+	case t.is('(') || t.is('}'):
+		m := &MPLSStackExpr{Pos: pos, Stack: p.parseMPLSStack()}
+		p.expectChar('}', "'(' or '}'")
+		return m
+	case t.isKw("flags"):
+		g := &GREExpr{Pos: pos, Header: p.parseGREHeader()}
+		p.expectChar('}', "'}'")
+		return g
+	}
+	l := &List{Pos: pos, Brace: true, Elems: p.parseExprList('}')}
+	p.next()
+	return l
+}
+
+func (p *parser) parseSockaddr(pos Pos) *Sockaddr {
+	s := &Sockaddr{Pos: pos}
+	p.expectField("sa_family")
+	if p.tok.kind != tWord {
+		p.expected("address family")
+	}
+	s.Family = p.tok.text
+	fpos := p.tok.pos
+	p.next()
+	p.expectChar(',', "','")
+	p.expectField("sin_port")
+	p.expectKw("htons", `"htons"`)
+	p.expectChar('(', "'('")
+	s.Port, _ = p.intTok("port number")
+	p.expectChar(')', "')'")
+	p.expectChar(',', "','")
+	p.expectField("sin_addr")
+	p.expectKw("inet_addr", `"inet_addr"`)
+	p.expectChar('(', "'('")
+	if p.tok.kind != tString {
+		p.expected("address string")
+	}
+	s.Addr = p.tok.text
+	apos := p.tok.pos
+	p.next()
+	p.expectChar(')', "')'")
+	p.expectChar('}', "'}'")
+	ip, err := netip.ParseAddr(s.Addr)
+	switch s.Family {
+	case "AF_INET":
+		if err != nil || !ip.Is4() {
+			p.semantic(apos, "invalid IPv4 address %q", s.Addr)
+		}
+	case "AF_INET6":
+		if err != nil || !ip.Is6() {
+			p.semantic(apos, "invalid IPv6 address %q", s.Addr)
+		}
+	default:
+		p.semantic(fpos, "unsupported sa_family %s: expected AF_INET or AF_INET6", s.Family)
+	}
+	return s
+}
+
+func (p *parser) parseMsghdr(pos Pos) *Msghdr {
+	m := &Msghdr{Pos: pos}
+	p.next()
+	p.expectChar('(', "'(' after msg_name")
+	if p.tok.kind != tEllipsis {
+		p.expected("'...' in msg_name(...)")
+	}
+	p.next()
+	p.expectChar(')', "')'")
+	p.expectChar('=', "'='")
+	if p.tok.kind != tEllipsis {
+		p.expected("'...' after msg_name(...)=")
+	}
+	p.next()
+	p.expectChar(',', "','")
+	p.expectKw("msg_iov", `"msg_iov"`)
+	p.expectChar('(', "'(' after msg_iov")
+	if p.tok.kind != tInt {
+		p.expected("iovec count")
+	}
+	m.IovLen = p.anyInt("iovec count")
+	p.expectChar(')', "')'")
+	p.expectChar('=', "'='")
+	if !p.tok.is('[') {
+		p.expected("'[' and the iovec array")
+	}
+	m.Iov = p.parsePrimary()
+	p.expectChar(',', "','")
+	p.expectField("msg_flags")
+	m.Flags = p.parseExpr()
+	if p.tok.is(',') {
+		p.next()
+		p.expectField("msg_control")
+		if !p.tok.is('[') {
+			p.expected("'[' and the control messages")
+		}
+		m.Control = p.parsePrimary()
+	}
+	p.expectChar('}', "'}'")
+	return m
+}
+
+func (p *parser) parseMPLSStack() []MPLSEntry {
+	var stack []MPLSEntry
+	for p.tok.is('(') {
+		e := MPLSEntry{Pos: p.tok.pos}
+		p.next()
+		p.expectKw("label", `"label"`)
+		var lpos, tpos, ttlpos Pos
+		e.Label, lpos = p.intTok("MPLS label")
+		p.expectChar(',', "','")
+		p.expectKw("tc", `"tc"`)
+		e.TC, tpos = p.intTok("MPLS traffic class")
+		p.expectChar(',', "','")
+		if p.tok.is('[') {
+			p.next()
+			if p.tok.kind != tWord || p.tok.text != "S" {
+				p.fail(p.tok.pos, "expected [S] for MPLS label stack bottom")
+			}
+			p.next()
+			p.expectChar(']', "']'")
+			p.expectChar(',', "','")
+			e.Bottom = true
+		}
+		p.expectKw("ttl", `"ttl"`)
+		e.TTL, ttlpos = p.intTok("MPLS ttl")
+		p.expectChar(')', "')'")
+		if e.Label < 0 || e.Label >= 1<<20 {
+			p.semantic(lpos, "MPLS label out of range for 20 bits")
+		}
+		if e.TC < 0 || e.TC >= 1<<3 {
+			p.semantic(tpos, "MPLS traffic_class out of range for 3 bits")
+		}
+		if e.TTL < 0 || e.TTL >= 1<<8 {
+			p.semantic(ttlpos, "MPLS ttl out of range for 8 bits")
+		}
+		if len(stack) == mplsMaxEntries {
+			p.semantic(e.Pos, "too many MPLS labels")
+		}
+		stack = append(stack, e)
+	}
+	return stack
+}
+
+// mplsMaxEntries is the reference's limit on an MPLS label stack.
+const mplsMaxEntries = 6
+
+func (p *parser) optComma(h *GREHeader) {
+	if p.tok.is(',') {
+		h.Commas = true
+		p.next()
+	}
+}
+
+func (p *parser) parseGREHeader() *GREHeader {
+	h := &GREHeader{Pos: p.tok.pos}
+	p.expectKw("flags", `"flags"`)
+	if p.tok.is('[') {
+		p.next()
+		for {
+			switch {
+			case p.tok.isKw("none"):
+				h.FlagNames = append(h.FlagNames, "none")
+				p.next()
+			case p.tok.isKw("checksum") || p.tok.isKw("key") || p.tok.isKw("sequence#"):
+				name := p.tok.text
+				p.next()
+				p.expectKw("present", fmt.Sprintf(`"present" after %q`, name))
+				h.FlagNames = append(h.FlagNames, name+" present")
+			default:
+				p.expected("GRE flag (none, checksum present, key present or sequence# present)")
+			}
+			if !p.tok.is(',') {
+				break
+			}
+			p.next()
+		}
+		p.expectChar(']', "',' or ']' after GRE flags")
+	} else {
+		h.FlagsValue = p.anyInt("'[' or an integer after \"flags\"")
+	}
+	p.optComma(h)
+	p.expectKw("sum", `"sum"`)
+	h.Sum = p.anyInt(`checksum after "sum"`)
+	p.optComma(h)
+	p.expectKw("off", `"off"`)
+	h.Off = p.anyInt(`offset after "off"`)
+	p.optComma(h)
+	p.expectKw("key", `"key"`)
+	if p.tok.is('=') {
+		h.KeyEquals = true
+		p.next()
+	}
+	h.Key = p.anyInt(`key after "key"`)
+	p.optComma(h)
+	p.expectKw("seq", `"seq"`)
+	h.Seq = p.anyInt(`sequence number after "seq"`)
+	return h
+}
+
+func (p *parser) parsePacket() *Packet {
+	pk := &Packet{Pos: p.tok.pos, Dir: Inbound}
+	if p.tok.is('>') {
+		pk.Dir = Outbound
+	}
+	p.next()
+	for {
+		t := p.tok
+		switch {
+		case t.isKw("ipv4") || t.isKw("ipv6"):
+			p.next()
+			e := &EncapIP{Pos: t.pos, Version: 4}
+			want := tIPv4
+			if t.text == "ipv6" {
+				e.Version, want = 6, tIPv6
+			}
+			e.Info = p.parseOptIPInfo()
+			if p.tok.kind != want {
+				p.expected(fmt.Sprintf("source address after %q", t.raw))
+			}
+			e.Src = p.tok.text
+			p.next()
+			p.expectChar('>', "'>' between the addresses")
+			if p.tok.kind != want {
+				p.expected("destination address")
+			}
+			e.Dst = p.tok.text
+			p.next()
+			p.expectChar(':', "':' after the encapsulating addresses")
+			pk.Encaps = append(pk.Encaps, e)
+			continue
+		case t.isKw("gre"):
+			p.next()
+			e := &EncapGRE{Pos: t.pos}
+			if !p.tok.is(':') {
+				comma := p.tok.is(',')
+				if comma {
+					p.next()
+				}
+				e.Header = p.parseGREHeader()
+				e.Header.Commas = e.Header.Commas || comma
+			}
+			p.expectChar(':', "':' after the GRE header")
+			pk.Encaps = append(pk.Encaps, e)
+			continue
+		case t.isKw("mpls"):
+			p.next()
+			e := &EncapMPLS{Pos: t.pos, Stack: p.parseMPLSStack()}
+			p.expectChar(':', "'(' or ':' after the MPLS label stack")
+			pk.Encaps = append(pk.Encaps, e)
+			continue
+		}
+		break
+	}
+	pk.IPInfo = p.parseOptIPInfo()
+	switch {
+	case p.tok.isKw("udp"):
+		pk.UDP = p.parseUDP(pk)
+	case p.tok.isKw("icmp"):
+		pk.ICMP = p.parseICMP()
+	default:
+		if p.tok.isKw("encap") {
+			ps := &PSPInfo{Pos: p.tok.pos}
+			p.next()
+			p.expectKw("psp", `"psp" after "encap"`)
+			p.expectKw("spi", `"spi"`)
+			ps.SPI = p.anyInt(`SPI after "spi"`)
+			pk.PSP = ps
+		}
+		pk.Ports = p.parseOptPorts()
+		pk.TCP = p.parseTCP()
+	}
+	return pk
+}
+
+func (p *parser) parseOptPorts() *Ports {
+	if p.tok.kind != tInt || !p.peek(1).is('>') {
+		return nil
+	}
+	ports := &Ports{Pos: p.tok.pos}
+	var spos, dpos Pos
+	ports.Src, spos = p.intTok("source port")
+	p.next()
+	ports.Dst, dpos = p.intTok("destination port after '>'")
+	if ports.Src < 0 || ports.Src > math.MaxUint16 {
+		p.semantic(spos, "src port out of range")
+	}
+	if ports.Dst < 0 || ports.Dst > math.MaxUint16 {
+		p.semantic(dpos, "dst port out of range")
+	}
+	return ports
+}
+
+func (p *parser) parseOptIPInfo() *IPInfo {
+	var closer byte
+	switch {
+	case p.tok.is('('):
+		closer = ')'
+	case p.tok.is('['):
+		closer = ']'
+	default:
+		return nil
+	}
+	info := &IPInfo{Pos: p.tok.pos, Paren: closer == ')'}
+	p.next()
+	t := p.tok
+	switch {
+	case t.isKw("noecn") || t.isKw("ect0") || t.isKw("ect1") || t.isKw("ce") || t.isKw("ect01"):
+		info.TOS = t.text
+		p.next()
+	case t.isKw("tos"):
+		p.next()
+		if p.tok.kind != tHex {
+			p.expected(`hex value after "tos"`)
+		}
+		info.TOS = "tos"
+		info.TOSValue = p.intValue(p.tok)
+		if info.TOSValue < 0 || info.TOSValue > math.MaxUint8 {
+			p.semantic(p.tok.pos, "tos out of range for 8 bits")
+		}
+		p.next()
+	case t.isKw("ttl"):
+		p.next()
+		v, _ := p.intTok(`TTL after "ttl"`)
+		info.TTL = &v
+		p.expectChar(closer, fmt.Sprintf("'%c'", closer))
+		return info
+	case t.isKw("flowlabel"):
+	default:
+		p.expected("ECN codepoint, tos, flowlabel or ttl")
+	}
+	if info.TOS != "" && p.tok.is(',') {
+		p.next()
+		if !p.tok.isKw("flowlabel") {
+			p.expected(`"flowlabel"`)
+		}
+	}
+	if p.tok.isKw("flowlabel") {
+		p.next()
+		if p.tok.kind != tHex {
+			p.expected(`hex value after "flowlabel"`)
+		}
+		v := p.intValue(p.tok)
+		if v < 0 || v >= 1<<20 {
+			p.semantic(p.tok.pos, "flowlabel out of range for 20 bits")
+		}
+		info.FlowLabel = &v
+		p.next()
+	}
+	p.expectChar(closer, fmt.Sprintf("'%c' after the IP information", closer))
+	return info
+}
+
+func (p *parser) parseUDP(pk *Packet) *UDP {
+	u := &UDP{Pos: p.tok.pos}
+	p.next()
+	pk.Ports = p.parseOptPorts()
+	p.expectChar('(', `'(' and the payload size after "udp"`)
+	var lpos Pos
+	u.Len, lpos = p.intTok("UDP payload size")
+	p.expectChar(')', "')'")
+	if u.Len < 0 || u.Len > math.MaxUint16 {
+		p.semantic(lpos, "UDP payload size out of range")
+	}
+	return u
+}
+
+func (p *parser) parseICMP() *ICMP {
+	ic := &ICMP{Pos: p.tok.pos}
+	p.next()
+	if p.tok.kind != tWord {
+		p.expected(`ICMP type after "icmp"`)
+	}
+	ic.Type = p.tok.text
+	p.next()
+	if p.tok.kind == tWord {
+		ic.Code = p.tok.text
+		p.next()
+	}
+	if p.tok.isKw("mtu") {
+		p.next()
+		v, _ := p.intTok(`MTU after "mtu"`)
+		ic.MTU = &v
+	}
+	if p.tok.isKw("id") {
+		p.next()
+		v, _ := p.intTok(`id after "id"`)
+		ic.ID = &v
+	}
+	if p.tok.is('[') {
+		e := &ICMPEchoed{Pos: p.tok.pos}
+		p.next()
+		switch {
+		case p.tok.isKw("udp") || p.tok.isKw("raw"):
+			e.Proto = p.tok.text
+			p.next()
+			p.expectChar('(', "'(' and the payload size")
+			e.Len, _ = p.intTok("payload size")
+			p.expectChar(')', "')'")
+		default:
+			e.Proto = "tcp"
+			var l uint32
+			e.Seq, l = p.parseSeq("")
+			e.Len = int64(l)
+		}
+		p.expectChar(']', "']' after the echoed packet")
+		ic.Echoed = e
+	}
+	return ic
+}
+
+// parseSeq reads `start:end(len)`. pending is a start already read by the
+// flags (the ".11:11(0)" form); "" if none.
+func (p *parser) parseSeq(pending string) (uint32, uint32) {
+	var start int64
+	var spos Pos
+	if pending != "" {
+		spos = p.tok.pos
+		v, err := strconv.ParseInt(pending, 10, 64)
+		if err != nil {
+			p.semantic(spos, "integer %s out of range", pending)
+		}
+		start = v
+	} else {
+		start, spos = p.intTok("sequence number start:end(length)")
+	}
+	p.expectChar(':', "':' after the start sequence number")
+	end, epos := p.intTok("end sequence number after ':'")
+	p.expectChar('(', "'(' and the payload length after the end sequence number")
+	n, npos := p.intTok("payload length")
+	p.expectChar(')', "')' after the payload length")
+	ok := true
+	if start < 0 || start > math.MaxUint32 {
+		p.semantic(spos, "TCP start sequence number out of range")
+		ok = false
+	}
+	if end < 0 || end > math.MaxUint32 {
+		p.semantic(epos, "TCP end sequence number out of range")
+		ok = false
+	}
+	if n < 0 || n > math.MaxUint16 {
+		p.semantic(npos, "TCP payload size out of range")
+		ok = false
+	}
+	if ok && end != start+n {
+		p.semantic(spos, "inconsistent TCP sequence numbers and payload size: %d + %d != %d", start, n, end)
+	}
+	return uint32(start), uint32(n)
+}
+
+func (p *parser) u32Field(what, name string) *uint32 {
+	p.next()
+	v, pos := p.intTok(what)
+	if v < 0 || v > math.MaxUint32 {
+		p.semantic(pos, "%s out of range", name)
+	}
+	u := uint32(v)
+	return &u
+}
+
+func (p *parser) u16Field(what, name string) *uint32 {
+	p.next()
+	v, pos := p.intTok(what)
+	if v < 0 || v > math.MaxUint16 {
+		p.semantic(pos, "%s out of range", name)
+	}
+	u := uint32(v)
+	return &u
+}
+
+func (p *parser) parseTCP() *TCP {
+	tcp := &TCP{Pos: p.tok.pos}
+	pending := ""
+	// floatFlags handles a FLOAT in the flags: the reference's AccECN form
+	// (".5": ACK plus an ACE value), or the seed's ".11:11(0)" where the
+	// ACK flag touches the sequence number.
+	floatFlags := func() {
+		f := p.tok.text
+		if strings.HasPrefix(f, ".") && p.peek(1).is(':') {
+			tcp.Flags += "."
+			pending = f[1:]
+		} else {
+			tcp.Flags += f
+		}
+		p.next()
+	}
+	switch {
+	case p.tok.kind == tWord:
+		tcp.Flags = p.tok.text
+		p.next()
+		if p.tok.is('.') {
+			tcp.Flags += "."
+			p.next()
+		} else if p.tok.kind == tFloat {
+			floatFlags()
+		}
+	case p.tok.kind == tFloat:
+		floatFlags()
+	case p.tok.is('.'):
+		tcp.Flags = "."
+		p.next()
+	case p.tok.is('-'):
+		tcp.Flags = "-"
+		p.next()
+	default:
+		p.expected("TCP flags, udp or icmp")
+	}
+	tcp.Seq, tcp.Len = p.parseSeq(pending)
+	if p.tok.isKw("ack") {
+		tcp.Ack = p.u32Field(`ack number after "ack"`, "TCP ack sequence number")
+	}
+	if p.tok.isKw("win") {
+		tcp.Win = p.u16Field(`window after "win"`, "TCP window value")
+	}
+	if p.tok.isKw("urg") {
+		tcp.Urg = p.u16Field(`urgent pointer after "urg"`, "urg_ptr value")
+	}
+	if p.tok.is('<') {
+		tcp.Options = p.parseTCPOptions()
+	}
+	return tcp
+}
+
+func (p *parser) parseTCPOptions() *TCPOptions {
+	opts := &TCPOptions{Pos: p.tok.pos}
+	p.next()
+	if p.tok.kind == tEllipsis {
+		p.next()
+		opts.Any = true
+		p.expectChar('>', "'>' after '<...'")
+		return opts
+	}
+	for {
+		opts.List = append(opts.List, p.parseTCPOption())
+		if !p.tok.is(',') {
+			break
+		}
+		p.next()
+	}
+	p.expectChar('>', "',' or '>' in the TCP options")
+	return opts
+}
+
+// hexBlob reads a cookie or digest: a word or an integer, as written.
+func (p *parser) hexBlob() (string, Pos, bool) {
+	if p.tok.kind != tWord && p.tok.kind != tInt {
+		return "", Pos{}, false
+	}
+	t := p.tok
+	p.next()
+	return t.text, t.pos, true
+}
+
+func (p *parser) parseTCPOption() *TCPOption {
+	t := p.tok
+	o := &TCPOption{Pos: t.pos}
+	if t.kind != tKeyword {
+		p.expected("TCP option")
+	}
+	p.next()
+	switch t.text {
+	case "nop":
+		o.Kind = OptNOP
+	case "eol":
+		o.Kind = OptEOL
+	case "mss":
+		o.Kind = OptMSS
+		var pos Pos
+		o.Value, pos = p.intTok(`MSS value after "mss"`)
+		if o.Value < 0 || o.Value > math.MaxUint16 {
+			p.semantic(pos, "mss value out of range")
+		}
+	case "wscale":
+		o.Kind = OptWScale
+		var pos Pos
+		o.Value, pos = p.intTok(`shift count after "wscale"`)
+		if o.Value < 0 || o.Value > math.MaxUint8 {
+			p.semantic(pos, "window scale shift count out of range")
+		}
+	case "sackOK":
+		o.Kind = OptSACKOK
+	case "sack":
+		o.Kind = OptSACK
+		for p.tok.kind == tInt || len(o.SACK) == 0 {
+			l, lpos := p.intTok("SACK block left:right")
+			p.expectChar(':', "':' in the SACK block")
+			r, rpos := p.intTok("SACK block right edge")
+			if l < 0 || l > math.MaxUint32 {
+				p.semantic(lpos, "TCP SACK left sequence number out of range")
+			}
+			if r < 0 || r > math.MaxUint32 {
+				p.semantic(rpos, "TCP SACK right sequence number out of range")
+			}
+			o.SACK = append(o.SACK, SACKBlock{Left: uint32(l), Right: uint32(r)})
+		}
+	case "md5":
+		o.Kind = OptMD5
+		d, pos, ok := p.hexBlob()
+		if !ok {
+			p.expected(`digest after "md5"`)
+		}
+		o.Cookie = d
+		if len(d)/2 > 16 {
+			p.semantic(pos, "TCP MD5 digest longer than 16 bytes")
+		} else if !isHexString(d) {
+			p.semantic(pos, "TCP MD5 digest is not a valid hex string")
+		}
+	case "TS":
+		o.Kind = OptTimestamp
+		p.expectKw("val", `"val" after "TS"`)
+		v, vpos := p.intTok(`timestamp value after "val"`)
+		p.expectKw("ecr", `"ecr"`)
+		e, epos := p.intTok(`echo reply after "ecr"`)
+		if v < 0 || v > math.MaxUint32 {
+			p.semantic(vpos, "ts val out of range")
+		}
+		if e < 0 || e > math.MaxUint32 {
+			p.semantic(epos, "ecr val out of range")
+		}
+		o.TSVal, o.TSEcr = uint32(v), uint32(e)
+	case "FO", "FOEXP":
+		o.Kind = OptFastOpen
+		limit := maxTCPOptionBytes - 2
+		if t.text == "FOEXP" {
+			o.Kind = OptFastOpenExp
+			limit = maxTCPOptionBytes - 4
+		}
+		if c, pos, ok := p.hexBlob(); ok {
+			o.Cookie = c
+			switch {
+			case len(c)%2 != 0:
+				p.semantic(pos, "TCP fast open cookie has an odd number of digits")
+			case len(c)/2 > limit:
+				p.semantic(pos, "TCP fast open cookie of %d bytes exceeds maximum cookie length of %d bytes", len(c)/2, limit)
+			case !isHexString(c):
+				p.semantic(pos, "TCP fast open cookie '%s' is not a valid hex string", c)
+			}
+		}
+	case "ECN":
+		o.Kind = OptAccECN
+		o.AccECN = p.parseAccECN()
+	default:
+		p.fail(t.pos, "expected TCP option, found %s", t)
+	}
+	return o
+}
+
+// maxTCPOptionBytes is the room for options in a TCP header.
+const maxTCPOptionBytes = 40
+
+func isHexString(s string) bool {
+	if len(s)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isHexDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseAccECN reads the fields of an AccECN option in one of the orders
+// the reference accepts: e0b [ceb [e1b]] or e1b [ceb [e0b]].
+func (p *parser) parseAccECN() []AccECNField {
+	var first, last string
+	switch {
+	case p.tok.isKw("e0b"):
+		first, last = "e0b", "e1b"
+	case p.tok.isKw("e1b"):
+		first, last = "e1b", "e0b"
+	default:
+		p.expected(`"e0b" or "e1b" after "ECN"`)
+	}
+	fields := []AccECNField{p.accECNField(first)}
+	if p.tok.isKw("ceb") {
+		fields = append(fields, p.accECNField("ceb"))
+		if p.tok.isKw(last) {
+			fields = append(fields, p.accECNField(last))
+		}
+	}
+	return fields
+}
+
+func (p *parser) accECNField(name string) AccECNField {
+	p.next()
+	v, pos := p.intTok(fmt.Sprintf("counter after %q", name))
+	if v < 0 || v >= 1<<24 {
+		p.semantic(pos, "TCP AccECN field value out of range")
+	}
+	return AccECNField{Name: name, Value: uint32(v)}
+}
