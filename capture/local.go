@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // HostPort names an endpoint for --local/--remote: an address and, if Port
@@ -43,7 +44,12 @@ func (h HostPort) String() string {
 
 // chooseLocal decides which side of f is the kernel under test, in order:
 // explicit options, the capture's own direction marks, TX checksum offload,
-// untouched initial TTLs, and finally the server (receiver of the SYN).
+// untouched initial TTLs, the path delay seen in timestamp echoes, and
+// finally the server (receiver of the SYN).
+//
+// Captures on a veth pair without path delay carry no trace of the capture
+// point (both sides' checksums are unfilled, TTLs untouched, and the delays
+// are stack noise): they get the server unless --local/--remote says.
 func chooseLocal(f *Flow, o *FlowOptions) {
 	set := func(s Side, why string) { f.Local, f.LocalReason = s, why }
 	for _, s := range []Side{SideA, SideB} {
@@ -68,6 +74,10 @@ func chooseLocal(f *Flow, o *FlowOptions) {
 		set(s, why)
 		return
 	}
+	if s, why, ok := byEchoDelay(f); ok {
+		set(s, why)
+		return
+	}
 	switch {
 	case f.SYN:
 		set(SideB, "server: received the SYN")
@@ -87,19 +97,20 @@ func chooseLocal(f *Flow, o *FlowOptions) {
 // remote side. Loopback traffic is both sent and received by the host, so
 // conflicting marks decide nothing.
 func byCaptureDir(f *Flow) (Side, string, bool) {
-	var local [2]int // evidence that side i is local
+	var out, in [2]int // per sender: packets marked outgoing, incoming
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		switch p.CaptureDir {
 		case DirOut:
-			local[p.From]++
+			out[p.From]++
 		case DirIn:
-			local[p.From.Other()]++
+			in[p.From]++
 		}
 	}
 	for _, s := range []Side{SideA, SideB} {
-		if local[s] > 0 && local[s.Other()] == 0 {
-			return s, fmt.Sprintf("capture marks its packets outgoing (%d packets with a direction)", local[s]), true
+		o := s.Other()
+		if out[s]+in[o] > 0 && out[o]+in[s] == 0 {
+			return s, fmt.Sprintf("the capture marks %d of its packets outgoing and %d of the peer's incoming", out[s], in[o]), true
 		}
 	}
 	return 0, "", false
@@ -107,13 +118,22 @@ func byCaptureDir(f *Flow) (Side, string, bool) {
 
 // byChecksum uses TX checksum offload: on the sending host the capture
 // sees the checksum before the NIC fills it in, so only the local side's
-// packets fail to verify.
+// packets fail to verify, while the peer's, having crossed a wire, verify.
+// RSTs are left out: the kernel sends socketless RSTs with a software
+// checksum whatever the offload.
 func byChecksum(f *Flow) (Side, string, bool) {
-	bad := func(s Side) int { return f.Checksum[s][ChecksumPartial] + f.Checksum[s][ChecksumBad] }
+	var n [2][4]int
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.Flags&FlagRST == 0 {
+			n[p.From][p.ChecksumState]++
+		}
+	}
+	bad := func(s Side) int { return n[s][ChecksumPartial] + n[s][ChecksumBad] }
 	for _, s := range []Side{SideA, SideB} {
-		n := bad(s)
-		if n > 0 && bad(s.Other()) == 0 && f.Checksum[s.Other()][ChecksumGood] > 0 {
-			return s, fmt.Sprintf("its checksums are unfilled (TX offload): %d of %d packets", n, n+f.Checksum[s][ChecksumGood]), true
+		b := bad(s)
+		if b > 0 && bad(s.Other()) == 0 && n[s.Other()][ChecksumGood] > 0 {
+			return s, fmt.Sprintf("its checksums are unfilled (TX offload): %d of %d packets", b, b+n[s][ChecksumGood]), true
 		}
 	}
 	return 0, "", false
@@ -138,6 +158,49 @@ func byTTL(f *Flow) (Side, string, bool) {
 	for _, s := range []Side{SideA, SideB} {
 		if initial(ttl[s]) && !initial(ttl[s.Other()]) {
 			return s, "TTL " + strconv.Itoa(int(ttl[s])) + " is an initial value; the peer's " + strconv.Itoa(int(ttl[s.Other()])) + " was decremented", true
+		}
+	}
+	return 0, "", false
+}
+
+// byEchoDelay uses TCP timestamp echoes to see the path delay: the capture
+// point's own side echoes a timestamp soon after the peer's packet carrying
+// it was captured, while the peer's echo of a local timestamp shows up a
+// round trip later. It decides only when the slower side's quickest echo
+// is at least a millisecond and ten times the faster side's.
+func byEchoDelay(f *Flow) (Side, string, bool) {
+	var first [2]map[uint32]time.Time // per sender: TSval -> time first seen
+	var best [2]time.Duration
+	var have [2]bool
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		o := p.Options()
+		if !o.HasTS {
+			continue
+		}
+		s := p.From
+		if first[s] == nil {
+			first[s] = make(map[uint32]time.Time)
+		}
+		if _, ok := first[s][o.TSVal]; !ok {
+			first[s][o.TSVal] = p.Time
+		}
+		if p.Flags&FlagACK == 0 {
+			continue
+		}
+		if t0, ok := first[s.Other()][o.TSEcr]; ok {
+			if d := p.Time.Sub(t0); !have[s] || d < best[s] {
+				best[s], have[s] = d, true
+			}
+		}
+	}
+	if !have[0] || !have[1] {
+		return 0, "", false
+	}
+	for _, s := range []Side{SideA, SideB} {
+		fast, slow := best[s], best[s.Other()]
+		if slow >= time.Millisecond && slow >= 10*fast {
+			return s, fmt.Sprintf("it echoes timestamps within %v, its peer only after %v (path delay)", fast, slow), true
 		}
 	}
 	return 0, "", false

@@ -231,7 +231,7 @@ func (r *Reader) next() (*Packet, error) {
 			}
 		}
 	}
-	if err == io.EOF && r.offset() == start {
+	if err == io.EOF {
 		return nil, io.EOF
 	}
 	if err != nil {
