@@ -8,7 +8,6 @@ package replay
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -158,36 +157,11 @@ func (c *FakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// SystemClock is the real clock. Times from Now carry Go's monotonic reading,
+// SystemClock is the real clock (SleepUntil is in clock_linux.go). Times from
+// Now carry Go's monotonic reading,
 // so SleepUntil is immune to wall-clock steps; kernel packet timestamps are
 // wall-clock (CLOCK_REALTIME) and compare with Now through the wall reading.
 type SystemClock struct{}
 
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
-
-// spinWindow is how long before the deadline the coarse sleep stops. The Go
-// timer fires late by up to about a millisecond under load (the netpoller waits
-// in whole milliseconds), so the rest is spent yielding in a loop.
-const spinWindow = 500 * time.Microsecond
-
-// SleepUntil sleeps coarsely until spinWindow before t, then yields in a loop
-// until t. It returns ctx.Err() if ctx ends first.
-func (SystemClock) SleepUntil(ctx context.Context, t time.Time) error {
-	if d := time.Until(t) - spinWindow; d > 0 {
-		timer := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-timer.C:
-		}
-	}
-	for time.Now().Before(t) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		runtime.Gosched()
-	}
-	return ctx.Err()
-}
