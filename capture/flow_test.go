@@ -1,0 +1,276 @@
+package capture
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	cli = "10.0.0.1:40000"
+	srv = "10.0.0.2:8080"
+)
+
+// pk is a packet for flow tests, built without a file.
+type pk struct {
+	at       time.Duration
+	from, to string
+	flags    TCPFlags
+	seq, ack uint32
+	n        int // payload length
+	ttl      uint8
+	dir      Direction
+	ck       ChecksumState
+	tsVal    uint32
+	tsEcr    uint32
+}
+
+func (x pk) packet(i int) *Packet {
+	s, d := netip.MustParseAddrPort(x.from), netip.MustParseAddrPort(x.to)
+	ttl := x.ttl
+	if ttl == 0 {
+		ttl = 64
+	}
+	ck := x.ck
+	if ck == ChecksumUnknown {
+		ck = ChecksumGood
+	}
+	p := &Packet{Index: i + 1, Time: t0.Add(x.at), CaptureDir: x.dir, PayloadLen: x.n,
+		IP:  IPHeader{Version: 4, Src: s.Addr(), Dst: d.Addr(), TTL: ttl},
+		TCP: TCPHeader{SrcPort: s.Port(), DstPort: d.Port(), Seq: Seq(x.seq), Ack: Seq(x.ack), Flags: x.flags, ChecksumState: ck, Window: 1000}}
+	if x.tsVal != 0 {
+		p.TCP.Options = []byte{1, 1, 8, 10, byte(x.tsVal >> 24), byte(x.tsVal >> 16), byte(x.tsVal >> 8), byte(x.tsVal), byte(x.tsEcr >> 24), byte(x.tsEcr >> 16), byte(x.tsEcr >> 8), byte(x.tsEcr)}
+	}
+	return p
+}
+
+func track(opts FlowOptions, pks []pk) []*Flow {
+	tr := NewTracker(opts)
+	for i, x := range pks {
+		tr.Add(x.packet(i))
+	}
+	tr.Close()
+	return tr.Flows()
+}
+
+// conn is a whole connection: handshake, a request, a response, close.
+func conn(at time.Duration, c, s string, isn uint32) []pk {
+	return []pk{
+		{at: at, from: c, to: s, flags: FlagSYN, seq: isn},
+		{at: at + 1, from: s, to: c, flags: FlagSYN | FlagACK, seq: 5000, ack: isn + 1},
+		{at: at + 2, from: c, to: s, flags: FlagACK, seq: isn + 1, ack: 5001},
+		{at: at + 3, from: c, to: s, flags: FlagACK | FlagPSH, seq: isn + 1, ack: 5001, n: 10},
+		{at: at + 4, from: s, to: c, flags: FlagACK | FlagPSH, seq: 5001, ack: isn + 11, n: 20},
+		{at: at + 5, from: c, to: s, flags: FlagACK | FlagFIN, seq: isn + 11, ack: 5021},
+		{at: at + 6, from: s, to: c, flags: FlagACK | FlagFIN, seq: 5021, ack: isn + 12},
+		{at: at + 7, from: c, to: s, flags: FlagACK, seq: isn + 12, ack: 5022},
+	}
+}
+
+func TestFlowBasics(t *testing.T) {
+	flows := track(FlowOptions{}, conn(0, cli, srv, 100))
+	if len(flows) != 1 {
+		t.Fatalf("%d flows", len(flows))
+	}
+	f := flows[0]
+	if f.A.String() != cli || f.B.String() != srv || !f.Complete() || f.ISN != [2]Seq{100, 5000} || f.HasISN != [2]bool{true, true} {
+		t.Errorf("flow %+v", f)
+	}
+	if f.Bytes != [2]int64{10, 20} || len(f.Packets) != 8 || f.Duration() != 7 {
+		t.Errorf("bytes %v packets %d duration %v", f.Bytes, len(f.Packets), f.Duration())
+	}
+	if f.Packets[1].From != SideB || f.Packets[2].From != SideA {
+		t.Errorf("directions %v %v", f.Packets[1].From, f.Packets[2].From)
+	}
+	if f.LocalEndpoint().String() != srv || !strings.Contains(f.LocalReason, "server") {
+		t.Errorf("local %s (%s)", f.LocalEndpoint(), f.LocalReason)
+	}
+}
+
+func TestFlowSplitting(t *testing.T) {
+	retrans := conn(0, cli, srv, 100)
+	retrans = append(retrans[:1], append([]pk{{at: 0, from: cli, to: srv, flags: FlagSYN, seq: 100}}, retrans[1:]...)...)
+	established := conn(0, cli, srv, 100)[:5]
+	reordered := conn(0, cli, srv, 100)
+	reordered[0], reordered[1] = reordered[1], reordered[0]
+	rst := []pk{
+		{from: cli, to: srv, flags: FlagSYN, seq: 1},
+		{at: 1, from: srv, to: cli, flags: FlagRST | FlagACK, ack: 2},
+		{at: 2, from: cli, to: srv, flags: FlagSYN, seq: 1},
+	}
+	for _, tc := range []struct {
+		name  string
+		pks   []pk
+		flows int
+		a     string
+	}{
+		{"reuse after close", append(conn(0, cli, srv, 100), conn(10, cli, srv, 900)...), 2, cli},
+		{"retransmitted SYN", retrans, 1, cli},
+		{"new ISN after data", append(established, conn(10, cli, srv, 900)...), 2, cli},
+		{"new SYN after RST", rst, 2, cli},
+		{"SYN-ACK before SYN", reordered, 1, cli},
+		{"midstream: first sender", conn(0, cli, srv, 100)[4:], 1, srv},
+		{"two tuples", append(conn(0, cli, srv, 100), conn(1, "10.0.0.1:40001", srv, 7)...), 2, cli},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flows := track(FlowOptions{}, tc.pks)
+			if len(flows) != tc.flows {
+				t.Fatalf("%d flows, want %d", len(flows), tc.flows)
+			}
+			n := 0
+			for i, f := range flows {
+				n += len(f.Packets)
+				if f.Index != i+1 || f.A.Addr() != netip.MustParseAddrPort(tc.a).Addr() {
+					t.Errorf("flow %d: index %d A %s", i+1, f.Index, f.A)
+				}
+			}
+			if n != len(tc.pks) {
+				t.Errorf("%d packets in flows, want %d", n, len(tc.pks))
+			}
+		})
+	}
+}
+
+func TestLocalSide(t *testing.T) {
+	withDir := conn(0, cli, srv, 1)
+	for i := range withDir {
+		if withDir[i].from == cli {
+			withDir[i].dir = DirOut
+		} else {
+			withDir[i].dir = DirIn
+		}
+	}
+	offload := conn(0, cli, srv, 1)
+	for i := range offload {
+		if offload[i].from == cli {
+			offload[i].ck = ChecksumPartial
+		}
+	}
+	ttl := conn(0, cli, srv, 1)
+	for i := range ttl {
+		if ttl[i].from == srv {
+			ttl[i].ttl = 57
+		}
+	}
+	echo := []pk{
+		{at: 0, from: cli, to: srv, flags: FlagSYN, seq: 1, tsVal: 10},
+		{at: 20 * time.Millisecond, from: srv, to: cli, flags: FlagSYN | FlagACK, ack: 2, tsVal: 500, tsEcr: 10},
+		{at: 20*time.Millisecond + 30*time.Microsecond, from: cli, to: srv, flags: FlagACK, seq: 2, ack: 1, tsVal: 11, tsEcr: 500},
+	}
+	noHandshake := conn(0, cli, srv, 1)[3:5]
+	for _, tc := range []struct {
+		name   string
+		pks    []pk
+		opts   FlowOptions
+		local  string
+		reason string
+	}{
+		{"--local", conn(0, cli, srv, 1), FlowOptions{Local: HostPort{Addr: netip.MustParseAddr("10.0.0.1")}}, cli, "--local 10.0.0.1"},
+		{"--remote", conn(0, cli, srv, 1), FlowOptions{Remote: HostPort{netip.MustParseAddr("10.0.0.2"), 8080}}, cli, "--remote 10.0.0.2:8080"},
+		{"--local wins over direction", withDir, FlowOptions{Local: HostPort{netip.MustParseAddr("10.0.0.2"), 8080}}, srv, "--local"},
+		{"capture direction", withDir, FlowOptions{}, cli, "outgoing"},
+		{"checksum offload", offload, FlowOptions{}, cli, "TX offload"},
+		{"initial TTL", ttl, FlowOptions{}, cli, "TTL 64"},
+		{"echo delay", echo, FlowOptions{}, cli, "path delay"},
+		{"server", conn(0, cli, srv, 1), FlowOptions{}, srv, "received the SYN"},
+		{"lower port", noHandshake, FlowOptions{}, srv, "lower port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := track(tc.opts, tc.pks)[0]
+			if f.LocalEndpoint().String() != tc.local || !strings.Contains(f.LocalReason, tc.reason) {
+				t.Errorf("local %s (%s), want %s (%s)", f.LocalEndpoint(), f.LocalReason, tc.local, tc.reason)
+			}
+		})
+	}
+}
+
+func TestStreamingTracker(t *testing.T) {
+	var done []*Flow
+	tr := NewTracker(FlowOptions{Done: func(f *Flow) { done = append(done, f) }, Linger: time.Second})
+	pks := conn(0, cli, srv, 100)
+	pks = append(pks, conn(time.Minute, "10.0.0.1:40001", srv, 7)...)
+	pks = append(pks, conn(2*time.Minute, "10.0.0.1:40001", srv, 9000)...)
+	pks = append(pks, conn(2*time.Minute, "10.0.0.1:40002", srv, 1)[:3]...)
+	for i, x := range pks {
+		tr.Add(x.packet(i))
+	}
+	if len(done) != 2 || done[0].Index != 1 || done[1].Index != 2 {
+		t.Fatalf("before Close: %d flows done", len(done))
+	}
+	tr.Close()
+	if len(done) != 4 || len(tr.Flows()) != 0 || len(tr.table) != 0 {
+		t.Fatalf("after Close: %d done, %d kept, %d in table", len(done), len(tr.Flows()), len(tr.table))
+	}
+	for _, f := range done {
+		if f.LocalReason == "" {
+			t.Errorf("flow %d has no local side", f.Index)
+		}
+	}
+}
+
+func TestFlowPacketCopy(t *testing.T) {
+	tr := NewTracker(FlowOptions{PayloadBytes: 4})
+	p := pk{from: cli, to: srv, flags: FlagACK, n: 10, tsVal: 7}.packet(0)
+	p.Payload = []byte("0123456789")
+	f := tr.Add(p)
+	p.Payload[0], p.TCP.Options[4] = 'X', 0xFF
+	fp := &f.Packets[0]
+	if string(fp.Payload) != "0123" || fp.PayloadLen != 10 || fp.Options().TSVal != 7 || len(fp.RawOptions()) != 12 {
+		t.Errorf("payload %q len %d options %+v", fp.Payload, fp.PayloadLen, fp.Options())
+	}
+}
+
+func TestWriteFlowTable(t *testing.T) {
+	flows := track(FlowOptions{}, append(conn(0, cli, srv, 1), conn(time.Second, "10.0.0.1:40001", srv, 1)[:3]...))
+	var b strings.Builder
+	if err := WriteFlowTable(&b, flows); err != nil {
+		t.Fatal(err)
+	}
+	want := `#  LOCAL              REMOTE          PACKETS  BYTES  DURATION  STATE               LOCAL CHOSEN BECAUSE
+1  10.0.0.2:8080  <-  10.0.0.1:40000  8        30     0s        complete            server: received the SYN
+2  10.0.0.2:8080  <-  10.0.0.1:40001  3        0      0s        partial (no close)  server: received the SYN
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestParseHostPort(t *testing.T) {
+	for _, tc := range []struct {
+		in, out string
+		ok      bool
+	}{
+		{"10.0.0.1", "10.0.0.1", true},
+		{"10.0.0.1:80", "10.0.0.1:80", true},
+		{"[fd00::1]:80", "[fd00::1]:80", true},
+		{"fd00::1", "fd00::1", true},
+		{"[fd00::1]", "fd00::1", true},
+		{"host:80", "", false},
+		{"", "", false},
+	} {
+		h, err := ParseHostPort(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && h.String() != tc.out) {
+			t.Errorf("%q: %v %v", tc.in, h, err)
+		}
+	}
+}
+
+func TestSeq(t *testing.T) {
+	for _, tc := range []struct {
+		a, b Seq
+		less bool
+	}{
+		{1, 2, true}, {2, 1, false}, {0xFFFFFFF0, 5, true}, {5, 0xFFFFFFF0, false}, {7, 7, false},
+	} {
+		if tc.a.LessThan(tc.b) != tc.less {
+			t.Errorf("%d < %d: %v", tc.a, tc.b, !tc.less)
+		}
+	}
+	if Seq(0xFFFFFFFF).Add(2) != 1 || Seq(1).Diff(0xFFFFFFFF) != 2 {
+		t.Error("wrap-around arithmetic")
+	}
+	if (FlagSYN|FlagACK|FlagECE|FlagCWR|FlagAE).String() != "SEWA." || TCPFlags(0).String() != "-" {
+		t.Error("flag spelling")
+	}
+}
