@@ -158,9 +158,9 @@ func (c *FakeClock) Advance(d time.Duration) {
 }
 
 // SystemClock is the real clock (SleepUntil is in clock_linux.go). Times from
-// Now carry Go's monotonic reading,
-// so SleepUntil is immune to wall-clock steps; kernel packet timestamps are
-// wall-clock (CLOCK_REALTIME) and compare with Now through the wall reading.
+// Now carry Go's monotonic reading, so SleepUntil is immune to wall-clock
+// steps; kernel packet timestamps are wall-clock (CLOCK_REALTIME) and compare
+// with Now through the wall reading.
 type SystemClock struct{}
 
 // Now returns time.Now().

@@ -182,6 +182,12 @@ func (d *tunDevice) setup(nl *netlink.Handle, cfg NetConfig) error {
 	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offload); err != nil {
 		return fmt.Errorf("replay: set offloads on %s: %w", cfg.DeviceName, err)
 	}
+	// Deleting a TUN device waits for RCU grace periods (about 25 ms here).
+	// A persistent one outlives Close and goes with the namespace, whose
+	// destruction the kernel does in the background after the sandbox exits.
+	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+		return fmt.Errorf("replay: make %s persistent: %w", cfg.DeviceName, err)
+	}
 
 	link, err := nl.LinkByName(cfg.DeviceName)
 	if err != nil {
@@ -201,7 +207,7 @@ func (d *tunDevice) setup(nl *netlink.Handle, cfg NetConfig) error {
 		// The address must be usable at once, not "tentative" during DAD.
 		addr.Flags = unix.IFA_F_NODAD
 	}
-	if err := nl.AddrAdd(link, addr); err != nil {
+	if err := nl.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("replay: add address %v/%d to %s: %w", cfg.LocalIP, cfg.PrefixLen, cfg.DeviceName, err)
 	}
 	route := &netlink.Route{
@@ -417,7 +423,8 @@ func kernelTimestamp(oob []byte) (time.Time, error) {
 	return time.Time{}, errors.New("replay: the kernel gave no timestamp for a transmitted packet")
 }
 
-// Close releases the TUN device (which deletes it) and the packet socket.
+// Close releases the TUN device and the packet socket. The device itself
+// stays until the sandbox exits; SetupNetwork can attach to it again.
 func (d *tunDevice) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)

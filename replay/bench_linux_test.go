@@ -1,0 +1,155 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// TestSandboxSetupChild is the child of BenchmarkSandboxSetup: it sets up
+// the network as a run does and tears it down. Outside the sandbox it skips.
+func TestSandboxSetupChild(t *testing.T) {
+	if !InSandbox() {
+		t.Skip("only meaningful as the sandboxed child of BenchmarkSandboxSetup")
+	}
+	start := time.Now()
+	dev, err := SetupNetwork(netConfigs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SETUP %d ns", time.Since(start).Nanoseconds())
+}
+
+// BenchmarkSandboxSetup measures the fixed cost of a run: re-executing into
+// a new network namespace, SetupNetwork, teardown and the namespace's
+// destruction. "reexec" runs a child that does nothing, for comparison.
+func BenchmarkSandboxSetup(b *testing.B) {
+	requireTUN(b)
+	if InSandbox() {
+		b.Skip("not nested")
+	}
+	for _, bc := range []struct {
+		name string
+		run  string
+	}{{"reexec", "^$"}, {"reexec+setup", "^TestSandboxSetupChild$"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var setup time.Duration
+			for b.Loop() {
+				var out bytes.Buffer
+				code, err := RunSandboxed(context.Background(), []string{"-test.run=" + bc.run, "-test.v"}, nil, &out, &out)
+				if err != nil || code != 0 {
+					b.Fatalf("exit %d, %v:\n%s", code, err, out.String())
+				}
+				if _, after, ok := strings.Cut(out.String(), "SETUP "); ok {
+					ns, _ := strconv.Atoi(strings.Fields(after)[0])
+					setup += time.Duration(ns)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/run")
+			if setup > 0 {
+				b.ReportMetric(float64(setup.Microseconds())/1e3/float64(b.N), "setup-ms/run")
+			}
+		})
+	}
+}
+
+// BenchmarkDeviceTimestamp injects ICMP echo requests and reads the replies:
+// "kernel" is from the injection to the kernel's timestamp of the reply,
+// "read" from that timestamp to the moment ReadPacket returned it. The
+// "load" case keeps both CPUs busy with two spinning processes.
+func BenchmarkDeviceTimestamp(b *testing.B) {
+	for _, load := range []bool{false, true} {
+		name := "idle"
+		if load {
+			name = "load"
+		}
+		b.Run(name, func(b *testing.B) {
+			if !InSandbox() {
+				proxyBenchmark(b)
+				return
+			}
+			if load {
+				for range 2 {
+					spinner := exec.Command("sh", "-c", "while :; do :; done")
+					if err := spinner.Start(); err != nil {
+						b.Fatal(err)
+					}
+					defer spinner.Wait()
+					defer spinner.Process.Kill()
+				}
+			}
+			benchmarkEcho(b)
+		})
+	}
+}
+
+func benchmarkEcho(b *testing.B) {
+	cfg := netConfigs[0]
+	dev, err := SetupNetwork(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dev.Close()
+	var kernel, read []time.Duration
+	buf := gopacket.NewSerializeBuffer()
+	for i := 0; b.Loop(); i++ {
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4,
+			SrcIP: net.IP(cfg.RemoteIP.AsSlice()), DstIP: net.IP(cfg.LocalIP.AsSlice())}
+		icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 1, Seq: uint16(i)}
+		opts := gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}
+		if err := gopacket.SerializeLayers(buf, opts, ip, icmp, gopacket.Payload(make([]byte, 56))); err != nil {
+			b.Fatal(err)
+		}
+		sent := time.Now()
+		if err := dev.WritePacket(buf.Bytes()); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, at, err := dev.ReadPacket(ctx)
+		got := time.Now()
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		kernel = append(kernel, at.Sub(sent))
+		read = append(read, got.Sub(at))
+		// Space the echoes like script events rather than back to back.
+		time.Sleep(time.Millisecond)
+	}
+	reportPercentiles(b, "kernel", kernel)
+	reportPercentiles(b, "read", read)
+}
+
+// proxyBenchmark runs the calling benchmark with the same b.N in a
+// sandboxed child and reports the child's metrics as its own.
+func proxyBenchmark(b *testing.B) {
+	requireTUN(b)
+	var out bytes.Buffer
+	args := []string{"-test.run=^$", "-test.bench=" + testRunPattern(b.Name()), "-test.benchtime=" + strconv.Itoa(b.N) + "x"}
+	code, err := RunSandboxed(context.Background(), args, nil, &out, &out)
+	if err != nil || code != 0 {
+		b.Fatalf("sandboxed benchmark: exit %d, %v:\n%s", code, err, out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		for i := 4; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil && f[i+1] != "ns/op" {
+				b.ReportMetric(v, f[i+1])
+			}
+		}
+	}
+}
