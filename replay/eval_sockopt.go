@@ -170,14 +170,14 @@ func mplsStackBytes(x *parser.MPLSStackExpr) ([]byte, error) {
 // with the reference's rules and messages.
 func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []byte) error {
 	if len(live) != scriptOptlen {
-		return errAt(e, "Bad getsockopt optlen: expected: %d actual: %d", scriptOptlen, len(live))
+		return errAt(e, "bad getsockopt optlen: expected: %d actual: %d", scriptOptlen, len(live))
 	}
 	switch x := e.(type) {
 	case *parser.Ellipsis:
 		return nil
 	case *parser.List:
 		if scriptOptlen != 4 {
-			return errAt(e, "Unsupported getsockopt optlen: %d", scriptOptlen)
+			return errAt(e, "unsupported getsockopt optlen: %d", scriptOptlen)
 		}
 		want, err := ev.BracketedInt32(x)
 		if err != nil {
@@ -185,23 +185,23 @@ func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []b
 		}
 		got := int32(binary.NativeEndian.Uint32(live))
 		if got != want {
-			return errAt(e, "Bad getsockopt optval: expected: %d actual: %d", want, got)
+			return errAt(e, "bad getsockopt optval: expected: %d actual: %d", want, got)
 		}
 		return nil
 	case *parser.Linger:
 		if scriptOptlen != 8 {
-			return errAt(e, "Unsupported getsockopt optlen: %d", scriptOptlen)
+			return errAt(e, "unsupported getsockopt optlen: %d", scriptOptlen)
 		}
 		onoff := int32(binary.NativeEndian.Uint32(live))
 		linger := int32(binary.NativeEndian.Uint32(live[4:]))
 		if int64(onoff) != x.OnOff || int64(linger) != x.Linger {
-			return errAt(e, "Bad getsockopt optval: expected: {onoff=%d, linger=%d} actual: {onoff=%d, linger=%d}",
+			return errAt(e, "bad getsockopt optval: expected: {onoff=%d, linger=%d} actual: {onoff=%d, linger=%d}",
 				x.OnOff, x.Linger, onoff, linger)
 		}
 		return nil
 	case *parser.GREExpr:
 		if scriptOptlen != greStructLen {
-			return errAt(e, "Unsupported getsockopt optlen: %d", scriptOptlen)
+			return errAt(e, "unsupported getsockopt optlen: %d", scriptOptlen)
 		}
 		want, err := ev.greBytes(x.Header)
 		if err != nil {
@@ -209,7 +209,7 @@ func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []b
 		}
 		// The protocol field (bytes 2-3) is not compared, as in the reference.
 		if !bytes.Equal(want[:2], live[:2]) || !bytes.Equal(want[4:], live[4:]) {
-			return errAt(e, "Bad getsockopt optval: expected GRE header %x actual %x", want, live)
+			return errAt(e, "bad getsockopt optval: expected GRE header %x actual %x", want, live)
 		}
 		return nil
 	case *parser.InAddr:
@@ -217,7 +217,7 @@ func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []b
 			break
 		}
 		if scriptOptlen != 16 {
-			return errAt(e, "Unsupported getsockopt optlen: %d", scriptOptlen)
+			return errAt(e, "unsupported getsockopt optlen: %d", scriptOptlen)
 		}
 		want, err := inAddrBytes(x)
 		if err != nil {
@@ -225,7 +225,7 @@ func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []b
 		}
 		if !bytes.Equal(want, live) {
 			got := netip.AddrFrom16([16]byte(live))
-			return errAt(e, "Bad getsockopt optval: expected: %s actual: %s", x.Addr, got)
+			return errAt(e, "bad getsockopt optval: expected: %s actual: %s", x.Addr, got)
 		}
 		return nil
 	}
@@ -235,11 +235,11 @@ func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []b
 			return err
 		}
 		if len(want) != scriptOptlen {
-			return errAt(e, "Bad getsockopt optval: expected optlen (%d bytes) does not match length of expected optval string '%s' (%d bytes)",
+			return errAt(e, "bad getsockopt optval: expected optlen (%d bytes) does not match length of expected optval string '%s' (%d bytes)",
 				scriptOptlen, Printable(want), len(want))
 		}
 		if !bytes.Equal(want, live) {
-			return errAt(e, "Bad getsockopt optval: expected: '%s' actual: '%s'", Printable(want), Printable(live))
+			return errAt(e, "bad getsockopt optval: expected: '%s' actual: '%s'", Printable(want), Printable(live))
 		}
 		return nil
 	}

@@ -190,10 +190,10 @@ func TestCheckSockoptValue(t *testing.T) {
 		wantErr string
 	}{
 		{"int ok", bracket(intLit(1100)), 4, four, ""},
-		{"int bad", bracket(intLit(1000)), 4, four, "Bad getsockopt optval: expected: 1000 actual: 1100"},
+		{"int bad", bracket(intLit(1000)), 4, four, "bad getsockopt optval: expected: 1000 actual: 1100"},
 		{"unsigned", bracket(intLit(0xffffffff)), 4, Int32Bytes(-1), ""},
-		{"optlen", bracket(intLit(1100)), 4, four[:2], "Bad getsockopt optlen: expected: 4 actual: 2"},
-		{"int optlen 8", bracket(intLit(1)), 8, make([]byte, 8), "Unsupported getsockopt optlen: 8"},
+		{"optlen", bracket(intLit(1100)), 4, four[:2], "bad getsockopt optlen: expected: 4 actual: 2"},
+		{"int optlen 8", bracket(intLit(1)), 8, make([]byte, 8), "unsupported getsockopt optlen: 8"},
 		{"string ok", &parser.StringLit{Value: "cubic"}, 5, []byte("cubic"), ""},
 		{"string len", &parser.StringLit{Value: "cubic"}, 6, []byte("cubic\x00"), "does not match length"},
 		{"string bad", &parser.StringLit{Value: "cubic"}, 5, []byte("reno\x00"), "expected: 'cubic' actual: 'reno\\x00'"},
