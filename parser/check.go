@@ -170,8 +170,54 @@ func Check(s *Script) ErrorList {
 			if a.Dir == Outbound && !socket {
 				report(a.Pos, "outbound packet expected before any socket() call")
 			}
+			if a.ICMP != nil {
+				icmpErrors(a.ICMP, report)
+			}
 		}
 	}
 	errs.Sort()
 	return errs
+}
+
+// icmpCodes maps the ICMP type names the reference knows (for IPv4 or
+// IPv6) to the code names it knows for them.
+var icmpCodes = map[string][]string{
+	"echo_reply": nil, "source_quench": nil, "redirect": nil, "echo_request": nil,
+	"timestamp_request": nil, "timestamp_reply": nil, "information_request": nil,
+	"information_reply": nil, "address_mask_request": nil, "address_mask_reply": nil,
+	"packet_too_big": nil,
+	"unreachable": {"net_unreachable", "host_unreachable", "protocol_unreachable",
+		"port_unreachable", "frag_needed", "source_route_failed", "net_unknown",
+		"host_unknown", "source_host_isolated", "net_prohibited", "host_prohibited",
+		"net_unreachable_for_tos", "host_unreachable_for_tos", "packet_filtered",
+		"precedence_violation", "precedence_cutoff", "no_route", "admin_prohibited",
+		"not_neighbour", "address_unreachable"},
+	"time_exceeded":     {"exceeded_hop_limit", "exceeded_frag_time"},
+	"parameter_problem": {"header_field", "unknown_next_header", "unknown_option"},
+}
+
+// icmpErrors checks ICMP type and code names against the reference's
+// tables (either family's), allowing its type_N and code_N forms.
+func icmpErrors(ic *ICMP, report func(Pos, string)) {
+	var n int
+	codes, known := icmpCodes[ic.Type]
+	if _, err := fmt.Sscanf(ic.Type, "type_%d", &n); err == nil {
+		known = true
+	}
+	if !known {
+		report(ic.Pos, fmt.Sprintf("unknown ICMP type %q", ic.Type))
+		return
+	}
+	if ic.Code == "" {
+		return
+	}
+	if _, err := fmt.Sscanf(ic.Code, "code_%d", &n); err == nil {
+		return
+	}
+	for _, c := range codes {
+		if c == ic.Code {
+			return
+		}
+	}
+	report(ic.Pos, fmt.Sprintf("unknown ICMP code %q for type %s", ic.Code, ic.Type))
 }

@@ -405,11 +405,34 @@ func defineToken(name, v string) token {
 		}
 		return t
 	}
-	if n, err := strconv.ParseInt(strings.TrimLeft(v, " \t\n"), 0, 64); err == nil {
+	if v == "" {
+		// strtol consumes nothing and stops at the terminating NUL.
+		t.kind, t.text = tInt, "0"
+		return t
+	}
+	if strtolParses(v) {
+		n, _ := strconv.ParseInt(strings.TrimLeft(v, " \t\n\v\f\r"), 0, 64)
 		t.kind = tInt
 		t.text = strconv.FormatInt(n, 10)
 	}
 	return t
+}
+
+// strtolParses reports whether C's strtol(v, &end, 0) consumes all of v
+// without overflow: optional blanks and sign, then decimal, 0x hex or 0
+// octal digits (Go's base-0 syntax also allows 0b, 0o and underscores,
+// which strtol does not).
+func strtolParses(v string) bool {
+	s := strings.TrimLeft(v, " \t\n\v\f\r")
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "+"), "-")
+	if s == "" || strings.Contains(s, "_") {
+		return false
+	}
+	if len(s) > 1 && s[0] == '0' && strings.ContainsRune("oObB", rune(s[1])) {
+		return false
+	}
+	_, err := strconv.ParseInt(strings.TrimLeft(v, " \t\n\v\f\r"), 0, 64)
+	return err == nil
 }
 
 // matchIPv4 returns the length of [0-9]+.[0-9]+.[0-9]+.[0-9]+ at the start
@@ -435,83 +458,62 @@ func matchIPv4(s []byte) int {
 	return i
 }
 
-// maxIPv6Len bounds the text examined for an IPv6 address (the longest
-// form the reference accepts is well under this), so that lexing stays
-// linear on long runs of hex digits and colons.
-const maxIPv6Len = 64
-
 // matchIPv6Prefix returns the length of the longest prefix of s that is an
-// IPv6 address in the reference lexer's sense, or 0.
+// IPv6 address in the reference lexer's sense, or 0. Its forms are: eight
+// groups of 1-4 hex digits; groups, "::", groups, with at most seven
+// groups in all; "::ffff:" or "::ffff:0:" then an IPv4 address; one to
+// four groups, "::", then an IPv4 address. One pass over s, which stops
+// where no longer prefix can match, keeps lexing linear.
 func matchIPv6Prefix(s []byte) int {
-	run := 0
-	colons := 0
-	for run < len(s) && run < maxIPv6Len {
-		c := s[run]
-		if c == ':' {
-			colons++
-		} else if !isHexDigit(c) && c != '.' {
-			break
-		}
-		run++
-	}
-	if colons < 2 {
-		return 0
-	}
-	for n := run; n >= 2; n-- {
-		if isIPv6(string(s[:n])) {
-			return n
-		}
-	}
-	return 0
-}
-
-// isIPv6 reports whether s is one of the address forms of the reference's
-// ipv6_addr rule: eight groups; groups "::" groups with at most seven
-// groups in all; "::ffff:" and "::ffff:0:" before an IPv4 address; one to
-// four groups then "::" then an IPv4 address.
-func isIPv6(s string) bool {
-	if rest, ok := strings.CutPrefix(s, "::ffff:"); ok {
-		if matchIPv4([]byte(rest)) == len(rest) && rest != "" {
-			return true
-		}
-		if z, r, ok := strings.Cut(rest, ":"); ok && len(z) >= 1 && len(z) <= 4 &&
-			strings.Trim(z, "0") == "" && r != "" && matchIPv4([]byte(r)) == len(r) {
-			return true
-		}
-	}
-	left, right, double := strings.Cut(s, "::")
-	if !double {
-		g, ok := groups(s)
-		return ok && g == 8
-	}
-	k, ok := groups(left)
-	if !ok {
-		return false
-	}
-	if right != "" && matchIPv4([]byte(right)) == len(right) {
-		return k >= 1 && k <= 4
-	}
-	m, ok := groups(right)
-	return ok && k+m <= 7
-}
-
-// groups counts the colon-separated groups of 1-4 hex digits in s ("" has
-// none); ok is false if s is anything else.
-func groups(s string) (int, bool) {
-	if s == "" {
-		return 0, true
-	}
-	n := 0
-	for _, g := range strings.Split(s, ":") {
-		if len(g) < 1 || len(g) > 4 {
-			return 0, false
-		}
-		for i := 0; i < len(g); i++ {
-			if !isHexDigit(g[i]) {
-				return 0, false
+	best := 0
+	for _, p := range []string{"::ffff:", "::ffff:0:", "::ffff:00:", "::ffff:000:", "::ffff:0000:"} {
+		if len(s) > len(p) && string(s[:len(p)]) == p {
+			if n := matchIPv4(s[len(p):]); n > 0 {
+				best = max(best, len(p)+n)
 			}
 		}
-		n++
 	}
-	return n, true
+	i, k, m := 0, 0, 0 // position, groups before "::", groups after
+	double := false
+	if len(s) >= 2 && s[0] == ':' && s[1] == ':' {
+		double, i = true, 2
+		best = max(best, 2)
+	}
+	for {
+		g := 0
+		for i+g < len(s) && g < 4 && isHexDigit(s[i+g]) {
+			g++
+		}
+		if g == 0 {
+			return best
+		}
+		i += g
+		if double {
+			m++
+		} else {
+			k++
+		}
+		if double && k+m <= 7 || !double && k == 8 {
+			best = max(best, i)
+		}
+		if k+m >= 8 || i >= len(s) || s[i] != ':' {
+			return best
+		}
+		i++ // the ':' after the group
+		if i < len(s) && s[i] == ':' {
+			if double {
+				return best
+			}
+			double = true
+			i++
+			if k <= 7 {
+				best = max(best, i)
+			}
+			if k <= 4 {
+				if n := matchIPv4(s[i:]); n > 0 {
+					best = max(best, i+n)
+				}
+			}
+		}
+	}
 }

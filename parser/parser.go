@@ -43,10 +43,14 @@ func (e *errorSink) full() bool { return len(e.list) >= maxErrors }
 type bailout struct{}
 
 type parser struct {
-	lx    *lexer
-	errs  *errorSink
-	tok   token
-	prev  Pos // end of the last token consumed
+	lx   *lexer
+	errs *errorSink
+	tok  token
+	prev Pos // end of the last token consumed
+	// nest counts the brackets opened and not closed since the event
+	// began, so that recovery can skip the continuation lines of a
+	// multi-line system call.
+	nest  int
 	ahead []token
 	depth int
 }
@@ -76,6 +80,14 @@ func ParseFile(filename string, src []byte, cfg *Config) (*Script, error) {
 
 func (p *parser) next() {
 	p.prev = p.tok.end
+	if p.tok.kind == tChar && len(p.tok.text) == 1 {
+		switch p.tok.text[0] {
+		case '(', '[', '{':
+			p.nest++
+		case ')', ']', '}':
+			p.nest--
+		}
+	}
 	if len(p.ahead) > 0 {
 		p.tok = p.ahead[0]
 		p.ahead = p.ahead[1:]
@@ -107,6 +119,10 @@ func (p *parser) semantic(pos Pos, format string, args ...any) {
 func (p *parser) expected(what string) {
 	if p.tok.kind == tEOF && p.lx.fatal {
 		panic(bailout{})
+	}
+	if p.tok.nl && p.prev.IsValid() && p.tok.pos.Line > p.prev.Line {
+		// The line ended early: say so where it ended, not on the next line.
+		p.fail(p.prev, "expected %s, found end of line", what)
 	}
 	p.fail(p.tok.pos, "expected %s, found %s", what, p.tok)
 }
@@ -178,11 +194,12 @@ func (p *parser) protect(f func()) (ok bool) {
 	return true
 }
 
-// recover skips to the first token of a later line that can start an
-// event, where parsing resumes after an error.
+// recoverAfter skips to the first token of a later line where parsing
+// can resume after an error: one that can start an event, or any one
+// once the brackets of the failed event are closed.
 func (p *parser) recoverAfter(line int) {
 	for p.tok.kind != tEOF {
-		if p.tok.nl && p.tok.pos.Line > line && p.startsEvent() {
+		if p.tok.nl && p.tok.pos.Line > line && (p.nest <= 0 || p.startsEvent()) {
 			return
 		}
 		p.next()
@@ -217,6 +234,7 @@ func (p *parser) parseScript(filename string, cfg *Config) *Script {
 	}
 	for p.tok.kind != tEOF && !p.errs.full() {
 		start := p.tok.pos.Line
+		p.nest = 0
 		if p.tok.kind == tBackq {
 			s.Cleanup = &Command{Pos: p.tok.pos, End: p.tok.end, Text: p.tok.text}
 			p.next()

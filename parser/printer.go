@@ -521,9 +521,12 @@ func printScript(buf *bytes.Buffer, s *Script) {
 		// lines before it.
 		for ci < len(comments) && before(comments[ci].Pos, it) {
 			c := comments[ci]
-			atLine(c.Pos.Line)
+			// A comment from inside the item counts as being on its
+			// first line, so no blank line separates it from the item.
+			line := min(c.Pos.Line, it.start.Line)
+			atLine(line)
 			buf.WriteString(c.Text + "\n")
-			prevLine = c.Pos.Line + strings.Count(c.Text, "\n")
+			prevLine = line + strings.Count(c.Text, "\n")
 			ci++
 		}
 		atLine(it.start.Line)

@@ -1,0 +1,75 @@
+package parser
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// lexAll returns the tokens of src as "kind:text" strings.
+func lexAll(src string, defines map[string]string) []string {
+	errs := &errorSink{}
+	l := &lexer{src: []byte(src), line: 1, defines: defines, errs: errs}
+	var out []string
+	for {
+		t := l.next()
+		if t.kind == tEOF {
+			break
+		}
+		out = append(out, fmt.Sprintf("%s:%s", kindNames[t.kind], t.text))
+	}
+	for _, e := range errs.list {
+		out = append(out, "error:"+e.Msg)
+	}
+	return out
+}
+
+func TestLexer(t *testing.T) {
+	tests := []struct {
+		src     string
+		defines map[string]string
+		want    string
+	}{
+		{"+0", nil, "character:+ integer:0"},
+		{"+.1 0.100 -1 -.5", nil, "character:+ number:.1 number:0.100 integer:-1 number:-.5"},
+		{"1:1001(1000)", nil, "integer:1 character:: integer:1001 character:( integer:1000 character:)"},
+		{".11:11(0)", nil, "number:.11 character:: integer:11 character:( integer:0 character:)"},
+		{"S. P.", nil, "word:S character:. word:P character:."},
+		{"0x1f 0x 12ab", nil, "hex integer:0x1f word:0x word:12ab"},
+		{"192.168.0.1 1.2.3", nil, "IPv4 address:192.168.0.1 number:1.2 number:.3"},
+		{"fd::1 2001:DB8::1 ::1 ::ffff:1.2.3.4 1:2:3:4:5:6:7:8", nil,
+			"IPv6 address:fd::1 IPv6 address:2001:DB8::1 IPv6 address:::1 IPv6 address:::ffff:1.2.3.4 IPv6 address:1:2:3:4:5:6:7:8"},
+		{"ack acks sackOK sequence# Flags GREv0", nil, "keyword:ack word:acks keyword:sackOK keyword:sequence# keyword:flags keyword:gre"},
+		{"--ip_version=ipv4 --x", nil, "option:ip_version character:= keyword:ipv4 option:x"},
+		{`"a\"b" ` + "`echo hi`", nil, `string:a\"b command:echo hi`},
+		{"...0.010 ... .02", nil, "'...':... number:0.010 '...':... number:.02"},
+		{"%{ x = 1 }% %{\nprint(1)\n}%", nil, "code block:x = 1 code block:\nprint(1)\n"},
+		{"a // c\nb /* x\n*/ c", nil, "word:a word:b word:c"},
+		{"/* a **/ b */ c", nil, "word:c"},
+		{"TFO_COOKIE CODE N S Q B", map[string]string{
+			"TFO_COOKIE": "3021b9d889017eeb", "CODE": "host_unreachable", "N": "0x10",
+			"S": `"str"`, "Q": "`cmd`", "B": "1_000"},
+			"word:3021b9d889017eeb word:host_unreachable integer:16 string:str command:cmd word:1_000"},
+		{"a\x00b", nil, "word:a error:binary file: NUL byte"},
+		{"a \xff", nil, "word:a error:invalid UTF-8 (binary file?)"},
+		{`"abc`, nil, "error:string not terminated"},
+		{"/* abc", nil, "error:comment not terminated"},
+		{"é", nil, "character:é"},
+	}
+	for _, tt := range tests {
+		got := strings.Join(lexAll(tt.src, tt.defines), " ")
+		if got != tt.want {
+			t.Errorf("lex %q:\n got %s\nwant %s", tt.src, got, tt.want)
+		}
+	}
+}
+
+// TestLexerLongRun: a long run of IPv6-like text lexes in linear time
+// (the address matcher looks at a bounded window).
+func TestLexerLongRun(t *testing.T) {
+	src := strings.Repeat("1:2:3:4:5:6:7:8:", 100000)
+	toks := lexAll(src, nil)
+	if len(toks) == 0 {
+		t.Fatal("no tokens")
+	}
+}
