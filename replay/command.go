@@ -1,0 +1,107 @@
+package replay
+
+// This file runs backquoted shell commands the way the reference's
+// system(3) does: `/bin/sh -c` in the script's folder, with PACKETDRILL_PID
+// exported, output passed through. Lines a command writes on stderr that
+// start with "sysctl:" are also reported as warnings naming the line, since
+// a refused sysctl (for example a congestion control that is not allowed in
+// the namespace) silently changes what the script tests.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// runShell runs a command; es is the event (nil for the init and cleanup
+// commands). The caller holds e.mu; it is released while the command runs.
+func (e *engine) runShell(text string, es *eventState) error {
+	cmd := exec.CommandContext(e.ctx, "/bin/sh", "-c", text)
+	cmd.Dir = e.dir
+	cmd.Env = append(os.Environ(), "PACKETDRILL_PID="+strconv.Itoa(os.Getpid()))
+	cmd.Stdout = e.env.Stdout
+	watch := &sysctlWatch{out: e.env.Stderr}
+	cmd.Stderr = watch
+	e.mu.Unlock()
+	err := cmd.Run()
+	e.mu.Lock()
+	where := e.script.File
+	if es != nil {
+		where = fmt.Sprintf("%s:%d", e.script.File, es.ev.Pos.Line)
+	}
+	for _, l := range watch.refused() {
+		fmt.Fprintf(e.env.Stderr, "%s: warning: a sysctl in `%s` was refused, the test runs with the kernel's setting instead: %s\n", where, text, l)
+	}
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("got signal %d (%s)", ws.Signal(), ws.Signal())
+		}
+		return fmt.Errorf("non-zero status %d", ee.ExitCode())
+	}
+	return err
+}
+
+// runInitScripts runs --init_scripts, a comma-separated list of commands.
+func (e *engine) runInitScripts() error {
+	if e.cfg.InitScripts == "" {
+		return nil
+	}
+	for _, c := range strings.Split(e.cfg.InitScripts, ",") {
+		if err := e.runShell(c, nil); err != nil {
+			return &ScriptError{File: e.script.File, Msg: fmt.Sprintf("error executing init script '%s': %v", c, err), Err: err}
+		}
+	}
+	return nil
+}
+
+// sysctlWatch passes a command's stderr through and keeps the lines that
+// report a sysctl failure.
+type sysctlWatch struct {
+	out     io.Writer
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+}
+
+func (w *sysctlWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.note(string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+	}
+	return w.out.Write(p)
+}
+
+func (w *sysctlWatch) note(line string) {
+	if strings.HasPrefix(strings.TrimSpace(line), "sysctl:") {
+		w.lines = append(w.lines, strings.TrimSpace(line))
+	}
+}
+
+// refused returns the sysctl failure lines seen.
+func (w *sysctlWatch) refused() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.note(string(w.partial))
+		w.partial = nil
+	}
+	return w.lines
+}

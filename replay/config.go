@@ -1,0 +1,506 @@
+package replay
+
+// This file holds the run configuration: every option of the reference
+// implementation with the reference's defaults, set from the command line
+// (Config.Set) or from `--name=value` lines at the top of a script, the
+// command line winning as in the reference.
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// IP versions accepted by --ip_version.
+const (
+	IPv4       = "ipv4"
+	IPv4Mapped = "ipv4-mapped-ipv6"
+	IPv6       = "ipv6"
+)
+
+// Config is the configuration of one run. The zero value is not ready: use
+// NewConfig, then Set, then (done by Run) Finalize.
+type Config struct {
+	IPVersion string // ipv4, ipv4-mapped-ipv6 or ipv6; "" means ipv4
+
+	BindPort    uint16 // the local port bind() and inbound SYNs use
+	ConnectPort uint16 // the remote port connect() uses
+
+	// The addresses as written; empty means the reference's default for
+	// the IP version. RemoteIP may carry a prefix ("192.0.2.1/24").
+	LocalIP   string
+	RemoteIP  string
+	GatewayIP string
+	NetmaskIP string
+
+	Speed int // the speed the TUN reports; 0 keeps the current one
+	MSS   int // gso_size of injected TCP packets; 0 means none
+	MTU   int // MTU of the TUN device
+
+	InitScripts string // comma-separated commands run before the script
+
+	ToleranceUsecs   int64   // timing tolerance
+	TolerancePercent float64 // timing tolerance in percent of the interval
+
+	TCPTSECRScaled  bool // interpolate inbound TS ecr without a matching TS val
+	TCPTSTickUsecs  int  // microseconds per TS val tick; 0 disables TS val checks
+	StrictSegments  bool // do not aggregate outbound segments
+	NonFatalPacket  bool // packet mismatches are warnings
+	NonFatalSyscall bool // system call mismatches are warnings
+	DryRun          bool // parse only
+	IsAnyIP         bool
+	SendOmitFree    bool // accepted for compatibility: send buffers are never freed early here
+	Verbose         bool
+	Debug           int
+
+	CodeCommand string // interpreter for %{ }% blocks
+	CodeFormat  string
+	CodeSockopt string
+
+	PSPUDPPort int
+
+	// Options of the reference's remote ("wire") mode, accepted so that
+	// scripts naming them parse; wire mode itself is not supported.
+	WireClient, WireServer                     bool
+	WireServerIP, WireClientDev, WireServerDev string
+	WireServerPort                             int
+	SOFilename, SOFlags                        string
+
+	// Defines are the -D name=value symbols.
+	Defines map[string]string
+
+	// explicit records the names set through Set, which script options
+	// do not override.
+	explicit map[string]bool
+
+	// Resolved by Finalize.
+	localAddr, remoteAddr, gatewayAddr netip.Addr
+	remotePrefix                       netip.Prefix
+	prefixLen                          int
+}
+
+// NewConfig returns a Config with the reference's defaults.
+func NewConfig() *Config {
+	return &Config{
+		BindPort:         8080,
+		ConnectPort:      8080,
+		MTU:              1500,
+		ToleranceUsecs:   4000,
+		TolerancePercent: 12.5,
+		CodeCommand:      "python3",
+		CodeFormat:       "python",
+		WireServerPort:   8081,
+		Defines:          map[string]string{},
+		explicit:         map[string]bool{},
+	}
+}
+
+// optionInfo describes one option: whether it takes a value.
+type optionInfo struct {
+	hasArg bool
+}
+
+// options lists every option of the reference, by its long name.
+var options = map[string]optionInfo{
+	"ip_version": {true}, "bind_port": {true}, "code_command": {true},
+	"code_format": {true}, "code_sockopt": {true}, "connect_port": {true},
+	"remote_ip": {true}, "local_ip": {true}, "gateway_ip": {true},
+	"netmask_ip": {true}, "speed": {true}, "mss": {true}, "mtu": {true},
+	"init_scripts": {true}, "tolerance_usecs": {true}, "tolerance_percent": {true},
+	"wire_client": {false}, "wire_server": {false}, "wire_server_ip": {true},
+	"wire_server_at": {true}, "wire_server_port": {true}, "wire_client_dev": {true},
+	"wire_server_dev": {true}, "so_filename": {true}, "so_flags": {true},
+	"tcp_ts_ecr_scaled": {false}, "tcp_ts_tick_usecs": {true},
+	"strict_segments": {false}, "non_fatal": {true}, "dry_run": {false},
+	"is_anyip": {false}, "send_omit_free": {false}, "psp_udp_port": {true},
+	"debug": {false}, "define": {true}, "verbose": {false},
+}
+
+// OptionNames returns the long names of every option, sorted.
+func OptionNames() []string {
+	names := make([]string, 0, len(options))
+	for n := range options {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// OptionTakesValue reports whether the named option needs a value
+// (false for flags such as send_omit_free) and whether it exists.
+func OptionTakesValue(name string) (takesValue, ok bool) {
+	info, ok := options[canonicalOption(name)]
+	return info.hasArg, ok
+}
+
+func canonicalOption(name string) string {
+	switch name {
+	case "D":
+		return "define"
+	case "v":
+		return "verbose"
+	}
+	return name
+}
+
+// Set applies one option given on the command line, by its reference name
+// ("tolerance_usecs", "D" or "define" with "NAME=value", "v" or "verbose").
+// Flags take "" or a boolean value. Options set here win over the same
+// options written in the script.
+func (c *Config) Set(name, value string) error {
+	name = canonicalOption(name)
+	if err := c.apply(name, value); err != nil {
+		return err
+	}
+	if c.explicit == nil {
+		c.explicit = map[string]bool{}
+	}
+	c.explicit[name] = true
+	if name == "define" {
+		sym, _, _ := strings.Cut(value, "=")
+		c.explicit["define:"+sym] = true
+	}
+	return nil
+}
+
+// ApplyScriptOptions applies the `--name=value` lines of a script, leaving
+// alone the options set on the command line (defines merge, the command
+// line winning per symbol).
+func (c *Config) ApplyScriptOptions(s *parser.Script) error {
+	for _, o := range s.Options {
+		name := canonicalOption(o.Name)
+		info, ok := options[name]
+		if !ok {
+			return &ScriptError{File: s.File, Pos: o.Pos, Msg: fmt.Sprintf("option '%s' unknown", o.Name)}
+		}
+		if o.Set && !info.hasArg {
+			return &ScriptError{File: s.File, Pos: o.Pos, Msg: fmt.Sprintf("option '%s' forbids an argument", o.Name)}
+		}
+		if !o.Set && info.hasArg {
+			return &ScriptError{File: s.File, Pos: o.Pos, Msg: fmt.Sprintf("option '%s' requires an argument", o.Name)}
+		}
+		value := unquoteOption(o.Value)
+		if name == "define" {
+			if sym, _, found := strings.Cut(value, "="); found && c.explicit["define:"+sym] {
+				continue
+			}
+		} else if c.explicit[name] && name != "non_fatal" {
+			continue
+		}
+		if err := c.apply(name, value); err != nil {
+			return &ScriptError{File: s.File, Pos: o.Pos, Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+func unquoteOption(v string) string {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
+
+func parseFlag(name, value string) (bool, error) {
+	if value == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(value)
+	if err != nil {
+		return false, fmt.Errorf("bad --%s: %s", name, value)
+	}
+	return b, nil
+}
+
+func parsePort(name, value string) (uint16, error) {
+	p, err := strconv.Atoi(value)
+	if err != nil || p <= 0 || p > 0xffff {
+		return 0, fmt.Errorf("bad --%s: %s", name, value)
+	}
+	return uint16(p), nil
+}
+
+// apply sets one option, validating it as the reference does.
+func (c *Config) apply(name, value string) error {
+	bad := func() error { return fmt.Errorf("bad --%s: %s", name, value) }
+	atoi := func() (int, error) {
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return 0, bad()
+		}
+		return n, nil
+	}
+	var err error
+	switch name {
+	case "ip_version":
+		switch value {
+		case IPv4, IPv4Mapped, IPv6:
+			c.IPVersion = value
+		default:
+			return bad()
+		}
+	case "bind_port":
+		c.BindPort, err = parsePort(name, value)
+	case "connect_port":
+		c.ConnectPort, err = parsePort(name, value)
+	case "code_command":
+		c.CodeCommand = value
+	case "code_format":
+		c.CodeFormat = value
+	case "code_sockopt":
+		c.CodeSockopt = value
+	case "remote_ip":
+		c.RemoteIP = value
+	case "local_ip":
+		c.LocalIP = value
+	case "gateway_ip":
+		c.GatewayIP = value
+	case "netmask_ip":
+		c.NetmaskIP = value
+	case "speed":
+		n, e := strconv.ParseUint(value, 10, 32)
+		if e != nil {
+			return bad()
+		}
+		c.Speed = int(n)
+	case "mss":
+		n, e := atoi()
+		if e != nil || n <= 0 {
+			return bad()
+		}
+		c.MSS = n
+	case "mtu":
+		n, e := atoi()
+		if e != nil || n < 0 {
+			return bad()
+		}
+		c.MTU = n
+	case "init_scripts":
+		c.InitScripts = value
+	case "tolerance_usecs":
+		n, e := strconv.ParseInt(value, 10, 64)
+		if e != nil || n <= 0 {
+			return bad()
+		}
+		c.ToleranceUsecs = n
+	case "tolerance_percent":
+		f, e := strconv.ParseFloat(value, 64)
+		if e != nil || f < 0 || f > 100 {
+			return bad()
+		}
+		c.TolerancePercent = f
+	case "tcp_ts_ecr_scaled":
+		c.TCPTSECRScaled, err = parseFlag(name, value)
+	case "tcp_ts_tick_usecs":
+		n, e := atoi()
+		if e != nil || n < 0 || n > 1000000 {
+			return bad()
+		}
+		c.TCPTSTickUsecs = n
+	case "strict_segments":
+		c.StrictSegments, err = parseFlag(name, value)
+	case "non_fatal":
+		for _, tok := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' }) {
+			switch tok {
+			case "packet":
+				c.NonFatalPacket = true
+			case "syscall":
+				c.NonFatalSyscall = true
+			}
+		}
+	case "dry_run":
+		c.DryRun, err = parseFlag(name, value)
+	case "is_anyip":
+		c.IsAnyIP, err = parseFlag(name, value)
+	case "send_omit_free":
+		c.SendOmitFree, err = parseFlag(name, value)
+	case "verbose":
+		c.Verbose, err = parseFlag(name, value)
+	case "debug":
+		c.Debug++
+	case "psp_udp_port":
+		p, e := parsePort(name, value)
+		if e != nil {
+			return e
+		}
+		c.PSPUDPPort = int(p)
+	case "wire_client":
+		c.WireClient, c.WireServer = true, false
+	case "wire_server":
+		c.WireServer, c.WireClient = true, false
+	case "wire_server_ip", "wire_server_at":
+		c.WireServerIP, c.WireClient = value, true
+	case "wire_server_port":
+		p, e := parsePort(name, value)
+		if e != nil {
+			return e
+		}
+		c.WireServerPort = int(p)
+	case "wire_client_dev":
+		c.WireClientDev = value
+	case "wire_server_dev":
+		c.WireServerDev = value
+	case "so_filename":
+		c.SOFilename = value
+	case "so_flags":
+		c.SOFlags = value
+	case "define":
+		sym, val, found := strings.Cut(value, "=")
+		if !found || sym == "" {
+			return fmt.Errorf("bad definition: %s", value)
+		}
+		if c.Defines == nil {
+			c.Defines = map[string]string{}
+		}
+		c.Defines[sym] = val
+	default:
+		return fmt.Errorf("option '%s' unknown", name)
+	}
+	return err
+}
+
+// Finalize fills in the address defaults of the IP version and checks the
+// addresses. Run calls it after applying the script's options.
+func (c *Config) Finalize() error {
+	if c.IPVersion == "" {
+		c.IPVersion = IPv4
+	}
+	if c.WireClient || c.WireServer || c.SOFilename != "" {
+		return fmt.Errorf("wire mode and --so_filename are not supported")
+	}
+	v6 := c.IPVersion == IPv6
+	remote := c.RemoteIP
+	if remote == "" {
+		remote = "192.0.2.1/24"
+		if v6 {
+			remote = "2001:DB8::1/32"
+		}
+	}
+	var err error
+	if strings.Contains(remote, "/") {
+		c.remotePrefix, err = netip.ParsePrefix(remote)
+		if err != nil {
+			return fmt.Errorf("bad --remote_ip: %s", remote)
+		}
+		c.remoteAddr = c.remotePrefix.Addr()
+		c.remotePrefix = c.remotePrefix.Masked()
+	} else {
+		c.remoteAddr, err = netip.ParseAddr(remote)
+		if err != nil {
+			return fmt.Errorf("bad --remote_ip: %s", remote)
+		}
+		c.remotePrefix = netip.PrefixFrom(c.remoteAddr, c.remoteAddr.BitLen())
+	}
+	local := c.LocalIP
+	gateway := c.GatewayIP
+	if v6 {
+		if local == "" {
+			local = "fd3d:fa7b:d17d::1"
+		}
+		if gateway == "" {
+			gateway = "fd3d:fa7b:d17d:8888::"
+		}
+		c.prefixLen = 48
+	} else {
+		if local == "" {
+			local = "192.168.0.1"
+		}
+		if gateway == "" {
+			gateway = "192.168.0.1"
+		}
+		mask := c.NetmaskIP
+		if mask == "" {
+			mask = "255.255.0.0"
+		}
+		m, err := netip.ParseAddr(mask)
+		if err != nil || !m.Is4() {
+			return fmt.Errorf("bad --netmask_ip: %s", mask)
+		}
+		b := m.As4()
+		bits := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		n := 0
+		for bits&0x80000000 != 0 {
+			n++
+			bits <<= 1
+		}
+		c.prefixLen = n
+	}
+	if c.localAddr, err = netip.ParseAddr(local); err != nil {
+		return fmt.Errorf("bad --local_ip: %s", local)
+	}
+	if c.gatewayAddr, err = netip.ParseAddr(gateway); err != nil {
+		return fmt.Errorf("bad --gateway_ip: %s", gateway)
+	}
+	if c.localAddr.Is6() != v6 || c.remoteAddr.Is6() != v6 {
+		return fmt.Errorf("addresses %s and %s do not match --ip_version=%s", c.localAddr, c.remoteAddr, c.IPVersion)
+	}
+	return nil
+}
+
+// wireIPv6 reports whether packets on the wire are IPv6.
+func (c *Config) wireIPv6() bool { return c.IPVersion == IPv6 }
+
+// socketIPv6 reports whether sockets are AF_INET6 (ipv6 and ipv4-mapped-ipv6).
+func (c *Config) socketIPv6() bool { return c.IPVersion != IPv4 && c.IPVersion != "" }
+
+// LocalAddr, RemoteAddr and GatewayAddr are the resolved addresses (after Finalize).
+func (c *Config) LocalAddr() netip.Addr   { return c.localAddr }
+func (c *Config) RemoteAddr() netip.Addr  { return c.remoteAddr }
+func (c *Config) GatewayAddr() netip.Addr { return c.gatewayAddr }
+
+// PrefixLen is the prefix length of the local interface (after Finalize).
+func (c *Config) PrefixLen() int { return c.prefixLen }
+
+// RemotePrefix is the remote network routed through the device (after Finalize).
+func (c *Config) RemotePrefix() netip.Prefix { return c.remotePrefix }
+
+// Clone returns a deep copy, so that Run can apply a script's options
+// without touching the caller's Config.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.Defines = make(map[string]string, len(c.Defines))
+	for k, v := range c.Defines {
+		n.Defines[k] = v
+	}
+	n.explicit = make(map[string]bool, len(c.explicit))
+	for k, v := range c.explicit {
+		n.explicit[k] = v
+	}
+	return &n
+}
+
+// Resolve returns the configuration a script runs with: a copy of c with
+// the script's options applied (the command line winning) and the
+// addresses resolved. Run does the same; the CLI calls it first to set up
+// the network (NetConfig) before Run.
+func (c *Config) Resolve(s *parser.Script) (*Config, error) {
+	r := c.Clone()
+	if err := r.ApplyScriptOptions(s); err != nil {
+		return nil, err
+	}
+	if err := r.Finalize(); err != nil {
+		return nil, &ScriptError{File: s.File, Msg: err.Error(), Err: err}
+	}
+	return r, nil
+}
+
+// NetConfig is the network the run needs (after Resolve or Finalize).
+func (c *Config) NetConfig() NetConfig {
+	nc := NetConfig{
+		IPVersion: c.IPVersion,
+		LocalIP:   c.localAddr,
+		RemoteIP:  c.remoteAddr,
+		GatewayIP: c.gatewayAddr,
+		PrefixLen: c.prefixLen,
+		MTU:       c.MTU,
+		MSS:       c.MSS,
+	}
+	if c.remotePrefix.IsValid() && c.remotePrefix.Bits() < c.remoteAddr.BitLen() {
+		nc.RemotePrefix = c.remotePrefix
+	}
+	return nc
+}

@@ -1,0 +1,471 @@
+package replay
+
+// This file is the engine's main loop: one timeline for the whole script,
+// events run in order at their scheduled times, relative times anchored as
+// the reference anchors them, and every check's failure turned into a
+// ScriptError naming the line.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// Env is what a run needs from the outside world.
+type Env struct {
+	Device Device // packets to and from the kernel under test
+	Clock  Clock  // the only source of time
+
+	// Syscalls overrides or adds system call implementations by name
+	// (tests use fakes); the built-in ones are used otherwise.
+	Syscalls map[string]SyscallFunc
+
+	Stdout, Stderr io.Writer // where commands and warnings write; nil discards
+
+	// Host is the machine's side (closing fds, ephemeral ports, thread
+	// states); nil means the Linux host this process runs on.
+	Host Host
+
+	// Dir is the working directory of backquoted commands; "" means the
+	// folder of the script file, as the reference is run.
+	Dir string
+
+	// Code runs the `%{ }%` blocks; nil makes a script with such a block
+	// fail at that block with a clear message.
+	Code CodeRunner
+
+	// Capture, if set, records every packet injected and sniffed.
+	Capture *PcapWriter
+}
+
+// CodeRunner runs the `%{ }%` blocks of a script the way the reference
+// does: a snapshot of the socket under test at each block's time, then the
+// code of every block after the script ends.
+type CodeRunner interface {
+	Snapshot(ctx context.Context, code *parser.Code, liveFD int) error
+	Finish(ctx context.Context) error
+}
+
+// eventKind is what an event does.
+type eventKind int
+
+const (
+	evInbound eventKind = iota
+	evOutbound
+	evSyscall
+	evCommand
+	evCode
+)
+
+// eventState is an event with its times resolved, in script microseconds.
+type eventState struct {
+	ev          *parser.Event
+	kind        eventKind
+	timeKind    parser.TimeKind
+	startUsecs  int64 // when the event should happen
+	endUsecs    int64 // end of a time range
+	offsetUsecs int64 // what a relative time was relative to
+	sysEndUsecs int64 // when a blocking call should return
+}
+
+func (s *eventState) isInbound() bool { return s.kind == evInbound }
+
+// engine is the state of one run.
+type engine struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	cfg    *Config
+	env    *Env
+	host   Host
+	script *parser.Script
+	eval   *Evaluator
+	dir    string
+
+	// mu is held by whoever changes the state below: the main loop while
+	// it is not waiting, and a system call's goroutine around its call.
+	mu sync.Mutex
+
+	liveStart   time.Time
+	scriptStart int64
+	cur, last   *eventState
+	numEvents   int
+
+	fds           fdTable
+	underTest     *socket
+	nextEphemeral int // a cached port, -1 once used
+
+	blockingCall *callState
+	asyncErr     error // a failure found off the main loop
+
+	initDone bool
+}
+
+// Run runs a parsed script against the kernel reached through env.Device.
+// cfg holds the command line's options; the script's own options are
+// applied on a copy. It returns nil when every event matched, and a
+// *ScriptError naming the line otherwise.
+func Run(ctx context.Context, s *parser.Script, cfg *Config, env *Env) error {
+	if s == nil || cfg == nil || env == nil {
+		return errors.New("replay: Run needs a script, a config and an env")
+	}
+	cfg, err := cfg.Resolve(s)
+	if err != nil {
+		return err
+	}
+	if cfg.DryRun {
+		return nil
+	}
+	if env.Device == nil || env.Clock == nil {
+		return errors.New("replay: Run needs env.Device and env.Clock")
+	}
+	e := &engine{cfg: cfg, env: env, script: s, nextEphemeral: -1}
+	e.host = env.Host
+	if e.host == nil {
+		e.host = newSystemHost()
+	}
+	if e.env.Stdout == nil || e.env.Stderr == nil {
+		cp := *env
+		if cp.Stdout == nil {
+			cp.Stdout = io.Discard
+		}
+		if cp.Stderr == nil {
+			cp.Stderr = io.Discard
+		}
+		e.env = &cp
+	}
+	e.dir = env.Dir
+	if e.dir == "" {
+		e.dir = filepath.Dir(s.File)
+	}
+	e.eval = &Evaluator{Defines: cfg.Defines}
+	e.ctx, e.cancel = context.WithCancelCause(ctx)
+	defer e.cancel(nil)
+	return e.run()
+}
+
+// run is the interpreter loop (the reference's run_script).
+func (e *engine) run() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	if err := e.runInitScripts(); err != nil {
+		return err
+	}
+	if e.script.Init != nil {
+		if err := e.runShell(e.script.Init.Text, nil); err != nil {
+			return &ScriptError{File: e.script.File, Pos: e.script.Init.Pos, Msg: "error executing init command: " + err.Error(), Err: err}
+		}
+		e.initDone = true
+	}
+	port, err := e.host.EphemeralPort(e.cfg.socketIPv6())
+	if err != nil {
+		return e.cleanupAfter(fmt.Errorf("replay: picking an ephemeral port: %w", err))
+	}
+	e.nextEphemeral = int(port)
+
+	e.liveStart = e.host.StartTime(e.env.Clock)
+	for i, ev := range e.script.Events {
+		es, serr := e.nextEvent(i, ev)
+		if serr != nil {
+			return e.cleanupAfter(serr)
+		}
+		e.adjustRelativeTimes(es)
+		if err := e.runEvent(es); err != nil {
+			if aerr := e.takeAsyncErr(); aerr != nil {
+				return e.cleanupAfter(aerr)
+			}
+			if werr := e.report(es, err); werr != nil {
+				return e.cleanupAfter(werr)
+			}
+		}
+		if aerr := e.takeAsyncErr(); aerr != nil {
+			return e.cleanupAfter(aerr)
+		}
+		e.numEvents++
+	}
+	if !e.awaitIdle(idleWait) {
+		if aerr := e.takeAsyncErr(); aerr != nil {
+			return e.cleanupAfter(aerr)
+		}
+		cs := e.blockingCall
+		return e.cleanupAfter(&ScriptError{File: e.script.File, Pos: cs.line, Msg: "runtime error: exiting while a blocking system call is in progress"})
+	}
+	if aerr := e.takeAsyncErr(); aerr != nil {
+		return e.cleanupAfter(aerr)
+	}
+	if err := e.runCleanupCommand(); err != nil {
+		return err
+	}
+	if e.env.Code != nil {
+		if err := e.env.Code.Finish(e.ctx); err != nil {
+			return &ScriptError{File: e.script.File, Msg: "error executing code: " + err.Error(), Err: err}
+		}
+	}
+	return e.closeAll()
+}
+
+// cleanupAfter runs the cleanup command after a failure, as the reference's
+// die() does, and returns the failure.
+func (e *engine) cleanupAfter(err error) error {
+	if cerr := e.runCleanupCommand(); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	return err
+}
+
+// runCleanupCommand runs the script's final command, if the init command
+// ran (the reference runs the cleanup only then).
+func (e *engine) runCleanupCommand() error {
+	c := e.script.Cleanup
+	if c == nil || !e.initDone {
+		return nil
+	}
+	e.initDone = false
+	if err := e.runShell(c.Text, nil); err != nil {
+		return &ScriptError{File: e.script.File, Pos: c.Pos, Msg: "error executing cleanup command: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+// nextEvent classifies event i and checks the script-level rules of the
+// reference's get_next_event.
+func (e *engine) nextEvent(i int, ev *parser.Event) (*eventState, error) {
+	es := &eventState{ev: ev, timeKind: ev.Time.Kind, startUsecs: ev.Time.Usecs, endUsecs: ev.Time.End}
+	switch a := ev.Action.(type) {
+	case *parser.Packet:
+		es.kind = evInbound
+		if a.Dir == parser.Outbound {
+			es.kind = evOutbound
+		}
+	case *parser.Syscall:
+		es.kind = evSyscall
+		if a.End != nil {
+			es.sysEndUsecs = a.End.Usecs
+		}
+	case *parser.Command:
+		es.kind = evCommand
+	case *parser.Code:
+		es.kind = evCode
+	default:
+		return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: fmt.Sprintf("unknown event %T", ev.Action)}
+	}
+	if es.timeKind == parser.TimeAny || es.timeKind == parser.TimeAbsoluteRange || es.timeKind == parser.TimeRelativeRange {
+		if es.kind != evOutbound {
+			return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: "event time * or a time range can only be used with outbound packets"}
+		}
+	}
+	if i == 0 {
+		e.scriptStart = es.startUsecs
+		if es.startUsecs != 0 {
+			return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: "first event should be at time 0"}
+		}
+	} else {
+		e.last = e.cur
+	}
+	e.cur = es
+	if e.last != nil && isAbsolute(e.last.timeKind) && isAbsolute(es.timeKind) && es.startUsecs < e.last.startUsecs {
+		return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: fmt.Sprintf("time goes backward in script from %d usec to %d usec", e.last.startUsecs, es.startUsecs)}
+	}
+	return es, nil
+}
+
+func isAbsolute(k parser.TimeKind) bool {
+	return k == parser.TimeAbsolute || k == parser.TimeAbsoluteRange
+}
+
+// adjustRelativeTimes anchors relative and `*` times. A relative time
+// counts from when the previous event finished, except between two inbound
+// packets, which count from the previous one's scheduled time so that CPU
+// overhead does not accumulate (the reference's rule).
+func (e *engine) adjustRelativeTimes(es *eventState) {
+	if es.timeKind != parser.TimeAny && es.timeKind != parser.TimeRelative && es.timeKind != parser.TimeRelativeRange {
+		return
+	}
+	var offset int64
+	if e.last != nil && e.last.isInbound() && es.isInbound() {
+		offset = e.last.startUsecs
+	} else {
+		offset = e.nowUsecs()
+	}
+	es.offsetUsecs = offset
+	es.startUsecs += offset
+	if es.timeKind == parser.TimeRelativeRange {
+		es.endUsecs += offset
+	}
+	if es.timeKind == parser.TimeRelative && es.kind == evSyscall {
+		es.sysEndUsecs += offset
+	}
+}
+
+// nowUsecs is the live time since the start, in microseconds.
+func (e *engine) nowUsecs() int64 {
+	return e.env.Clock.Now().Sub(e.liveStart).Microseconds()
+}
+
+// liveTime is the live instant of a script time.
+func (e *engine) liveTime(scriptUsecs int64) time.Time {
+	return e.liveStart.Add(time.Duration(scriptUsecs-e.scriptStart) * time.Microsecond)
+}
+
+// lastEventUsecs is the previous event's time, or noTime.
+func (e *engine) lastEventUsecs() int64 {
+	if e.last == nil {
+		return noTime
+	}
+	return e.last.startUsecs
+}
+
+// noTime marks "no previous event" for the dynamic tolerance.
+const noTime = -1 << 62
+
+// runEvent runs one event. The caller holds e.mu.
+func (e *engine) runEvent(es *eventState) error {
+	switch a := es.ev.Action.(type) {
+	case *parser.Packet:
+		if err := e.runPacket(es, a); err != nil {
+			return err
+		}
+	case *parser.Syscall:
+		if err := e.runSyscall(es, a); err != nil {
+			return err
+		}
+	case *parser.Command:
+		if err := e.waitForEvent(es); err != nil {
+			return err
+		}
+		if err := e.runShell(a.Text, es); err != nil {
+			return &eventError{kind: fatalError, msg: fmt.Sprintf("error executing `%s` command: %v", a.Text, err), err: err}
+		}
+	case *parser.Code:
+		if err := e.waitForEvent(es); err != nil {
+			return err
+		}
+		if e.env.Code == nil {
+			return fatalf("%%{ }%% code blocks are not supported by this build (they need a python3 runner)")
+		}
+		if e.underTest == nil {
+			return fatalf("no socket to use for code")
+		}
+		if err := e.env.Code.Snapshot(e.ctx, a, e.underTest.fd.liveFD); err != nil {
+			return &eventError{kind: fatalError, msg: err.Error(), err: err}
+		}
+	}
+	return nil
+}
+
+// report turns an event's failure into a ScriptError, or prints it as a
+// warning and returns nil under --non_fatal.
+func (e *engine) report(es *eventState, err error) error {
+	var ee *eventError
+	if !errors.As(err, &ee) {
+		ee = &eventError{kind: fatalError, msg: err.Error(), err: err}
+	}
+	se := &ScriptError{File: e.script.File, Pos: es.ev.Pos, Msg: ee.msg, Detail: ee.detail, Err: ee.err}
+	if (ee.kind == packetError && e.cfg.NonFatalPacket) || (ee.kind == syscallError && e.cfg.NonFatalSyscall) {
+		fmt.Fprintf(e.env.Stderr, "%s (warning, continuing: --non_fatal)\n", se.Error())
+		return nil
+	}
+	return se
+}
+
+// failAsync records a failure found on a blocking call's goroutine and
+// stops the run, unless --non_fatal makes it a warning. The caller holds e.mu.
+func (e *engine) failAsync(es *eventState, err *eventError) {
+	if werr := e.report(es, err); werr != nil && e.asyncErr == nil {
+		e.asyncErr = werr
+		e.cancel(werr)
+	}
+}
+
+// takeAsyncErr returns a failure recorded by failAsync. The caller holds e.mu.
+func (e *engine) takeAsyncErr() error {
+	return e.asyncErr
+}
+
+// waitForEvent sleeps until the event's time and checks that it is on
+// time. The caller holds e.mu; it is released while sleeping.
+func (e *engine) waitForEvent(es *eventState) *eventError {
+	if e.numEvents == 0 {
+		return nil
+	}
+	target := e.liveTime(es.startUsecs)
+	e.mu.Unlock()
+	err := e.env.Clock.SleepUntil(e.ctx, target)
+	e.mu.Lock()
+	if err != nil {
+		return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: err}
+	}
+	terr := e.verifyTime(es.timeKind, es.startUsecs, es.endUsecs, e.nowUsecs(), e.lastEventUsecs(), describeEvent(es))
+	if terr != nil {
+		terr.kind = fatalError
+	}
+	return terr
+}
+
+func describeEvent(es *eventState) string {
+	switch es.kind {
+	case evInbound:
+		return "inbound packet"
+	case evOutbound:
+		return "outbound packet"
+	case evSyscall:
+		return "system call start"
+	case evCommand:
+		return "command"
+	}
+	return "data collection for code"
+}
+
+// verifyTime checks that something happened (live, script microseconds
+// since the start) when the script said, within the tolerance: the larger
+// of --tolerance_usecs and --tolerance_percent of the time since the
+// previous event.
+func (e *engine) verifyTime(kind parser.TimeKind, scriptUsecs, scriptEnd, live, lastUsecs int64, what string) *eventError {
+	if kind == parser.TimeAny {
+		return nil
+	}
+	expected := scriptUsecs - e.scriptStart
+	expectedEnd := scriptEnd - e.scriptStart
+	tol := e.cfg.ToleranceUsecs
+	if lastUsecs != noTime {
+		if dyn := int64(e.cfg.TolerancePercent / 100 * float64(scriptUsecs-lastUsecs)); dyn > tol {
+			tol = dyn
+		}
+	}
+	lo, hi := expected, expected
+	where := fmt.Sprintf("at %.3f s", secs(expected))
+	if kind == parser.TimeAbsoluteRange || kind == parser.TimeRelativeRange {
+		hi = expectedEnd
+		where = fmt.Sprintf("in %.3f~%.3f s", secs(expected), secs(expectedEnd))
+	}
+	if live >= lo-tol && live <= hi+tol {
+		return nil
+	}
+	off := fmt.Sprintf("%.3f ms late", float64(live-hi)/1000)
+	if live < lo-tol {
+		off = fmt.Sprintf("%.3f ms early", float64(lo-live)/1000)
+	}
+	return &eventError{kind: packetError, msg: fmt.Sprintf("timing error: expected %s %s (±%s ms), happened at %.3f s: %s",
+		what, where, trimFloat(float64(tol)/1000), secs(live), off)}
+}
+
+// secs converts microseconds to seconds.
+func secs(usecs int64) float64 { return float64(usecs) / 1e6 }
+
+// trimFloat prints a millisecond figure without needless zeros.
+func trimFloat(f float64) string {
+	s := fmt.Sprintf("%.3f", f)
+	for len(s) > 1 && s[len(s)-1] == '0' {
+		s = s[:len(s)-1]
+	}
+	if s[len(s)-1] == '.' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,114 @@
+//go:build linux
+
+package replay
+
+// This file is the Linux Host: closing fds, picking ephemeral ports the
+// way the reference does (a listening socket bound to port 0, kept open so
+// the port stays reserved), reading a thread's state from /proc, and
+// starting the script just after a jiffy boundary.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// systemHost is the Host of the machine this process runs on.
+type systemHost struct {
+	mu       sync.Mutex
+	reserved []int // sockets holding ephemeral ports for the run
+}
+
+func newSystemHost() *systemHost { return &systemHost{} }
+
+func (h *systemHost) CloseFD(fd int) error { return unix.Close(fd) }
+
+func (h *systemHost) EphemeralPort(ipv6 bool) (uint16, error) {
+	domain := unix.AF_INET
+	var sa unix.Sockaddr = &unix.SockaddrInet4{}
+	if ipv6 {
+		domain = unix.AF_INET6
+		sa = &unix.SockaddrInet6{}
+	}
+	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return 0, err
+	}
+	if err := unix.Listen(fd, 100); err != nil {
+		unix.Close(fd)
+		return 0, err
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return 0, err
+	}
+	h.mu.Lock()
+	h.reserved = append(h.reserved, fd)
+	h.mu.Unlock()
+	switch a := got.(type) {
+	case *unix.SockaddrInet4:
+		return uint16(a.Port), nil
+	case *unix.SockaddrInet6:
+		return uint16(a.Port), nil
+	}
+	return 0, fmt.Errorf("unexpected socket address %T", got)
+}
+
+// ThreadSleeping reads the state letter of /proc/self/task/<tid>/stat.
+func (h *systemHost) ThreadSleeping(tid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and
+	// may itself contain spaces or parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] == 'S'
+}
+
+// jiffyTicks is how many clock-tick changes to watch before starting, and
+// jiffyOffset how far into the tick to start (the reference's values).
+const (
+	jiffyTicks  = 10
+	jiffyOffset = 250 * time.Microsecond
+)
+
+// StartTime spins watching times(2), whose value moves at jiffy
+// boundaries, and returns an instant just after one. A script whose events
+// fall on millisecond boundaries then does not straddle jiffies, which
+// would change the kernel's RTT and timer arithmetic.
+func (h *systemHost) StartTime(c Clock) time.Time {
+	var tms unix.Tms
+	last, err := unix.Times(&tms)
+	if err != nil {
+		return c.Now()
+	}
+	var start time.Time
+	for n := 0; n < jiffyTicks; {
+		t, err := unix.Times(&tms)
+		if err != nil {
+			return c.Now()
+		}
+		if t != last {
+			start = c.Now()
+			n++
+		}
+		last = t
+	}
+	start = start.Add(jiffyOffset)
+	for c.Now().Before(start) {
+	}
+	return start
+}

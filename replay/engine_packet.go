@@ -1,0 +1,468 @@
+package replay
+
+// This file runs packet events: it finds (or creates, for a SYN to a
+// listener or the SYN of a connect) the socket a script packet belongs to,
+// injects inbound packets at their time, and sniffs outbound packets as
+// soon as the previous event is done, so that early packets are caught
+// too. At the end of the script it resets every live connection so the
+// kernel forgets it, as the reference does.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+	"golang.org/x/sys/unix"
+)
+
+// runPacket runs a packet event. The caller holds e.mu.
+func (e *engine) runPacket(es *eventState, p *parser.Packet) error {
+	sp, err := compilePacket(p, e.cfg.wireIPv6())
+	if err != nil {
+		return fatalf("error handling packet: %v", err)
+	}
+	s, err := e.socketForScriptPacket(sp)
+	if err != nil {
+		return fatalf("error handling packet: %v", err)
+	}
+	if p.Dir == parser.Outbound {
+		return e.doOutbound(es, sp, s)
+	}
+	if werr := e.waitForEvent(es); werr != nil {
+		return werr
+	}
+	return e.doInbound(sp, s)
+}
+
+func (e *engine) wireFamily() int {
+	if e.cfg.wireIPv6() {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+// socketForScriptPacket is the reference's
+// find_or_create_socket_for_script_packet.
+func (e *engine) socketForScriptPacket(sp *scriptPacket) (*socket, error) {
+	inbound := sp.ast.Dir == parser.Inbound
+	ut := e.underTest
+	if sp.proto == protoTCP {
+		if inbound && (ut == nil || ut.state == sockListening) {
+			return e.newPassiveSocket(sp)
+		}
+		if !inbound && sp.flags&flagSYN != 0 && sp.flags&flagACK == 0 && ut != nil && ut.state == sockActiveConnecting {
+			ut.state = sockActiveSynSent
+			ut.script.local = endpoint{port: sp.srcPort}
+			ut.script.remote = endpoint{port: sp.dstPort}
+			ut.script.localISN = sp.seq
+			return ut, nil
+		}
+	}
+	if ut != nil && scriptPacketMatchesSocket(sp, ut) {
+		return ut, nil
+	}
+	if ut != nil && (sp.srcPort != 0 || sp.dstPort != 0) && (sp.proto == protoTCP || sp.proto == protoUDP) {
+		return ut, nil
+	}
+	return nil, errors.New("no matching socket for script packet")
+}
+
+// scriptPacketMatchesSocket reports whether the socket could send or
+// receive the packet.
+func scriptPacketMatchesSocket(sp *scriptPacket, s *socket) bool {
+	icmp := sp.proto == protoICMP || sp.proto == protoICMPv6
+	switch s.protocol {
+	case unix.IPPROTO_TCP:
+		return sp.proto == protoTCP || icmp
+	case unix.IPPROTO_UDP:
+		return sp.proto == protoUDP || icmp
+	case unix.IPPROTO_ICMP:
+		return sp.proto == protoICMP
+	case unix.IPPROTO_ICMPV6:
+		return sp.proto == protoICMPv6
+	}
+	return false
+}
+
+// newPassiveSocket makes the child socket of an inbound SYN: any further
+// packets of the script belong to it.
+func (e *engine) newPassiveSocket(sp *scriptPacket) (*socket, error) {
+	port, err := e.takeEphemeralPort()
+	if err != nil {
+		return nil, fmt.Errorf("picking an ephemeral port: %w", err)
+	}
+	s := e.newSocket()
+	s.state = sockPassivePacketRecvd
+	s.family = e.wireFamily()
+	s.protocol = unix.IPPROTO_TCP
+	s.script.remote = endpoint{port: sp.srcPort}
+	s.script.local = endpoint{port: sp.dstPort}
+	s.script.remoteISN = sp.seq
+	s.live.remote = endpoint{ip: e.cfg.remoteAddr, port: port}
+	s.live.local = endpoint{ip: e.cfg.localAddr, port: e.cfg.BindPort}
+	s.live.remoteISN = sp.seq
+	e.underTest = s
+	return s, nil
+}
+
+// doInbound injects an inbound packet.
+func (e *engine) doInbound(sp *scriptPacket, s *socket) error {
+	if sp.proto == protoTCP {
+		switch {
+		case s.state == sockPassiveSynackSent && sp.flags&flagACK != 0:
+			s.state = sockPassiveSynackAcked
+		case s.state == sockActiveSynSent && sp.flags&flagSYN != 0 && sp.flags&flagACK != 0:
+			s.state = sockActiveSynAcked
+			s.script.remoteISN = sp.seq
+			s.live.remoteISN = sp.seq
+		}
+	}
+	if e.cfg.IsAnyIP && sp.proto != protoTCP {
+		s.live.remote.ip, s.live.local.ip = e.cfg.remoteAddr, e.cfg.localAddr
+		if s.live.remote.port == 0 {
+			s.live.remote.port = e.cfg.ConnectPort
+		}
+		if s.live.local.port == 0 {
+			s.live.local.port = e.cfg.BindPort
+		}
+	}
+	b, th, err := e.buildInbound(sp, s)
+	if err != nil {
+		return fatalf("error handling packet: %v", err)
+	}
+	if th != nil {
+		s.lastInjected = th
+		s.lastInjectedPayload = sp.payloadLen
+	}
+	if e.cfg.Verbose {
+		fmt.Fprintf(e.env.Stdout, "inbound injected packet: %9.6f %s\n", secs(e.nowUsecs()), parser.FormatPacket(sp.ast))
+	}
+	return e.inject(b)
+}
+
+// inject writes a packet to the device and the capture.
+func (e *engine) inject(b []byte) error {
+	if err := e.env.Device.WritePacket(b); err != nil {
+		return &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: injecting: %v", err), err: err}
+	}
+	if e.env.Capture != nil {
+		if err := e.env.Capture.WritePacket(e.env.Clock.Now(), b, false); err != nil {
+			return &eventError{kind: fatalError, msg: fmt.Sprintf("capture: %v", err), err: err}
+		}
+	}
+	return nil
+}
+
+// sniffed is an outbound live packet with its kernel timestamp.
+type sniffed struct {
+	p  *wirePacket
+	at time.Time
+}
+
+// sniffTimeout is how long to wait for an outbound packet: its delay after
+// the previous event, plus 2 seconds (whole seconds, as the reference
+// computes it); none for `*`.
+func (e *engine) sniffTimeout(es *eventState) time.Duration {
+	if es.timeKind == parser.TimeAny {
+		return 0
+	}
+	var lastScript int64
+	if e.last != nil {
+		lastScript = e.last.startUsecs
+	}
+	d := max(es.startUsecs-lastScript, es.endUsecs-lastScript)
+	return time.Duration(d/1000000+2) * time.Second
+}
+
+// sniff reads the next outbound packet of the socket under test, dropping
+// others. The caller holds e.mu; it is released while reading.
+func (e *engine) sniff(es *eventState, want *socket) (*sniffed, *eventError) {
+	ctx := e.ctx
+	if t := e.sniffTimeout(es); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	for {
+		e.mu.Unlock()
+		b, at, err := e.env.Device.ReadPacket(ctx)
+		e.mu.Lock()
+		if err != nil {
+			if e.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				return nil, &eventError{kind: fatalError, msg: "error handling packet: Timed out waiting for packet"}
+			}
+			if e.ctx.Err() != nil {
+				return nil, &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: err}
+			}
+			return nil, &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: reading the device: %v", err), err: err}
+		}
+		if e.env.Capture != nil {
+			if cerr := e.env.Capture.WritePacket(at, b, true); cerr != nil {
+				return nil, &eventError{kind: fatalError, msg: fmt.Sprintf("capture: %v", cerr), err: cerr}
+			}
+		}
+		p, derr := decodePacket(b)
+		if derr != nil {
+			continue
+		}
+		s := e.socketForLivePacket(p)
+		if s == nil {
+			continue
+		}
+		if s != want {
+			return nil, fatalf("error handling packet: packet is not for expected socket")
+		}
+		return &sniffed{p: p, at: at}, nil
+	}
+}
+
+// socketForLivePacket finds the socket a sniffed outbound packet comes
+// from: the socket under test, or the one whose connect() it starts (then
+// the local address, port and ISN are learned from it).
+func (e *engine) socketForLivePacket(p *wirePacket) *socket {
+	s := e.underTest
+	if s == nil {
+		return nil
+	}
+	sport, dport := p.ports()
+	icmp := p.icmp != nil && (s.protocol == unix.IPPROTO_ICMP || s.protocol == unix.IPPROTO_ICMPV6)
+	lo, re := s.live.local, s.live.remote
+	if p.src == lo.ip && p.dst == re.ip && (icmp || sport == lo.port && dport == re.port) {
+		return s
+	}
+	udp := p.udp != nil && s.protocol == unix.IPPROTO_UDP && s.state == sockActiveConnecting
+	icmpConn := icmp && s.state == sockActiveConnecting
+	tcp := p.tcp != nil && p.tcp.flags&flagSYN != 0 && p.tcp.flags&flagACK == 0 && s.protocol == unix.IPPROTO_TCP && s.state == sockActiveSynSent
+	if !udp && !tcp && !icmpConn {
+		return nil
+	}
+	if p.dst != s.live.remote.ip || (!icmpConn && dport != s.live.remote.port) {
+		return nil
+	}
+	s.live.local = endpoint{ip: p.src, port: sport}
+	if p.tcp != nil {
+		s.live.localISN = p.tcp.seq
+	}
+	return s
+}
+
+// doOutbound sniffs and checks an outbound packet (the reference's
+// do_outbound_script_packet): without --strict_segments, consecutive
+// segments are gathered until they carry the script's payload.
+func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
+	synack := sp.proto == protoTCP && sp.flags&flagSYN != 0 && sp.flags&flagACK != 0
+	if s.state == sockPassivePacketRecvd && synack {
+		s.script.localISN = sp.seq
+	}
+	want := sp.payloadLen
+	var got []*sniffed
+	total := 0
+	for {
+		sn, err := e.sniff(es, s)
+		if err != nil {
+			if len(got) > 0 {
+				err.detail = e.dumpSniffed(es, sp, got)
+			}
+			return err
+		}
+		if s.state == sockPassivePacketRecvd && synack && sn.p.tcp != nil {
+			s.state = sockPassiveSynackSent
+			s.live.localISN = sn.p.tcp.seq
+		}
+		if sn.p.tcp != nil {
+			h := *sn.p.tcp
+			s.lastOutbound = &h
+			s.toScriptSeq(sn.p.tcp)
+		}
+		if e.cfg.Verbose {
+			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
+		}
+		n := len(sn.p.payload)
+		if len(got) > 0 {
+			prev := got[len(got)-1]
+			if !sameTuple(prev.p, sn.p) {
+				got, total = nil, 0
+			} else if msg := fragmentMismatch(sn.p, prev.p, n, total, want); msg != "" {
+				return &eventError{kind: fatalError, msg: "error handling packet: " + msg, detail: e.dumpSniffed(es, sp, append(got, sn))}
+			}
+		}
+		got = append(got, sn)
+		total += n
+		if total >= want || e.cfg.StrictSegments {
+			break
+		}
+	}
+	if total != want {
+		return &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: live packet payload: expected %d bytes vs actual %d bytes", want, total), detail: e.dumpSniffed(es, sp, got)}
+	}
+	live := got[0]
+	if len(got) > 1 {
+		live = aggregate(got)
+	}
+	return e.verifyOutbound(es, sp, s, live)
+}
+
+// liveUsecs converts a live instant to microseconds since the start.
+func (e *engine) liveUsecs(t time.Time) int64 {
+	return t.Sub(e.liveStart).Microseconds()
+}
+
+// toScriptSeq maps a sniffed TCP header's seq, ack and SACK blocks into
+// script space.
+func (s *socket) toScriptSeq(h *tcpHeader) {
+	isSyn := h.flags&flagSYN != 0
+	h.seq = uint32(seqnum(h.seq).add(-s.localSeqScriptToLive(isSyn)))
+	ackOffset := -s.remoteSeqScriptToLive(isSyn)
+	if h.flags&flagACK != 0 {
+		h.ack = uint32(seqnum(h.ack).add(ackOffset))
+	}
+	opts := append([]byte(nil), h.options...)
+	_ = walkOptions(opts, func(kind byte, data []byte) error {
+		if kind == optKindSACK {
+			for i := 0; i+4 <= len(data); i += 4 {
+				v := uint32(data[i])<<24 | uint32(data[i+1])<<16 | uint32(data[i+2])<<8 | uint32(data[i+3])
+				v = uint32(seqnum(v).add(ackOffset))
+				data[i], data[i+1], data[i+2], data[i+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+			}
+		}
+		return nil
+	})
+	h.options = opts
+}
+
+// sameTuple reports whether two packets have the same addresses and ports.
+func sameTuple(a, b *wirePacket) bool {
+	as, ad := a.ports()
+	bs, bd := b.ports()
+	return a.src == b.src && a.dst == b.dst && as == bs && ad == bd
+}
+
+// fragmentMismatch checks that a segment can follow the previous one in
+// an aggregate (the reference's non-strict header check); "" if it can.
+func fragmentMismatch(cur, prev *wirePacket, n, sniffedSoFar, want int) string {
+	if (cur.tcp == nil) != (prev.tcp == nil) || cur.proto != prev.proto {
+		return "aggregate candidate packet header layers differ"
+	}
+	if cur.tcp != nil {
+		c, p := cur.tcp, prev.tcp
+		const strictOnly = flagFIN | flagPSH | flagCWR
+		switch {
+		case c.doff != p.doff:
+			return "aggregate candidate field tcp_data_offset differs"
+		case c.flags&^strictOnly != p.flags&^strictOnly:
+			return "aggregate candidate TCP flags differ"
+		case c.seq != p.seq+uint32(len(prev.payload)):
+			return fmt.Sprintf("aggregate candidate field tcp_seq: expected: %d vs actual: %d", p.seq+uint32(len(prev.payload)), c.seq)
+		case c.ack != p.ack:
+			return fmt.Sprintf("aggregate candidate field tcp_ack_seq: expected: %d vs actual: %d", p.ack, c.ack)
+		case c.win != p.win:
+			return fmt.Sprintf("aggregate candidate field tcp_window: expected: %d vs actual: %d", p.win, c.win)
+		case c.urg != p.urg:
+			return "aggregate candidate field tcp_urg_ptr differs"
+		}
+	}
+	if n < want-sniffedSoFar && n != len(prev.payload) {
+		return fmt.Sprintf("fragment payload: expected %d bytes vs actual %d bytes; total payload: expected %d bytes vs actual %d bytes", len(prev.payload), n, want, n+sniffedSoFar)
+	}
+	return ""
+}
+
+// aggregate joins segments into one packet: the last one's headers, the
+// first one's seq and CWR, every payload.
+func aggregate(got []*sniffed) *sniffed {
+	last := got[len(got)-1]
+	p := *last.p
+	var payload []byte
+	for _, g := range got {
+		payload = append(payload, g.p.payload...)
+	}
+	p.payload = payload
+	if p.tcp != nil {
+		h := *last.p.tcp
+		first := got[0].p.tcp
+		h.seq = first.seq
+		h.flags = h.flags&^flagCWR | first.flags&flagCWR
+		p.tcp = &h
+	}
+	return &sniffed{p: &p, at: last.at}
+}
+
+// dumpSniffed prints the script packet and the sniffed segments.
+func (e *engine) dumpSniffed(es *eventState, sp *scriptPacket, got []*sniffed) string {
+	d := fmt.Sprintf("  script packet: %9.6f %s", secs(es.startUsecs), parser.FormatPacket(sp.ast))
+	for i, g := range got {
+		d += fmt.Sprintf("\n  actual #%d:      %9.6f %s", i, secs(e.liveUsecs(g.at)), parser.FormatPacket(e.actualToAST(sp, g.p)))
+	}
+	return d
+}
+
+// closeAll closes the live fds the script left open and resets every TCP
+// connection the kernel may still hold (the reference's close_all_fds).
+func (e *engine) closeAll() error {
+	var errs []error
+	for _, f := range e.fds.entries {
+		if f.liveFD >= 0 && !f.closed {
+			if err := e.host.CloseFD(f.liveFD); err != nil {
+				errs = append(errs, fmt.Errorf("closing live fd %d: %w", f.liveFD, err))
+			}
+			f.closed = true
+		}
+		s := f.sock
+		if s != nil && s.protocol == unix.IPPROTO_TCP && s.live.local.port != 0 && s.live.remote.port != 0 {
+			if err := e.resetConnection(s); err != nil {
+				errs = append(errs, fmt.Errorf("error resetting connection: %w", err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return &ScriptError{File: e.script.File, Msg: errors.Join(errs...).Error(), Err: errors.Join(errs...)}
+	}
+	return nil
+}
+
+// resetConnection injects a RST the kernel accepts for the connection, so
+// that it stops retransmitting into later runs.
+func (e *engine) resetConnection(s *socket) error {
+	var seq, ack uint32
+	var win uint16
+	switch {
+	case s.lastInjected != nil && s.lastInjected.flags&flagACK != 0:
+		h := s.lastInjected
+		seq = h.seq + uint32(s.lastInjectedPayload)
+		if h.flags&flagSYN != 0 {
+			seq++
+		}
+		if h.flags&flagFIN != 0 {
+			seq++
+		}
+		ack, win = h.ack, h.win
+	case s.lastOutbound != nil && s.lastOutbound.flags&flagACK != 0:
+		seq, ack = s.lastOutbound.ack, s.lastOutbound.seq
+	case s.lastOutbound != nil:
+		ack = s.lastOutbound.seq + 1
+	default:
+		ack = 1
+	}
+	v6 := e.cfg.wireIPv6()
+	hdr := ipHeaderLen(v6)
+	b := make([]byte, hdr+20)
+	ipHeader(b, v6, len(b), 0, 0, ttlNone, protoTCP, s.live.remote.ip, s.live.local.ip)
+	t := b[hdr:]
+	t[0], t[1] = byte(s.live.remote.port>>8), byte(s.live.remote.port)
+	t[2], t[3] = byte(s.live.local.port>>8), byte(s.live.local.port)
+	t[4], t[5], t[6], t[7] = byte(seq>>24), byte(seq>>16), byte(seq>>8), byte(seq)
+	t[8], t[9], t[10], t[11] = byte(ack>>24), byte(ack>>16), byte(ack>>8), byte(ack)
+	t[12] = 5 << 4
+	t[13] = flagRST | flagACK
+	t[14], t[15] = byte(win>>8), byte(win)
+	fillChecksums(b)
+	if err := e.env.Device.WritePacket(b); err != nil {
+		return err
+	}
+	if e.env.Capture != nil {
+		return e.env.Capture.WritePacket(e.env.Clock.Now(), b, false)
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package replay
+
+// This file builds the bytes of an inbound packet: the script's packet with
+// addresses, ports, sequence numbers, SACK blocks and TS ecr mapped into
+// the live connection, and checksums filled in.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+)
+
+// buildInbound maps a compiled inbound packet to live values and encodes
+// it (the reference's map_inbound_packet and send_live_ip_packet).
+func (e *engine) buildInbound(sp *scriptPacket, s *socket) ([]byte, *tcpHeader, error) {
+	src, dst := s.live.remote, s.live.local
+	if sp.srcPort != 0 {
+		src.port = sp.srcPort
+	}
+	if sp.dstPort != 0 {
+		dst.port = sp.dstPort
+	}
+	if !src.ip.IsValid() || !dst.ip.IsValid() {
+		return nil, nil, fmt.Errorf("no live addresses for this packet's connection")
+	}
+	hdr := ipHeaderLen(sp.v6)
+	var l4 []byte
+	var th *tcpHeader
+	switch sp.proto {
+	case protoTCP:
+		h, opts, err := e.mapInboundTCP(sp, s)
+		if err != nil {
+			return nil, nil, err
+		}
+		h.srcPort, h.dstPort = src.port, dst.port
+		th = h
+		l4 = make([]byte, 20+len(opts)+sp.payloadLen)
+		binary.BigEndian.PutUint16(l4[0:], h.srcPort)
+		binary.BigEndian.PutUint16(l4[2:], h.dstPort)
+		binary.BigEndian.PutUint32(l4[4:], h.seq)
+		binary.BigEndian.PutUint32(l4[8:], h.ack)
+		l4[12] = byte(h.doff<<4) | byte(h.flags>>8&1)
+		l4[13] = byte(h.flags)
+		binary.BigEndian.PutUint16(l4[14:], h.win)
+		binary.BigEndian.PutUint16(l4[18:], h.urg)
+		copy(l4[20:], opts)
+	case protoUDP:
+		l4 = make([]byte, 8+sp.udpLen)
+		binary.BigEndian.PutUint16(l4[0:], src.port)
+		binary.BigEndian.PutUint16(l4[2:], dst.port)
+		binary.BigEndian.PutUint16(l4[4:], uint16(8+sp.udpLen))
+	case protoICMP, protoICMPv6:
+		l4 = e.buildICMP(sp, s)
+	}
+	total := hdr + len(l4)
+	if total > 0xffff {
+		return nil, nil, fmt.Errorf("packet of %d bytes is too large", total)
+	}
+	b := make([]byte, total)
+	proto := sp.proto
+	ipHeader(b, sp.v6, total, sp.tos, sp.flowLabel, sp.ttl, proto, src.ip, dst.ip)
+	copy(b[hdr:], l4)
+	fillChecksums(b)
+	return b, th, nil
+}
+
+// mapInboundTCP computes the live TCP header and options of an inbound
+// packet.
+func (e *engine) mapInboundTCP(sp *scriptPacket, s *socket) (*tcpHeader, []byte, error) {
+	isSyn := sp.isSyn()
+	h := &tcpHeader{
+		seq:   uint32(seqnum(sp.seq).add(s.remoteSeqScriptToLive(isSyn))),
+		flags: sp.flags,
+		win:   uint16(sp.win),
+		urg:   sp.urg,
+		doff:  5 + len(sp.options)/4,
+	}
+	ackOffset := s.localSeqScriptToLive(isSyn)
+	if sp.flags&flagACK != 0 {
+		h.ack = uint32(seqnum(sp.ack).add(ackOffset))
+	} else {
+		h.ack = sp.ack
+	}
+	opts := append([]byte(nil), sp.options...)
+	err := walkOptions(opts, func(kind byte, data []byte) error {
+		switch kind {
+		case optKindSACK:
+			for i := 0; i+4 <= len(data); i += 4 {
+				binary.BigEndian.PutUint32(data[i:], uint32(seqnum(binary.BigEndian.Uint32(data[i:])).add(ackOffset)))
+			}
+		case optKindTimestamp:
+			if sp.flags&flagACK == 0 || len(data) != 8 {
+				return nil
+			}
+			ecr := binary.BigEndian.Uint32(data[4:])
+			live, ok := s.tsValMap[ecr]
+			switch {
+			case ok:
+			case e.cfg.TCPTSECRScaled && s.foundFirstTS:
+				live = ecr - s.firstScriptTSVal + s.firstActualTSVal
+			default:
+				return fmt.Errorf("unable to infer live TS ecr for script TS ecr %d; no matching or preceding outbound TS val", ecr)
+			}
+			binary.BigEndian.PutUint32(data[4:], live)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, opts, nil
+}
+
+// walkOptions calls f with each option's kind and (writable) data.
+func walkOptions(b []byte, f func(kind byte, data []byte) error) error {
+	for i := 0; i < len(b); {
+		k := b[i]
+		if k == optKindEOL || k == optKindNOP {
+			i++
+			continue
+		}
+		if i+1 >= len(b) || int(b[i+1]) < 2 || i+int(b[i+1]) > len(b) {
+			return fmt.Errorf("malformed TCP option %d", k)
+		}
+		l := int(b[i+1])
+		if err := f(k, b[i+2:i+l]); err != nil {
+			return err
+		}
+		i += l
+	}
+	return nil
+}
+
+// buildICMP encodes an inbound ICMP message quoting the start of a packet
+// the kernel sent on this connection, so that the kernel demultiplexes it to
+// the socket.
+func (e *engine) buildICMP(sp *scriptPacket, s *socket) []byte {
+	var echoed []byte
+	if sp.echoedProto == protoTCP || sp.echoedProto == protoUDP {
+		l4len := 20
+		if sp.echoedProto == protoUDP {
+			l4len = 8
+		}
+		ipLen := ipHeaderLen(sp.v6)
+		echoed = make([]byte, ipLen+8)
+		var local, remote netip.Addr = s.live.local.ip, s.live.remote.ip
+		if !local.IsValid() {
+			local = e.cfg.localAddr
+		}
+		if !remote.IsValid() {
+			remote = e.cfg.remoteAddr
+		}
+		full := make([]byte, ipLen)
+		ipHeader(full, sp.v6, ipLen+l4len+sp.echoedLen, 0, 0, ttlNone, sp.echoedProto, local, remote)
+		copy(echoed, full)
+		binary.BigEndian.PutUint16(echoed[ipLen:], s.live.local.port)
+		binary.BigEndian.PutUint16(echoed[ipLen+2:], s.live.remote.port)
+		if sp.echoedProto == protoTCP {
+			binary.BigEndian.PutUint32(echoed[ipLen+4:], uint32(seqnum(sp.echoedSeq).add(s.localSeqScriptToLive(false))))
+		}
+	} else {
+		echoed = make([]byte, max(sp.echoedLen-8, 0))
+	}
+	b := make([]byte, 8+len(echoed))
+	b[0], b[1] = sp.icmpType, sp.icmpCode
+	if sp.icmpMTU >= 0 {
+		if sp.v6 {
+			binary.BigEndian.PutUint32(b[4:], uint32(sp.icmpMTU))
+		} else {
+			binary.BigEndian.PutUint16(b[6:], uint16(sp.icmpMTU))
+		}
+	}
+	if sp.icmpID > 0 {
+		binary.BigEndian.PutUint16(b[4:], uint16(sp.icmpID))
+	}
+	copy(b[8:], echoed)
+	return b
+}

@@ -1,0 +1,385 @@
+package replay
+
+// This file checks an outbound packet against its script line, the way the
+// reference's verify_outbound_live_packet does, but reports every differing
+// field by name ("expected ack 2, got ack 1") and prints both packets in
+// script syntax, with sequence numbers relative as the script writes them.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// fieldDiff is one field that differs.
+type fieldDiff struct {
+	field     string
+	want, got string
+}
+
+// verifyOutbound checks a sniffed packet (TCP numbers already in script
+// space) against the script packet.
+func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, live *sniffed) error {
+	p := live.p
+	if !p.ipSumOK {
+		return &eventError{kind: fatalError, msg: "error handling packet: bad outbound IP checksum", detail: e.dumpPair(es, sp, live)}
+	}
+	e.mapOutboundTS(sp, s, p)
+	diffs := e.compareHeaders(sp, p)
+	if d := e.checkFlowLabel(sp, s, p); d != nil {
+		diffs = append(diffs, *d)
+	}
+	if sp.proto == protoTCP && p.tcp != nil && !sp.optionsAny {
+		diffs = append(diffs, e.compareOptions(es, sp, p)...)
+	}
+	if p.icmp == nil && len(diffs) == 0 && !bytes.Equal(p.payload, make([]byte, len(p.payload))) {
+		diffs = append(diffs, fieldDiff{field: "payload", want: fmt.Sprintf("%d zero bytes", sp.payloadLen), got: "other bytes"})
+	}
+	if len(diffs) > 0 {
+		return &eventError{kind: packetError, msg: formatDiffs(diffs), detail: e.dumpPair(es, sp, live)}
+	}
+	if terr := e.verifyTime(es.timeKind, es.startUsecs, es.endUsecs, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet"); terr != nil {
+		terr.detail = e.dumpPair(es, sp, live)
+		return terr
+	}
+	return nil
+}
+
+// formatDiffs makes the one-line message: the differing fields, with a
+// flags difference as context when other fields differ too.
+func formatDiffs(diffs []fieldDiff) string {
+	var parts []string
+	var flags *fieldDiff
+	for i := range diffs {
+		d := &diffs[i]
+		if d.field == "flags" && len(diffs) > 1 {
+			flags = d
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("expected %s %s, got %s %s", d.field, d.want, d.field, d.got))
+	}
+	msg := strings.Join(parts, "; ")
+	if flags != nil {
+		msg += fmt.Sprintf(" (flags %s vs %s)", flags.want, flags.got)
+	}
+	return msg
+}
+
+// dumpPair prints the expected and actual packets with their times.
+func (e *engine) dumpPair(es *eventState, sp *scriptPacket, live *sniffed) string {
+	return fmt.Sprintf("  script packet: %9.6f %s\n  actual packet: %9.6f %s",
+		secs(es.startUsecs-e.scriptStart), parser.FormatPacket(sp.ast),
+		secs(e.liveUsecs(live.at)), parser.FormatPacket(e.actualToAST(sp, live.p)))
+}
+
+// mapOutboundTS learns the script->live TS val mapping from an outbound
+// packet whose line has a TS option, and rewrites the packet's TS val into
+// script space.
+func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
+	if p.tcp == nil || sp.optionsAny {
+		return
+	}
+	sVal, sEcr, ok := findTS(sp.options)
+	if !ok {
+		return
+	}
+	aVal, aEcr, ok := findTS(p.tcp.options)
+	if !ok {
+		return
+	}
+	s.tsValMap[sVal] = aVal
+	if !s.foundFirstTS {
+		s.foundFirstTS = true
+		s.firstScriptTSVal, s.firstActualTSVal = sVal, aVal
+		s.firstScriptTSEcr, s.firstActualTSEcr = sEcr, aEcr
+	}
+	opts := append([]byte(nil), p.tcp.options...)
+	_ = walkOptions(opts, func(kind byte, data []byte) error {
+		if kind == optKindTimestamp && len(data) == 8 {
+			binary.BigEndian.PutUint32(data, s.firstScriptTSVal+(aVal-s.firstActualTSVal))
+		}
+		return nil
+	})
+	h := *p.tcp
+	h.options = opts
+	p.tcp = &h
+}
+
+// findTS returns the TS val and ecr of an option list.
+func findTS(opts []byte) (val, ecr uint32, ok bool) {
+	_ = walkOptions(opts, func(kind byte, data []byte) error {
+		if kind == optKindTimestamp && len(data) == 8 {
+			val, ecr, ok = binary.BigEndian.Uint32(data), binary.BigEndian.Uint32(data[4:]), true
+		}
+		return nil
+	})
+	return val, ecr, ok
+}
+
+// flagString prints TCP flags the way scripts write them (tcpdump's order).
+func flagString(f uint16, ace bool) string {
+	var b strings.Builder
+	for _, x := range []struct {
+		bit uint16
+		c   byte
+	}{{flagFIN, 'F'}, {flagSYN, 'S'}, {flagRST, 'R'}, {flagPSH, 'P'}, {flagACK, '.'}, {flagURG, 'U'}} {
+		if f&x.bit != 0 {
+			b.WriteByte(x.c)
+		}
+	}
+	if ace {
+		n := 0
+		if f&flagECE != 0 {
+			n |= 1
+		}
+		if f&flagCWR != 0 {
+			n |= 2
+		}
+		if f&flagAE != 0 {
+			n |= 4
+		}
+		b.WriteByte(byte('0' + n))
+	} else {
+		for _, x := range []struct {
+			bit uint16
+			c   byte
+		}{{flagECE, 'E'}, {flagCWR, 'W'}, {flagAE, 'A'}} {
+			if f&x.bit != 0 {
+				b.WriteByte(x.c)
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
+}
+
+// compareHeaders compares the IP and transport headers.
+func (e *engine) compareHeaders(sp *scriptPacket, p *wirePacket) []fieldDiff {
+	var d []fieldDiff
+	add := func(field string, want, got any) {
+		d = append(d, fieldDiff{field: field, want: fmt.Sprint(want), got: fmt.Sprint(got)})
+	}
+	if p.v6 != sp.v6 {
+		add("IP version", map[bool]int{false: 4, true: 6}[sp.v6], p.ipVersion)
+		return d
+	}
+	if p.proto != sp.proto {
+		add("protocol", protoName(sp.proto), protoName(p.proto))
+		return d
+	}
+	if !p.v6 && p.ipHdrLen != 20 {
+		add("IPv4 header length", 20, p.ipHdrLen)
+	}
+	switch sp.tosCheck {
+	case tosECT01:
+		if ecn := p.tos & 3; ecn != ecnECT0 && ecn != ecnECT1 {
+			add("ecn", "ect0 or ect1", ecnName(ecn))
+		}
+	case tosECN:
+		if p.tos&3 != sp.tos {
+			add("ecn", ecnName(sp.tos), ecnName(p.tos&3))
+		}
+	case tosFull:
+		if p.tos != sp.tos {
+			add("tos", fmt.Sprintf("%#x", sp.tos), fmt.Sprintf("%#x", p.tos))
+		}
+	}
+	if sp.ttl != ttlNone && p.ttl != sp.ttl {
+		add("ttl", sp.ttl, p.ttl)
+	}
+	switch {
+	case p.tcp != nil:
+		t := p.tcp
+		if sp.flags != t.flags {
+			add("flags", flagString(sp.flags, sp.ace), flagString(t.flags, sp.ace))
+		}
+		if t.res != 0 {
+			add("reserved bits", 0, t.res)
+		}
+		if t.seq != sp.seq {
+			add("seq", sp.seq, t.seq)
+		}
+		if len(p.payload) != sp.payloadLen {
+			add("length", sp.payloadLen, len(p.payload))
+		}
+		if t.ack != sp.ack {
+			add("ack", sp.ack, t.ack)
+		}
+		if sp.win >= 0 && int(t.win) != sp.win {
+			add("win", sp.win, t.win)
+		}
+		if t.urg != sp.urg {
+			add("urg", sp.urg, t.urg)
+		}
+	case p.udp != nil:
+		if int(p.udp.length) != 8+sp.udpLen {
+			add("udp length", sp.udpLen, int(p.udp.length)-8)
+		}
+	case p.icmp != nil:
+		if p.icmp.typ != sp.icmpType {
+			add("icmp type", sp.icmpType, p.icmp.typ)
+		}
+		if p.icmp.code != sp.icmpCode {
+			add("icmp code", sp.icmpCode, p.icmp.code)
+		}
+	}
+	return d
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case protoTCP:
+		return "tcp"
+	case protoUDP:
+		return "udp"
+	case protoICMP, protoICMPv6:
+		return "icmp"
+	}
+	return fmt.Sprintf("protocol %d", p)
+}
+
+func ecnName(ecn uint8) string {
+	return [...]string{"noecn", "ect1", "ect0", "ce"}[ecn&3]
+}
+
+// checkFlowLabel checks an IPv6 flow label the way the reference does: the
+// first labelled packet sets the mapping; a different script label must
+// come with a different live one, the same script label with the same.
+func (e *engine) checkFlowLabel(sp *scriptPacket, s *socket, p *wirePacket) *fieldDiff {
+	if !p.v6 || sp.flowLabel == 0 {
+		return nil
+	}
+	if p.flowLabel == 0 {
+		return &fieldDiff{field: "flowlabel", want: "a label", got: "none"}
+	}
+	if s.flowlabelScript == 0 {
+		s.flowlabelScript, s.flowlabelLive = sp.flowLabel, p.flowLabel
+		return nil
+	}
+	if sp.flowLabel != s.flowlabelScript {
+		if p.flowLabel != s.flowlabelLive {
+			s.flowlabelScript, s.flowlabelLive = sp.flowLabel, p.flowLabel
+			return nil
+		}
+		return &fieldDiff{field: "flowlabel", want: "a different label", got: fmt.Sprintf("the same %#x", p.flowLabel)}
+	}
+	if p.flowLabel != s.flowlabelLive {
+		return &fieldDiff{field: "flowlabel", want: fmt.Sprintf("%#x", s.flowlabelLive), got: fmt.Sprintf("%#x", p.flowLabel)}
+	}
+	return nil
+}
+
+// compareOptions compares TCP options in order: same kinds, same bytes,
+// except a TS val (checked within the tolerance when --tcp_ts_tick_usecs is
+// set) and a TS ecr (never checked), as in the reference.
+func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket) []fieldDiff {
+	want, _ := decodeOptions(sp.options)
+	got, err := decodeOptions(p.tcp.options)
+	mismatch := func() []fieldDiff {
+		return []fieldDiff{{field: "options", want: formatWireOptions(want), got: formatWireOptions(got)}}
+	}
+	if err != nil || len(want) != len(got) {
+		return mismatch()
+	}
+	tol := e.cfg.ToleranceUsecs
+	if dyn := int64(e.cfg.TolerancePercent / 100 * float64(es.startUsecs-e.scriptStart)); dyn > tol {
+		tol = dyn
+	}
+	for i := range want {
+		w, g := want[i], got[i]
+		if w.kind != g.kind {
+			return mismatch()
+		}
+		switch w.kind {
+		case optKindEOL, optKindNOP:
+		case optKindTimestamp:
+			if e.cfg.TCPTSTickUsecs == 0 || len(w.data) != 8 || len(g.data) != 8 {
+				continue
+			}
+			sv, av := seqnum(binary.BigEndian.Uint32(w.data)), seqnum(binary.BigEndian.Uint32(g.data))
+			dist := int64(av.dist(sv))
+			if dist < 0 {
+				dist = -dist
+			}
+			if dist*int64(e.cfg.TCPTSTickUsecs) > tol {
+				return []fieldDiff{{field: "TS val", want: fmt.Sprintf("%d (±%d µs)", uint32(sv), tol), got: fmt.Sprint(uint32(av))}}
+			}
+		default:
+			if w.len != g.len || !bytes.Equal(w.data, g.data) {
+				return []fieldDiff{{field: "option", want: describeOption(w), got: describeOption(g)}}
+			}
+		}
+	}
+	return nil
+}
+
+// formatWireOptions prints wire options in script syntax.
+func formatWireOptions(opts []wireOption) string {
+	if len(opts) == 0 {
+		return "<>"
+	}
+	l, unknown := optionsToAST(opts)
+	s := parser.FormatTCPOptions(l)
+	if len(unknown) > 0 {
+		s += " and " + strings.Join(unknown, ", ")
+	}
+	return s
+}
+
+// actualToAST describes a sniffed packet (numbers in script space) as a
+// script packet line, for messages.
+func (e *engine) actualToAST(sp *scriptPacket, p *wirePacket) *parser.Packet {
+	out := &parser.Packet{Dir: parser.Outbound}
+	if sp.ast.IPInfo != nil {
+		in := &parser.IPInfo{Paren: sp.ast.IPInfo.Paren}
+		switch sp.tosCheck {
+		case tosECN, tosECT01:
+			in.TOS = ecnName(p.tos)
+		case tosFull:
+			in.TOS, in.TOSValue = "tos", int64(p.tos)
+		}
+		if sp.ast.IPInfo.FlowLabel != nil {
+			fl := int64(p.flowLabel)
+			in.FlowLabel = &fl
+		}
+		if sp.ast.IPInfo.TTL != nil {
+			ttl := int64(p.ttl)
+			in.TTL = &ttl
+		}
+		out.IPInfo = in
+	}
+	if sp.ast.Ports != nil {
+		src, dst := p.ports()
+		out.Ports = &parser.Ports{Src: int64(src), Dst: int64(dst)}
+	}
+	switch {
+	case p.tcp != nil:
+		t := p.tcp
+		tcp := &parser.TCP{Flags: flagString(t.flags, sp.ace), Seq: t.seq, Len: uint32(len(p.payload))}
+		if t.flags&flagACK != 0 || t.ack != 0 {
+			ack := t.ack
+			tcp.Ack = &ack
+		}
+		win := uint32(t.win)
+		tcp.Win = &win
+		if t.flags&flagURG != 0 || t.urg != 0 {
+			urg := uint32(t.urg)
+			tcp.Urg = &urg
+		}
+		if len(t.options) > 0 {
+			opts, _ := decodeOptions(t.options)
+			tcp.Options, _ = optionsToAST(opts)
+		}
+		out.TCP = tcp
+	case p.udp != nil:
+		out.UDP = &parser.UDP{Len: int64(len(p.payload))}
+	case p.icmp != nil:
+		out.ICMP = &parser.ICMP{Type: fmt.Sprintf("type_%d", p.icmp.typ), Code: fmt.Sprintf("code_%d", p.icmp.code)}
+	}
+	return out
+}

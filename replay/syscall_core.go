@@ -1,0 +1,610 @@
+package replay
+
+// This file holds the core system calls, with the reference's argument
+// rules: `...` for addresses fills in the live ones (bind: local address and
+// --bind_port; connect and sendto: remote address and --connect_port),
+// buffers are `...` (a zeroed live buffer) or NULL, and fds returned by
+// socket() and accept() are mapped to the script's numbers.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	registerSyscall("socket", sysSocket)
+	registerSyscall("bind", sysBind)
+	registerSyscall("listen", sysListen)
+	registerSyscall("accept", sysAccept)
+	registerSyscall("connect", sysConnect)
+	registerSyscall("read", sysRead)
+	registerSyscall("write", sysWrite)
+	registerSyscall("send", sysSend)
+	registerSyscall("recv", sysRecv)
+	registerSyscall("sendto", sysSendto)
+	registerSyscall("recvfrom", sysRecvfrom)
+	registerSyscall("close", sysClose)
+	registerSyscall("shutdown", sysShutdown)
+	registerSyscall("setsockopt", sysSetsockopt)
+	registerSyscall("getsockopt", sysGetsockopt)
+	registerSyscall("fcntl", sysFcntl)
+	registerSyscall("ioctl", sysIoctl)
+}
+
+// bufPtr is the address of a buffer for a raw call (0 for a nil one).
+func bufPtr(b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&b[0]))
+}
+
+// rawSockaddr encodes a sockaddr_in or sockaddr_in6.
+func rawSockaddr(ip netip.Addr, port uint16) []byte {
+	if ip.Is4() {
+		b := make([]byte, unix.SizeofSockaddrInet4)
+		binary.NativeEndian.PutUint16(b, unix.AF_INET)
+		binary.BigEndian.PutUint16(b[2:], port)
+		a := ip.As4()
+		copy(b[4:], a[:])
+		return b
+	}
+	b := make([]byte, unix.SizeofSockaddrInet6)
+	binary.NativeEndian.PutUint16(b, unix.AF_INET6)
+	binary.BigEndian.PutUint16(b[2:], port)
+	a := ip.As16()
+	copy(b[8:], a[:])
+	return b
+}
+
+// socketAddr is the address sockets use for a wire address: the
+// IPv4-mapped IPv6 form in ipv4-mapped-ipv6 mode.
+func (c *CallContext) socketAddr(ip netip.Addr) netip.Addr {
+	if c.Config.IPVersion == IPv4Mapped {
+		return netip.AddrFrom16(ip.As16())
+	}
+	return ip
+}
+
+// buffer evaluates a buffer argument: a zeroed buffer of n bytes, or nil
+// for NULL.
+func (c *CallContext) buffer(i, n int) ([]byte, error) {
+	a, err := c.Arg(i)
+	if err != nil {
+		return nil, err
+	}
+	isNull, err := c.Eval.Buffer(a)
+	if err != nil {
+		return nil, err
+	}
+	if isNull {
+		return nil, nil
+	}
+	if n < 0 {
+		return nil, fmt.Errorf("negative count %d", n)
+	}
+	return make([]byte, max(n, 1)), nil
+}
+
+func sysSocket(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(3); err != nil {
+		return 0, 0, err
+	}
+	domain := int64(unix.AF_INET)
+	if c.Config.socketIPv6() {
+		domain = unix.AF_INET6
+	}
+	if !c.IsEllipsis(0) {
+		d, err := c.Int32(0)
+		if err != nil {
+			return 0, 0, err
+		}
+		domain = int64(d)
+	}
+	typ, err := c.Int32(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	proto, err := c.Int32(2)
+	if err != nil {
+		return 0, 0, err
+	}
+	c.ResultIsFD()
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_SOCKET, uintptr(domain), uintptr(typ), uintptr(proto))
+	})
+	if ret >= 0 {
+		c.After(func() error {
+			want, err := c.ExpectedResult()
+			if err != nil {
+				return err
+			}
+			return c.AddSocket(int(want), int(ret), int(domain), int(typ), int(proto))
+		})
+	}
+	return ret, errno, nil
+}
+
+func sysBind(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(3); err != nil {
+		return 0, 0, err
+	}
+	fd, err := c.LiveFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(1); err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(2); err != nil {
+		return 0, 0, err
+	}
+	sa := rawSockaddr(c.socketAddr(c.Config.localAddr), c.Config.BindPort)
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_BIND, uintptr(fd), bufPtr(sa), uintptr(len(sa)))
+	})
+	return ret, errno, nil
+}
+
+func sysListen(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(2); err != nil {
+		return 0, 0, err
+	}
+	scriptFD, err := c.ScriptFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	fd, err := c.ToLiveFD(scriptFD)
+	if err != nil {
+		return 0, 0, err
+	}
+	backlog, err := c.Int32(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_LISTEN, uintptr(fd), uintptr(backlog), 0)
+	})
+	c.After(func() error {
+		f := c.e.fds.byScript(scriptFD)
+		if f == nil || f.sock == nil {
+			return fmt.Errorf("unable to find socket with script fd %d", scriptFD)
+		}
+		f.sock.state = sockListening
+		return nil
+	})
+	return ret, errno, nil
+}
+
+func sysAccept(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(3); err != nil {
+		return 0, 0, err
+	}
+	fd, err := c.LiveFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(1); err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(2); err != nil {
+		return 0, 0, err
+	}
+	c.ResultIsFD()
+	var sa [unix.SizeofSockaddrAny]byte
+	salen := uint32(len(sa))
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_ACCEPT, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(unsafe.Pointer(&salen)))
+	})
+	if ret >= 0 {
+		c.After(func() error {
+			want, err := c.ExpectedResult()
+			if err != nil {
+				return err
+			}
+			return c.e.acceptSocket(int(want), int(ret))
+		})
+	}
+	return ret, errno, nil
+}
+
+// acceptSocket gives the accepted connection its fds: the socket whose
+// handshake the script completed (or, for Fast Open, started).
+func (e *engine) acceptSocket(scriptFD, liveFD int) error {
+	for _, f := range e.fds.entries {
+		s := f.sock
+		if s == nil {
+			continue
+		}
+		if s.state == sockPassiveSynackSent || s.state == sockPassiveSynackAcked {
+			if f.scriptFD >= 0 && !f.closed {
+				continue
+			}
+			f.scriptFD, f.liveFD, f.closed = scriptFD, liveFD, false
+			return nil
+		}
+	}
+	return fmt.Errorf("unable to find socket matching accept() call")
+}
+
+// prepareConnect is the reference's run_syscall_connect: it picks the live
+// address (the remote address and --connect_port, or a bare family such as
+// AF_UNSPEC) and moves a new socket to the connecting state.
+func (c *CallContext) prepareConnect(scriptFD int, family int64) ([]byte, error) {
+	var sa []byte
+	if family >= 0 {
+		sa = make([]byte, unix.SizeofSockaddrAny)
+		binary.NativeEndian.PutUint16(sa, uint16(family))
+		sa = sa[:16]
+	} else {
+		sa = rawSockaddr(c.socketAddr(c.Config.remoteAddr), c.Config.ConnectPort)
+	}
+	f := c.e.fds.byScript(scriptFD)
+	if f == nil || f.sock == nil {
+		return sa, nil
+	}
+	s := f.sock
+	if family == unix.AF_UNSPEC {
+		s.state = sockNew
+		return sa, nil
+	}
+	if s.state != sockNew {
+		return sa, nil
+	}
+	s.state = sockActiveConnecting
+	s.script.local, s.script.remote = endpoint{}, endpoint{}
+	s.live.remote = endpoint{ip: c.Config.remoteAddr, port: c.Config.ConnectPort}
+	c.e.underTest = s
+	return sa, nil
+}
+
+// ConnectAddr is the live remote address a connect() of scriptFD would
+// use (the remote address and --connect_port), and, if the socket is still
+// new, marks it actively connecting (a Fast Open sendmsg or sendto
+// connects).
+func (c *CallContext) ConnectAddr(scriptFD int) (unix.Sockaddr, error) {
+	if _, err := c.prepareConnect(scriptFD, -1); err != nil {
+		return nil, err
+	}
+	ip := c.socketAddr(c.Config.remoteAddr)
+	if ip.Is4() {
+		return &unix.SockaddrInet4{Port: int(c.Config.ConnectPort), Addr: ip.As4()}, nil
+	}
+	return &unix.SockaddrInet6{Port: int(c.Config.ConnectPort), Addr: ip.As16()}, nil
+}
+
+// familyArg evaluates an address argument that is `...` (-1: the live
+// address) or a bare family.
+func (c *CallContext) familyArg(i int) (int64, error) {
+	if c.IsEllipsis(i) {
+		return -1, nil
+	}
+	v, err := c.Int32(i)
+	return int64(v), err
+}
+
+func sysConnect(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(3); err != nil {
+		return 0, 0, err
+	}
+	scriptFD, err := c.ScriptFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	fd, err := c.ToLiveFD(scriptFD)
+	if err != nil {
+		return 0, 0, err
+	}
+	family, err := c.familyArg(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(2); err != nil {
+		return 0, 0, err
+	}
+	sa, err := c.prepareConnect(scriptFD, family)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_CONNECT, uintptr(fd), bufPtr(sa), uintptr(len(sa)))
+	})
+	return ret, errno, nil
+}
+
+// ioArgs evaluates (fd, buffer, count) of read, write, send and recv.
+func (c *CallContext) ioArgs() (fd int, buf []byte, count int32, err error) {
+	if fd, err = c.LiveFD(0); err != nil {
+		return
+	}
+	if count, err = c.Int32(2); err != nil {
+		return
+	}
+	buf, err = c.buffer(1, int(count))
+	return
+}
+
+func sysRead(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(3); err != nil {
+		return 0, 0, err
+	}
+	fd, buf, n, err := c.ioArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_READ, uintptr(fd), bufPtr(buf), uintptr(n))
+	})
+	return ret, errno, nil
+}
+
+func sysWrite(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(3); err != nil {
+		return 0, 0, err
+	}
+	fd, buf, n, err := c.ioArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_WRITE, uintptr(fd), bufPtr(buf), uintptr(n))
+	})
+	return ret, errno, nil
+}
+
+func sysSend(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(4); err != nil {
+		return 0, 0, err
+	}
+	fd, buf, n, err := c.ioArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	flags, err := c.Int32(3)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall6(unix.SYS_SENDTO, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), 0, 0)
+	})
+	return ret, errno, nil
+}
+
+func sysRecv(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(4); err != nil {
+		return 0, 0, err
+	}
+	fd, buf, n, err := c.ioArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	flags, err := c.Int32(3)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall6(unix.SYS_RECVFROM, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), 0, 0)
+	})
+	return ret, errno, nil
+}
+
+func sysSendto(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(6); err != nil {
+		return 0, 0, err
+	}
+	scriptFD, err := c.ScriptFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	fd, buf, n, err := c.ioArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	flags, err := c.Int32(3)
+	if err != nil {
+		return 0, 0, err
+	}
+	family, err := c.familyArg(4)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(5); err != nil {
+		return 0, 0, err
+	}
+	sa, err := c.prepareConnect(scriptFD, family)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall6(unix.SYS_SENDTO, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), bufPtr(sa), uintptr(len(sa)))
+	})
+	return ret, errno, nil
+}
+
+func sysRecvfrom(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(6); err != nil {
+		return 0, 0, err
+	}
+	fd, buf, n, err := c.ioArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	flags, err := c.Int32(3)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(4); err != nil {
+		return 0, 0, err
+	}
+	if err := c.Ellipsis(5); err != nil {
+		return 0, 0, err
+	}
+	var sa [unix.SizeofSockaddrAny]byte
+	salen := uint32(len(sa))
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall6(unix.SYS_RECVFROM, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags),
+			uintptr(unsafe.Pointer(&sa[0])), uintptr(unsafe.Pointer(&salen)))
+	})
+	return ret, errno, nil
+}
+
+func sysClose(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(1); err != nil {
+		return 0, 0, err
+	}
+	scriptFD, err := c.ScriptFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	fd, err := c.ToLiveFD(scriptFD)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	})
+	c.After(func() error { return c.MarkClosed(scriptFD, fd) })
+	return ret, errno, nil
+}
+
+func sysShutdown(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(2); err != nil {
+		return 0, 0, err
+	}
+	fd, err := c.LiveFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	how, err := c.Int32(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
+	})
+	return ret, errno, nil
+}
+
+// sockoptArgs evaluates (fd, level, optname) of setsockopt and getsockopt.
+func (c *CallContext) sockoptArgs() (fd int, level, name int32, err error) {
+	if fd, err = c.LiveFD(0); err != nil {
+		return
+	}
+	if level, err = c.Int32(1); err != nil {
+		return
+	}
+	name, err = c.Int32(2)
+	return
+}
+
+func sysSetsockopt(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(5); err != nil {
+		return 0, 0, err
+	}
+	fd, level, name, err := c.sockoptArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	optlen, err := c.Int32(4)
+	if err != nil {
+		return 0, 0, err
+	}
+	val, err := c.Eval.SockoptValue(c.Args[3], int(optlen))
+	if err != nil {
+		return 0, 0, err
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name), bufPtr(val), uintptr(optlen), 0)
+	})
+	return ret, errno, nil
+}
+
+func sysGetsockopt(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(5); err != nil {
+		return 0, 0, err
+	}
+	fd, level, name, err := c.sockoptArgs()
+	if err != nil {
+		return 0, 0, err
+	}
+	scriptLen, err := c.Eval.BracketedInt32(c.Args[4])
+	if err != nil {
+		return 0, 0, err
+	}
+	if scriptLen < 0 {
+		return 0, 0, fmt.Errorf("negative optlen %d", scriptLen)
+	}
+	val := make([]byte, scriptLen+1)
+	optlen := uint32(scriptLen)
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name), bufPtr(val), uintptr(unsafe.Pointer(&optlen)), 0)
+	})
+	c.After(func() error {
+		return c.Eval.CheckSockoptValue(c.Args[3], int(scriptLen), val[:min(int(optlen), len(val))])
+	})
+	return ret, errno, nil
+}
+
+func sysFcntl(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(2, 3); err != nil {
+		return 0, 0, fmt.Errorf("fcntl expected 2-3 args but got %d", len(c.Args))
+	}
+	fd, err := c.LiveFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	cmd, err := c.Int32(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	var arg int32
+	if len(c.Args) == 3 {
+		if arg, err = c.Int32(2); err != nil {
+			return 0, 0, err
+		}
+	}
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
+	})
+	return ret, errno, nil
+}
+
+func sysIoctl(c *CallContext) (int64, syscall.Errno, error) {
+	if err := c.NArgs(2, 3); err != nil {
+		return 0, 0, fmt.Errorf("ioctl expected 2-3 args but got %d", len(c.Args))
+	}
+	fd, err := c.LiveFD(0)
+	if err != nil {
+		return 0, 0, err
+	}
+	cmd, err := c.Int32(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(c.Args) == 2 {
+		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+			return rawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(uint32(cmd)), 0)
+		})
+		return ret, errno, nil
+	}
+	want, err := c.Eval.BracketedInt32(c.Args[2])
+	if err != nil {
+		return 0, 0, err
+	}
+	var live int32
+	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		return rawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(uint32(cmd)), uintptr(unsafe.Pointer(&live)))
+	})
+	c.After(func() error {
+		if live != want {
+			return fmt.Errorf("Bad ioctl optval: expected: %d actual: %d", want, live)
+		}
+		return nil
+	})
+	return ret, errno, nil
+}
