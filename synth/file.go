@@ -1,0 +1,66 @@
+package synth
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// Result is the synthesis of one flow: its script, or why there is none.
+type Result struct {
+	Flow   *capture.Flow
+	Script *parser.Script // nil when Err is set
+	Err    error
+}
+
+// File reads a whole capture from r (name is used in messages and headers)
+// and synthesises every TCP connection in it. flows configures the flow
+// tracker (--local/--remote). On a damaged capture it returns the results
+// for the flows read before the damage together with the capture's error
+// (errors.Is(err, capture.ErrDamaged)). Per-flow failures are in the
+// results, not in err.
+func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]Result, error) {
+	fl, _, err := capture.ReadFlows(r, name, flows)
+	if opts.Source == "" {
+		opts.Source = filepath.Base(name)
+	}
+	out := make([]Result, 0, len(fl))
+	for _, f := range fl {
+		s, serr := Synthesize(f, opts)
+		out = append(out, Result{Flow: f, Script: s, Err: serr})
+	}
+	return out, err
+}
+
+// FileName is a file name for flow f's script in an output directory:
+// flow number, then local and remote endpoints.
+func FileName(f *capture.Flow) string {
+	clean := func(s string) string {
+		return strings.NewReplacer("[", "", "]", "", ":", "_").Replace(s)
+	}
+	return fmt.Sprintf("flow%03d_%s_%s.pkt", f.Index, clean(f.LocalEndpoint().String()), clean(f.RemoteEndpoint().String()))
+}
+
+// WriteIndex writes one tab-separated line per result: flow number, the
+// script's file name (FileName) or "-", local and remote endpoints,
+// packets, and "ok" or the error.
+func WriteIndex(w io.Writer, results []Result) error {
+	if _, err := fmt.Fprintln(w, "flow\tfile\tlocal\tremote\tpackets\tstatus"); err != nil {
+		return err
+	}
+	for _, r := range results {
+		file, status := FileName(r.Flow), "ok"
+		if r.Err != nil {
+			file, status = "-", r.Err.Error()
+		}
+		if _, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", r.Flow.Index, file,
+			r.Flow.LocalEndpoint(), r.Flow.RemoteEndpoint(), len(r.Flow.Packets), status); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package synth
+
+import (
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// Guesses for a handshake the capture does not have: Linux's defaults on a
+// 1500-byte MTU path.
+const (
+	guessMSS4   = 1460
+	guessMSS6   = 1440
+	guessWScale = 7
+	guessSYNWin = 65535
+)
+
+// fabricateHandshake opens a flow captured mid-stream with a made-up
+// handshake whose ISNs put the first captured bytes of each side at 1, so
+// that a replay has a connection to run the captured packets on. The
+// server is the side with the lower port. What the capture cannot tell (the
+// window scales, the MSS, data in flight and the congestion state before the
+// capture started) is guessed, which is why such a script cannot replay the
+// capture faithfully; the header says so.
+func (b *builder) fabricateHandshake() {
+	f := b.f
+	at := f.Packets[0].Time
+	b.server, b.refused = b.local == serverSide(f), false
+	b.localISN, b.remoteISN = guessISN(f, b.local), guessISN(f, b.remote)
+	tsLocal, okL := firstTS(f, b.local)
+	tsRemote, okR := firstTS(f, b.remote)
+	b.useTS = okL && okR
+	mss := guessMSS4
+	if family(f) == "IPv6" {
+		mss = guessMSS6
+	}
+	b.mss = [2]int{mss, mss}
+	b.notes = append(b.notes, "PARTIAL: the capture starts mid-stream, so the handshake at the top is made up "+
+		"(MSS, window scale and SYN options guessed as Linux defaults). A mid-stream flow cannot be replayed "+
+		"faithfully: the window scales, the data in flight and the congestion state before the capture are unknown.")
+
+	synOpts := func(val, ecr uint32) *parser.TCPOptions {
+		l := []*parser.TCPOption{{Kind: parser.OptMSS, Value: int64(mss)}, {Kind: parser.OptSACKOK}}
+		if b.useTS {
+			l = append(l, &parser.TCPOption{Kind: parser.OptTimestamp, TSVal: val, TSEcr: ecr})
+		} else {
+			l = append(l, &parser.TCPOption{Kind: parser.OptNOP}, &parser.TCPOption{Kind: parser.OptNOP})
+		}
+		l = append(l, &parser.TCPOption{Kind: parser.OptNOP}, &parser.TCPOption{Kind: parser.OptWScale, Value: guessWScale})
+		return &parser.TCPOptions{List: l}
+	}
+	ackOpts := func(val, ecr uint32) *parser.TCPOptions {
+		if !b.useTS {
+			return nil
+		}
+		return &parser.TCPOptions{List: []*parser.TCPOption{{Kind: parser.OptNOP}, {Kind: parser.OptNOP},
+			{Kind: parser.OptTimestamp, TSVal: val, TSEcr: ecr}}}
+	}
+	outOpts := func(o *parser.TCPOptions) *parser.TCPOptions {
+		if b.useTS || b.opts.Strict {
+			return o
+		}
+		return &parser.TCPOptions{Any: true}
+	}
+	one := uint32(1)
+	win := func(w uint32) *uint32 { return &w }
+	pkt := func(dir parser.Direction, flags string, seq uint32, ack *uint32, w *uint32, o *parser.TCPOptions) *parser.Packet {
+		return &parser.Packet{Dir: dir, TCP: &parser.TCP{Flags: flags, Seq: seq, Ack: ack, Win: w, Options: o}}
+	}
+	b.comment("Made up (the capture starts mid-stream): a handshake so that the replay has a connection.")
+	b.prelude()
+	if b.server {
+		b.emit(at, pkt(parser.Inbound, "S", 0, nil, win(guessSYNWin), synOpts(tsRemote, 0)))
+		b.emit(at, pkt(parser.Outbound, "S.", 0, &one, nil, outOpts(synOpts(tsLocal, tsRemote)))).react = true
+		b.emit(at, pkt(parser.Inbound, ".", 1, &one, win(guessSYNWin>>guessWScale), ackOpts(tsRemote, tsLocal)))
+		b.fd = 4
+		b.call(at, "accept", 4, num(b.listenFD), any3(), any3())
+	} else {
+		b.emit(at, pkt(parser.Outbound, "S", 0, nil, nil, outOpts(synOpts(tsLocal, 0))))
+		b.emit(at, pkt(parser.Inbound, "S.", 0, &one, win(guessSYNWin), synOpts(tsRemote, tsLocal)))
+		b.emit(at, pkt(parser.Outbound, ".", 1, &one, nil, outOpts(ackOpts(tsLocal, tsRemote)))).react = true
+		b.switchToBlocking(at)
+	}
+	if b.useTS {
+		b.tsVals[tsLocal] = true
+	}
+	b.comment("From here on, the captured packets.")
+	b.established = true
+	b.rcvNxt, b.rcvInit = b.remoteISN.Add(1), true
+	b.sndMax, b.outSeen = b.localISN.Add(1), true
+	b.lastOutAck = b.remoteISN.Add(1)
+}
+
+// guessISN returns one less than the earliest sequence number of side s
+// that the capture shows (its first segment, or the peer's first ack).
+func guessISN(f *capture.Flow, s capture.Side) capture.Seq {
+	var first capture.Seq
+	var seen bool
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		var v capture.Seq
+		switch {
+		case p.From == s:
+			v = p.Seq
+		case p.Flags.Has(capture.FlagACK):
+			v = p.Ack
+		default:
+			continue
+		}
+		if !seen || v.LessThan(first) {
+			first, seen = v, true
+		}
+		if i > 16 {
+			break
+		}
+	}
+	return first - 1
+}
+
+// firstTS returns the first TS val that side s sent.
+func firstTS(f *capture.Flow, s capture.Side) (uint32, bool) {
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.From != s {
+			continue
+		}
+		if o := p.Options(); o.HasTS {
+			return o.TSVal, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,159 @@
+package synth
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// Header returns the header comment lines (without "// ") describing flow
+// f of the capture source: the endpoints, which side the script runs as and
+// why, and the capture artefacts the synthesis dealt with.
+func Header(f *capture.Flow, source string, artefacts []string) []string {
+	if source == "" {
+		source = "the capture"
+	}
+	srv := serverSide(f)
+	role := "client"
+	if f.Local == srv {
+		role = "server"
+	}
+	guess := ""
+	if !f.SYN {
+		guess = " (no SYN in the capture: the server is taken to be the side with the lower port)"
+	}
+	lines := []string{
+		fmt.Sprintf("Synthesised by pcap2pkt from %s, flow %d.", source, f.Index),
+		fmt.Sprintf("Connection: %s (client) -> %s (server)%s, %s, %d packets over %s.",
+			f.Endpoint(srv.Other()), f.Endpoint(srv), guess, family(f), len(f.Packets), fmtDur(f.Duration())),
+		fmt.Sprintf("Local side (the kernel under test): %s, the %s; chosen because: %s.",
+			f.LocalEndpoint(), role, f.LocalReason),
+		"Packet lines carry no addresses: a replay uses its own (the reference binds port 8080).",
+		"Sequence numbers are relative to each side's ISN; times to the previous event.",
+	}
+	var out []string
+	for _, l := range lines {
+		for i, w := range wrap(l, 100) {
+			if i > 0 {
+				w = "  " + w
+			}
+			out = append(out, w)
+		}
+	}
+	lines = out
+	if len(artefacts) == 0 {
+		return append(lines, "Capture artefacts: none.")
+	}
+	lines = append(lines, "Capture artefacts:")
+	for _, a := range artefacts {
+		for i, l := range wrap(a, 96) {
+			if i == 0 {
+				lines = append(lines, "  - "+l)
+			} else {
+				lines = append(lines, "    "+l)
+			}
+		}
+	}
+	return lines
+}
+
+// serverSide is the side that received the SYN or, for a capture without
+// it, the side with the lower port.
+func serverSide(f *capture.Flow) capture.Side {
+	if f.SYN || f.SYNACK || f.B.Port() < f.A.Port() {
+		return capture.SideB
+	}
+	if f.A.Port() < f.B.Port() {
+		return capture.SideA
+	}
+	return capture.SideB
+}
+
+// wrap splits text into lines of at most width bytes at spaces.
+func wrap(text string, width int) []string {
+	var lines []string
+	for len(text) > width {
+		cut := strings.LastIndexByte(text[:width], ' ')
+		if cut <= 0 {
+			break
+		}
+		lines = append(lines, text[:cut])
+		text = text[cut+1:]
+	}
+	return append(lines, text)
+}
+
+func family(f *capture.Flow) string {
+	if f.A.Addr().Unmap().Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// artefacts lists what the synthesis noticed about the capture.
+func (b *builder) artefacts() []string {
+	c := b.count
+	var out []string
+	add := func(n int, format string, args ...any) {
+		if n > 0 {
+			out = append(out, fmt.Sprintf(format, args...))
+		}
+	}
+	add(c.split, "%d outbound TSO/GSO super-segment(s) larger than the MSS, each split into MSS-sized expectations (%d in all): a replay's TUN device has no segmentation offload.", c.split, c.splitInto)
+	add(c.bigIn, "%d inbound segment(s) larger than the MSS (GRO or TSO on the capture path): injected as captured.", c.bigIn)
+	add(c.retransOut, "%d outbound retransmission(s): kept as expectations of the kernel's own retransmissions.", c.retransOut)
+	add(c.retransIn, "%d inbound retransmission(s) of data already received: injected as captured.", c.retransIn)
+	add(c.ooo, "%d inbound segment(s) out of order: injected in the captured order.", c.ooo)
+	add(c.partialCsum, "%d packet(s) with unfilled TCP checksums (TX checksum offload on the capturing host): irrelevant to the script.", c.partialCsum)
+	add(c.truncated, "%d packet(s) cut by the snaplen: payload lengths taken from the IP headers.", c.truncated)
+	add(c.unknownOpt, "%d packet(s) with TCP options the script language cannot express: left out (see the comments).", c.unknownOpt)
+	if b.teardown >= 0 {
+		out = append(out, "a final RST from the remote after both FINs: left out (see the end).")
+	}
+	return append(out, b.notes...)
+}
+
+// script assembles the tree: header comments, option lines, then the events
+// with relative times. Every event and comment gets a line number in print
+// order, which is how the printer interleaves comments with events.
+func (b *builder) script() *parser.Script {
+	s := &parser.Script{File: b.opts.Source}
+	line := 0
+	next := func() parser.Pos { line++; return parser.Pos{Line: line, Col: 1} }
+	addComments := func(texts []string) {
+		for _, t := range texts {
+			s.Comments = append(s.Comments, &parser.Comment{Pos: next(), Text: "// " + t})
+		}
+	}
+	addComments(Header(b.f, b.opts.Source, b.artefacts()))
+	if family(b.f) == "IPv6" {
+		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "ip_version", Value: "ipv6", Set: true})
+	}
+	if b.scaleEcr {
+		addComments([]string{"Some inbound TS ecr values echo no TS val of an outbound line: let the replay interpolate them."})
+		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "tcp_ts_ecr_scaled"})
+	}
+	for i, e := range b.events {
+		addComments(e.comments)
+		t := parser.Time{Kind: parser.TimeRelative}
+		if i == 0 {
+			t.Kind = parser.TimeAbsolute
+		} else {
+			d := e.at.Sub(b.events[i-1].at).Microseconds()
+			if d < 0 {
+				d = 0
+			}
+			if e.react && d < toleranceUsecs {
+				d = 0
+			}
+			t.Usecs = d
+		}
+		pos := next()
+		t.Pos = pos
+		s.Events = append(s.Events, &parser.Event{Pos: pos, Time: t, Action: e.action})
+	}
+	addComments(b.comments)
+	return s
+}

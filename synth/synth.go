@@ -1,0 +1,698 @@
+package synth
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// Options configures the synthesis of one flow.
+type Options struct {
+	// Strict writes outbound windows and TCP options exactly as captured.
+	// By default outbound windows are left out (the reference then does not
+	// check them: they follow receive-buffer autotuning, which a replay does
+	// not reproduce) and outbound options are `<...>` unless timestamps make
+	// the exact list necessary (see outboundOptions).
+	Strict bool
+	// AllowPartial synthesises a flow whose capture has no handshake, with a
+	// made-up handshake, instead of failing with ErrNoHandshake.
+	AllowPartial bool
+	// Source is the capture's file name, for the header comment.
+	Source string
+}
+
+// ErrNoHandshake is matched (errors.Is) by the error for a flow whose
+// capture starts mid-stream when Options.AllowPartial is off.
+var ErrNoHandshake = errors.New("no handshake in the capture (starts mid-stream); use --allow-partial")
+
+// toleranceUsecs is the reference's default --tolerance_usecs: an outbound
+// packet that follows its trigger within it is written at +0.
+const toleranceUsecs = 4000
+
+// readChunk bounds the bytes one read covers while inbound data keeps
+// coming: a replayed receiver that reads late would see its window close
+// and drop injected data that the captured kernel, whose application read
+// as data came, accepted.
+const readChunk = 32 << 10
+
+// defaultErrReadLen is the size of a failing read when the flow has had no
+// read to copy the size from.
+const defaultErrReadLen = 1000
+
+// Synthesize turns one TCP connection into a packetdrill script for the
+// kernel on f's local side. The flow must have its local side chosen (as
+// capture's Tracker and ReadFlows do).
+func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
+	if len(f.Packets) == 0 {
+		return nil, fmt.Errorf("flow %d: no packets", f.Index)
+	}
+	b := newBuilder(f, opts)
+	if !f.SYN {
+		if !opts.AllowPartial {
+			return nil, fmt.Errorf("flow %d: %w", f.Index, ErrNoHandshake)
+		}
+		b.fabricateHandshake()
+	} else {
+		b.prelude()
+	}
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if i == b.teardown {
+			b.comment(fmt.Sprintf("The capture ends with a RST from the remote %s after the previous packet (the packetdrill", fmtDur(p.Time.Sub(f.Packets[i-1].Time))),
+				"tool that ran the remote side tears its connection down so): left out, the connection was already closed.")
+			continue
+		}
+		in := p.From == b.remote
+		b.maybeFlushRead(p, in)
+		if in {
+			b.inbound(p)
+		} else {
+			b.outbound(p)
+		}
+	}
+	b.flushRead()
+	return b.script(), nil
+}
+
+// event is one line of the script under construction.
+type event struct {
+	at       time.Time
+	action   parser.Action
+	comments []string
+	// react marks an outbound packet sent in reaction to the event before
+	// it: written at +0 when it came within the tolerance, since the delay
+	// seen is the capturing host's scheduling, not the protocol's.
+	react bool
+}
+
+// span is a range of sequence space [start, end).
+type span struct{ start, end capture.Seq }
+
+type builder struct {
+	f             *capture.Flow
+	opts          Options
+	local, remote capture.Side
+	server        bool // the local side received the SYN
+	refused       bool // the local side answered the SYN with a RST: nothing listens
+	localISN      capture.Seq
+	remoteISN     capture.Seq
+	mss           [2]int // MSS option from each side's SYN, 0 if unknown
+	useTS         bool   // both SYNs carried timestamps
+	teardown      int    // index of the final teardown RST left out, or -1
+	shutdownAt    int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
+
+	events   []*event
+	comments []string // comments for the next event
+	notes    []string // capture artefacts, for the header
+	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated int }
+	tsVals   map[uint32]bool // outbound TS vals written exactly so far
+	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
+
+	fd          int64 // the connection's descriptor, -1 before accept/socket
+	listenFD    int64
+	closed      bool // close() done, or the connection was reset
+	shut        bool // shutdown(SHUT_WR) done
+	established bool // the handshake completed
+	toBlocking  bool // a client still has to switch its socket back to blocking
+	lastCall    string
+	lastReadN   int64
+	lastWriteN  int64
+
+	sndMax     capture.Seq // end of the highest local data sent
+	finSent    bool
+	rcvNxt     capture.Seq
+	rcvInit    bool
+	ooo        []span
+	unread     int64
+	lastOutAck capture.Seq
+	lastOutWin uint16
+	outSeen    bool
+
+	write    *parser.Syscall // the open write, while its segments keep coming
+	writeN   int64
+	lastData *capture.FlowPacket
+}
+
+func newBuilder(f *capture.Flow, opts Options) *builder {
+	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(),
+		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, tsVals: map[uint32]bool{}}
+	b.server = f.Local == capture.SideB
+	if f.HasISN[b.local] {
+		b.localISN = f.ISN[b.local]
+	}
+	if f.HasISN[b.remote] {
+		b.remoteISN = f.ISN[b.remote]
+	}
+	var ts [2]bool
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.Flags.Has(capture.FlagSYN) {
+			o := p.Options()
+			if o.HasMSS && b.mss[p.From] == 0 {
+				b.mss[p.From] = int(o.MSS)
+			}
+			ts[p.From] = ts[p.From] || o.HasTS
+		}
+		if p.ChecksumState == capture.ChecksumPartial {
+			b.count.partialCsum++
+		}
+		if p.Truncated {
+			b.count.truncated++
+		}
+	}
+	b.useTS = ts[0] && ts[1]
+	b.refused = b.server && refusedSYN(f, b.local)
+	b.teardown = teardownRST(f, b.remote)
+	b.shutdownAt = shutdownFIN(f, b.local)
+	return b
+}
+
+// refusedSYN reports whether the local side's first answer to the SYN is a
+// RST: no socket listened on the port.
+func refusedSYN(f *capture.Flow, local capture.Side) bool {
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.From != local {
+			continue
+		}
+		return p.Flags.Has(capture.FlagRST)
+	}
+	return false
+}
+
+// teardownRST returns the index of a final RST from the remote that comes
+// after both FINs were sent and acknowledged, or -1. Such a RST has no
+// effect the script could observe (the local socket is gone or in
+// TIME_WAIT); the reference sends one for every connection it leaves open
+// when a script ends, so a capture of a packetdrill run ends with it.
+func teardownRST(f *capture.Flow, remote capture.Side) int {
+	n := len(f.Packets)
+	last := &f.Packets[n-1]
+	if n < 2 || last.From != remote || !last.Flags.Has(capture.FlagRST) {
+		return -1
+	}
+	var finEnd [2]capture.Seq
+	var fin, acked [2]bool
+	for i := range f.Packets[:n-1] {
+		p := &f.Packets[i]
+		if p.Flags.Has(capture.FlagFIN) && !fin[p.From] {
+			fin[p.From] = true
+			finEnd[p.From] = p.Seq.Add(uint32(p.PayloadLen) + 1)
+		}
+		o := p.From.Other()
+		if fin[o] && p.Flags.Has(capture.FlagACK) && finEnd[o].LessThanEq(p.Ack) {
+			acked[o] = true
+		}
+	}
+	if acked[0] && acked[1] {
+		return n - 1
+	}
+	return -1
+}
+
+// shutdownFIN returns the index of the local side's first FIN if new data
+// from the remote still arrives after it (the application then shut down
+// only its sending half), or -1.
+func shutdownFIN(f *capture.Flow, local capture.Side) int {
+	at := -1
+	var high capture.Seq
+	var seen bool
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.From != local {
+			if p.PayloadLen == 0 {
+				continue
+			}
+			end := p.Seq.Add(uint32(p.PayloadLen))
+			if at >= 0 && (!seen || high.LessThan(end)) {
+				return at
+			}
+			if !seen || high.LessThan(end) {
+				high, seen = end, true
+			}
+			continue
+		}
+		if at < 0 && p.Flags.Has(capture.FlagFIN) {
+			at = i
+		}
+	}
+	return -1
+}
+
+// comment queues comment lines for the next event.
+func (b *builder) comment(lines ...string) { b.comments = append(b.comments, lines...) }
+
+func (b *builder) emit(at time.Time, a parser.Action) *event {
+	e := &event{at: at, action: a, comments: b.comments}
+	b.comments = nil
+	b.events = append(b.events, e)
+	return e
+}
+
+// lastAt is the time of the latest event (the time of calls that follow it).
+func (b *builder) lastAt() time.Time {
+	if len(b.events) == 0 {
+		return b.f.Packets[0].Time
+	}
+	return b.events[len(b.events)-1].at
+}
+
+// call emits a system call.
+func (b *builder) call(at time.Time, name string, result int64, args ...parser.Expr) *parser.Syscall {
+	c := &parser.Syscall{Name: name, Args: args, Result: num(result)}
+	b.emit(at, c)
+	b.closeWrite()
+	return c
+}
+
+// callErr emits a failing system call: `= -1 ERRNO (text)`.
+func (b *builder) callErr(at time.Time, name, errno, text string, args ...parser.Expr) {
+	c := b.call(at, name, -1, args...)
+	c.Errno, c.ErrnoNote = errno, text
+}
+
+func num(v int64) *parser.IntLit    { return &parser.IntLit{Value: v} }
+func word(s string) *parser.Word    { return &parser.Word{Name: s} }
+func any3() *parser.Ellipsis        { return &parser.Ellipsis{} }
+func or(a, c string) *parser.Binary { return &parser.Binary{Op: "|", X: word(a), Y: word(c)} }
+
+// prelude emits the calls that create the socket before the first packet.
+func (b *builder) prelude() {
+	at := b.f.Packets[0].Time
+	switch {
+	case b.refused:
+		b.comment("Nothing listens on the port: the kernel refuses the connection.")
+	case b.server:
+		b.listenFD = 3
+		b.call(at, "socket", 3, any3(), word("SOCK_STREAM"), word("IPPROTO_TCP"))
+		b.call(at, "setsockopt", 0, num(3), word("SOL_SOCKET"), word("SO_REUSEADDR"), &parser.List{Elems: []parser.Expr{num(1)}}, num(4))
+		b.call(at, "bind", 0, num(3), any3(), any3())
+		b.call(at, "listen", 0, num(3), num(1))
+	default:
+		b.fd = 3
+		b.call(at, "socket", 3, any3(), word("SOCK_STREAM"), word("IPPROTO_TCP"))
+		b.call(at, "fcntl", 0, num(3), word("F_SETFL"), or("O_RDWR", "O_NONBLOCK"))
+		b.callErr(at, "connect", "EINPROGRESS", "Operation now in progress", num(3), any3(), any3())
+	}
+}
+
+// maybeFlushRead emits the read for the inbound data received so far
+// unless p continues the burst: more inbound data (up to readChunk), or a
+// pure ACK the kernel sends for it. A window update is not part of it: the
+// kernel sends one because the application read.
+func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
+	if b.unread == 0 {
+		return
+	}
+	fl := p.Flags
+	switch {
+	case in && p.PayloadLen > 0 && !fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagRST) && b.unread < readChunk:
+		return
+	case !in && pureACK(p) && !b.windowUpdate(p):
+		return
+	}
+	b.flushRead()
+}
+
+// pureACK reports whether p is an ACK without data, SYN, FIN or RST.
+func pureACK(p *capture.FlowPacket) bool {
+	return p.PayloadLen == 0 && p.Flags&(capture.FlagSYN|capture.FlagFIN|capture.FlagRST) == 0 && p.Flags.Has(capture.FlagACK)
+}
+
+// windowUpdate reports whether the outbound pure ACK p only opens the window.
+func (b *builder) windowUpdate(p *capture.FlowPacket) bool {
+	return b.outSeen && p.Ack == b.lastOutAck && p.Window > b.lastOutWin
+}
+
+// flushRead emits `read(fd, ..., N) = N` for the data received in order
+// and not read yet.
+func (b *builder) flushRead() {
+	if b.unread == 0 {
+		return
+	}
+	n := b.unread
+	b.unread = 0
+	if b.fd < 0 || b.closed {
+		return
+	}
+	b.call(b.lastAt(), "read", n, num(b.fd), any3(), num(n))
+	b.lastCall, b.lastReadN = "read", n
+}
+
+// closeWrite ends the open write: later segments need a write of their own.
+func (b *builder) closeWrite() {
+	b.write, b.writeN, b.lastData = nil, 0, nil
+}
+
+func (b *builder) inbound(p *capture.FlowPacket) {
+	b.closeWrite()
+	fl := p.Flags
+	if fl.Has(capture.FlagSYN) && !b.rcvInit {
+		b.rcvNxt, b.rcvInit = p.Seq.Add(1), true
+	}
+	b.trackInbound(p)
+	for _, pk := range b.packets(p, true) {
+		b.emit(p.Time, pk)
+	}
+	switch {
+	case fl.Has(capture.FlagRST):
+		b.remoteReset(p)
+	case fl.Has(capture.FlagSYN) && fl.Has(capture.FlagACK) && !b.server:
+		b.established, b.toBlocking = true, true
+	case b.server && !b.refused && b.fd < 0 && fl.Has(capture.FlagACK) && !fl.Has(capture.FlagSYN) && p.Ack == b.localISN.Add(1):
+		b.established = true
+		b.fd = 4
+		b.call(p.Time, "accept", 4, num(b.listenFD), any3(), any3())
+	}
+}
+
+// trackInbound follows the remote's data: what becomes readable in order,
+// retransmissions and segments that arrive out of order.
+func (b *builder) trackInbound(p *capture.FlowPacket) {
+	if p.PayloadLen == 0 || !b.rcvInit {
+		return
+	}
+	seq := p.Seq
+	if p.Flags.Has(capture.FlagSYN) {
+		seq = seq.Add(1)
+	}
+	end := seq.Add(uint32(p.PayloadLen))
+	if m := b.segSize(p, b.remote); m > 0 && p.PayloadLen > m {
+		b.count.bigIn++
+	}
+	switch {
+	case end.LessThanEq(b.rcvNxt):
+		b.count.retransIn++
+		b.comment("The remote retransmits data the kernel already has.")
+		return
+	case b.rcvNxt.LessThan(seq):
+		b.count.ooo++
+		b.comment("Out of order: a hole precedes this segment.")
+		b.ooo = append(b.ooo, span{seq, end})
+		return
+	}
+	adv := int64(end.Diff(b.rcvNxt))
+	b.rcvNxt = end
+	for merged := true; merged; {
+		merged = false
+		for i, s := range b.ooo {
+			if s.start.LessThanEq(b.rcvNxt) {
+				if b.rcvNxt.LessThan(s.end) {
+					adv += int64(s.end.Diff(b.rcvNxt))
+					b.rcvNxt = s.end
+				}
+				b.ooo = append(b.ooo[:i], b.ooo[i+1:]...)
+				merged = true
+				break
+			}
+		}
+	}
+	b.unread += adv
+}
+
+// remoteReset makes the application's next call fail as the kernel reports
+// a reset: a client still connecting learns ECONNREFUSED, an open socket
+// ECONNRESET on its next read or write (whichever it did last).
+func (b *builder) remoteReset(p *capture.FlowPacket) {
+	at := p.Time
+	switch {
+	case !b.server && !b.established && b.fd >= 0:
+		b.callErr(at, "connect", "ECONNREFUSED", "Connection refused", num(b.fd), any3(), any3())
+		b.closed = true
+	case b.fd >= 0 && !b.closed && b.rcvInit && p.Seq != b.rcvNxt:
+		b.comment("The RST above is not at the next expected sequence number: the kernel answers with a challenge ACK.")
+	case b.fd >= 0 && !b.closed:
+		if b.lastCall == "write" {
+			b.callErr(at, "write", "ECONNRESET", "Connection reset by peer", num(b.fd), any3(), num(b.lastWriteN))
+		} else {
+			n := b.lastReadN
+			if n == 0 {
+				n = defaultErrReadLen
+			}
+			b.callErr(at, "read", "ECONNRESET", "Connection reset by peer", num(b.fd), any3(), num(n))
+		}
+		b.closed = true
+	}
+}
+
+func (b *builder) outbound(p *capture.FlowPacket) {
+	fl := p.Flags
+	seq := p.Seq
+	if fl.Has(capture.FlagSYN) {
+		seq = seq.Add(1)
+	}
+	if !b.outSeen {
+		b.sndMax = seq
+	}
+	end := seq.Add(uint32(p.PayloadLen))
+	var fresh int64
+	if p.PayloadLen > 0 && !fl.Has(capture.FlagSYN) {
+		if b.sndMax.LessThan(end) {
+			start := seq
+			if start.LessThan(b.sndMax) {
+				start = b.sndMax
+			}
+			fresh = int64(end.Diff(start))
+		} else {
+			b.count.retransOut++
+			b.comment("The kernel retransmits (its own timer or fast retransmit).")
+		}
+	}
+	if fl.Has(capture.FlagSYN) && b.outSeen {
+		b.comment("The kernel retransmits its SYN.")
+	}
+	blocking := b.toBlocking && (fresh > 0 || fl.Has(capture.FlagFIN) || fl.Has(capture.FlagRST))
+	if blocking {
+		b.switchToBlocking(p.Time)
+	}
+	if fresh > 0 {
+		b.addWrite(p, fresh)
+	}
+	if fl.Has(capture.FlagFIN) && !b.finSent {
+		b.finSent = true
+		b.localFIN(p)
+	}
+	if fl.Has(capture.FlagRST) && b.fd >= 0 && !b.closed {
+		b.flushRead()
+		b.call(p.Time, "setsockopt", 0, num(b.fd), word("SOL_SOCKET"), word("SO_LINGER"), &parser.Linger{OnOff: 1, Linger: 0}, num(8))
+		b.call(p.Time, "close", 0, num(b.fd))
+		b.closed = true
+	}
+	react := len(b.events) > 0
+	if react {
+		prev := b.events[len(b.events)-1].action
+		if pk, ok := prev.(*parser.Packet); ok && pk.Dir == parser.Outbound {
+			react = false
+		}
+	}
+	for _, pk := range b.packets(p, false) {
+		e := b.emit(p.Time, pk)
+		e.react = react
+		react = false
+	}
+	if b.sndMax.LessThan(end) {
+		b.sndMax = end
+	}
+	if fresh > 0 {
+		b.lastData = p
+	}
+	if b.toBlocking && pureACK(p) {
+		b.switchToBlocking(p.Time)
+	}
+	b.outSeen, b.lastOutAck, b.lastOutWin = true, p.Ack, p.Window
+}
+
+// switchToBlocking puts a connected client's socket back in blocking mode,
+// so that its reads and writes behave as the application's did whatever
+// the buffers hold at replay time.
+func (b *builder) switchToBlocking(at time.Time) {
+	b.toBlocking = false
+	if b.fd < 0 || b.closed {
+		return
+	}
+	b.call(at, "fcntl", 0, num(b.fd), word("F_SETFL"), word("O_RDWR"))
+}
+
+// addWrite counts fresh bytes of segment p into the open write, or opens a
+// new write before p. A write ends where the kernel's segmentation shows
+// that the data it had ended (a PSH, a segment shorter than the MSS), where
+// anything comes in between, or after a pause longer than the tolerance.
+// Splitting more finely than the application did is harmless: each write
+// comes just before its bytes leave, so the kernel sends the same segments;
+// merging what it wrote separately would let the kernel send early.
+func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) {
+	if b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) {
+		b.writeN += fresh
+		b.setWriteN()
+		return
+	}
+	if b.fd < 0 || b.closed {
+		return
+	}
+	b.closeWrite()
+	b.write = b.call(p.Time, "write", fresh, num(b.fd), any3(), num(fresh))
+	b.writeN = fresh
+	b.setWriteN()
+	b.lastCall = "write"
+}
+
+func (b *builder) setWriteN() {
+	b.write.Args[2] = num(b.writeN)
+	b.write.Result = num(b.writeN)
+	b.lastWriteN = b.writeN
+}
+
+// endsWrite reports whether the data segment last ends the write that the
+// next data segment p would otherwise join.
+func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
+	if last.Flags.Has(capture.FlagPSH) {
+		return true
+	}
+	if m := b.segSize(last, b.local); m > 0 && last.PayloadLen%m != 0 {
+		return true
+	}
+	return p.Time.Sub(last.Time) > toleranceUsecs*time.Microsecond
+}
+
+// segSize is the payload that side from puts in a full segment like p:
+// the peer's MSS option (the limit on what from may send), or from's own
+// when smaller, less p's TCP options; 0 if unknown.
+func (b *builder) segSize(p *capture.FlowPacket, from capture.Side) int {
+	m := b.mss[from.Other()]
+	if m == 0 {
+		return 0
+	}
+	if l := b.mss[from]; l > 0 && l < m {
+		m = l
+	}
+	m -= len(p.RawOptions())
+	if m <= 0 {
+		return 0
+	}
+	return m
+}
+
+// localFIN emits the call behind the local side's FIN: shutdown(SHUT_WR)
+// when data still comes in afterwards, close otherwise.
+func (b *builder) localFIN(p *capture.FlowPacket) {
+	b.flushRead()
+	if b.fd < 0 || b.closed {
+		return
+	}
+	if b.shutdownAt >= 0 && &b.f.Packets[b.shutdownAt] == p {
+		b.call(p.Time, "shutdown", 0, num(b.fd), word("SHUT_WR"))
+		b.shut = true
+		return
+	}
+	b.call(p.Time, "close", 0, num(b.fd))
+	b.closed = true
+}
+
+// packets converts one captured packet to script packets: one, or for an
+// outbound segment larger than the MSS (a TSO/GSO super-segment, which a
+// replay's TUN device without segmentation offload will see as MSS-sized
+// segments) one per MSS-sized piece.
+func (b *builder) packets(p *capture.FlowPacket, in bool) []*parser.Packet {
+	pk := b.convert(p, in)
+	m := b.segSize(p, b.local)
+	if in || m == 0 || p.PayloadLen <= m || p.Flags.Has(capture.FlagSYN) {
+		return []*parser.Packet{pk}
+	}
+	n := (p.PayloadLen + m - 1) / m
+	b.count.split++
+	b.count.splitInto += n
+	b.comment(fmt.Sprintf("Captured as one %d-byte TSO/GSO super-segment; a replay sees %d segments of at most %d bytes.", p.PayloadLen, n, m))
+	out := make([]*parser.Packet, 0, n)
+	for i := 0; i < n; i++ {
+		piece := *pk
+		tcp := *pk.TCP
+		piece.TCP = &tcp
+		tcp.Seq = pk.TCP.Seq + uint32(i*m)
+		tcp.Len = uint32(min(m, p.PayloadLen-i*m))
+		flags := p.Flags
+		if i < n-1 {
+			flags &^= capture.FlagPSH | capture.FlagFIN
+		}
+		if i > 0 {
+			flags &^= capture.FlagCWR
+		}
+		tcp.Flags = flags.String()
+		out = append(out, &piece)
+	}
+	return out
+}
+
+// convert builds the script packet for p with the numbers the reference
+// reads: inbound sequence numbers relative to the remote ISN and acks to
+// the local ISN, outbound the other way round.
+func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
+	seqBase, ackBase := b.localISN, b.remoteISN
+	dir := parser.Outbound
+	if in {
+		seqBase, ackBase = b.remoteISN, b.localISN
+		dir = parser.Inbound
+	}
+	tcp := &parser.TCP{
+		Flags: p.Flags.String(),
+		Seq:   rel(p.Seq, seqBase),
+		Len:   uint32(p.PayloadLen),
+	}
+	if p.Flags.Has(capture.FlagACK) {
+		a := rel(p.Ack, ackBase)
+		tcp.Ack = &a
+	}
+	if in || b.opts.Strict {
+		w := uint32(p.Window)
+		tcp.Win = &w
+	}
+	if p.Flags.Has(capture.FlagURG) {
+		u := uint32(p.Urgent)
+		tcp.Urg = &u
+	}
+	pk := &parser.Packet{Dir: dir, TCP: tcp}
+	if ecn := p.TOS & 3; in && ecn != 0 {
+		pk.IPInfo = &parser.IPInfo{TOS: [...]string{"", "ect1", "ect0", "ce"}[ecn]}
+	}
+	raw := p.RawOptions()
+	if len(raw) == 0 {
+		return pk
+	}
+	if !in && !b.opts.Strict && !(b.useTS && p.Options().HasTS) {
+		tcp.Options = &parser.TCPOptions{Any: true}
+		return pk
+	}
+	list, notes := convertOptions(raw, ackBase)
+	if len(notes) > 0 {
+		b.count.unknownOpt++
+		b.comment(notes...)
+	}
+	if len(list) > 0 {
+		tcp.Options = &parser.TCPOptions{List: list}
+	}
+	b.trackTS(list, in, p.Flags.Has(capture.FlagACK))
+	return pk
+}
+
+// trackTS notes outbound TS vals written exactly and whether every inbound
+// TS ecr echoes one of them: the reference maps an inbound ecr through the
+// outbound vals it has seen, and otherwise needs --tcp_ts_ecr_scaled.
+func (b *builder) trackTS(list []*parser.TCPOption, in, ack bool) {
+	for _, o := range list {
+		if o.Kind != parser.OptTimestamp {
+			continue
+		}
+		if !in {
+			b.tsVals[o.TSVal] = true
+		} else if ack && !b.tsVals[o.TSEcr] {
+			b.scaleEcr = true
+		}
+	}
+}
+
+// fmtDur prints a duration in seconds with microseconds.
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%.6f s", d.Seconds())
+}

@@ -1,0 +1,100 @@
+package synth
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// expMagicFastOpen is the ExID of the experimental Fast Open option.
+const expMagicFastOpen = 0xF989
+
+// convertOptions turns captured option bytes into the script's option list.
+// SACK blocks are made relative to sackBase (the ISN of the side whose data
+// they acknowledge), as the reference reads them. Options the script
+// language cannot express are left out and described in the returned notes.
+func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []string) {
+	list, err := capture.ParseOptions(raw)
+	var out []*parser.TCPOption
+	var notes []string
+	if err != nil {
+		notes = append(notes, "malformed TCP options cut short: "+err.Error())
+	}
+	for _, o := range list {
+		v := o.Data
+		switch o.Kind {
+		case capture.OptKindNOP:
+			out = append(out, &parser.TCPOption{Kind: parser.OptNOP})
+		case capture.OptKindEOL:
+			out = append(out, &parser.TCPOption{Kind: parser.OptEOL})
+		case capture.OptKindMSS:
+			if len(v) != 2 {
+				notes = append(notes, fmt.Sprintf("mss option of length %d left out", o.Len))
+				continue
+			}
+			out = append(out, &parser.TCPOption{Kind: parser.OptMSS, Value: int64(binary.BigEndian.Uint16(v))})
+		case capture.OptKindWScale:
+			if len(v) != 1 {
+				notes = append(notes, fmt.Sprintf("wscale option of length %d left out", o.Len))
+				continue
+			}
+			out = append(out, &parser.TCPOption{Kind: parser.OptWScale, Value: int64(v[0])})
+		case capture.OptKindSACKOK:
+			out = append(out, &parser.TCPOption{Kind: parser.OptSACKOK})
+		case capture.OptKindSACK:
+			opt := &parser.TCPOption{Kind: parser.OptSACK}
+			for i := 0; i+8 <= len(v); i += 8 {
+				l := capture.Seq(binary.BigEndian.Uint32(v[i:]))
+				r := capture.Seq(binary.BigEndian.Uint32(v[i+4:]))
+				opt.SACK = append(opt.SACK, parser.SACKBlock{Left: rel(l, sackBase), Right: rel(r, sackBase)})
+			}
+			out = append(out, opt)
+		case capture.OptKindTimestamp:
+			if len(v) != 8 {
+				notes = append(notes, fmt.Sprintf("timestamp option of length %d left out", o.Len))
+				continue
+			}
+			out = append(out, &parser.TCPOption{Kind: parser.OptTimestamp,
+				TSVal: binary.BigEndian.Uint32(v), TSEcr: binary.BigEndian.Uint32(v[4:])})
+		case capture.OptKindMD5:
+			out = append(out, &parser.TCPOption{Kind: parser.OptMD5, Cookie: hex.EncodeToString(v)})
+		case capture.OptKindFastOpen:
+			out = append(out, &parser.TCPOption{Kind: parser.OptFastOpen, Cookie: hex.EncodeToString(v)})
+		case capture.OptKindAccECN0, capture.OptKindAccECN1:
+			out = append(out, accECN(o.Kind, v))
+		case capture.OptKindExp:
+			if len(v) >= 2 && binary.BigEndian.Uint16(v) == expMagicFastOpen {
+				out = append(out, &parser.TCPOption{Kind: parser.OptFastOpenExp, Cookie: hex.EncodeToString(v[2:])})
+				continue
+			}
+			notes = append(notes, fmt.Sprintf("experimental option (kind 254, %d bytes) left out: the script language has no form for it", o.Len))
+		default:
+			notes = append(notes, fmt.Sprintf("option kind %d (%d bytes) left out: the script language has no form for it", o.Kind, o.Len))
+		}
+	}
+	return out, notes
+}
+
+// accECN converts an AccECN option: kind 172 counts e0b, ceb, e1b in that
+// order, kind 174 e1b, ceb, e0b; each field is 3 bytes and may be absent.
+func accECN(kind uint8, v []byte) *parser.TCPOption {
+	names := []string{"e0b", "ceb", "e1b"}
+	if kind == capture.OptKindAccECN1 {
+		names = []string{"e1b", "ceb", "e0b"}
+	}
+	opt := &parser.TCPOption{Kind: parser.OptAccECN}
+	for i, name := range names {
+		if 3*i+3 > len(v) {
+			break
+		}
+		b := v[3*i:]
+		opt.AccECN = append(opt.AccECN, parser.AccECNField{Name: name, Value: uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])})
+	}
+	return opt
+}
+
+// rel returns s relative to base, wrapping as sequence numbers do.
+func rel(s, base capture.Seq) uint32 { return uint32(s - base) }
