@@ -35,7 +35,7 @@ func Header(f *capture.Flow, source string, artefacts []string) []string {
 	}
 	var out []string
 	for _, l := range lines {
-		for i, w := range wrap(l, 100) {
+		for i, w := range wrap(l, 110) {
 			if i > 0 {
 				w = "  " + w
 			}
