@@ -1,0 +1,107 @@
+// Command pcap2pkt turns tcpdump captures into packetdrill scripts and runs
+// packetdrill scripts against the local kernel. See README.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes. They are part of the interface: scripts and CI read them.
+const (
+	exitOK      = 0 // success
+	exitFail    = 1 // a script ran and failed, or a capture did not verify
+	exitInput   = 2 // bad usage or bad input: wrong flag, malformed script, missing file
+	exitEnv     = 3 // cannot run here: not root, no /dev/net/tun, no namespaces
+	exitDamaged = 4 // a capture is truncated or corrupt; output covers what came before
+)
+
+// exitError carries an exit code through urfave/cli back to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+func failf(code int, format string, args ...any) error {
+	return &exitError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: tests call it with buffers.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(stderr, "pcap2pkt:", ee.err)
+		}
+		return ee.code
+	}
+	// Anything urfave/cli reports itself (an unknown flag, a missing
+	// argument) is a usage error.
+	fmt.Fprintln(stderr, "pcap2pkt:", err)
+	return exitInput
+}
+
+// usageError keeps a wrong flag's message short: the error and where to
+// read more, not the whole help text.
+func usageError(c *cli.Context, err error, _ bool) error {
+	name := c.App.Name
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != name {
+		name += " " + c.Command.Name
+	}
+	return failf(exitInput, "%v (see '%s --help')", err, name)
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:  "pcap2pkt",
+		Usage: "turn tcpdump captures into packetdrill scripts, and run packetdrill scripts against this kernel",
+		UsageText: `pcap2pkt [flags] CAPTURE           print the packetdrill script of a capture's TCP connection
+pcap2pkt flows CAPTURE             list the TCP connections in a capture
+pcap2pkt replay [flags] SCRIPT...  run packetdrill scripts against this kernel (root)
+pcap2pkt verify [flags] CAPTURE    synthesise and replay: does this kernel still behave as captured?
+pcap2pkt check SCRIPT...           parse and check scripts
+pcap2pkt fmt [-w|-d] SCRIPT...     print scripts in canonical form`,
+		Description: `Exit codes: 0 success; 1 a script failed or a capture did not verify;
+2 bad usage or input (unknown flag, malformed script, missing file);
+3 cannot run here (not root, no /dev/net/tun); 4 damaged capture (what came before it was used).`,
+		Reader:                    stdin,
+		Writer:                    stdout,
+		ErrWriter:                 stderr,
+		HideHelpCommand:           true,
+		DisableSliceFlagSeparator: true,
+		ExitErrHandler:            func(*cli.Context, error) {},
+		OnUsageError:              usageError,
+		Commands: []*cli.Command{
+			fmtCommand(),
+			checkCommand(),
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = usageError
+		c.HideHelpCommand = true
+	}
+	return app
+}

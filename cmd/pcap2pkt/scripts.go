@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/urfave/cli/v2"
+)
+
+var defineFlag = &cli.StringSliceFlag{
+	Name:    "define",
+	Aliases: []string{"D"},
+	Usage:   "define a symbol for scripts as packetdrill does, NAME=VALUE (repeatable)",
+}
+
+func fmtCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "fmt",
+		Usage:     "print scripts in canonical form",
+		ArgsUsage: "SCRIPT...",
+		Description: `Prints each script in canonical form to standard output. Comments are kept.
+With -w the files are rewritten in place (atomically); with -d a diff is shown instead.
+
+   pcap2pkt fmt test.pkt
+   pcap2pkt fmt -w tests/*.pkt`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "w", Usage: "rewrite the files in place"},
+			&cli.BoolFlag{Name: "d", Usage: "show a diff instead of the formatted text"},
+			defineFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf(exitInput, "fmt: no script given (usage: pcap2pkt fmt [-w|-d] SCRIPT...)")
+			}
+			if c.Bool("w") && c.Bool("d") {
+				return failf(exitInput, "fmt: -w and -d cannot be used together")
+			}
+			cfg, err := parserConfig(c)
+			if err != nil {
+				return err
+			}
+			var bad []error
+			for _, name := range c.Args().Slice() {
+				if err := fmtOne(c, name, cfg); err != nil {
+					printErrors(c.App.ErrWriter, err)
+					bad = append(bad, err)
+				}
+			}
+			if len(bad) > 0 {
+				return &exitError{code: exitInput, err: errors.New("")}
+			}
+			return nil
+		},
+	}
+}
+
+func fmtOne(c *cli.Context, name string, cfg *parser.Config) error {
+	src, err := readScript(name)
+	if err != nil {
+		return err
+	}
+	s, err := parser.ParseFile(name, src, cfg)
+	if err != nil {
+		return err
+	}
+	out := parser.Format(s)
+	switch {
+	case c.Bool("w"):
+		if bytes.Equal(out, src) {
+			return nil
+		}
+		return writeFileAtomic(name, out)
+	case c.Bool("d"):
+		if !bytes.Equal(out, src) {
+			_, err := c.App.Writer.Write(unifiedDiff(name, src, out))
+			return err
+		}
+		return nil
+	default:
+		_, err := c.App.Writer.Write(out)
+		return err
+	}
+}
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "parse scripts and check them without running them",
+		ArgsUsage: "SCRIPT...",
+		Description: `Parses each script and runs static checks: unknown system calls, TCP flags and
+options, times that go backwards, outbound packets before any socket exists.
+Prints nothing and exits 0 when all scripts are clean; prints file:line:col: message
+for each problem (up to 10 per file) and exits 2 otherwise.
+
+   pcap2pkt check test.pkt
+   pcap2pkt check -D TFO_COOKIE=3021b9d889017eeb tests/*.pkt`,
+		Flags: []cli.Flag{defineFlag},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return failf(exitInput, "check: no script given (usage: pcap2pkt check SCRIPT...)")
+			}
+			cfg, err := parserConfig(c)
+			if err != nil {
+				return err
+			}
+			failed := false
+			for _, name := range c.Args().Slice() {
+				if err := checkOne(name, cfg); err != nil {
+					printErrors(c.App.ErrWriter, err)
+					failed = true
+				}
+			}
+			if failed {
+				return &exitError{code: exitInput, err: errors.New("")}
+			}
+			return nil
+		},
+	}
+}
+
+func checkOne(name string, cfg *parser.Config) error {
+	src, err := readScript(name)
+	if err != nil {
+		return err
+	}
+	s, err := parser.ParseFile(name, src, cfg)
+	if err != nil {
+		return err
+	}
+	if errs := parser.Check(s); len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// printErrors prints one line per error: each of a parser.ErrorList, or the
+// error itself.
+func printErrors(w io.Writer, err error) {
+	var list parser.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintln(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+// readScript reads a script file, turning the usual failures into messages
+// that name the file.
+func readScript(name string) ([]byte, error) {
+	src, err := os.ReadFile(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s: no such file", name)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return src, nil
+}
+
+func parserConfig(c *cli.Context) (*parser.Config, error) {
+	defs, err := parseDefines(c.StringSlice("define"))
+	if err != nil {
+		return nil, err
+	}
+	return &parser.Config{Defines: defs}, nil
+}
+
+func parseDefines(list []string) (map[string]string, error) {
+	defs := map[string]string{}
+	for _, d := range list {
+		name, value, ok := bytes.Cut([]byte(d), []byte("="))
+		if !ok || len(name) == 0 {
+			return nil, failf(exitInput, "-D %q: want NAME=VALUE", d)
+		}
+		defs[string(name)] = string(value)
+	}
+	return defs, nil
+}
+
+// writeFileAtomic replaces name with data so that a reader sees either the
+// old or the new file, never a half-written one.
+func writeFileAtomic(name string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(name); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
