@@ -4,6 +4,9 @@ package replay
 // namespace of its own. The namespace lives exactly as long as the child's
 // process group: when the run ends every member is killed, so no interface,
 // route or sysctl of a run survives it and nothing touches the host's network.
+// No mount namespace is needed: /proc/sys/net follows the network namespace
+// of the process that opens it, and ip, tc and ss use netlink. Only
+// /sys/class/net would still show the host's devices; no script reads it.
 
 import (
 	"context"
@@ -14,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -22,6 +26,39 @@ import (
 
 // SandboxEnv is the environment variable that marks the sandboxed child.
 const SandboxEnv = "PCAP2PKT_SANDBOX"
+
+// handoffEnv gives the child the descriptor of its end of a socket to the
+// parent. Releasing a packet socket waits for an RCU grace period (10-15 ms
+// here), and the child would pay it on its way out; instead the child hands
+// such descriptors to the parent, which closes them in the background.
+const handoffEnv = "PCAP2PKT_SANDBOX_HANDOFF_FD"
+
+// handoffFD is the child's end of the handoff socket, or -1.
+var handoffFD = -1
+
+func init() {
+	if !InSandbox() {
+		return
+	}
+	fd, err := strconv.Atoi(os.Getenv(handoffEnv))
+	if err != nil || fd < 0 {
+		return
+	}
+	// Inherited without close-on-exec; the script's shell commands must
+	// not inherit it in turn.
+	unix.CloseOnExec(fd)
+	handoffFD = fd
+}
+
+// handOff gives the parent a duplicate of fds so that their last close,
+// and its cost, happen there; the caller still closes its own copies.
+// It reports whether the parent got them.
+func handOff(fds ...int) bool {
+	if handoffFD < 0 || len(fds) == 0 {
+		return false
+	}
+	return unix.Sendmsg(handoffFD, []byte{0}, unix.UnixRights(fds...), nil, 0) == nil
+}
 
 // InSandbox reports whether this process is the sandboxed child started by
 // RunSandboxed.
@@ -46,9 +83,20 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("replay: sandbox handoff socket: %w", err)
+	}
+	// Closing our end releases whatever the child handed off: slow, so in
+	// the background, once the child is gone.
+	defer func() { go unix.Close(pair[0]) }()
+	childEnd := os.NewFile(uintptr(pair[1]), "sandbox-handoff")
+	defer childEnd.Close()
+
 	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), SandboxEnv+"=1")
+	cmd.Env = append(os.Environ(), SandboxEnv+"=1", handoffEnv+"=3")
+	cmd.ExtraFiles = []*os.File{childEnd}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.WaitDelay = sandboxWaitDelay
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -67,6 +115,7 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return -1, fmt.Errorf("replay: start sandbox (new network namespace): %w", err)
 	}
 	pgid := cmd.Process.Pid
+	childEnd.Close()
 
 	exited := make(chan error, 1)
 	go func() { exited <- waitExitNoReap(pgid) }()

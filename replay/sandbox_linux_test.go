@@ -60,6 +60,10 @@ func TestSandboxIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Printf("STRAGGLER pid=%d pgid=%d\n", sleeper.Process.Pid, syscall.Getpgrp())
+		// Descriptor 3 is the handoff socket (see handoffEnv).
+		if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", sleeper.Process.Pid)); err == nil {
+			t.Error("a command started in the sandbox inherits the handoff socket")
+		}
 		return
 	}
 	requireTUN(t)

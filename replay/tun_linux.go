@@ -428,6 +428,9 @@ func kernelTimestamp(oob []byte) (time.Time, error) {
 func (d *tunDevice) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
+		if d.conn != nil {
+			_ = d.conn.Control(func(fd uintptr) { handOff(int(fd)) })
+		}
 		if d.sniff != nil {
 			d.closeErr = d.sniff.Close()
 		}
