@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/synth"
+	"github.com/urfave/cli/v2"
+)
+
+// Flags shared by synthesis, flows and verify.
+func flowFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "local", Usage: "the kernel under test is `IP[:PORT]` (wins over every heuristic)"},
+		&cli.StringFlag{Name: "remote", Usage: "the remote peer is `IP[:PORT]`"},
+	}
+}
+
+func synthFlags() []cli.Flag {
+	return append(flowFlags(),
+		&cli.IntFlag{Name: "flow", Usage: "synthesise connection `N` (as numbered by 'pcap2pkt flows'); default: the only, or first complete, one"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `PATH`: a .pkt file, or a directory (existing, or ending in /) for one script per connection plus index.tsv"},
+		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured (default: <...>)"},
+		&cli.BoolFlag{Name: "allow-partial", Usage: "synthesise connections whose capture starts mid-stream (a made-up handshake; may not replay)"},
+	)
+}
+
+func flowOptions(c *cli.Context) (capture.FlowOptions, error) {
+	var o capture.FlowOptions
+	for _, f := range []struct {
+		name string
+		dst  *capture.HostPort
+	}{{"local", &o.Local}, {"remote", &o.Remote}} {
+		if v := c.String(f.name); v != "" {
+			hp, err := capture.ParseHostPort(v)
+			if err != nil {
+				return o, failf(exitInput, "--%s %q: %v", f.name, v, err)
+			}
+			*f.dst = hp
+		}
+	}
+	return o, nil
+}
+
+// openCapture opens a capture named on the command line; "-" is stdin.
+func openCapture(c *cli.Context, name string) (io.ReadCloser, error) {
+	if name == "-" {
+		return io.NopCloser(c.App.Reader), nil
+	}
+	f, err := os.Open(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, failf(exitInput, "%s: no such file", name)
+	case err != nil:
+		return nil, failf(exitInput, "%v", err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, failf(exitInput, "%s: is a directory, not a capture", name)
+	}
+	return f, nil
+}
+
+// captureError turns a capture reading error into an exit code: a damaged
+// file (its start still used) or one that is not a capture at all.
+func captureError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, capture.ErrDamaged) {
+		return withCode(exitDamaged, err)
+	}
+	return withCode(exitInput, err)
+}
+
+func synthAction(c *cli.Context) error {
+	if c.NArg() != 1 {
+		if c.NArg() == 0 {
+			return cli.ShowAppHelp(c)
+		}
+		return failf(exitInput, "want one capture, got %d arguments (see 'pcap2pkt --help')", c.NArg())
+	}
+	name := c.Args().First()
+	fo, err := flowOptions(c)
+	if err != nil {
+		return err
+	}
+	in, err := openCapture(c, name)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial")}
+	results, rerr := synth.File(name, in, fo, opts)
+	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
+		return captureError(rerr)
+	}
+	if rerr != nil {
+		// Damaged: say so first, then still write what came before.
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (using the %d connection(s) read before it)\n", rerr, len(results))
+	}
+	if len(results) == 0 {
+		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
+	}
+
+	out := c.String("output")
+	if out != "" && isDirTarget(out) {
+		if err := writeAll(c, out, results); err != nil {
+			return err
+		}
+		return captureExit(rerr)
+	}
+
+	r, err := pickFlow(c, results)
+	if err != nil {
+		return err
+	}
+	text := parser.Format(r.Script)
+	if out == "" {
+		if _, err := c.App.Writer.Write(text); err != nil {
+			return err
+		}
+	} else if err := writeFileAtomic(out, text); err != nil {
+		return withCode(exitInput, err)
+	}
+	return captureExit(rerr)
+}
+
+// captureExit is the exit status after output was written: 4 when the
+// capture was damaged, 0 otherwise. The error itself was reported already.
+func captureExit(rerr error) error {
+	if rerr == nil {
+		return nil
+	}
+	return &exitError{code: exitDamaged, err: errors.New("")}
+}
+
+func codeOf(err error) int {
+	if errors.Is(err, capture.ErrDamaged) {
+		return exitDamaged
+	}
+	return 0
+}
+
+func isDirTarget(p string) bool {
+	if strings.HasSuffix(p, "/") || strings.HasSuffix(p, string(filepath.Separator)) {
+		return true
+	}
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// pickFlow chooses the connection to print: --flow N, else the only one,
+// else the first complete one (with a note saying so).
+func pickFlow(c *cli.Context, results []synth.Result) (synth.Result, error) {
+	if n := c.Int("flow"); c.IsSet("flow") {
+		for _, r := range results {
+			if r.Flow.Index == n {
+				if r.Err != nil {
+					return r, failf(exitInput, "flow %d: %v", n, r.Err)
+				}
+				return r, nil
+			}
+		}
+		return synth.Result{}, failf(exitInput, "no flow %d: the capture has %d TCP connection(s) (see 'pcap2pkt flows')", n, len(results))
+	}
+	if len(results) == 1 {
+		r := results[0]
+		if r.Err != nil {
+			return r, failf(exitInput, "flow %d: %v", r.Flow.Index, r.Err)
+		}
+		return r, nil
+	}
+	for _, r := range results {
+		if r.Err == nil && r.Flow.Complete() {
+			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: the capture has %d TCP connections; printing flow %d, the first complete one (choose with --flow N, list with 'pcap2pkt flows', or write all with -o DIR/)\n", len(results), r.Flow.Index)
+			return r, nil
+		}
+	}
+	for _, r := range results {
+		if r.Err == nil {
+			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: the capture has %d TCP connections and none is complete; printing flow %d (choose with --flow N)\n", len(results), r.Flow.Index)
+			return r, nil
+		}
+	}
+	return synth.Result{}, failf(exitInput, "no connection could be synthesised: flow %d: %v", results[0].Flow.Index, results[0].Err)
+}
+
+// writeAll writes one script per connection into dir, plus index.tsv. Each
+// file is written atomically; a connection that could not be synthesised is
+// listed in the index with the reason.
+func writeAll(c *cli.Context, dir string, results []synth.Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return withCode(exitInput, err)
+	}
+	written := 0
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: flow %d: %v\n", r.Flow.Index, r.Err)
+			continue
+		}
+		if err := writeFileAtomic(filepath.Join(dir, synth.FileName(r.Flow)), parser.Format(r.Script)); err != nil {
+			return withCode(exitInput, err)
+		}
+		written++
+	}
+	var idx bytes.Buffer
+	if err := synth.WriteIndex(&idx, results); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "index.tsv"), idx.Bytes()); err != nil {
+		return withCode(exitInput, err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: wrote %d script(s) and index.tsv to %s\n", written, dir)
+	return nil
+}
+
+func flowsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "flows",
+		Usage:     "list the TCP connections in a capture",
+		ArgsUsage: "CAPTURE",
+		Description: `Lists each TCP connection: its number (for --flow), endpoints with the local side
+first, packets, bytes, duration, whether the capture has its handshake and close,
+and which side was taken as the kernel under test, and why.
+
+   pcap2pkt flows catch.pcap
+   tcpdump -w - port 80 | pcap2pkt flows -`,
+		Flags: flowFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return failf(exitInput, "flows: want one capture (usage: pcap2pkt flows CAPTURE)")
+			}
+			fo, err := flowOptions(c)
+			if err != nil {
+				return err
+			}
+			name := c.Args().First()
+			in, err := openCapture(c, name)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			flows, _, rerr := capture.ReadFlows(in, name, fo)
+			if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
+				return captureError(rerr)
+			}
+			if err := capture.WriteFlowTable(c.App.Writer, flows); err != nil {
+				return err
+			}
+			if rerr != nil {
+				return captureError(rerr)
+			}
+			return nil
+		},
+	}
+}

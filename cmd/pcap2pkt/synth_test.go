@@ -1,0 +1,101 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const seedCapture = "../../../shared/seed/catch.pcap"
+
+func needShared(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("shared test data not available: %v", err)
+	}
+}
+
+func TestSynthSeed(t *testing.T) {
+	needShared(t, seedCapture)
+	code, out, errs := runCLI(t, seedCapture)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	for _, want := range []string{
+		"+0 < S 0:0(0) win 4000 <mss 1000>\n",
+		"+0 > S. 0:0(0) ack 1 <...>\n",
+		"accept(3, ..., ...) = 4\n",
+		"write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n",
+		"close(4) = 0\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("script lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSynthOutputs(t *testing.T) {
+	needShared(t, seedCapture)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "seed.pkt")
+	if code, out, errs := runCLI(t, "-o", file, seedCapture); code != exitOK || out != "" {
+		t.Fatalf("-o FILE: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	_, want, _ := runCLI(t, seedCapture)
+	if got, _ := os.ReadFile(file); string(got) != want {
+		t.Errorf("-o FILE wrote something else than stdout would show")
+	}
+
+	outDir := filepath.Join(dir, "all") + "/"
+	if code, _, errs := runCLI(t, "-o", outDir, seedCapture); code != exitOK {
+		t.Fatalf("-o DIR/: exit %d, stderr %q", code, errs)
+	}
+	names, _ := filepath.Glob(filepath.Join(outDir, "*"))
+	if len(names) != 2 {
+		t.Errorf("-o DIR/ wrote %v, want one script and index.tsv", names)
+	}
+}
+
+func TestSynthBadInput(t *testing.T) {
+	needShared(t, seedCapture)
+	data, err := os.ReadFile(seedCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := writeTemp(t, "cut.pcap", string(data[:len(data)-30]))
+	notPcap := writeTemp(t, "text.pcap", "this is not a capture\n")
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+		stdout string
+	}{
+		{"missing", []string{filepath.Join(t.TempDir(), "none.pcap")}, exitInput, "none.pcap: no such file", ""},
+		{"not a capture", []string{notPcap}, exitInput, "text.pcap", ""},
+		{"truncated", []string{truncated}, exitDamaged, "cut.pcap: packet 10", "socket("},
+		{"no such flow", []string{"--flow", "7", seedCapture}, exitInput, "no flow 7", ""},
+		{"bad --local", []string{"--local", "nonsense", seedCapture}, exitInput, "--local", ""},
+		{"flows truncated", []string{"flows", truncated}, exitDamaged, "packet 10", "192.0.2.1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, c.args...)
+			if code != c.code || !strings.Contains(errs, c.stderr) {
+				t.Errorf("exit %d (want %d), stderr %q (want %q)", code, c.code, errs, c.stderr)
+			}
+			if c.stdout == "" && out != "" || !strings.Contains(out, c.stdout) {
+				t.Errorf("stdout %q, want it to contain %q", out, c.stdout)
+			}
+		})
+	}
+}
+
+func TestFlowsSeed(t *testing.T) {
+	needShared(t, seedCapture)
+	code, out, errs := runCLI(t, "flows", seedCapture)
+	if code != exitOK || !strings.Contains(out, "192.0.2.1") || !strings.Contains(out, ":8080") {
+		t.Fatalf("flows: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
