@@ -100,6 +100,9 @@ func (c NetConfig) check() (NetConfig, error) {
 			return c, fmt.Errorf("replay: %s address %v is not an %s address", a.name, a.ip, map[bool]string{true: "IPv4", false: "IPv6"}[is4])
 		}
 	}
+	if c.RemoteIP == c.LocalIP {
+		return c, fmt.Errorf("replay: remote address %v is the local address", c.RemoteIP)
+	}
 	if c.PrefixLen < 0 || c.PrefixLen > c.LocalIP.BitLen() {
 		return c, fmt.Errorf("replay: prefix length %d out of range for %v", c.PrefixLen, c.LocalIP)
 	}

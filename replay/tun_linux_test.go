@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,6 +251,51 @@ func TestTUNReadPacketEnds(t *testing.T) {
 			}
 			if err := dev.WritePacket(buildTCP(t, cfg, layers.TCP{SYN: true}, nil)); !errors.Is(err, ErrDeviceClosed) {
 				t.Errorf("WritePacket after Close = %v, want ErrDeviceClosed", err)
+			}
+		})
+	}
+}
+
+func TestNetConfigCheck(t *testing.T) {
+	v4 := netConfigs[0]
+	v6 := netConfigs[2]
+	with := func(c NetConfig, f func(*NetConfig)) NetConfig { f(&c); return c }
+	tests := []struct {
+		name    string
+		cfg     NetConfig
+		wantErr string
+		check   func(NetConfig) bool
+	}{
+		{"v4 defaults", with(v4, func(c *NetConfig) { c.PrefixLen = 0 }), "",
+			func(c NetConfig) bool {
+				return c.DeviceName == "tun0" && c.MTU == 1500 && c.PrefixLen == 16 && c.RemotePrefix.String() == "192.0.2.1/32"
+			}},
+		{"v6 defaults", v6, "",
+			func(c NetConfig) bool { return c.PrefixLen == 48 && c.MTU == 1520 && c.RemotePrefix.Bits() == 128 }},
+		{"remote prefix kept", with(v4, func(c *NetConfig) { c.RemotePrefix = netip.MustParsePrefix("192.0.2.0/24") }), "",
+			func(c NetConfig) bool { return c.RemotePrefix.Bits() == 24 }},
+		{"unknown version", with(v4, func(c *NetConfig) { c.IPVersion = "ipv5" }), `unknown IP version "ipv5"`, nil},
+		{"v6 address on v4", with(v4, func(c *NetConfig) { c.LocalIP = v6.LocalIP }), "local address fd3d:a0b:17d6::1 is not an IPv4 address", nil},
+		{"mapped address", with(v6, func(c *NetConfig) { c.RemoteIP = mustAddr("::ffff:192.0.2.1") }), "remote address ::ffff:192.0.2.1 is not an IPv6 address", nil},
+		{"missing gateway", with(v4, func(c *NetConfig) { c.GatewayIP = netip.Addr{} }), "gateway address invalid IP is not an IPv4 address", nil},
+		{"remote is local", with(v4, func(c *NetConfig) { c.RemoteIP = c.LocalIP }), "is the local address", nil},
+		{"prefix too long", with(v4, func(c *NetConfig) { c.PrefixLen = 33 }), "prefix length 33 out of range", nil},
+		{"mtu too small", with(v4, func(c *NetConfig) { c.MTU = 10 }), "MTU 10 out of range", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.cfg.check()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("check() error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(got) {
+				t.Errorf("check() = %+v", got)
 			}
 		})
 	}
