@@ -70,7 +70,7 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 		if in {
 			b.inbound(p)
 		} else {
-			b.outbound(p)
+			b.outbound(i, p)
 		}
 	}
 	b.flushRead()
@@ -131,6 +131,11 @@ type builder struct {
 	lastOutWin uint16
 	outSeen    bool
 
+	queued    int64  // bytes written ahead of their segments (for zero-window probes)
+	inSeen    bool   // an inbound packet was seen
+	lastInWin uint16 // its window field
+	zeroWin   int    // index in events of the inbound packet that closed the window, or -1
+
 	write    *parser.Syscall // the open write, while its segments keep coming
 	writeN   int64
 	lastData *capture.FlowPacket
@@ -138,7 +143,7 @@ type builder struct {
 
 func newBuilder(f *capture.Flow, opts Options) *builder {
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(),
-		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, tsVals: map[uint32]bool{}}
+		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}}
 	b.server = f.Local == capture.SideB
 	if f.HasISN[b.local] {
 		b.localISN = f.ISN[b.local]
@@ -349,6 +354,8 @@ func (b *builder) closeWrite() {
 
 func (b *builder) inbound(p *capture.FlowPacket) {
 	b.closeWrite()
+	closing := p.Window == 0 && (!b.inSeen || b.lastInWin != 0)
+	b.inSeen, b.lastInWin = true, p.Window
 	fl := p.Flags
 	if fl.Has(capture.FlagSYN) && !b.rcvInit {
 		b.rcvNxt, b.rcvInit = p.Seq.Add(1), true
@@ -356,6 +363,9 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	b.trackInbound(p)
 	for _, pk := range b.packets(p, true) {
 		b.emit(p.Time, pk)
+	}
+	if closing {
+		b.zeroWin = len(b.events) - 1
 	}
 	switch {
 	case fl.Has(capture.FlagRST):
@@ -438,8 +448,9 @@ func (b *builder) remoteReset(p *capture.FlowPacket) {
 	}
 }
 
-func (b *builder) outbound(p *capture.FlowPacket) {
+func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	fl := p.Flags
+	b.probe(i, p)
 	seq := p.Seq
 	if fl.Has(capture.FlagSYN) {
 		seq = seq.Add(1)
@@ -505,6 +516,61 @@ func (b *builder) outbound(p *capture.FlowPacket) {
 	b.outSeen, b.lastOutAck, b.lastOutWin = true, p.Ack, p.Window
 }
 
+// probe handles an outbound segment that only probes the peer (seq one
+// below the highest data sent, no payload). Against a zero window it is the
+// kernel's window probe, which it sends only with data queued: the
+// application wrote the next segment's data before, so write it here. With
+// the window open it is a keepalive, which the script cannot ask for
+// without knowing the application's keepalive settings.
+func (b *builder) probe(i int, p *capture.FlowPacket) {
+	if p.PayloadLen != 0 || p.Flags&(capture.FlagSYN|capture.FlagFIN|capture.FlagRST) != 0 || !b.outSeen || p.Seq != b.sndMax-1 {
+		return
+	}
+	if b.inSeen && b.lastInWin != 0 {
+		b.comment("A keepalive probe: the application enabled SO_KEEPALIVE (with timings the capture cannot tell).")
+		return
+	}
+	if b.queued > 0 || b.fd < 0 || b.closed {
+		return
+	}
+	n := b.nextFresh(i)
+	if n == 0 {
+		return
+	}
+	// The write goes right after the ACK that closed the window, where the
+	// kernel that was captured started its persist timer: written later,
+	// the replayed kernel would probe later.
+	at := b.zeroWin
+	if at < 0 {
+		at = len(b.events) - 1
+	}
+	w := &event{at: b.events[at].at, action: &parser.Syscall{Name: "write", Args: []parser.Expr{num(b.fd), any3(), num(n)}, Result: num(n)},
+		comments: []string{"The zero-window probes below need data queued: the application wrote it before."}}
+	b.events = append(b.events[:at+1], append([]*event{w}, b.events[at+1:]...)...)
+	b.queued, b.lastCall, b.lastWriteN = n, "write", n
+}
+
+// nextFresh returns the new bytes of the first local data segment after
+// packet i.
+func (b *builder) nextFresh(i int) int64 {
+	for j := i + 1; j < len(b.f.Packets); j++ {
+		p := &b.f.Packets[j]
+		if p.From != b.local || p.PayloadLen == 0 {
+			continue
+		}
+		end := p.Seq.Add(uint32(p.PayloadLen))
+		if !b.sndMax.LessThan(end) {
+			continue
+		}
+		start := p.Seq
+		if start.LessThan(b.sndMax) {
+			start = b.sndMax
+		}
+		return int64(end.Diff(start))
+	}
+	return 0
+}
+
 // switchToBlocking puts a connected client's socket back in blocking mode,
 // so that its reads and writes behave as the application's did whatever
 // the buffers hold at replay time.
@@ -524,6 +590,13 @@ func (b *builder) switchToBlocking(at time.Time) {
 // comes just before its bytes leave, so the kernel sends the same segments;
 // merging what it wrote separately would let the kernel send early.
 func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) {
+	if b.queued > 0 {
+		n := min(b.queued, fresh)
+		b.queued -= n
+		if fresh -= n; fresh == 0 {
+			return
+		}
+	}
 	if b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) {
 		b.writeN += fresh
 		b.setWriteN()

@@ -113,6 +113,8 @@ var goldens = []struct {
 	{"http_get_v4_cliside", "captures/local/http_get_v4_cliside_any_sll.pcap", "10.77.0.1:40658", 1, Options{}},
 	{"http_get_v6_srvside", "captures/local/http_get_v6_srvside_eth.pcap", "[fd00:77::2]:80", 1, Options{}},
 	{"rst_midstream_cliside", "captures/local/rst_midstream_linger0_cliside_eth.pcap", "10.77.0.1:50394", 1, Options{}},
+	{"rst_midstream_as_server", "captures/local/rst_midstream_linger0_cliside_eth.pcap", "10.77.0.2:9001", 1, Options{}},
+	{"zero_window_cliside", "captures/local/zero_window_probe_cliside_eth.pcap", "10.77.0.1:46024", 1, Options{}},
 	{"http_keepalive_srvside", "captures/local/http_keepalive_2req_srvside.pcapng", "10.77.0.2:80", 1, Options{}},
 	{"conn_refused_v4", "captures/local/conn_refused_srvside_eth.pcap", "10.77.0.2", 1, Options{}},
 	{"conn_refused_v6", "captures/local/conn_refused_srvside_eth.pcap", "fd00:77::2", 2, Options{}},
