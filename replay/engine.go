@@ -127,7 +127,9 @@ func Run(ctx context.Context, s *parser.Script, cfg *Config, env *Env) error {
 	e := &engine{cfg: cfg, env: env, script: s, nextEphemeral: -1}
 	e.host = env.Host
 	if e.host == nil {
-		e.host = newSystemHost()
+		h := newSystemHost()
+		defer h.release()
+		e.host = h
 	}
 	if e.env.Stdout == nil || e.env.Stderr == nil {
 		cp := *env
@@ -211,9 +213,13 @@ func (e *engine) run() error {
 }
 
 // cleanupAfter runs the cleanup command after a failure, as the reference's
-// die() does, and returns the failure.
+// die() does, and returns the failure. It also closes the live fds and
+// resets the connections (the reference's process exit does that), so that
+// a later run in the same namespace starts clean.
 func (e *engine) cleanupAfter(err error) error {
-	if cerr := e.runCleanupCommand(); cerr != nil {
+	cerr := e.runCleanupCommand()
+	e.closeAll()
+	if cerr != nil {
 		return errors.Join(err, cerr)
 	}
 	return err

@@ -399,10 +399,10 @@ func (e *engine) checkResult(c *CallContext, ret int64, errno syscall.Errno) *ev
 	}
 	if c.resultIsFD && expected >= 0 {
 		if ret < 0 {
-			return &eventError{kind: syscallError, msg: fmt.Sprintf("%s: expected non-negative result but got %d with errno %s", sc.Name, ret, describeErrno(errno))}
+			return &eventError{kind: syscallError, msg: fmt.Sprintf("%s: expected non-negative result but got %d%s", sc.Name, ret, withErrno(ret, errno))}
 		}
 	} else if ret != expected {
-		return &eventError{kind: syscallError, msg: fmt.Sprintf("%s: expected result %d but got %d with errno %s", sc.Name, expected, ret, describeErrno(errno))}
+		return &eventError{kind: syscallError, msg: fmt.Sprintf("%s: expected result %d but got %d%s", sc.Name, expected, ret, withErrno(ret, errno))}
 	}
 	if sc.Errno != "" {
 		want, ok := LookupErrno(sc.Errno)
@@ -414,6 +414,14 @@ func (e *engine) checkResult(c *CallContext, ret int64, errno syscall.Errno) *ev
 		}
 	}
 	return nil
+}
+
+// withErrno is " with errno 11 (EAGAIN)" for a failed call, "" otherwise.
+func withErrno(ret int64, errno syscall.Errno) string {
+	if ret >= 0 && errno == 0 {
+		return ""
+	}
+	return " with errno " + describeErrno(errno)
 }
 
 // describeErrno is "11 (EAGAIN)".

@@ -1,0 +1,322 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// The conformance test runs the reference's own test corpus the way
+// upstream runs it (one fresh network namespace per script, the script's
+// folder as working directory, the upstream ipv4 arguments) and compares
+// with the reference's verdicts on this kind of machine. It fails only when
+// a script listed in testdata/conformance-ipv4.txt (the scripts we pass)
+// fails, so it guards against regressions while the rest is reported.
+//
+// It needs root and /dev/net/tun, takes minutes, and changes a host-wide
+// sysctl for its duration, so it runs only when PCAP2PKT_CONFORMANCE is set:
+// "1" for every folder, or a comma-separated list of folders
+// ("blocking,close").
+
+const (
+	conformanceRoot     = "../../shared/conformance/packetdrill/gtests/net"
+	conformanceVerdicts = "../../shared/conformance/reference-verdicts.tsv"
+	conformanceExpected = "testdata/conformance-ipv4.txt"
+	conformanceEnv      = "PCAP2PKT_CONFORMANCE"
+	conformanceChildEnv = "PCAP2PKT_CONFORMANCE_SCRIPT"
+	allowedCCPath       = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
+)
+
+// conformanceArgs are upstream's ipv4 arguments (run_all.py).
+var conformanceArgs = []string{
+	"send_omit_free=", "ip_version=ipv4", "local_ip=192.168.0.1",
+	"gateway_ip=192.168.0.1", "netmask_ip=255.255.0.0", "remote_ip=192.0.2.1",
+	"define=TFO_COOKIE=3021b9d889017eeb", "define=CODE=host_unreachable",
+	"define=CMSG_LEVEL_IP=SOL_IP", "define=CMSG_TYPE_RECVERR=IP_RECVERR",
+}
+
+// refVerdict is one line of reference-verdicts.tsv.
+type refVerdict struct {
+	pass bool
+	wall float64
+}
+
+func readVerdicts(t *testing.T) map[string]refVerdict {
+	t.Helper()
+	f, err := os.Open(conformanceVerdicts)
+	if err != nil {
+		t.Skipf("skipping: reference verdicts missing: %v", err)
+	}
+	defer f.Close()
+	v := map[string]refVerdict{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "\t")
+		if len(cols) < 5 || cols[1] != "ipv4" {
+			continue
+		}
+		wall, _ := strconv.ParseFloat(cols[4], 64)
+		v[cols[0]] = refVerdict{pass: cols[3] == "pass", wall: wall}
+	}
+	return v
+}
+
+func readExpected(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(conformanceExpected)
+	if err != nil {
+		t.Fatalf("expected passes: %v", err)
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			m[l] = true
+		}
+	}
+	return m
+}
+
+// ensureCubicAllowed adds cubic to the host's allowed congestion control
+// algorithms (a new namespace can only pick allowed ones, and defaults.sh
+// asks for cubic) and returns the function that restores the old list.
+func ensureCubicAllowed(t *testing.T) func() {
+	t.Helper()
+	old, err := os.ReadFile(allowedCCPath)
+	if err != nil {
+		t.Logf("cannot read %s: %v; cubic tests may run under another algorithm", allowedCCPath, err)
+		return func() {}
+	}
+	cur := strings.Fields(string(old))
+	for _, a := range cur {
+		if a == "cubic" {
+			t.Logf("cubic already in net.ipv4.tcp_allowed_congestion_control (%s)", strings.Join(cur, " "))
+			return func() {}
+		}
+	}
+	next := strings.Join(append(cur, "cubic"), " ")
+	if err := os.WriteFile(allowedCCPath, []byte(next), 0o644); err != nil {
+		t.Logf("WARNING: cannot add cubic to net.ipv4.tcp_allowed_congestion_control: %v; cubic tests will run under the default algorithm", err)
+		return func() {}
+	}
+	t.Logf("set host sysctl net.ipv4.tcp_allowed_congestion_control=%q (was %q) for the run, as the reference verdicts were taken", next, strings.Join(cur, " "))
+	return func() {
+		if err := os.WriteFile(allowedCCPath, []byte(strings.Join(cur, " ")), 0o644); err != nil {
+			t.Errorf("restoring net.ipv4.tcp_allowed_congestion_control: %v", err)
+		} else {
+			t.Logf("restored net.ipv4.tcp_allowed_congestion_control=%q", strings.Join(cur, " "))
+		}
+	}
+}
+
+// conformanceScripts lists the tcp scripts, relative to conformanceRoot.
+func conformanceScripts(t *testing.T, folders map[string]bool) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(filepath.Join(conformanceRoot, "tcp"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".pkt") {
+			return nil
+		}
+		rel, _ := filepath.Rel(conformanceRoot, p)
+		folder := strings.Split(rel, "/")[1]
+		if folders == nil || folders[folder] {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Skipf("skipping: conformance corpus missing: %v", err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestConformance(t *testing.T) {
+	sel := os.Getenv(conformanceEnv)
+	if sel == "" {
+		t.Skipf("skipping: set %s=1 (or a list of folders) to run the reference corpus (root, minutes)", conformanceEnv)
+	}
+	if InSandbox() {
+		t.Skip("the parent runs outside the sandbox")
+	}
+	requireTUN(t)
+	var folders map[string]bool
+	if sel != "1" {
+		folders = map[string]bool{}
+		for _, f := range strings.Split(sel, ",") {
+			folders[strings.TrimSpace(f)] = true
+		}
+	}
+	verdicts := readVerdicts(t)
+	expected := readExpected(t)
+	scripts := conformanceScripts(t, folders)
+	root := copyCorpus(t)
+	defer ensureCubicAllowed(t)()
+
+	type count struct{ ours, ref, total int }
+	perFolder := map[string]*count{}
+	var passed, regressions, fixed []string
+	for _, rel := range scripts {
+		folder := strings.Split(rel, "/")[1]
+		c := perFolder[folder]
+		if c == nil {
+			c = &count{}
+			perFolder[folder] = c
+		}
+		ref := verdicts[rel]
+		c.total++
+		if ref.pass {
+			c.ref++
+		}
+		timeout := time.Duration(max(3*ref.wall, 30) * float64(time.Second))
+		ok, out := runConformanceChild(t, filepath.Join(root, rel), timeout)
+		if ok {
+			c.ours++
+			passed = append(passed, rel)
+			if !ref.pass {
+				fixed = append(fixed, rel)
+			}
+		} else if expected[rel] {
+			regressions = append(regressions, rel)
+			t.Errorf("regression: %s passed before and fails now:\n%s", rel, lastLines(out, 15))
+		} else {
+			t.Logf("fail (reference: %v): %s\n%s", map[bool]string{true: "pass", false: "fail"}[ref.pass], rel, lastLines(out, 8))
+		}
+	}
+	var tb strings.Builder
+	fmt.Fprintf(&tb, "%-20s %6s %6s %6s\n", "folder", "ours", "ref", "total")
+	var names []string
+	for f := range perFolder {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	var o, r, n int
+	for _, f := range names {
+		c := perFolder[f]
+		fmt.Fprintf(&tb, "%-20s %6d %6d %6d\n", f, c.ours, c.ref, c.total)
+		o, r, n = o+c.ours, r+c.ref, n+c.total
+	}
+	fmt.Fprintf(&tb, "%-20s %6d %6d %6d\n", "all", o, r, n)
+	t.Logf("ipv4 conformance per folder:\n%s", tb.String())
+	if len(fixed) > 0 {
+		t.Logf("passing where the reference failed here: %s", strings.Join(fixed, " "))
+	}
+	t.Logf("passing scripts (for %s):\n%s", conformanceExpected, strings.Join(passed, "\n"))
+}
+
+// copyCorpus copies the tcp and common folders to a temporary directory,
+// turning back into symlinks the files that were symlinks upstream (the
+// shared copy stores them as small files holding the link target, e.g.
+// tcp/common/defaults.sh is "../../common/defaults.sh").
+func copyCorpus(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, top := range []string{"tcp", "common"} {
+		err := filepath.WalkDir(filepath.Join(conformanceRoot, top), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(conformanceRoot, p)
+			out := filepath.Join(dst, rel)
+			if d.IsDir() {
+				return os.MkdirAll(out, 0o755)
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if target := strings.TrimSpace(string(b)); info.Size() < 256 && !strings.ContainsAny(target, " \n") && strings.HasPrefix(target, "..") {
+				if _, err := os.Stat(filepath.Join(filepath.Dir(p), target)); err == nil {
+					return os.Symlink(target, out)
+				}
+			}
+			return os.WriteFile(out, b, info.Mode().Perm()|0o200)
+		})
+		if err != nil {
+			t.Skipf("skipping: copying the corpus: %v", err)
+		}
+	}
+	return dst
+}
+
+// runConformanceChild runs one script (an absolute path) in a fresh sandbox.
+func runConformanceChild(t *testing.T, path string, timeout time.Duration) (bool, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	os.Setenv(conformanceChildEnv, path)
+	defer os.Unsetenv(conformanceChildEnv)
+	var out bytes.Buffer
+	code, err := RunSandboxed(ctx, []string{"-test.run=^TestConformanceChild$", "-test.v", "-test.count=1"}, nil, &out, &out)
+	if err != nil {
+		fmt.Fprintf(&out, "\nsandbox: %v", err)
+	}
+	return err == nil && code == 0 && strings.Contains(out.String(), "--- PASS: TestConformanceChild"), out.String()
+}
+
+// TestConformanceChild runs the script named by PCAP2PKT_CONFORMANCE_SCRIPT
+// inside the sandbox (started by TestConformance).
+func TestConformanceChild(t *testing.T) {
+	path := os.Getenv(conformanceChildEnv)
+	if path == "" || !InSandbox() {
+		t.Skip("run by TestConformance inside its sandbox")
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig()
+	for _, a := range conformanceArgs {
+		n, v, _ := strings.Cut(a, "=")
+		if err := cfg.Set(n, v); err != nil {
+			t.Fatalf("option %s: %v", a, err)
+		}
+	}
+	s, err := parser.ParseFile(path, src, &parser.Config{Defines: cfg.Defines})
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	rc, err := cfg.Resolve(s)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	dev, err := SetupNetwork(rc.NetConfig())
+	if err != nil {
+		t.Fatalf("network: %v", err)
+	}
+	defer dev.Close()
+	code, err := NewPythonCode(CodeOptions{Command: rc.CodeCommand, Format: rc.CodeFormat, Sockopt: rc.CodeSockopt, ScriptPath: path, Stdout: os.Stdout, Stderr: os.Stderr})
+	if err != nil {
+		t.Fatalf("code runner: %v", err)
+	}
+	env := &Env{Device: dev, Clock: SystemClock{}, Stdout: os.Stdout, Stderr: os.Stderr, Code: code}
+	if err := Run(context.Background(), s, cfg, env); err != nil {
+		t.Fatalf("%v", err)
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}

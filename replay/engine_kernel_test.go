@@ -1,0 +1,129 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// articlePath is the seed user story, read from the shared folder.
+const articlePath = "../../shared/seed/article.pkt"
+
+// readArticle returns the seed script, skipping when the shared folder is
+// missing.
+func readArticle(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(articlePath)
+	if err != nil {
+		t.Skipf("skipping: seed script missing: %v", err)
+	}
+	return string(b)
+}
+
+// withoutLine drops the lines containing s (the seed's `sleep 10`).
+func withoutLine(src, s string) string {
+	var out []string
+	for _, l := range strings.Split(src, "\n") {
+		if !strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// runKernelScript parses and runs a script against the kernel of the
+// (sandboxed) current process with the given options, returning the run's
+// error and its output.
+func runKernelScript(t *testing.T, name, src string, opts ...string) (error, string) {
+	t.Helper()
+	s, err := parser.ParseFile(name, []byte(src), nil)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	cfg := NewConfig()
+	for _, o := range opts {
+		n, v, _ := strings.Cut(strings.TrimPrefix(o, "--"), "=")
+		if err := cfg.Set(n, v); err != nil {
+			t.Fatalf("option %s: %v", o, err)
+		}
+	}
+	rc, err := cfg.Resolve(s)
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	dev, err := SetupNetwork(rc.NetConfig())
+	if err != nil {
+		t.Fatalf("network: %v", err)
+	}
+	defer dev.Close()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := filepath.Dir(name)
+	if dir == "." {
+		dir = t.TempDir()
+	}
+	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: SystemClock{}, Stdout: &out, Stderr: &out, Dir: dir})
+	return err, out.String()
+}
+
+func TestKernelArticle(t *testing.T) {
+	src := readArticle(t)
+	if !inSandbox(t) {
+		return
+	}
+	err, out := runKernelScript(t, "article.pkt", withoutLine(src, "sleep 10"))
+	if err != nil {
+		t.Fatalf("article.pkt failed: %v\noutput:\n%s", err, out)
+	}
+	if !strings.Contains(out, "finish") {
+		t.Fatalf("output lacks finish:\n%s", out)
+	}
+	t.Logf("output:\n%s", out)
+}
+
+func TestKernelArticleMutated(t *testing.T) {
+	src := readArticle(t)
+	if !inSandbox(t) {
+		return
+	}
+	src = withoutLine(src, "sleep 10")
+	tests := []struct {
+		name, from, to string
+		line           int
+		want           []string
+	}{
+		{"ack", "+0 > .11:11(0) ack 2", "+0 > .11:11(0) ack 3", 19, []string{"expected ack 3, got ack 2", "script packet:", "actual packet:"}},
+		{"flags", "+0 > .11:11(0) ack 2", "+0 > F.11:11(0) ack 2", 19, []string{"expected flags F., got flags .", "actual packet:"}},
+		{"syscall", "accept(3, ..., ...) = 4", "accept(3, ..., ...) = -1", 10, []string{"expected result -1 but got"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mut := strings.Replace(src, tc.from, tc.to, 1)
+			if mut == src {
+				t.Fatalf("mutation %q not applied", tc.from)
+			}
+			err, out := runKernelScript(t, "article.pkt", mut)
+			var se *ScriptError
+			if !errors.As(err, &se) {
+				t.Fatalf("got %v, want a ScriptError; output:\n%s", err, out)
+			}
+			if se.Line() != tc.line {
+				t.Errorf("line %d, want %d: %v", se.Line(), tc.line, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			t.Logf("error as reported:\n%v", err)
+		})
+	}
+}
