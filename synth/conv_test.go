@@ -1,0 +1,207 @@
+package synth
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// seg is one packet of a made-up conversation between a client
+// (10.0.0.1:40000, ISN 1000) and a server (10.0.0.2:80, ISN 5000). Sequence
+// numbers are relative to the sender's ISN and acks to the receiver's, as
+// in scripts; dt is the time since the previous packet.
+type seg struct {
+	srv      bool
+	flags    string // S F R P . as in scripts
+	seq, ack uint32
+	n        int
+	win      uint16
+	dt       time.Duration
+	opts     []layers.TCPOption
+}
+
+const cliISN, srvISN = 1000, 5000
+
+// conversation writes segs as an Ethernet pcap.
+func conversation(t testing.TB, segs []seg) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	cli, srv := net.IPv4(10, 0, 0, 1), net.IPv4(10, 0, 0, 2)
+	at := time.Unix(1700000000, 0)
+	for _, s := range segs {
+		at = at.Add(s.dt)
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: cli, DstIP: srv}
+		tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, Seq: cliISN + s.seq, Ack: srvISN + s.ack, Window: s.win, Options: s.opts}
+		if s.srv {
+			ip.SrcIP, ip.DstIP = srv, cli
+			tcp.SrcPort, tcp.DstPort = 80, 40000
+			tcp.Seq, tcp.Ack = srvISN+s.seq, cliISN+s.ack
+		}
+		for _, c := range s.flags {
+			switch c {
+			case 'S':
+				tcp.SYN = true
+			case 'F':
+				tcp.FIN = true
+			case 'R':
+				tcp.RST = true
+			case 'P':
+				tcp.PSH = true
+			case '.':
+				tcp.ACK = true
+			}
+		}
+		if !tcp.ACK {
+			tcp.Ack = 0
+		}
+		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
+		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+		sb := gopacket.NewSerializeBuffer()
+		err := gopacket.SerializeLayers(sb, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			eth, ip, tcp, gopacket.Payload(make([]byte, s.n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(sb.Bytes()), Length: len(sb.Bytes())}
+		if err := w.WritePacket(ci, sb.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+var mss1000 = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{3, 0xe8}}}
+
+// handshake is a plain handshake (MSS 1000 both ways, no other options).
+func handshake() []seg {
+	return []seg{
+		{flags: "S", win: 4000, opts: mss1000},
+		{srv: true, flags: "S.", ack: 1, win: 4000, opts: mss1000, dt: 50 * time.Microsecond},
+		{flags: ".", seq: 1, ack: 1, win: 4000, dt: 100 * time.Millisecond},
+	}
+}
+
+// eventLines synthesises the conversation with the given side local and
+// returns its event lines.
+func eventLines(t *testing.T, segs []seg, local string, opts Options) []string {
+	t.Helper()
+	hp, err := capture.ParseHostPort(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := File("conv.pcap", bytes.NewReader(conversation(t, segs)), capture.FlowOptions{Local: hp}, opts)
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("%v %v", err, res)
+	}
+	var out []string
+	for _, e := range res[0].Script.Events {
+		out = append(out, parser.FormatEvent(e))
+	}
+	roundTrip(t, "conv", parser.Format(res[0].Script), res[0].Script)
+	return out
+}
+
+func TestConversations(t *testing.T) {
+	const client, server = "10.0.0.1:40000", "10.0.0.2:80"
+	ms := time.Millisecond
+	cases := []struct {
+		name  string
+		local string
+		segs  []seg
+		opts  Options
+		want  []string // lines that must appear in this order (others may come between)
+		never []string // substrings that must not appear
+	}{{
+		name: "half close: the client shuts down writing and still reads", local: client,
+		segs: append(handshake(),
+			seg{flags: "P.", seq: 1, ack: 1, n: 100, win: 4000, dt: ms},
+			seg{flags: "F.", seq: 101, ack: 1, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 102, win: 4000, dt: ms},
+			seg{srv: true, flags: "P.", seq: 1, ack: 102, n: 300, win: 4000, dt: ms},
+			seg{flags: ".", seq: 102, ack: 301, win: 4000, dt: 10 * time.Microsecond},
+			seg{srv: true, flags: "F.", seq: 301, ack: 102, win: 4000, dt: ms},
+			seg{flags: ".", seq: 102, ack: 302, win: 4000, dt: 10 * time.Microsecond}),
+		want: []string{"+0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)",
+			"+0 fcntl(3, F_SETFL, O_RDWR) = 0", "write(3, ..., 100) = 100", "shutdown(3, SHUT_WR) = 0",
+			"+0 > F. 101:101(0) ack 1", "< P. 1:301(300) ack 102 win 4000", "+0 > . 102:102(0) ack 301",
+			"+0 read(3, ..., 300) = 300", "< F. 301:301(0) ack 102 win 4000"},
+		never: []string{"close("},
+	}, {
+		name: "reordered and retransmitted inbound data: one read once the hole is filled", local: server,
+		segs: append(handshake(),
+			seg{flags: "P.", seq: 501, ack: 1, n: 500, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1, ack: 1, n: 500, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1, ack: 1, n: 500, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 1001, win: 4000, dt: 10 * time.Microsecond}),
+		want: []string{"accept(3, ..., ...) = 4", "< P. 501:1001(500) ack 1 win 4000", "< . 1:501(500) ack 1 win 4000",
+			"< . 1:501(500) ack 1 win 4000", "+0 > . 1:1(0) ack 1001", "+0 read(4, ..., 1000) = 1000"},
+	}, {
+		name: "refused connect: the client learns ECONNREFUSED", local: client,
+		segs: []seg{{flags: "S", win: 4000, opts: mss1000}, {srv: true, flags: "R.", ack: 1, dt: 50 * time.Microsecond}},
+		// Without a SYN-ACK the remote ISN is unknown: the RST's seq stays raw.
+		want: []string{"> S 0:0(0) <...>", "< R. 5000:5000(0) ack 1 win 0", "+0 connect(3, ..., ...) = -1 ECONNREFUSED (Connection refused)"},
+	}, {
+		name: "a RST in mid-stream fails the next read; not a teardown", local: server,
+		segs: append(handshake(),
+			seg{flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 11, win: 4000, dt: 10 * time.Microsecond},
+			seg{flags: "R.", seq: 11, ack: 1, win: 4000, dt: 2 * time.Second}),
+		want: []string{"+0 read(4, ..., 10) = 10", "+2 < R. 11:11(0) ack 1 win 4000",
+			"+0 read(4, ..., 10) = -1 ECONNRESET (Connection reset by peer)"},
+	}, {
+		name: "data and FIN in one segment, a TSO super-segment split by the MSS", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 2500, win: 4000, dt: ms},
+			seg{srv: true, flags: "FP.", seq: 2501, ack: 1, n: 100, win: 4000, dt: 10 * time.Microsecond},
+			seg{flags: ".", seq: 1, ack: 2602, win: 4000, dt: ms}),
+		want: []string{"write(4, ..., 2500) = 2500", "+0 > . 1:1001(1000) ack 1", "+0 > . 1001:2001(1000) ack 1",
+			"+0 > P. 2001:2501(500) ack 1", "+0.000010 write(4, ..., 100) = 100", "+0 close(4) = 0",
+			"+0 > FP. 2501:2601(100) ack 1"},
+	}, {
+		name: "strict: outbound windows and options exact", local: server, opts: Options{Strict: true},
+		segs: handshake(),
+		want: []string{"+0 > S. 0:0(0) ack 1 win 4000 <mss 1000>"},
+	}, {
+		name: "an outbound retransmission needs no write", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: 300 * ms},
+			seg{flags: ".", seq: 1, ack: 11, win: 4000, dt: ms}),
+		want: []string{"write(4, ..., 10) = 10", "+0 > P. 1:11(10) ack 1", "+0.300000 > P. 1:11(10) ack 1",
+			"+0.001000 < . 1:1(0) ack 11 win 4000"},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			lines := eventLines(t, c.segs, c.local, c.opts)
+			text := strings.Join(lines, "\n")
+			i := 0
+			for _, l := range lines {
+				if i < len(c.want) && strings.HasSuffix(l, c.want[i]) {
+					i++
+				}
+			}
+			if i < len(c.want) {
+				t.Errorf("missing %q (in order) in:\n%s", c.want[i], text)
+			}
+			for _, n := range c.never {
+				if strings.Contains(text, n) {
+					t.Errorf("%q should not appear in:\n%s", n, text)
+				}
+			}
+		})
+	}
+}
