@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -83,6 +84,7 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
+	keepTimestampsOn()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("replay: sandbox handoff socket: %w", err)
@@ -150,6 +152,27 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return code, fmt.Errorf("replay: sandbox: %w", werr)
 	}
 	return code, nil
+}
+
+// timestampsOnce guards keepTimestampsOn.
+var timestampsOnce sync.Once
+
+// keepTimestampsOn holds, for the life of the process, a socket that wants
+// packet timestamps. The kernel stamps packets only while some socket wants
+// timestamps, and turns that on in a deferred work item: without this, each
+// sandbox would turn it on anew, and the first packets of a run could miss
+// their transmit timestamp (the kernel then uses the time of reading). The
+// socket is an unbound UDP socket: it sends and receives nothing.
+func keepTimestampsOn() {
+	timestampsOnce.Do(func() {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) != nil {
+			unix.Close(fd)
+		}
+	})
 }
 
 // waitExitNoReap waits until process pid has exited, leaving it a zombie.
