@@ -47,6 +47,7 @@ func main() {
 // run is main without the process: tests call it with buffers.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	app.Metadata = map[string]any{"args": args}
 	err := app.Run(args)
 	if err == nil {
 		return exitOK
@@ -98,6 +99,7 @@ pcap2pkt fmt [-w|-d] SCRIPT...     print scripts in canonical form`,
 		Action:                    synthAction,
 		Commands: []*cli.Command{
 			flowsCommand(),
+			replayCommand(),
 			fmtCommand(),
 			checkCommand(),
 		},

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay"
+	"github.com/urfave/cli/v2"
+)
+
+// referenceFlags are packetdrill's own options, under its names, so that
+// runners written for packetdrill can call 'pcap2pkt replay' instead.
+func referenceFlags() []cli.Flag {
+	usage := map[string]string{
+		"ip_version":        "`FAMILY` of the run: ipv4, ipv6 or ipv4-mapped-ipv6 (default ipv4)",
+		"local_ip":          "local `ADDRESS` of the kernel under test (default 192.168.0.1, or fd3d:fa7b:d17d::1)",
+		"remote_ip":         "`ADDRESS` of the scripted remote peer (default 192.0.2.1, or 2001:db8::1)",
+		"gateway_ip":        "`ADDRESS` of the gateway towards the remote peer",
+		"netmask_ip":        "IPv4 netmask of the local address (default 255.255.0.0)",
+		"bind_port":         "local `PORT` of bind() and inbound SYNs (default 8080)",
+		"connect_port":      "remote `PORT` of connect() (default 8080)",
+		"mtu":               "`MTU` of the TUN device (default 1500)",
+		"mss":               "gso_size of injected TCP packets",
+		"tolerance_usecs":   "timing tolerance in `MICROSECONDS` (default 4000)",
+		"tolerance_percent": "timing tolerance in `PERCENT` of the interval (default 12.5)",
+		"non_fatal":         "`KINDS` of mismatch that only warn: packet, syscall (comma-separated)",
+		"init_scripts":      "`COMMANDS` to run before each script",
+		"tcp_ts_tick_usecs": "microseconds per TCP timestamp tick; enables TS val checks",
+		"tcp_ts_ecr_scaled": "scale inbound TS ecr values without a matching TS val",
+		"strict_segments":   "do not combine outbound segments when matching",
+		"dry_run":           "parse and check options only; do not run",
+		"send_omit_free":    "accepted for packetdrill compatibility",
+		"verbose":           "print each event and packet as it runs",
+	}
+	var flags []cli.Flag
+	for _, name := range replay.OptionNames() {
+		if name == "define" {
+			continue // defineFlag, shared with fmt and check
+		}
+		takes, _ := replay.OptionTakesValue(name)
+		u, ok := usage[name]
+		hidden := !ok
+		if !ok {
+			u = "packetdrill option, accepted for compatibility"
+		}
+		var aliases []string
+		if name == "verbose" {
+			aliases = []string{"v"}
+		}
+		if takes {
+			flags = append(flags, &cli.StringFlag{Name: name, Usage: u, Hidden: hidden, Category: "packetdrill options"})
+		} else {
+			flags = append(flags, &cli.BoolFlag{Name: name, Aliases: aliases, Usage: u, Hidden: hidden, Category: "packetdrill options"})
+		}
+	}
+	return flags
+}
+
+func replayCommand() *cli.Command {
+	flags := append(referenceFlags(), defineFlag,
+		&cli.StringFlag{Name: "capture", Usage: "write every packet that crossed the TUN device to `FILE` (pcap, LINUX_SLL2 with directions)"},
+		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a script after `DURATION`"},
+	)
+	return &cli.Command{
+		Name:      "replay",
+		Usage:     "run packetdrill scripts against this kernel",
+		ArgsUsage: "SCRIPT...",
+		Description: `Runs each script against the local kernel, as packetdrill does: '<' packets are
+injected through a TUN device, system calls are made, and every '>' packet and
+return value is checked, on time. Each script runs in a network namespace of its
+own, created for it and gone afterwards: the host's network is never touched.
+Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and /dev/net/tun.
+
+Success prints nothing (shell commands of the script print as they run) and exits
+0. A failure prints the script line, what differed field by field, the expected and
+the actual packet in script syntax and the timing offset, and exits 1.
+
+Options use packetdrill's names, so runners written for packetdrill work unchanged:
+
+   sudo pcap2pkt replay test.pkt
+   sudo pcap2pkt replay --capture run.pcap test.pkt        # then: tcpdump -r run.pcap
+   sudo pcap2pkt replay --ip_version=ipv6 --tolerance_usecs=10000 tests/*.pkt`,
+		Flags:  flags,
+		Action: replayAction,
+	}
+}
+
+func replayAction(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return failf(exitInput, "replay: no script given (usage: pcap2pkt replay [flags] SCRIPT...)")
+	}
+	cfg, err := replayConfig(c)
+	if err != nil {
+		return err
+	}
+	if replay.InSandbox() {
+		return replayInSandbox(c, cfg)
+	}
+	if c.NArg() > 1 && c.String("capture") != "" {
+		return failf(exitInput, "replay: --capture takes one script; got %d", c.NArg())
+	}
+
+	// Everything that can be checked without running is checked first, so
+	// that a typo is reported as such even where replay cannot run.
+	for _, name := range c.Args().Slice() {
+		if _, err := loadScript(name, cfg); err != nil {
+			printErrors(c.App.ErrWriter, err)
+			return &exitError{code: exitInput, err: errors.New("")}
+		}
+	}
+	if c.Bool("dry_run") {
+		return nil
+	}
+	if err := canReplay(); err != nil {
+		return withCode(exitEnv, err)
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	prefix := sandboxPrefix(c)
+	failed := 0
+	for _, name := range c.Args().Slice() {
+		tctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
+		code, err := replay.RunSandboxed(tctx, append(prefix, name), c.App.Reader, c.App.Writer, c.App.ErrWriter)
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			fmt.Fprintf(c.App.ErrWriter, "%s: timed out after %s; its namespace and processes were removed\n", name, c.Duration("timeout"))
+			failed++
+		case ctx.Err() != nil:
+			return withCode(exitFail, fmt.Errorf("interrupted; namespace and processes removed"))
+		case err != nil:
+			return withCode(exitEnv, err)
+		case code == exitOK:
+		case code == exitFail:
+			failed++
+		default:
+			return &exitError{code: code, err: errors.New("")}
+		}
+	}
+	if failed > 0 {
+		if c.NArg() > 1 {
+			return withCode(exitFail, fmt.Errorf("%d of %d scripts failed", failed, c.NArg()))
+		}
+		return &exitError{code: exitFail, err: errors.New("")}
+	}
+	return nil
+}
+
+// sandboxPrefix is the command line that the sandboxed child gets before
+// the one script it runs: the same command and flags as ours.
+func sandboxPrefix(c *cli.Context) []string {
+	args, _ := c.App.Metadata["args"].([]string)
+	n := len(args) - c.NArg()
+	for i := 1; i < n; i++ {
+		if args[i] == "replay" {
+			return append([]string(nil), args[1:n]...)
+		}
+	}
+	return []string{"replay"}
+}
+
+// canReplay says why replay cannot run here, with what to do about it.
+func canReplay() error {
+	if os.Geteuid() != 0 {
+		return errors.New("replay needs root (to create a network namespace and a TUN device); run it with sudo")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Errorf("replay needs /dev/net/tun (%v); load the tun module (modprobe tun) or, in a container, pass the device in (--device /dev/net/tun)", err)
+	}
+	return nil
+}
+
+func replayConfig(c *cli.Context) (*replay.Config, error) {
+	cfg := replay.NewConfig()
+	for _, name := range replay.OptionNames() {
+		if name == "define" || !c.IsSet(name) {
+			continue
+		}
+		takes, _ := replay.OptionTakesValue(name)
+		v := "true"
+		if takes {
+			v = c.String(name)
+		}
+		if err := cfg.Set(name, v); err != nil {
+			return nil, failf(exitInput, "--%s: %v", name, err)
+		}
+	}
+	for _, d := range c.StringSlice("define") {
+		if !strings.Contains(d, "=") {
+			return nil, failf(exitInput, "-D %q: want NAME=VALUE", d)
+		}
+		if err := cfg.Set("define", d); err != nil {
+			return nil, failf(exitInput, "-D %s: %v", d, err)
+		}
+	}
+	return cfg, nil
+}
+
+// loadScript reads and parses a script with the run's definitions and
+// checks that its options resolve.
+func loadScript(name string, cfg *replay.Config) (*parser.Script, error) {
+	src, err := readScript(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := parser.ParseFile(name, src, &parser.Config{Defines: cfg.Defines})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Resolve(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// replayInSandbox runs one script; this process is the child that
+// RunSandboxed started in a new network namespace.
+func replayInSandbox(c *cli.Context, cfg *replay.Config) error {
+	name := c.Args().First()
+	s, err := loadScript(name, cfg)
+	if err != nil {
+		printErrors(c.App.ErrWriter, err)
+		return &exitError{code: exitInput, err: errors.New("")}
+	}
+	rc, err := cfg.Resolve(s)
+	if err != nil {
+		return withCode(exitInput, err)
+	}
+	dev, err := replay.SetupNetwork(rc.NetConfig())
+	if err != nil {
+		return withCode(exitEnv, fmt.Errorf("%s: setting up the namespace's network: %w", name, err))
+	}
+	defer dev.Close()
+
+	env := &replay.Env{
+		Device: dev,
+		Clock:  replay.SystemClock{},
+		Stdout: c.App.Writer,
+		Stderr: c.App.ErrWriter,
+		Dir:    filepath.Dir(name),
+	}
+	code, err := replay.NewPythonCode(replay.CodeOptions{
+		Command: rc.CodeCommand, Format: rc.CodeFormat, Sockopt: rc.CodeSockopt,
+		ScriptPath: name, Stdout: c.App.Writer, Stderr: c.App.ErrWriter,
+	})
+	if err != nil {
+		return withCode(exitInput, fmt.Errorf("%s: %w", name, err))
+	}
+	env.Code = code
+	if p := c.String("capture"); p != "" {
+		w, err := replay.NewPcapWriter(p)
+		if err != nil {
+			return withCode(exitInput, fmt.Errorf("--capture: %w", err))
+		}
+		env.Capture = w
+		defer func() {
+			if err := w.Close(); err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: --capture %s: %v\n", p, err)
+			}
+		}()
+	}
+	if err := replay.Run(c.Context, s, cfg, env); err != nil {
+		fmt.Fprintln(c.App.ErrWriter, err)
+		return &exitError{code: exitFail, err: errors.New("")}
+	}
+	return nil
+}
