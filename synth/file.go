@@ -36,6 +36,45 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 	return out, err
 }
 
+// Stream synthesises the TCP connections of a capture as they end, calling
+// fn with each (in the order they end, not in flow order), so that memory
+// grows with the connections open at a time rather than with the file. It
+// stops at the first error fn returns. flows.Done is replaced. A damaged
+// capture yields the flows before the damage and then its error.
+func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, fn func(Result) error) error {
+	if opts.Source == "" {
+		opts.Source = filepath.Base(name)
+	}
+	rd, err := capture.NewReader(r, name)
+	if err != nil {
+		return err
+	}
+	var fnErr error
+	flows.Done = func(f *capture.Flow) {
+		if fnErr != nil {
+			return
+		}
+		s, serr := Synthesize(f, opts)
+		fnErr = fn(Result{Flow: f, Script: s, Err: serr})
+	}
+	tr := capture.NewTracker(flows)
+	for fnErr == nil {
+		p, err := rd.Next()
+		if err != nil {
+			tr.Close()
+			if fnErr != nil {
+				return fnErr
+			}
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		tr.Add(p)
+	}
+	return fnErr
+}
+
 // FileName is a file name for flow f's script in an output directory:
 // flow number, then local and remote endpoints.
 func FileName(f *capture.Flow) string {

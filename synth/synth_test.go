@@ -263,3 +263,33 @@ func TestAllCaptures(t *testing.T) {
 		}
 	}
 }
+
+// TestStream checks that streaming synthesis gives File's scripts.
+func TestStream(t *testing.T) {
+	const rel = "captures/local/conn_refused_srvside_eth.pcap"
+	want := synthFile(t, rel, "", Options{})
+	fh, err := os.Open(sharedOrSkip(t, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	got := map[int][]byte{}
+	err = Stream(filepath.Join(sharedDir, rel), fh, capture.FlowOptions{}, Options{}, func(r Result) error {
+		if r.Err != nil {
+			return r.Err
+		}
+		got[r.Flow.Index] = parser.Format(r.Script)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d flows streamed, %d read", len(got), len(want))
+	}
+	for _, r := range want {
+		if w := parser.Format(r.Script); !bytes.Equal(got[r.Flow.Index], w) {
+			t.Errorf("flow %d differs:\n%s", r.Flow.Index, firstDiff(w, got[r.Flow.Index]))
+		}
+	}
+}
