@@ -27,30 +27,44 @@ func init() {
 const sockaddrStorageLen = 128
 
 // iovecs evaluates an iovec array `[{..., N}, ...]` into zero-filled
-// buffers and the struct iovec array pointing at them.
+// buffers and the struct iovec array pointing at them. The buffers are cut
+// from one block with gaps between them, as separate malloc() chunks are
+// in the reference: adjacent buffers would let the kernel merge zerocopy
+// fragments that the scripts expect to stay apart (tcp/zerocopy/maxfrags).
 func iovecs(e parser.Expr) ([][]byte, []unix.Iovec, error) {
 	l, ok := e.(*parser.List)
 	if !ok || l.Brace {
 		return nil, nil, errAt(e, "expected an iovec array, got %s", exprKind(e))
 	}
-	bufs := make([][]byte, len(l.Elems))
-	iov := make([]unix.Iovec, len(l.Elems))
-	for i, el := range l.Elems {
+	total := iovecGap
+	for _, el := range l.Elems {
 		v, ok := el.(*parser.Iovec)
 		if !ok || v.Len == nil {
 			return nil, nil, errAt(el, "expected an iovec {..., len}, got %s", exprKind(el))
 		}
-		if v.Len.Value < 0 || v.Len.Value > maxBufferLen {
+		if v.Len.Value < 0 || v.Len.Value > maxBufferLen-int64(total) {
 			return nil, nil, errAt(v.Len, "iovec length %d out of range", v.Len.Value)
 		}
-		bufs[i] = make([]byte, v.Len.Value)
-		if v.Len.Value > 0 {
+		total += int(v.Len.Value) + iovecGap
+	}
+	block := make([]byte, total)
+	bufs := make([][]byte, len(l.Elems))
+	iov := make([]unix.Iovec, len(l.Elems))
+	off := iovecGap
+	for i, el := range l.Elems {
+		n := int(el.(*parser.Iovec).Len.Value)
+		bufs[i] = block[off : off+n : off+n]
+		if n > 0 {
 			iov[i].Base = &bufs[i][0]
 		}
-		iov[i].SetLen(int(v.Len.Value))
+		iov[i].SetLen(n)
+		off += n + iovecGap
 	}
 	return bufs, iov, nil
 }
+
+// iovecGap separates iovec buffers (glibc's chunk header is 16 bytes).
+const iovecGap = 16
 
 // maxBufferLen bounds the buffers a script can make us allocate.
 const maxBufferLen = 1 << 30
@@ -155,6 +169,10 @@ func msghdr(ev *Evaluator, e parser.Expr) (*liveMsghdr, error) {
 	if lm.cmsgs, lm.control, err = ev.BuildControl(m.Control); err != nil {
 		return nil, err
 	}
+	// The kernel writes msg_flags only when recvmsg succeeds; a failed
+	// call leaves the script's value, which then matches, as in the
+	// reference.
+	lm.hdr.Flags = lm.flags
 	lm.hdr.Iov = (*unix.Iovec)(iovPtr(iov))
 	lm.hdr.SetIovlen(len(iov))
 	lm.hdr.Control = (*byte)(bytesPtr(lm.control))
