@@ -1,0 +1,78 @@
+package capture
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+// FuzzCapture feeds arbitrary bytes to the reader and the flow tracker:
+// no panic, no hang, every error after the header is io.EOF or damage,
+// and the per-packet invariants hold. Run it with a short minimisation
+// budget, or a minimising worker reports nothing for a minute:
+//
+//	go test ./capture -run X -fuzz FuzzCapture -fuzztime 60s -fuzzminimizetime 2s
+func FuzzCapture(f *testing.F) {
+	gen, _ := genCapture(3, 2, 2)
+	f.Add(gen)
+	ip4, ip6 := synSpec(false).ip(f), synSpec(true).ip(f)
+	for _, order := range []bool{false, true} {
+		ng := newNg(le)
+		if order {
+			ng = newNg(be)
+		}
+		ng.epb(ng.iface(layers.LinkTypeLinuxSLL2, 6), t0, sll2(ip4, sllOutgoing), 0)
+		ng.epb(ng.iface(linkTypeNFLOG, 9), t0.Add(time.Second), nflog(ip6, 10, le), 1)
+		f.Add(ng.buf.Bytes())
+	}
+	pc := newPcap(layers.LinkTypeNull, be, true, 100)
+	pc.add(t0, nullHdr(ip6, 30, be), 80)
+	pc.add(t0, ether(ip4, etherQinQ, etherVLAN), 0)
+	f.Add(pc.buf.Bytes())
+	files, _ := filepath.Glob(filepath.Join(sharedDir, "captures", "*", "*.pcap*"))
+	seeds, _ := filepath.Glob(filepath.Join(sharedDir, "seed", "*.pcap"))
+	for _, name := range append(files, seeds...) {
+		if data, err := os.ReadFile(name); err == nil && len(data) <= 16<<10 {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := NewReader(bytes.NewReader(data), "fuzz")
+		if err != nil {
+			return
+		}
+		tr := NewTracker(FlowOptions{PayloadBytes: 8})
+		last := 0
+		for {
+			p, err := r.Next()
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, ErrDamaged) {
+					t.Fatalf("error is neither EOF nor damage: %v", err)
+				}
+				break
+			}
+			if p.Index <= last || p.CapLen > MaxRecordLen || len(p.Payload) > p.PayloadLen || p.PayloadLen < 0 ||
+				(p.IP.Version != 4 && p.IP.Version != 6) || p.TCP.HeaderLen < 20 {
+				t.Fatalf("packet %d (after %d): caplen %d payload %d/%d ipv%d tcp header %d",
+					p.Index, last, p.CapLen, len(p.Payload), p.PayloadLen, p.IP.Version, p.TCP.HeaderLen)
+			}
+			last = p.Index
+			DecodeOptions(p.TCP.Options)
+			tr.Add(p)
+		}
+		tr.Close()
+		if err := WriteFlowTable(io.Discard, tr.Flows()); err != nil {
+			t.Fatal(err)
+		}
+		st := r.Stats()
+		if st.TCP+st.NonIP+st.NonTCP+st.Fragments+st.Short+st.Unsupported != st.Records {
+			t.Fatalf("stats do not add up: %+v", st)
+		}
+	})
+}
