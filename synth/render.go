@@ -108,6 +108,7 @@ func (b *builder) artefacts() []string {
 	add(c.ooo, "%d inbound segment(s) out of order: injected in the captured order.", c.ooo)
 	add(c.partialCsum, "%d packet(s) with unfilled TCP checksums (TX checksum offload on the capturing host): irrelevant to the script.", c.partialCsum)
 	add(c.truncated, "%d packet(s) cut by the snaplen: payload lengths taken from the IP headers.", c.truncated)
+	add(c.backwards, "%d packet(s) time-stamped before the packet captured ahead of them: written at +0.", c.backwards)
 	add(c.unknownOpt, "%d packet(s) with TCP options the script language cannot express: left out (see the comments).", c.unknownOpt)
 	if b.teardown >= 0 {
 		out = append(out, "a final RST from the remote after both FINs: left out (see the end).")
@@ -119,6 +120,19 @@ func (b *builder) artefacts() []string {
 // with relative times. Every event and comment gets a line number in print
 // order, which is how the printer interleaves comments with events.
 func (b *builder) script() *parser.Script {
+	deltas := make([]int64, len(b.events))
+	for i := 1; i < len(b.events); i++ {
+		e := b.events[i]
+		d := e.at.Sub(b.events[i-1].at).Microseconds()
+		if d < 0 {
+			b.count.backwards++
+			d = 0
+		}
+		if e.react && d < toleranceUsecs {
+			d = 0
+		}
+		deltas[i] = d
+	}
 	s := &parser.Script{File: b.opts.Source}
 	line := 0
 	next := func() parser.Pos { line++; return parser.Pos{Line: line, Col: 1} }
@@ -137,21 +151,11 @@ func (b *builder) script() *parser.Script {
 	}
 	for i, e := range b.events {
 		addComments(e.comments)
-		t := parser.Time{Kind: parser.TimeRelative}
+		pos := next()
+		t := parser.Time{Pos: pos, Kind: parser.TimeRelative, Usecs: deltas[i]}
 		if i == 0 {
 			t.Kind = parser.TimeAbsolute
-		} else {
-			d := e.at.Sub(b.events[i-1].at).Microseconds()
-			if d < 0 {
-				d = 0
-			}
-			if e.react && d < toleranceUsecs {
-				d = 0
-			}
-			t.Usecs = d
 		}
-		pos := next()
-		t.Pos = pos
 		s.Events = append(s.Events, &parser.Event{Pos: pos, Time: t, Action: e.action})
 	}
 	addComments(b.comments)

@@ -107,14 +107,13 @@ type builder struct {
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
-	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated int }
+	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 
 	fd          int64 // the connection's descriptor, -1 before accept/socket
 	listenFD    int64
 	closed      bool // close() done, or the connection was reset
-	shut        bool // shutdown(SHUT_WR) done
 	established bool // the handshake completed
 	toBlocking  bool // a client still has to switch its socket back to blocking
 	lastCall    string
@@ -657,7 +656,6 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 	}
 	if b.shutdownAt >= 0 && &b.f.Packets[b.shutdownAt] == p {
 		b.call(p.Time, "shutdown", 0, num(b.fd), word("SHUT_WR"))
-		b.shut = true
 		return
 	}
 	b.call(p.Time, "close", 0, num(b.fd))
