@@ -94,10 +94,16 @@ type Flow struct {
 	HasISN   [2]bool   // whether ISN[i] is known
 	Checksum [2][4]int // per side, packets per ChecksumState
 
+	// LoopbackCopies counts packets dropped as the second copy of a
+	// loopback packet: on `-i any`, lo shows each packet outgoing, then
+	// incoming.
+	LoopbackCopies int
+
 	Local       Side   // the side of the kernel under test
 	LocalReason string // why that side was chosen, for humans
 
 	clientFixed bool // A/B are settled by a SYN or SYN-ACK
+	pastSYN     bool // a packet without SYN was seen
 	done        bool // handed out by the tracker
 }
 
@@ -208,6 +214,10 @@ func (t *Tracker) Add(p *Packet) *Flow {
 			t.all = append(t.all, f)
 		}
 	}
+	if loopbackCopy(f, p) {
+		f.LoopbackCopies++
+		return f
+	}
 	wasClosed := f.Closed()
 	t.update(f, p)
 	if t.opts.Done != nil {
@@ -228,15 +238,19 @@ func (t *Tracker) newConnection(f *Flow, p *Packet) bool {
 		return true
 	}
 	s := f.sideOf(p)
-	if !f.HasISN[s] || f.ISN[s] == p.TCP.Seq {
+	return f.HasISN[s] && f.ISN[s] != p.TCP.Seq && f.pastSYN
+}
+
+// loopbackCopy reports whether p is the incoming copy of the outgoing
+// packet just before it in f.
+func loopbackCopy(f *Flow, p *Packet) bool {
+	if p.CaptureDir != DirIn || len(f.Packets) == 0 {
 		return false
 	}
-	for i := range f.Packets {
-		if f.Packets[i].Flags&FlagSYN == 0 {
-			return true
-		}
-	}
-	return false
+	q := &f.Packets[len(f.Packets)-1]
+	return q.CaptureDir == DirOut && q.From == f.sideOf(p) && q.Seq == p.TCP.Seq && q.Ack == p.TCP.Ack &&
+		q.Flags == p.TCP.Flags && q.PayloadLen == p.PayloadLen && q.IPID == p.IP.ID && q.Window == p.TCP.Window &&
+		q.Checksum == p.TCP.Checksum
 }
 
 func (t *Tracker) update(f *Flow, p *Packet) {
@@ -267,6 +281,9 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 				f.ISN[1], f.HasISN[1] = p.TCP.Seq, true
 			}
 		}
+	}
+	if fl&FlagSYN == 0 {
+		f.pastSYN = true
 	}
 	if fl&FlagFIN != 0 {
 		f.FIN[s] = true

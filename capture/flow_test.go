@@ -274,3 +274,16 @@ func TestSeq(t *testing.T) {
 		t.Error("flag spelling")
 	}
 }
+
+func TestLoopbackCopies(t *testing.T) {
+	var pks []pk
+	for _, x := range conn(0, "127.0.0.1:40000", "127.0.0.1:8080", 1) {
+		out, in := x, x
+		out.dir, in.dir = DirOut, DirIn
+		pks = append(pks, out, in)
+	}
+	f := track(FlowOptions{}, pks)[0]
+	if len(f.Packets) != 8 || f.LoopbackCopies != 8 || !f.Complete() {
+		t.Errorf("%d packets, %d copies, %s", len(f.Packets), f.LoopbackCopies, flowState(f))
+	}
+}

@@ -139,7 +139,7 @@ type TCPHeader struct {
 // (Tracker does, into a compact FlowPacket).
 type Packet struct {
 	Index      int       // 1-based packet (record) number in the file, counting every record
-	Offset     int64     // byte offset of the record in the (uncompressed) file; -1 if unknown
+	Offset     int64     // byte offset of the pcap record in the (uncompressed) file; for pcapng, where reading for it began (interface or statistics blocks may come first)
 	Time       time.Time // capture timestamp, nanosecond resolution
 	Interface  int       // pcapng interface index (0 for pcap)
 	LinkType   layers.LinkType

@@ -254,9 +254,6 @@ func (r *Reader) next() (*Packet, error) {
 		WireLen:    ci.Length,
 		// Options and Payload slices are reset by decode on the TCP path.
 	}
-	if r.ng != nil {
-		p.Offset = start
-	}
 	switch r.dec.decode(lt, data, p) {
 	case outTCP:
 		r.stats.TCP++

@@ -415,3 +415,34 @@ func TestNotACapture(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAllocPerPacket checks the reader allocates nothing per packet once
+// its buffers exist, for pcap and for pcapng without EPB flags (pcapgo
+// allocates the flags it decodes).
+func TestNoAllocPerPacket(t *testing.T) {
+	ip := synSpec(false).ip(t)
+	pc := newPcap(layers.LinkTypeLinuxSLL2, le, true, 65535)
+	ng := newNg(le)
+	ng.iface(layers.LinkTypeEthernet, 9)
+	for i := 0; i < 200; i++ {
+		pc.add(t0, sll2(ip, sllHost), 0)
+		ng.epb(0, t0, ether(ip), 0)
+	}
+	for name, data := range map[string][]byte{"pcap": pc.buf.Bytes(), "pcapng": ng.buf.Bytes()} {
+		r, err := NewReader(bytes.NewReader(data), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(100, func() {
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per packet", name, allocs)
+		}
+	}
+}
