@@ -1,0 +1,332 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// fakeHost is a Host for engine tests: no fds, a fixed ephemeral port,
+// threads asleep as soon as they are in a call, and the start time is now.
+type fakeHost struct {
+	mu     sync.Mutex
+	closed []int
+}
+
+const fakeEphemeralPort = 40000
+
+func (h *fakeHost) CloseFD(fd int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = append(h.closed, fd)
+	return nil
+}
+
+func (h *fakeHost) EphemeralPort(bool) (uint16, error) { return fakeEphemeralPort, nil }
+func (h *fakeHost) ThreadSleeping(int) bool            { return true }
+func (h *fakeHost) StartTime(c Clock) time.Time        { return c.Now() }
+
+// fakeSyscalls stands in for the kernel's socket calls: socket returns
+// live fd 100+n, the others succeed.
+func fakeSyscalls() map[string]SyscallFunc {
+	next := 100
+	ok := func(c *CallContext) (int64, syscall.Errno, error) {
+		if _, err := c.LiveFD(0); err != nil {
+			return 0, 0, err
+		}
+		return 0, 0, nil
+	}
+	return map[string]SyscallFunc{
+		"socket": func(c *CallContext) (int64, syscall.Errno, error) {
+			c.ResultIsFD()
+			live := next
+			next++
+			c.After(func() error {
+				want, err := c.ExpectedResult()
+				if err != nil {
+					return err
+				}
+				return c.AddSocket(int(want), live, syscall.AF_INET, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
+			})
+			return int64(live), 0, nil
+		},
+		"bind": ok,
+		"listen": func(c *CallContext) (int64, syscall.Errno, error) {
+			fd, err := c.ScriptFD(0)
+			if err != nil {
+				return 0, 0, err
+			}
+			if _, err := c.ToLiveFD(fd); err != nil {
+				return 0, 0, err
+			}
+			c.After(func() error {
+				c.e.fds.byScript(fd).sock.state = sockListening
+				return nil
+			})
+			return 0, 0, nil
+		},
+		"write": func(c *CallContext) (int64, syscall.Errno, error) {
+			n, err := c.Int(2)
+			return n, 0, err
+		},
+		"read": func(c *CallContext) (int64, syscall.Errno, error) {
+			return -1, syscall.EAGAIN, nil
+		},
+	}
+}
+
+// kernelTCP builds a TCP packet as the kernel under test would send it
+// (local 192.168.0.1:8080 to remote 192.0.2.1:40000).
+func kernelTCP(flags uint16, seq, ack uint32, win uint16, opts []byte, payload int) []byte {
+	local := netip.MustParseAddr("192.168.0.1")
+	remote := netip.MustParseAddr("192.0.2.1")
+	b := make([]byte, 20+20+len(opts)+payload)
+	ipHeader(b, false, len(b), 0, 0, 64, protoTCP, local, remote)
+	t := b[20:]
+	binary.BigEndian.PutUint16(t[0:], 8080)
+	binary.BigEndian.PutUint16(t[2:], fakeEphemeralPort)
+	binary.BigEndian.PutUint32(t[4:], seq)
+	binary.BigEndian.PutUint32(t[8:], ack)
+	t[12] = byte((5 + len(opts)/4) << 4)
+	t[13] = byte(flags)
+	binary.BigEndian.PutUint16(t[14:], win)
+	copy(t[20:], opts)
+	fillChecksums(b)
+	return b
+}
+
+// fakeRun runs src with a fake device, clock and syscalls; kernel packets
+// are queued on the device at the given offsets from the start.
+type kernelPacket struct {
+	at  time.Duration
+	pkt []byte
+}
+
+func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (error, *FakeDevice) {
+	t.Helper()
+	s, err := parser.ParseFile("test.pkt", []byte(src), nil)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	cfg := NewConfig()
+	for _, o := range opts {
+		n, v, _ := strings.Cut(o, "=")
+		if err := cfg.Set(n, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev := NewFakeDevice()
+	clock := NewFakeClock()
+	start := clock.Now()
+	for _, k := range kernel {
+		if err := dev.Inject(k.pkt, start.Add(k.at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: clock, Syscalls: fakeSyscalls(), Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
+	return err, dev
+}
+
+const listenPrefix = `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
+`
+
+func TestInboundSYNBytes(t *testing.T) {
+	err, dev := fakeRun(t, listenPrefix+"+0 < S 0:0(0) win 4000 <mss 1000>\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	select {
+	case got = <-dev.Written():
+	default:
+		t.Fatal("no packet written")
+	}
+	p, err := decodePacket(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.src != netip.MustParseAddr("192.0.2.1") || p.dst != netip.MustParseAddr("192.168.0.1") {
+		t.Errorf("addresses %v > %v", p.src, p.dst)
+	}
+	if p.tcp.srcPort != fakeEphemeralPort || p.tcp.dstPort != 8080 {
+		t.Errorf("ports %d > %d", p.tcp.srcPort, p.tcp.dstPort)
+	}
+	if p.tcp.flags != flagSYN || p.tcp.seq != 0 || p.tcp.ack != 0 || p.tcp.win != 4000 {
+		t.Errorf("tcp %+v", p.tcp)
+	}
+	if !bytes.Equal(p.tcp.options, []byte{2, 4, 0x03, 0xe8}) {
+		t.Errorf("options % x", p.tcp.options)
+	}
+	if p.ttl != 255 || p.tos != 0 || !p.ipSumOK {
+		t.Errorf("ip ttl %d tos %d checksum ok %v", p.ttl, p.tos, p.ipSumOK)
+	}
+	if sum := checksum(got[20:], pseudoHeaderSum(p.src, p.dst, protoTCP, len(got)-20)); sum != 0 {
+		t.Errorf("TCP checksum does not verify (%#x)", sum)
+	}
+	// The RST that frees the connection at the end.
+	select {
+	case rst := <-dev.Written():
+		r, err := decodePacket(rst)
+		if err != nil || r.tcp.flags != flagRST|flagACK {
+			t.Errorf("end of script: want R., got %v %+v", err, r)
+		}
+	default:
+		t.Error("no RST at the end of the script")
+	}
+}
+
+// handshake is the script and kernel side of a passive open with the
+// kernel's ISN at 1000000.
+const kernelISN = 1000000
+
+func handshakeScript(synack string) string {
+	if !strings.HasPrefix(synack, "+") {
+		synack = "+0 " + synack
+	}
+	return listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000>\n" + synack + "\n"
+}
+
+func TestOutboundMatch(t *testing.T) {
+	mss := []byte{2, 4, 0x05, 0xb4}
+	tests := []struct {
+		name   string
+		line   string
+		kernel []byte
+		at     time.Duration
+		want   []string // substrings of the error; none means success
+	}{
+		{"match any options", "> S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0, nil},
+		{"match options", "> S. 0:0(0) ack 1 <mss 1460>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0, nil},
+		{"ack differs", "> S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 2, 64240, mss, 0), 0,
+			[]string{"test.pkt:5: expected ack 1, got ack 2", "script packet:", "> S. 0:0(0) ack 1 <...>", "actual packet:", "> S. 0:0(0) ack 2 win 64240 <mss 1460>"}},
+		{"flags and ack differ", "> S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN, kernelISN, 0, 64240, mss, 0), 0,
+			[]string{"expected ack 1, got ack 0 (flags S. vs S)"}},
+		{"option differs", "> S. 0:0(0) ack 1 <mss 1000>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0,
+			[]string{"expected option mss 1000, got option mss 1460"}},
+		{"window", "> S. 0:0(0) ack 1 win 100 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0,
+			[]string{"expected win 100, got win 64240"}},
+		{"late", "+0.3 > S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 407351 * time.Microsecond,
+			[]string{"timing error: expected outbound packet at 0.300 s (±37.5 ms), happened at 0.407 s: 107.351 ms late"}},
+		{"early", "+0.3 > S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 100 * time.Millisecond,
+			[]string{"expected outbound packet at 0.300 s", "200.000 ms early"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := handshakeScript(tc.line)
+			err, _ := fakeRun(t, src, []kernelPacket{{tc.at, tc.kernel}})
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected failure: %v", err)
+				}
+				return
+			}
+			var se *ScriptError
+			if !errors.As(err, &se) {
+				t.Fatalf("got %v, want a ScriptError", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestSyscallResultMismatch(t *testing.T) {
+	err, _ := fakeRun(t, listenPrefix+"+0 read(3, ..., 10) = 0\n", nil)
+	if err == nil || !strings.Contains(err.Error(), "test.pkt:4: read: expected result 0 but got -1 with errno 11 (EAGAIN)") {
+		t.Fatalf("got %v", err)
+	}
+	err, _ = fakeRun(t, listenPrefix+"+0 read(3, ..., 10) = -1 EAGAIN (Resource temporarily unavailable)\n", nil)
+	if err != nil {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNonFatalPacket(t *testing.T) {
+	src := handshakeScript("> S. 0:0(0) ack 1 win 5 <...>")
+	err, _ := fakeRun(t, src, []kernelPacket{{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, nil, 0)}}, "non_fatal=packet")
+	if err != nil {
+		t.Fatalf("--non_fatal=packet should make the mismatch a warning: %v", err)
+	}
+}
+
+func TestScriptRules(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"first event not at 0", "1 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "first event should be at time 0"},
+		{"time backwards", listenPrefix + "0.5 listen(3, 1) = 0\n0.2 listen(3, 1) = 0\n", "time goes backward"},
+		{"unknown call", "0 frobnicate(3) = 0\n", "Unknown system call"},
+		{"bad fd", "0 listen(7, 1) = 0\n", "unable to find fd with script fd 7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err, _ := fakeRun(t, tc.src, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSeqnum(t *testing.T) {
+	tests := []struct {
+		a, b seqnum
+		less bool
+	}{
+		{1, 2, true}, {2, 1, false}, {0xffffffff, 0, true}, {0, 0xffffffff, false}, {5, 5, false},
+	}
+	for _, tc := range tests {
+		if got := tc.a.lessThan(tc.b); got != tc.less {
+			t.Errorf("%d < %d = %v", tc.a, tc.b, got)
+		}
+	}
+	if seqnum(0xfffffff0).add(0x20) != 0x10 {
+		t.Error("add does not wrap")
+	}
+}
+
+func TestConfigSetAndScriptOptions(t *testing.T) {
+	cfg := NewConfig()
+	if err := cfg.Set("tolerance_usecs", "10000"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Set("D", "X=1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Set("bind_port", "0"); err == nil {
+		t.Error("bind_port 0 accepted")
+	}
+	s, err := parser.ParseFile("o.pkt", []byte("--tolerance_usecs=5\n--mtu=1400\n0 `true`\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := cfg.Resolve(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ToleranceUsecs != 10000 || r.MTU != 1400 || r.Defines["X"] != "1" {
+		t.Errorf("resolved %+v", r)
+	}
+	nc := r.NetConfig()
+	if nc.LocalIP.String() != "192.168.0.1" || nc.RemoteIP.String() != "192.0.2.1" || nc.PrefixLen != 16 || !nc.RemotePrefix.IsValid() {
+		t.Errorf("net config %+v", nc)
+	}
+	if cfg.MTU != 1500 {
+		t.Error("Resolve changed the caller's config")
+	}
+}
