@@ -127,10 +127,15 @@ func (h *systemHost) StartTime(c Clock) time.Time {
 	return start
 }
 
+// schedResetOnFork makes children (commands the script runs, and threads
+// created later) start with the normal policy, so that nothing the script
+// starts can hog a CPU at real-time priority.
+const schedResetOnFork = 0x40000000
+
 // setRealtimePriority moves every thread of the process to the lowest
 // round-robin real-time priority, as the reference does for consistent
-// timing on machines with more than one CPU (threads created later
-// inherit it). Failure only costs precision, so it is ignored.
+// timing on machines with more than one CPU. Failure only costs
+// precision, so it is ignored.
 func setRealtimePriority() {
 	if runtime.NumCPU() <= 1 {
 		return
@@ -149,6 +154,6 @@ func setRealtimePriority() {
 		if err != nil {
 			continue
 		}
-		unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, uintptr(tid), unix.SCHED_RR, uintptr(unsafe.Pointer(&param)))
+		unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, uintptr(tid), unix.SCHED_RR|schedResetOnFork, uintptr(unsafe.Pointer(&param)))
 	}
 }
