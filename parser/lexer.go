@@ -110,7 +110,7 @@ func init() {
 // lexer turns a script into tokens on demand, so that memory stays
 // proportional to the longest construct rather than the file.
 type lexer struct {
-	src      []byte
+	src      string // the script; tokens are substrings of it, not copies
 	off      int
 	line     int
 	lineOff  int // offset of the first byte of the current line
@@ -208,7 +208,7 @@ func (l *lexer) scan() (tok token, ok bool) {
 			l.fatal = true
 			return token{}, false
 		}
-		raw := string(src[start:end])
+		raw := src[start:end]
 		l.advance(end)
 		return token{kind: tCode, text: trimCode(raw[2 : len(raw)-2]), raw: raw, pos: p}, true
 	case c == '"' || c == '`':
@@ -229,7 +229,7 @@ func (l *lexer) scan() (tok token, ok bool) {
 			return token{}, false
 		}
 		end++
-		raw := string(src[start:end])
+		raw := src[start:end]
 		if !utf8.ValidString(raw) {
 			l.errs.add(p, "invalid UTF-8 (binary file?)")
 			l.fatal = true
@@ -251,24 +251,24 @@ func (l *lexer) scan() (tok token, ok bool) {
 		return t, true
 	}
 	if c >= utf8.RuneSelf {
-		r, size := utf8.DecodeRune(src[start:])
+		r, size := utf8.DecodeRuneInString(src[start:])
 		if r == utf8.RuneError && size <= 1 {
 			l.errs.add(p, "invalid UTF-8 (binary file?)")
 			l.fatal = true
 			return token{}, false
 		}
 		l.off = start + size
-		s := string(src[start : start+size])
+		s := src[start : start+size]
 		return token{kind: tChar, text: s, raw: s, pos: p}, true
 	}
 	l.off = start + 1
-	s := string(src[start : start+1])
+	s := src[start : start+1]
 	return token{kind: tChar, text: s, raw: s, pos: p}, true
 }
 
 func (l *lexer) comment(start, end int) {
 	p := l.pos(start)
-	text := string(l.src[start:end])
+	text := l.src[start:end]
 	l.advance(end)
 	if !utf8.ValidString(text) {
 		// Comments may hold any text, but the printer writes them back,
@@ -281,7 +281,7 @@ func (l *lexer) comment(start, end int) {
 // scanPaired finds the end of a comment or code block whose body is, as in
 // the reference lexer, any number of (non-a) or (a then non-b), closed by
 // "ab". It returns the offset after the closing pair.
-func scanPaired(src []byte, i int, a, b byte) (int, bool) {
+func scanPaired(src string, i int, a, b byte) (int, bool) {
 	for i < len(src) {
 		if src[i] == a {
 			if i+1 >= len(src) {
@@ -320,7 +320,7 @@ func (l *lexer) lexWordish(start int) (token, int) {
 		w++
 	}
 	if w > 0 {
-		word := string(src[start : start+w])
+		word := src[start : start+w]
 		if _, ok := keywords[word]; ok {
 			try(tKeyword, w)
 		} else if word == "sequence" && start+w < len(src) && src[start+w] == '#' {
@@ -373,7 +373,7 @@ func (l *lexer) lexWordish(start int) (token, int) {
 	if n == 0 {
 		return token{}, 0
 	}
-	raw := string(src[start : start+n])
+	raw := src[start : start+n]
 	t := token{kind: best, text: raw, raw: raw}
 	switch best {
 	case tKeyword:
@@ -437,7 +437,7 @@ func strtolParses(v string) bool {
 
 // matchIPv4 returns the length of [0-9]+.[0-9]+.[0-9]+.[0-9]+ at the start
 // of s, or 0.
-func matchIPv4(s []byte) int {
+func matchIPv4(s string) int {
 	i := 0
 	for part := 0; part < 4; part++ {
 		if part > 0 {
@@ -464,10 +464,10 @@ func matchIPv4(s []byte) int {
 // groups in all; "::ffff:" or "::ffff:0:" then an IPv4 address; one to
 // four groups, "::", then an IPv4 address. One pass over s, which stops
 // where no longer prefix can match, keeps lexing linear.
-func matchIPv6Prefix(s []byte) int {
+func matchIPv6Prefix(s string) int {
 	best := 0
 	for _, p := range []string{"::ffff:", "::ffff:0:", "::ffff:00:", "::ffff:000:", "::ffff:0000:"} {
-		if len(s) > len(p) && string(s[:len(p)]) == p {
+		if len(s) > len(p) && s[:len(p)] == p {
 			if n := matchIPv4(s[len(p):]); n > 0 {
 				best = max(best, len(p)+n)
 			}

@@ -9,7 +9,7 @@ import (
 // lexAll returns the tokens of src as "kind:text" strings.
 func lexAll(src string, defines map[string]string) []string {
 	errs := &errorSink{}
-	l := &lexer{src: []byte(src), line: 1, defines: defines, errs: errs}
+	l := &lexer{src: src, line: 1, defines: defines, errs: errs}
 	var out []string
 	for {
 		t := l.next()

@@ -66,7 +66,7 @@ func ParseFile(filename string, src []byte, cfg *Config) (*Script, error) {
 		}
 	}
 	p := &parser{
-		lx:   &lexer{src: src, line: 1, defines: defines, errs: errs},
+		lx:   &lexer{src: string(src), line: 1, defines: defines, errs: errs},
 		errs: errs,
 	}
 	s := p.parseScript(filename, cfg)
@@ -390,10 +390,8 @@ func (p *parser) parseTimeValue(what string) int64 {
 }
 
 func parseSeconds(text string) (int64, string) {
-	if strings.HasPrefix(text, "-") {
-		return 0, "negative time"
-	}
-	whole, frac, _ := strings.Cut(text, ".")
+	negative := strings.HasPrefix(text, "-")
+	whole, frac, _ := strings.Cut(strings.TrimPrefix(text, "-"), ".")
 	var secs int64
 	for i := 0; i < len(whole); i++ {
 		if secs > (math.MaxInt64/1_000_000-9)/10 {
@@ -407,6 +405,10 @@ func parseSeconds(text string) (int64, string) {
 		if i < len(frac) {
 			us += int64(frac[i] - '0')
 		}
+	}
+	if negative && secs*1e6+us > 0 {
+		// The reference rejects times below zero; "-0" is zero.
+		return 0, "negative time"
 	}
 	return secs*1e6 + us, ""
 }
@@ -424,12 +426,18 @@ func (p *parser) parseSyscall() *Syscall {
 	}
 	c.Name, c.NamePos = p.tok.text, p.tok.pos
 	p.next()
-	p.expectChar('(', fmt.Sprintf("'(' after system call name %q", c.Name))
+	if !p.tok.is('(') {
+		p.expected(fmt.Sprintf("'(' after system call name %q", c.Name))
+	}
+	p.next()
 	if !p.tok.is(')') {
 		c.Args = p.parseExprList(')')
 	}
 	p.expectChar(')', "',' or ')' in the system call arguments")
-	p.expectChar('=', fmt.Sprintf("'=' and the expected result after %s(...)", c.Name))
+	if !p.tok.is('=') {
+		p.expected(fmt.Sprintf("'=' and the expected result after %s(...)", c.Name))
+	}
+	p.next()
 	c.Result = p.parseExpr()
 	if p.tok.kind == tWord {
 		c.Errno = p.tok.text
@@ -543,7 +551,10 @@ func (p *parser) parsePrimary() Expr {
 		return l
 	case t.isKw("inet_addr") || t.isKw("inet6_addr"):
 		p.next()
-		p.expectChar('(', fmt.Sprintf("'(' after %s", t.text))
+		if !p.tok.is('(') {
+			p.expected(fmt.Sprintf("'(' after %s", t.text))
+		}
+		p.next()
 		if p.tok.kind != tString {
 			p.expected("address string")
 		}
@@ -565,8 +576,14 @@ func (p *parser) parsePrimary() Expr {
 }
 
 func (p *parser) expectField(kw string) {
-	p.expectKw(kw, fmt.Sprintf("%q", kw))
-	p.expectChar('=', fmt.Sprintf("'=' after %q", kw))
+	if !p.tok.isKw(kw) {
+		p.expected(strconv.Quote(kw))
+	}
+	p.next()
+	if !p.tok.is('=') {
+		p.expected("'=' after " + strconv.Quote(kw))
+	}
+	p.next()
 }
 
 func (p *parser) parseBrace() Expr {
@@ -827,7 +844,10 @@ func (p *parser) parseGREHeader() *GREHeader {
 			case p.tok.isKw("checksum") || p.tok.isKw("key") || p.tok.isKw("sequence#"):
 				name := p.tok.text
 				p.next()
-				p.expectKw("present", fmt.Sprintf(`"present" after %q`, name))
+				if !p.tok.isKw("present") {
+					p.expected(fmt.Sprintf(`"present" after %q`, name))
+				}
+				p.next()
 				h.FlagNames = append(h.FlagNames, name+" present")
 			default:
 				p.expected("GRE flag (none, checksum present, key present or sequence# present)")
@@ -985,7 +1005,10 @@ func (p *parser) parseOptIPInfo() *IPInfo {
 		p.next()
 		v, _ := p.intTok(`TTL after "ttl"`)
 		info.TTL = &v
-		p.expectChar(closer, fmt.Sprintf("'%c'", closer))
+		if !p.tok.is(closer) {
+			p.expected(fmt.Sprintf("'%c'", closer))
+		}
+		p.next()
 		return info
 	case t.isKw("flowlabel"):
 	default:
@@ -1009,7 +1032,10 @@ func (p *parser) parseOptIPInfo() *IPInfo {
 		info.FlowLabel = &v
 		p.next()
 	}
-	p.expectChar(closer, fmt.Sprintf("'%c' after the IP information", closer))
+	if !p.tok.is(closer) {
+		p.expected(fmt.Sprintf("'%c' after the IP information", closer))
+	}
+	p.next()
 	return info
 }
 
@@ -1346,7 +1372,10 @@ func (p *parser) parseAccECN() []AccECNField {
 
 func (p *parser) accECNField(name string) AccECNField {
 	p.next()
-	v, pos := p.intTok(fmt.Sprintf("counter after %q", name))
+	if p.tok.kind != tInt {
+		p.expected(fmt.Sprintf("counter after %q", name))
+	}
+	v, pos := p.intTok("")
 	if v < 0 || v >= 1<<24 {
 		p.semantic(pos, "TCP AccECN field value out of range")
 	}

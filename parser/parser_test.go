@@ -133,7 +133,7 @@ func TestParseSeconds(t *testing.T) {
 		want int64
 	}{
 		{"0", 0}, {"1", 1e6}, {".1", 100000}, {"0.100", 100000}, {"1.001", 1001000},
-		{"0.0000009", 0}, {"2.5", 2500000}, {"0.000001", 1},
+		{"0.0000009", 0}, {"2.5", 2500000}, {"0.000001", 1}, {"-0", 0}, {"-0.0", 0},
 	}
 	for _, tt := range tests {
 		if got, err := parseSeconds(tt.in); err != "" || got != tt.want {
@@ -176,19 +176,25 @@ func TestWholeFileErrors(t *testing.T) {
 	}
 }
 
-// TestHugeLine: a 10 MB line is handled quickly, in linear time.
+// TestHugeLine: a 10 MB line is handled without a crash and in linear
+// time (the limit is loose because the test machine may be loaded).
 func TestHugeLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: parses several 10 MB lines")
+	}
+	const size = 10 << 20
 	inputs := map[string]string{
-		"garbage": "0 close(3) = 0\n" + strings.Repeat("@", 10<<20),
-		"events":  strings.Repeat("+0 close(3) = 0 ", 10<<20/16),
-		"comment": "0 close(3) = 0 // " + strings.Repeat("x", 10<<20),
-		"args":    "0 x(" + strings.Repeat("1, ", 10<<20/3) + "1) = 0",
-		"ipv6ish": "0 x(" + strings.Repeat("1:2:3:4:5:6:7:8:", 10<<20/16) + ") = 0",
+		"garbage": "0 close(3) = 0\n" + strings.Repeat("@", size),
+		"comment": "0 close(3) = 0 // " + strings.Repeat("x", size),
+		"string":  "0 write(3, \"" + strings.Repeat("x", size) + "\", 1) = 1",
+		"ipv6ish": "0 x(" + strings.Repeat("1:2:3:4:5:6:7:8:", size/16) + ") = 0",
+		"events":  strings.Repeat("+0 close(3) = 0 ", size/16),
+		"args":    "0 x(" + strings.Repeat("1, ", size/3) + "1) = 0",
 	}
 	for name, src := range inputs {
 		start := time.Now()
 		_, err := ParseFile("huge.pkt", []byte(src), nil)
-		if d := time.Since(start); d > 10*time.Second {
+		if d := time.Since(start); d > time.Minute {
 			t.Errorf("%s: took %v", name, d)
 		}
 		t.Logf("%s: %v in %v", name, err, time.Since(start))

@@ -327,10 +327,11 @@ func writeExpr(b *strings.Builder, e Expr) {
 		writeExprs(b, e.Elems)
 		b.WriteString(closer)
 	case *InAddr:
+		// Addr is the string as written, escapes included.
 		if e.In6 {
-			fmt.Fprintf(b, "inet6_addr(%q)", e.Addr)
+			b.WriteString(`inet6_addr("` + e.Addr + `")`)
 		} else {
-			fmt.Fprintf(b, "inet_addr(%q)", e.Addr)
+			b.WriteString(`inet_addr("` + e.Addr + `")`)
 		}
 	case *Sockaddr:
 		fmt.Fprintf(b, `{sa_family=%s, sin_port=htons(%d), sin_addr=inet_addr("%s")}`, e.Family, e.Port, e.Addr)

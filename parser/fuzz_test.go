@@ -1,0 +1,113 @@
+package parser
+
+import (
+	"bytes"
+	"os"
+	"testing"
+)
+
+func addCorpusSeeds(f *testing.F) {
+	f.Add([]byte("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 > .11:11(0) ack 2\n"))
+	if _, err := os.Stat(corpusDir); err != nil {
+		return
+	}
+	for _, path := range corpusFiles(f) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(src)
+	}
+}
+
+// FuzzParse: no input makes the parser panic or hang, and errors come as
+// a non-empty ErrorList of at most maxErrors entries.
+func FuzzParse(f *testing.F) {
+	addCorpusSeeds(f)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		s, err := ParseFile("fuzz.pkt", src, &Config{Defines: upstreamDefines})
+		if s == nil {
+			t.Fatal("nil script")
+		}
+		if err != nil {
+			list, ok := err.(ErrorList)
+			if !ok || len(list) == 0 || len(list) > maxErrors {
+				t.Fatalf("bad error %T %v", err, err)
+			}
+			return
+		}
+		Check(s)
+	})
+}
+
+// FuzzPrintRoundTrip: any script that parses prints to text that parses
+// to an Equal tree, and the printed text is a fixed point.
+func FuzzPrintRoundTrip(f *testing.F) {
+	addCorpusSeeds(f)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		s, err := ParseFile("fuzz.pkt", src, nil)
+		if err != nil {
+			return
+		}
+		out := Format(s)
+		s2, err := ParseFile("printed.pkt", out, nil)
+		if err != nil {
+			t.Fatalf("printed form does not parse: %v\n%s", err, out)
+		}
+		if !Equal(s, s2) {
+			t.Fatalf("printed form parses to a different tree:\n%s", out)
+		}
+		if again := Format(s2); !bytes.Equal(again, out) {
+			t.Fatalf("not a fixed point:\n%s", firstDiff(out, again))
+		}
+	})
+}
+
+// BenchmarkParse parses the whole corpus; the MB/s figure is the parse
+// throughput.
+func BenchmarkParse(b *testing.B) {
+	var srcs [][]byte
+	total := 0
+	for _, path := range corpusFiles(b) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srcs = append(srcs, src)
+		total += len(src)
+	}
+	cfg := &Config{Defines: upstreamDefines}
+	b.SetBytes(int64(total))
+	b.ResetTimer()
+	for b.Loop() {
+		for _, src := range srcs {
+			ParseFile("bench.pkt", src, cfg)
+		}
+	}
+	b.ReportMetric(float64(len(srcs)*b.N)/b.Elapsed().Seconds(), "files/s")
+}
+
+// BenchmarkFormat prints the whole corpus.
+func BenchmarkFormat(b *testing.B) {
+	var scripts []*Script
+	total := 0
+	for _, path := range corpusFiles(b) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := ParseFile(path, src, &Config{Defines: definesFor(path)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		scripts = append(scripts, s)
+		total += len(src)
+	}
+	b.SetBytes(int64(total))
+	b.ResetTimer()
+	for b.Loop() {
+		for _, s := range scripts {
+			Format(s)
+		}
+	}
+}
