@@ -380,9 +380,10 @@ func (t *Tracker) Close() {
 // Close first so each has its local side chosen.
 func (t *Tracker) Flows() []*Flow { return t.all }
 
-// ReadFlows reads a whole capture and returns its TCP connections. On a
-// damaged file it returns the flows read so far together with the
-// *DamagedError.
+// ReadFlows reads a whole capture and returns its TCP connections in order
+// of first packet, each with its local side chosen (opts.Done is ignored:
+// every flow is kept). On a damaged file it returns the flows read so far
+// together with the *DamagedError; name appears in error messages.
 func ReadFlows(r io.Reader, name string, opts FlowOptions) ([]*Flow, Stats, error) {
 	opts.Done = nil
 	rd, err := NewReader(r, name)
