@@ -26,6 +26,7 @@ type seg struct {
 	win      uint16
 	dt       time.Duration
 	opts     []layers.TCPOption
+	copy     bool // the previous packet captured again (same IP ID)
 }
 
 const cliISN, srvISN = 1000, 5000
@@ -40,9 +41,13 @@ func conversation(t testing.TB, segs []seg) []byte {
 	}
 	cli, srv := net.IPv4(10, 0, 0, 1), net.IPv4(10, 0, 0, 2)
 	at := time.Unix(1700000000, 0)
+	var id uint16
 	for _, s := range segs {
 		at = at.Add(s.dt)
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: cli, DstIP: srv}
+		if !s.copy {
+			id++
+		}
+		ip := &layers.IPv4{Version: 4, Id: id, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: cli, DstIP: srv}
 		tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, Seq: cliISN + s.seq, Ack: srvISN + s.ack, Window: s.win, Options: s.opts}
 		if s.srv {
 			ip.SrcIP, ip.DstIP = srv, cli
@@ -149,6 +154,14 @@ func TestConversations(t *testing.T) {
 			seg{srv: true, flags: ".", seq: 1, ack: 1001, win: 4000, dt: 10 * time.Microsecond}),
 		want: []string{"accept(3, ..., ...) = 4", "< P. 501:1001(500) ack 1 win 4000", "< . 1:501(500) ack 1 win 4000",
 			"< . 1:501(500) ack 1 win 4000", "+0 > . 1:1(0) ack 1001", "+0 read(4, ..., 1000) = 1000"},
+	}, {
+		name: "a packet captured twice is left out", local: server,
+		segs: append(handshake(),
+			seg{flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: 5 * time.Microsecond, copy: true},
+			seg{srv: true, flags: ".", seq: 1, ack: 11, win: 4000, dt: 10 * time.Microsecond}),
+		want:  []string{"+0.001000 < P. 1:11(10) ack 1 win 4000", "+0 > . 1:1(0) ack 11", "+0 read(4, ..., 10) = 10"},
+		never: []string{"+0.000005 <"},
 	}, {
 		name: "refused connect: the client learns ECONNREFUSED", local: client,
 		segs: []seg{{flags: "S", win: 4000, opts: mss1000}, {srv: true, flags: "R.", ack: 1, dt: 50 * time.Microsecond}},

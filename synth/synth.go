@@ -65,6 +65,10 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 				"tool that ran the remote side tears its connection down so): left out, the connection was already closed.")
 			continue
 		}
+		if i > 0 && duplicate(&f.Packets[i-1], p) {
+			b.count.dup++
+			continue
+		}
 		in := p.From == b.remote
 		b.maybeFlushRead(p, in)
 		if in {
@@ -75,6 +79,21 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 	}
 	b.flushRead()
 	return b.script(), nil
+}
+
+// dupWindow is how close in time two identical packets must be to count as
+// one packet captured twice.
+const dupWindow = time.Millisecond
+
+// duplicate reports whether p is q captured a second time (tcpdump -i any
+// sees a packet on each interface it crosses): same sender, header fields,
+// options and IPv4 ID, within dupWindow, with nothing in between. A real
+// retransmission cannot come so soon with nothing from the peer between.
+func duplicate(q, p *capture.FlowPacket) bool {
+	return p.From == q.From && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
+		p.PayloadLen == q.PayloadLen && p.Window == q.Window && p.IPID == q.IPID &&
+		p.IPVersion == q.IPVersion && string(p.RawOptions()) == string(q.RawOptions()) &&
+		p.Time.Sub(q.Time) <= dupWindow && !p.Time.Before(q.Time)
 }
 
 // event is one line of the script under construction.
@@ -107,7 +126,7 @@ type builder struct {
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
-	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards int }
+	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 
