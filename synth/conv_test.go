@@ -163,6 +163,14 @@ func TestConversations(t *testing.T) {
 		want:  []string{"+0.001000 < P. 1:11(10) ack 1 win 4000", "+0 > . 1:1(0) ack 11", "+0 read(4, ..., 10) = 10"},
 		never: []string{"+0.000005 <"},
 	}, {
+		name: "data after close draws the kernel's RST: close, not shutdown", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: "F.", seq: 1, ack: 1, win: 4000, dt: ms},
+			seg{flags: "P.", seq: 1, ack: 2, n: 10, win: 4000, dt: ms},
+			seg{srv: true, flags: "R", seq: 2, win: 0, dt: 10 * time.Microsecond}),
+		want:  []string{"+0.001000 close(4) = 0", "+0 > F. 1:1(0) ack 1", "< P. 1:11(10) ack 2 win 4000", "+0 > R 2:2(0)"},
+		never: []string{"shutdown", "SO_LINGER", "read("},
+	}, {
 		name: "refused connect: the client learns ECONNREFUSED", local: client,
 		segs: []seg{{flags: "S", win: 4000, opts: mss1000}, {srv: true, flags: "R.", ack: 1, dt: 50 * time.Microsecond}},
 		// Without a SYN-ACK the remote ISN is unknown: the RST's seq stays raw.

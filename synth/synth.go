@@ -237,30 +237,41 @@ func teardownRST(f *capture.Flow, remote capture.Side) int {
 }
 
 // shutdownFIN returns the index of the local side's first FIN if new data
-// from the remote still arrives after it (the application then shut down
-// only its sending half), or -1.
+// from the remote still arrives after it and the local side takes it (the
+// application then shut down only its sending half), or -1. After close()
+// the kernel would answer such data with a RST instead.
 func shutdownFIN(f *capture.Flow, local capture.Side) int {
 	at := -1
 	var high capture.Seq
 	var seen bool
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.From != local {
-			if p.PayloadLen == 0 {
-				continue
-			}
-			end := p.Seq.Add(uint32(p.PayloadLen))
-			if at >= 0 && (!seen || high.LessThan(end)) {
-				return at
-			}
-			if !seen || high.LessThan(end) {
-				high, seen = end, true
+		if p.From == local {
+			if at < 0 && p.Flags.Has(capture.FlagFIN) {
+				at = i
 			}
 			continue
 		}
-		if at < 0 && p.Flags.Has(capture.FlagFIN) {
-			at = i
+		if p.PayloadLen == 0 {
+			continue
 		}
+		end := p.Seq.Add(uint32(p.PayloadLen))
+		if seen && !high.LessThan(end) {
+			continue
+		}
+		high, seen = end, true
+		if at < 0 {
+			continue
+		}
+		for j := i + 1; j < len(f.Packets); j++ {
+			if q := &f.Packets[j]; q.From == local {
+				if q.Flags.Has(capture.FlagRST) {
+					return -1
+				}
+				return at
+			}
+		}
+		return at
 	}
 	return -1
 }
