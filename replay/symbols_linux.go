@@ -8,7 +8,6 @@ package replay
 // x/sys does not export are written out with the UAPI header they come from.
 
 import (
-	"sort"
 	"strconv"
 	"syscall"
 
@@ -380,18 +379,4 @@ func ErrnoName(e syscall.Errno) string {
 		return name
 	}
 	return "errno " + strconv.Itoa(int(e))
-}
-
-// SymbolNames returns every known constant name, sorted; tests and error
-// messages ("did you mean") use it.
-func SymbolNames() []string {
-	names := make([]string, 0, len(symbols)+len(errnos))
-	for n := range symbols {
-		names = append(names, n)
-	}
-	for n := range errnos {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
