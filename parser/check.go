@@ -2,7 +2,14 @@ package parser
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
+)
+
+// Limits of the reference's packet buffers.
+const (
+	maxHeaders       = 6         // headers in one packet, encapsulations included
+	maxDatagramBytes = 64 * 1024 // an IP datagram
 )
 
 // Syscalls is the set of system call names the reference can run (its
@@ -54,6 +61,27 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 			report(pk.IPInfo.Pos, "ECN can only be used with TCP packets")
 		}
 	}
+	headers := len(pk.Encaps) + 2 // the encapsulations, IP, transport
+	if pk.PSP != nil {
+		headers += 2 // UDP and PSP
+	}
+	if headers > maxHeaders {
+		report(pk.Pos, fmt.Sprintf("too many headers: %d, at most %d", headers, maxHeaders))
+	}
+	for _, e := range pk.Encaps {
+		if ip, ok := e.(*EncapIP); ok {
+			for _, a := range []string{ip.Src, ip.Dst} {
+				if addr, err := netip.ParseAddr(a); err != nil || addr.Is4() != (ip.Version == 4) {
+					report(ip.Pos, fmt.Sprintf("bad IPv%d address: '%s'", ip.Version, a))
+				}
+			}
+		}
+	}
+	// The sizes below assume the smallest IP header (IPv4, 20 bytes):
+	// the family is only known when the script runs.
+	if pk.UDP != nil && 20+8+pk.UDP.Len > maxDatagramBytes {
+		report(pk.UDP.Pos, "UDP datagram too large")
+	}
 	if pk.TCP == nil {
 		return
 	}
@@ -67,8 +95,8 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 	if tcp.Win == nil && inbound {
 		report(tcp.Pos, "window must be specified for inbound packets")
 	}
+	n := 0
 	if tcp.Options != nil && !tcp.Options.Any {
-		n := 0
 		for _, o := range tcp.Options.List {
 			n += optionBytes(o)
 		}
@@ -78,6 +106,9 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 		case n%4 != 0:
 			report(tcp.Options.Pos, fmt.Sprintf("TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: %d excess bytes", n%4))
 		}
+	}
+	if 20+20+n+int(tcp.Len) > maxDatagramBytes {
+		report(tcp.Pos, "TCP segment too large")
 	}
 }
 
