@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,29 @@ func TestFlowsSeed(t *testing.T) {
 	code, out, errs := runCLI(t, "flows", seedCapture)
 	if code != exitOK || !strings.Contains(out, "192.0.2.1") || !strings.Contains(out, ":8080") {
 		t.Fatalf("flows: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestGolden holds the README's first command: the script synthesised from
+// the embedded example capture.
+func TestGolden(t *testing.T) {
+	code, out, errs := runCLI(t, "../../testdata/article.pcap")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	golden := "../../testdata/article.golden.pkt"
+	if *update {
+		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("output differs from %s:\n%s", golden, unifiedDiff(golden, want, []byte(out)))
 	}
 }
