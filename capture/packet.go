@@ -134,7 +134,7 @@ type TCPHeader struct {
 }
 
 // Packet is one decoded TCP packet. Reader.Next returns the same *Packet on
-// every call, and Payload and TCP.Options point into the reader's buffer:
+// every call, and Frame, Payload and TCP.Options point into the reader's buffer:
 // a caller that keeps anything beyond the next call to Next must copy it
 // (Tracker does, into a compact FlowPacket).
 type Packet struct {
@@ -144,9 +144,10 @@ type Packet struct {
 	Interface  int       // pcapng interface index (0 for pcap)
 	LinkType   layers.LinkType
 	CaptureDir Direction
-	CapLen     int  // bytes captured of the frame
-	WireLen    int  // original frame length
-	Truncated  bool // the snaplen cut part of the IP datagram (payload, or even TCP options)
+	Frame      []byte // the captured frame, link-layer header included; points into the reader's buffer
+	CapLen     int    // bytes captured of the frame
+	WireLen    int    // original frame length
+	Truncated  bool   // the snaplen cut part of the IP datagram (payload, or even TCP options)
 	IP         IPHeader
 	TCP        TCPHeader
 	PayloadLen int    // TCP payload length from the IP header (total length − headers), not from the captured bytes

@@ -178,7 +178,9 @@ func (r *Reader) Stats() Stats { return r.stats }
 // is corrupt or cut short; every later call returns the same error.
 //
 // The returned *Packet is the same on every call and its slices point into
-// the reader's buffer: copy what you keep before calling Next again.
+// the reader's buffer: copy what you keep before calling Next again. No
+// allocation happens per packet, except one inside pcapgo for a pcapng
+// packet that carries EPB flags.
 func (r *Reader) Next() (*Packet, error) {
 	if r.err != nil {
 		return nil, r.err
@@ -250,6 +252,7 @@ func (r *Reader) next() (*Packet, error) {
 		Interface:  ci.InterfaceIndex,
 		LinkType:   lt,
 		CaptureDir: dir,
+		Frame:      data,
 		CapLen:     len(data),
 		WireLen:    ci.Length,
 		// Options and Payload slices are reset by decode on the TCP path.

@@ -446,3 +446,27 @@ func TestNoAllocPerPacket(t *testing.T) {
 		}
 	}
 }
+
+func TestDamagePcapng(t *testing.T) {
+	ng := newNg(le)
+	ng.iface(layers.LinkTypeEthernet, 9)
+	frame := ether(synSpec(false).ip(t))
+	var starts []int
+	for i := 0; i < 3; i++ {
+		starts = append(starts, ng.buf.Len())
+		ng.epb(0, t0, frame, 2)
+	}
+	cut := ng.buf.Bytes()[:starts[2]+40]
+	r, err := NewReader(bytes.NewReader(cut), "ng.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ; err == nil; n++ {
+		_, err = r.Next()
+	}
+	want := fmt.Sprintf("ng.pcapng: packet 3 (offset %d): truncated block: file ends 40 bytes into it", starts[2])
+	if n != 3 || !errors.Is(err, ErrDamaged) || err.Error() != want {
+		t.Errorf("got %d packets, then %v\nwant 2, then %s", n-1, err, want)
+	}
+}
