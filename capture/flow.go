@@ -134,7 +134,7 @@ func (f *Flow) Complete() bool { return f.Handshake() && f.Closed() }
 // Duration is the time from the first to the last packet.
 func (f *Flow) Duration() time.Duration { return f.Last.Sub(f.First) }
 
-// SideOf returns the side that sent p, which must belong to f.
+// sideOf returns the side that sent p, which must belong to f.
 func (f *Flow) sideOf(p *Packet) Side {
 	if p.Src() == f.A {
 		return SideA

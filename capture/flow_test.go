@@ -174,6 +174,7 @@ func TestLocalSide(t *testing.T) {
 		{"initial TTL", ttl, FlowOptions{}, cli, "TTL 64"},
 		{"echo delay", echo, FlowOptions{}, cli, "path delay"},
 		{"server", conn(0, cli, srv, 1), FlowOptions{}, srv, "received the SYN"},
+		{"--local elsewhere", conn(0, cli, srv, 1), FlowOptions{Local: HostPort{Addr: netip.MustParseAddr("10.9.9.9")}}, srv, "received the SYN (--local/--remote match neither end)"},
 		{"lower port", noHandshake, FlowOptions{}, srv, "lower port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,14 +51,18 @@ func (h HostPort) String() string {
 // point (both sides' checksums are unfilled, TTLs untouched, and the delays
 // are stack noise): they get the server unless --local/--remote says.
 func chooseLocal(f *Flow, o *FlowOptions) {
-	set := func(s Side, why string) { f.Local, f.LocalReason = s, why }
+	note := ""
+	if o.Local.IsSet() || o.Remote.IsSet() {
+		note = " (--local/--remote match neither end)"
+	}
+	set := func(s Side, why string) { f.Local, f.LocalReason = s, why+note }
 	for _, s := range []Side{SideA, SideB} {
 		if o.Local.Matches(f.Endpoint(s)) {
-			set(s, "--local "+o.Local.String())
+			f.Local, f.LocalReason = s, "--local "+o.Local.String()
 			return
 		}
 		if o.Remote.Matches(f.Endpoint(s)) {
-			set(s.Other(), "--remote "+o.Remote.String())
+			f.Local, f.LocalReason = s.Other(), "--remote "+o.Remote.String()
 			return
 		}
 	}
