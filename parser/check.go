@@ -198,6 +198,7 @@ func Check(s *Script) ErrorList {
 				socket = true
 			}
 		case *Packet:
+			rangeErrors(a, report)
 			if a.Dir == Outbound && !socket {
 				report(a.Pos, "outbound packet expected before any socket() call")
 			}
@@ -251,4 +252,59 @@ func icmpErrors(ic *ICMP, report func(Pos, string)) {
 		}
 	}
 	report(ic.Pos, fmt.Sprintf("unknown ICMP code %q for type %s", ic.Code, ic.Type))
+}
+
+// rangeErrors checks the values a tree built by code may hold but the
+// script language cannot express; the parser reports these as it reads
+// the numbers.
+func rangeErrors(pk *Packet, report func(Pos, string)) {
+	if p := pk.Ports; p != nil && (p.Src < 0 || p.Src > 0xffff || p.Dst < 0 || p.Dst > 0xffff) {
+		report(p.Pos, "port out of range")
+	}
+	infos := []*IPInfo{pk.IPInfo}
+	for _, e := range pk.Encaps {
+		if ip, ok := e.(*EncapIP); ok {
+			infos = append(infos, ip.Info)
+		}
+	}
+	for _, in := range infos {
+		if in == nil {
+			continue
+		}
+		if in.TOSValue < 0 || in.TOSValue > 0xff {
+			report(in.Pos, "tos out of range for 8 bits")
+		}
+		if in.FlowLabel != nil && (*in.FlowLabel < 0 || *in.FlowLabel >= 1<<20) {
+			report(in.Pos, "flowlabel out of range for 20 bits")
+		}
+	}
+	if pk.UDP != nil && (pk.UDP.Len < 0 || pk.UDP.Len > 0xffff) {
+		report(pk.UDP.Pos, "UDP payload size out of range")
+	}
+	tcp := pk.TCP
+	if tcp == nil {
+		return
+	}
+	if tcp.Len > 0xffff {
+		report(tcp.Pos, "TCP payload size out of range")
+	}
+	if tcp.Win != nil && *tcp.Win > 0xffff {
+		report(tcp.Pos, "TCP window value out of range")
+	}
+	if tcp.Urg != nil && *tcp.Urg > 0xffff {
+		report(tcp.Pos, "urg_ptr value out of range")
+	}
+	if tcp.Options == nil {
+		return
+	}
+	for _, o := range tcp.Options.List {
+		switch {
+		case o.Kind == OptMSS && (o.Value < 0 || o.Value > 0xffff):
+			report(o.Pos, "mss value out of range")
+		case o.Kind == OptWScale && (o.Value < 0 || o.Value > 0xff):
+			report(o.Pos, "window scale shift count out of range")
+		case o.Kind == OptSACK && len(o.SACK) == 0:
+			report(o.Pos, "TCP SACK option without blocks")
+		}
+	}
 }

@@ -96,3 +96,24 @@ func TestFormatTime(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBuiltTree: Check reports what a tree built by code gets wrong.
+func TestCheckBuiltTree(t *testing.T) {
+	win := uint32(70000)
+	s := &Script{Events: []*Event{
+		{Time: Time{Kind: TimeAbsolute}, Action: &Syscall{Name: "socket", Result: &IntLit{Value: 3}}},
+		{Time: Time{Kind: TimeAny}, Action: &Packet{Dir: Inbound, Ports: &Ports{Src: -1, Dst: 80},
+			TCP: &TCP{Flags: "SZ", Win: &win, Options: &TCPOptions{Any: true}}}},
+	}}
+	var msgs []string
+	for _, e := range Check(s) {
+		msgs = append(msgs, e.Msg)
+	}
+	got := strings.Join(msgs, "; ")
+	for _, want := range []string{"event time * can only be used with outbound packets", "invalid TCP flag 'Z'",
+		"<...> for TCP options can only be used with outbound packets", "port out of range", "TCP window value out of range"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Check errors %q lack %q", got, want)
+		}
+	}
+}
