@@ -184,6 +184,14 @@ func TestConversations(t *testing.T) {
 		want: []string{"+0 read(4, ..., 10) = 10", "+2 < R. 11:11(0) ack 1 win 4000",
 			"+0 read(4, ..., 10) = -1 ECONNRESET (Connection reset by peer)"},
 	}, {
+		name: "a RST after the remote's FIN: the read still sees the end of file", local: server,
+		segs: append(handshake(),
+			seg{flags: "FP.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 12, win: 4000, dt: 10 * time.Microsecond},
+			seg{flags: "R.", seq: 12, ack: 1, win: 4000, dt: ms}),
+		want: []string{"< FP. 1:11(10) ack 1 win 4000", "+0 > . 1:1(0) ack 12", "+0 read(4, ..., 10) = 10",
+			"< R. 12:12(0) ack 1 win 4000", "+0 read(4, ..., 10) = 0"},
+	}, {
 		name: "data and FIN in one segment, a TSO super-segment split by the MSS", local: server,
 		segs: append(handshake(),
 			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 2500, win: 4000, dt: ms},

@@ -141,6 +141,7 @@ type builder struct {
 
 	sndMax     capture.Seq // end of the highest local data sent
 	finSent    bool
+	finRcvd    bool // the remote's FIN arrived in order
 	rcvNxt     capture.Seq
 	rcvInit    bool
 	ooo        []span
@@ -411,7 +412,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 // trackInbound follows the remote's data: what becomes readable in order,
 // retransmissions and segments that arrive out of order.
 func (b *builder) trackInbound(p *capture.FlowPacket) {
-	if p.PayloadLen == 0 || !b.rcvInit {
+	if !b.rcvInit {
 		return
 	}
 	seq := p.Seq
@@ -419,6 +420,17 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 		seq = seq.Add(1)
 	}
 	end := seq.Add(uint32(p.PayloadLen))
+	if p.PayloadLen > 0 {
+		b.trackData(p, seq, end)
+	}
+	// The FIN takes the sequence number after the data once it is in order.
+	if p.Flags.Has(capture.FlagFIN) && end == b.rcvNxt {
+		b.rcvNxt = b.rcvNxt.Add(1)
+		b.finRcvd = true
+	}
+}
+
+func (b *builder) trackData(p *capture.FlowPacket, seq, end capture.Seq) {
 	if m := b.segSize(p, b.remote); m > 0 && p.PayloadLen > m {
 		b.count.bigIn++
 	}
@@ -453,28 +465,39 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 }
 
 // remoteReset makes the application's next call fail as the kernel reports
-// a reset: a client still connecting learns ECONNREFUSED, an open socket
-// ECONNRESET on its next read or write (whichever it did last).
+// a reset (tcp_reset): a client still connecting learns ECONNREFUSED; an
+// open socket ECONNRESET on its next read or write (whichever it did last),
+// unless the remote's FIN came first: then the kernel reports EPIPE to a
+// write, and a read still returns the end of file.
 func (b *builder) remoteReset(p *capture.FlowPacket) {
 	at := p.Time
+	fd := num(b.fd)
 	switch {
 	case !b.server && !b.established && b.fd >= 0:
-		b.callErr(at, "connect", "ECONNREFUSED", "Connection refused", num(b.fd), any3(), any3())
-		b.closed = true
-	case b.fd >= 0 && !b.closed && b.rcvInit && p.Seq != b.rcvNxt:
+		b.callErr(at, "connect", "ECONNREFUSED", "Connection refused", fd, any3(), any3())
+	case b.fd < 0 || b.closed:
+		return
+	case b.rcvInit && p.Seq != b.rcvNxt:
 		b.comment("The RST above is not at the next expected sequence number: the kernel answers with a challenge ACK.")
-	case b.fd >= 0 && !b.closed:
-		if b.lastCall == "write" {
-			b.callErr(at, "write", "ECONNRESET", "Connection reset by peer", num(b.fd), any3(), num(b.lastWriteN))
-		} else {
-			n := b.lastReadN
-			if n == 0 {
-				n = defaultErrReadLen
-			}
-			b.callErr(at, "read", "ECONNRESET", "Connection reset by peer", num(b.fd), any3(), num(n))
-		}
-		b.closed = true
+		return
+	case b.lastCall == "write" && b.finRcvd:
+		b.callErr(at, "write", "EPIPE", "Broken pipe", fd, any3(), num(b.lastWriteN))
+	case b.lastCall == "write":
+		b.callErr(at, "write", "ECONNRESET", "Connection reset by peer", fd, any3(), num(b.lastWriteN))
+	case b.finRcvd:
+		b.call(at, "read", 0, fd, any3(), num(b.readLen()))
+	default:
+		b.callErr(at, "read", "ECONNRESET", "Connection reset by peer", fd, any3(), num(b.readLen()))
 	}
+	b.closed = true
+}
+
+// readLen is the size of a read that expects no data: the last read's.
+func (b *builder) readLen() int64 {
+	if b.lastReadN == 0 {
+		return defaultErrReadLen
+	}
+	return b.lastReadN
 }
 
 func (b *builder) outbound(i int, p *capture.FlowPacket) {
