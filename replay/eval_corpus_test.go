@@ -13,6 +13,8 @@ import (
 var corpusFamilies = map[string]map[string]string{
 	"ipv4": {"TFO_COOKIE": "3021b9d889017eeb", "CODE": "host_unreachable",
 		"CMSG_LEVEL_IP": "SOL_IP", "CMSG_TYPE_RECVERR": "IP_RECVERR"},
+	"ipv4-mapped-ipv6": {"TFO_COOKIE": "3021b9d889017eeb", "CODE": "host_unreachable",
+		"CMSG_LEVEL_IP": "SOL_IPV6", "CMSG_TYPE_RECVERR": "IPV6_RECVERR"},
 	"ipv6": {"TFO_COOKIE": "c1d1e9742a47a9bc",
 		"CMSG_LEVEL_IP": "SOL_IPV6", "CMSG_TYPE_RECVERR": "IPV6_RECVERR"},
 }

@@ -36,13 +36,15 @@ var syscallScripts = []string{
 var syscallScriptArgs = map[string][]string{
 	"ipv4": {"send_omit_free=", "ip_version=ipv4", "local_ip=192.168.0.1", "gateway_ip=192.168.0.1",
 		"netmask_ip=255.255.0.0", "remote_ip=192.0.2.1"},
+	"ipv4-mapped-ipv6": {"send_omit_free=", "ip_version=ipv4-mapped-ipv6", "local_ip=192.168.0.1",
+		"gateway_ip=192.168.0.1", "netmask_ip=255.255.0.0", "remote_ip=192.0.2.1"},
 	"ipv6": {"send_omit_free=", "ip_version=ipv6", "mtu=1520", "local_ip=fd3d:0a0b:17d6::1",
 		"gateway_ip=fd3d:0a0b:17d6:8888::1", "remote_ip=fd3d:fa7b:d17d::1"},
 }
 
 // syscallScriptsEnv enables TestKernelSyscallScripts: it starts one sandbox
 // per script and takes about a minute. Its value is the family ("1" or
-// "ipv4", or "ipv6").
+// "ipv4", "ipv4-mapped-ipv6" or "ipv6").
 const syscallScriptsEnv = "PCAP2PKT_SYSCALL_SCRIPTS"
 
 // referenceVerdicts reads reference-verdicts.tsv: "path family" -> verdict.
@@ -162,12 +164,12 @@ func TestKernelSyscallScripts(t *testing.T) {
 	family := os.Getenv(syscallScriptsEnv)
 	switch family {
 	case "":
-		t.Skipf("skipping: set %s=ipv4 or ipv6 to run (one sandbox per script)", syscallScriptsEnv)
+		t.Skipf("skipping: set %s to a family (ipv4, ipv4-mapped-ipv6, ipv6) to run (one sandbox per script)", syscallScriptsEnv)
 	case "1":
 		family = "ipv4"
 	}
 	if syscallScriptArgs[family] == nil {
-		t.Fatalf("%s=%s: family must be ipv4 or ipv6", syscallScriptsEnv, family)
+		t.Fatalf("%s=%s: family must be ipv4, ipv4-mapped-ipv6 or ipv6", syscallScriptsEnv, family)
 	}
 	verdicts := referenceVerdicts(t)
 	for _, rel := range syscallScripts {
