@@ -163,12 +163,13 @@ func sysEpollCreate(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	return epollCreate(c, func() (uintptr, syscall.Errno) {
-		r, _, e := unix.Syscall(unix.SYS_EPOLL_CREATE1, 0, 0, 0)
+		// epoll_create(2) refuses a non-positive size; epoll_create1 has
+		// no size (and some architectures lack epoll_create), so the
+		// check is made here.
 		if size <= 0 {
-			// epoll_create(2) refuses a non-positive size; epoll_create1
-			// has no size, so check it here to keep the errno.
 			return 0, unix.EINVAL
 		}
+		r, _, e := unix.Syscall(unix.SYS_EPOLL_CREATE1, 0, 0, 0)
 		return r, e
 	})
 }
