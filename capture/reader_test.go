@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -469,4 +470,23 @@ func TestDamagePcapng(t *testing.T) {
 	if n != 3 || !errors.Is(err, ErrDamaged) || err.Error() != want {
 		t.Errorf("got %d packets, then %v\nwant 2, then %s", n-1, err, want)
 	}
+}
+
+// TestGzip reads a gzip-compressed pcap; offsets count uncompressed bytes.
+func TestGzip(t *testing.T) {
+	f := newPcap(layers.LinkTypeEthernet, le, true, 65535)
+	f.add(t0, ether(synSpec(false).ip(t)), 0)
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(f.buf.Bytes())
+	zw.Close()
+	r, err := NewReader(&z, "x.pcap.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Next()
+	if err != nil || p.Offset != 24 || r.Format() != FormatPcapNano {
+		t.Fatalf("%v: offset %d format %v", err, p.Offset, r.Format())
+	}
+	checkSYN(t, p, false)
 }
