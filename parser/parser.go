@@ -223,6 +223,9 @@ func (p *parser) parseScript(filename string, cfg *Config) *Script {
 			o := p.parseOption()
 			o.End = p.prev
 			s.Options = append(s.Options, o)
+			if msg := optionError(o); msg != "" {
+				p.semantic(o.Pos, "%s", msg)
+			}
 		}) {
 			p.recoverAfter(start)
 		}
