@@ -170,6 +170,7 @@ func TestConformance(t *testing.T) {
 	type count struct{ ours, ref, total int }
 	perFolder := map[string]*count{}
 	var passed, regressions, fixed []string
+	timing := timingStats{}
 	for _, rel := range scripts {
 		folder := strings.Split(rel, "/")[1]
 		c := perFolder[folder]
@@ -184,6 +185,7 @@ func TestConformance(t *testing.T) {
 		}
 		timeout := time.Duration(max(3*ref.wall, 30) * float64(time.Second))
 		ok, out := runConformanceChild(t, filepath.Join(root, rel), timeout)
+		timing.add(out)
 		if ok {
 			c.ours++
 			passed = append(passed, rel)
@@ -212,6 +214,7 @@ func TestConformance(t *testing.T) {
 	}
 	fmt.Fprintf(&tb, "%-20s %6d %6d %6d\n", "all", o, r, n)
 	t.Logf("ipv4 conformance per folder:\n%s", tb.String())
+	t.Logf("timing offsets from the scheduled time (all scripts):\n%s", timing.report())
 	if len(fixed) > 0 {
 		t.Logf("passing where the reference failed here: %s", strings.Join(fixed, " "))
 	}
@@ -307,10 +310,51 @@ func TestConformanceChild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("code runner: %v", err)
 	}
-	env := &Env{Device: dev, Clock: SystemClock{}, Stdout: os.Stdout, Stderr: os.Stderr, Code: code}
+	env := &Env{Device: dev, Clock: SystemClock{}, Stdout: os.Stdout, Stderr: os.Stderr, Code: code,
+		Timing: func(s TimingSample) {
+			fmt.Printf("%s\t%s\t%d\n", timingTag, s.What, s.Offset.Microseconds())
+		}}
 	if err := Run(context.Background(), s, cfg, env); err != nil {
 		t.Fatalf("%v", err)
 	}
+}
+
+// timingTag marks the timing samples a child prints for the parent.
+const timingTag = "CONFORMANCE-TIMING"
+
+// timingStats collects the children's timing samples by kind.
+type timingStats map[string][]int64
+
+func (ts timingStats) add(out string) {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Split(l, "\t")
+		if len(f) != 3 || f[0] != timingTag {
+			continue
+		}
+		if v, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+			ts[f[1]] = append(ts[f[1]], v)
+		}
+	}
+}
+
+// report prints p50, p99 and max of the absolute offsets per kind.
+func (ts timingStats) report() string {
+	var b strings.Builder
+	var kinds []string
+	for k := range ts {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		v := make([]int64, len(ts[k]))
+		for i, x := range ts[k] {
+			v[i] = max(x, -x)
+		}
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		pct := func(p float64) float64 { return float64(v[int(p*float64(len(v)-1))]) / 1000 }
+		fmt.Fprintf(&b, "%-20s n=%5d  p50 %7.3f ms  p99 %7.3f ms  max %7.3f ms\n", k, len(v), pct(0.5), pct(0.99), pct(1))
+	}
+	return b.String()
 }
 
 func lastLines(s string, n int) string {

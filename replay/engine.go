@@ -42,6 +42,19 @@ type Env struct {
 
 	// Capture, if set, records every packet injected and sniffed.
 	Capture *PcapWriter
+
+	// Timing, if set, receives how far from its scheduled time each timed
+	// event happened (for statistics; checks are not affected).
+	Timing func(TimingSample)
+}
+
+// TimingSample is one timed event's offset from its scheduled time:
+// positive when late. For a time range it is the distance outside the range
+// (0 inside it).
+type TimingSample struct {
+	Line   int
+	What   string // "inbound packet", "outbound packet", "system call start", ...
+	Offset time.Duration
 }
 
 // CodeRunner runs the `%{ }%` blocks of a script the way the reference
@@ -445,6 +458,18 @@ func (e *engine) verifyTime(kind parser.TimeKind, scriptUsecs, scriptEnd, live, 
 		}
 	}
 	lo, hi := expected, expected
+	defer func() {
+		if e.env.Timing == nil || e.cur == nil {
+			return
+		}
+		off := int64(0)
+		if live > hi {
+			off = live - hi
+		} else if live < lo {
+			off = live - lo
+		}
+		e.env.Timing(TimingSample{Line: e.cur.ev.Pos.Line, What: what, Offset: time.Duration(off) * time.Microsecond})
+	}()
 	where := fmt.Sprintf("at %.3f s", secs(expected))
 	if kind == parser.TimeAbsoluteRange || kind == parser.TimeRelativeRange {
 		hi = expectedEnd

@@ -90,13 +90,13 @@ func encodeOptions(list []*parser.TCPOption) ([]byte, error) {
 				return nil, fmt.Errorf("TCP fast open cookie '%s' is not a valid hex string", o.Cookie)
 			}
 			if o.Kind == parser.OptFastOpen {
-				if len(c) > 16 {
-					return nil, fmt.Errorf("TCP fast open cookie of %d bytes exceeds maximum cookie length of 16 bytes", len(c))
+				if len(c) > maxTCPOptionLen-2 {
+					return nil, fmt.Errorf("TCP fast open cookie of %d bytes exceeds maximum cookie length of %d bytes", len(c), maxTCPOptionLen-2)
 				}
 				b = append(b, optKindFastOpen, byte(2+len(c)))
 			} else {
-				if len(c) > 16 {
-					return nil, fmt.Errorf("TCP fast open cookie of %d bytes exceeds maximum cookie length of 16 bytes", len(c))
+				if len(c) > maxTCPOptionLen-4 {
+					return nil, fmt.Errorf("TCP fast open cookie of %d bytes exceeds maximum cookie length of %d bytes", len(c), maxTCPOptionLen-4)
 				}
 				b = append(b, optKindExp, byte(4+len(c)), fastOpenExpMagic>>8, fastOpenExpMagic&0xff)
 			}
