@@ -3,8 +3,9 @@ package parser
 import "reflect"
 
 // Equal reports whether two scripts have the same tree, ignoring positions
-// (Pos and End fields), the file name, comments, and the difference
-// between a nil and an empty list.
+// (Pos and End fields, comments' included), the file name, and the
+// difference between a nil and an empty list. Comments are compared by
+// text and order.
 func Equal(a, b *Script) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -41,7 +42,7 @@ func equalValue(a, b reflect.Value) bool {
 		t := a.Type()
 		for i := 0; i < t.NumField(); i++ {
 			switch t.Field(i).Name {
-			case "Comments", "File":
+			case "File":
 				if t == reflect.TypeFor[Script]() {
 					continue
 				}
