@@ -100,6 +100,7 @@ pcap2pkt fmt [-w|-d] SCRIPT...     print scripts in canonical form`,
 		Commands: []*cli.Command{
 			flowsCommand(),
 			replayCommand(),
+			verifyCommand(),
 			fmtCommand(),
 			checkCommand(),
 		},

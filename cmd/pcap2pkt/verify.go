@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay"
+	"github.com/pcap2pkt/pcap2pkt/synth"
+	"github.com/urfave/cli/v2"
+)
+
+func verifyCommand() *cli.Command {
+	flags := append(flowFlags(),
+		&cli.IntFlag{Name: "flow", Usage: "verify only connection `N` (as numbered by 'pcap2pkt flows')"},
+		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured"},
+		&cli.StringFlag{Name: "keep", Usage: "keep each connection's script and the pcap of its replay in `DIR`"},
+		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a connection's replay after `DURATION`"},
+		&cli.StringFlag{Name: "tolerance_usecs", Usage: "timing tolerance of the replays in `MICROSECONDS` (default: the script's, else 4000)"},
+	)
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "synthesise a capture's connections and replay them: does this kernel still behave as captured?",
+		ArgsUsage: "CAPTURE",
+		Description: `Synthesises the script of every complete TCP connection in the capture (or of
+--flow N) and replays each against this kernel in a network namespace of its own
+(addresses are the replay's, ports are kept). Prints one line per connection with
+its verdict and first difference, and exits 0 only when all pass. Needs root.
+
+   sudo pcap2pkt verify catch.pcap
+   sudo pcap2pkt verify --keep out/ --flow 2 catch.pcap`,
+		Flags:  flags,
+		Action: verifyAction,
+	}
+}
+
+// verdict is the outcome of one connection.
+type verdict struct {
+	flow   *capture.Flow
+	result string // "pass", "FAIL", "skipped", "error"
+	detail string // the first difference or the reason
+	full   string // everything the replay printed
+}
+
+func verifyAction(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return failf(exitInput, "verify: want one capture (usage: pcap2pkt verify [flags] CAPTURE)")
+	}
+	name := c.Args().First()
+	fo, err := flowOptions(c)
+	if err != nil {
+		return err
+	}
+	in, err := openCapture(c, name)
+	if err != nil {
+		return err
+	}
+	results, rerr := synth.File(name, in, fo, synth.Options{Strict: c.Bool("strict")})
+	in.Close()
+	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
+		return captureError(rerr)
+	}
+	if rerr != nil {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (verifying the %d connection(s) read before it)\n", rerr, len(results))
+	}
+	if c.IsSet("flow") {
+		var only []synth.Result
+		for _, r := range results {
+			if r.Flow.Index == c.Int("flow") {
+				only = append(only, r)
+			}
+		}
+		if len(only) == 0 {
+			return failf(exitInput, "no flow %d: the capture has %d TCP connection(s) (see 'pcap2pkt flows')", c.Int("flow"), len(results))
+		}
+		results = only
+	}
+	if len(results) == 0 {
+		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
+	}
+	if err := canReplay(); err != nil {
+		return withCode(exitEnv, err)
+	}
+
+	dir := c.String("keep")
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "pcap2pkt-verify-")
+		if err != nil {
+			return withCode(exitEnv, err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return withCode(exitInput, err)
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var verdicts []verdict
+	for _, r := range results {
+		v := verifyFlow(ctx, c, r, dir, c.IsSet("flow"))
+		verdicts = append(verdicts, v)
+		if ctx.Err() != nil {
+			return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
+		}
+	}
+	failed := printVerdicts(c, verdicts)
+	if failed > 0 {
+		return withCode(exitFail, fmt.Errorf("%d of %d connection(s) did not verify", failed, len(verdicts)))
+	}
+	if rerr != nil {
+		return captureExit(rerr)
+	}
+	return nil
+}
+
+// verifyFlow writes one connection's script into dir and replays it in a
+// sandbox of its own.
+func verifyFlow(ctx context.Context, c *cli.Context, r synth.Result, dir string, chosen bool) verdict {
+	v := verdict{flow: r.Flow}
+	if r.Err != nil {
+		v.result, v.detail = "skipped", r.Err.Error()
+		return v
+	}
+	if !chosen && !r.Flow.Complete() {
+		v.result, v.detail = "skipped", "incomplete in the capture (no handshake or no close); choose it with --flow to try"
+		return v
+	}
+	base := strings.TrimSuffix(synth.FileName(r.Flow), ".pkt")
+	script := filepath.Join(dir, base+".pkt")
+	if err := writeFileAtomic(script, parser.Format(r.Script)); err != nil {
+		v.result, v.detail = "error", err.Error()
+		return v
+	}
+	args := []string{"replay", "--capture", filepath.Join(dir, base+".replay.pcap")}
+	if c.IsSet("tolerance_usecs") {
+		args = append(args, "--tolerance_usecs="+c.String("tolerance_usecs"))
+	}
+	args = append(args, script)
+	var out bytes.Buffer
+	tctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
+	defer cancel()
+	code, err := replay.RunSandboxed(tctx, args, nil, &out, &out)
+	// Name the script by its base name: the folder is ours, and temporary
+	// unless --keep was given.
+	v.full = strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		v.result, v.detail = "FAIL", fmt.Sprintf("timed out after %s", c.Duration("timeout"))
+	case err != nil:
+		v.result, v.detail = "error", err.Error()
+	case code == exitOK:
+		v.result = "pass"
+	case code == exitFail:
+		v.result, v.detail = "FAIL", firstLine(v.full)
+	default:
+		v.result, v.detail = "error", fmt.Sprintf("replay exited %d: %s", code, firstLine(v.full))
+	}
+	return v
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// printVerdicts prints the table, then each failure's whole report, and
+// returns how many connections did not pass.
+func printVerdicts(c *cli.Context, verdicts []verdict) int {
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tLOCAL\tREMOTE\tVERDICT\tFIRST DIFFERENCE")
+	failed := 0
+	for _, v := range verdicts {
+		detail := v.detail
+		if detail == "" {
+			detail = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.flow.Index, v.flow.LocalEndpoint(), v.flow.RemoteEndpoint(), v.result, detail)
+		if v.result == "FAIL" || v.result == "error" {
+			failed++
+		}
+	}
+	tw.Flush()
+	for _, v := range verdicts {
+		if (v.result == "FAIL" || v.result == "error") && strings.Contains(strings.TrimSpace(v.full), "\n") {
+			fmt.Fprintf(c.App.Writer, "\nflow %d:\n%s\n", v.flow.Index, strings.TrimRight(v.full, "\n"))
+		}
+	}
+	return failed
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestVerifyInputErrors(t *testing.T) {
+	needShared(t, seedCapture)
+	cases := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"no capture", []string{"verify"}, "want one capture"},
+		{"missing", []string{"verify", filepath.Join(t.TempDir(), "none.pcap")}, "no such file"},
+		{"no such flow", []string{"verify", "--flow", "9", seedCapture}, "no flow 9"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := runCLI(t, c.args...)
+			if code != exitInput || !strings.Contains(errs, c.stderr) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs, exitInput, c.stderr)
+			}
+		})
+	}
+}
+
+// TestVerifySeed: the seed capture, made by the reference on a kernel like
+// this one, verifies; --keep leaves the script and the replay's capture.
+// The tolerance covers the kernel's delayed ACK of the FIN (see
+// TestReplaySeed): this test is about the command's plumbing.
+func TestVerifySeed(t *testing.T) {
+	needShared(t, seedCapture)
+	requireReplay(t)
+	bin := buildCLI(t)
+	keep := t.TempDir()
+	code, out, errs := execCLI(t, bin, "verify", "--tolerance_usecs=20000", "--keep", keep, seedCapture)
+	if code != exitOK || !strings.Contains(out, "pass") {
+		t.Fatalf("verify: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	names, _ := filepath.Glob(filepath.Join(keep, "flow001_*"))
+	if len(names) != 2 {
+		t.Errorf("--keep left %v, want the script and the replay's pcap", names)
+	}
+	for _, n := range names {
+		if fi, err := os.Stat(n); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: empty or missing (%v)", n, err)
+		}
+	}
+}
