@@ -3,6 +3,7 @@ package synth
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
@@ -37,6 +38,11 @@ const toleranceUsecs = 4000
 // and drop injected data that the captured kernel, whose application read
 // as data came, accepted.
 const readChunk = 32 << 10
+
+// minSplitMSS is the smallest segment size that super-segments are split
+// by: Linux's TCP_MIN_SND_MSS. A smaller MSS option in a capture is noise,
+// and splitting by it would multiply lines without bound.
+const minSplitMSS = 48
 
 // defaultErrReadLen is the size of a failing read when the flow has had no
 // read to copy the size from.
@@ -126,7 +132,7 @@ type builder struct {
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
-	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup int }
+	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 
@@ -721,8 +727,15 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 // segments) one per MSS-sized piece.
 func (b *builder) packets(p *capture.FlowPacket, in bool) []*parser.Packet {
 	pk := b.convert(p, in)
+	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) > math.MaxUint32 {
+		// The script language has no way to write a range that wraps.
+		b.count.wraps++
+		b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
+			p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
+		return nil
+	}
 	m := b.segSize(p, b.local)
-	if in || m == 0 || p.PayloadLen <= m || p.Flags.Has(capture.FlagSYN) {
+	if in || m < minSplitMSS || p.PayloadLen <= m || p.Flags.Has(capture.FlagSYN) {
 		return []*parser.Packet{pk}
 	}
 	n := (p.PayloadLen + m - 1) / m

@@ -75,7 +75,49 @@ func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []st
 			notes = append(notes, fmt.Sprintf("option kind %d (%d bytes) left out: the script language has no form for it", o.Kind, o.Len))
 		}
 	}
+	if n := optionsLen(out); n%4 != 0 {
+		pad := 4 - n%4
+		if len(out) > 0 && out[len(out)-1].Kind == parser.OptEOL {
+			// Bytes after an EOL are padding already: more EOLs keep that.
+			for range pad {
+				out = append(out, &parser.TCPOption{Kind: parser.OptEOL})
+			}
+		} else {
+			notes = append(notes, fmt.Sprintf("%d nop(s) added: the reference wants the option list padded to 4 bytes", pad))
+			for range pad {
+				out = append(out, &parser.TCPOption{Kind: parser.OptNOP})
+			}
+		}
+	}
 	return out, notes
+}
+
+// optionsLen is the length on the wire of an option list.
+func optionsLen(list []*parser.TCPOption) int {
+	n := 0
+	for _, o := range list {
+		switch o.Kind {
+		case parser.OptNOP, parser.OptEOL:
+			n++
+		case parser.OptMSS:
+			n += 4
+		case parser.OptWScale:
+			n += 3
+		case parser.OptSACKOK:
+			n += 2
+		case parser.OptSACK:
+			n += 2 + 8*len(o.SACK)
+		case parser.OptTimestamp:
+			n += 10
+		case parser.OptMD5, parser.OptFastOpen:
+			n += 2 + len(o.Cookie)/2
+		case parser.OptFastOpenExp:
+			n += 4 + len(o.Cookie)/2
+		case parser.OptAccECN:
+			n += 2 + 3*len(o.AccECN)
+		}
+	}
+	return n
 }
 
 // accECN converts an AccECN option: kind 172 counts e0b, ceb, e1b in that
