@@ -215,3 +215,23 @@ func TestCheckSockoptValue(t *testing.T) {
 		})
 	}
 }
+
+// FuzzUnescape checks that any string from a script decodes or fails
+// cleanly, and that text without backslashes comes back unchanged.
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`abc`, `\xf7\x63\xbf`, `\n\t\\`, `\x`, `\`, `\q`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := Unescape(s)
+		if err != nil {
+			return
+		}
+		if len(b) > len(s) {
+			t.Fatalf("Unescape(%q) grew to %d bytes", s, len(b))
+		}
+		if !strings.Contains(s, `\`) && string(b) != s {
+			t.Fatalf("Unescape(%q) = %q", s, b)
+		}
+	})
+}
