@@ -30,7 +30,10 @@ func (e *engine) runShell(text string, es *eventState) error {
 	watch := &sysctlWatch{out: e.env.Stderr}
 	cmd.Stderr = watch
 	e.mu.Unlock()
-	err := cmd.Run()
+	err := startNormalPriority(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	e.mu.Lock()
 	where := e.script.File
 	if es != nil {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"sync"
@@ -127,15 +128,12 @@ func (h *systemHost) StartTime(c Clock) time.Time {
 	return start
 }
 
-// schedResetOnFork makes children (commands the script runs, and threads
-// created later) start with the normal policy, so that nothing the script
-// starts can hog a CPU at real-time priority.
-const schedResetOnFork = 0x40000000
-
 // setRealtimePriority moves every thread of the process to the lowest
 // round-robin real-time priority, as the reference does for consistent
-// timing on machines with more than one CPU. Failure only costs
-// precision, so it is ignored.
+// timing on machines with more than one CPU; threads the runtime creates
+// later inherit it. Commands are started from a thread that drops it
+// (startNormalPriority), so nothing the script runs competes at real-time
+// priority. Failure only costs precision, so it is ignored.
 func setRealtimePriority() {
 	if runtime.NumCPU() <= 1 {
 		return
@@ -154,6 +152,23 @@ func setRealtimePriority() {
 		if err != nil {
 			continue
 		}
-		unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, uintptr(tid), unix.SCHED_RR|schedResetOnFork, uintptr(unsafe.Pointer(&param)))
+		unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, uintptr(tid), unix.SCHED_RR, uintptr(unsafe.Pointer(&param)))
 	}
+}
+
+// schedOther is SCHED_OTHER, the normal policy.
+const schedOther = 0
+
+// startNormalPriority starts cmd from an OS thread with the normal
+// scheduling policy, which the child inherits. The thread is discarded
+// afterwards (the goroutine exits locked to it).
+func startNormalPriority(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		param := struct{ priority int32 }{0}
+		unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, 0, schedOther, uintptr(unsafe.Pointer(&param)))
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }
