@@ -319,7 +319,7 @@ func (l *lexer) lexWordish(start int) (token, int) {
 	for start+w < len(src) && isWordChar(src[start+w]) {
 		w++
 	}
-	if w > 0 {
+	if w > 0 && !isDigit(c) && c != '_' {
 		word := src[start : start+w]
 		if _, ok := keywords[word]; ok {
 			try(tKeyword, w)
@@ -367,7 +367,7 @@ func (l *lexer) lexWordish(start int) (token, int) {
 	if isDigit(c) {
 		try(tIPv4, matchIPv4(src[start:]))
 	}
-	if isHexDigit(c) || c == ':' {
+	if (isHexDigit(c) || c == ':') && colonSoon(src[start:]) {
 		try(tIPv6, matchIPv6Prefix(src[start:]))
 	}
 	if n == 0 {
@@ -385,8 +385,10 @@ func (l *lexer) lexWordish(start int) (token, int) {
 	case tOption:
 		t.text = raw[2:]
 	case tWord:
-		if v, ok := l.defines[raw]; ok {
-			t = defineToken(raw, v)
+		if len(l.defines) > 0 {
+			if v, ok := l.defines[raw]; ok {
+				t = defineToken(raw, v)
+			}
 		}
 	}
 	return t, n
@@ -456,6 +458,18 @@ func matchIPv4(s string) int {
 		i = j
 	}
 	return i
+}
+
+// colonSoon reports whether s has a ':' within its first five bytes,
+// which any IPv6 address has (a group is at most four digits): a cheap
+// test before matchIPv6Prefix.
+func colonSoon(s string) bool {
+	for i := 0; i < 5 && i < len(s); i++ {
+		if s[i] == ':' {
+			return true
+		}
+	}
+	return false
 }
 
 // matchIPv6Prefix returns the length of the longest prefix of s that is an
