@@ -66,6 +66,7 @@ func (b *builder) fabricateHandshake() {
 	pkt := func(dir parser.Direction, flags string, seq uint32, ack *uint32, w *uint32, o *parser.TCPOptions) *parser.Packet {
 		return &parser.Packet{Dir: dir, TCP: &parser.TCP{Flags: flags, Seq: seq, Ack: ack, Win: w, Options: o}}
 	}
+	b.setupEnvironment()
 	b.comment("Made up (the capture starts mid-stream): a handshake so that the replay has a connection.")
 	b.prelude()
 	if b.server {

@@ -30,7 +30,7 @@ func Header(f *capture.Flow, source string, artefacts []string) []string {
 			f.Endpoint(srv.Other()), f.Endpoint(srv), guess, family(f), len(f.Packets), fmtDur(f.Duration())),
 		fmt.Sprintf("Local side (the kernel under test): %s, the %s; chosen because: %s.",
 			f.LocalEndpoint(), role, f.LocalReason),
-		"Packet lines carry no addresses: a replay uses its own (the reference binds port 8080).",
+		"Packet lines carry no addresses: a replay uses its own; option lines keep the captured ports.",
 		"Sequence numbers are relative to each side's ISN; times to the previous event.",
 	}
 	var out []string
@@ -144,12 +144,17 @@ func (b *builder) script() *parser.Script {
 		}
 	}
 	addComments(Header(b.f, b.opts.Source, b.artefacts()))
-	if family(b.f) == "IPv6" {
-		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "ip_version", Value: "ipv6", Set: true})
+	for _, o := range b.env.options {
+		o.Pos = next()
+		s.Options = append(s.Options, o)
 	}
 	if b.scaleEcr {
 		addComments([]string{"Some inbound TS ecr values echo no TS val of an outbound line: let the replay interpolate them."})
 		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "tcp_ts_ecr_scaled"})
+	}
+	if b.env.init != "" {
+		addComments([]string{b.env.initWhy})
+		s.Init = &parser.Command{Pos: next(), Text: b.env.init}
 	}
 	for i, e := range b.events {
 		addComments(e.comments)

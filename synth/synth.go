@@ -62,6 +62,7 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 		}
 		b.fabricateHandshake()
 	} else {
+		b.setupEnvironment()
 		b.prelude()
 	}
 	for i := range f.Packets {
@@ -129,6 +130,7 @@ type builder struct {
 	teardown      int    // index of the final teardown RST left out, or -1
 	shutdownAt    int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
 
+	env      environment
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
@@ -330,11 +332,13 @@ func (b *builder) prelude() {
 		b.listenFD = 3
 		b.call(at, "socket", 3, any3(), word("SOCK_STREAM"), word("IPPROTO_TCP"))
 		b.call(at, "setsockopt", 0, num(3), word("SOL_SOCKET"), word("SO_REUSEADDR"), &parser.List{Elems: []parser.Expr{num(1)}}, num(4))
+		b.rcvbufCall(3)
 		b.call(at, "bind", 0, num(3), any3(), any3())
 		b.call(at, "listen", 0, num(3), num(1))
 	default:
 		b.fd = 3
 		b.call(at, "socket", 3, any3(), word("SOCK_STREAM"), word("IPPROTO_TCP"))
+		b.rcvbufCall(3)
 		b.call(at, "fcntl", 0, num(3), word("F_SETFL"), or("O_RDWR", "O_NONBLOCK"))
 		b.callErr(at, "connect", "EINPROGRESS", "Operation now in progress", num(3), any3(), any3())
 	}
@@ -797,7 +801,7 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 	if len(raw) == 0 {
 		return pk
 	}
-	if !in && !b.opts.Strict && !(b.useTS && p.Options().HasTS) {
+	if !in && !b.exactOptions(p) {
 		tcp.Options = &parser.TCPOptions{Any: true}
 		return pk
 	}

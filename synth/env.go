@@ -1,0 +1,118 @@
+package synth
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// The reference's defaults that a script changes with option lines.
+const (
+	defaultPort = 8080 // --bind_port and --connect_port
+	defaultMTU  = 1500 // --mtu (TUN_DRIVER_DEFAULT_MTU)
+)
+
+// Linux picks the window scale of its SYN from the largest receive buffer
+// the socket may get: ilog2(max(tcp_rmem[2], rmem_max)) - 15, or, when the
+// application set SO_RCVBUF, from that buffer (tcp_select_initial_window).
+// rmem_max is global; tcp_rmem belongs to the network namespace, where a
+// replay runs.
+const (
+	wscaleShift    = 15
+	rmemDefaultMin = 4096
+	rmemDefault    = 131072
+	// sysctlWScale is the smallest scale set through tcp_rmem: below it,
+	// the host-wide rmem_max (4 MiB, scale 7, by default) would win.
+	sysctlWScale = 7
+)
+
+// environment holds what the script sets up so that the replayed kernel
+// behaves as the captured one did: option lines, a shell command run
+// before the first event, and the receive buffer the application asked for.
+type environment struct {
+	options  []*parser.Option
+	comments []string // before the option lines
+	init     string   // shell command; "" if none
+	initWhy  string
+	rcvbuf   int64 // SO_RCVBUF to set before listen/connect; 0 if none
+}
+
+// setupEnvironment keeps the captured ports, the local MTU (seen in the
+// local SYN's MSS) and, when the local SYN's options are written exactly,
+// its window scale.
+func (b *builder) setupEnvironment() {
+	e := &b.env
+	f := b.f
+	opt := func(name string, v int) {
+		e.options = append(e.options, &parser.Option{Name: name, Value: strconv.Itoa(v), Set: true})
+	}
+	if family(f) == "IPv6" {
+		e.options = append(e.options, &parser.Option{Name: "ip_version", Value: "ipv6", Set: true})
+	}
+	if b.server {
+		if p := int(f.LocalEndpoint().Port()); p != defaultPort {
+			opt("bind_port", p)
+		}
+	} else if p := int(f.RemoteEndpoint().Port()); p != defaultPort {
+		opt("connect_port", p)
+	}
+	syn := b.localSYN()
+	if syn == nil {
+		return
+	}
+	o := syn.Options()
+	if o.HasMSS {
+		hdr := 40
+		if family(f) == "IPv6" {
+			hdr = 60
+		}
+		if mtu := int(o.MSS) + hdr; mtu != defaultMTU {
+			opt("mtu", mtu)
+		}
+	}
+	if !o.HasWScale || !b.exactOptions(syn) {
+		return
+	}
+	w := int(o.WScale)
+	if w >= sysctlWScale {
+		e.init = fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmemDefault, 1<<(w+wscaleShift))
+		e.initWhy = fmt.Sprintf("The captured kernel's SYN has wscale %d: give this namespace a receive buffer limit that makes it so.", w)
+		return
+	}
+	// A small scale means the application set SO_RCVBUF: about N bytes of
+	// window for SO_RCVBUF=N (the kernel doubles it and advertises half).
+	n := int64(3) << (w + wscaleShift - 1)
+	if w == 0 {
+		n = int64(syn.Window) + 1
+	}
+	e.rcvbuf = n
+}
+
+// localSYN returns the local side's SYN or SYN-ACK, or nil.
+func (b *builder) localSYN() *capture.FlowPacket {
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		if p.From == b.local && p.Flags.Has(capture.FlagSYN) {
+			return p
+		}
+	}
+	return nil
+}
+
+// exactOptions reports whether the outbound packet p gets its option list
+// written exactly: with Strict, or when it carries the timestamps that the
+// reference maps inbound TS ecr values through.
+func (b *builder) exactOptions(p *capture.FlowPacket) bool {
+	return b.opts.Strict || (b.useTS && p.Options().HasTS)
+}
+
+// rcvbufCall emits the SO_RCVBUF setsockopt the application made, if any.
+func (b *builder) rcvbufCall(fd int64) {
+	if b.env.rcvbuf == 0 {
+		return
+	}
+	b.comment(fmt.Sprintf("The captured SYN's window scale says the application shrank its receive buffer: about %d bytes.", b.env.rcvbuf))
+	b.call(b.f.Packets[0].Time, "setsockopt", 0, num(fd), word("SOL_SOCKET"), word("SO_RCVBUF"), &parser.List{Elems: []parser.Expr{num(b.env.rcvbuf)}}, num(4))
+}
