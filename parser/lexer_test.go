@@ -2,6 +2,8 @@ package parser
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -71,5 +73,53 @@ func TestLexerLongRun(t *testing.T) {
 	toks := lexAll(src, nil)
 	if len(toks) == 0 {
 		t.Fatal("no tokens")
+	}
+}
+
+// ipv6Regexp is the reference lexer's ipv6_addr definition written as a
+// POSIX (leftmost-longest) regular expression, to check matchIPv6Prefix.
+var ipv6Regexp = func() *regexp.Regexp {
+	seg := `[0-9a-fA-F]{1,4}`
+	ipv4 := `[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+`
+	forms := []string{
+		`[:][:]`,
+		`(` + seg + `[:]){7}` + seg,
+		`(` + seg + `[:]){1,7}[:]`,
+		`(` + seg + `[:]){1,6}[:]` + seg,
+		`(` + seg + `[:]){1,5}([:]` + seg + `){1,2}`,
+		`(` + seg + `[:]){1,4}([:]` + seg + `){1,3}`,
+		`(` + seg + `[:]){1,3}([:]` + seg + `){1,4}`,
+		`(` + seg + `[:]){1,2}([:]` + seg + `){1,5}`,
+		seg + `[:](([:]` + seg + `){1,6})`,
+		`[:]([:]` + seg + `){1,7}`,
+		`[:][:]ffff[:]` + ipv4,
+		`[:][:]ffff[:](0){1,4}[:]` + ipv4,
+		`(` + seg + `[:]){1,4}[:]` + ipv4,
+	}
+	return regexp.MustCompilePOSIX(`^(` + strings.Join(forms, "|") + `)`)
+}()
+
+// TestIPv6MatchesReference compares matchIPv6Prefix with the reference's
+// regular expression on random strings of address characters.
+func TestIPv6MatchesReference(t *testing.T) {
+	for _, s := range []string{"::ffff:1.2.3.4", "::ffff:0:1.2.3.4", "::ffff:0000:1.2.3.4x", "::ffff:00000:1.2.3.4",
+		"1:2:3:4::1.2.3.4", "1:2:3:4:5::1.2.3.4", "::1.2.3.4", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7::", "fd3d:fa7b:d17d::1",
+		"12345::1", "1::2::3", ":::", "1:1001", "2001:DB8::1/32"} {
+		if got, want := matchIPv6Prefix(s), len(ipv6Regexp.FindString(s)); got != want {
+			t.Errorf("matchIPv6Prefix(%q) = %d, reference regexp matches %d", s, got, want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "0f:::..1aF9g"
+	for i := 0; i < 200000; i++ {
+		b := make([]byte, 1+rng.IntN(24))
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		s := string(b)
+		want := len(ipv6Regexp.FindString(s))
+		if got := matchIPv6Prefix(s); got != want {
+			t.Fatalf("matchIPv6Prefix(%q) = %d, reference regexp matches %d", s, got, want)
+		}
 	}
 }
