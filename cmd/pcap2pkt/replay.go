@@ -65,7 +65,7 @@ func referenceFlags() []cli.Flag {
 }
 
 func replayCommand() *cli.Command {
-	flags := append(referenceFlags(), defineFlag,
+	flags := append(append(referenceFlags(), suiteFlags()...), defineFlag,
 		&cli.StringFlag{Name: "capture", Usage: "write every packet that crossed the TUN device to `FILE` (pcap, LINUX_SLL2 with directions)"},
 		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a script after `DURATION`"},
 	)
@@ -103,6 +103,9 @@ func replayAction(c *cli.Context) error {
 	}
 	if replay.InSandbox() {
 		return replayInSandbox(c, cfg)
+	}
+	if suiteMode(c) {
+		return runSuite(c, cfg)
 	}
 	if c.NArg() > 1 && c.String("capture") != "" {
 		return failf(exitInput, "replay: --capture takes one script; got %d", c.NArg())

@@ -1,0 +1,476 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/replay"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+// familyArgs are the arguments the upstream runner (run_all.py) gives
+// packetdrill for each address family.
+var familyArgs = map[string][]string{
+	"ipv4": {"--ip_version=ipv4", "--local_ip=192.168.0.1", "--gateway_ip=192.168.0.1",
+		"--netmask_ip=255.255.0.0", "--remote_ip=192.0.2.1", "-D", "TFO_COOKIE=3021b9d889017eeb",
+		"-D", "CODE=host_unreachable", "-D", "CMSG_LEVEL_IP=SOL_IP", "-D", "CMSG_TYPE_RECVERR=IP_RECVERR"},
+	"ipv4-mapped-ipv6": {"--ip_version=ipv4-mapped-ipv6", "--local_ip=192.168.0.1", "--gateway_ip=192.168.0.1",
+		"--netmask_ip=255.255.0.0", "--remote_ip=192.0.2.1", "-D", "TFO_COOKIE=3021b9d889017eeb",
+		"-D", "CODE=host_unreachable", "-D", "CMSG_LEVEL_IP=SOL_IPV6", "-D", "CMSG_TYPE_RECVERR=IPV6_RECVERR"},
+	"ipv6": {"--ip_version=ipv6", "--mtu=1520", "--local_ip=fd3d:0a0b:17d6::1",
+		"--gateway_ip=fd3d:0a0b:17d6:8888::1", "--remote_ip=fd3d:fa7b:d17d::1", "-D", "TFO_COOKIE=c1d1e9742a47a9bc",
+		"-D", "CMSG_LEVEL_IP=SOL_IPV6", "-D", "CMSG_TYPE_RECVERR=IPV6_RECVERR"},
+}
+
+var familyOrder = []string{"ipv4", "ipv4-mapped-ipv6", "ipv6"}
+
+func suiteFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "run `N` scripts at once (default: the number of cores)"},
+		&cli.StringFlag{Name: "families", Usage: "run each script once per `LIST` of families (ipv4,ipv4-mapped-ipv6,ipv6) with the upstream runner's addresses; 'all' for the three"},
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "report `FORMAT` with several scripts: text, tap, junit or json"},
+		&cli.StringFlag{Name: "capture-dir", Usage: "keep one pcap per script run in `DIR`"},
+	}
+}
+
+// suiteMode reports whether the replay command runs a suite: several
+// scripts, a folder, or families.
+func suiteMode(c *cli.Context) bool {
+	if c.NArg() > 1 || c.IsSet("families") || c.IsSet("format") || c.IsSet("capture-dir") || c.IsSet("jobs") {
+		return true
+	}
+	fi, err := os.Stat(c.Args().First())
+	return err == nil && fi.IsDir()
+}
+
+// suiteRun is one script in one family.
+type suiteRun struct {
+	Script  string        `json:"script"`
+	Family  string        `json:"family,omitempty"`
+	Verdict string        `json:"verdict"` // pass, fail, timeout, error
+	Seconds float64       `json:"seconds"`
+	Failure *suiteFailure `json:"failure,omitempty"`
+	Output  string        `json:"output,omitempty"`
+
+	args []string
+}
+
+// suiteFailure is the first difference a failed run reported.
+type suiteFailure struct {
+	Line    int    `json:"line,omitempty"`
+	Message string `json:"message"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// findScripts expands folders into the .pkt files below them, sorted.
+func findScripts(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		fi, err := os.Stat(a)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s: no such file", a)
+			}
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && strings.HasSuffix(p, ".pkt") {
+				found = append(found, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func parseFamilies(s string) ([]string, error) {
+	if s == "" {
+		return []string{""}, nil
+	}
+	if s == "all" {
+		return familyOrder, nil
+	}
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "ipv4-mapped-v6" {
+			f = "ipv4-mapped-ipv6"
+		}
+		if _, ok := familyArgs[f]; !ok {
+			return nil, fmt.Errorf("--families: unknown family %q (want ipv4, ipv4-mapped-ipv6, ipv6 or all)", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// familyApplies follows the upstream runner: scripts named *v6.pkt are
+// IPv6-only and *v4.pkt IPv4-only.
+func familyApplies(script, family string) bool {
+	switch family {
+	case "ipv4", "ipv4-mapped-ipv6":
+		return !strings.HasSuffix(script, "v6.pkt")
+	case "ipv6":
+		return !strings.HasSuffix(script, "v4.pkt")
+	}
+	return true
+}
+
+func runSuite(c *cli.Context, cfg *replay.Config) error {
+	format := c.String("format")
+	switch format {
+	case "text", "tap", "junit", "json":
+	default:
+		return failf(exitInput, "--format %q: want text, tap, junit or json", format)
+	}
+	families, err := parseFamilies(c.String("families"))
+	if err != nil {
+		return withCode(exitInput, err)
+	}
+	scripts, err := findScripts(c.Args().Slice())
+	if err != nil {
+		return withCode(exitInput, err)
+	}
+	if len(scripts) == 0 {
+		return failf(exitInput, "replay: no .pkt script found in %s", strings.Join(c.Args().Slice(), " "))
+	}
+	capDir := c.String("capture-dir")
+	if capDir != "" {
+		if err := os.MkdirAll(capDir, 0o755); err != nil {
+			return withCode(exitInput, err)
+		}
+	}
+
+	prefix := sandboxPrefix(c)
+	var runs []*suiteRun
+	for _, s := range scripts {
+		for _, fam := range families {
+			if !familyApplies(s, fam) {
+				continue
+			}
+			r := &suiteRun{Script: s, Family: fam}
+			args := append([]string{"replay"}, familyArgs[fam]...)
+			args = append(args, prefix[1:]...)
+			if capDir != "" {
+				base := strings.TrimSuffix(filepath.Base(s), ".pkt")
+				if fam != "" {
+					base += "_" + fam
+				}
+				args = append(args, "--capture", filepath.Join(capDir, base+".pcap"))
+			}
+			r.args = append(args, s)
+			runs = append(runs, r)
+		}
+	}
+	if c.Bool("dry_run") {
+		for _, s := range scripts {
+			if _, err := loadScript(s, cfg); err != nil {
+				printErrors(c.App.ErrWriter, err)
+				return &exitError{code: exitInput, err: errors.New("")}
+			}
+		}
+		return nil
+	}
+	if err := canReplay(); err != nil {
+		return withCode(exitEnv, err)
+	}
+
+	jobs := c.Int("jobs")
+	if jobs <= 0 {
+		jobs = max(1, runtimeCores())
+	}
+	prog := newProgress(c.App.ErrWriter, len(runs), format == "text")
+	ctx := c.Context
+	work := make(chan *suiteRun)
+	var wg sync.WaitGroup
+	for i := 0; i < jobs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				prog.start(r)
+				runOne(ctx, c, r)
+				prog.done(r)
+			}
+		}()
+	}
+	start := time.Now()
+	for _, r := range runs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- r
+	}
+	close(work)
+	wg.Wait()
+	prog.finish()
+	if ctx.Err() != nil {
+		return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
+	}
+
+	var failed int
+	for _, r := range runs {
+		if r.Verdict != "pass" {
+			failed++
+		}
+	}
+	if err := writeReport(c.App.Writer, format, runs, time.Since(start)); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return &exitError{code: exitFail, err: errors.New("")}
+	}
+	return nil
+}
+
+// runOne runs one script in its own sandbox. Its shell commands run in the
+// script's folder, as under the upstream runner.
+func runOne(ctx context.Context, c *cli.Context, r *suiteRun) {
+	var out bytes.Buffer
+	tctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
+	defer cancel()
+	t0 := time.Now()
+	code, err := replay.RunSandboxed(tctx, r.args, nil, &out, &out)
+	r.Seconds = time.Since(t0).Seconds()
+	r.Output = out.String()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		r.Verdict = "timeout"
+		r.Failure = &suiteFailure{Message: fmt.Sprintf("timed out after %s; its namespace and processes were removed", c.Duration("timeout"))}
+	case err != nil:
+		r.Verdict = "error"
+		r.Failure = &suiteFailure{Message: err.Error()}
+	case code == exitOK:
+		r.Verdict = "pass"
+	default:
+		r.Verdict = "fail"
+		if code != exitFail {
+			r.Verdict = "error"
+		}
+		r.Failure = parseFailure(r.Output, filepath.Base(r.Script))
+	}
+}
+
+var failureLine = regexp.MustCompile(`^(.*?\.pkt):(\d+):(?:\d+:)? (.*)$`)
+
+// parseFailure picks the first difference out of a failed run's output:
+// the first "file:line: message" line and the indented lines after it.
+func parseFailure(out, base string) *suiteFailure {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i, l := range lines {
+		m := failureLine.FindStringSubmatch(l)
+		if m == nil || filepath.Base(m[1]) != base {
+			continue
+		}
+		n, _ := strconv.Atoi(m[2])
+		f := &suiteFailure{Line: n, Message: m[3]}
+		var detail []string
+		for _, d := range lines[i+1:] {
+			if !strings.HasPrefix(d, " ") {
+				break
+			}
+			detail = append(detail, d)
+		}
+		f.Detail = strings.Join(detail, "\n")
+		return f
+	}
+	return &suiteFailure{Message: firstLine(out)}
+}
+
+func runtimeCores() int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err == nil {
+		return set.Count()
+	}
+	return 1
+}
+
+// progress keeps one status line on a terminal while a suite runs.
+type progress struct {
+	mu                   sync.Mutex
+	w                    io.Writer
+	tty                  bool
+	total, n, pass, fail int
+	running              map[*suiteRun]bool
+	lastLen              int
+}
+
+func newProgress(w io.Writer, total int, enabled bool) *progress {
+	p := &progress{w: w, total: total, running: map[*suiteRun]bool{}}
+	if f, ok := w.(*os.File); ok && enabled {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		p.tty = err == nil
+	}
+	return p
+}
+
+func (p *progress) start(r *suiteRun) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running[r] = true
+	p.draw()
+}
+
+func (p *progress) done(r *suiteRun) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.running, r)
+	p.n++
+	if r.Verdict == "pass" {
+		p.pass++
+	} else {
+		p.fail++
+	}
+	p.draw()
+}
+
+func (p *progress) draw() {
+	if !p.tty {
+		return
+	}
+	var names []string
+	for r := range p.running {
+		names = append(names, runName(r))
+	}
+	sort.Strings(names)
+	line := fmt.Sprintf("[%d/%d] %d passed, %d failed; running %s", p.n, p.total, p.pass, p.fail, strings.Join(names, ", "))
+	if len(line) > 120 {
+		line = line[:117] + "..."
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+}
+
+func (p *progress) finish() {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func runName(r *suiteRun) string {
+	if r.Family == "" {
+		return r.Script
+	}
+	return r.Script + " (" + r.Family + ")"
+}
+
+func writeReport(w io.Writer, format string, runs []*suiteRun, wall time.Duration) error {
+	counts := map[string]int{}
+	for _, r := range runs {
+		counts[r.Verdict]++
+	}
+	summary := fmt.Sprintf("%d passed, %d failed", counts["pass"], len(runs)-counts["pass"])
+	if counts["timeout"] > 0 {
+		summary += fmt.Sprintf(" (%d timed out)", counts["timeout"])
+	}
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Runs    []*suiteRun    `json:"runs"`
+			Counts  map[string]int `json:"counts"`
+			Seconds float64        `json:"seconds"`
+		}{runs, counts, wall.Seconds()})
+	case "tap":
+		fmt.Fprintf(w, "TAP version 13\n1..%d\n", len(runs))
+		for i, r := range runs {
+			status := "ok"
+			if r.Verdict != "pass" {
+				status = "not ok"
+			}
+			fmt.Fprintf(w, "%s %d - %s\n", status, i+1, runName(r))
+			if r.Failure != nil {
+				fmt.Fprintf(w, "  ---\n  message: %q\n  line: %d\n  verdict: %s\n  ...\n", r.Failure.Message, r.Failure.Line, r.Verdict)
+			}
+		}
+		fmt.Fprintf(w, "# %s\n", summary)
+		return nil
+	case "junit":
+		return writeJUnit(w, runs, wall)
+	}
+	for _, r := range runs {
+		fmt.Fprintf(w, "%-7s %s %.2fs\n", strings.ToUpper(r.Verdict), runName(r), r.Seconds)
+		if r.Verdict != "pass" {
+			for _, l := range strings.Split(strings.TrimRight(r.Output, "\n"), "\n") {
+				if l != "" {
+					fmt.Fprintf(w, "        %s\n", l)
+				}
+			}
+		}
+	}
+	fmt.Fprintf(w, "%s in %.1fs\n", summary, wall.Seconds())
+	return nil
+}
+
+func writeJUnit(w io.Writer, runs []*suiteRun, wall time.Duration) error {
+	type failure struct {
+		Message string `xml:"message,attr"`
+		Type    string `xml:"type,attr"`
+		Text    string `xml:",chardata"`
+	}
+	type testcase struct {
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Time      string   `xml:"time,attr"`
+		Failure   *failure `xml:"failure,omitempty"`
+		SystemOut string   `xml:"system-out,omitempty"`
+	}
+	type testsuite struct {
+		XMLName  xml.Name   `xml:"testsuite"`
+		Name     string     `xml:"name,attr"`
+		Tests    int        `xml:"tests,attr"`
+		Failures int        `xml:"failures,attr"`
+		Time     string     `xml:"time,attr"`
+		Cases    []testcase `xml:"testcase"`
+	}
+	s := testsuite{Name: "pcap2pkt replay", Tests: len(runs), Time: fmt.Sprintf("%.3f", wall.Seconds())}
+	for _, r := range runs {
+		tc := testcase{Name: r.Script, Classname: "pcap2pkt." + r.Family, Time: fmt.Sprintf("%.3f", r.Seconds), SystemOut: r.Output}
+		if r.Family == "" {
+			tc.Classname = "pcap2pkt"
+		}
+		if r.Failure != nil {
+			s.Failures++
+			tc.Failure = &failure{Message: r.Failure.Message, Type: r.Verdict, Text: r.Output}
+		}
+		s.Cases = append(s.Cases, tc)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
