@@ -40,7 +40,7 @@ func (e *engine) runShell(text string, es *eventState) error {
 		where = fmt.Sprintf("%s:%d", e.script.File, es.ev.Pos.Line)
 	}
 	for _, l := range watch.refused() {
-		fmt.Fprintf(e.env.Stderr, "%s: warning: a sysctl in `%s` was refused, the test runs with the kernel's setting instead: %s\n", where, text, l)
+		fmt.Fprintf(e.env.Stderr, "%s: warning: a sysctl of this command was refused, the test runs with the kernel's setting instead: %s\n", where, l)
 	}
 	if err == nil {
 		return nil

@@ -262,9 +262,7 @@ func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
 	for {
 		sn, err := e.sniff(es, s)
 		if err != nil {
-			if len(got) > 0 {
-				err.detail = e.dumpSniffed(es, sp, got)
-			}
+			err.detail = e.dumpSniffed(es, sp, got)
 			return err
 		}
 		if s.state == sockPassivePacketRecvd && synack && sn.p.tcp != nil {
