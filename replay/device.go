@@ -29,6 +29,14 @@ type Clock interface {
 	SleepUntil(ctx context.Context, t time.Time) error
 }
 
+// Capturer is a Device that can record the packets on its link as tcpdump
+// would: both directions, in order, with the kernel's own timestamps.
+type Capturer interface {
+	// CaptureTo records every packet injected or sent to w until the
+	// device is closed; the caller closes w after the device.
+	CaptureTo(w *PcapWriter) error
+}
+
 // ErrDeviceClosed is returned by a Device used after Close.
 var ErrDeviceClosed = errors.New("replay: device closed")
 

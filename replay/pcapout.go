@@ -36,8 +36,9 @@ const (
 // PcapWriter writes a run's packets to a LINUX_SLL2 pcap file with
 // nanosecond timestamps. It is safe for concurrent use.
 type PcapWriter struct {
-	// Ifindex is the interface index written in every packet header; the
-	// TUN device of a fresh namespace is 2 (lo is 1).
+	// Ifindex is the interface index written in every packet header. It is
+	// 0 by default: a reader would map a real index to one of its own
+	// interfaces (tcpdump prints "?" for 0).
 	Ifindex int
 
 	mu   sync.Mutex
@@ -64,7 +65,7 @@ func NewPcapWriter(path string) (*PcapWriter, error) {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("replay: capture %s: %w", path, err)
 	}
-	return &PcapWriter{Ifindex: 2, path: path, tmp: tmp, buf: buf, w: w}, nil
+	return &PcapWriter{path: path, tmp: tmp, buf: buf, w: w}, nil
 }
 
 // WritePacket records IP packet pkt at time at: outgoing for a packet the

@@ -82,8 +82,8 @@ func TestPcapWriter(t *testing.T) {
 		if !ok {
 			t.Fatalf("packet %d: no LINUX_SLL2 header: %v", i+1, p)
 		}
-		if sll.PacketType != want.ptype || sll.ProtocolType != want.proto || sll.InterfaceIndex != 2 {
-			t.Errorf("packet %d: type %v proto %v ifindex %d; want %v %v 2", i+1, sll.PacketType, sll.ProtocolType, sll.InterfaceIndex, want.ptype, want.proto)
+		if sll.PacketType != want.ptype || sll.ProtocolType != want.proto || sll.InterfaceIndex != 0 {
+			t.Errorf("packet %d: type %v proto %v ifindex %d; want %v %v 0", i+1, sll.PacketType, sll.ProtocolType, sll.InterfaceIndex, want.ptype, want.proto)
 		}
 		if !bytes.Equal(sll.Payload, want.pkt) {
 			t.Errorf("packet %d: payload %x, want %x", i+1, sll.Payload, want.pkt)

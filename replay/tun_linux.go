@@ -116,14 +116,14 @@ func (c NetConfig) check() (NetConfig, error) {
 type tunDevice struct {
 	fdMu    sync.RWMutex // Close takes it to retire tunFD while no call uses it
 	tunFD   int          // non-blocking; written to, and drained one packet per packet read
-	sniff   *os.File
-	conn    syscall.RawConn
 	ifindex int
 	mss     int
 
-	readMu sync.Mutex // one reader at a time owns buf and oob
-	buf    []byte
-	oob    []byte
+	readMu sync.Mutex // one reader at a time uses sniff's buffers
+	sniff  *packetSocket
+
+	capMu   sync.Mutex
+	capture *capture
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -213,6 +213,9 @@ func (d *tunDevice) setup(nl *netlink.Handle, cfg NetConfig) error {
 	if err := nl.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("replay: add address %v/%d to %s: %w", cfg.LocalIP, cfg.PrefixLen, cfg.DeviceName, err)
 	}
+	if err := waitLocal(nl, cfg.LocalIP); err != nil {
+		return err
+	}
 	route := &netlink.Route{
 		LinkIndex: d.ifindex,
 		Dst:       ipNet(cfg.RemotePrefix.Masked()),
@@ -221,52 +224,132 @@ func (d *tunDevice) setup(nl *netlink.Handle, cfg NetConfig) error {
 	if err := nl.RouteReplace(route); err != nil {
 		return fmt.Errorf("replay: route %v via %v dev %s: %w", cfg.RemotePrefix.Masked(), cfg.GatewayIP, cfg.DeviceName, err)
 	}
-	return d.openSniffer()
+	d.sniff, err = openPacketSocket(d.ifindex, true)
+	return err
 }
 
-// openSniffer opens the AF_PACKET socket that sees what the kernel transmits
-// on the device, with the transmit timestamp.
-func (d *tunDevice) openSniffer() error {
+// packetSocket is an AF_PACKET socket bound to the TUN device that reads
+// packets with the kernel's timestamp of their passage, as tcpdump does.
+type packetSocket struct {
+	f       *os.File
+	conn    syscall.RawConn
+	ifindex int
+	buf     []byte
+	oob     []byte
+}
+
+// localAddrTimeout bounds waitLocal; the kernel takes microseconds.
+const localAddrTimeout = 2 * time.Second
+
+// waitLocal waits until the kernel delivers packets for ip locally. An IPv6
+// address becomes local only when a work item of the kernel has finished
+// its (skipped) duplicate address detection, shortly after it is added; a
+// packet injected before that is dropped (Ip6InAddrErrors). The reference
+// never notices, as its setup runs `ip` commands for milliseconds after.
+func waitLocal(nl *netlink.Handle, ip netip.Addr) error {
+	deadline := time.Now().Add(localAddrTimeout)
+	for {
+		routes, err := nl.RouteGet(net.IP(ip.AsSlice()))
+		if err == nil && len(routes) > 0 && routes[0].Type == unix.RTN_LOCAL {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replay: address %v not usable after %v (route lookup: %v, %d routes)", ip, localAddrTimeout, err, len(routes))
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// openPacketSocket opens a packet socket on device ifindex: for what the
+// kernel transmits only, or for both directions.
+func openPacketSocket(ifindex int, outgoingOnly bool) (*packetSocket, error) {
 	// Protocol 0 receives nothing until bind, so no packet of another
 	// device can slip in before the socket is bound to ours.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return fmt.Errorf("replay: packet socket: %w", err)
+		return nil, fmt.Errorf("replay: packet socket: %w", err)
 	}
-	d.sniff = os.NewFile(uintptr(fd), "tun-sniffer")
+	s := &packetSocket{f: os.NewFile(uintptr(fd), "tun-packet-socket"), ifindex: ifindex}
+	if err := s.setup(fd, outgoingOnly); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *packetSocket) setup(fd int, outgoingOnly bool) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sniffBufferBytes); err != nil {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sniffBufferBytes); err != nil {
 			return fmt.Errorf("replay: packet socket buffer: %w", err)
 		}
 	}
-	// Keep only what the kernel sends: the packets we inject come back to
-	// this socket as PACKET_HOST and would cost a wake-up each.
-	filter := []unix.SockFilter{
-		{Code: bpfLdWAbs, K: skfAdPktType},
-		{Code: bpfJeqK, Jt: 0, Jf: 1, K: unix.PACKET_OUTGOING},
-		{Code: bpfRetK, K: bpfAcceptWholePacket},
-		{Code: bpfRetK, K: 0},
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
-		return fmt.Errorf("replay: packet socket filter: %w", err)
+	if outgoingOnly {
+		// The packets we inject come back as PACKET_HOST and would cost
+		// a wake-up each.
+		filter := []unix.SockFilter{
+			{Code: bpfLdWAbs, K: skfAdPktType},
+			{Code: bpfJeqK, Jt: 0, Jf: 1, K: unix.PACKET_OUTGOING},
+			{Code: bpfRetK, K: bpfAcceptWholePacket},
+			{Code: bpfRetK, K: 0},
+		}
+		prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+			return fmt.Errorf("replay: packet socket filter: %w", err)
+		}
 	}
 	// Enabling timestamps flips a global static key, which is slow: do it
 	// now rather than in the middle of a run.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		return fmt.Errorf("replay: packet socket timestamps: %w", err)
 	}
-	sll := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: d.ifindex}
+	sll := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: s.ifindex}
 	if err := unix.Bind(fd, sll); err != nil {
 		return fmt.Errorf("replay: bind packet socket to the TUN device: %w", err)
 	}
-	d.conn, err = d.sniff.SyscallConn()
-	if err != nil {
+	var err error
+	if s.conn, err = s.f.SyscallConn(); err != nil {
 		return fmt.Errorf("replay: packet socket: %w", err)
 	}
-	d.buf = make([]byte, maxPacketBytes)
-	d.oob = make([]byte, unix.CmsgSpace(16))
+	s.buf = make([]byte, maxPacketBytes)
+	s.oob = make([]byte, unix.CmsgSpace(16))
 	return nil
+}
+
+// recv reads one packet of the device from fd without blocking. The packet
+// aliases s.buf until the next call. ok is false when none is queued.
+func (s *packetSocket) recv(fd uintptr) (pkt []byte, pkttype uint8, at time.Time, ok bool, err error) {
+	for {
+		n, oobn, flags, from, err := unix.Recvmsg(int(fd), s.buf, s.oob, unix.MSG_TRUNC)
+		if errors.Is(err, unix.EAGAIN) {
+			return nil, 0, time.Time{}, false, nil
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, time.Time{}, false, fmt.Errorf("replay: read from the TUN device: %w", err)
+		}
+		ll, isLL := from.(*unix.SockaddrLinklayer)
+		if !isLL || ll.Ifindex != s.ifindex {
+			continue
+		}
+		if flags&unix.MSG_TRUNC != 0 || n > len(s.buf) {
+			return nil, 0, time.Time{}, false, fmt.Errorf("replay: a packet of %d bytes on the TUN device, more than %d", n, len(s.buf))
+		}
+		at, err := kernelTimestamp(s.oob[:oobn])
+		if err != nil {
+			return nil, 0, time.Time{}, false, err
+		}
+		return s.buf[:n], ll.Pkttype, at, true, nil
+	}
+}
+
+// close hands the socket to the sandbox's parent (see handOff) and closes it.
+func (s *packetSocket) close() error {
+	if s.conn != nil {
+		_ = s.conn.Control(func(fd uintptr) { handOff(int(fd)) })
+	}
+	return s.f.Close()
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -323,7 +406,7 @@ var errStaleDeadline = errors.New("stale deadline")
 func (d *tunDevice) ReadPacket(ctx context.Context) ([]byte, time.Time, error) {
 	d.readMu.Lock()
 	defer d.readMu.Unlock()
-	if d.conn == nil {
+	if d.sniff == nil {
 		return nil, time.Time{}, ErrDeviceClosed
 	}
 	for {
@@ -337,28 +420,26 @@ func (d *tunDevice) ReadPacket(ctx context.Context) ([]byte, time.Time, error) {
 
 func (d *tunDevice) readOnce(ctx context.Context) ([]byte, time.Time, error) {
 	deadline, hasDeadline := ctx.Deadline()
-	if err := d.sniff.SetReadDeadline(deadline); err != nil {
+	if err := d.sniff.f.SetReadDeadline(deadline); err != nil {
 		return nil, time.Time{}, d.readError(err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = d.sniff.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = d.sniff.f.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	var (
-		n, oobn, flags int
-		from           unix.Sockaddr
-		rerr           error
+		pkt  []byte
+		at   time.Time
+		rerr error
 	)
-	err := d.conn.Read(func(fd uintptr) bool {
+	err := d.sniff.conn.Read(func(fd uintptr) bool {
 		for {
-			n, oobn, flags, from, rerr = unix.Recvmsg(int(fd), d.buf, d.oob, unix.MSG_TRUNC)
-			if rerr == unix.EAGAIN {
-				return false
+			p, pkttype, t, ok, err := d.sniff.recv(fd)
+			if err != nil || !ok {
+				rerr = err
+				return err != nil
 			}
-			if rerr != nil {
-				return true
-			}
-			ll, ok := from.(*unix.SockaddrLinklayer)
-			if ok && ll.Pkttype == unix.PACKET_OUTGOING && ll.Ifindex == d.ifindex {
+			if pkttype == unix.PACKET_OUTGOING {
+				pkt, at = p, t
 				return true
 			}
 		}
@@ -376,17 +457,10 @@ func (d *tunDevice) readOnce(ctx context.Context) ([]byte, time.Time, error) {
 		return nil, time.Time{}, d.readError(err)
 	}
 	if rerr != nil {
-		return nil, time.Time{}, fmt.Errorf("replay: read from the TUN device: %w", rerr)
+		return nil, time.Time{}, rerr
 	}
 	d.drainOne()
-	if flags&unix.MSG_TRUNC != 0 || n > len(d.buf) {
-		return nil, time.Time{}, fmt.Errorf("replay: the kernel sent a packet of %d bytes, more than %d", n, len(d.buf))
-	}
-	at, err := kernelTimestamp(d.oob[:oobn])
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	return append([]byte(nil), d.buf[:n]...), at, nil
+	return append([]byte(nil), pkt...), at, nil
 }
 
 // readError reports a failed read; after Close, whatever the poller says.
@@ -431,11 +505,11 @@ func kernelTimestamp(oob []byte) (time.Time, error) {
 func (d *tunDevice) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
-		if d.conn != nil {
-			_ = d.conn.Control(func(fd uintptr) { handOff(int(fd)) })
-		}
+		d.closeErr = d.stopCapture()
 		if d.sniff != nil {
-			d.closeErr = d.sniff.Close()
+			if err := d.sniff.close(); err != nil && d.closeErr == nil {
+				d.closeErr = err
+			}
 		}
 		d.fdMu.Lock()
 		defer d.fdMu.Unlock()
