@@ -278,10 +278,10 @@ func (d *decoder) tcp(data []byte, off, total int, p *Packet) outcome {
 	} else {
 		data = data[:total] // drop link-layer padding
 	}
-	seg := data[off:]
-	if len(seg) < 20 {
+	if off+20 > len(data) {
 		return outShort
 	}
+	seg := data[off:]
 	t := &p.TCP
 	t.SrcPort = binary.BigEndian.Uint16(seg)
 	t.DstPort = binary.BigEndian.Uint16(seg[2:])

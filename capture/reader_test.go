@@ -296,6 +296,9 @@ func TestIPVariants(t *testing.T) {
 	ext := s6.ip(t)
 	frag6 := bytes.Clone(ext)
 	binary.BigEndian.PutUint16(frag6[40+24+2:], 0x0008) // fragment offset 1
+	longExt := bytes.Clone(ext) // hop-by-hop header claiming 408 bytes, cut by the snaplen
+	longExt[41] = 50
+	binary.BigEndian.PutUint16(longExt[4:], 1000)
 	udp := bytes.Clone(synSpec(false).ip(t))
 	udp[9] = 17
 	arp := append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x06}, make([]byte, 28)...)
@@ -310,6 +313,7 @@ func TestIPVariants(t *testing.T) {
 		{"ipv4 first fragment", ether(frag), Stats{Records: 1, Fragments: 1}, 0},
 		{"ipv4 later fragment", ether(fragLater), Stats{Records: 1, Fragments: 1}, 0},
 		{"ipv6 fragment", ether(frag6), Stats{Records: 1, Fragments: 1}, 0},
+		{"ipv6 extension header past the snaplen", ether(longExt), Stats{Records: 1, Short: 1}, 0},
 		{"udp", ether(udp), Stats{Records: 1, NonTCP: 1}, 0},
 		{"arp", arp, Stats{Records: 1, NonIP: 1}, 0},
 		{"runt", []byte{1, 2, 3}, Stats{Records: 1, Short: 1}, 0},
