@@ -46,6 +46,14 @@ func main() {
 
 // run is main without the process: tests call it with buffers.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isPacketdrillName(args[0]) {
+		translated, err := packetdrillArgs(args[1:])
+		if err != nil {
+			fmt.Fprintln(stderr, "packetdrill:", err)
+			return exitInput
+		}
+		args = append([]string{args[0]}, translated...)
+	}
 	app := newApp(stdin, stdout, stderr)
 	app.Metadata = map[string]any{"args": args}
 	err := app.Run(args)
@@ -101,6 +109,7 @@ pcap2pkt fmt [-w|-d] SCRIPT...     print scripts in canonical form`,
 			flowsCommand(),
 			replayCommand(),
 			verifyCommand(),
+			packetdrillCommand(),
 			fmtCommand(),
 			checkCommand(),
 		},
