@@ -296,7 +296,7 @@ func TestIPVariants(t *testing.T) {
 	ext := s6.ip(t)
 	frag6 := bytes.Clone(ext)
 	binary.BigEndian.PutUint16(frag6[40+24+2:], 0x0008) // fragment offset 1
-	longExt := bytes.Clone(ext) // hop-by-hop header claiming 408 bytes, cut by the snaplen
+	longExt := bytes.Clone(ext)                         // hop-by-hop header claiming 408 bytes, cut by the snaplen
 	longExt[41] = 50
 	binary.BigEndian.PutUint16(longExt[4:], 1000)
 	udp := bytes.Clone(synSpec(false).ip(t))
