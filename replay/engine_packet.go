@@ -161,12 +161,16 @@ type sniffed struct {
 	at time.Time
 }
 
+// anyTimeLimit bounds the wait for a `*` packet, which the reference waits
+// for forever, so that a run cannot hang.
+const anyTimeLimit = 2 * time.Minute
+
 // sniffTimeout is how long to wait for an outbound packet: its delay after
 // the previous event, plus 2 seconds (whole seconds, as the reference
-// computes it); none for `*`.
+// computes it); anyTimeLimit for `*`.
 func (e *engine) sniffTimeout(es *eventState) time.Duration {
 	if es.timeKind == parser.TimeAny {
-		return 0
+		return anyTimeLimit
 	}
 	var lastScript int64
 	if e.last != nil {
@@ -179,19 +183,15 @@ func (e *engine) sniffTimeout(es *eventState) time.Duration {
 // sniff reads the next outbound packet of the socket under test, dropping
 // others. The caller holds e.mu; it is released while reading.
 func (e *engine) sniff(es *eventState, want *socket) (*sniffed, *eventError) {
-	ctx := e.ctx
-	if t := e.sniffTimeout(es); t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.sniffTimeout(es))
+	defer cancel()
 	for {
 		e.mu.Unlock()
 		b, at, err := e.env.Device.ReadPacket(ctx)
 		e.mu.Lock()
 		if err != nil {
 			if e.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				return nil, &eventError{kind: fatalError, msg: "error handling packet: Timed out waiting for packet"}
+				return nil, &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: timed out waiting for packet (the expected packet never came within %v)", e.sniffTimeout(es))}
 			}
 			if e.ctx.Err() != nil {
 				return nil, &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: err}

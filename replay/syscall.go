@@ -290,7 +290,7 @@ func (e *engine) runSyscall(ev *eventState, sc *parser.Syscall) *eventError {
 	<-started
 	var err *eventError
 	if blocking {
-		e.waitBlocked(cs)
+		err = e.waitBlocked(cs, e.liveTime(ev.sysEndUsecs).Add(nonBlockingLimit))
 	} else {
 		err = e.waitReturned(cs)
 	}
@@ -307,17 +307,20 @@ func (e *engine) runSyscall(ev *eventState, sc *parser.Syscall) *eventError {
 // waitBlocked returns once the call returned or its thread sleeps inside
 // the call, as the reference's enqueue_system_call does. The caller does not
 // hold e.mu.
-func (e *engine) waitBlocked(cs *callState) {
+func (e *engine) waitBlocked(cs *callState, deadline time.Time) *eventError {
 	for {
 		select {
 		case <-cs.done:
-			return
+			return nil
 		case <-e.ctx.Done():
-			return
+			return nil
 		default:
 		}
 		if cs.c.inCall.Load() && e.host.ThreadSleeping(cs.c.tid) {
-			return
+			return nil
+		}
+		if e.env.Clock.Now().After(deadline) {
+			return fatalf("%s call neither returned nor blocked by %v after its expected end", cs.c.Call.Name, nonBlockingLimit)
 		}
 		runtime.Gosched()
 		time.Sleep(20 * time.Microsecond)
