@@ -99,13 +99,23 @@ var ipv6Regexp = func() *regexp.Regexp {
 	return regexp.MustCompilePOSIX(`^(` + strings.Join(forms, "|") + `)`)
 }()
 
+// prefixMatch is the length of re's match at the start of s (0 if none).
+// POSIX mode makes ^ match after newlines too, hence the index check.
+func prefixMatch(re *regexp.Regexp, s string) int {
+	loc := re.FindStringIndex(s)
+	if loc == nil || loc[0] != 0 {
+		return 0
+	}
+	return loc[1]
+}
+
 // TestIPv6MatchesReference compares matchIPv6Prefix with the reference's
 // regular expression on random strings of address characters.
 func TestIPv6MatchesReference(t *testing.T) {
 	for _, s := range []string{"::ffff:1.2.3.4", "::ffff:0:1.2.3.4", "::ffff:0000:1.2.3.4x", "::ffff:00000:1.2.3.4",
 		"1:2:3:4::1.2.3.4", "1:2:3:4:5::1.2.3.4", "::1.2.3.4", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7::", "fd3d:fa7b:d17d::1",
 		"12345::1", "1::2::3", ":::", "1:1001", "2001:DB8::1/32"} {
-		if got, want := matchIPv6Prefix(s), len(ipv6Regexp.FindString(s)); got != want {
+		if got, want := matchIPv6Prefix(s), prefixMatch(ipv6Regexp, s); got != want {
 			t.Errorf("matchIPv6Prefix(%q) = %d, reference regexp matches %d", s, got, want)
 		}
 	}
@@ -117,9 +127,108 @@ func TestIPv6MatchesReference(t *testing.T) {
 			b[j] = alphabet[rng.IntN(len(alphabet))]
 		}
 		s := string(b)
-		want := len(ipv6Regexp.FindString(s))
+		want := prefixMatch(ipv6Regexp, s)
 		if got := matchIPv6Prefix(s); got != want {
 			t.Fatalf("matchIPv6Prefix(%q) = %d, reference regexp matches %d", s, got, want)
 		}
+	}
+}
+
+// referenceRule is one rule of the reference lexer (lexer.l), as a POSIX
+// regular expression, with the token kind it gives (-1: skipped text).
+type referenceRule struct {
+	re   *regexp.Regexp
+	kind tokKind
+}
+
+// referenceRules lists lexer.l's rules in its order (negated classes
+// spell out \n, which flex's include but Go's POSIX mode's do not) (flex takes the
+// longest match, the earlier rule on a tie). Backslash escapes in strings
+// are left out: they are the one place this lexer differs on purpose.
+// (A function, not a variable: keywords is filled by an init function.)
+func referenceRules() []referenceRule {
+	var kws []string
+	for k := range keywords {
+		kws = append(kws, regexp.QuoteMeta(k))
+	}
+	kws = append(kws, "sequence#")
+	rules := []struct {
+		pat  string
+		kind tokKind
+	}{
+		{strings.Join(kws, "|"), tKeyword},
+		{`[.][.][.]`, tEllipsis},
+		{`--[a-zA-Z0-9_]+`, tOption},
+		{`[-]?[0-9]*[.][0-9]+`, tFloat},
+		{`[-]?[0-9]+`, tInt},
+		{`0x[0-9a-fA-F]+`, tHex},
+		{`[a-zA-Z0-9_]+`, tWord},
+		{`"([^"]|\n)*"`, tString},
+		{"`([^`]|\n)*`", tBackq},
+		{`[^ \t\n]`, tChar},
+		{`[ \t\n]+`, -1},
+		{`//[^\n]*\n`, -1},
+		{`/\*([^*]|\n|\*([^/]|\n))*\*/`, -1},
+		{`%\{([^}]|\n|\}([^%]|\n))*\}%`, tCode},
+		{`[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+`, tIPv4},
+	}
+	var out []referenceRule
+	for _, r := range rules {
+		out = append(out, referenceRule{regexp.MustCompilePOSIX(`^(` + r.pat + `)`), r.kind})
+	}
+	return append(out, referenceRule{ipv6Regexp, tIPv6})
+}
+
+// referenceLex tokenises src with referenceRules.
+func referenceLex(rules []referenceRule, src string) []string {
+	var out []string
+	for len(src) > 0 {
+		best, kind := 0, tokKind(-1)
+		for _, r := range rules {
+			if n := prefixMatch(r.re, src); n > best {
+				best, kind = n, r.kind
+			}
+		}
+		if kind >= 0 {
+			out = append(out, fmt.Sprintf("%s:%s", kindNames[kind], src[:best]))
+		}
+		src = src[best:]
+	}
+	return out
+}
+
+// TestLexerMatchesReference compares the lexer with referenceRules on
+// random texts made of the pieces scripts are made of.
+func TestLexerMatchesReference(t *testing.T) {
+	pieces := []string{"ack", "acks", "S", ".", "..", ":", "::", "0", "1", "9", "x", "0x", "f", "a", "-", "--",
+		"_", " ", "\n", "\"", "`", "%{", "}%", "}", "%", "/", "*", "//", "/*", "*/", "#", "sequence", "ffff",
+		"1.2", "e0b", "ect0", "ect01", "GREv0", "ipv4", "+", "<", ">", "(", ")", "[", "]", ",", "="}
+	rng := rand.New(rand.NewPCG(3, 4))
+	rules := referenceRules()
+	compared := 0
+	for i := 0; i < 20000; i++ {
+		var b strings.Builder
+		for n := 1 + rng.IntN(12); n > 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		b.WriteString("\n")
+		src := b.String()
+		errs := &errorSink{}
+		l := &lexer{src: src, line: 1, errs: errs}
+		var got []string
+		for tok := l.next(); tok.kind != tEOF; tok = l.next() {
+			got = append(got, fmt.Sprintf("%s:%s", kindNames[tok.kind], tok.raw))
+		}
+		if len(errs.list) > 0 {
+			continue // unterminated constructs: an error here, stray characters there
+		}
+		compared++
+		want := referenceLex(rules, src)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("lex %q:\n got %q\nwant %q", src, got, want)
+		}
+	}
+	if compared < 10000 {
+		t.Errorf("only %d inputs compared", compared)
 	}
 }
