@@ -141,11 +141,12 @@ type referenceRule struct {
 	kind tokKind
 }
 
-// referenceRules lists lexer.l's rules in its order (negated classes
-// spell out \n, which flex's include but Go's POSIX mode's do not) (flex takes the
-// longest match, the earlier rule on a tie). Backslash escapes in strings
-// are left out: they are the one place this lexer differs on purpose.
-// (A function, not a variable: keywords is filled by an init function.)
+// referenceRules lists lexer.l's rules in its order (flex takes the
+// longest match, the earlier rule on a tie). Negated classes spell out
+// \n, which flex's include and Go's POSIX mode's do not. Backslash
+// escapes in strings are left out: they are the one place this lexer
+// differs on purpose. (A function, not a variable: keywords is filled by
+// an init function.)
 func referenceRules() []referenceRule {
 	var kws []string
 	for k := range keywords {
