@@ -132,7 +132,7 @@ func padHex(s string) string {
 // encodeAccECN builds an AccECN option: kind 172 when e0b comes first
 // (fields e0b, ceb, e1b), kind 174 when e1b comes first (e1b, ceb, e0b);
 // 24-bit counters, as many as the last field written.
-func encodeAccECN(fields []AccECNFieldRef) ([]byte, error) {
+func encodeAccECN(fields []parser.AccECNField) ([]byte, error) {
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("empty AccECN option")
 	}
@@ -162,9 +162,6 @@ func encodeAccECN(fields []AccECNFieldRef) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// AccECNFieldRef is the parser's AccECN field.
-type AccECNFieldRef = parser.AccECNField
 
 // decodeOptions splits wire options. A malformed list is an error.
 func decodeOptions(b []byte) ([]wireOption, error) {

@@ -1,0 +1,130 @@
+package replay
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+func TestEncodeOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		list []*parser.TCPOption
+		want []byte
+		err  bool
+	}{
+		{"mss", []*parser.TCPOption{{Kind: parser.OptMSS, Value: 1460}}, []byte{2, 4, 5, 0xb4}, false},
+		{"sack", []*parser.TCPOption{{Kind: parser.OptNOP}, {Kind: parser.OptNOP}, {Kind: parser.OptSACK, SACK: []parser.SACKBlock{{Left: 1, Right: 2}}}},
+			[]byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2}, false},
+		{"ts", []*parser.TCPOption{{Kind: parser.OptNOP}, {Kind: parser.OptNOP}, {Kind: parser.OptTimestamp, TSVal: 7, TSEcr: 9}},
+			[]byte{1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9}, false},
+		{"fo exp", []*parser.TCPOption{{Kind: parser.OptFastOpenExp, Cookie: "aabbccdd"}},
+			[]byte{254, 8, 0xf9, 0x89, 0xaa, 0xbb, 0xcc, 0xdd}, false},
+		{"accecn e1b first", []*parser.TCPOption{{Kind: parser.OptNOP}, {Kind: parser.OptNOP}, {Kind: parser.OptNOP}, {Kind: parser.OptAccECN, AccECN: []parser.AccECNField{{Name: "e1b", Value: 1}}}},
+			[]byte{1, 1, 1, 174, 5, 0, 0, 1}, false},
+		{"unpadded", []*parser.TCPOption{{Kind: parser.OptWScale, Value: 7}}, nil, true},
+		{"odd cookie", []*parser.TCPOption{{Kind: parser.OptFastOpen, Cookie: "abc"}}, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := encodeOptions(tc.list)
+			if (err != nil) != tc.err {
+				t.Fatalf("err %v, want error %v", err, tc.err)
+			}
+			if !tc.err && !bytes.Equal(got, tc.want) {
+				t.Errorf("got % x, want % x", got, tc.want)
+			}
+			if tc.err {
+				return
+			}
+			opts, err := decodeOptions(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, unknown := optionsToAST(opts)
+			if len(unknown) > 0 || len(back.List) != len(tc.list) {
+				t.Errorf("round trip: %s (unknown %v)", parser.FormatTCPOptions(back), unknown)
+			}
+		})
+	}
+}
+
+func TestParseTCPFlags(t *testing.T) {
+	tests := []struct {
+		in    string
+		flags uint16
+		ace   bool
+		err   bool
+	}{
+		{"S.", flagSYN | flagACK, false, false},
+		{"-", 0, false, false},
+		{"FP.", flagFIN | flagPSH | flagACK, false, false},
+		{"SEW", flagSYN | flagECE | flagCWR, false, false},
+		{"S.5", flagSYN | flagACK | flagECE | flagAE, true, false},
+		{"E5", 0, false, true},
+		{"X", 0, false, true},
+	}
+	for _, tc := range tests {
+		f, ace, err := parseTCPFlags(tc.in)
+		if (err != nil) != tc.err || !tc.err && (f != tc.flags || ace != tc.ace) {
+			t.Errorf("%q: got %#x %v %v", tc.in, f, ace, err)
+		}
+		if !tc.err && tc.in != "-" && flagString(f, ace) != tc.in && tc.in != "SEW" {
+			t.Errorf("%q printed back as %q", tc.in, flagString(f, ace))
+		}
+	}
+}
+
+// samplePacket is an IPv4 TCP segment with options and payload.
+func samplePacket() []byte {
+	b := make([]byte, 20+32+100)
+	ipHeader(b, false, len(b), 0, 0, 64, protoTCP, netip.MustParseAddr("192.168.0.1"), netip.MustParseAddr("192.0.2.1"))
+	t := b[20:]
+	t[12] = 8 << 4
+	t[13] = flagACK | flagPSH
+	copy(t[20:], []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2})
+	fillChecksums(b)
+	return b
+}
+
+func TestDecodePacket(t *testing.T) {
+	p, err := decodePacket(samplePacket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.tcp == nil || len(p.payload) != 100 || len(p.tcp.options) != 12 || !p.ipSumOK || p.tcp.flags != flagACK|flagPSH {
+		t.Errorf("decoded %+v %+v", p, p.tcp)
+	}
+	for _, bad := range [][]byte{nil, {0x45}, {0x60, 0, 0}, samplePacket()[:30]} {
+		if _, err := decodePacket(bad); err == nil {
+			t.Errorf("decoded % x without error", bad)
+		}
+	}
+}
+
+func FuzzDecodePacket(f *testing.F) {
+	f.Add(samplePacket())
+	f.Add(kernelTCP(flagSYN|flagACK, 1, 1, 100, []byte{2, 4, 5, 0xb4}, 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := decodePacket(b)
+		if err != nil {
+			return
+		}
+		if p.tcp != nil {
+			opts, _ := decodeOptions(p.tcp.options)
+			optionsToAST(opts)
+		}
+	})
+}
+
+func BenchmarkDecodePacket(b *testing.B) {
+	pkt := samplePacket()
+	for b.Loop() {
+		if _, err := decodePacket(pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
