@@ -9,6 +9,7 @@ package replay
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -99,10 +100,15 @@ const (
 	jiffyOffset = 250 * time.Microsecond
 )
 
-// StartTime spins watching times(2), whose value moves at jiffy
-// boundaries, and returns an instant just after one. A script whose events
-// fall on millisecond boundaries then does not straddle jiffies, which
-// would change the kernel's RTT and timer arithmetic.
+// jiffyPoll is how often StartTime reads times(2): fine enough to place
+// the start well inside the jiffy, coarse enough not to hog a CPU at
+// real-time priority (other runs may share the machine).
+const jiffyPoll = 50 * time.Microsecond
+
+// StartTime watches times(2), whose value moves at jiffy boundaries, and
+// returns an instant just after one, once it has arrived. A script whose
+// events fall on millisecond boundaries then does not straddle jiffies,
+// which would change the kernel's RTT and timer arithmetic.
 func (h *systemHost) StartTime(c Clock) time.Time {
 	setRealtimePriority()
 	var tms unix.Tms
@@ -110,8 +116,10 @@ func (h *systemHost) StartTime(c Clock) time.Time {
 	if err != nil {
 		return c.Now()
 	}
-	var start time.Time
+	start := c.Now()
+	pause := unix.NsecToTimespec(int64(jiffyPoll))
 	for n := 0; n < jiffyTicks; {
+		unix.Nanosleep(&pause, nil)
 		t, err := unix.Times(&tms)
 		if err != nil {
 			return c.Now()
@@ -123,8 +131,7 @@ func (h *systemHost) StartTime(c Clock) time.Time {
 		last = t
 	}
 	start = start.Add(jiffyOffset)
-	for c.Now().Before(start) {
-	}
+	c.SleepUntil(context.Background(), start)
 	return start
 }
 
