@@ -330,3 +330,59 @@ func TestConfigSetAndScriptOptions(t *testing.T) {
 		t.Error("Resolve changed the caller's config")
 	}
 }
+
+// notifyDevice is a FakeDevice that calls onWrite for each injected packet.
+type notifyDevice struct {
+	*FakeDevice
+	onWrite func()
+}
+
+func (d notifyDevice) WritePacket(b []byte) error {
+	err := d.FakeDevice.WritePacket(b)
+	d.onWrite()
+	return err
+}
+
+func TestBlockingSyscall(t *testing.T) {
+	tests := []struct {
+		name, end, want string
+	}{
+		{"returns on time", "0.1", ""},
+		{"returns late", "0.05", "test.pkt:4: timing error: expected system call return at 0.050 s (±6.25 ms), happened at 0.100 s: 50.000 ms late"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := listenPrefix + "+0..." + tc.end + " read(3, ..., 10) = 5\n+0.1 < S 0:0(0) win 4000 <mss 1000>\n"
+			s, err := parser.ParseFile("test.pkt", []byte(src), nil)
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			released := make(chan struct{})
+			var once sync.Once
+			dev := notifyDevice{NewFakeDevice(), func() { once.Do(func() { close(released) }) }}
+			calls := fakeSyscalls()
+			calls["read"] = func(c *CallContext) (int64, syscall.Errno, error) {
+				if _, err := c.LiveFD(0); err != nil {
+					return 0, 0, err
+				}
+				ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+					<-released
+					return 5, 0
+				})
+				return ret, errno, nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = Run(ctx, s, NewConfig(), &Env{Device: dev, Clock: NewFakeClock(), Syscalls: calls, Host: &fakeHost{}, Dir: t.TempDir()})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
