@@ -85,9 +85,29 @@ func (b *builder) setupEnvironment() {
 	// window for SO_RCVBUF=N (the kernel doubles it and advertises half).
 	n := int64(3) << (w + wscaleShift - 1)
 	if w == 0 {
-		n = int64(syn.Window) + 1
+		n = smallBuffer(int64(syn.Window), int64(o.MSS), o.HasTS)
 	}
 	e.rcvbuf = n
+}
+
+// smallBuffer guesses the SO_RCVBUF behind a SYN window win without
+// scaling: the kernel offers the buffer's window rounded down to whole
+// segments, so the buffer lies in [win, win+seg); applications tend to ask
+// for powers of two, and a buffer smaller than the one captured would drop
+// data the captured kernel took.
+func smallBuffer(win, mss int64, ts bool) int64 {
+	seg := mss
+	if ts {
+		seg -= 12
+	}
+	p := int64(1)
+	for p <= win {
+		p <<= 1
+	}
+	if seg > 0 && p < win+seg {
+		return p
+	}
+	return win + 1
 }
 
 // localSYN returns the local side's SYN or SYN-ACK, or nil.

@@ -101,7 +101,8 @@ func (b *builder) artefacts() []string {
 			out = append(out, fmt.Sprintf(format, args...))
 		}
 	}
-	add(c.split, "%d outbound TSO/GSO super-segment(s) larger than the MSS, each split into MSS-sized expectations (%d in all): a replay's TUN device has no segmentation offload.", c.split, c.splitInto)
+	add(c.bigOut, "%d outbound TSO/GSO super-segment(s) larger than the MSS.", c.bigOut)
+	add(c.gathered, "%d outbound segment(s) gathered into the expectation of the write they belong to: a replayed kernel cuts a write into segments as its own TSO/GSO sizing says, and the replay gathers them.", c.gathered)
 	add(c.bigIn, "%d inbound segment(s) larger than the MSS (GRO or TSO on the capture path): injected as captured.", c.bigIn)
 	add(c.retransOut, "%d outbound retransmission(s): kept as expectations of the kernel's own retransmissions.", c.retransOut)
 	add(c.retransIn, "%d inbound retransmission(s) of data already received: injected as captured.", c.retransIn)
@@ -152,9 +153,18 @@ func (b *builder) script() *parser.Script {
 		addComments([]string{"Some inbound TS ecr values echo no TS val of an outbound line: let the replay interpolate them."})
 		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "tcp_ts_ecr_scaled"})
 	}
+	var init, why []string
 	if b.env.init != "" {
-		addComments([]string{b.env.initWhy})
-		s.Init = &parser.Command{Pos: next(), Text: b.env.init}
+		init, why = append(init, b.env.init), append(why, b.env.initWhy)
+	}
+	if b.multiSeg && !b.opts.Strict {
+		init = append(init, "ethtool -K tun0 tso off gso off")
+		why = append(why, "Segmentation offload off: the kernel then cuts writes into MSS-sized segments, which the replay",
+			"gathers into the expectations of whole writes; with TSO its segment sizes follow its pacing and vary.")
+	}
+	if len(init) > 0 {
+		addComments(why)
+		s.Init = &parser.Command{Pos: next(), Text: strings.Join(init, " && ")}
 	}
 	for i, e := range b.events {
 		addComments(e.comments)

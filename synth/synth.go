@@ -39,11 +39,6 @@ const toleranceUsecs = 4000
 // as data came, accepted.
 const readChunk = 32 << 10
 
-// minSplitMSS is the smallest segment size that super-segments are split
-// by: Linux's TCP_MIN_SND_MSS. A smaller MSS option in a capture is noise,
-// and splitting by it would multiply lines without bound.
-const minSplitMSS = 48
-
 // defaultErrReadLen is the size of a failing read when the flow has had no
 // read to copy the size from.
 const defaultErrReadLen = 1000
@@ -134,7 +129,7 @@ type builder struct {
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
-	count    struct{ split, splitInto, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps int }
+	count    struct{ bigOut, gathered, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 
@@ -164,6 +159,9 @@ type builder struct {
 	zeroWin   int    // index in events of the inbound packet that closed the window, or -1
 
 	write    *parser.Syscall // the open write, while its segments keep coming
+	burst    *burst          // the expectation its segments are gathered into
+	tail     *writeTail      // the write's last expectation so far
+	multiSeg bool            // an expectation holds more than one segment of data
 	writeN   int64
 	lastData *capture.FlowPacket
 }
@@ -346,7 +344,8 @@ func (b *builder) prelude() {
 
 // maybeFlushRead emits the read for the inbound data received so far
 // unless p continues the burst: more inbound data (up to readChunk), or a
-// pure ACK the kernel sends for it. A window update is not part of it: the
+// pure ACK the kernel sends for it, or anything inbound while the local
+// side advertises a zero window. A window update is not part of it: the
 // kernel sends one because the application read.
 func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	if b.unread == 0 {
@@ -357,6 +356,10 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	case in && p.PayloadLen > 0 && !fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagRST) && b.unread < readChunk:
 		return
 	case !in && pureACK(p) && !b.windowUpdate(p):
+		return
+	case in && b.outSeen && b.lastOutWin == 0:
+		// The local side advertises a zero window: its application is
+		// not reading; it reads where the window opens again.
 		return
 	}
 	b.flushRead()
@@ -389,7 +392,7 @@ func (b *builder) flushRead() {
 
 // closeWrite ends the open write: later segments need a write of their own.
 func (b *builder) closeWrite() {
-	b.write, b.writeN, b.lastData = nil, 0, nil
+	b.write, b.writeN, b.lastData, b.burst = nil, 0, nil, nil
 }
 
 func (b *builder) inbound(p *capture.FlowPacket) {
@@ -401,7 +404,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 		b.rcvNxt, b.rcvInit = p.Seq.Add(1), true
 	}
 	b.trackInbound(p)
-	for _, pk := range b.packets(p, true) {
+	if pk := b.packet(p, true); pk != nil {
 		b.emit(p.Time, pk)
 	}
 	if closing {
@@ -541,8 +544,9 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if blocking {
 		b.switchToBlocking(p.Time)
 	}
+	joined := false
 	if fresh > 0 {
-		b.addWrite(p, fresh)
+		joined = b.addWrite(p, fresh)
 	}
 	if fl.Has(capture.FlagFIN) && !b.finSent {
 		b.finSent = true
@@ -561,10 +565,23 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			react = false
 		}
 	}
-	for _, pk := range b.packets(p, false) {
-		e := b.emit(p.Time, pk)
-		e.react = react
-		react = false
+	if pk := b.packet(p, false); pk != nil {
+		if joined && b.gather(p, pk) {
+			b.markTail(b.burst.pkt, b.burst.flags)
+		} else {
+			e := b.emit(p.Time, pk)
+			e.react = react
+			b.noteTSVal(pk)
+			if fresh > 0 && int64(p.PayloadLen) == fresh {
+				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments), segs: 1, optLen: len(p.RawOptions())}
+			}
+			if fresh > 0 {
+				b.markTail(pk, p.Flags)
+			}
+		}
+		if m := b.segSize(p, b.local); fresh > 0 && m > 0 && int(pk.TCP.Len) > m {
+			b.multiSeg = true
+		}
 	}
 	if b.sndMax.LessThan(end) {
 		b.sndMax = end
@@ -651,27 +668,30 @@ func (b *builder) switchToBlocking(at time.Time) {
 // Splitting more finely than the application did is harmless: each write
 // comes just before its bytes leave, so the kernel sends the same segments;
 // merging what it wrote separately would let the kernel send early.
-func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) {
+func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	if b.queued > 0 {
 		n := min(b.queued, fresh)
 		b.queued -= n
 		if fresh -= n; fresh == 0 {
-			return
+			b.tail = nil
+			return false
 		}
 	}
 	if b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) {
 		b.writeN += fresh
 		b.setWriteN()
-		return
+		return true
 	}
 	if b.fd < 0 || b.closed {
-		return
+		return false
 	}
 	b.closeWrite()
+	b.tail = nil
 	b.write = b.call(p.Time, "write", fresh, num(b.fd), any3(), num(fresh))
 	b.writeN = fresh
 	b.setWriteN()
 	b.lastCall = "write"
+	return false
 }
 
 func (b *builder) setWriteN() {
@@ -725,11 +745,9 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 	b.closed = true
 }
 
-// packets converts one captured packet to script packets: one, or for an
-// outbound segment larger than the MSS (a TSO/GSO super-segment, which a
-// replay's TUN device without segmentation offload will see as MSS-sized
-// segments) one per MSS-sized piece.
-func (b *builder) packets(p *capture.FlowPacket, in bool) []*parser.Packet {
+// packet converts one captured packet to a script packet, or returns nil
+// for one the script language cannot write.
+func (b *builder) packet(p *capture.FlowPacket, in bool) *parser.Packet {
 	pk := b.convert(p, in)
 	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) > math.MaxUint32 {
 		// The script language has no way to write a range that wraps.
@@ -738,32 +756,72 @@ func (b *builder) packets(p *capture.FlowPacket, in bool) []*parser.Packet {
 			p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
 		return nil
 	}
-	m := b.segSize(p, b.local)
-	if in || m < minSplitMSS || p.PayloadLen <= m || p.Flags.Has(capture.FlagSYN) {
-		return []*parser.Packet{pk}
+	if m := b.segSize(p, b.local); !in && m > 0 && p.PayloadLen > m {
+		b.count.bigOut++
 	}
-	n := (p.PayloadLen + m - 1) / m
-	b.count.split++
-	b.count.splitInto += n
-	b.comment(fmt.Sprintf("Captured as one %d-byte TSO/GSO super-segment; a replay sees %d segments of at most %d bytes.", p.PayloadLen, n, m))
-	out := make([]*parser.Packet, 0, n)
-	for i := 0; i < n; i++ {
-		piece := *pk
-		tcp := *pk.TCP
-		piece.TCP = &tcp
-		tcp.Seq = pk.TCP.Seq + uint32(i*m)
-		tcp.Len = uint32(min(m, p.PayloadLen-i*m))
-		flags := p.Flags
-		if i < n-1 {
-			flags &^= capture.FlagPSH | capture.FlagFIN
-		}
-		if i > 0 {
-			flags &^= capture.FlagCWR
-		}
-		tcp.Flags = flags.String()
-		out = append(out, &piece)
+	return pk
+}
+
+// burst is the expectation that the segments of one write are gathered
+// into.
+type burst struct {
+	pkt    *parser.Packet
+	ev     *event
+	flags  capture.TCPFlags
+	base   int // comments of ev before the gathering note
+	segs   int
+	optLen int // bytes of TCP options of the captured segments
+}
+
+// writeTail is the last expectation holding data of the latest write, with
+// its captured flags.
+type writeTail struct {
+	pk    *parser.Packet
+	flags capture.TCPFlags
+}
+
+// markTail makes pk the last expectation of the latest write. The kernel
+// sets PSH on the last segment of each write (tcp_push), and the script's
+// writes end where it does not know the application's did: so the tail
+// expects PSH, and an expectation that stops being the tail gets its
+// captured flags back. With Strict, flags stay as captured.
+func (b *builder) markTail(pk *parser.Packet, flags capture.TCPFlags) {
+	if b.opts.Strict {
+		return
 	}
-	return out
+	if t := b.tail; t != nil && t.pk != pk {
+		t.pk.TCP.Flags = t.flags.String()
+	}
+	b.tail = &writeTail{pk, flags}
+	pk.TCP.Flags = (flags | capture.FlagPSH).String()
+}
+
+// gather adds the data segment p (script packet pk) of the open write to
+// the write's expectation when it directly follows it. How a kernel cuts a
+// write into segments depends on its TSO/GSO sizing (pacing rate, cwnd,
+// the device's offloads), which a replay does not reproduce; the reference
+// gathers the segments it sees into one expected segment (unless
+// --strict_segments), but fails on a segment larger than expected. So the
+// data of one write is one expectation. With Strict, segments stay as
+// captured.
+func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
+	u := b.burst
+	if b.opts.Strict || u == nil || b.events[len(b.events)-1] != u.ev || p.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
+		return false
+	}
+	x, y := u.pkt.TCP, pk.TCP
+	if y.Seq != x.Seq+x.Len || x.Ack == nil || y.Ack == nil || *x.Ack != *y.Ack ||
+		len(p.RawOptions()) != u.optLen {
+		return false
+	}
+	x.Len += y.Len
+	u.flags |= p.Flags
+	x.Flags = u.flags.String()
+	u.segs++
+	b.count.gathered++
+	u.ev.comments = append(u.ev.comments[:u.base:u.base],
+		fmt.Sprintf("One write, captured as %d segments: gathered into one expectation (a kernel cuts it as its TSO/GSO sizing says).", u.segs))
+	return true
 }
 
 // convert builds the script packet for p with the numbers the reference
@@ -813,21 +871,31 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 	if len(list) > 0 {
 		tcp.Options = &parser.TCPOptions{List: list}
 	}
-	b.trackTS(list, in, p.Flags.Has(capture.FlagACK))
+	if in {
+		b.checkEcr(list, p.Flags.Has(capture.FlagACK))
+	}
 	return pk
 }
 
-// trackTS notes outbound TS vals written exactly and whether every inbound
-// TS ecr echoes one of them: the reference maps an inbound ecr through the
-// outbound vals it has seen, and otherwise needs --tcp_ts_ecr_scaled.
-func (b *builder) trackTS(list []*parser.TCPOption, in, ack bool) {
-	for _, o := range list {
-		if o.Kind != parser.OptTimestamp {
-			continue
-		}
-		if !in {
+// noteTSVal records the TS val of an outbound expectation written with
+// exact options: the reference maps inbound TS ecr values through the vals
+// of the outbound packets it has matched.
+func (b *builder) noteTSVal(pk *parser.Packet) {
+	if pk.TCP.Options == nil {
+		return
+	}
+	for _, o := range pk.TCP.Options.List {
+		if o.Kind == parser.OptTimestamp {
 			b.tsVals[o.TSVal] = true
-		} else if ack && !b.tsVals[o.TSEcr] {
+		}
+	}
+}
+
+// checkEcr notes an inbound TS ecr that echoes no outbound TS val written
+// before it: the reference then needs --tcp_ts_ecr_scaled to map it.
+func (b *builder) checkEcr(list []*parser.TCPOption, ack bool) {
+	for _, o := range list {
+		if o.Kind == parser.OptTimestamp && ack && !b.tsVals[o.TSEcr] {
 			b.scaleEcr = true
 		}
 	}
