@@ -139,10 +139,16 @@ func listenTCP(t *testing.T, cfg NetConfig) int {
 	return fd
 }
 
-// buildTCP serialises an IP+TCP packet from the remote to the local side.
+// buildTCP serialises an IP+TCP packet from the remote to the local side
+// (ports default to the test's).
 func buildTCP(t testing.TB, cfg NetConfig, tcp layers.TCP, payload []byte) []byte {
 	t.Helper()
-	tcp.SrcPort, tcp.DstPort = testRemotePort, testLocalPort
+	if tcp.SrcPort == 0 {
+		tcp.SrcPort = testRemotePort
+	}
+	if tcp.DstPort == 0 {
+		tcp.DstPort = testLocalPort
+	}
 	var ip interface {
 		gopacket.SerializableLayer
 		gopacket.NetworkLayer
@@ -186,6 +192,12 @@ func readFull(t testing.TB, fd, n int) []byte {
 // readTCP reads packets until a TCP one from the local test port arrives.
 func readTCP(t testing.TB, dev Device, cfg NetConfig) (*layers.TCP, time.Time) {
 	t.Helper()
+	return readTCPFrom(t, dev, cfg, testLocalPort)
+}
+
+// readTCPFrom reads packets until a TCP one from local port port arrives.
+func readTCPFrom(t testing.TB, dev Device, cfg NetConfig, port uint16) (*layers.TCP, time.Time) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	first := layers.LayerTypeIPv6
@@ -198,7 +210,7 @@ func readTCP(t testing.TB, dev Device, cfg NetConfig) (*layers.TCP, time.Time) {
 			t.Fatalf("ReadPacket: %v", err)
 		}
 		p := gopacket.NewPacket(pkt, first, gopacket.Default)
-		if tcp, ok := p.TransportLayer().(*layers.TCP); ok && tcp.SrcPort == testLocalPort {
+		if tcp, ok := p.TransportLayer().(*layers.TCP); ok && tcp.SrcPort == layers.TCPPort(port) {
 			return tcp, at
 		}
 		t.Logf("ignoring a packet the kernel sent: %v", p)
