@@ -220,6 +220,12 @@ func TestConformance(t *testing.T) {
 		timeout := time.Duration(max(3*ref.wall, 30) * float64(time.Second))
 		ok, out := runConformanceChild(t, filepath.Join(root, rel), timeout)
 		timing.add(out)
+		// A listed script gets two more tries: on a shared machine a
+		// timing failure is often the machine's, not the engine's.
+		for try := 0; !ok && expected[rel] && try < 2; try++ {
+			t.Logf("listed script %s failed, retrying:\n%s", rel, lastLines(out, 4))
+			ok, out = runConformanceChild(t, filepath.Join(root, rel), timeout)
+		}
 		if ok {
 			c.ours++
 			passed = append(passed, rel)
