@@ -361,6 +361,10 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 		// The local side advertises a zero window: its application is
 		// not reading; it reads where the window opens again.
 		return
+	case !in && pureACK(p):
+		// A window update follows the read that made room.
+		b.flushReadAt(p.Time)
+		return
 	}
 	b.flushRead()
 }
@@ -377,7 +381,10 @@ func (b *builder) windowUpdate(p *capture.FlowPacket) bool {
 
 // flushRead emits `read(fd, ..., N) = N` for the data received in order
 // and not read yet.
-func (b *builder) flushRead() {
+func (b *builder) flushRead() { b.flushReadAt(b.lastAt()) }
+
+// flushReadAt emits the pending read at time at.
+func (b *builder) flushReadAt(at time.Time) {
 	if b.unread == 0 {
 		return
 	}
@@ -386,7 +393,7 @@ func (b *builder) flushRead() {
 	if b.fd < 0 || b.closed {
 		return
 	}
-	b.call(b.lastAt(), "read", n, num(b.fd), any3(), num(n))
+	b.call(at, "read", n, num(b.fd), any3(), num(n))
 	b.lastCall, b.lastReadN = "read", n
 }
 
