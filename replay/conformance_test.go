@@ -206,6 +206,10 @@ func TestConformance(t *testing.T) {
 	var passed, regressions, fixed []string
 	timing := timingStats{}
 	for _, rel := range scripts {
+		if _, ok := verdicts[rel]; !ok {
+			t.Logf("skipping %s: upstream does not run it for %s", rel, family)
+			continue
+		}
 		folder := strings.Split(rel, "/")[1]
 		c := perFolder[folder]
 		if c == nil {
