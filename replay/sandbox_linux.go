@@ -42,6 +42,9 @@ func init() {
 		return
 	}
 	fd, err := strconv.Atoi(os.Getenv(handoffEnv))
+	// The script's commands must not take whatever their descriptor 3 is
+	// for the handoff socket.
+	os.Unsetenv(handoffEnv)
 	if err != nil || fd < 0 {
 		return
 	}
