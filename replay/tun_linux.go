@@ -46,10 +46,14 @@ type NetConfig struct {
 
 // Defaults of the reference (config.c, netdev.c) for fields left zero.
 const (
-	defaultDeviceName    = "tun0"
-	defaultMTU           = 1500
-	defaultPrefixLenV4   = 16
-	defaultPrefixLenV6   = 48
+	defaultDeviceName  = "tun0"
+	defaultMTU         = 1500
+	defaultPrefixLenV4 = 16
+	defaultPrefixLenV6 = 48
+)
+
+// Packet socket and TUN constants (linux/filter.h, linux/virtio_net.h).
+const (
 	sniffBufferBytes     = 2 << 20    // the reference's packet socket buffer
 	maxPacketBytes       = 1 << 17    // above the 64 KiB GSO limit
 	virtioNetHdrLen      = 10         // struct virtio_net_hdr
