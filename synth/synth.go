@@ -33,6 +33,12 @@ var ErrNoHandshake = errors.New("no handshake in the capture (starts mid-stream)
 // packet that follows its trigger within it is written at +0.
 const toleranceUsecs = 4000
 
+// writeCap bounds a write that spans ACKs: the kernel queued its data while
+// waiting for them, and a blocking write larger than the free send buffer
+// would stall the script (the reference runs such calls inline). The
+// buffer starts at about 20 segments' worth (tcp_sndbuf_expand).
+const writeCap = 16 << 10
+
 // readChunk bounds the bytes one read covers while inbound data keeps
 // coming: a replayed receiver that reads late would see its window close
 // and drop injected data that the captured kernel, whose application read
@@ -78,6 +84,7 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 		} else {
 			b.outbound(i, p)
 		}
+		b.prevTime = p.Time
 	}
 	b.flushRead()
 	return b.script(), nil
@@ -158,12 +165,14 @@ type builder struct {
 	lastInWin uint16 // its window field
 	zeroWin   int    // index in events of the inbound packet that closed the window, or -1
 
-	write    *parser.Syscall // the open write, while its segments keep coming
-	burst    *burst          // the expectation its segments are gathered into
-	tail     *writeTail      // the write's last expectation so far
-	multiSeg bool            // an expectation holds more than one segment of data
-	writeN   int64
-	lastData *capture.FlowPacket
+	write      *parser.Syscall // the open write, while its segments keep coming
+	burst      *burst          // the expectation its segments are gathered into
+	tail       *writeTail      // the write's last expectation so far
+	ackedSince bool            // an ACK came in since the write's last segment
+	prevTime   time.Time       // time of the previous captured packet
+	multiSeg   bool            // an expectation holds more than one segment of data
+	writeN     int64
+	lastData   *capture.FlowPacket
 }
 
 func newBuilder(f *capture.Flow, opts Options) *builder {
@@ -403,7 +412,13 @@ func (b *builder) closeWrite() {
 }
 
 func (b *builder) inbound(p *capture.FlowPacket) {
-	b.closeWrite()
+	if pureACK(p) && b.write != nil {
+		// The application may have written more than the kernel could
+		// send before this ACK: the write stays open (see addWrite).
+		b.burst, b.ackedSince = nil, true
+	} else {
+		b.closeWrite()
+	}
 	closing := p.Window == 0 && (!b.inSeen || b.lastInWin != 0)
 	b.inSeen, b.lastInWin = true, p.Window
 	fl := p.Flags
@@ -684,16 +699,17 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 			return false
 		}
 	}
-	if b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) {
+	if b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) && (!b.ackedSince || b.writeN+fresh <= writeCap) {
 		b.writeN += fresh
 		b.setWriteN()
+		b.ackedSince = false
 		return true
 	}
 	if b.fd < 0 || b.closed {
 		return false
 	}
 	b.closeWrite()
-	b.tail = nil
+	b.tail, b.ackedSince = nil, false
 	b.write = b.call(p.Time, "write", fresh, num(b.fd), any3(), num(fresh))
 	b.writeN = fresh
 	b.setWriteN()
@@ -708,7 +724,9 @@ func (b *builder) setWriteN() {
 }
 
 // endsWrite reports whether the data segment last ends the write that the
-// next data segment p would otherwise join.
+// next data segment p would otherwise join: last was pushed or short, or p
+// leaves long after the packet before it, so nothing in the protocol made
+// the kernel send it then (data sent right after an ACK was queued).
 func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
 	if last.Flags.Has(capture.FlagPSH) {
 		return true
@@ -716,7 +734,7 @@ func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
 	if m := b.segSize(last, b.local); m > 0 && last.PayloadLen%m != 0 {
 		return true
 	}
-	return p.Time.Sub(last.Time) > toleranceUsecs*time.Microsecond
+	return p.Time.Sub(b.prevTime) > toleranceUsecs*time.Microsecond
 }
 
 // segSize is the payload that side from puts in a full segment like p:
