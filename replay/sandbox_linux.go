@@ -126,12 +126,14 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	go func() { exited <- waitExitNoReap(pgid) }()
 
 	var ctxErr error
+	ctxDone := ctx.Done()
 	for done := false; !done; {
 		select {
 		case sig := <-sigs:
 			_ = unix.Kill(-pgid, sig.(syscall.Signal))
-		case <-ctx.Done():
+		case <-ctxDone:
 			ctxErr = ctx.Err()
+			ctxDone = nil // once is enough; the child's exit follows
 			_ = unix.Kill(-pgid, unix.SIGKILL)
 		case werr := <-exited:
 			if werr != nil {
