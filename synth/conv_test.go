@@ -209,6 +209,20 @@ func TestConversations(t *testing.T) {
 		want:  []string{"+0.001000 write(4, ..., 2500) = 2500", "+0 > P. 1:2501(2500) ack 1", "+0.001020 < . 1:1(0) ack 2501 win 4000"},
 		never: []string{"1001:"},
 	}, {
+		name: "a client closed in SYN_SENT: the kernel answers the SYN-ACK with a bare RST", local: client,
+		segs: []seg{{flags: "S", win: 4000, opts: mss1000},
+			{srv: true, flags: "S.", ack: 1, win: 4000, opts: mss1000, dt: 100 * ms},
+			{flags: "R", seq: 1, dt: 10 * time.Microsecond}},
+		want:  []string{"> S 0:0(0) <...>", "+0 close(3) = 0", "< S. 0:0(0) ack 1 win 4000 <mss 1000>", "+0 > R 1:1(0)"},
+		never: []string{"fcntl(3, F_SETFL, O_RDWR) = 0", "SO_LINGER"},
+	}, {
+		name: "Fast Open server: the SYN's data is read after accept", local: server,
+		segs: []seg{{flags: "S", n: 10, win: 4000, opts: mss1000},
+			{srv: true, flags: "S.", ack: 11, win: 4000, opts: mss1000, dt: 50 * time.Microsecond},
+			{flags: ".", seq: 11, ack: 1, win: 4000, dt: ms}},
+		want: []string{"< S 0:10(10) win 4000 <mss 1000>", "+0 > S. 0:0(0) ack 11 <...>", "< . 11:11(0) ack 1 win 4000",
+			"+0 accept(3, ..., ...) = 4", "+0 read(4, ..., 10) = 10"},
+	}, {
 		name: "strict: outbound windows and options exact", local: server, opts: Options{Strict: true},
 		segs: handshake(),
 		want: []string{"+0 > S. 0:0(0) ack 1 win 4000 <mss 1000>"},

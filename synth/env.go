@@ -32,11 +32,50 @@ const (
 // behaves as the captured one did: option lines, a shell command run
 // before the first event, and the receive buffer the application asked for.
 type environment struct {
-	options  []*parser.Option
-	comments []string // before the option lines
-	init     string   // shell command; "" if none
-	initWhy  string
-	rcvbuf   int64 // SO_RCVBUF to set before listen/connect; 0 if none
+	options []*parser.Option
+	init    []string // shell commands run before the first event
+	initWhy []string // comments saying why
+	rcvbuf  int64    // SO_RCVBUF to set before listen/connect; 0 if none
+}
+
+func (e *environment) addInit(cmd, why string) {
+	e.init, e.initWhy = append(e.init, cmd), append(e.initWhy, why)
+}
+
+// setupSYNFeatures turns on what the local SYN or SYN-ACK shows the
+// captured kernel had enabled and this namespace's defaults may not: ECN
+// negotiation (tcp_ecn) and a Fast Open server (tcp_fastopen).
+func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
+	e := &b.env
+	ecn := capture.FlagECE | capture.FlagCWR
+	switch {
+	case !b.server && syn.Flags&ecn == ecn:
+		e.addInit("sysctl -q net.ipv4.tcp_ecn=1", "The captured client asked for ECN (SYN with ECE and CWR): enable it.")
+	case b.server && !syn.Flags.Has(capture.FlagECE) && b.remoteSYN() != nil && b.remoteSYN().Flags&ecn == ecn:
+		e.addInit("sysctl -q net.ipv4.tcp_ecn=0", "The captured server ignored the client's ECN request: so does this one.")
+	}
+	if b.server && syn.Flags.Has(capture.FlagACK) && b.remoteSYNData(syn) {
+		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x602",
+			"The captured server took the data of the SYN (Fast Open): accept SYN data on every listener, with or without a valid cookie.")
+	}
+}
+
+// remoteSYNData reports whether the local SYN-ACK syn acknowledges data
+// that came in the remote's SYN.
+func (b *builder) remoteSYNData(syn *capture.FlowPacket) bool {
+	p := b.remoteSYN()
+	return p != nil && p.PayloadLen > 0 && syn.Ack == p.Seq.Add(uint32(p.PayloadLen)+1)
+}
+
+// remoteSYN returns the remote side's SYN (not a SYN-ACK), or nil.
+func (b *builder) remoteSYN() *capture.FlowPacket {
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		if p.From == b.remote && p.Flags.Has(capture.FlagSYN) && !p.Flags.Has(capture.FlagACK) {
+			return p
+		}
+	}
+	return nil
 }
 
 // setupEnvironment keeps the captured ports, the local MTU (seen in the
@@ -62,6 +101,7 @@ func (b *builder) setupEnvironment() {
 	if syn == nil {
 		return
 	}
+	b.setupSYNFeatures(syn)
 	o := syn.Options()
 	if o.HasMSS {
 		hdr := 40
@@ -77,8 +117,8 @@ func (b *builder) setupEnvironment() {
 	}
 	w := int(o.WScale)
 	if w >= sysctlWScale {
-		e.init = fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmemDefault, 1<<(w+wscaleShift))
-		e.initWhy = fmt.Sprintf("The captured kernel's SYN has wscale %d: give this namespace a receive buffer limit that makes it so.", w)
+		e.addInit(fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmemDefault, 1<<(w+wscaleShift)),
+			fmt.Sprintf("The captured kernel's SYN has wscale %d: give this namespace a receive buffer limit that makes it so.", w))
 		return
 	}
 	// A small scale means the application set SO_RCVBUF: about N bytes of

@@ -153,10 +153,7 @@ func (b *builder) script() *parser.Script {
 		addComments([]string{"Some inbound TS ecr values echo no TS val of an outbound line: let the replay interpolate them."})
 		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "tcp_ts_ecr_scaled"})
 	}
-	var init, why []string
-	if b.env.init != "" {
-		init, why = append(init, b.env.init), append(why, b.env.initWhy)
-	}
+	init, why := b.env.init, b.env.initWhy
 	if b.multiSeg && !b.opts.Strict {
 		init = append(init, "ethtool -K tun0 tso off gso off")
 		why = append(why, "Segmentation offload off: the kernel then cuts writes into MSS-sized segments, which the replay",

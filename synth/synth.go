@@ -120,17 +120,18 @@ type event struct {
 type span struct{ start, end capture.Seq }
 
 type builder struct {
-	f             *capture.Flow
-	opts          Options
-	local, remote capture.Side
-	server        bool // the local side received the SYN
-	refused       bool // the local side answered the SYN with a RST: nothing listens
-	localISN      capture.Seq
-	remoteISN     capture.Seq
-	mss           [2]int // MSS option from each side's SYN, 0 if unknown
-	useTS         bool   // both SYNs carried timestamps
-	teardown      int    // index of the final teardown RST left out, or -1
-	shutdownAt    int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
+	f              *capture.Flow
+	opts           Options
+	local, remote  capture.Side
+	server         bool // the local side received the SYN
+	refused        bool // the local side answered the SYN with a RST: nothing listens
+	localISN       capture.Seq
+	remoteISN      capture.Seq
+	mss            [2]int // MSS option from each side's SYN, 0 if unknown
+	useTS          bool   // both SYNs carried timestamps
+	teardown       int    // index of the final teardown RST left out, or -1
+	shutdownAt     int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
+	closeInSYNSent bool   // the local client closed its socket before the SYN-ACK came
 
 	env      environment
 	events   []*event
@@ -206,6 +207,7 @@ func newBuilder(f *capture.Flow, opts Options) *builder {
 	b.refused = b.server && refusedSYN(f, b.local)
 	b.teardown = teardownRST(f, b.remote)
 	b.shutdownAt = shutdownFIN(f, b.local)
+	b.closeInSYNSent = !b.server && closedInSYNSent(f, b.local)
 	return b
 }
 
@@ -250,6 +252,25 @@ func teardownRST(f *capture.Flow, remote capture.Side) int {
 		return n - 1
 	}
 	return -1
+}
+
+// closedInSYNSent reports whether the local side answers the first SYN-ACK
+// with a RST that acknowledges nothing: the kernel does that for a socket
+// closed while it waited for the SYN-ACK (tcp_rcv_synsent_state_process on
+// an orphan); an application closing afterwards would make it ACK first.
+func closedInSYNSent(f *capture.Flow, local capture.Side) bool {
+	synack := false
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.From != local {
+			synack = synack || p.Flags.Has(capture.FlagSYN|capture.FlagACK)
+			continue
+		}
+		if synack {
+			return p.Flags&(capture.FlagRST|capture.FlagACK) == capture.FlagRST
+		}
+	}
+	return false
 }
 
 // shutdownFIN returns the index of the local side's first FIN if new data
@@ -397,9 +418,13 @@ func (b *builder) flushReadAt(at time.Time) {
 	if b.unread == 0 {
 		return
 	}
+	if b.fd < 0 {
+		// Data before accept() (in the SYN, with Fast Open): read later.
+		return
+	}
 	n := b.unread
 	b.unread = 0
-	if b.fd < 0 || b.closed {
+	if b.closed {
 		return
 	}
 	b.call(at, "read", n, num(b.fd), any3(), num(n))
@@ -613,6 +638,11 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	}
 	if b.toBlocking && pureACK(p) {
 		b.switchToBlocking(p.Time)
+	}
+	if b.closeInSYNSent && fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagACK) && !b.closed {
+		b.comment("The kernel answers the SYN-ACK with a bare RST: the application closed the socket before it came.")
+		b.call(p.Time, "close", 0, num(b.fd))
+		b.closed = true
 	}
 	b.outSeen, b.lastOutAck, b.lastOutWin = true, p.Ack, p.Window
 }
