@@ -227,7 +227,7 @@ func Check(s *Script) ErrorList {
 		switch a := ev.Action.(type) {
 		case *Syscall:
 			if !Syscalls[a.Name] {
-				report(a.NamePos, fmt.Sprintf("unknown system call %q", a.Name))
+				report(a.NamePos, fmt.Sprintf("unknown system call %s", shorten(a.Name)))
 			}
 			if a.Name == "socket" {
 				socket = true
@@ -272,7 +272,7 @@ func icmpErrors(ic *ICMP, report func(Pos, string)) {
 		known = true
 	}
 	if !known {
-		report(ic.Pos, fmt.Sprintf("unknown ICMP type %q", ic.Type))
+		report(ic.Pos, fmt.Sprintf("unknown ICMP type %s", shorten(ic.Type)))
 		return
 	}
 	if ic.Code == "" {
@@ -286,7 +286,7 @@ func icmpErrors(ic *ICMP, report func(Pos, string)) {
 			return
 		}
 	}
-	report(ic.Pos, fmt.Sprintf("unknown ICMP code %q for type %s", ic.Code, ic.Type))
+	report(ic.Pos, fmt.Sprintf("unknown ICMP code %s for type %s", shorten(ic.Code), ic.Type))
 }
 
 // rangeErrors checks the values a tree built by code may hold but the

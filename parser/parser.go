@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net/netip"
@@ -59,6 +60,14 @@ type parser struct {
 // positions of errors. A non-nil error is an ErrorList.
 func ParseFile(filename string, src []byte, cfg *Config) (*Script, error) {
 	errs := &errorSink{file: filename}
+	if i := bytes.IndexByte(src, 0); i >= 0 {
+		// A NUL byte never occurs in a script: report the file as what it
+		// is instead of whatever its first bytes happen to look like.
+		line := 1 + bytes.Count(src[:i], []byte("\n"))
+		col := i - (bytes.LastIndexByte(src[:i], '\n') + 1) + 1
+		errs.add(Pos{Line: line, Col: col}, "binary file (NUL byte): not a packetdrill script")
+		return &Script{File: filename}, errs.list
+	}
 	defines := map[string]string{}
 	if cfg != nil {
 		for k, v := range cfg.Defines {
@@ -434,7 +443,7 @@ func (p *parser) parseSyscall() *Syscall {
 	c.Name, c.NamePos = p.tok.text, p.tok.pos
 	p.next()
 	if !p.tok.is('(') {
-		p.expected(fmt.Sprintf("'(' after system call name %q", c.Name))
+		p.expected(fmt.Sprintf("'(' after system call name %s", shorten(c.Name)))
 	}
 	p.next()
 	if !p.tok.is(')') {
@@ -571,7 +580,7 @@ func (p *parser) parsePrimary() Expr {
 		p.expectChar(')', "')'")
 		if a.In6 {
 			if ip, err := netip.ParseAddr(a.Addr); err != nil || !ip.Is6() {
-				p.semantic(apos, "cannot parse in6_addr %q", a.Addr)
+				p.semantic(apos, "cannot parse in6_addr %s", shorten(a.Addr))
 			}
 		}
 		return a
@@ -732,11 +741,11 @@ func (p *parser) parseSockaddr(pos Pos) *Sockaddr {
 	switch s.Family {
 	case "AF_INET":
 		if err != nil || !ip.Is4() {
-			p.semantic(apos, "invalid IPv4 address %q", s.Addr)
+			p.semantic(apos, "invalid IPv4 address %s", shorten(s.Addr))
 		}
 	case "AF_INET6":
 		if err != nil || !ip.Is6() {
-			p.semantic(apos, "invalid IPv6 address %q", s.Addr)
+			p.semantic(apos, "invalid IPv6 address %s", shorten(s.Addr))
 		}
 	default:
 		p.semantic(fpos, "unsupported sa_family %s: expected AF_INET or AF_INET6", s.Family)
@@ -905,7 +914,7 @@ func (p *parser) parsePacket() *Packet {
 			}
 			e.Info = p.parseOptIPInfo()
 			if p.tok.kind != want {
-				p.expected(fmt.Sprintf("source address after %q", t.raw))
+				p.expected(fmt.Sprintf("source address after %s", shorten(t.raw)))
 			}
 			e.Src = p.tok.text
 			p.next()

@@ -150,7 +150,7 @@ func TestWholeFileErrors(t *testing.T) {
 		{"empty", "", "test.pkt:1:1: script has no events"},
 		{"comments only", "// nothing\n/* here */\n", "test.pkt:3:1: script has no events"},
 		{"options only", "--mss=1000\n", "script has no events"},
-		{"binary", "0 socket(\x00\x01\x02", "test.pkt:1:10: binary file: NUL byte"},
+		{"binary", "0 socket(\x00\x01\x02", "test.pkt:1:10: binary file (NUL byte): not a packetdrill script"},
 		{"invalid utf8", "0 close(3) = 0\n\xfe\xff", "test.pkt:2:1: invalid UTF-8"},
 		{"unterminated command", "0 `echo", "test.pkt:1:3: command not terminated"},
 		{"unterminated code", "0 %{ x", "code block not terminated"},
