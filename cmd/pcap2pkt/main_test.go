@@ -91,6 +91,7 @@ func TestCheck(t *testing.T) {
 		{"unknown flag", []string{"check", "--frobnicate", good}, exitInput, []string{"-frobnicate", "pcap2pkt check --help"}},
 		{"binary file", []string{"check", writeTemp(t, "bin.pkt", "\x7fELF\x00\x01")}, exitInput, []string{"bin.pkt:"}},
 		{"empty file", []string{"check", writeTemp(t, "empty.pkt", "")}, exitInput, []string{"empty.pkt:"}},
+		{"10 MB line", []string{"check", writeTemp(t, "long.pkt", "0 "+strings.Repeat("x", 10<<20)+"\n")}, exitInput, []string{"long.pkt:1:", `xxx..."`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -100,6 +101,9 @@ func TestCheck(t *testing.T) {
 			}
 			if out != "" {
 				t.Errorf("stdout %q, want nothing", out)
+			}
+			if len(errs) > 300 {
+				t.Errorf("stderr is %d bytes long; messages must quote long input shortened", len(errs))
 			}
 			for _, s := range c.stderrIn {
 				if !strings.Contains(errs, s) {
