@@ -1,0 +1,308 @@
+//go:build linux
+
+package main
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel has no netem, so the impaired path is a forwarder in a middle
+// namespace: two AF_PACKET sockets, one on each veth, that pass Ethernet
+// frames across with a delay, and drop, hold back (reorder) or duplicate
+// TCP segments by a seeded random source. SYNs pass untouched so that
+// every connection is established without a one-second SYN timeout.
+
+// impairment is what the forwarder does to each direction.
+type impairment struct {
+	delay   time.Duration // one way, every frame
+	loss    float64       // probability of dropping a TCP segment
+	reorder float64       // probability of holding a TCP segment back by reorderBy
+	dup     float64       // probability of sending a TCP segment twice
+	seed    uint64
+}
+
+// reorderBy is how long a held-back segment waits on top of the delay: far
+// more than the gap between two back-to-back segments of a bulk transfer.
+const reorderBy = 4 * time.Millisecond
+
+// forwarder passes frames between two interfaces of one namespace.
+type forwarder struct {
+	imp     impairment
+	fds     [2]int
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	counts  map[string]int // what was done, for the test log
+}
+
+func startForwarder(a, b link, imp impairment) (*forwarder, error) {
+	f := &forwarder{imp: imp, fds: [2]int{-1, -1}, counts: map[string]int{}}
+	for i, l := range []link{a, b} {
+		err := inNS(l.ns, func() error {
+			ifi, err := net.InterfaceByName(l.name)
+			if err != nil {
+				return err
+			}
+			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+			if err != nil {
+				return err
+			}
+			f.fds[i] = fd
+			if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+				return err
+			}
+			tv := unix.NsecToTimeval(int64(20 * time.Millisecond))
+			if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+				return err
+			}
+			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+		})
+		if err != nil {
+			f.closeFDs()
+			return nil, fmt.Errorf("forwarder on %s: %w", l.name, err)
+		}
+	}
+	for dir := 0; dir < 2; dir++ {
+		q := &frameQueue{kick: make(chan struct{}, 1)}
+		rng := rand.New(rand.NewPCG(imp.seed, uint64(dir)))
+		f.wg.Add(2)
+		go f.receive(f.fds[dir], q, rng)
+		go f.send(f.fds[1-dir], q)
+	}
+	return f, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func (f *forwarder) count(what string) {
+	f.mu.Lock()
+	f.counts[what]++
+	f.mu.Unlock()
+}
+
+// Counts reports how many segments were dropped, held back and duplicated.
+func (f *forwarder) Counts() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fmt.Sprintf("forwarded %d, dropped %d, reordered %d, duplicated %d",
+		f.counts["forward"], f.counts["drop"], f.counts["reorder"], f.counts["dup"])
+}
+
+func (f *forwarder) stop() {
+	if f.stopped.Swap(true) {
+		return
+	}
+	f.wg.Wait()
+	f.closeFDs()
+}
+
+func (f *forwarder) closeFDs() {
+	for _, fd := range f.fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// receive reads frames arriving on fd and queues them for the other side.
+func (f *forwarder) receive(fd int, q *frameQueue, rng *rand.Rand) {
+	defer f.wg.Done()
+	buf := make([]byte, 65536)
+	for !f.stopped.Load() {
+		n, from, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue // the receive timeout, to look at stopped
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue // our own transmission on this side
+		}
+		frame := append([]byte(nil), buf[:n]...)
+		due := time.Now().Add(f.imp.delay)
+		tcp := fixTCPChecksum(frame)
+		if tcp && !isSYN(frame) {
+			if rng.Float64() < f.imp.loss {
+				f.count("drop")
+				continue
+			}
+			if rng.Float64() < f.imp.reorder {
+				f.count("reorder")
+				due = due.Add(reorderBy)
+			}
+			if rng.Float64() < f.imp.dup {
+				f.count("dup")
+				q.push(due, frame)
+			}
+		}
+		f.count("forward")
+		q.push(due, frame)
+	}
+}
+
+// send writes queued frames to fd when they are due.
+func (f *forwarder) send(fd int, q *frameQueue) {
+	defer f.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for !f.stopped.Load() {
+		wait := 20 * time.Millisecond
+		for {
+			frame, next, ok := q.popDue(time.Now())
+			if !ok {
+				if !next.IsZero() {
+					wait = min(wait, time.Until(next))
+				}
+				break
+			}
+			unix.Write(fd, frame) // a lost frame is what this path does anyway
+		}
+		timer.Reset(wait)
+		select {
+		case <-q.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+// frameQueue orders frames by due time, then by arrival.
+type frameQueue struct {
+	mu   sync.Mutex
+	h    frameHeap
+	n    uint64
+	kick chan struct{}
+}
+
+type queued struct {
+	due   time.Time
+	n     uint64
+	frame []byte
+}
+
+type frameHeap []queued
+
+func (h frameHeap) Len() int { return len(h) }
+func (h frameHeap) Less(i, j int) bool {
+	if !h[i].due.Equal(h[j].due) {
+		return h[i].due.Before(h[j].due)
+	}
+	return h[i].n < h[j].n
+}
+func (h frameHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *frameHeap) Push(x any)   { *h = append(*h, x.(queued)) }
+func (h *frameHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func (q *frameQueue) push(due time.Time, frame []byte) {
+	q.mu.Lock()
+	q.n++
+	heap.Push(&q.h, queued{due, q.n, frame})
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// popDue returns the first frame due by now, or the time the next one is.
+func (q *frameQueue) popDue(now time.Time) (frame []byte, next time.Time, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.h) == 0 {
+		return nil, time.Time{}, false
+	}
+	if q.h[0].due.After(now) {
+		return nil, q.h[0].due, false
+	}
+	return heap.Pop(&q.h).(queued).frame, time.Time{}, true
+}
+
+// tcpOffset returns where the TCP header of an Ethernet frame starts and
+// the IP version, or 0 if the frame is not TCP over IPv4/IPv6.
+func tcpOffset(frame []byte) (int, int) {
+	if len(frame) < 14 {
+		return 0, 0
+	}
+	ip := frame[14:]
+	switch binary.BigEndian.Uint16(frame[12:]) {
+	case 0x0800:
+		if len(ip) < 20 || ip[9] != unix.IPPROTO_TCP {
+			return 0, 0
+		}
+		hl := int(ip[0]&0xf) * 4
+		if len(ip) < hl+20 {
+			return 0, 0
+		}
+		return 14 + hl, 4
+	case 0x86dd:
+		if len(ip) < 60 || ip[6] != unix.IPPROTO_TCP {
+			return 0, 0
+		}
+		return 14 + 40, 6
+	}
+	return 0, 0
+}
+
+func isSYN(frame []byte) bool {
+	off, _ := tcpOffset(frame)
+	return off > 0 && frame[off+13]&0x02 != 0
+}
+
+// fixTCPChecksum fills in the TCP checksum of a TCP frame: a frame read
+// from a veth whose peer offloads checksums carries only the pseudo-header
+// sum, and the receiving stack would drop it. It reports whether the frame
+// is TCP.
+func fixTCPChecksum(frame []byte) bool {
+	off, v := tcpOffset(frame)
+	if off == 0 {
+		return false
+	}
+	ip := frame[14:]
+	var seg []byte
+	var sum uint32
+	if v == 4 {
+		total := int(binary.BigEndian.Uint16(ip[2:]))
+		if total > len(ip) || total < off-14 {
+			return false
+		}
+		seg = ip[off-14 : total]
+		sum = sumWords(ip[12:20], 0)
+	} else {
+		plen := int(binary.BigEndian.Uint16(ip[4:]))
+		if 40+plen > len(ip) {
+			return false
+		}
+		seg = ip[40 : 40+plen]
+		sum = sumWords(ip[8:40], 0)
+	}
+	sum += unix.IPPROTO_TCP + uint32(len(seg))
+	seg[16], seg[17] = 0, 0
+	sum = sumWords(seg, sum)
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(seg[16:], ^uint16(sum))
+	return true
+}
+
+func sumWords(b []byte, sum uint32) uint32 {
+	for len(b) >= 2 {
+		sum += uint32(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	return sum
+}
