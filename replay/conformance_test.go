@@ -32,12 +32,12 @@ import (
 // ("blocking,close").
 
 const (
-	conformanceRoot     = "../../shared/conformance/packetdrill/gtests/net"
-	conformanceVerdicts = "../../shared/conformance/reference-verdicts.tsv"
+	conformanceRoot      = "../../shared/conformance/packetdrill/gtests/net"
+	conformanceVerdicts  = "../../shared/conformance/reference-verdicts.tsv"
 	conformanceFamilyEnv = "PCAP2PKT_CONFORMANCE_FAMILY"
-	conformanceEnv      = "PCAP2PKT_CONFORMANCE"
-	conformanceChildEnv = "PCAP2PKT_CONFORMANCE_SCRIPT"
-	allowedCCPath       = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
+	conformanceEnv       = "PCAP2PKT_CONFORMANCE"
+	conformanceChildEnv  = "PCAP2PKT_CONFORMANCE_SCRIPT"
+	allowedCCPath        = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
 )
 
 // conformanceArgs are upstream's arguments per family (run_all.py).
