@@ -99,7 +99,9 @@ func synthAction(c *cli.Context) error {
 	}
 	defer in.Close()
 	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial")}
-	results, rerr := synth.File(name, in, fo, opts)
+	src, stop := withProgress(in, name, c.App.ErrWriter)
+	results, rerr := synth.File(name, src, fo, opts)
+	stop()
 	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
 		return captureError(rerr)
 	}
@@ -249,7 +251,9 @@ and which side was taken as the kernel under test, and why.
 				return err
 			}
 			defer in.Close()
-			flows, _, rerr := capture.ReadFlows(in, name, fo)
+			src, stop := withProgress(in, name, c.App.ErrWriter)
+			flows, _, rerr := capture.ReadFlows(src, name, fo)
+			stop()
 			if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
 				return captureError(rerr)
 			}
