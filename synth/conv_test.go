@@ -216,12 +216,12 @@ func TestConversations(t *testing.T) {
 		want:  []string{"> S 0:0(0) <...>", "+0 close(3) = 0", "< S. 0:0(0) ack 1 win 4000 <mss 1000>", "+0 > R 1:1(0)"},
 		never: []string{"fcntl(3, F_SETFL, O_RDWR) = 0", "SO_LINGER"},
 	}, {
-		name: "Fast Open server: the SYN's data is read after accept", local: server,
+		name: "Fast Open server: accept with the SYN's data, before the handshake completes", local: server,
 		segs: []seg{{flags: "S", n: 10, win: 4000, opts: mss1000},
 			{srv: true, flags: "S.", ack: 11, win: 4000, opts: mss1000, dt: 50 * time.Microsecond},
 			{flags: ".", seq: 11, ack: 1, win: 4000, dt: ms}},
-		want: []string{"< S 0:10(10) win 4000 <mss 1000>", "+0 > S. 0:0(0) ack 11 <...>", "< . 11:11(0) ack 1 win 4000",
-			"+0 accept(3, ..., ...) = 4", "+0 read(4, ..., 10) = 10"},
+		want: []string{"< S 0:10(10) win 4000 <mss 1000>", "+0 > S. 0:0(0) ack 11 <...>", "+0 accept(3, ..., ...) = 4",
+			"+0 read(4, ..., 10) = 10", "< . 11:11(0) ack 1 win 4000"},
 	}, {
 		name: "strict: outbound windows and options exact", local: server, opts: Options{Strict: true},
 		segs: handshake(),

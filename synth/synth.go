@@ -166,19 +166,21 @@ type builder struct {
 	lastInWin uint16 // its window field
 	zeroWin   int    // index in events of the inbound packet that closed the window, or -1
 
-	write      *parser.Syscall // the open write, while its segments keep coming
-	burst      *burst          // the expectation its segments are gathered into
-	tail       *writeTail      // the write's last expectation so far
-	ackedSince bool            // an ACK came in since the write's last segment
-	prevTime   time.Time       // time of the previous captured packet
-	multiSeg   bool            // an expectation holds more than one segment of data
+	write      *parser.Syscall      // the open write, while its segments keep coming
+	burst      *burst               // the expectation its segments are gathered into
+	tail       *writeTail           // the write's last expectation so far
+	ackedSince bool                 // an ACK came in since the write's last segment
+	writeEnd   capture.Seq          // where the open write\'s data ends
+	writeEnds  map[capture.Seq]bool // where the script\'s writes end (PSH goes there)
+	prevTime   time.Time            // time of the previous captured packet
+	multiSeg   bool                 // an expectation holds more than one segment of data
 	writeN     int64
 	lastData   *capture.FlowPacket
 }
 
 func newBuilder(f *capture.Flow, opts Options) *builder {
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(),
-		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}}
+		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[capture.Seq]bool{}}
 	b.server = f.Local == capture.SideB
 	if f.HasISN[b.local] {
 		b.localISN = f.ISN[b.local]
@@ -613,6 +615,15 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		}
 	}
 	if pk := b.packet(p, false); pk != nil {
+		if fresh == 0 && p.PayloadLen > 0 && !b.opts.Strict {
+			// A retransmission carries PSH where a script write ended, in
+			// the replay as in the kernel (tcp_fragment keeps it at the end).
+			fl := p.Flags &^ capture.FlagPSH
+			if b.writeEnds[end] {
+				fl |= capture.FlagPSH
+			}
+			pk.TCP.Flags = fl.String()
+		}
 		if joined && b.gather(p, pk) {
 			b.markTail(b.burst.pkt, b.burst.flags)
 		} else {
@@ -638,6 +649,12 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	}
 	if b.toBlocking && pureACK(p) {
 		b.switchToBlocking(p.Time)
+	}
+	if b.server && b.fd < 0 && !b.refused && fl.Has(capture.FlagSYN|capture.FlagACK) && b.remoteSYNData(p) {
+		// With Fast Open the connection is accepted with the SYN's data,
+		// before the handshake completes.
+		b.fd, b.established = 4, true
+		b.call(p.Time, "accept", 4, num(b.listenFD), any3(), any3())
 	}
 	if b.closeInSYNSent && fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagACK) && !b.closed {
 		b.comment("The kernel answers the SYN-ACK with a bare RST: the application closed the socket before it came.")
@@ -726,13 +743,19 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 		b.queued -= n
 		if fresh -= n; fresh == 0 {
 			b.tail = nil
+			if b.queued == 0 {
+				b.writeEnds[p.Seq.Add(uint32(p.PayloadLen))] = true
+			}
 			return false
 		}
 	}
+	end := p.Seq.Add(uint32(p.PayloadLen))
 	if b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) && (!b.ackedSince || b.writeN+fresh <= writeCap) {
 		b.writeN += fresh
 		b.setWriteN()
 		b.ackedSince = false
+		delete(b.writeEnds, b.writeEnd)
+		b.writeEnd, b.writeEnds[end] = end, true
 		return true
 	}
 	if b.fd < 0 || b.closed {
@@ -740,6 +763,7 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	}
 	b.closeWrite()
 	b.tail, b.ackedSince = nil, false
+	b.writeEnd, b.writeEnds[end] = end, true
 	b.write = b.call(p.Time, "write", fresh, num(b.fd), any3(), num(fresh))
 	b.writeN = fresh
 	b.setWriteN()
