@@ -111,9 +111,9 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 		return nil, fmt.Errorf("%s: empty file", name)
 	}
 	if len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(rd.br)
-		if err != nil {
-			return nil, rd.headerDamage("gzip: "+err.Error(), err)
+		gz, gerr := gzip.NewReader(rd.br)
+		if gerr != nil {
+			return nil, rd.headerDamage("gzip: "+gerr.Error(), gerr)
 		}
 		rd.count = &countingReader{r: gz}
 		rd.br = bufio.NewReaderSize(rd.count, bufSize)

@@ -508,7 +508,6 @@ func (p *parser) enter() {
 // reference's grammar (which shifts on conflicts) does.
 func (p *parser) parseExpr() Expr {
 	var operands []Expr
-	var ops []Pos
 	saved := p.depth
 	for {
 		p.enter()
@@ -516,7 +515,6 @@ func (p *parser) parseExpr() Expr {
 		if !p.tok.is('|') {
 			break
 		}
-		ops = append(ops, p.tok.pos)
 		p.next()
 	}
 	p.depth = saved
