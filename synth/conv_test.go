@@ -27,6 +27,7 @@ type seg struct {
 	dt       time.Duration
 	opts     []layers.TCPOption
 	copy     bool // the previous packet captured again (same IP ID)
+	dir      byte // with any seg setting it, the file is LINUX_SLL: 0 to us, 4 outgoing
 }
 
 const cliISN, srvISN = 1000, 5000
@@ -36,7 +37,15 @@ func conversation(t testing.TB, segs []seg) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := pcapgo.NewWriter(&buf)
-	if err := w.WriteFileHeader(65536, layers.LinkTypeEthernet); err != nil {
+	sll := false
+	for _, s := range segs {
+		sll = sll || s.dir != 0
+	}
+	lt := layers.LinkTypeEthernet
+	if sll {
+		lt = layers.LinkTypeLinuxSLL
+	}
+	if err := w.WriteFileHeader(65536, lt); err != nil {
 		t.Fatal(err)
 	}
 	cli, srv := net.IPv4(10, 0, 0, 1), net.IPv4(10, 0, 0, 2)
@@ -81,8 +90,14 @@ func conversation(t testing.TB, segs []seg) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ci := gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(sb.Bytes()), Length: len(sb.Bytes())}
-		if err := w.WritePacket(ci, sb.Bytes()); err != nil {
+		frame := sb.Bytes()
+		if sll {
+			// LINUX_SLL: packet type, ARPHRD_ETHER, address length and
+			// address, protocol; then the IP packet.
+			frame = append([]byte{0, s.dir, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 8, 0}, frame[14:]...)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(frame), Length: len(frame)}
+		if err := w.WritePacket(ci, frame); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -155,13 +170,21 @@ func TestConversations(t *testing.T) {
 		want: []string{"accept(3, ..., ...) = 4", "< P. 501:1001(500) ack 1 win 4000", "< . 1:501(500) ack 1 win 4000",
 			"< . 1:501(500) ack 1 win 4000", "+0 > . 1:1(0) ack 1001", "+0 read(4, ..., 1000) = 1000"},
 	}, {
-		name: "a packet captured twice is left out", local: server,
+		name: "a packet seen leaving and arriving (-i any on loopback) is left out", local: server,
 		segs: append(handshake(),
-			seg{flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms, dir: 4},
 			seg{flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: 5 * time.Microsecond, copy: true},
-			seg{srv: true, flags: ".", seq: 1, ack: 11, win: 4000, dt: 10 * time.Microsecond}),
+			seg{srv: true, flags: ".", seq: 1, ack: 11, win: 4000, dt: 10 * time.Microsecond, dir: 4}),
 		want:  []string{"+0.001000 < P. 1:11(10) ack 1 win 4000", "+0 > . 1:1(0) ack 11", "+0 read(4, ..., 10) = 10"},
 		never: []string{"+0.000005 <"},
+	}, {
+		name: "identical duplicate ACKs are all kept", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1, ack: 1, win: 4000, dt: 100 * ms},
+			seg{flags: ".", seq: 1, ack: 1, win: 4000, copy: true},
+			seg{flags: ".", seq: 1, ack: 1, win: 4000, copy: true}),
+		want: []string{"+0.100000 < . 1:1(0) ack 1 win 4000", "+0 < . 1:1(0) ack 1 win 4000", "+0 < . 1:1(0) ack 1 win 4000"},
 	}, {
 		name: "data after close draws the kernel's RST: close, not shutdown", local: server,
 		segs: append(handshake(),

@@ -110,7 +110,7 @@ func (b *builder) artefacts() []string {
 	add(c.partialCsum, "%d packet(s) with unfilled TCP checksums (TX checksum offload on the capturing host): irrelevant to the script.", c.partialCsum)
 	add(c.truncated, "%d packet(s) cut by the snaplen: payload lengths taken from the IP headers.", c.truncated)
 	add(c.backwards, "%d packet(s) time-stamped before the packet captured ahead of them: written at +0.", c.backwards)
-	add(c.dup, "%d packet(s) captured twice (once per interface crossed): the copies are left out.", c.dup)
+	add(c.dup, "%d packet(s) captured twice (leaving and arriving, as -i any shows loopback): the copies are left out.", c.dup)
 	add(c.wraps, "%d packet(s) left out: their sequence range wraps past 2^32 relative to the ISN (over 4 GiB sent, or garbage).", c.wraps)
 	add(c.unknownOpt, "%d packet(s) with TCP options the script language cannot express: left out (see the comments).", c.unknownOpt)
 	if b.teardown >= 0 {

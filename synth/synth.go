@@ -90,16 +90,17 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 	return b.script(), nil
 }
 
-// dupWindow is how close in time two identical packets must be to count as
-// one packet captured twice.
+// dupWindow is how close in time two copies of a packet must be to count
+// as one packet captured twice.
 const dupWindow = time.Millisecond
 
-// duplicate reports whether p is q captured a second time (tcpdump -i any
-// sees a packet on each interface it crosses): same sender, header fields,
-// options and IPv4 ID, within dupWindow, with nothing in between. A real
-// retransmission cannot come so soon with nothing from the peer between.
+// duplicate reports whether p is q captured a second time: tcpdump -i any
+// on loopback sees each packet leave and arrive. The capture must mark the
+// two copies with opposite directions; identical header fields alone do
+// not make a copy (packetdrill injects its duplicate ACKs with IP ID 0).
 func duplicate(q, p *capture.FlowPacket) bool {
-	return p.From == q.From && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
+	return p.From == q.From && p.CaptureDir != q.CaptureDir && p.CaptureDir != capture.DirUnknown &&
+		q.CaptureDir != capture.DirUnknown && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
 		p.PayloadLen == q.PayloadLen && p.Window == q.Window && p.IPID == q.IPID &&
 		p.IPVersion == q.IPVersion && string(p.RawOptions()) == string(q.RawOptions()) &&
 		p.Time.Sub(q.Time) <= dupWindow && !p.Time.Before(q.Time)
