@@ -89,28 +89,10 @@ func synthAction(c *cli.Context) error {
 		return failf(exitInput, "want one capture, got %d arguments (see 'pcap2pkt --help')", c.NArg())
 	}
 	name := c.Args().First()
-	fo, err := flowOptions(c)
-	if err != nil {
-		return err
-	}
-	in, err := openCapture(c, name)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial")}
-	src, stop := withProgress(in, name, c.App.ErrWriter)
-	results, rerr := synth.File(name, src, fo, opts)
-	stop()
-	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
-		return captureError(rerr)
-	}
-	if rerr != nil {
-		// Damaged: say so first, then still write what came before.
-		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (using the %d connection(s) read before it)\n", rerr, len(results))
-	}
-	if len(results) == 0 {
-		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
+	results, rerr, err := synthesiseCapture(c, name, opts, "using")
+	if err != nil {
+		return err
 	}
 
 	out := c.String("output")
@@ -134,6 +116,35 @@ func synthAction(c *cli.Context) error {
 		return withCode(exitInput, err)
 	}
 	return captureExit(rerr)
+}
+
+// synthesiseCapture reads the capture named on the command line and
+// synthesises each of its connections. rerr is the capture's damage, if
+// any (already reported: verb says what is done with the connections read
+// before it); err ends the command.
+func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb string) (results []synth.Result, rerr, err error) {
+	fo, err := flowOptions(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	in, err := openCapture(c, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer in.Close()
+	src, stop := withProgress(in, name, c.App.ErrWriter)
+	results, rerr = synth.File(name, src, fo, opts)
+	stop()
+	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
+		return nil, nil, captureError(rerr)
+	}
+	if rerr != nil {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (%s the %d connection(s) read before it)\n", rerr, verb, len(results))
+	}
+	if len(results) == 0 {
+		return nil, nil, withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
+	}
+	return results, rerr, nil
 }
 
 // captureExit is the exit status after output was written: 4 when the

@@ -57,21 +57,9 @@ func verifyAction(c *cli.Context) error {
 		return failf(exitInput, "verify: want one capture (usage: pcap2pkt verify [flags] CAPTURE)")
 	}
 	name := c.Args().First()
-	fo, err := flowOptions(c)
+	results, rerr, err := synthesiseCapture(c, name, synth.Options{Strict: c.Bool("strict")}, "verifying")
 	if err != nil {
 		return err
-	}
-	in, err := openCapture(c, name)
-	if err != nil {
-		return err
-	}
-	results, rerr := synth.File(name, in, fo, synth.Options{Strict: c.Bool("strict")})
-	in.Close()
-	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
-		return captureError(rerr)
-	}
-	if rerr != nil {
-		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (verifying the %d connection(s) read before it)\n", rerr, len(results))
 	}
 	if c.IsSet("flow") {
 		var only []synth.Result
@@ -84,9 +72,6 @@ func verifyAction(c *cli.Context) error {
 			return failf(exitInput, "no flow %d: the capture has %d TCP connection(s) (see 'pcap2pkt flows')", c.Int("flow"), len(results))
 		}
 		results = only
-	}
-	if len(results) == 0 {
-		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
 	}
 	if err := canReplay(); err != nil {
 		return withCode(exitEnv, err)
