@@ -23,8 +23,9 @@ import (
 // compares with the reference's verdicts on this kind of machine. It fails
 // only when a script listed in testdata/conformance-<family>.txt (the
 // scripts we pass) fails, so it guards against regressions while the rest
-// is reported. The family is ipv4 unless PCAP2PKT_CONFORMANCE_FAMILY says
-// ipv4-mapped-ipv6 or ipv6.
+// is reported. The family is ipv4 unless PCAP2PKT_CONFORMANCE_FAMILY names
+// others: a comma-separated list of ipv4, ipv4-mapped-ipv6 and ipv6, or
+// "all" (one subtest per family; each takes about as long as ipv4).
 //
 // It needs root and /dev/net/tun, takes minutes, and changes a host-wide
 // sysctl for its duration, so it runs only when PCAP2PKT_CONFORMANCE is set:
@@ -63,16 +64,34 @@ var conformanceArgs = map[string][]string{
 }
 
 // conformanceFamily is the family of the run: PCAP2PKT_CONFORMANCE_FAMILY,
-// ipv4 by default.
+// ipv4 by default. The parent sets it for each child it starts.
 func conformanceFamily(t *testing.T) string {
-	f := os.Getenv(conformanceFamilyEnv)
-	if f == "" {
-		return "ipv4"
+	f := conformanceFamilies(t)
+	if len(f) != 1 {
+		t.Fatalf("%s=%s: a child runs one family", conformanceFamilyEnv, os.Getenv(conformanceFamilyEnv))
 	}
-	if _, ok := conformanceArgs[f]; !ok {
-		t.Fatalf("%s=%s: want ipv4, ipv4-mapped-ipv6 or ipv6", conformanceFamilyEnv, f)
+	return f[0]
+}
+
+// conformanceFamilies are the families PCAP2PKT_CONFORMANCE_FAMILY asks
+// for, in upstream's order.
+func conformanceFamilies(t *testing.T) []string {
+	v := os.Getenv(conformanceFamilyEnv)
+	switch v {
+	case "":
+		return []string{"ipv4"}
+	case "all":
+		return []string{"ipv4", "ipv4-mapped-ipv6", "ipv6"}
 	}
-	return f
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if _, ok := conformanceArgs[f]; !ok {
+			t.Fatalf("%s=%s: want all or a list of ipv4, ipv4-mapped-ipv6, ipv6", conformanceFamilyEnv, v)
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // expectedPath lists the scripts a family passes.
@@ -194,12 +213,24 @@ func TestConformance(t *testing.T) {
 			folders[strings.TrimSpace(f)] = true
 		}
 	}
-	family := conformanceFamily(t)
-	verdicts := readVerdicts(t, family)
-	expected := readExpected(t, family)
+	families := conformanceFamilies(t)
 	scripts := conformanceScripts(t, folders)
 	root := copyCorpus(t)
 	defer ensureCubicAllowed(t)()
+	if len(families) == 1 {
+		conformanceRun(t, families[0], root, scripts)
+		return
+	}
+	for _, family := range families {
+		t.Run(family, func(t *testing.T) { conformanceRun(t, family, root, scripts) })
+	}
+}
+
+// conformanceRun runs the scripts (relative to root, a copy of the corpus)
+// for one family and fails on regressions from its list of passes.
+func conformanceRun(t *testing.T, family, root string, scripts []string) {
+	verdicts := readVerdicts(t, family)
+	expected := readExpected(t, family)
 
 	type count struct{ ours, ref, total int }
 	perFolder := map[string]*count{}
@@ -222,13 +253,13 @@ func TestConformance(t *testing.T) {
 			c.ref++
 		}
 		timeout := time.Duration(max(3*ref.wall, 30) * float64(time.Second))
-		ok, out := runConformanceChild(t, filepath.Join(root, rel), timeout)
+		ok, out := runConformanceChild(t, family, filepath.Join(root, rel), timeout)
 		timing.add(out)
 		// A listed script gets two more tries: on a shared machine a
 		// timing failure is often the machine's, not the engine's.
 		for try := 0; !ok && expected[rel] && try < 2; try++ {
 			t.Logf("listed script %s failed, retrying:\n%s", rel, lastLines(out, 4))
-			ok, out = runConformanceChild(t, filepath.Join(root, rel), timeout)
+			ok, out = runConformanceChild(t, family, filepath.Join(root, rel), timeout)
 		}
 		if ok {
 			c.ours++
@@ -304,13 +335,14 @@ func copyCorpus(t *testing.T) string {
 	return dst
 }
 
-// runConformanceChild runs one script (an absolute path) in a fresh sandbox.
-func runConformanceChild(t *testing.T, path string, timeout time.Duration) (bool, string) {
+// runConformanceChild runs one script (an absolute path) for a family in a
+// fresh sandbox.
+func runConformanceChild(t *testing.T, family, path string, timeout time.Duration) (bool, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	os.Setenv(conformanceChildEnv, path)
-	defer os.Unsetenv(conformanceChildEnv)
+	t.Setenv(conformanceChildEnv, path)
+	t.Setenv(conformanceFamilyEnv, family)
 	var out bytes.Buffer
 	code, err := RunSandboxed(ctx, []string{"-test.run=^TestConformanceChild$", "-test.v", "-test.count=1"}, nil, &out, &out)
 	if err != nil {
