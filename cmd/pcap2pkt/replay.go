@@ -68,6 +68,7 @@ func replayCommand() *cli.Command {
 	flags := append(append(referenceFlags(), suiteFlags()...), defineFlag,
 		&cli.StringFlag{Name: "capture", Usage: "write every packet that crossed the TUN device to `FILE` (pcap, LINUX_SLL2 with directions)"},
 		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a script after `DURATION`"},
+		&cli.BoolFlag{Name: "stats", Usage: "print how far packets and calls were from their scheduled times (p50, p99, max)"},
 	)
 	return &cli.Command{
 		Name:      "replay",
@@ -271,7 +272,16 @@ func replayInSandbox(c *cli.Context, cfg *replay.Config) error {
 			}
 		}()
 	}
-	if err := replay.Run(c.Context, s, cfg, env); err != nil {
+	var stats timingStats
+	if c.Bool("stats") {
+		env.Timing = stats.add
+	}
+	start := time.Now()
+	err = replay.Run(c.Context, s, cfg, env)
+	if c.Bool("stats") {
+		stats.write(c.App.ErrWriter, time.Since(start))
+	}
+	if err != nil {
 		fmt.Fprintln(c.App.ErrWriter, err)
 		return &exitError{code: exitFail, err: errors.New("")}
 	}

@@ -17,11 +17,16 @@ const seedScript = "../../../shared/seed/article.pkt"
 func buildCLI(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "pcap2pkt")
+	buildCLITo(t, bin)
+	return bin
+}
+
+func buildCLITo(t testing.TB, bin string) {
+	t.Helper()
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin
 }
 
 func requireReplay(t *testing.T) {
@@ -31,7 +36,7 @@ func requireReplay(t *testing.T) {
 	}
 }
 
-func execCLI(t *testing.T, bin string, args ...string) (code int, stdout, stderr string) {
+func execCLI(t testing.TB, bin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	var out, errw bytes.Buffer
