@@ -124,6 +124,7 @@ func (b *builder) artefacts() []string {
 // order, which is how the printer interleaves comments with events.
 func (b *builder) script() *parser.Script {
 	deltas := make([]int64, len(b.events))
+	ends := make([]int64, len(b.events)) // end of a time range; 0 for none
 	for i := 1; i < len(b.events); i++ {
 		e := b.events[i]
 		d := e.at.Sub(b.events[i-1].at).Microseconds()
@@ -133,6 +134,12 @@ func (b *builder) script() *parser.Script {
 		}
 		if e.react && d < toleranceUsecs {
 			d = 0
+		}
+		switch {
+		case e.ack && d == 0 && e.afterFIN:
+			ends[i] = finAckSlack
+		case e.ack && d >= toleranceUsecs:
+			ends[i] = d + ackSlack
 		}
 		deltas[i] = d
 	}
@@ -167,8 +174,11 @@ func (b *builder) script() *parser.Script {
 		addComments(e.comments)
 		pos := next()
 		t := parser.Time{Pos: pos, Kind: parser.TimeRelative, Usecs: deltas[i]}
-		if i == 0 {
+		switch {
+		case i == 0:
 			t.Kind = parser.TimeAbsolute
+		case ends[i] > 0:
+			t.Kind, t.End = parser.TimeRelativeRange, ends[i]
 		}
 		s.Events = append(s.Events, &parser.Event{Pos: pos, Time: t, Action: e.action})
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
@@ -38,6 +39,16 @@ const toleranceUsecs = 4000
 // would stall the script (the reference runs such calls inline). The
 // buffer starts at about 20 segments' worth (tcp_sndbuf_expand).
 const writeCap = 16 << 10
+
+// Delayed ACKs leave on a timer with jiffy granularity (4 ms at HZ=250)
+// and under the machine's load: an outbound pure ACK that came late in the
+// capture is expected in a range from its captured delay to ackSlack
+// later, and the ACK of a FIN (which Linux delays in interactive mode, by a
+// few milliseconds) from +0 to finAckSlack.
+const (
+	ackSlack    = 8000
+	finAckSlack = 8000
+)
 
 // readChunk bounds the bytes one read covers while inbound data keeps
 // coming: a replayed receiver that reads late would see its window close
@@ -115,6 +126,9 @@ type event struct {
 	// it: written at +0 when it came within the tolerance, since the delay
 	// seen is the capturing host's scheduling, not the protocol's.
 	react bool
+	// ack marks an outbound pure ACK, whose timing follows the kernel's
+	// delayed-ACK timer; afterFIN one that answers an inbound FIN.
+	ack, afterFIN bool
 }
 
 // span is a range of sequence space [start, end).
@@ -376,10 +390,12 @@ func (b *builder) prelude() {
 }
 
 // maybeFlushRead emits the read for the inbound data received so far
-// unless p continues the burst: more inbound data (up to readChunk), or a
-// pure ACK the kernel sends for it, or anything inbound while the local
-// side advertises a zero window. A window update is not part of it: the
-// kernel sends one because the application read.
+// unless p continues the burst: more inbound data (up to readChunk), a
+// delayed ACK the kernel sends for it, or anything inbound while the local
+// side advertises a zero window. The read comes before an ACK sent at once:
+// the kernel sends that one whether or not the application reads (quick
+// ACK), or because it read (tcp_cleanup_rbuf). A window update follows the
+// read that made room.
 func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	if b.unread == 0 {
 		return
@@ -388,13 +404,15 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	switch {
 	case in && p.PayloadLen > 0 && !fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagRST) && b.unread < readChunk:
 		return
-	case !in && pureACK(p) && !b.windowUpdate(p):
+	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time.Sub(b.prevTime) >= toleranceUsecs*time.Microsecond:
+		// A delayed ACK: the application had not read yet, or its read
+		// would have made the kernel ACK at once.
 		return
 	case in && b.outSeen && b.lastOutWin == 0:
 		// The local side advertises a zero window: its application is
 		// not reading; it reads where the window opens again.
 		return
-	case !in && pureACK(p):
+	case !in && pureACK(p) && b.windowUpdate(p):
 		// A window update follows the read that made room.
 		b.flushReadAt(p.Time)
 		return
@@ -628,8 +646,16 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		if joined && b.gather(p, pk) {
 			b.markTail(b.burst.pkt, b.burst.flags)
 		} else {
+			var prevFIN bool // the latest packet is an inbound FIN
+			for j := len(b.events) - 1; j >= 0; j-- {
+				if q, ok := b.events[j].action.(*parser.Packet); ok {
+					prevFIN = q.Dir == parser.Inbound && strings.Contains(q.TCP.Flags, "F")
+					break
+				}
+			}
 			e := b.emit(p.Time, pk)
 			e.react = react
+			e.ack, e.afterFIN = pureACK(p), pureACK(p) && prevFIN
 			b.noteTSVal(pk)
 			if fresh > 0 && int64(p.PayloadLen) == fresh {
 				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments), segs: 1, optLen: len(p.RawOptions())}
