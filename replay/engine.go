@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -386,6 +387,10 @@ func (e *engine) report(es *eventState, err error) error {
 		ee = &eventError{kind: fatalError, msg: err.Error(), err: err}
 	}
 	se := &ScriptError{File: e.script.File, Pos: es.ev.Pos, Msg: ee.msg, Detail: ee.detail, Err: ee.err}
+	if se.Detail == "" {
+		line, _, _ := strings.Cut(parser.FormatEvent(es.ev), "\n")
+		se.Detail = "  script line: " + line
+	}
 	if (ee.kind == packetError && e.cfg.NonFatalPacket) || (ee.kind == syscallError && e.cfg.NonFatalSyscall) {
 		fmt.Fprintf(e.env.Stderr, "%s (warning, continuing: --non_fatal)\n", se.Error())
 		return nil
