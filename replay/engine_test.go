@@ -386,3 +386,19 @@ func TestBlockingSyscall(t *testing.T) {
 		})
 	}
 }
+
+func TestOutboundAggregation(t *testing.T) {
+	src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0 < . 1:1(0) ack 1 win 1000\n+0 > P. 1:2001(2000) ack 1\n"
+	kernel := []kernelPacket{
+		{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, nil, 0)},
+		{0, kernelTCP(flagACK, kernelISN+1, 1, 64240, nil, 1000)},
+		{0, kernelTCP(flagACK|flagPSH, kernelISN+1001, 1, 64240, nil, 1000)},
+	}
+	if err, _ := fakeRun(t, src, kernel); err != nil {
+		t.Fatalf("two segments should make the expected packet: %v", err)
+	}
+	err, _ := fakeRun(t, src, kernel, "strict_segments=")
+	if err == nil || !strings.Contains(err.Error(), "test.pkt:7: error handling packet: live packet payload: expected 2000 bytes vs actual 1000 bytes") {
+		t.Fatalf("--strict_segments: got %v", err)
+	}
+}
