@@ -13,11 +13,12 @@ import (
 
 // Options configures the synthesis of one flow.
 type Options struct {
-	// Strict writes outbound windows and TCP options exactly as captured.
-	// By default outbound windows are left out (the reference then does not
-	// check them: they follow receive-buffer autotuning, which a replay does
-	// not reproduce) and outbound options are `<...>` unless timestamps make
-	// the exact list necessary (see outboundOptions).
+	// Strict writes outbound windows, TCP options, flags and segments
+	// exactly as captured. By default outbound windows are left out (the
+	// reference then does not check them: they follow receive-buffer
+	// autotuning, which a replay does not reproduce), outbound options are
+	// `<...>` unless the packet carries timestamps (see exactOptions), the
+	// segments of one write are one expectation and PSH marks write ends.
 	Strict bool
 	// AllowPartial synthesises a flow whose capture has no handshake, with a
 	// made-up handshake, instead of failing with ErrNoHandshake.
@@ -758,12 +759,15 @@ func (b *builder) switchToBlocking(at time.Time) {
 }
 
 // addWrite counts fresh bytes of segment p into the open write, or opens a
-// new write before p. A write ends where the kernel's segmentation shows
-// that the data it had ended (a PSH, a segment shorter than the MSS), where
-// anything comes in between, or after a pause longer than the tolerance.
-// Splitting more finely than the application did is harmless: each write
-// comes just before its bytes leave, so the kernel sends the same segments;
-// merging what it wrote separately would let the kernel send early.
+// new write before p; it reports whether p joined the open write. A write
+// ends where the kernel's segmentation shows that the data it had ended (a
+// PSH, a segment shorter than the MSS), where anything but a pure ACK comes
+// in between, where a segment leaves long after the packet before it, or
+// at writeCap bytes once ACKs came between its segments. Data sent right
+// after an ACK was queued: writing it with what came before keeps the
+// replayed kernel as cwnd-limited as the captured one (cwnd grows only
+// then). Splitting where the application may not have is otherwise
+// harmless: each write comes just before its bytes leave.
 func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	if b.queued > 0 {
 		n := min(b.queued, fresh)
