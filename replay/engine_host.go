@@ -93,44 +93,44 @@ func (h *systemHost) ThreadSleeping(tid int) bool {
 	return b[i+2] == 'S'
 }
 
-// jiffyTicks is how many clock-tick changes to watch before starting, and
-// jiffyOffset how far into the tick to start (the reference's values).
-const (
-	jiffyTicks  = 10
-	jiffyOffset = 250 * time.Microsecond
-)
+// jiffyOffset is how far into a kernel tick the script starts (the
+// reference's value).
+const jiffyOffset = 250 * time.Microsecond
 
-// jiffyPoll is how often StartTime reads times(2): fine enough to place
-// the start well inside the jiffy, coarse enough not to hog a CPU at
-// real-time priority (other runs may share the machine).
-const jiffyPoll = 50 * time.Microsecond
+// tickPoll is how often StartTime looks at the coarse clock while waiting
+// for a tick: the start lands jiffyOffset plus at most about this much
+// after the tick.
+const tickPoll = 50 * time.Microsecond
 
-// StartTime watches times(2), whose value moves at jiffy boundaries, and
-// returns an instant just after one, once it has arrived. A script whose
-// events fall on millisecond boundaries then does not straddle jiffies,
-// which would change the kernel's RTT and timer arithmetic.
+// maxTickWait bounds the wait for a tick (a tickless CPU may take a while
+// to tick again); past it the start is simply now.
+const maxTickWait = 50 * time.Millisecond
+
+// StartTime returns an instant jiffyOffset after a kernel tick, once it
+// has arrived, as the reference does: events at millisecond offsets from
+// the start then sit at a stable phase of the jiffy, so kernel timers
+// (delayed ACKs, RTO, RACK) fire at the same script times run after run.
+// CLOCK_MONOTONIC_COARSE moves only at ticks, so waiting for it to change
+// costs at most one tick (4 ms at HZ=250).
 func (h *systemHost) StartTime(c Clock) time.Time {
 	setRealtimePriority()
-	var tms unix.Tms
-	last, err := unix.Times(&tms)
-	if err != nil {
+	var coarse unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &coarse) != nil {
 		return c.Now()
 	}
-	start := c.Now()
-	pause := unix.NsecToTimespec(int64(jiffyPoll))
-	for n := 0; n < jiffyTicks; {
-		unix.Nanosleep(&pause, nil)
-		t, err := unix.Times(&tms)
-		if err != nil {
+	last := coarse
+	pause := unix.NsecToTimespec(int64(tickPoll))
+	giveUp := c.Now().Add(maxTickWait)
+	for coarse == last {
+		if c.Now().After(giveUp) {
 			return c.Now()
 		}
-		if t != last {
-			start = c.Now()
-			n++
+		unix.Nanosleep(&pause, nil)
+		if unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &coarse) != nil {
+			return c.Now()
 		}
-		last = t
 	}
-	start = start.Add(jiffyOffset)
+	start := c.Now().Add(jiffyOffset)
 	c.SleepUntil(context.Background(), start)
 	return start
 }
