@@ -286,13 +286,13 @@ func TestScriptRules(t *testing.T) {
 func TestSeqnum(t *testing.T) {
 	tests := []struct {
 		a, b seqnum
-		less bool
+		dist int32
 	}{
-		{1, 2, true}, {2, 1, false}, {0xffffffff, 0, true}, {0, 0xffffffff, false}, {5, 5, false},
+		{1, 2, -1}, {2, 1, 1}, {0xffffffff, 0, -1}, {0, 0xffffffff, 1}, {5, 5, 0},
 	}
 	for _, tc := range tests {
-		if got := tc.a.lessThan(tc.b); got != tc.less {
-			t.Errorf("%d < %d = %v", tc.a, tc.b, got)
+		if got := tc.a.dist(tc.b); got != tc.dist {
+			t.Errorf("%d - %d = %d, want %d", tc.a, tc.b, got, tc.dist)
 		}
 	}
 	if seqnum(0xfffffff0).add(0x20) != 0x10 {

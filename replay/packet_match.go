@@ -82,11 +82,11 @@ func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
 	if p.tcp == nil || sp.optionsAny {
 		return
 	}
-	sVal, sEcr, ok := findTS(sp.options)
+	sVal, ok := findTSVal(sp.options)
 	if !ok {
 		return
 	}
-	aVal, aEcr, ok := findTS(p.tcp.options)
+	aVal, ok := findTSVal(p.tcp.options)
 	if !ok {
 		return
 	}
@@ -94,7 +94,6 @@ func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
 	if !s.foundFirstTS {
 		s.foundFirstTS = true
 		s.firstScriptTSVal, s.firstActualTSVal = sVal, aVal
-		s.firstScriptTSEcr, s.firstActualTSEcr = sEcr, aEcr
 	}
 	opts := append([]byte(nil), p.tcp.options...)
 	_ = walkOptions(opts, func(kind byte, data []byte) error {
@@ -108,15 +107,15 @@ func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
 	p.tcp = &h
 }
 
-// findTS returns the TS val and ecr of an option list.
-func findTS(opts []byte) (val, ecr uint32, ok bool) {
+// findTSVal returns the TS val of an option list.
+func findTSVal(opts []byte) (val uint32, ok bool) {
 	_ = walkOptions(opts, func(kind byte, data []byte) error {
 		if kind == optKindTimestamp && len(data) == 8 {
-			val, ecr, ok = binary.BigEndian.Uint32(data), binary.BigEndian.Uint32(data[4:]), true
+			val, ok = binary.BigEndian.Uint32(data), true
 		}
 		return nil
 	})
-	return val, ecr, ok
+	return val, ok
 }
 
 // flagString prints TCP flags the way scripts write them (tcpdump's order).

@@ -10,6 +10,3 @@ func (v seqnum) add(d uint32) seqnum { return v + seqnum(d) }
 // dist is the signed distance from w to v (v - w), valid when the two are
 // less than 2^31 apart.
 func (v seqnum) dist(w seqnum) int32 { return int32(uint32(v) - uint32(w)) }
-
-// lessThan reports whether v comes before w.
-func (v seqnum) lessThan(w seqnum) bool { return v.dist(w) < 0 }

@@ -142,16 +142,6 @@ func (c *CallContext) ToLiveFD(scriptFD int) (int, error) {
 	return f.liveFD, nil
 }
 
-// ToScriptFD maps a live fd back to its script fd (for calls such as
-// poll and epoll that return fds).
-func (c *CallContext) ToScriptFD(liveFD int) (int, bool) {
-	f := c.e.fds.byLive(liveFD)
-	if f == nil {
-		return -1, false
-	}
-	return f.scriptFD, true
-}
-
 // ExpectedResult evaluates the script's expected return value.
 func (c *CallContext) ExpectedResult() (int64, error) {
 	return c.Eval.Int(c.Call.Result)
