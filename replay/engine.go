@@ -220,6 +220,7 @@ func (e *engine) run() error {
 	}
 	if e.env.Code != nil {
 		if err := e.env.Code.Finish(e.ctx); err != nil {
+			e.closeAll()
 			return &ScriptError{File: e.script.File, Msg: "error executing code: " + err.Error(), Err: err}
 		}
 	}
