@@ -402,3 +402,22 @@ func TestOutboundAggregation(t *testing.T) {
 		t.Fatalf("--strict_segments: got %v", err)
 	}
 }
+
+func TestCommands(t *testing.T) {
+	src := "0 `echo hello; echo 'sysctl: permission denied on key \"net.ipv4.tcp_congestion_control\"' >&2`\n+0 `exit 3`\n"
+	s, err := parser.ParseFile("cmd.pkt", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err = Run(context.Background(), s, NewConfig(), &Env{Device: NewFakeDevice(), Clock: NewFakeClock(), Host: &fakeHost{}, Stdout: &out, Stderr: &errOut, Dir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "cmd.pkt:2: error executing `exit 3` command: non-zero status 3") {
+		t.Errorf("got %v", err)
+	}
+	if out.String() != "hello\n" {
+		t.Errorf("stdout %q", out.String())
+	}
+	if !strings.Contains(errOut.String(), "cmd.pkt:1: warning: a sysctl of this command was refused") {
+		t.Errorf("no sysctl warning in stderr:\n%s", errOut.String())
+	}
+}
