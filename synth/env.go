@@ -54,10 +54,34 @@ func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
 	case b.server && !syn.Flags.Has(capture.FlagECE) && b.remoteSYN() != nil && b.remoteSYN().Flags&ecn == ecn:
 		e.addInit("sysctl -q net.ipv4.tcp_ecn=0", "The captured server ignored the client's ECN request: so does this one.")
 	}
-	if b.server && syn.Flags.Has(capture.FlagACK) && b.remoteSYNData(syn) {
-		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x602",
-			"The captured server took the data of the SYN (Fast Open): accept SYN data on every listener, with or without a valid cookie.")
+	if b.server && syn.Flags.Has(capture.FlagACK) && b.fastOpenChild(syn) {
+		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x602 net.ipv4.tcp_fastopen_key="+packetdrillTFOKey,
+			"The captured server opened the connection with the SYN (Fast Open): accept SYN data on every listener, "+
+				"with or without a valid cookie; the key is packetdrill's defaults.sh one, so that its cookies are valid.")
 	}
+}
+
+// packetdrillTFOKey is the Fast Open key of the reference's defaults.sh: a
+// capture of a packetdrill run carries cookies made with it.
+const packetdrillTFOKey = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
+
+// fastOpenChild reports whether the local server made the connection a
+// Fast Open one at the SYN: its SYN-ACK syn acknowledges data of the SYN,
+// or it sends data before the handshake's last ACK.
+func (b *builder) fastOpenChild(syn *capture.FlowPacket) bool {
+	if b.remoteSYNData(syn) {
+		return true
+	}
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		switch {
+		case p.From == b.remote && p.Flags.Has(capture.FlagACK) && !p.Flags.Has(capture.FlagSYN):
+			return false
+		case p.From == b.local && p.PayloadLen > 0 && !p.Flags.Has(capture.FlagSYN):
+			return true
+		}
+	}
+	return false
 }
 
 // remoteSYNData reports whether the local SYN-ACK syn acknowledges data

@@ -678,7 +678,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if b.toBlocking && pureACK(p) {
 		b.switchToBlocking(p.Time)
 	}
-	if b.server && b.fd < 0 && !b.refused && fl.Has(capture.FlagSYN|capture.FlagACK) && b.remoteSYNData(p) {
+	if b.server && b.fd < 0 && !b.refused && fl.Has(capture.FlagSYN|capture.FlagACK) && b.fastOpenChild(p) {
 		// With Fast Open the connection is accepted with the SYN's data,
 		// before the handshake completes.
 		b.fd, b.established = 4, true
