@@ -497,10 +497,12 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 	if !b.rcvInit {
 		return
 	}
-	seq := p.Seq
 	if p.Flags.Has(capture.FlagSYN) {
-		seq = seq.Add(1)
+		// Data in a SYN counts only once the SYN-ACK acknowledges it (a
+		// Fast Open server takes it; others drop it): see outbound.
+		return
 	}
+	seq := p.Seq
 	end := seq.Add(uint32(p.PayloadLen))
 	if p.PayloadLen > 0 {
 		b.trackData(p, seq, end)
@@ -677,6 +679,11 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	}
 	if b.toBlocking && pureACK(p) {
 		b.switchToBlocking(p.Time)
+	}
+	if fl.Has(capture.FlagSYN|capture.FlagACK) && b.rcvInit && b.rcvNxt.LessThan(p.Ack) && p.Ack.Diff(b.rcvNxt) < 1<<16 {
+		// The SYN-ACK takes the data of the SYN.
+		b.unread += int64(p.Ack.Diff(b.rcvNxt))
+		b.rcvNxt = p.Ack
 	}
 	if b.server && b.fd < 0 && !b.refused && fl.Has(capture.FlagSYN|capture.FlagACK) && b.fastOpenChild(p) {
 		// With Fast Open the connection is accepted with the SYN's data,
