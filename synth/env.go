@@ -36,6 +36,8 @@ type environment struct {
 	init    []string // shell commands run before the first event
 	initWhy []string // comments saying why
 	rcvbuf  int64    // SO_RCVBUF to set before listen/connect; 0 if none
+	// fastOpenConnect: the client asks for a Fast Open cookie on connect.
+	fastOpenConnect bool
 }
 
 func (e *environment) addInit(cmd, why string) {
@@ -53,6 +55,11 @@ func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
 		e.addInit("sysctl -q net.ipv4.tcp_ecn=1", "The captured client asked for ECN (SYN with ECE and CWR): enable it.")
 	case b.server && !syn.Flags.Has(capture.FlagECE) && b.remoteSYN() != nil && b.remoteSYN().Flags&ecn == ecn:
 		e.addInit("sysctl -q net.ipv4.tcp_ecn=0", "The captured server ignored the client's ECN request: so does this one.")
+	}
+	if o := syn.Options(); !b.server && o.FastOpen && !o.FastOpenExp && o.CookieLen == 0 && syn.PayloadLen == 0 {
+		// A cookie request without data: what connect() sends with
+		// TCP_FASTOPEN_CONNECT and no cookie cached.
+		b.env.fastOpenConnect = true
 	}
 	if b.server && syn.Flags.Has(capture.FlagACK) && b.fastOpenChild(syn) {
 		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x602 net.ipv4.tcp_fastopen_key="+packetdrillTFOKey,

@@ -385,6 +385,10 @@ func (b *builder) prelude() {
 		b.fd = 3
 		b.call(at, "socket", 3, any3(), word("SOCK_STREAM"), word("IPPROTO_TCP"))
 		b.rcvbufCall(3)
+		if b.env.fastOpenConnect {
+			b.comment("The captured SYN asks for a Fast Open cookie: the application connected with TCP_FASTOPEN_CONNECT.")
+			b.call(at, "setsockopt", 0, num(3), word("SOL_TCP"), word("TCP_FASTOPEN_CONNECT"), &parser.List{Elems: []parser.Expr{num(1)}}, num(4))
+		}
 		b.call(at, "fcntl", 0, num(3), word("F_SETFL"), or("O_RDWR", "O_NONBLOCK"))
 		b.callErr(at, "connect", "EINPROGRESS", "Operation now in progress", num(3), any3(), any3())
 	}
