@@ -167,6 +167,29 @@ func bulk(size int) exchange {
 	}
 }
 
+// upload: the client sends size bytes and shuts down writing; the server
+// reads them all, answers with 10 bytes and closes.
+func upload(size int) exchange {
+	return func(dial func() (*net.TCPConn, error), accept func() (*net.TCPConn, error)) error {
+		return pair(dial, accept,
+			func(c *net.TCPConn) error {
+				if err := write(c, size); err != nil {
+					return err
+				}
+				if err := c.CloseWrite(); err != nil {
+					return err
+				}
+				return readEOF(c, 10)
+			},
+			func(c *net.TCPConn) error {
+				if err := readEOF(c, size); err != nil {
+					return err
+				}
+				return write(c, 10)
+			})
+	}
+}
+
 // clientAbort: after one exchange the client closes with SO_LINGER 0 (a
 // RST); the server's next read fails with ECONNRESET.
 func clientAbort(dial func() (*net.TCPConn, error), accept func() (*net.TCPConn, error)) error {
@@ -249,6 +272,7 @@ type trafficCase struct {
 var trafficCases = []trafficCase{
 	{name: "request_response", run: requestResponse},
 	{name: "bulk_1MB", run: bulk(1 << 20)},
+	{name: "upload_1MB", run: upload(1 << 20)},
 	{name: "server_closes_first", run: serverClosesFirst},
 	{name: "client_abort_rst", run: clientAbort},
 	{name: "half_close", run: halfClose},
