@@ -10,8 +10,9 @@ import (
 
 // Header returns the header comment lines (without "// ") describing flow
 // f of the capture source: the endpoints, which side the script runs as and
-// why, and the capture artefacts the synthesis dealt with.
-func Header(f *capture.Flow, source string, artefacts []string) []string {
+// why, what the outbound lines check (strict or not), and the capture
+// artefacts the synthesis dealt with.
+func Header(f *capture.Flow, source string, strict bool, artefacts []string) []string {
 	if source == "" {
 		source = "the capture"
 	}
@@ -32,6 +33,12 @@ func Header(f *capture.Flow, source string, artefacts []string) []string {
 			f.LocalEndpoint(), role, f.LocalReason),
 		"Packet lines carry no addresses: a replay uses its own; option lines keep the captured ports.",
 		"Sequence numbers are relative to each side's ISN; times to the previous event.",
+	}
+	if strict {
+		lines = append(lines, "Strict: outbound windows, options, flags and segments are expected exactly as captured.")
+	} else {
+		lines = append(lines, "Outbound windows are not checked (they follow buffer autotuning) and outbound options only where "+
+			"they carry timestamps (the replay maps TS ecr through them); each write's data is one expectation.")
 	}
 	var out []string
 	for _, l := range lines {
@@ -151,7 +158,7 @@ func (b *builder) script() *parser.Script {
 			s.Comments = append(s.Comments, &parser.Comment{Pos: next(), Text: "// " + t})
 		}
 	}
-	addComments(Header(b.f, b.opts.Source, b.artefacts()))
+	addComments(Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts()))
 	for _, o := range b.env.options {
 		o.Pos = next()
 		s.Options = append(s.Options, o)
