@@ -18,7 +18,13 @@ const expMagicFastOpen = 0xF989
 // language cannot express are left out and described in the returned notes.
 func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []string) {
 	list, err := capture.ParseOptions(raw)
-	var out []*parser.TCPOption
+	// One backing array for the options of a packet: a capture has millions.
+	slab := make([]parser.TCPOption, 0, len(list))
+	add := func(o parser.TCPOption) *parser.TCPOption {
+		slab = append(slab, o)
+		return &slab[len(slab)-1]
+	}
+	out := make([]*parser.TCPOption, 0, len(list))
 	var notes []string
 	if err != nil {
 		notes = append(notes, "malformed TCP options cut short: "+err.Error())
@@ -27,25 +33,25 @@ func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []st
 		v := o.Data
 		switch o.Kind {
 		case capture.OptKindNOP:
-			out = append(out, &parser.TCPOption{Kind: parser.OptNOP})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptNOP}))
 		case capture.OptKindEOL:
-			out = append(out, &parser.TCPOption{Kind: parser.OptEOL})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptEOL}))
 		case capture.OptKindMSS:
 			if len(v) != 2 {
 				notes = append(notes, fmt.Sprintf("mss option of length %d left out", o.Len))
 				continue
 			}
-			out = append(out, &parser.TCPOption{Kind: parser.OptMSS, Value: int64(binary.BigEndian.Uint16(v))})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptMSS, Value: int64(binary.BigEndian.Uint16(v))}))
 		case capture.OptKindWScale:
 			if len(v) != 1 {
 				notes = append(notes, fmt.Sprintf("wscale option of length %d left out", o.Len))
 				continue
 			}
-			out = append(out, &parser.TCPOption{Kind: parser.OptWScale, Value: int64(v[0])})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptWScale, Value: int64(v[0])}))
 		case capture.OptKindSACKOK:
-			out = append(out, &parser.TCPOption{Kind: parser.OptSACKOK})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptSACKOK}))
 		case capture.OptKindSACK:
-			opt := &parser.TCPOption{Kind: parser.OptSACK}
+			opt := add(parser.TCPOption{Kind: parser.OptSACK})
 			for i := 0; i+8 <= len(v); i += 8 {
 				l := capture.Seq(binary.BigEndian.Uint32(v[i:]))
 				r := capture.Seq(binary.BigEndian.Uint32(v[i+4:]))
@@ -57,17 +63,17 @@ func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []st
 				notes = append(notes, fmt.Sprintf("timestamp option of length %d left out", o.Len))
 				continue
 			}
-			out = append(out, &parser.TCPOption{Kind: parser.OptTimestamp,
-				TSVal: binary.BigEndian.Uint32(v), TSEcr: binary.BigEndian.Uint32(v[4:])})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptTimestamp,
+				TSVal: binary.BigEndian.Uint32(v), TSEcr: binary.BigEndian.Uint32(v[4:])}))
 		case capture.OptKindMD5:
-			out = append(out, &parser.TCPOption{Kind: parser.OptMD5, Cookie: hex.EncodeToString(v)})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptMD5, Cookie: hex.EncodeToString(v)}))
 		case capture.OptKindFastOpen:
-			out = append(out, &parser.TCPOption{Kind: parser.OptFastOpen, Cookie: hex.EncodeToString(v)})
+			out = append(out, add(parser.TCPOption{Kind: parser.OptFastOpen, Cookie: hex.EncodeToString(v)}))
 		case capture.OptKindAccECN0, capture.OptKindAccECN1:
-			out = append(out, accECN(o.Kind, v))
+			out = append(out, add(accECN(o.Kind, v)))
 		case capture.OptKindExp:
 			if len(v) >= 2 && binary.BigEndian.Uint16(v) == expMagicFastOpen {
-				out = append(out, &parser.TCPOption{Kind: parser.OptFastOpenExp, Cookie: hex.EncodeToString(v[2:])})
+				out = append(out, add(parser.TCPOption{Kind: parser.OptFastOpenExp, Cookie: hex.EncodeToString(v[2:])}))
 				continue
 			}
 			notes = append(notes, fmt.Sprintf("experimental option (kind 254, %d bytes) left out: the script language has no form for it", o.Len))
@@ -80,12 +86,12 @@ func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []st
 		if len(out) > 0 && out[len(out)-1].Kind == parser.OptEOL {
 			// Bytes after an EOL are padding already: more EOLs keep that.
 			for range pad {
-				out = append(out, &parser.TCPOption{Kind: parser.OptEOL})
+				out = append(out, add(parser.TCPOption{Kind: parser.OptEOL}))
 			}
 		} else {
 			notes = append(notes, fmt.Sprintf("%d nop(s) added: the reference wants the option list padded to 4 bytes", pad))
 			for range pad {
-				out = append(out, &parser.TCPOption{Kind: parser.OptNOP})
+				out = append(out, add(parser.TCPOption{Kind: parser.OptNOP}))
 			}
 		}
 	}
@@ -122,12 +128,12 @@ func optionsLen(list []*parser.TCPOption) int {
 
 // accECN converts an AccECN option: kind 172 counts e0b, ceb, e1b in that
 // order, kind 174 e1b, ceb, e0b; each field is 3 bytes and may be absent.
-func accECN(kind uint8, v []byte) *parser.TCPOption {
+func accECN(kind uint8, v []byte) parser.TCPOption {
 	names := []string{"e0b", "ceb", "e1b"}
 	if kind == capture.OptKindAccECN1 {
 		names = []string{"e1b", "ceb", "e0b"}
 	}
-	opt := &parser.TCPOption{Kind: parser.OptAccECN}
+	opt := parser.TCPOption{Kind: parser.OptAccECN}
 	for i, name := range names {
 		if 3*i+3 > len(v) {
 			break
