@@ -93,12 +93,20 @@ func (h *systemHost) ThreadSleeping(tid int) bool {
 	return b[i+2] == 'S'
 }
 
-// jiffyOffset is how far into a kernel tick the script starts (the
-// reference's value).
-const jiffyOffset = 250 * time.Microsecond
+// tickOffsetFraction is how far into a kernel tick the script starts, as a
+// fraction of the tick: the reference starts 250 µs into the tick of the
+// 1000 Hz kernels it was tuned on; a quarter tick keeps that proportion on
+// other HZ (1 ms at HZ=250), where 250 µs left the events of many scripts so
+// close to tick edges that kernel timers fired a tick later than the
+// reference's verdicts show.
+const tickOffsetFraction = 4
+
+// defaultTick is the tick assumed when the coarse clock's resolution is
+// unknown.
+const defaultTick = time.Millisecond
 
 // tickPoll is how often StartTime looks at the coarse clock while waiting
-// for a tick: the start lands jiffyOffset plus at most about this much
+// for a tick: the start lands a quarter tick plus at most about this much
 // after the tick.
 const tickPoll = 50 * time.Microsecond
 
@@ -106,7 +114,7 @@ const tickPoll = 50 * time.Microsecond
 // to tick again); past it the start is simply now.
 const maxTickWait = 50 * time.Millisecond
 
-// StartTime returns an instant jiffyOffset after a kernel tick, once it
+// StartTime returns an instant a quarter tick after a kernel tick, once it
 // has arrived, as the reference does: events at millisecond offsets from
 // the start then sit at a stable phase of the jiffy, so kernel timers
 // (delayed ACKs, RTO, RACK) fire at the same script times run after run.
@@ -130,7 +138,12 @@ func (h *systemHost) StartTime(c Clock) time.Time {
 			return c.Now()
 		}
 	}
-	start := c.Now().Add(jiffyOffset)
+	tick := defaultTick
+	var res unix.Timespec
+	if unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res) == nil && res.Nano() > 0 {
+		tick = time.Duration(res.Nano())
+	}
+	start := c.Now().Add(tick / tickOffsetFraction)
 	c.SleepUntil(context.Background(), start)
 	return start
 }
