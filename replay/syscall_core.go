@@ -71,6 +71,10 @@ func (c *CallContext) socketAddr(ip netip.Addr) netip.Addr {
 	return ip
 }
 
+// maxBuffer bounds the buffers a script can ask for, so that a typo in a
+// count fails the line instead of exhausting memory.
+const maxBuffer = 64 << 20
+
 // buffer evaluates a buffer argument: a zeroed buffer of n bytes, or nil
 // for NULL.
 func (c *CallContext) buffer(i, n int) ([]byte, error) {
@@ -85,8 +89,8 @@ func (c *CallContext) buffer(i, n int) ([]byte, error) {
 	if isNull {
 		return nil, nil
 	}
-	if n < 0 {
-		return nil, fmt.Errorf("negative count %d", n)
+	if n < 0 || n > maxBuffer {
+		return nil, fmt.Errorf("count %d out of range 0..%d", n, maxBuffer)
 	}
 	return make([]byte, max(n, 1)), nil
 }
@@ -536,8 +540,8 @@ func sysGetsockopt(c *CallContext) (int64, syscall.Errno, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	if scriptLen < 0 {
-		return 0, 0, fmt.Errorf("negative optlen %d", scriptLen)
+	if scriptLen < 0 || scriptLen > maxBuffer {
+		return 0, 0, fmt.Errorf("optlen %d out of range 0..%d", scriptLen, maxBuffer)
 	}
 	val := make([]byte, scriptLen+1)
 	optlen := uint32(scriptLen)
