@@ -518,8 +518,8 @@ func sysSetsockopt(c *CallContext) (int64, syscall.Errno, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	if optlen < 0 || optlen > maxBuffer {
-		return 0, 0, fmt.Errorf("optlen %d out of range 0..%d", optlen, maxBuffer)
+	if optlen > maxBuffer {
+		return 0, 0, fmt.Errorf("optlen %d larger than %d", optlen, maxBuffer)
 	}
 	val, err := c.Eval.SockoptValue(c.Args[3], int(optlen))
 	if err != nil {
