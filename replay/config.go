@@ -485,6 +485,9 @@ func (c *Config) Resolve(s *parser.Script) (*Config, error) {
 	if err := r.Finalize(); err != nil {
 		return nil, &ScriptError{File: s.File, Msg: err.Error(), Err: err}
 	}
+	if err := r.checkPackets(s); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
