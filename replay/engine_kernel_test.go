@@ -95,19 +95,27 @@ func runKernelScript(t *testing.T, name, src string, opts ...string) (error, str
 	return err, out.String()
 }
 
+// familyOptions are upstream's address options per family.
+var familyOptions = map[string][]string{
+	"ipv4":             {"--ip_version=ipv4"},
+	"ipv4-mapped-ipv6": {"--ip_version=ipv4-mapped-ipv6"},
+	"ipv6":             {"--ip_version=ipv6", "--mtu=1520", "--local_ip=fd3d:0a0b:17d6::1", "--gateway_ip=fd3d:0a0b:17d6:8888::1", "--remote_ip=fd3d:fa7b:d17d::1"},
+}
+
 func TestKernelArticle(t *testing.T) {
 	src := readArticle(t)
 	if !inSandbox(t) {
 		return
 	}
-	err, out := runKernelScriptRetrying(t, "article.pkt", withoutLine(src, "sleep 10"))
-	if err != nil {
-		t.Fatalf("article.pkt failed: %v\noutput:\n%s", err, out)
+	for _, family := range []string{"ipv4", "ipv4-mapped-ipv6", "ipv6"} {
+		err, out := runKernelScriptRetrying(t, "article.pkt", withoutLine(src, "sleep 10"), familyOptions[family]...)
+		if err != nil {
+			t.Fatalf("%s: article.pkt failed: %v\noutput:\n%s", family, err, out)
+		}
+		if !strings.Contains(out, "finish") {
+			t.Fatalf("%s: output lacks finish:\n%s", family, out)
+		}
 	}
-	if !strings.Contains(out, "finish") {
-		t.Fatalf("output lacks finish:\n%s", out)
-	}
-	t.Logf("output:\n%s", out)
 }
 
 func TestKernelArticleMutated(t *testing.T) {
