@@ -144,6 +144,7 @@ type builder struct {
 	localISN       capture.Seq
 	remoteISN      capture.Seq
 	mss            [2]int // MSS option from each side's SYN, 0 if unknown
+	localWScale    uint8  // the window scale the local side applies to its windows
 	useTS          bool   // both SYNs carried timestamps
 	teardown       int    // index of the final teardown RST left out, or -1
 	shutdownAt     int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
@@ -174,7 +175,8 @@ type builder struct {
 	ooo        []span
 	unread     int64
 	lastOutAck capture.Seq
-	lastOutWin uint16
+	lastOutWin uint16 // in scaled units (see outWin)
+	holding    bool   // the local side's window shows its application is not reading
 	outSeen    bool
 
 	queued    int64  // bytes written ahead of their segments (for zero-window probes)
@@ -204,7 +206,8 @@ func newBuilder(f *capture.Flow, opts Options) *builder {
 	if f.HasISN[b.remote] {
 		b.remoteISN = f.ISN[b.remote]
 	}
-	var ts [2]bool
+	var ts, hasWS [2]bool
+	var ws [2]uint8
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		if p.Flags.Has(capture.FlagSYN) {
@@ -213,6 +216,9 @@ func newBuilder(f *capture.Flow, opts Options) *builder {
 				b.mss[p.From] = int(o.MSS)
 			}
 			ts[p.From] = ts[p.From] || o.HasTS
+			if o.HasWScale && !hasWS[p.From] {
+				ws[p.From], hasWS[p.From] = min(o.WScale, 14), true
+			}
 		}
 		if p.ChecksumState == capture.ChecksumPartial {
 			b.count.partialCsum++
@@ -222,6 +228,9 @@ func newBuilder(f *capture.Flow, opts Options) *builder {
 		}
 	}
 	b.useTS = ts[0] && ts[1]
+	if hasWS[0] && hasWS[1] {
+		b.localWScale = ws[b.local]
+	}
 	b.refused = b.server && refusedSYN(f, b.local)
 	b.teardown = teardownRST(f, b.remote)
 	b.shutdownAt = shutdownFIN(f, b.local)
@@ -413,9 +422,14 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 		// A delayed ACK: the application had not read yet, or its read
 		// would have made the kernel ACK at once.
 		return
-	case in && b.outSeen && b.lastOutWin == 0:
-		// The local side advertises a zero window: its application is
-		// not reading; it reads where the window opens again.
+	case !in && pureACK(p) && b.outSeen && (b.outWin(p) < b.lastOutWin || b.outWin(p) == 0 || b.holding && b.outWin(p) <= b.lastOutWin):
+		// The ACK offers less window than before, or none: the data sits
+		// unread. The application reads where the window opens again.
+		b.holding = true
+		return
+	case in && b.outSeen && (b.lastOutWin == 0 || b.holding):
+		// The local side is not reading (it advertised less window, or
+		// none): it reads where the window opens again.
 		return
 	case !in && pureACK(p) && b.windowUpdate(p):
 		// A window update follows the read that made room.
@@ -425,6 +439,15 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	b.flushRead()
 }
 
+// outWin returns the window field of outbound packet p in the units of the
+// connection's other packets: a SYN's window is not scaled.
+func (b *builder) outWin(p *capture.FlowPacket) uint16 {
+	if p.Flags.Has(capture.FlagSYN) {
+		return p.Window >> b.localWScale
+	}
+	return p.Window
+}
+
 // pureACK reports whether p is an ACK without data, SYN, FIN or RST.
 func pureACK(p *capture.FlowPacket) bool {
 	return p.PayloadLen == 0 && p.Flags&(capture.FlagSYN|capture.FlagFIN|capture.FlagRST) == 0 && p.Flags.Has(capture.FlagACK)
@@ -432,7 +455,7 @@ func pureACK(p *capture.FlowPacket) bool {
 
 // windowUpdate reports whether the outbound pure ACK p only opens the window.
 func (b *builder) windowUpdate(p *capture.FlowPacket) bool {
-	return b.outSeen && p.Ack == b.lastOutAck && p.Window > b.lastOutWin
+	return b.outSeen && p.Ack == b.lastOutAck && b.outWin(p) > b.lastOutWin
 }
 
 // flushRead emits `read(fd, ..., N) = N` for the data received in order
@@ -444,6 +467,7 @@ func (b *builder) flushReadAt(at time.Time) {
 	if b.unread == 0 {
 		return
 	}
+	b.holding = false
 	if b.fd < 0 {
 		// Data before accept() (in the SYN, with Fast Open): read later.
 		return
@@ -700,7 +724,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		b.call(p.Time, "close", 0, num(b.fd))
 		b.closed = true
 	}
-	b.outSeen, b.lastOutAck, b.lastOutWin = true, p.Ack, p.Window
+	b.outSeen, b.lastOutAck, b.lastOutWin = true, p.Ack, b.outWin(p)
 }
 
 // probe handles an outbound segment that only probes the peer (seq one
@@ -775,10 +799,12 @@ func (b *builder) switchToBlocking(at time.Time) {
 // PSH, a segment shorter than the MSS), where anything but a pure ACK comes
 // in between, where a segment leaves long after the packet before it, or
 // at writeCap bytes once ACKs came between its segments. Data sent right
-// after an ACK was queued: writing it with what came before keeps the
-// replayed kernel as cwnd-limited as the captured one (cwnd grows only
-// then). Splitting where the application may not have is otherwise
-// harmless: each write comes just before its bytes leave.
+// after an ACK without such a mark was queued: writing it with what came
+// before keeps the replayed kernel as cwnd-limited as the captured one
+// (cwnd grows only then). Splitting where the application may not have is
+// otherwise harmless: each write comes just before its bytes leave. (A PSH
+// is not always a write's end, with TSO every super-segment may carry one;
+// joining across it made the replay's PSH marks less predictable.)
 func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	if b.queued > 0 {
 		n := min(b.queued, fresh)
@@ -827,10 +853,17 @@ func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
 	if last.Flags.Has(capture.FlagPSH) {
 		return true
 	}
-	if m := b.segSize(last, b.local); m > 0 && last.PayloadLen%m != 0 {
+	if b.short(last) {
 		return true
 	}
 	return p.Time.Sub(b.prevTime) > toleranceUsecs*time.Microsecond
+}
+
+// short reports whether the data segment p is not a whole number of full
+// segments: the kernel had no more data to send then.
+func (b *builder) short(p *capture.FlowPacket) bool {
+	m := b.segSize(p, b.local)
+	return m > 0 && p.PayloadLen%m != 0
 }
 
 // segSize is the payload that side from puts in a full segment like p:
@@ -904,14 +937,16 @@ type writeTail struct {
 // markTail makes pk the last expectation of the latest write. The kernel
 // sets PSH on the last segment of each write (tcp_push), and the script's
 // writes end where it does not know the application's did: so the tail
-// expects PSH, and an expectation that stops being the tail gets its
-// captured flags back. With Strict, flags stay as captured.
+// expects PSH, and an expectation that stops being the tail does not. With
+// Strict, flags stay as captured.
 func (b *builder) markTail(pk *parser.Packet, flags capture.TCPFlags) {
 	if b.opts.Strict {
 		return
 	}
 	if t := b.tail; t != nil && t.pk != pk {
-		t.pk.TCP.Flags = t.flags.String()
+		// The replay checks a gathered expectation with the flags of its
+		// last segment, which is inside the write now: no PSH.
+		t.pk.TCP.Flags = (t.flags &^ capture.FlagPSH).String()
 	}
 	b.tail = &writeTail{pk, flags}
 	pk.TCP.Flags = (flags | capture.FlagPSH).String()
