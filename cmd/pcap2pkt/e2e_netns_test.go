@@ -159,20 +159,16 @@ const (
 	ethtoolSGRO = 0x2c
 )
 
-// setOffloads switches TSO, GSO and GRO of l on or off with SIOCETHTOOL.
-func setOffloads(l link, on bool) error {
+// offloadsOff switches TSO, GSO and GRO of l off with SIOCETHTOOL.
+func offloadsOff(l link) error {
 	return inNS(l.ns, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		var data uint32
-		if on {
-			data = 1
-		}
 		for _, cmd := range []uint32{ethtoolSTSO, ethtoolSGSO, ethtoolSGRO} {
-			val := struct{ cmd, data uint32 }{cmd, data}
+			val := struct{ cmd, data uint32 }{cmd, 0}
 			var ifr struct {
 				name [unix.IFNAMSIZ]byte
 				data unsafe.Pointer
@@ -214,7 +210,7 @@ func newTopo(t *testing.T, imp *impairment) *topo {
 		tp.client, m1 = vethPair(t, cns, "e2ec", mns, "e2em1")
 		m2, tp.server = vethPair(t, mns, "e2em2", sns, "e2es")
 		for _, l := range []link{tp.client, tp.server} {
-			if err := setOffloads(l, false); err != nil {
+			if err := offloadsOff(l); err != nil {
 				t.Fatalf("offloads: %v", err)
 			}
 		}

@@ -287,6 +287,7 @@ var trafficCases = []trafficCase{
 	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20),
 		known: "known failure (about 3 runs in 7 verify): after two losses in one flight the replayed kernel's RACK retransmission comes 5 ms earlier than the captured one's, see notes/requests-R1.md (e2e 09:47)"},
 	{name: "exchanges_reorder_dup", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 6}, run: exchanges(20)},
+	{name: "ipv6_exchanges_reorder_dup", ipv6: true, imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 7}, run: exchanges(20)},
 }
 
 // knownBulk: the synthesiser turns one large write into one write per
