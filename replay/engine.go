@@ -193,26 +193,26 @@ func (e *engine) run() error {
 		}
 		e.adjustRelativeTimes(es)
 		if err := e.runEvent(es); err != nil {
-			if aerr := e.takeAsyncErr(); aerr != nil {
+			if aerr := e.asyncErr; aerr != nil {
 				return e.cleanupAfter(aerr)
 			}
 			if werr := e.report(es, err); werr != nil {
 				return e.cleanupAfter(werr)
 			}
 		}
-		if aerr := e.takeAsyncErr(); aerr != nil {
+		if aerr := e.asyncErr; aerr != nil {
 			return e.cleanupAfter(aerr)
 		}
 		e.numEvents++
 	}
 	if !e.awaitIdle(idleWait) {
-		if aerr := e.takeAsyncErr(); aerr != nil {
+		if aerr := e.asyncErr; aerr != nil {
 			return e.cleanupAfter(aerr)
 		}
 		cs := e.blockingCall
 		return e.cleanupAfter(&ScriptError{File: e.script.File, Pos: cs.line, Msg: "runtime error: exiting while a blocking system call is in progress"})
 	}
-	if aerr := e.takeAsyncErr(); aerr != nil {
+	if aerr := e.asyncErr; aerr != nil {
 		return e.cleanupAfter(aerr)
 	}
 	if err := e.runCleanupCommand(); err != nil {
@@ -406,11 +406,6 @@ func (e *engine) failAsync(es *eventState, err *eventError) {
 		e.asyncErr = werr
 		e.cancel(werr)
 	}
-}
-
-// takeAsyncErr returns a failure recorded by failAsync. The caller holds e.mu.
-func (e *engine) takeAsyncErr() error {
-	return e.asyncErr
 }
 
 // waitForEvent sleeps until the event's time and checks that it is on

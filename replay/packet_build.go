@@ -57,8 +57,7 @@ func (e *engine) buildInbound(sp *scriptPacket, s *socket) ([]byte, *tcpHeader, 
 		return nil, nil, fmt.Errorf("packet of %d bytes is too large", total)
 	}
 	b := make([]byte, total)
-	proto := sp.proto
-	ipHeader(b, sp.v6, total, sp.tos, sp.flowLabel, sp.ttl, proto, src.ip, dst.ip)
+	ipHeader(b, sp.v6, total, sp.tos, sp.flowLabel, sp.ttl, sp.proto, src.ip, dst.ip)
 	copy(b[hdr:], l4)
 	fillChecksums(b)
 	return b, th, nil
