@@ -207,6 +207,16 @@ func TestConversations(t *testing.T) {
 		want: []string{"+0 read(4, ..., 10) = 10", "+2 < R. 11:11(0) ack 1 win 4000",
 			"+0 read(4, ..., 10) = -1 ECONNRESET (Connection reset by peer)"},
 	}, {
+		name: "unread data (the window shrinks) is read before a RST fails the next read", local: server,
+		segs: append(handshake(),
+			seg{flags: "P.", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 1001, win: 3000, dt: 10 * time.Microsecond},
+			seg{flags: "P.", seq: 1001, ack: 1, n: 1000, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 2001, win: 2000, dt: 10 * time.Microsecond},
+			seg{flags: "R.", seq: 2001, ack: 1, win: 4000, dt: ms}),
+		want: []string{"+0 > . 1:1(0) ack 1001", "< P. 1001:2001(1000) ack 1 win 4000", "+0 > . 1:1(0) ack 2001",
+			"+0 read(4, ..., 2000) = 2000", "< R. 2001:2001(0) ack 1 win 4000", "+0 read(4, ..., 2000) = -1 ECONNRESET (Connection reset by peer)"},
+	}, {
 		name: "a RST after the remote's FIN: the read still sees the end of file", local: server,
 		segs: append(handshake(),
 			seg{flags: "FP.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},

@@ -427,7 +427,7 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 		// unread. The application reads where the window opens again.
 		b.holding = true
 		return
-	case in && b.outSeen && (b.lastOutWin == 0 || b.holding):
+	case in && b.outSeen && (b.lastOutWin == 0 || b.holding) && !fl.Has(capture.FlagRST):
 		// The local side is not reading (it advertised less window, or
 		// none): it reads where the window opens again.
 		return
