@@ -421,3 +421,40 @@ func TestCommands(t *testing.T) {
 		t.Errorf("no sysctl warning in stderr:\n%s", errOut.String())
 	}
 }
+
+func TestTimestampMapping(t *testing.T) {
+	ts := func(val, ecr uint32) []byte {
+		return []byte{1, 1, 8, 10, byte(val >> 24), byte(val >> 16), byte(val >> 8), byte(val), byte(ecr >> 24), byte(ecr >> 16), byte(ecr >> 8), byte(ecr)}
+	}
+	src := listenPrefix + "+0 < S 0:0(0) win 4000 <nop,nop,TS val 700 ecr 0>\n" +
+		"+0 > S. 0:0(0) ack 1 <nop,nop,TS val 100 ecr 700>\n" +
+		"+0 < . 1:1(0) ack 1 win 1000 <nop,nop,TS val 800 ecr 100>\n"
+	kernel := []kernelPacket{{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, ts(5555, 700), 0)}}
+	err, dev := fakeRun(t, src, kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-dev.Written() // the SYN
+	p, err := decodePacket(<-dev.Written())
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, _ := findTSVal(p.tcp.options)
+	ecr := binary.BigEndian.Uint32(p.tcp.options[8:])
+	if val != 800 || ecr != 5555 {
+		t.Errorf("injected TS val %d ecr %d, want 800 and the kernel's 5555", val, ecr)
+	}
+	if p.tcp.ack != kernelISN+1 {
+		t.Errorf("injected ack %d, want the kernel's ISN + 1", p.tcp.ack)
+	}
+
+	// An ecr that no outbound TS val maps to is an error, unless
+	// --tcp_ts_ecr_scaled interpolates it.
+	bad := strings.Replace(src, "TS val 800 ecr 100", "TS val 800 ecr 150", 1)
+	if err, _ := fakeRun(t, bad, kernel); err == nil || !strings.Contains(err.Error(), "unable to infer live TS ecr for script TS ecr 150") {
+		t.Errorf("unmapped ecr: got %v", err)
+	}
+	if err, _ := fakeRun(t, bad, kernel, "tcp_ts_ecr_scaled="); err != nil {
+		t.Errorf("--tcp_ts_ecr_scaled: %v", err)
+	}
+}
