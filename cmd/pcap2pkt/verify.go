@@ -32,7 +32,7 @@ func verifyCommand() *cli.Command {
 		Name:      "verify",
 		Usage:     "synthesise a capture's connections and replay them: does this kernel still behave as captured?",
 		ArgsUsage: "CAPTURE",
-		Description: `Synthesises the script of every complete TCP connection in the capture (or of
+		Description: `Synthesises the script of every TCP connection whose SYN the capture holds (or of
 --flow N) and replays each against this kernel in a network namespace of its own
 (addresses are the replay's, ports are kept). Prints one line per connection with
 its verdict and first difference, and exits 0 only when all pass. Needs root.
@@ -117,8 +117,8 @@ func verifyFlow(ctx context.Context, c *cli.Context, r synth.Result, dir string,
 		v.result, v.detail = "skipped", r.Err.Error()
 		return v
 	}
-	if !chosen && !r.Flow.Complete() {
-		v.result, v.detail = "skipped", "incomplete in the capture (no handshake or no close); choose it with --flow to try"
+	if !chosen && !r.Flow.SYN {
+		v.result, v.detail = "skipped", "the capture starts after its SYN; choose it with --flow to try"
 		return v
 	}
 	base := strings.TrimSuffix(synth.FileName(r.Flow), ".pkt")
