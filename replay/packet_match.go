@@ -378,7 +378,8 @@ func (e *engine) actualToAST(sp *scriptPacket, p *wirePacket) *parser.Packet {
 	case p.udp != nil:
 		out.UDP = &parser.UDP{Len: int64(len(p.payload))}
 	case p.icmp != nil:
-		out.ICMP = &parser.ICMP{Type: fmt.Sprintf("type_%d", p.icmp.typ), Code: fmt.Sprintf("code_%d", p.icmp.code)}
+		typ, code := icmpNames(p.v6, p.icmp.typ, p.icmp.code)
+		out.ICMP = &parser.ICMP{Type: typ, Code: code}
 	}
 	return out
 }

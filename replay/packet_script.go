@@ -6,6 +6,7 @@ package replay
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -356,4 +357,41 @@ func (sp *scriptPacket) compileICMP(ic *parser.ICMP) error {
 		sp.echoedLen = int(e.Len)
 	}
 	return nil
+}
+
+// icmpNames names an ICMP type and code as scripts write them, falling
+// back to type_N and code_N; a code 0 without a name is left out.
+func icmpNames(v6 bool, typ, code uint8) (string, string) {
+	types, codes := icmp4Types, map[string]uint8(nil)
+	if v6 {
+		types = icmp6Types
+	}
+	typeName := fmt.Sprintf("type_%d", typ)
+	for name, t := range types {
+		if t == typ {
+			typeName = name
+			if v6 {
+				codes = icmp6Codes[name]
+			} else if name == "unreachable" {
+				codes = icmp4UnreachCodes
+			}
+		}
+	}
+	codeName := ""
+	if code != 0 {
+		codeName = fmt.Sprintf("code_%d", code)
+	}
+	var names []string
+	for name, c := range codes {
+		if c == code {
+			names = append(names, name)
+		}
+	}
+	if len(names) > 0 {
+		// Two ICMPv6 names share code 0; print the first in sorted order
+		// so that messages are stable.
+		sort.Strings(names)
+		codeName = names[0]
+	}
+	return typeName, codeName
 }

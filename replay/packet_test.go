@@ -128,3 +128,23 @@ func BenchmarkDecodePacket(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
 }
+
+func TestICMPNames(t *testing.T) {
+	tests := []struct {
+		v6           bool
+		typ, code    uint8
+		wantT, wantC string
+	}{
+		{false, 3, 4, "unreachable", "frag_needed"},
+		{false, 0, 0, "echo_reply", ""},
+		{false, 99, 7, "type_99", "code_7"},
+		{true, 2, 0, "packet_too_big", ""},
+		{true, 1, 4, "unreachable", "port_unreachable"},
+	}
+	for _, tc := range tests {
+		gt, gc := icmpNames(tc.v6, tc.typ, tc.code)
+		if gt != tc.wantT || gc != tc.wantC {
+			t.Errorf("icmpNames(%v, %d, %d) = %q %q, want %q %q", tc.v6, tc.typ, tc.code, gt, gc, tc.wantT, tc.wantC)
+		}
+	}
+}
