@@ -199,7 +199,8 @@ func flagsError(flags string) string {
 // Check reports the static errors of a script: the reference's parse-time
 // semantic errors (so trees built by code are checked too), system calls
 // the reference does not know, absolute times earlier than the event
-// before, and outbound packets expected before any socket() call.
+// before, and outbound packets without ports expected before any socket()
+// call.
 func Check(s *Script) ErrorList {
 	var errs ErrorList
 	report := func(p Pos, msg string) {
@@ -234,8 +235,11 @@ func Check(s *Script) ErrorList {
 			}
 		case *Packet:
 			rangeErrors(a, report)
-			if a.Dir == Outbound && !socket {
-				report(a.Pos, "outbound packet expected before any socket() call")
+			// With explicit ports a packet needs no socket (the reference
+			// then uses them as they are: a SYN to a closed port and the
+			// kernel's RST, say).
+			if a.Dir == Outbound && !socket && a.Ports == nil {
+				report(a.Pos, "outbound packet expected before any socket() call (give its ports to match packets of no socket)")
 			}
 			if a.ICMP != nil {
 				icmpErrors(a.ICMP, report)

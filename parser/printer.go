@@ -195,8 +195,11 @@ func formatTCP(t *TCP) string {
 }
 
 // FormatTCPOptions prints a `<...>` option list as upstream scripts write
-// it: "<mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>".
+// it: "<mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>"; "" for no list.
 func FormatTCPOptions(o *TCPOptions) string {
+	if o == nil {
+		return ""
+	}
 	if o.Any {
 		return "<...>"
 	}
