@@ -6,7 +6,6 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -73,9 +72,8 @@ func startForwarder(a, b link, imp impairment) (*forwarder, error) {
 	}
 	for dir := 0; dir < 2; dir++ {
 		q := &frameQueue{kick: make(chan struct{}, 1)}
-		rng := rand.New(rand.NewPCG(imp.seed, uint64(dir)))
 		f.wg.Add(2)
-		go f.receive(f.fds[dir], q, rng)
+		go f.receive(f.fds[dir], uint64(dir), q)
 		go f.send(f.fds[1-dir], q)
 	}
 	return f, nil
@@ -114,30 +112,41 @@ func (f *forwarder) closeFDs() {
 }
 
 // receive reads frames arriving on fd and queues them for the other side.
-func (f *forwarder) receive(fd int, q *frameQueue, rng *rand.Rand) {
+func (f *forwarder) receive(fd int, dir uint64, q *frameQueue) {
 	defer f.wg.Done()
 	buf := make([]byte, 65536)
+	isn := map[uint32]uint32{}  // initial sequence number per port pair
+	seen := map[[3]uint32]int{} // times each (ports, seq, len) came by
 	for !f.stopped.Load() {
-		n, from, err := unix.Recvfrom(fd, buf, 0)
+		size, from, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			continue // the receive timeout, to look at stopped
 		}
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 			continue // our own transmission on this side
 		}
-		frame := append([]byte(nil), buf[:n]...)
+		frame := append([]byte(nil), buf[:size]...)
 		due := time.Now().Add(f.imp.delay)
-		tcp := fixTCPChecksum(frame)
-		if tcp && !isSYN(frame) {
-			if rng.Float64() < f.imp.loss {
+		fixTCPChecksum(frame)
+		ports, seq, n, syn := segmentOf(frame)
+		if syn {
+			isn[ports] = seq
+		}
+		if n > 0 {
+			seq -= isn[ports]
+			k := [3]uint32{ports, seq, n}
+			nth := seen[k]
+			seen[k]++
+			chance := func(salt uint64) float64 { return f.imp.chance(salt, dir, ports, seq, n, nth) }
+			if chance(1) < f.imp.loss {
 				f.count("drop")
 				continue
 			}
-			if rng.Float64() < f.imp.reorder {
+			if chance(2) < f.imp.reorder {
 				f.count("reorder")
 				due = due.Add(reorderBy)
 			}
-			if rng.Float64() < f.imp.dup {
+			if chance(3) < f.imp.dup {
 				f.count("dup")
 				q.push(due, frame)
 			}
@@ -254,19 +263,54 @@ func tcpOffset(frame []byte) (int, int) {
 	return 0, 0
 }
 
-func isSYN(frame []byte) bool {
-	off, _ := tcpOffset(frame)
-	return off > 0 && frame[off+13]&0x02 != 0
+// segmentOf returns the port pair, sequence number, payload length and
+// SYN flag of a TCP frame (length 0 for other frames).
+func segmentOf(frame []byte) (ports, seq, n uint32, syn bool) {
+	off, v := tcpOffset(frame)
+	if off == 0 {
+		return 0, 0, 0, false
+	}
+	ports = binary.BigEndian.Uint32(frame[off:])
+	seq = binary.BigEndian.Uint32(frame[off+4:])
+	syn = frame[off+13]&0x02 != 0
+	ip := frame[14:]
+	end := 14 + 40 + int(binary.BigEndian.Uint16(ip[4:]))
+	if v == 4 {
+		end = 14 + int(binary.BigEndian.Uint16(ip[2:]))
+	}
+	data := end - off - int(frame[off+12]>>4)*4
+	if data <= 0 || end > len(frame) {
+		return ports, seq, 0, syn
+	}
+	return ports, seq, uint32(data), syn
+}
+
+// chance is a number in [0, 1) fixed by the seed, the kind of impairment
+// (salt) and the segment.
+func (imp impairment) chance(salt, dir uint64, ports, seq, n uint32, nth int) float64 {
+	h := imp.seed
+	for _, v := range []uint64{salt, dir, uint64(ports), uint64(seq), uint64(n), uint64(nth)} {
+		h = splitmix64(h ^ v)
+	}
+	return float64(h>>11) / (1 << 53)
+}
+
+// splitmix64 is SplitMix64's output function: every input bit moves every
+// output bit, so segments that differ in one field get unrelated chances.
+func splitmix64(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 // fixTCPChecksum fills in the TCP checksum of a TCP frame: a frame read
 // from a veth whose peer offloads checksums carries only the pseudo-header
-// sum, and the receiving stack would drop it. It reports whether the frame
-// is TCP.
-func fixTCPChecksum(frame []byte) bool {
+// sum, and the receiving stack would drop it.
+func fixTCPChecksum(frame []byte) {
 	off, v := tcpOffset(frame)
 	if off == 0 {
-		return false
+		return
 	}
 	ip := frame[14:]
 	var seg []byte
@@ -274,14 +318,14 @@ func fixTCPChecksum(frame []byte) bool {
 	if v == 4 {
 		total := int(binary.BigEndian.Uint16(ip[2:]))
 		if total > len(ip) || total < off-14 {
-			return false
+			return
 		}
 		seg = ip[off-14 : total]
 		sum = sumWords(ip[12:20], 0)
 	} else {
 		plen := int(binary.BigEndian.Uint16(ip[4:]))
 		if 40+plen > len(ip) {
-			return false
+			return
 		}
 		seg = ip[40 : 40+plen]
 		sum = sumWords(ip[8:40], 0)
@@ -293,7 +337,6 @@ func fixTCPChecksum(frame []byte) bool {
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(seg[16:], ^uint16(sum))
-	return true
 }
 
 func sumWords(b []byte, sum uint32) uint32 {
