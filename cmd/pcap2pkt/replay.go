@@ -106,7 +106,7 @@ func replayAction(c *cli.Context) error {
 		return replayInSandbox(c, cfg)
 	}
 	if suiteMode(c) {
-		return runSuite(c, cfg)
+		return runSuite(c)
 	}
 	if c.NArg() > 1 && c.String("capture") != "" {
 		return failf(exitInput, "replay: --capture takes one script; got %d", c.NArg())
@@ -184,7 +184,25 @@ func canReplay() error {
 }
 
 func replayConfig(c *cli.Context) (*replay.Config, error) {
+	return replayConfigFor(c, "")
+}
+
+// replayConfigFor is the configuration of a run in an address family of
+// the upstream runner ("" for none): the family's arguments, then the
+// command line's flags, which win.
+func replayConfigFor(c *cli.Context, family string) (*replay.Config, error) {
 	cfg := replay.NewConfig()
+	fam := familyArgs[family]
+	for i := 0; i < len(fam); i++ {
+		name, value, _ := strings.Cut(strings.TrimPrefix(fam[i], "--"), "=")
+		if fam[i] == "-D" {
+			i++
+			name, value = "define", fam[i]
+		}
+		if err := cfg.Set(name, value); err != nil {
+			return nil, failf(exitInput, "family %s: %s: %v", family, fam[i], err)
+		}
+	}
 	for _, name := range replay.OptionNames() {
 		if name == "define" || !c.IsSet(name) {
 			continue

@@ -144,7 +144,7 @@ func familyApplies(script, family string) bool {
 	return true
 }
 
-func runSuite(c *cli.Context, cfg *replay.Config) error {
+func runSuite(c *cli.Context) error {
 	format := c.String("format")
 	switch format {
 	case "text", "tap", "junit", "json":
@@ -191,11 +191,28 @@ func runSuite(c *cli.Context, cfg *replay.Config) error {
 		}
 	}
 	if c.Bool("dry_run") {
-		for _, s := range scripts {
-			if _, err := loadScript(s, cfg); err != nil {
-				printErrors(c.App.ErrWriter, err)
-				return &exitError{code: exitInput, err: errors.New("")}
+		// Each script is checked as it would run: with its family's
+		// arguments (which define symbols such as CODE).
+		failed := false
+		for _, r := range runs {
+			fcfg, err := replayConfigFor(c, r.Family)
+			if err != nil {
+				return err
 			}
+			if _, err := loadScript(r.Script, fcfg); err != nil {
+				var msgs strings.Builder
+				printErrors(&msgs, err)
+				for _, l := range strings.Split(strings.TrimRight(msgs.String(), "\n"), "\n") {
+					if r.Family != "" {
+						l += " [" + r.Family + "]"
+					}
+					fmt.Fprintln(c.App.ErrWriter, l)
+				}
+				failed = true
+			}
+		}
+		if failed {
+			return &exitError{code: exitInput, err: errors.New("")}
 		}
 		return nil
 	}

@@ -171,3 +171,17 @@ func TestReplaySuite(t *testing.T) {
 		t.Errorf("--capture-dir has %v", pcaps)
 	}
 }
+
+// TestSuiteDryRunFamilies: a dry run checks each script with its family's
+// arguments, as the runs would: CODE is defined for ipv4 only, so an ICMP
+// line using it is fine there and a semantic error under ipv6.
+func TestSuiteDryRunFamilies(t *testing.T) {
+	p := writeTemp(t, "icmp.pkt", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < icmp unreachable CODE [1:1(0)]\n")
+	if code, _, errs := runCLI(t, "replay", "--families=ipv4", "--dry_run", p); code != exitOK {
+		t.Errorf("ipv4: exit %d, stderr %q", code, errs)
+	}
+	code, _, errs := runCLI(t, "replay", "--families=ipv4,ipv6", "--dry_run", p)
+	if code != exitInput || !strings.Contains(errs, "icmp.pkt:2:") || !strings.Contains(errs, "[ipv6]") || strings.Contains(errs, "[ipv4]") {
+		t.Errorf("ipv4,ipv6: exit %d, stderr %q", code, errs)
+	}
+}

@@ -99,9 +99,14 @@ func verifyAction(c *cli.Context) error {
 			return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
 		}
 	}
-	failed := printVerdicts(c, verdicts)
+	failed, passed := printVerdicts(c, verdicts)
 	if failed > 0 {
 		return withCode(exitFail, fmt.Errorf("%d of %d connection(s) did not verify", failed, len(verdicts)))
+	}
+	if passed == 0 {
+		// Nothing was replayed: that is no evidence that the kernel
+		// behaves as captured.
+		return withCode(exitFail, fmt.Errorf("0 of %d connection(s) verified: all were skipped", len(verdicts)))
 	}
 	if rerr != nil {
 		return captureExit(rerr)
@@ -163,19 +168,21 @@ func firstLine(s string) string {
 }
 
 // printVerdicts prints the table, then each failure's whole report, and
-// returns how many connections did not pass.
-func printVerdicts(c *cli.Context, verdicts []verdict) int {
+// returns how many connections failed and how many passed.
+func printVerdicts(c *cli.Context, verdicts []verdict) (failed, passed int) {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tLOCAL\tREMOTE\tVERDICT\tFIRST DIFFERENCE")
-	failed := 0
 	for _, v := range verdicts {
 		detail := v.detail
 		if detail == "" {
 			detail = "-"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.flow.Index, v.flow.LocalEndpoint(), v.flow.RemoteEndpoint(), v.result, detail)
-		if v.result == "FAIL" || v.result == "error" {
+		switch v.result {
+		case "FAIL", "error":
 			failed++
+		case "pass":
+			passed++
 		}
 	}
 	tw.Flush()
@@ -184,5 +191,5 @@ func printVerdicts(c *cli.Context, verdicts []verdict) int {
 			fmt.Fprintf(c.App.Writer, "\nflow %d:\n%s\n", v.flow.Index, strings.TrimRight(v.full, "\n"))
 		}
 	}
-	return failed
+	return failed, passed
 }

@@ -51,3 +51,15 @@ func TestVerifySeed(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyNothingVerified: a capture whose only connection starts
+// mid-stream verifies nothing, which must not look like a pass.
+func TestVerifyNothingVerified(t *testing.T) {
+	const midstream = "../../../shared/captures/local/midstream_no_handshake_cliside_eth.pcap"
+	needShared(t, midstream)
+	requireReplay(t)
+	code, out, errs := runCLI(t, "verify", midstream)
+	if code != exitFail || !strings.Contains(out, "skipped") || !strings.Contains(errs, "0 of 1 connection(s) verified") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
