@@ -306,8 +306,8 @@ func TestE2EFixedPointUpstream(t *testing.T) {
 	t.Logf("%d of %d one-connection upstream ipv4 scripts round-trip (%d listed as passing here)", pass, counted, len(scripts))
 }
 
-// upstreamRoundTrips are the upstream scripts that round-trip here (88 of
-// the 105 one-connection ones on 2026-11-25).
+// upstreamRoundTrips are the upstream scripts that round-trip here (90 of
+// the 107 one-connection ones on 2026-11-25).
 var upstreamRoundTrips = []string{
 	"tcp/blocking/blocking-accept.pkt",
 	"tcp/blocking/blocking-connect.pkt",
@@ -333,11 +333,13 @@ var upstreamRoundTrips = []string{
 	"tcp/fastopen/server/basic-cookie-not-reqd.pkt",
 	"tcp/fastopen/server/basic-non-tfo-listener.pkt",
 	"tcp/fastopen/server/basic-rw.pkt",
+	"tcp/fastopen/server/basic-zero-payload.pkt",
 	"tcp/fastopen/server/fin-close-socket.pkt",
 	"tcp/fastopen/server/listener-closed-trigger-rst.pkt",
 	"tcp/fastopen/server/opt34/basic-cookie-not-reqd.pkt",
 	"tcp/fastopen/server/opt34/basic-non-tfo-listener.pkt",
 	"tcp/fastopen/server/opt34/basic-rw.pkt",
+	"tcp/fastopen/server/opt34/basic-zero-payload.pkt",
 	"tcp/fastopen/server/opt34/fin-close-socket.pkt",
 	"tcp/fastopen/server/opt34/listener-closed-trigger-rst.pkt",
 	"tcp/fastopen/server/opt34/reset-after-accept.pkt",
