@@ -284,11 +284,16 @@ var trafficCases = []trafficCase{
 	{name: "bulk_reorder", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.02, seed: 3}, run: bulk(1 << 20), known: knownBulk},
 	{name: "bulk_duplicate", imp: &impairment{delay: 2 * time.Millisecond, dup: 0.02, seed: 4}, run: bulk(1 << 20), known: knownBulk},
 	// Small writes over an impaired path: retransmissions without bulk.
-	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20),
-		known: "known failure (about 3 runs in 7 verify): after two losses in one flight the replayed kernel's RACK retransmission comes 5 ms earlier than the captured one's, see notes/requests-R1.md (e2e 09:47)"},
-	{name: "exchanges_reorder_dup", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 6}, run: exchanges(20)},
-	{name: "ipv6_exchanges_reorder_dup", ipv6: true, imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 7}, run: exchanges(20)},
+	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20), known: knownRACK},
+	{name: "exchanges_reorder_dup", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 6}, run: exchanges(20), known: knownRACK},
+	{name: "ipv6_exchanges_reorder_dup", ipv6: true, imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 7}, run: exchanges(20), known: knownRACK},
 }
+
+// knownRACK: these verify in most runs, but in some the replayed kernel
+// retransmits about 5 ms earlier than the captured one did (a loss or a
+// reordering recovered by RACK); filed in /work/notes/requests-R1.md (e2e
+// 09:47, 10:15) with a script that fails every time.
+const knownRACK = "known failure (intermittent): the replayed kernel's RACK retransmission comes ~5 ms early, see notes/requests-R1.md"
 
 // knownBulk: the synthesiser turns one large write into one write per
 // burst (the replayed sender is then application-limited and grows cwnd
