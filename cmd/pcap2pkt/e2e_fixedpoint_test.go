@@ -431,3 +431,30 @@ func TestE2ECompareCaptures(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EVerifySeedCaptures runs `pcap2pkt verify` on the seed's captures
+// exactly as a user would (no flags, so the default tolerance): each
+// connection must pass. A second attempt absorbs one timing miss on a
+// loaded machine.
+func TestE2EVerifySeedCaptures(t *testing.T) {
+	requireReplay(t)
+	seed := "../../../shared/seed/"
+	if _, err := os.Stat(seed + "catch.pcap"); err != nil {
+		t.Skipf("the seed is not here: %v", err)
+	}
+	bin := buildCLI(t)
+	for _, name := range []string{"catch.pcap", "catch-ipv6.pcap"} {
+		var why string
+		for range 2 {
+			code, out, errs := execCLI(t, bin, "verify", seed+name)
+			if code == 0 && strings.Contains(out, "  pass  ") && !strings.Contains(out, "skipped") {
+				why = ""
+				break
+			}
+			why = fmt.Sprintf("pcap2pkt verify %s: exit %d\n%s%s", name, code, out, errs)
+		}
+		if why != "" {
+			t.Error(why)
+		}
+	}
+}
