@@ -9,8 +9,11 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 )
 
@@ -348,4 +351,56 @@ func sumWords(b []byte, sum uint32) uint32 {
 		sum += uint32(b[0]) << 8
 	}
 	return sum
+}
+
+// TestE2EForwarderHelpers checks the forwarder's frame handling without a
+// network: checksums it fills in match gopacket's, segmentOf reads the
+// fields back, and the chances are spread evenly.
+func TestE2EForwarderHelpers(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+		tcp := &layers.TCP{SrcPort: 40000, DstPort: 8080, Seq: 123456, Ack: 1, ACK: true, PSH: true, Window: 512}
+		var ip gopacket.SerializableLayer
+		if v6 {
+			eth.EthernetType = layers.EthernetTypeIPv6
+			l := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP,
+				SrcIP: e2eClient6.AsSlice(), DstIP: e2eServer6.AsSlice()}
+			tcp.SetNetworkLayerForChecksum(l)
+			ip = l
+		} else {
+			eth.EthernetType = layers.EthernetTypeIPv4
+			l := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP,
+				SrcIP: e2eClient4.AsSlice(), DstIP: e2eServer4.AsSlice()}
+			tcp.SetNetworkLayerForChecksum(l)
+			ip = l
+		}
+		buf := gopacket.NewSerializeBuffer()
+		opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+		if err := gopacket.SerializeLayers(buf, opts, eth, ip, tcp, gopacket.Payload(make([]byte, 100))); err != nil {
+			t.Fatal(err)
+		}
+		frame := buf.Bytes()
+		off, _ := tcpOffset(frame)
+		want := binary.BigEndian.Uint16(frame[off+16:])
+		frame[off+16], frame[off+17] = 0xde, 0xad
+		fixTCPChecksum(frame)
+		if got := binary.BigEndian.Uint16(frame[off+16:]); got != want {
+			t.Errorf("v6=%v: checksum %#04x, want %#04x", v6, got, want)
+		}
+		ports, seq, n, syn := segmentOf(frame)
+		if ports != 40000<<16|8080 || seq != 123456 || n != 100 || syn {
+			t.Errorf("v6=%v: segmentOf = %d %d %d %v", v6, ports, seq, n, syn)
+		}
+	}
+	imp := impairment{seed: 1}
+	const draws = 20000
+	hits := 0
+	for i := range draws {
+		if imp.chance(1, 0, 7, uint32(i*1448), 1448, 0) < 0.05 {
+			hits++
+		}
+	}
+	if hits < draws*4/100 || hits > draws*6/100 {
+		t.Errorf("a 5%% chance hit %d of %d segments", hits, draws)
+	}
 }
