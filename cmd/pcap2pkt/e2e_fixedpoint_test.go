@@ -284,6 +284,22 @@ func TestE2EFixedPointUpstream(t *testing.T) {
 	close(work)
 	wg.Wait()
 
+	// A listed script that failed gets one more round trip on its own, after
+	// the parallel runs: a regression fails twice, a timing miss on a
+	// loaded machine does not.
+	for i, r := range results {
+		if r.counted && r.why != "" && slices.Contains(upstreamRoundTrips, r.script) {
+			dir := filepath.Join(t.TempDir(), fmt.Sprint(i))
+			os.MkdirAll(dir, 0o755)
+			cap1 := filepath.Join(dir, strings.TrimSuffix(filepath.Base(r.script), ".pkt")+"_ipv4.pcap")
+			first := []string{"replay", "--families=ipv4", "--capture-dir", dir, filepath.Join(tree, r.script)}
+			if why, _ := roundTrip(t, bin, first, cap1, dir); why == "" {
+				t.Logf("%s round-trips at the second try; the first: %s", r.script, r.why)
+				results[i].why = ""
+			}
+		}
+	}
+
 	var pass, counted int
 	for _, r := range results {
 		if !r.counted {
