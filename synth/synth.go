@@ -672,7 +672,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			if b.writeEnds[end] {
 				fl |= capture.FlagPSH
 			}
-			pk.TCP.Flags = fl.String()
+			pk.TCP.Flags = flagText(fl)
 		}
 		if joined && b.gather(p, pk) {
 			b.markTail(b.burst.pkt, b.burst.flags)
@@ -946,10 +946,10 @@ func (b *builder) markTail(pk *parser.Packet, flags capture.TCPFlags) {
 	if t := b.tail; t != nil && t.pk != pk {
 		// The replay checks a gathered expectation with the flags of its
 		// last segment, which is inside the write now: no PSH.
-		t.pk.TCP.Flags = (t.flags &^ capture.FlagPSH).String()
+		t.pk.TCP.Flags = flagText(t.flags &^ capture.FlagPSH)
 	}
 	b.tail = &writeTail{pk, flags}
-	pk.TCP.Flags = (flags | capture.FlagPSH).String()
+	pk.TCP.Flags = flagText(flags | capture.FlagPSH)
 }
 
 // gather adds the data segment p (script packet pk) of the open write to
@@ -972,7 +972,7 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	}
 	x.Len += y.Len
 	u.flags |= p.Flags
-	x.Flags = u.flags.String()
+	x.Flags = flagText(u.flags)
 	u.segs++
 	b.count.gathered++
 	u.ev.comments = append(u.ev.comments[:u.base:u.base],
@@ -990,24 +990,28 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 		seqBase, ackBase = b.remoteISN, b.localISN
 		dir = parser.Inbound
 	}
-	tcp := &parser.TCP{
-		Flags: p.Flags.String(),
+	// One allocation for the packet's nodes: a capture has millions.
+	n := &packetNodes{}
+	tcp := &n.tcp
+	*tcp = parser.TCP{
+		Flags: flagText(p.Flags),
 		Seq:   rel(p.Seq, seqBase),
 		Len:   uint32(p.PayloadLen),
 	}
 	if p.Flags.Has(capture.FlagACK) {
-		a := rel(p.Ack, ackBase)
-		tcp.Ack = &a
+		n.ack = rel(p.Ack, ackBase)
+		tcp.Ack = &n.ack
 	}
 	if in || b.opts.Strict {
-		w := uint32(p.Window)
-		tcp.Win = &w
+		n.win = uint32(p.Window)
+		tcp.Win = &n.win
 	}
 	if p.Flags.Has(capture.FlagURG) {
 		u := uint32(p.Urgent)
 		tcp.Urg = &u
 	}
-	pk := &parser.Packet{Dir: dir, TCP: tcp}
+	pk := &n.pk
+	*pk = parser.Packet{Dir: dir, TCP: tcp}
 	if ecn := p.TOS & 3; in && ecn != 0 {
 		pk.IPInfo = &parser.IPInfo{TOS: [...]string{"", "ect1", "ect0", "ce"}[ecn]}
 	}
@@ -1017,6 +1021,13 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 	}
 	if !in && !b.exactOptions(p) {
 		tcp.Options = &parser.TCPOptions{Any: true}
+		return pk
+	}
+	if list, ok := tsOnly(raw); ok {
+		tcp.Options = &parser.TCPOptions{List: list}
+		if in {
+			b.checkEcr(list, p.Flags.Has(capture.FlagACK))
+		}
 		return pk
 	}
 	list, notes := convertOptions(raw, ackBase)
@@ -1031,6 +1042,29 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 		b.checkEcr(list, p.Flags.Has(capture.FlagACK))
 	}
 	return pk
+}
+
+// packetNodes holds the nodes of one script packet.
+type packetNodes struct {
+	pk       parser.Packet
+	tcp      parser.TCP
+	ack, win uint32
+}
+
+// flagTexts caches the text of each combination of the low nine flags:
+// every packet needs one.
+var flagTexts = func() (t [1 << 9]string) {
+	for i := range t {
+		t[i] = capture.TCPFlags(i).String()
+	}
+	return t
+}()
+
+func flagText(f capture.TCPFlags) string {
+	if int(f) < len(flagTexts) {
+		return flagTexts[f]
+	}
+	return f.String()
 }
 
 // noteTSVal records the TS val of an outbound expectation written with

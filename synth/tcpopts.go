@@ -12,6 +12,23 @@ import (
 // expMagicFastOpen is the ExID of the experimental Fast Open option.
 const expMagicFastOpen = 0xF989
 
+// tsOnly converts the option bytes of nearly every packet after the
+// handshake, NOP, NOP, timestamp, without the general parser's
+// allocations; false for any other layout.
+func tsOnly(raw []byte) ([]*parser.TCPOption, bool) {
+	if len(raw) != 12 || raw[0] != 1 || raw[1] != 1 || raw[2] != 8 || raw[3] != 10 {
+		return nil, false
+	}
+	n := &struct {
+		opts [3]parser.TCPOption
+		list [3]*parser.TCPOption
+	}{}
+	n.opts[0].Kind, n.opts[1].Kind = parser.OptNOP, parser.OptNOP
+	n.opts[2] = parser.TCPOption{Kind: parser.OptTimestamp, TSVal: binary.BigEndian.Uint32(raw[4:]), TSEcr: binary.BigEndian.Uint32(raw[8:])}
+	n.list = [3]*parser.TCPOption{&n.opts[0], &n.opts[1], &n.opts[2]}
+	return n.list[:], true
+}
+
 // convertOptions turns captured option bytes into the script's option list.
 // SACK blocks are made relative to sackBase (the ISN of the side whose data
 // they acknowledge), as the reference reads them. Options the script
