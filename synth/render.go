@@ -153,9 +153,12 @@ func (b *builder) script() *parser.Script {
 	s := &parser.Script{File: b.opts.Source}
 	line := 0
 	next := func() parser.Pos { line++; return parser.Pos{Line: line, Col: 1} }
+	var comments slab[parser.Comment]
 	addComments := func(texts []string) {
 		for _, t := range texts {
-			s.Comments = append(s.Comments, &parser.Comment{Pos: next(), Text: "// " + t})
+			c := comments.new()
+			*c = parser.Comment{Pos: next(), Text: "// " + t}
+			s.Comments = append(s.Comments, c)
 		}
 	}
 	addComments(Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts()))
@@ -177,6 +180,8 @@ func (b *builder) script() *parser.Script {
 		addComments(why)
 		s.Init = &parser.Command{Pos: next(), Text: strings.Join(init, " && ")}
 	}
+	evs := make([]parser.Event, len(b.events))
+	s.Events = make([]*parser.Event, 0, len(b.events))
 	for i, e := range b.events {
 		addComments(e.comments)
 		pos := next()
@@ -187,7 +192,8 @@ func (b *builder) script() *parser.Script {
 		case ends[i] > 0:
 			t.Kind, t.End = parser.TimeRelativeRange, ends[i]
 		}
-		s.Events = append(s.Events, &parser.Event{Pos: pos, Time: t, Action: e.action})
+		evs[i] = parser.Event{Pos: pos, Time: t, Action: e.action}
+		s.Events = append(s.Events, &evs[i])
 	}
 	addComments(b.comments)
 	return s

@@ -194,6 +194,26 @@ type builder struct {
 	multiSeg   bool                 // an expectation holds more than one segment of data
 	writeN     int64
 	lastData   *capture.FlowPacket
+
+	// The nodes of the script come from slabs: a flow has a few of them
+	// per packet, a capture millions.
+	evSlab   slab[event]
+	pkSlab   slab[packetNodes]
+	tsSlab   slab[tsNodes]
+	callSlab slab[callNodes]
+}
+
+// slab hands out zeroed values from chunks: one allocation per chunk
+// instead of one per value. Chunks start small (most flows are short)
+// and grow.
+type slab[T any] struct{ buf []T }
+
+func (s *slab[T]) new() *T {
+	if len(s.buf) == cap(s.buf) {
+		s.buf = make([]T, 0, min(max(2*cap(s.buf), 8), 256))
+	}
+	s.buf = s.buf[:len(s.buf)+1]
+	return &s.buf[len(s.buf)-1]
 }
 
 func newBuilder(f *capture.Flow, opts Options) *builder {
@@ -344,7 +364,8 @@ func shutdownFIN(f *capture.Flow, local capture.Side) int {
 func (b *builder) comment(lines ...string) { b.comments = append(b.comments, lines...) }
 
 func (b *builder) emit(at time.Time, a parser.Action) *event {
-	e := &event{at: at, action: a, comments: b.comments}
+	e := b.evSlab.new()
+	*e = event{at: at, action: a, comments: b.comments}
 	b.comments = nil
 	b.events = append(b.events, e)
 	return e
@@ -364,6 +385,26 @@ func (b *builder) call(at time.Time, name string, result int64, args ...parser.E
 	b.emit(at, c)
 	b.closeWrite()
 	return c
+}
+
+// callNodes holds the nodes of a read or write call.
+type callNodes struct {
+	call       parser.Syscall
+	args       [3]parser.Expr
+	fd, n, res parser.IntLit
+	any        parser.Ellipsis
+}
+
+// rwCall emits `name(fd, ..., n) = n` (a read or a write), allocating its
+// nodes together.
+func (b *builder) rwCall(at time.Time, name string, n int64) *parser.Syscall {
+	c := b.callSlab.new()
+	c.fd.Value, c.n.Value, c.res.Value = b.fd, n, n
+	c.args = [3]parser.Expr{&c.fd, &c.any, &c.n}
+	c.call = parser.Syscall{Name: name, Args: c.args[:], Result: &c.res}
+	b.emit(at, &c.call)
+	b.closeWrite()
+	return &c.call
 }
 
 // callErr emits a failing system call: `= -1 ERRNO (text)`.
@@ -477,7 +518,7 @@ func (b *builder) flushReadAt(at time.Time) {
 	if b.closed {
 		return
 	}
-	b.call(at, "read", n, num(b.fd), any3(), num(n))
+	b.rwCall(at, "read", n)
 	b.lastCall, b.lastReadN = "read", n
 }
 
@@ -832,7 +873,7 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	b.closeWrite()
 	b.tail, b.ackedSince = nil, false
 	b.writeEnd, b.writeEnds[end] = end, true
-	b.write = b.call(p.Time, "write", fresh, num(b.fd), any3(), num(fresh))
+	b.write = b.rwCall(p.Time, "write", fresh)
 	b.writeN = fresh
 	b.setWriteN()
 	b.lastCall = "write"
@@ -840,8 +881,9 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 }
 
 func (b *builder) setWriteN() {
-	b.write.Args[2] = num(b.writeN)
-	b.write.Result = num(b.writeN)
+	// The write's numbers are its own nodes (rwCall): updated in place.
+	b.write.Args[2].(*parser.IntLit).Value = b.writeN
+	b.write.Result.(*parser.IntLit).Value = b.writeN
 	b.lastWriteN = b.writeN
 }
 
@@ -991,7 +1033,7 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 		dir = parser.Inbound
 	}
 	// One allocation for the packet's nodes: a capture has millions.
-	n := &packetNodes{}
+	n := b.pkSlab.new()
 	tcp := &n.tcp
 	*tcp = parser.TCP{
 		Flags: flagText(p.Flags),
@@ -1023,7 +1065,7 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 		tcp.Options = &parser.TCPOptions{Any: true}
 		return pk
 	}
-	if list, ok := tsOnly(raw); ok {
+	if list, ok := tsOnly(raw, &b.tsSlab); ok {
 		tcp.Options = &parser.TCPOptions{List: list}
 		if in {
 			b.checkEcr(list, p.Flags.Has(capture.FlagACK))

@@ -15,18 +15,21 @@ const expMagicFastOpen = 0xF989
 // tsOnly converts the option bytes of nearly every packet after the
 // handshake, NOP, NOP, timestamp, without the general parser's
 // allocations; false for any other layout.
-func tsOnly(raw []byte) ([]*parser.TCPOption, bool) {
+func tsOnly(raw []byte, nodes *slab[tsNodes]) ([]*parser.TCPOption, bool) {
 	if len(raw) != 12 || raw[0] != 1 || raw[1] != 1 || raw[2] != 8 || raw[3] != 10 {
 		return nil, false
 	}
-	n := &struct {
-		opts [3]parser.TCPOption
-		list [3]*parser.TCPOption
-	}{}
+	n := nodes.new()
 	n.opts[0].Kind, n.opts[1].Kind = parser.OptNOP, parser.OptNOP
 	n.opts[2] = parser.TCPOption{Kind: parser.OptTimestamp, TSVal: binary.BigEndian.Uint32(raw[4:]), TSEcr: binary.BigEndian.Uint32(raw[8:])}
 	n.list = [3]*parser.TCPOption{&n.opts[0], &n.opts[1], &n.opts[2]}
 	return n.list[:], true
+}
+
+// tsNodes holds the nodes of a NOP, NOP, timestamp option list.
+type tsNodes struct {
+	opts [3]parser.TCPOption
+	list [3]*parser.TCPOption
 }
 
 // convertOptions turns captured option bytes into the script's option list.
