@@ -1017,9 +1017,24 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	x.Flags = flagText(u.flags)
 	u.segs++
 	b.count.gathered++
-	u.ev.comments = append(u.ev.comments[:u.base:u.base],
-		fmt.Sprintf("One write, captured as %d segments: gathered into one expectation (a kernel cuts it as its TSO/GSO sizing says).", u.segs))
+	u.ev.comments = append(u.ev.comments[:u.base:u.base], gatheredNote(u.segs))
 	return true
+}
+
+// gatheredNotes caches the note of gather for small segment counts: it is
+// rewritten for every segment a write gathers.
+var gatheredNotes = func() (t [64]string) {
+	for n := 2; n < len(t); n++ {
+		t[n] = fmt.Sprintf("One write, captured as %d segments: gathered into one expectation (a kernel cuts it as its TSO/GSO sizing says).", n)
+	}
+	return t
+}()
+
+func gatheredNote(n int) string {
+	if n >= 2 && n < len(gatheredNotes) {
+		return gatheredNotes[n]
+	}
+	return fmt.Sprintf("One write, captured as %d segments: gathered into one expectation (a kernel cuts it as its TSO/GSO sizing says).", n)
 }
 
 // convert builds the script packet for p with the numbers the reference
