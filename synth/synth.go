@@ -1021,11 +1021,13 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	return true
 }
 
+const gatheredFmt = "One write, captured as %d segments: gathered into one expectation (a kernel cuts it as its TSO/GSO sizing says)."
+
 // gatheredNotes caches the note of gather for small segment counts: it is
 // rewritten for every segment a write gathers.
 var gatheredNotes = func() (t [64]string) {
 	for n := 2; n < len(t); n++ {
-		t[n] = fmt.Sprintf("One write, captured as %d segments: gathered into one expectation (a kernel cuts it as its TSO/GSO sizing says).", n)
+		t[n] = fmt.Sprintf(gatheredFmt, n)
 	}
 	return t
 }()
@@ -1034,7 +1036,7 @@ func gatheredNote(n int) string {
 	if n >= 2 && n < len(gatheredNotes) {
 		return gatheredNotes[n]
 	}
-	return fmt.Sprintf("One write, captured as %d segments: gathered into one expectation (a kernel cuts it as its TSO/GSO sizing says).", n)
+	return fmt.Sprintf(gatheredFmt, n)
 }
 
 // convert builds the script packet for p with the numbers the reference
