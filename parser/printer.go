@@ -10,89 +10,91 @@ import (
 
 // FormatTime prints an event time in canonical form: whole seconds as
 // integers, other times with six decimals; "+" for relative times.
-func FormatTime(t Time) string {
+func FormatTime(t Time) string { return string(appendTime(nil, t)) }
+
+func appendTime(b []byte, t Time) []byte {
 	switch t.Kind {
 	case TimeAny:
-		return "*"
+		return append(b, '*')
 	case TimeRelative:
-		return "+" + formatSeconds(t.Usecs)
+		return appendSeconds(append(b, '+'), t.Usecs)
 	case TimeAbsoluteRange:
-		return formatSeconds(t.Usecs) + "~" + formatSeconds(t.End)
+		return appendSeconds(append(appendSeconds(b, t.Usecs), '~'), t.End)
 	case TimeRelativeRange:
-		return "+" + formatSeconds(t.Usecs) + "~+" + formatSeconds(t.End)
+		return appendSeconds(append(appendSeconds(append(b, '+'), t.Usecs), "~+"...), t.End)
 	}
-	return formatSeconds(t.Usecs)
+	return appendSeconds(b, t.Usecs)
 }
 
-func formatSeconds(us int64) string {
-	sign := ""
+func appendSeconds(b []byte, us int64) []byte {
 	if us < 0 {
-		sign = "-"
+		b = append(b, '-')
 		us = -us
 	}
 	if us%1e6 == 0 {
-		return sign + strconv.FormatInt(us/1e6, 10)
+		return strconv.AppendInt(b, us/1e6, 10)
 	}
-	return fmt.Sprintf("%s%d.%06d", sign, us/1e6, us%1e6)
+	return fmt.Appendf(b, "%d.%06d", us/1e6, us%1e6)
 }
 
 // FormatPacket prints a packet line without its time, e.g.
 // "< S 0:0(0) win 4000 <mss 1000>".
-func FormatPacket(p *Packet) string {
-	var b strings.Builder
+func FormatPacket(p *Packet) string { return string(appendPacket(nil, p)) }
+
+func appendPacket(b []byte, p *Packet) []byte {
 	if p.Dir == Outbound {
-		b.WriteString(">")
+		b = append(b, '>')
 	} else {
-		b.WriteString("<")
+		b = append(b, '<')
 	}
 	for _, e := range p.Encaps {
-		b.WriteString(" ")
+		b = append(b, ' ')
 		switch e := e.(type) {
 		case *EncapIP:
-			fmt.Fprintf(&b, "ipv%d", e.Version)
+			b = fmt.Appendf(b, "ipv%d", e.Version)
 			if e.Info != nil {
-				b.WriteString(" " + formatIPInfo(e.Info))
+				b = append(append(b, ' '), formatIPInfo(e.Info)...)
 			}
-			fmt.Fprintf(&b, " %s > %s:", e.Src, e.Dst)
+			b = fmt.Appendf(b, " %s > %s:", e.Src, e.Dst)
 		case *EncapGRE:
-			b.WriteString("gre")
+			b = append(b, "gre"...)
 			if e.Header != nil {
 				if e.Header.Commas {
-					b.WriteString(",")
+					b = append(b, ',')
 				}
-				b.WriteString(" " + formatGREHeader(e.Header))
+				b = append(append(b, ' '), formatGREHeader(e.Header)...)
 			}
-			b.WriteString(":")
+			b = append(b, ':')
 		case *EncapMPLS:
-			b.WriteString("mpls")
+			b = append(b, "mpls"...)
 			if len(e.Stack) > 0 {
-				b.WriteString(" " + formatMPLSStack(e.Stack))
+				b = append(append(b, ' '), formatMPLSStack(e.Stack)...)
 			}
-			b.WriteString(":")
+			b = append(b, ':')
 		}
 	}
 	if p.IPInfo != nil {
-		b.WriteString(" " + formatIPInfo(p.IPInfo))
+		b = append(append(b, ' '), formatIPInfo(p.IPInfo)...)
 	}
 	switch {
 	case p.UDP != nil:
-		b.WriteString(" udp")
+		b = append(b, " udp"...)
 		if p.Ports != nil {
-			fmt.Fprintf(&b, " %d>%d", p.Ports.Src, p.Ports.Dst)
+			b = fmt.Appendf(b, " %d>%d", p.Ports.Src, p.Ports.Dst)
 		}
-		fmt.Fprintf(&b, " (%d)", p.UDP.Len)
+		b = fmt.Appendf(b, " (%d)", p.UDP.Len)
 	case p.ICMP != nil:
-		b.WriteString(" " + formatICMP(p.ICMP))
+		b = append(append(b, ' '), formatICMP(p.ICMP)...)
 	case p.TCP != nil:
 		if p.PSP != nil {
-			b.WriteString(" encap psp spi " + FormatExpr(p.PSP.SPI))
+			b = append(append(b, " encap psp spi "...), FormatExpr(p.PSP.SPI)...)
 		}
 		if p.Ports != nil {
-			fmt.Fprintf(&b, " %d>%d", p.Ports.Src, p.Ports.Dst)
+			b = fmt.Appendf(b, " %d>%d", p.Ports.Src, p.Ports.Dst)
 		}
-		b.WriteString(" " + formatTCP(p.TCP))
+		b = appendTCP(append(b, ' '), p.TCP)
 	}
-	return b.String()
+	return b
 }
 
 func formatIPInfo(in *IPInfo) string {
@@ -172,110 +174,137 @@ func formatICMP(ic *ICMP) string {
 	return b.String()
 }
 
-func formatTCP(t *TCP) string {
-	var b strings.Builder
-	flags := t.Flags
-	if flags == "" {
-		flags = "-"
+func appendTCP(b []byte, t *TCP) []byte {
+	if t.Flags == "" {
+		b = append(b, '-')
+	} else {
+		b = append(b, t.Flags...)
 	}
-	fmt.Fprintf(&b, "%s %d:%d(%d)", flags, t.Seq, int64(t.Seq)+int64(t.Len), t.Len)
+	b = strconv.AppendUint(append(b, ' '), uint64(t.Seq), 10)
+	b = strconv.AppendInt(append(b, ':'), int64(t.Seq)+int64(t.Len), 10)
+	b = append(strconv.AppendUint(append(b, '('), uint64(t.Len), 10), ')')
 	if t.Ack != nil {
-		fmt.Fprintf(&b, " ack %d", *t.Ack)
+		b = strconv.AppendUint(append(b, " ack "...), uint64(*t.Ack), 10)
 	}
 	if t.Win != nil {
-		fmt.Fprintf(&b, " win %d", *t.Win)
+		b = strconv.AppendUint(append(b, " win "...), uint64(*t.Win), 10)
 	}
 	if t.Urg != nil {
-		fmt.Fprintf(&b, " urg %d", *t.Urg)
+		b = strconv.AppendUint(append(b, " urg "...), uint64(*t.Urg), 10)
 	}
 	if t.Options != nil {
-		b.WriteString(" " + FormatTCPOptions(t.Options))
+		b = appendTCPOptions(append(b, ' '), t.Options)
 	}
-	return b.String()
+	return b
 }
 
 // FormatTCPOptions prints a `<...>` option list as upstream scripts write
 // it: "<mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>"; "" for no list.
-func FormatTCPOptions(o *TCPOptions) string {
+func FormatTCPOptions(o *TCPOptions) string { return string(appendTCPOptions(nil, o)) }
+
+func appendTCPOptions(b []byte, o *TCPOptions) []byte {
 	if o == nil {
-		return ""
+		return b
 	}
 	if o.Any {
-		return "<...>"
+		return append(b, "<...>"...)
 	}
-	parts := make([]string, len(o.List))
+	b = append(b, '<')
 	for i, opt := range o.List {
-		parts[i] = formatTCPOption(opt)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendTCPOption(b, opt)
 	}
-	return "<" + strings.Join(parts, ",") + ">"
+	return append(b, '>')
 }
 
-func formatTCPOption(o *TCPOption) string {
+func appendTCPOption(b []byte, o *TCPOption) []byte {
 	switch o.Kind {
 	case OptNOP:
-		return "nop"
+		return append(b, "nop"...)
 	case OptEOL:
-		return "eol"
+		return append(b, "eol"...)
 	case OptMSS:
-		return fmt.Sprintf("mss %d", o.Value)
+		return strconv.AppendInt(append(b, "mss "...), o.Value, 10)
 	case OptWScale:
-		return fmt.Sprintf("wscale %d", o.Value)
+		return strconv.AppendInt(append(b, "wscale "...), o.Value, 10)
 	case OptSACKOK:
-		return "sackOK"
+		return append(b, "sackOK"...)
 	case OptSACK:
-		s := "sack"
-		for _, b := range o.SACK {
-			s += fmt.Sprintf(" %d:%d", b.Left, b.Right)
+		b = append(b, "sack"...)
+		for _, s := range o.SACK {
+			b = strconv.AppendUint(append(b, ' '), uint64(s.Left), 10)
+			b = strconv.AppendUint(append(b, ':'), uint64(s.Right), 10)
 		}
-		return s
+		return b
 	case OptMD5:
-		return "md5 " + o.Cookie
+		return append(append(b, "md5 "...), o.Cookie...)
 	case OptTimestamp:
-		return fmt.Sprintf("TS val %d ecr %d", o.TSVal, o.TSEcr)
+		b = strconv.AppendUint(append(b, "TS val "...), uint64(o.TSVal), 10)
+		return strconv.AppendUint(append(b, " ecr "...), uint64(o.TSEcr), 10)
 	case OptFastOpen, OptFastOpenExp:
-		s := "FO"
 		if o.Kind == OptFastOpenExp {
-			s = "FOEXP"
+			b = append(b, "FOEXP"...)
+		} else {
+			b = append(b, "FO"...)
 		}
 		if o.Cookie != "" {
-			s += " " + o.Cookie
+			b = append(append(b, ' '), o.Cookie...)
 		}
-		return s
+		return b
 	case OptAccECN:
-		s := "ECN"
+		b = append(b, "ECN"...)
 		for _, f := range o.AccECN {
-			s += fmt.Sprintf(" %s %d", f.Name, f.Value)
+			b = fmt.Appendf(b, " %s %d", f.Name, f.Value)
 		}
-		return s
+		return b
 	}
-	return fmt.Sprintf("?option%d", o.Kind)
+	return fmt.Appendf(b, "?option%d", o.Kind)
 }
 
 // FormatSyscall prints a system call line without its time, e.g.
 // "connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)".
-func FormatSyscall(c *Syscall) string {
-	var b strings.Builder
+func FormatSyscall(c *Syscall) string { return string(appendSyscall(nil, c)) }
+
+func appendSyscall(b []byte, c *Syscall) []byte {
 	if c.End != nil {
-		b.WriteString("..." + FormatTime(Time{Kind: TimeAbsolute, Usecs: c.End.Usecs}) + " ")
+		b = append(appendTime(append(b, "..."...), Time{Kind: TimeAbsolute, Usecs: c.End.Usecs}), ' ')
 	}
-	b.WriteString(c.Name + "(")
+	b = append(append(b, c.Name...), '(')
 	for i, a := range c.Args {
 		if i > 0 {
-			b.WriteString(", ")
+			b = append(b, ", "...)
 		}
-		b.WriteString(FormatExpr(a))
+		b = appendExpr(b, a)
 	}
-	b.WriteString(") = ")
+	b = append(b, ") = "...)
 	if c.Result != nil {
-		b.WriteString(FormatExpr(c.Result))
+		b = appendExpr(b, c.Result)
 	}
 	if c.Errno != "" {
-		fmt.Fprintf(&b, " %s (%s)", c.Errno, c.ErrnoNote)
+		b = append(append(append(append(append(b, ' '), c.Errno...), " ("...), c.ErrnoNote...), ')')
 	}
 	if c.HasNote {
-		fmt.Fprintf(&b, " (%s)", c.Note)
+		b = append(append(append(b, " ("...), c.Note...), ')')
 	}
-	return b.String()
+	return b
+}
+
+// appendExpr appends an expression: the common leaves directly, the rest
+// as writeExpr prints them.
+func appendExpr(b []byte, e Expr) []byte {
+	switch e := e.(type) {
+	case *Ellipsis:
+		return append(b, "..."...)
+	case *IntLit:
+		if !e.Hex || e.Value < 0 {
+			return strconv.AppendInt(b, e.Value, 10)
+		}
+	case *Word:
+		return append(b, e.Name...)
+	}
+	return append(b, FormatExpr(e)...)
 }
 
 // FormatExpr prints an expression on one line.
@@ -407,14 +436,16 @@ func writeExpr(b *strings.Builder, e Expr) {
 }
 
 // formatAction prints the action of an event.
-func formatAction(a Action) string {
+func formatAction(a Action) string { return string(appendAction(nil, a)) }
+
+func appendAction(b []byte, a Action) []byte {
 	switch a := a.(type) {
 	case *Packet:
-		return FormatPacket(a)
+		return appendPacket(b, a)
 	case *Syscall:
-		return FormatSyscall(a)
+		return appendSyscall(b, a)
 	case *Command:
-		return "`" + a.Text + "`"
+		return append(append(append(b, '`'), a.Text...), '`')
 	case *Code:
 		open, closer := "%{ ", " }%"
 		if strings.HasPrefix(a.Text, "\n") {
@@ -423,15 +454,17 @@ func formatAction(a Action) string {
 		if strings.HasSuffix(a.Text, "\n") {
 			closer = "}%"
 		}
-		return open + a.Text + closer
+		return append(append(append(b, open...), a.Text...), closer...)
 	}
-	return fmt.Sprintf("?%T", a)
+	return fmt.Appendf(b, "?%T", a)
 }
 
 // FormatEvent prints an event on one line (multi-line commands and code
 // blocks keep their newlines).
-func FormatEvent(ev *Event) string {
-	return FormatTime(ev.Time) + " " + formatAction(ev.Action)
+func FormatEvent(ev *Event) string { return string(appendEvent(nil, ev)) }
+
+func appendEvent(b []byte, ev *Event) []byte {
+	return appendAction(append(appendTime(b, ev.Time), ' '), ev.Action)
 }
 
 func formatOption(o *Option) string {
@@ -441,22 +474,23 @@ func formatOption(o *Option) string {
 	return "--" + o.Name
 }
 
-// item is one printed element of a script with its source span.
+// item is one printed element of a script with its source span; its text
+// is text[from:to] of the script's printed elements.
 type item struct {
-	start   Pos
-	end     Pos // just after the last token; zero if unknown
-	text    string
-	endLine int // last source line of the element
+	start    Pos
+	end      Pos // just after the last token; zero if unknown
+	from, to int
+	endLine  int // last source line of the element
 }
 
-func lastLine(start Pos, end Pos, text string) int {
+func lastLine(start Pos, end Pos, text []byte) int {
 	if end.IsValid() {
 		return end.Line
 	}
 	if !start.IsValid() {
 		return 0
 	}
-	return start.Line + strings.Count(text, "\n")
+	return start.Line + bytes.Count(text, []byte("\n"))
 }
 
 // Format returns the canonical text of a script.
@@ -478,22 +512,38 @@ func Print(w io.Writer, s *Script) error {
 }
 
 func printScript(buf *bytes.Buffer, s *Script) {
-	var items []item
-	add := func(start, end Pos, text string) {
-		items = append(items, item{start: start, end: end, text: text, endLine: lastLine(start, end, text)})
+	// The elements are printed into one buffer: a script has many, and a
+	// string each would cost an allocation each.
+	items := make([]item, 0, len(s.Options)+len(s.Events)+2)
+	var text []byte
+	add := func(start, end Pos, from int) {
+		items = append(items, item{start: start, end: end, from: from, to: len(text), endLine: lastLine(start, end, text[from:])})
 	}
 	for _, o := range s.Options {
-		add(o.Pos, o.End, formatOption(o))
+		from := len(text)
+		text = append(text, formatOption(o)...)
+		add(o.Pos, o.End, from)
 	}
 	if s.Init != nil {
-		add(s.Init.Pos, s.Init.End, formatAction(s.Init))
+		from := len(text)
+		text = appendAction(text, s.Init)
+		add(s.Init.Pos, s.Init.End, from)
 	}
 	for _, ev := range s.Events {
-		add(ev.Pos, ev.End, FormatEvent(ev))
+		from := len(text)
+		text = appendEvent(text, ev)
+		add(ev.Pos, ev.End, from)
 	}
 	if s.Cleanup != nil {
-		add(s.Cleanup.Pos, s.Cleanup.End, formatAction(s.Cleanup))
+		from := len(text)
+		text = appendAction(text, s.Cleanup)
+		add(s.Cleanup.Pos, s.Cleanup.End, from)
 	}
+	size := len(text) + len(items)
+	for _, c := range s.Comments {
+		size += len(c.Text) + 2
+	}
+	buf.Grow(size)
 	var comments []*Comment
 	for _, c := range s.Comments {
 		if c.Pos.IsValid() {
@@ -512,10 +562,12 @@ func printScript(buf *bytes.Buffer, s *Script) {
 		virtual++
 		if !it.start.IsValid() {
 			for ci < len(comments) && comments[ci].Pos.Line <= virtual {
-				buf.WriteString(comments[ci].Text + "\n")
+				buf.WriteString(comments[ci].Text)
+				buf.WriteByte('\n')
 				ci++
 			}
-			buf.WriteString(it.text + "\n")
+			buf.Write(text[it.from:it.to])
+			buf.WriteByte('\n')
 			prevLine = 0
 			continue
 		}
@@ -529,16 +581,18 @@ func printScript(buf *bytes.Buffer, s *Script) {
 			// first line, so no blank line separates it from the item.
 			line := min(c.Pos.Line, it.start.Line)
 			atLine(line)
-			buf.WriteString(c.Text + "\n")
+			buf.WriteString(c.Text)
+			buf.WriteByte('\n')
 			prevLine = line + strings.Count(c.Text, "\n")
 			ci++
 		}
 		atLine(it.start.Line)
-		buf.WriteString(it.text)
+		buf.Write(text[it.from:it.to])
 		prevLine = it.endLine
 		for ci < len(comments) && comments[ci].Pos.Line == it.endLine {
 			c := comments[ci]
-			buf.WriteString(" " + c.Text)
+			buf.WriteByte(' ')
+			buf.WriteString(c.Text)
 			prevLine = c.Pos.Line + strings.Count(c.Text, "\n")
 			ci++
 		}
@@ -547,7 +601,8 @@ func printScript(buf *bytes.Buffer, s *Script) {
 	for ; ci < len(comments); ci++ {
 		c := comments[ci]
 		atLine(c.Pos.Line)
-		buf.WriteString(c.Text + "\n")
+		buf.WriteString(c.Text)
+		buf.WriteByte('\n')
 		prevLine = c.Pos.Line + strings.Count(c.Text, "\n")
 	}
 }
