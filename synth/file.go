@@ -84,20 +84,36 @@ func FileName(f *capture.Flow) string {
 	return fmt.Sprintf("flow%03d_%s_%s.pkt", f.Index, clean(f.LocalEndpoint().String()), clean(f.RemoteEndpoint().String()))
 }
 
-// WriteIndex writes one tab-separated line per result: flow number, the
-// script's file name (FileName) or "-", local and remote endpoints,
-// packets, and "ok" or the error.
-func WriteIndex(w io.Writer, results []Result) error {
+// IndexRow is one line of the index that goes with a folder of scripts:
+// what it keeps of a Result once its script is written, so that a whole
+// capture can be indexed without keeping its flows.
+type IndexRow struct {
+	Flow          int
+	File          string // FileName, or "-" when the flow has no script
+	Local, Remote string
+	Packets       int
+	Status        string // "ok" or the reason there is no script
+}
+
+// Row is r's line of the index.
+func (r Result) Row() IndexRow {
+	row := IndexRow{Flow: r.Flow.Index, File: FileName(r.Flow), Local: r.Flow.LocalEndpoint().String(),
+		Remote: r.Flow.RemoteEndpoint().String(), Packets: len(r.Flow.Packets), Status: "ok"}
+	if r.Err != nil {
+		row.File, row.Status = "-", r.Err.Error()
+	}
+	return row
+}
+
+// WriteIndex writes the index: a header line, then one tab-separated line
+// per row (flow number, the script's file name or "-", local and remote
+// endpoints, packets, and "ok" or the error).
+func WriteIndex(w io.Writer, rows []IndexRow) error {
 	if _, err := fmt.Fprintln(w, "flow\tfile\tlocal\tremote\tpackets\tstatus"); err != nil {
 		return err
 	}
-	for _, r := range results {
-		file, status := FileName(r.Flow), "ok"
-		if r.Err != nil {
-			file, status = "-", r.Err.Error()
-		}
-		if _, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", r.Flow.Index, file,
-			r.Flow.LocalEndpoint(), r.Flow.RemoteEndpoint(), len(r.Flow.Packets), status); err != nil {
+	for _, r := range rows {
+		if _, err := fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", r.Flow, r.File, r.Local, r.Remote, r.Packets, r.Status); err != nil {
 			return err
 		}
 	}

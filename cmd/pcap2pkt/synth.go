@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
@@ -90,17 +91,13 @@ func synthAction(c *cli.Context) error {
 	}
 	name := c.Args().First()
 	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial")}
+	out := c.String("output")
+	if out != "" && isDirTarget(out) {
+		return writeAll(c, name, opts, out)
+	}
 	results, rerr, err := synthesiseCapture(c, name, opts, "using")
 	if err != nil {
 		return err
-	}
-
-	out := c.String("output")
-	if out != "" && isDirTarget(out) {
-		if err := writeAll(c, out, results); err != nil {
-			return err
-		}
-		return captureExit(rerr)
 	}
 
 	r, err := pickFlow(c, results)
@@ -207,33 +204,63 @@ func pickFlow(c *cli.Context, results []synth.Result) (synth.Result, error) {
 	return synth.Result{}, failf(exitInput, "no connection could be synthesised: flow %d: %v", results[0].Flow.Index, results[0].Err)
 }
 
-// writeAll writes one script per connection into dir, plus index.tsv. Each
-// file is written atomically; a connection that could not be synthesised is
-// listed in the index with the reason.
-func writeAll(c *cli.Context, dir string, results []synth.Result) error {
+// writeAll writes one script per connection into dir, plus index.tsv,
+// streaming: each connection's script is written when the connection ends
+// and then forgotten, so memory grows with the connections open at a time,
+// not with the capture. Each file is written atomically; a connection that
+// could not be synthesised is listed in the index with the reason.
+func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error {
+	fo, err := flowOptions(c)
+	if err != nil {
+		return err
+	}
+	in, err := openCapture(c, name)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return withCode(exitInput, err)
 	}
+	src, stop := withProgress(in, name, c.App.ErrWriter)
+	var rows []synth.IndexRow
 	written := 0
-	for _, r := range results {
+	rerr := synth.Stream(name, src, fo, opts, func(r synth.Result) error {
+		rows = append(rows, r.Row())
 		if r.Err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: flow %d: %v\n", r.Flow.Index, r.Err)
-			continue
+			return nil
 		}
 		if err := writeFileAtomic(filepath.Join(dir, synth.FileName(r.Flow)), parser.Format(r.Script)); err != nil {
 			return withCode(exitInput, err)
 		}
 		written++
+		return nil
+	})
+	stop()
+	var ee *exitError
+	if errors.As(rerr, &ee) {
+		return rerr
 	}
+	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
+		return captureError(rerr)
+	}
+	if rerr != nil {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (writing the %d connection(s) read before it)\n", rerr, len(rows))
+	}
+	if len(rows) == 0 {
+		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Flow < rows[j].Flow })
 	var idx bytes.Buffer
-	if err := synth.WriteIndex(&idx, results); err != nil {
+	if err := synth.WriteIndex(&idx, rows); err != nil {
 		return err
 	}
 	if err := writeFileAtomic(filepath.Join(dir, "index.tsv"), idx.Bytes()); err != nil {
 		return withCode(exitInput, err)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: wrote %d script(s) and index.tsv to %s\n", written, dir)
-	return nil
+	return captureExit(rerr)
 }
 
 func flowsCommand() *cli.Command {
