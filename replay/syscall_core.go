@@ -22,10 +22,10 @@ func init() {
 	registerSyscall("listen", sysListen)
 	registerSyscall("accept", sysAccept)
 	registerSyscall("connect", sysConnect)
-	registerSyscall("read", sysRead)
-	registerSyscall("write", sysWrite)
-	registerSyscall("send", sysSend)
-	registerSyscall("recv", sysRecv)
+	registerSyscall("read", ioCall(unix.SYS_READ))
+	registerSyscall("write", ioCall(unix.SYS_WRITE))
+	registerSyscall("send", ioFlagsCall(unix.SYS_SENDTO))
+	registerSyscall("recv", ioFlagsCall(unix.SYS_RECVFROM))
 	registerSyscall("sendto", sysSendto)
 	registerSyscall("recvfrom", sysRecvfrom)
 	registerSyscall("close", sysClose)
@@ -333,68 +333,43 @@ func (c *CallContext) ioArgs() (fd int, buf []byte, count int32, err error) {
 	return
 }
 
-func sysRead(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
+// ioCall is read(fd, buf, n) or write(fd, buf, n): nr is the call.
+func ioCall(nr uintptr) SyscallFunc {
+	return func(c *CallContext) (int64, syscall.Errno, error) {
+		if err := c.NArgs(3); err != nil {
+			return 0, 0, err
+		}
+		fd, buf, n, err := c.ioArgs()
+		if err != nil {
+			return 0, 0, err
+		}
+		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+			return rawSyscall(nr, uintptr(fd), bufPtr(buf), uintptr(n))
+		})
+		return ret, errno, nil
 	}
-	fd, buf, n, err := c.ioArgs()
-	if err != nil {
-		return 0, 0, err
-	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
-		return rawSyscall(unix.SYS_READ, uintptr(fd), bufPtr(buf), uintptr(n))
-	})
-	return ret, errno, nil
 }
 
-func sysWrite(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
+// ioFlagsCall is send(fd, buf, n, flags) or recv(fd, buf, n, flags), made
+// as sendto or recvfrom (nr) without an address, as libc does.
+func ioFlagsCall(nr uintptr) SyscallFunc {
+	return func(c *CallContext) (int64, syscall.Errno, error) {
+		if err := c.NArgs(4); err != nil {
+			return 0, 0, err
+		}
+		fd, buf, n, err := c.ioArgs()
+		if err != nil {
+			return 0, 0, err
+		}
+		flags, err := c.Int32(3)
+		if err != nil {
+			return 0, 0, err
+		}
+		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+			return rawSyscall6(nr, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), 0, 0)
+		})
+		return ret, errno, nil
 	}
-	fd, buf, n, err := c.ioArgs()
-	if err != nil {
-		return 0, 0, err
-	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
-		return rawSyscall(unix.SYS_WRITE, uintptr(fd), bufPtr(buf), uintptr(n))
-	})
-	return ret, errno, nil
-}
-
-func sysSend(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(4); err != nil {
-		return 0, 0, err
-	}
-	fd, buf, n, err := c.ioArgs()
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(3)
-	if err != nil {
-		return 0, 0, err
-	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
-		return rawSyscall6(unix.SYS_SENDTO, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), 0, 0)
-	})
-	return ret, errno, nil
-}
-
-func sysRecv(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(4); err != nil {
-		return 0, 0, err
-	}
-	fd, buf, n, err := c.ioArgs()
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(3)
-	if err != nil {
-		return 0, 0, err
-	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
-		return rawSyscall6(unix.SYS_RECVFROM, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), 0, 0)
-	})
-	return ret, errno, nil
 }
 
 func sysSendto(c *CallContext) (int64, syscall.Errno, error) {
