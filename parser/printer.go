@@ -435,9 +435,6 @@ func writeExpr(b *strings.Builder, e Expr) {
 	}
 }
 
-// formatAction prints the action of an event.
-func formatAction(a Action) string { return string(appendAction(nil, a)) }
-
 func appendAction(b []byte, a Action) []byte {
 	switch a := a.(type) {
 	case *Packet:

@@ -45,24 +45,24 @@ const timingRetries = 3
 
 // runKernelScriptRetrying is runKernelScript, rerun while it fails with a
 // timing error.
-func runKernelScriptRetrying(t *testing.T, name, src string, opts ...string) (error, string) {
+func runKernelScriptRetrying(t *testing.T, name, src string, opts ...string) (string, error) {
 	t.Helper()
 	var err error
 	var out string
 	for i := 0; i < timingRetries; i++ {
-		err, out = runKernelScript(t, name, src, opts...)
+		out, err = runKernelScript(t, name, src, opts...)
 		if err == nil || !strings.Contains(err.Error(), "timing error") {
-			return err, out
+			return out, err
 		}
 		t.Logf("attempt %d failed on timing, retrying: %v", i+1, err)
 	}
-	return err, out
+	return out, err
 }
 
 // runKernelScript parses and runs a script against the kernel of the
 // (sandboxed) current process with the given options, returning the run's
 // error and its output.
-func runKernelScript(t *testing.T, name, src string, opts ...string) (error, string) {
+func runKernelScript(t *testing.T, name, src string, opts ...string) (string, error) {
 	t.Helper()
 	s, err := parser.ParseFile(name, []byte(src), nil)
 	if err != nil {
@@ -92,7 +92,7 @@ func runKernelScript(t *testing.T, name, src string, opts ...string) (error, str
 		dir = t.TempDir()
 	}
 	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: SystemClock{}, Stdout: &out, Stderr: &out, Dir: dir})
-	return err, out.String()
+	return out.String(), err
 }
 
 // familyOptions are upstream's address options per family.
@@ -108,7 +108,7 @@ func TestKernelArticle(t *testing.T) {
 		return
 	}
 	for _, family := range []string{"ipv4", "ipv4-mapped-ipv6", "ipv6"} {
-		err, out := runKernelScriptRetrying(t, "article.pkt", withoutLine(src, "sleep 10"), familyOptions[family]...)
+		out, err := runKernelScriptRetrying(t, "article.pkt", withoutLine(src, "sleep 10"), familyOptions[family]...)
 		if err != nil {
 			t.Fatalf("%s: article.pkt failed: %v\noutput:\n%s", family, err, out)
 		}
@@ -139,7 +139,7 @@ func TestKernelArticleMutated(t *testing.T) {
 			if mut == src {
 				t.Fatalf("mutation %q not applied", tc.from)
 			}
-			err, out := runKernelScriptRetrying(t, "article.pkt", mut)
+			out, err := runKernelScriptRetrying(t, "article.pkt", mut)
 			var se *ScriptError
 			if !errors.As(err, &se) {
 				t.Fatalf("got %v, want a ScriptError; output:\n%s", err, out)
@@ -165,7 +165,7 @@ func TestKernelArticleVerbatim(t *testing.T) {
 	if !inSandbox(t) {
 		return
 	}
-	err, out := runKernelScriptRetrying(t, articlePath, src)
+	out, err := runKernelScriptRetrying(t, articlePath, src)
 	if err != nil {
 		t.Fatalf("article.pkt failed: %v\noutput:\n%s", err, out)
 	}

@@ -111,7 +111,7 @@ type kernelPacket struct {
 	pkt []byte
 }
 
-func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (error, *FakeDevice) {
+func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*FakeDevice, error) {
 	t.Helper()
 	s, err := parser.ParseFile("test.pkt", []byte(src), nil)
 	if err != nil {
@@ -136,7 +136,7 @@ func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (e
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: clock, Syscalls: fakeSyscalls(), Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
-	return err, dev
+	return dev, err
 }
 
 const listenPrefix = `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -145,7 +145,7 @@ const listenPrefix = `0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 `
 
 func TestInboundSYNBytes(t *testing.T) {
-	err, dev := fakeRun(t, listenPrefix+"+0 < S 0:0(0) win 4000 <mss 1000>\n", nil)
+	dev, err := fakeRun(t, listenPrefix+"+0 < S 0:0(0) win 4000 <mss 1000>\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestOutboundMatch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := handshakeScript(tc.line)
-			err, _ := fakeRun(t, src, []kernelPacket{{tc.at, tc.kernel}})
+			_, err := fakeRun(t, src, []kernelPacket{{tc.at, tc.kernel}})
 			if len(tc.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected failure: %v", err)
@@ -248,11 +248,11 @@ func TestOutboundMatch(t *testing.T) {
 }
 
 func TestSyscallResultMismatch(t *testing.T) {
-	err, _ := fakeRun(t, listenPrefix+"+0 read(3, ..., 10) = 0\n", nil)
+	_, err := fakeRun(t, listenPrefix+"+0 read(3, ..., 10) = 0\n", nil)
 	if err == nil || !strings.Contains(err.Error(), "test.pkt:4: read: expected result 0 but got -1 with errno 11 (EAGAIN)") {
 		t.Fatalf("got %v", err)
 	}
-	err, _ = fakeRun(t, listenPrefix+"+0 read(3, ..., 10) = -1 EAGAIN (Resource temporarily unavailable)\n", nil)
+	_, err = fakeRun(t, listenPrefix+"+0 read(3, ..., 10) = -1 EAGAIN (Resource temporarily unavailable)\n", nil)
 	if err != nil {
 		t.Fatalf("got %v", err)
 	}
@@ -260,7 +260,7 @@ func TestSyscallResultMismatch(t *testing.T) {
 
 func TestNonFatalPacket(t *testing.T) {
 	src := handshakeScript("> S. 0:0(0) ack 1 win 5 <...>")
-	err, _ := fakeRun(t, src, []kernelPacket{{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, nil, 0)}}, "non_fatal=packet")
+	_, err := fakeRun(t, src, []kernelPacket{{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, nil, 0)}}, "non_fatal=packet")
 	if err != nil {
 		t.Fatalf("--non_fatal=packet should make the mismatch a warning: %v", err)
 	}
@@ -275,7 +275,7 @@ func TestScriptRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err, _ := fakeRun(t, tc.src, nil)
+			_, err := fakeRun(t, tc.src, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
@@ -394,10 +394,10 @@ func TestOutboundAggregation(t *testing.T) {
 		{0, kernelTCP(flagACK, kernelISN+1, 1, 64240, nil, 1000)},
 		{0, kernelTCP(flagACK|flagPSH, kernelISN+1001, 1, 64240, nil, 1000)},
 	}
-	if err, _ := fakeRun(t, src, kernel); err != nil {
+	if _, err := fakeRun(t, src, kernel); err != nil {
 		t.Fatalf("two segments should make the expected packet: %v", err)
 	}
-	err, _ := fakeRun(t, src, kernel, "strict_segments=")
+	_, err := fakeRun(t, src, kernel, "strict_segments=")
 	if err == nil || !strings.Contains(err.Error(), "test.pkt:7: error handling packet: live packet payload: expected 2000 bytes vs actual 1000 bytes") {
 		t.Fatalf("--strict_segments: got %v", err)
 	}
@@ -430,7 +430,7 @@ func TestTimestampMapping(t *testing.T) {
 		"+0 > S. 0:0(0) ack 1 <nop,nop,TS val 100 ecr 700>\n" +
 		"+0 < . 1:1(0) ack 1 win 1000 <nop,nop,TS val 800 ecr 100>\n"
 	kernel := []kernelPacket{{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, ts(5555, 700), 0)}}
-	err, dev := fakeRun(t, src, kernel)
+	dev, err := fakeRun(t, src, kernel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,10 +451,10 @@ func TestTimestampMapping(t *testing.T) {
 	// An ecr that no outbound TS val maps to is an error, unless
 	// --tcp_ts_ecr_scaled interpolates it.
 	bad := strings.Replace(src, "TS val 800 ecr 100", "TS val 800 ecr 150", 1)
-	if err, _ := fakeRun(t, bad, kernel); err == nil || !strings.Contains(err.Error(), "unable to infer live TS ecr for script TS ecr 150") {
+	if _, err := fakeRun(t, bad, kernel); err == nil || !strings.Contains(err.Error(), "unable to infer live TS ecr for script TS ecr 150") {
 		t.Errorf("unmapped ecr: got %v", err)
 	}
-	if err, _ := fakeRun(t, bad, kernel, "tcp_ts_ecr_scaled="); err != nil {
+	if _, err := fakeRun(t, bad, kernel, "tcp_ts_ecr_scaled="); err != nil {
 		t.Errorf("--tcp_ts_ecr_scaled: %v", err)
 	}
 }

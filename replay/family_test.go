@@ -74,7 +74,7 @@ func TestFamilyInboundSYN(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.family+tc.ipinfo, func(t *testing.T) {
-			err, dev := fakeRun(t, listenPrefix+"+0 < "+tc.ipinfo+" S 0:0(0) win 4000 <mss 1000>\n", nil, familyOpts(tc.family)...)
+			dev, err := fakeRun(t, listenPrefix+"+0 < "+tc.ipinfo+" S 0:0(0) win 4000 <mss 1000>\n", nil, familyOpts(tc.family)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestFamilyIgnoresUnsolicitedIPv6(t *testing.T) {
 				kernel = append(kernel, kernelPacket{0, p})
 			}
 			kernel = append(kernel, kernelPacket{0, familyKernelTCP(family, flagSYN|flagACK, kernelISN, 1, 0)})
-			err, _ := fakeRun(t, handshakeScript("> S. 0:0(0) ack 1 <...>"), kernel, familyOpts(family)...)
+			_, err := fakeRun(t, handshakeScript("> S. 0:0(0) ack 1 <...>"), kernel, familyOpts(family)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,7 +147,7 @@ func TestFamilyFlowLabel(t *testing.T) {
 				{0, familyKernelTCP("ipv6", flagSYN|flagACK, kernelISN, 1, tc.first)},
 				{0, familyKernelTCP("ipv6", flagSYN|flagACK, kernelISN, 1, tc.next)},
 			}
-			err, _ := fakeRun(t, src, kernel, familyOpts("ipv6")...)
+			_, err := fakeRun(t, src, kernel, familyOpts("ipv6")...)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -178,7 +178,7 @@ func TestFamilyInboundICMP(t *testing.T) {
 		t.Run(tc.family+" "+tc.line, func(t *testing.T) {
 			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0 < " + tc.line + "\n"
 			kernel := []kernelPacket{{0, familyKernelTCP(tc.family, flagSYN|flagACK, kernelISN, 1, 0)}}
-			err, dev := fakeRun(t, src, kernel, familyOpts(tc.family)...)
+			dev, err := fakeRun(t, src, kernel, familyOpts(tc.family)...)
 			if err != nil {
 				t.Fatal(err)
 			}

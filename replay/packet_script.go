@@ -182,13 +182,13 @@ func parseTCPFlags(s string) (flags uint16, ace bool, err error) {
 			flags |= flagURG
 		case 'E', 'W', 'A':
 			if ace {
-				return 0, false, fmt.Errorf("Conflicting TCP flag: '%c'", c)
+				return 0, false, fmt.Errorf("conflicting TCP flag: '%c'", c)
 			}
 			hasECN = true
 			flags |= map[rune]uint16{'E': flagECE, 'W': flagCWR, 'A': flagAE}[c]
 		case '0', '1', '2', '3', '4', '5', '6', '7':
 			if hasECN || ace {
-				return 0, false, fmt.Errorf("Conflicting TCP flag: '%c'", c)
+				return 0, false, fmt.Errorf("conflicting TCP flag: '%c'", c)
 			}
 			ace = true
 			n := c - '0'
@@ -202,7 +202,7 @@ func parseTCPFlags(s string) (flags uint16, ace bool, err error) {
 				flags |= flagAE
 			}
 		default:
-			return 0, false, fmt.Errorf("Invalid TCP flag: '%c'", c)
+			return 0, false, fmt.Errorf("invalid TCP flag: '%c'", c)
 		}
 	}
 	return flags, ace, nil

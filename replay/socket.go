@@ -54,7 +54,6 @@ type socket struct {
 	tsValMap                           map[uint32]uint32
 	foundFirstTS                       bool
 	firstScriptTSVal, firstActualTSVal uint32
-	firstScriptTSEcr, firstActualTSEcr uint32
 	flowlabelScript, flowlabelLive     uint32
 	lastOutbound                       *tcpHeader // the last TCP header the kernel sent
 	lastInjected                       *tcpHeader // the last TCP header injected

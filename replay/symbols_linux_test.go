@@ -114,9 +114,7 @@ func corpusSyscallWords(t *testing.T) map[string][]string {
 		text = quoted.ReplaceAllString(text, `""`)
 		for _, m := range syscallStart.FindAllStringIndex(text, -1) {
 			call := syscallText(text, m[1]-1)
-			for _, w := range upperWord.FindAllString(call, -1) {
-				out[path] = append(out[path], w)
-			}
+			out[path] = append(out[path], upperWord.FindAllString(call, -1)...)
 		}
 		return nil
 	})

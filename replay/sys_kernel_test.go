@@ -112,7 +112,7 @@ func mirrorCorpus(t *testing.T) string {
 }
 
 // runCorpusScript runs one corpus script as the conformance run does.
-func runCorpusScript(t *testing.T, rel, family string) (error, string) {
+func runCorpusScript(t *testing.T, rel, family string) (string, error) {
 	t.Helper()
 	path, err := filepath.Abs(filepath.Join(corpusDir, "tcp", rel))
 	if err != nil {
@@ -159,7 +159,7 @@ func runCorpusScript(t *testing.T, rel, family string) (error, string) {
 	dir := filepath.Join(mirrorCorpus(t), "tcp", filepath.Dir(rel))
 	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: SystemClock{}, Stdout: &out, Stderr: &out,
 		Dir: dir, Code: code})
-	return err, out.String()
+	return out.String(), err
 }
 
 // TestKernelSyscallScripts runs the corpus scripts that use these system
@@ -186,7 +186,7 @@ func TestKernelSyscallScripts(t *testing.T) {
 				return
 			}
 			want := verdicts["tcp/"+rel+" "+family]
-			err, out := runCorpusScript(t, rel, family)
+			out, err := runCorpusScript(t, rel, family)
 			switch {
 			case want == "pass" && err != nil:
 				t.Fatalf("reference passes, we fail: %v\noutput:\n%s", err, out)

@@ -584,7 +584,7 @@ func sysIoctl(c *CallContext) (int64, syscall.Errno, error) {
 	})
 	c.After(func() error {
 		if live != want {
-			return fmt.Errorf("Bad ioctl optval: expected: %d actual: %d", want, live)
+			return fmt.Errorf("bad ioctl optval: expected: %d actual: %d", want, live)
 		}
 		return nil
 	})

@@ -337,7 +337,6 @@ type progress struct {
 	tty                  bool
 	total, n, pass, fail int
 	running              map[*suiteRun]bool
-	lastLen              int
 }
 
 func newProgress(w io.Writer, total int, enabled bool) *progress {
