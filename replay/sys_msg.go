@@ -208,11 +208,7 @@ func sysSendmsg(c *CallContext) (int64, syscall.Errno, error) {
 	if err := c.NArgs(3); err != nil {
 		return 0, 0, err
 	}
-	scriptFD, err := c.ScriptFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.ToLiveFD(scriptFD)
+	scriptFD, fd, err := c.FDs(0)
 	if err != nil {
 		return 0, 0, err
 	}

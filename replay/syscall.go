@@ -126,11 +126,18 @@ func (c *CallContext) ScriptFD(i int) (int, error) {
 // LiveFD evaluates argument i as a script fd and returns the live fd it
 // stands for.
 func (c *CallContext) LiveFD(i int) (int, error) {
-	fd, err := c.ScriptFD(i)
-	if err != nil {
-		return -1, err
+	_, fd, err := c.FDs(i)
+	return fd, err
+}
+
+// FDs evaluates argument i as a script fd and returns it with its live fd,
+// for calls that need both (the socket table is keyed by script fd).
+func (c *CallContext) FDs(i int) (scriptFD, liveFD int, err error) {
+	if scriptFD, err = c.ScriptFD(i); err != nil {
+		return -1, -1, err
 	}
-	return c.ToLiveFD(fd)
+	liveFD, err = c.ToLiveFD(scriptFD)
+	return scriptFD, liveFD, err
 }
 
 // ToLiveFD maps a script fd to its live fd.

@@ -159,11 +159,7 @@ func sysListen(c *CallContext) (int64, syscall.Errno, error) {
 	if err := c.NArgs(2); err != nil {
 		return 0, 0, err
 	}
-	scriptFD, err := c.ScriptFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.ToLiveFD(scriptFD)
+	scriptFD, fd, err := c.FDs(0)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -296,11 +292,7 @@ func sysConnect(c *CallContext) (int64, syscall.Errno, error) {
 	if err := c.NArgs(3); err != nil {
 		return 0, 0, err
 	}
-	scriptFD, err := c.ScriptFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.ToLiveFD(scriptFD)
+	scriptFD, fd, err := c.FDs(0)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -436,11 +428,7 @@ func sysClose(c *CallContext) (int64, syscall.Errno, error) {
 	if err := c.NArgs(1); err != nil {
 		return 0, 0, err
 	}
-	scriptFD, err := c.ScriptFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.ToLiveFD(scriptFD)
+	scriptFD, fd, err := c.FDs(0)
 	if err != nil {
 		return 0, 0, err
 	}

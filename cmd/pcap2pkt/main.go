@@ -36,6 +36,12 @@ func withCode(code int, err error) error {
 	return &exitError{code: code, err: err}
 }
 
+// reported is the error of a command whose problems were already printed:
+// it carries only the exit code.
+func reported(code int) error {
+	return &exitError{code: code, err: errors.New("")}
+}
+
 func failf(code int, format string, args ...any) error {
 	return &exitError{code: code, err: fmt.Errorf(format, args...)}
 }

@@ -115,9 +115,9 @@ func replayAction(c *cli.Context) error {
 	// Everything that can be checked without running is checked first, so
 	// that a typo is reported as such even where replay cannot run.
 	for _, name := range c.Args().Slice() {
-		if _, err := loadScript(name, cfg); err != nil {
+		if _, _, err := loadScript(name, cfg); err != nil {
 			printErrors(c.App.ErrWriter, err)
-			return &exitError{code: exitInput, err: errors.New("")}
+			return reported(exitInput)
 		}
 	}
 	if c.Bool("dry_run") {
@@ -147,14 +147,14 @@ func replayAction(c *cli.Context) error {
 		case code == exitFail:
 			failed++
 		default:
-			return &exitError{code: code, err: errors.New("")}
+			return reported(code)
 		}
 	}
 	if failed > 0 {
 		if c.NArg() > 1 {
 			return withCode(exitFail, fmt.Errorf("%d of %d scripts failed", failed, c.NArg()))
 		}
-		return &exitError{code: exitFail, err: errors.New("")}
+		return reported(exitFail)
 	}
 	return nil
 }
@@ -228,34 +228,27 @@ func replayConfigFor(c *cli.Context, family string) (*replay.Config, error) {
 }
 
 // loadScript reads and parses a script with the run's definitions and
-// checks that its options resolve.
-func loadScript(name string, cfg *replay.Config) (*parser.Script, error) {
-	src, err := readScript(name)
+// resolves the configuration it runs with (its option lines applied).
+func loadScript(name string, cfg *replay.Config) (*parser.Script, *replay.Config, error) {
+	s, _, err := parseScriptFile(name, &parser.Config{Defines: cfg.Defines})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s, err := parser.ParseFile(name, src, &parser.Config{Defines: cfg.Defines})
+	rc, err := cfg.Resolve(s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := cfg.Resolve(s); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return s, rc, nil
 }
 
 // replayInSandbox runs one script; this process is the child that
 // RunSandboxed started in a new network namespace.
 func replayInSandbox(c *cli.Context, cfg *replay.Config) error {
 	name := c.Args().First()
-	s, err := loadScript(name, cfg)
+	s, rc, err := loadScript(name, cfg)
 	if err != nil {
 		printErrors(c.App.ErrWriter, err)
-		return &exitError{code: exitInput, err: errors.New("")}
-	}
-	rc, err := cfg.Resolve(s)
-	if err != nil {
-		return withCode(exitInput, err)
+		return reported(exitInput)
 	}
 	dev, err := replay.SetupNetwork(rc.NetConfig())
 	if err != nil {
@@ -301,7 +294,7 @@ func replayInSandbox(c *cli.Context, cfg *replay.Config) error {
 	}
 	if err != nil {
 		fmt.Fprintln(c.App.ErrWriter, err)
-		return &exitError{code: exitFail, err: errors.New("")}
+		return reported(exitFail)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ With -w the files are rewritten in place (atomically); with -d a diff is shown i
 				}
 			}
 			if len(bad) > 0 {
-				return &exitError{code: exitInput, err: errors.New("")}
+				return reported(exitInput)
 			}
 			return nil
 		},
@@ -61,11 +61,7 @@ With -w the files are rewritten in place (atomically); with -d a diff is shown i
 }
 
 func fmtOne(c *cli.Context, name string, cfg *parser.Config) error {
-	src, err := readScript(name)
-	if err != nil {
-		return err
-	}
-	s, err := parser.ParseFile(name, src, cfg)
+	s, src, err := parseScriptFile(name, cfg)
 	if err != nil {
 		return err
 	}
@@ -117,7 +113,7 @@ for each problem (up to 10 per file) and exits 2 otherwise.
 				}
 			}
 			if failed {
-				return &exitError{code: exitInput, err: errors.New("")}
+				return reported(exitInput)
 			}
 			return nil
 		},
@@ -125,11 +121,7 @@ for each problem (up to 10 per file) and exits 2 otherwise.
 }
 
 func checkOne(name string, cfg *parser.Config) error {
-	src, err := readScript(name)
-	if err != nil {
-		return err
-	}
-	s, err := parser.ParseFile(name, src, cfg)
+	s, _, err := parseScriptFile(name, cfg)
 	if err != nil {
 		return err
 	}
@@ -152,17 +144,21 @@ func printErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-// readScript reads a script file, turning the usual failures into messages
-// that name the file.
-func readScript(name string) ([]byte, error) {
+// parseScriptFile reads and parses a script file, turning the usual read
+// failures into messages that name the file. It returns the text too.
+func parseScriptFile(name string, cfg *parser.Config) (*parser.Script, []byte, error) {
 	src, err := os.ReadFile(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s: no such file", name)
+		return nil, nil, fmt.Errorf("%s: no such file", name)
 	case err != nil:
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return src, nil
+	s, err := parser.ParseFile(name, src, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, src, nil
 }
 
 func parserConfig(c *cli.Context) (*parser.Config, error) {

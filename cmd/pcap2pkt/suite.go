@@ -199,7 +199,7 @@ func runSuite(c *cli.Context) error {
 			if err != nil {
 				return err
 			}
-			if _, err := loadScript(r.Script, fcfg); err != nil {
+			if _, _, err := loadScript(r.Script, fcfg); err != nil {
 				var msgs strings.Builder
 				printErrors(&msgs, err)
 				for _, l := range strings.Split(strings.TrimRight(msgs.String(), "\n"), "\n") {
@@ -212,7 +212,7 @@ func runSuite(c *cli.Context) error {
 			}
 		}
 		if failed {
-			return &exitError{code: exitInput, err: errors.New("")}
+			return reported(exitInput)
 		}
 		return nil
 	}
@@ -263,7 +263,7 @@ func runSuite(c *cli.Context) error {
 		return err
 	}
 	if failed > 0 {
-		return &exitError{code: exitFail, err: errors.New("")}
+		return reported(exitFail)
 	}
 	return nil
 }

@@ -150,7 +150,7 @@ func captureExit(rerr error) error {
 	if rerr == nil {
 		return nil
 	}
-	return &exitError{code: exitDamaged, err: errors.New("")}
+	return reported(exitDamaged)
 }
 
 func codeOf(err error) int {
