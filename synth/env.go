@@ -148,8 +148,13 @@ func (b *builder) setupEnvironment() {
 	}
 	w := int(o.WScale)
 	if w >= sysctlWScale {
-		e.addInit(fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmemDefault, 1<<(w+wscaleShift)),
-			fmt.Sprintf("The captured kernel's SYN has wscale %d: give this namespace a receive buffer limit that makes it so.", w))
+		why := fmt.Sprintf("The captured kernel's SYN has wscale %d: give this namespace a receive buffer limit that makes it so.", w)
+		rmem := int64(rmemDefault)
+		if n, ok := b.initialRcvbuf(w, int64(o.MSS)); ok {
+			rmem = n
+			why = fmt.Sprintf("The captured kernel's SYN has wscale %d and its first window after the handshake says a receive buffer of about %d bytes (tcp_rmem[1]): give this namespace both.", w, n)
+		}
+		e.addInit(fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmem, max(rmem, 1<<(w+wscaleShift))), why)
 		return
 	}
 	// A small scale means the application set SO_RCVBUF: about N bytes of
@@ -159,6 +164,30 @@ func (b *builder) setupEnvironment() {
 		n = smallBuffer(int64(syn.Window), int64(o.MSS), o.HasTS)
 	}
 	e.rcvbuf = n
+}
+
+// initialRcvbuf derives the initial receive buffer (tcp_rmem[1]) from the
+// first window the local side advertises after its SYN: Linux offers half
+// the buffer, rounded down to whole MSS and up to the scale's unit
+// (tcp_select_initial_window, tcp_select_window). It reports false when
+// that window is what the default buffer gives, so scripts of hosts with
+// stock settings keep them. A receiver whose buffer differs from the
+// captured one's drops or prunes what the captured kernel queued, and
+// leaves quick-ack mode at other times.
+func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		if p.From != b.local || p.Flags.Has(capture.FlagSYN) || !p.Flags.Has(capture.FlagACK) || p.Flags.Has(capture.FlagRST) {
+			continue
+		}
+		win := int64(p.Window) << wscale
+		slack := 2 * (int64(1)<<wscale + mss)
+		if d := 2*win - rmemDefault; -slack <= d && d <= slack {
+			return 0, false
+		}
+		return 2 * win, true
+	}
+	return 0, false
 }
 
 // smallBuffer guesses the SO_RCVBUF behind a SYN window win without
