@@ -185,7 +185,15 @@ type Tracker struct {
 	closed    []*Flow // closed flows awaiting Linger, when streaming
 	n         int
 	lastSweep time.Time
+	free      [][]FlowPacket // packet storage given back by Release, for new flows
+	pooled    int            // packets of capacity in free
+	echo      echoScratch
 }
+
+// maxPooled bounds the packets of capacity that Release keeps for reuse
+// (about 40 MB): enough for the flows a busy capture ends within a sweep,
+// while one huge flow's storage goes back to the garbage collector.
+const maxPooled = 1 << 18
 
 // NewTracker returns an empty tracker.
 func NewTracker(opts FlowOptions) *Tracker {
@@ -208,7 +216,7 @@ func (t *Tracker) Add(p *Packet) *Flow {
 	}
 	if f == nil {
 		t.n++
-		f = &Flow{Index: t.n, Key: key, A: src, B: dst, First: p.Time}
+		f = &Flow{Index: t.n, Key: key, A: src, B: dst, First: p.Time, Packets: t.take()}
 		t.table[key] = f
 		if t.opts.Done == nil {
 			t.all = append(t.all, f)
@@ -352,10 +360,47 @@ func (t *Tracker) finish(f *Flow) {
 		return
 	}
 	f.done = true
-	chooseLocal(f, &t.opts)
+	chooseLocal(f, &t.opts, &t.echo)
 	if t.opts.Done != nil {
 		t.opts.Done(f)
 	}
+}
+
+// Release gives the packet storage of f, a flow the streaming tracker
+// handed to Done, back to the tracker, which reuses it for a later flow;
+// f.Packets is nil afterwards. Call it once nothing refers to f.Packets
+// or its elements any more. A capture has thousands of flows: reusing
+// their storage spares an allocation (and its growth) per flow and the
+// garbage collector most of its work. Other flows are left alone.
+func (t *Tracker) Release(f *Flow) {
+	p := f.Packets
+	if t.opts.Done == nil || !f.done || p == nil {
+		return
+	}
+	f.Packets = nil
+	if c := cap(p); c == 0 || t.pooled+c > maxPooled {
+		return
+	}
+	if t.opts.PayloadBytes > 0 {
+		// The payload copies would otherwise stay alive in the pool.
+		clear(p)
+	}
+	t.free = append(t.free, p[:0])
+	t.pooled += cap(p)
+}
+
+// take returns packet storage for a new flow: some that Release gave
+// back, or nil.
+func (t *Tracker) take() []FlowPacket {
+	n := len(t.free)
+	if n == 0 {
+		return nil
+	}
+	p := t.free[n-1]
+	t.free[n-1] = nil
+	t.free = t.free[:n-1]
+	t.pooled -= cap(p)
+	return p
 }
 
 // Close finishes every remaining flow (in index order). When streaming,

@@ -1,7 +1,11 @@
 package capture
 
 import (
+	"bytes"
+	"fmt"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +211,61 @@ func TestStreamingTracker(t *testing.T) {
 		if f.LocalReason == "" {
 			t.Errorf("flow %d has no local side", f.Index)
 		}
+	}
+}
+
+// TestRelease checks that flows built in storage given back by Release
+// hold what a tracker without it gives them.
+func TestRelease(t *testing.T) {
+	var pks []pk
+	for i := range 12 {
+		c := conn(time.Duration(i)*2*time.Second, fmt.Sprintf("10.0.0.1:%d", 40000+i), srv, uint32(100*i))
+		if i%3 == 0 {
+			// Late ACKs: more packets than the storage reused holds.
+			c = append(c, c[len(c)-1], c[len(c)-1], c[len(c)-1], c[len(c)-1], c[len(c)-1])
+		}
+		pks = append(pks, c...)
+	}
+	packet := func(i int) *Packet {
+		p := pks[i].packet(i)
+		p.Payload = bytes.Repeat([]byte{byte(i)}, p.PayloadLen)
+		return p
+	}
+	want := NewTracker(FlowOptions{PayloadBytes: 4})
+	got := map[int][]FlowPacket{}
+	released := map[*FlowPacket]bool{}
+	reused := 0
+	var tr *Tracker
+	tr = NewTracker(FlowOptions{PayloadBytes: 4, Linger: time.Second, Done: func(f *Flow) {
+		if released[&f.Packets[0]] {
+			reused++
+		}
+		released[&f.Packets[0]] = true
+		got[f.Index] = slices.Clone(f.Packets)
+		tr.Release(f)
+		if f.Packets != nil {
+			t.Errorf("flow %d: packets kept after Release", f.Index)
+		}
+	}})
+	for i := range pks {
+		want.Add(packet(i))
+		tr.Add(packet(i))
+	}
+	want.Close()
+	tr.Close()
+	for _, f := range want.Flows() {
+		g := got[f.Index]
+		if len(g) != len(f.Packets) {
+			t.Fatalf("flow %d: %d packets, want %d", f.Index, len(g), len(f.Packets))
+		}
+		for i := range g {
+			if !reflect.DeepEqual(g[i], f.Packets[i]) {
+				t.Fatalf("flow %d packet %d: %+v, want %+v", f.Index, i, g[i], f.Packets[i])
+			}
+		}
+	}
+	if reused == 0 {
+		t.Error("no storage reused")
 	}
 }
 

@@ -50,7 +50,7 @@ func (h HostPort) String() string {
 // Captures on a veth pair without path delay carry no trace of the capture
 // point (both sides' checksums are unfilled, TTLs untouched, and the delays
 // are stack noise): they get the server unless --local/--remote says.
-func chooseLocal(f *Flow, o *FlowOptions) {
+func chooseLocal(f *Flow, o *FlowOptions, echo *echoScratch) {
 	note := ""
 	if o.Local.IsSet() || o.Remote.IsSet() {
 		note = " (--local/--remote match neither end)"
@@ -78,7 +78,7 @@ func chooseLocal(f *Flow, o *FlowOptions) {
 		set(s, why)
 		return
 	}
-	if s, why, ok := byEchoDelay(f); ok {
+	if s, why, ok := byEchoDelay(f, echo); ok {
 		set(s, why)
 		return
 	}
@@ -172,10 +172,22 @@ func byTTL(f *Flow) (Side, string, bool) {
 // it was captured, while the peer's echo of a local timestamp shows up a
 // round trip later. It decides only when the slower side's quickest echo
 // is at least a millisecond and ten times the faster side's.
-func byEchoDelay(f *Flow) (Side, string, bool) {
-	var first [2]map[uint32]time.Time // per sender: TSval -> time first seen
+func byEchoDelay(f *Flow, first *echoScratch) (Side, string, bool) {
+	for s := range first {
+		if len(first[s]) > maxEchoScratch {
+			// Clearing costs what the map grew to: let a huge one go.
+			first[s] = nil
+		}
+		clear(first[s])
+	}
 	var best [2]time.Duration
 	var have [2]bool
+	// Consecutive packets mostly repeat the TS val of the packet before
+	// (one clock tick spans many) and echo the same one: the last val
+	// filed and the last echo found spare most map operations.
+	var lastVal, lastEcr [2]uint32
+	var filed, found [2]bool
+	var ecrAt [2]time.Time
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		o := p.Options()
@@ -183,16 +195,27 @@ func byEchoDelay(f *Flow) (Side, string, bool) {
 			continue
 		}
 		s := p.From
-		if first[s] == nil {
-			first[s] = make(map[uint32]time.Time)
-		}
-		if _, ok := first[s][o.TSVal]; !ok {
-			first[s][o.TSVal] = p.Time
+		if !filed[s] || o.TSVal != lastVal[s] {
+			if first[s] == nil {
+				first[s] = make(map[uint32]time.Time)
+			}
+			if _, ok := first[s][o.TSVal]; !ok {
+				first[s][o.TSVal] = p.Time
+			}
+			lastVal[s], filed[s] = o.TSVal, true
 		}
 		if p.Flags&FlagACK == 0 {
 			continue
 		}
-		if t0, ok := first[s.Other()][o.TSEcr]; ok {
+		t0, ok := ecrAt[s], found[s] && o.TSEcr == lastEcr[s]
+		if !ok {
+			// A miss is not cached: the val may be filed later.
+			t0, ok = first[s.Other()][o.TSEcr]
+			if ok {
+				lastEcr[s], ecrAt[s], found[s] = o.TSEcr, t0, true
+			}
+		}
+		if ok {
 			if d := p.Time.Sub(t0); !have[s] || d < best[s] {
 				best[s], have[s] = d, true
 			}
@@ -209,3 +232,11 @@ func byEchoDelay(f *Flow) (Side, string, bool) {
 	}
 	return 0, "", false
 }
+
+// maxEchoScratch is the most TS vals per sender that byEchoDelay's maps
+// keep room for from one flow to the next.
+const maxEchoScratch = 1 << 12
+
+// echoScratch is byEchoDelay's memory, per sender the time each TS val
+// was first seen; the tracker keeps it from flow to flow.
+type echoScratch [2]map[uint32]time.Time

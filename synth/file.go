@@ -41,6 +41,10 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 // grows with the connections open at a time rather than with the file. It
 // stops at the first error fn returns. flows.Done is replaced. A damaged
 // capture yields the flows before the damage and then its error.
+//
+// fn must not keep r.Flow.Packets, nor pointers into it: once fn returns,
+// the tracker reuses that storage for a later connection (r.Flow.Packets
+// is then nil). The rest of r, the script included, stays valid.
 func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, fn func(Result) error) error {
 	if opts.Source == "" {
 		opts.Source = filepath.Base(name)
@@ -50,14 +54,16 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 		return err
 	}
 	var fnErr error
+	var tr *capture.Tracker
 	flows.Done = func(f *capture.Flow) {
 		if fnErr != nil {
 			return
 		}
 		s, serr := Synthesize(f, opts)
 		fnErr = fn(Result{Flow: f, Script: s, Err: serr})
+		tr.Release(f)
 	}
-	tr := capture.NewTracker(flows)
+	tr = capture.NewTracker(flows)
 	for fnErr == nil {
 		p, err := rd.Next()
 		if err != nil {
