@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // FormatTime prints an event time in canonical form: whole seconds as
@@ -31,10 +32,19 @@ func appendSeconds(b []byte, us int64) []byte {
 		b = append(b, '-')
 		us = -us
 	}
-	if us%1e6 == 0 {
-		return strconv.AppendInt(b, us/1e6, 10)
+	b = strconv.AppendInt(b, us/1e6, 10)
+	frac := us % 1e6
+	if frac == 0 {
+		return b
 	}
-	return fmt.Appendf(b, "%d.%06d", us/1e6, us%1e6)
+	// Six decimals, zero-padded: every packet line has a time, and fmt
+	// costs several times more.
+	b = append(b, ".000000"...)
+	for i := len(b) - 1; frac > 0; i-- {
+		b[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	return b
 }
 
 // FormatPacket prints a packet line without its time, e.g.
@@ -491,11 +501,7 @@ func lastLine(start Pos, end Pos, text []byte) int {
 }
 
 // Format returns the canonical text of a script.
-func Format(s *Script) []byte {
-	var buf bytes.Buffer
-	printScript(&buf, s)
-	return buf.Bytes()
-}
+func Format(s *Script) []byte { return printScript(s) }
 
 // Print writes the canonical text of a script: one line per option and
 // event, times as FormatTime prints them, comments where the source had
@@ -508,11 +514,30 @@ func Print(w io.Writer, s *Script) error {
 	return err
 }
 
-func printScript(buf *bytes.Buffer, s *Script) {
-	// The elements are printed into one buffer: a script has many, and a
-	// string each would cost an allocation each.
-	items := make([]item, 0, len(s.Options)+len(s.Events)+2)
-	var text []byte
+// scratch is printScript's working memory, kept between calls: a script is
+// printed element by element into text, then copied out once its size is
+// known. A capture prints thousands of scripts.
+type scratch struct {
+	text     []byte
+	items    []item
+	comments []*Comment
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxScratch is the largest text printScript keeps for the next script.
+const maxScratch = 16 << 20
+
+func printScript(s *Script) []byte {
+	sc := scratchPool.Get().(*scratch)
+	defer func() {
+		if cap(sc.text) <= maxScratch {
+			clear(sc.comments) // not to keep the script alive
+			scratchPool.Put(sc)
+		}
+	}()
+	items := sc.items[:0]
+	text := sc.text[:0]
 	add := func(start, end Pos, from int) {
 		items = append(items, item{start: start, end: end, from: from, to: len(text), endLine: lastLine(start, end, text[from:])})
 	}
@@ -536,17 +561,21 @@ func printScript(buf *bytes.Buffer, s *Script) {
 		text = appendAction(text, s.Cleanup)
 		add(s.Cleanup.Pos, s.Cleanup.End, from)
 	}
-	size := len(text) + len(items)
+	sc.items, sc.text = items, text
+	// Room for every element and comment, each with a separator and a
+	// newline, and the blank lines between them.
+	size := len(text) + 2*len(items)
 	for _, c := range s.Comments {
-		size += len(c.Text) + 2
+		size += len(c.Text) + 3
 	}
-	buf.Grow(size)
-	var comments []*Comment
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	comments := sc.comments[:0]
 	for _, c := range s.Comments {
 		if c.Pos.IsValid() {
 			comments = append(comments, c)
 		}
 	}
+	sc.comments = comments
 	ci := 0
 	prevLine := 0 // last source line printed so far; 0 if unknown
 	atLine := func(line int) {
@@ -602,6 +631,7 @@ func printScript(buf *bytes.Buffer, s *Script) {
 		buf.WriteByte('\n')
 		prevLine = c.Pos.Line + strings.Count(c.Text, "\n")
 	}
+	return buf.Bytes()
 }
 
 // before reports whether a comment at p cannot trail the item's last line.

@@ -89,6 +89,9 @@ func TestFormatTime(t *testing.T) {
 		{Time{Kind: TimeAny}, "*"},
 		{Time{Kind: TimeAbsoluteRange, Usecs: 1e6, End: 2e6}, "1~2"},
 		{Time{Kind: TimeRelativeRange, Usecs: 0, End: 250000}, "+0~+0.250000"},
+		{Time{Kind: TimeRelative, Usecs: 7}, "+0.000007"},
+		{Time{Kind: TimeAbsolute, Usecs: 12345678901}, "12345.678901"},
+		{Time{Kind: TimeAbsolute, Usecs: -1500010}, "-1.500010"},
 	}
 	for _, tt := range tests {
 		if got := FormatTime(tt.t); got != tt.want {
