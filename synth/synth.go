@@ -201,6 +201,7 @@ type builder struct {
 	pkSlab   slab[packetNodes]
 	tsSlab   slab[tsNodes]
 	callSlab slab[callNodes]
+	nop      *parser.TCPOption // the NOP of every tsOnly list
 }
 
 // slab hands out zeroed values from chunks: one allocation per chunk
@@ -1082,10 +1083,10 @@ func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 		tcp.Options = &parser.TCPOptions{Any: true}
 		return pk
 	}
-	if list, ok := tsOnly(raw, &b.tsSlab); ok {
-		tcp.Options = &parser.TCPOptions{List: list}
+	if opts, ok := b.tsOnly(raw); ok {
+		tcp.Options = opts
 		if in {
-			b.checkEcr(list, p.Flags.Has(capture.FlagACK))
+			b.checkEcr(opts.List, p.Flags.Has(capture.FlagACK))
 		}
 		return pk
 	}

@@ -14,22 +14,29 @@ const expMagicFastOpen = 0xF989
 
 // tsOnly converts the option bytes of nearly every packet after the
 // handshake, NOP, NOP, timestamp, without the general parser's
-// allocations; false for any other layout.
-func tsOnly(raw []byte, nodes *slab[tsNodes]) ([]*parser.TCPOption, bool) {
+// allocations: one slab entry holds the list, and its NOPs are one node
+// shared by the script's lists (nothing changes a built tree's nodes).
+// False for any other layout.
+func (b *builder) tsOnly(raw []byte) (*parser.TCPOptions, bool) {
 	if len(raw) != 12 || raw[0] != 1 || raw[1] != 1 || raw[2] != 8 || raw[3] != 10 {
 		return nil, false
 	}
-	n := nodes.new()
-	n.opts[0].Kind, n.opts[1].Kind = parser.OptNOP, parser.OptNOP
-	n.opts[2] = parser.TCPOption{Kind: parser.OptTimestamp, TSVal: binary.BigEndian.Uint32(raw[4:]), TSEcr: binary.BigEndian.Uint32(raw[8:])}
-	n.list = [3]*parser.TCPOption{&n.opts[0], &n.opts[1], &n.opts[2]}
-	return n.list[:], true
+	if b.nop == nil {
+		b.nop = &parser.TCPOption{Kind: parser.OptNOP}
+	}
+	n := b.tsSlab.new()
+	n.ts = parser.TCPOption{Kind: parser.OptTimestamp, TSVal: binary.BigEndian.Uint32(raw[4:]), TSEcr: binary.BigEndian.Uint32(raw[8:])}
+	n.list = [3]*parser.TCPOption{b.nop, b.nop, &n.ts}
+	n.opts.List = n.list[:]
+	return &n.opts, true
 }
 
-// tsNodes holds the nodes of a NOP, NOP, timestamp option list.
+// tsNodes holds the nodes of a NOP, NOP, timestamp option list but the
+// shared NOP.
 type tsNodes struct {
-	opts [3]parser.TCPOption
+	opts parser.TCPOptions
 	list [3]*parser.TCPOption
+	ts   parser.TCPOption
 }
 
 // convertOptions turns captured option bytes into the script's option list.
