@@ -205,13 +205,25 @@ type builder struct {
 }
 
 // slab hands out zeroed values from chunks: one allocation per chunk
-// instead of one per value. Chunks start small (most flows are short)
+// instead of one per value. The first chunk holds first values (the
+// flow's packets say about how many it needs); the next ones start small
 // and grow.
-type slab[T any] struct{ buf []T }
+type slab[T any] struct {
+	buf   []T
+	first int
+}
+
+// maxFirstChunk bounds a slab's first chunk: a guess from a long flow's
+// packets may be far too many.
+const maxFirstChunk = 1024
 
 func (s *slab[T]) new() *T {
 	if len(s.buf) == cap(s.buf) {
-		s.buf = make([]T, 0, min(max(2*cap(s.buf), 8), 256))
+		n := min(max(2*cap(s.buf), 8), 256)
+		if s.first > 0 {
+			n, s.first = min(s.first, maxFirstChunk), 0
+		}
+		s.buf = make([]T, 0, n)
 	}
 	s.buf = s.buf[:len(s.buf)+1]
 	return &s.buf[len(s.buf)-1]
@@ -221,6 +233,11 @@ func newBuilder(f *capture.Flow, opts Options) *builder {
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(),
 		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[capture.Seq]bool{}}
 	b.server = f.Local == capture.SideB
+	// Nearly every packet becomes a script packet, most with timestamps;
+	// about one in two a read or write too, which is an event as well.
+	n := len(f.Packets)
+	b.pkSlab.first, b.tsSlab.first, b.callSlab.first, b.evSlab.first = n, n, n/2, n+n/2
+	b.events = make([]*event, 0, min(n+n/2, maxFirstChunk))
 	if f.HasISN[b.local] {
 		b.localISN = f.ISN[b.local]
 	}
