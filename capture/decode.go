@@ -2,6 +2,7 @@ package capture
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 
 	"github.com/gopacket/gopacket/layers"
@@ -338,20 +339,42 @@ func checksumState(h *IPHeader, seg []byte) ChecksumState {
 	return ChecksumBad
 }
 
-// sum16 adds b as big-endian 16-bit words to s (one's complement, unfolded).
+// sum16 adds b as big-endian 16-bit words to s, one's complement, and
+// folds the sum to 16 bits (0 only if s and b are all zeros). It adds 64
+// bits at a time, carries counted apart: every packet is verified, and
+// 2^64 ≡ 1 modulo 2^16-1, so the folded sum is the same.
 func sum16(b []byte, s uint32) uint32 {
 	acc := uint64(s)
+	var carries, c uint64
+	for len(b) >= 32 {
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), 0)
+		carries += c
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), 0)
+		carries += c
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), 0)
+		carries += c
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), 0)
+		carries += c
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		acc += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), 0)
+		carries += c
 		b = b[8:]
 	}
+	var tail uint64
 	for len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
+		tail += uint64(binary.BigEndian.Uint16(b))
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
+		tail += uint64(b[0]) << 8
 	}
+	acc, c = bits.Add64(acc, tail, 0)
+	carries += c
+	acc, c = bits.Add64(acc, carries, 0)
+	acc += c // cannot carry again: acc wrapped to less than carries
+	acc = acc>>32 + acc&0xFFFFFFFF
 	for acc>>16 != 0 {
 		acc = acc&0xFFFF + acc>>16
 	}

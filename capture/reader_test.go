@@ -363,6 +363,45 @@ func TestChecksumPartial(t *testing.T) {
 
 // TestDamage cuts a file at every kind of place and checks the error names
 // the packet and offset, and that earlier packets were delivered.
+// TestSum16 checks the 64-bit checksum sum against 16-bit words added
+// one by one, on lengths around its 32- and 8-byte steps and on bytes that
+// make every addition carry.
+func TestSum16(t *testing.T) {
+	want := func(b []byte, s uint32) uint32 {
+		acc := uint64(s)
+		for i := 0; i+1 < len(b); i += 2 {
+			acc += uint64(b[i])<<8 | uint64(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			acc += uint64(b[len(b)-1]) << 8
+		}
+		for acc>>16 != 0 {
+			acc = acc&0xFFFF + acc>>16
+		}
+		return uint32(acc)
+	}
+	rnd := uint32(1)
+	for _, fill := range []string{"zero", "ones", "random"} {
+		for n := range 100 {
+			b := make([]byte, n)
+			for i := range b {
+				switch fill {
+				case "ones":
+					b[i] = 0xFF
+				case "random":
+					rnd = rnd*1664525 + 1013904223
+					b[i] = byte(rnd >> 24)
+				}
+			}
+			for _, s := range []uint32{0, 1, 0xFFFF, 0x2FFFD, 0xFFFFFFFF} {
+				if got, w := sum16(b, s), want(b, s); got != w {
+					t.Errorf("%s %d bytes, s %#x: %#x, want %#x", fill, n, s, got, w)
+				}
+			}
+		}
+	}
+}
+
 func TestDamage(t *testing.T) {
 	ip := synSpec(false).ip(t)
 	f := newPcap(layers.LinkTypeEthernet, le, false, 65535)
