@@ -34,6 +34,41 @@ func TestGenHTTP(t *testing.T) {
 	}
 }
 
+// TestNodesReuse checks that scripts built from slabs reset after other
+// flows (as Stream does) print as scripts built from fresh ones: flows of
+// different sizes in turn, so that chunks are reused, outgrown and cleared.
+func TestNodesReuse(t *testing.T) {
+	var flows []*capture.Flow
+	for _, c := range []capturetest.Config{
+		{Flows: 2, Concurrent: 1, Rounds: 2, Request: 100, Response: 1948},
+		{Flows: 2, Concurrent: 2, Rounds: 120, Request: 10, Response: 5000},
+		{Flows: 3, Concurrent: 1, Rounds: 1, Response: 300},
+	} {
+		data, _ := capturetest.Generate(c)
+		fl, _, err := capture.ReadFlows(bytes.NewReader(data), "gen.pcap", capture.FlowOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		flows = append(flows, fl...)
+	}
+	var mem nodes
+	for _, i := range []int{0, 2, 4, 3, 1, 5, 6, 2, 0, 3} {
+		f := flows[i]
+		want, err := Synthesize(f, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := synthesize(f, Options{}, &mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, g := parser.Format(want), parser.Format(got); !bytes.Equal(w, g) {
+			t.Fatalf("flow %d of %d packets differs:\n%s", i, len(f.Packets), firstDiff(w, g))
+		}
+		mem.reset()
+	}
+}
+
 // BenchmarkSynth reads the capture from a file, tracks its flows,
 // synthesises every flow and prints every script, streaming (Stream), and
 // reports packets/s, the peak live heap (sampled after a GC every 1000

@@ -42,9 +42,10 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 // stops at the first error fn returns. flows.Done is replaced. A damaged
 // capture yields the flows before the damage and then its error.
 //
-// fn must not keep r.Flow.Packets, nor pointers into it: once fn returns,
-// the tracker reuses that storage for a later connection (r.Flow.Packets
-// is then nil). The rest of r, the script included, stays valid.
+// fn must not keep r.Script or r.Flow.Packets, nor anything they point
+// to: once fn returns, their memory is reused for a later connection
+// (r.Flow.Packets is then nil). Print or copy what it needs inside fn; the
+// rest of r.Flow stays valid.
 func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, fn func(Result) error) error {
 	if opts.Source == "" {
 		opts.Source = filepath.Base(name)
@@ -55,13 +56,15 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 	}
 	var fnErr error
 	var tr *capture.Tracker
+	var mem nodes
 	flows.Done = func(f *capture.Flow) {
 		if fnErr != nil {
 			return
 		}
-		s, serr := Synthesize(f, opts)
+		s, serr := synthesize(f, opts, &mem)
 		fnErr = fn(Result{Flow: f, Script: s, Err: serr})
 		tr.Release(f)
+		mem.reset()
 	}
 	tr = capture.NewTracker(flows)
 	for fnErr == nil {

@@ -65,10 +65,15 @@ const defaultErrReadLen = 1000
 // kernel on f's local side. The flow must have its local side chosen (as
 // capture's Tracker and ReadFlows do).
 func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
+	return synthesize(f, opts, new(nodes))
+}
+
+// synthesize is Synthesize with the script's nodes from mem.
+func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, error) {
 	if len(f.Packets) == 0 {
 		return nil, fmt.Errorf("flow %d: no packets", f.Index)
 	}
-	b := newBuilder(f, opts)
+	b := newBuilder(f, opts, mem)
 	if !f.SYN {
 		if !opts.AllowPartial {
 			return nil, fmt.Errorf("flow %d: %w", f.Index, ErrNoHandshake)
@@ -195,48 +200,95 @@ type builder struct {
 	writeN     int64
 	lastData   *capture.FlowPacket
 
-	// The nodes of the script come from slabs: a flow has a few of them
-	// per packet, a capture millions.
+	*nodes
+	nop *parser.TCPOption // the NOP of every tsOnly list
+}
+
+// nodes are the slabs the nodes of a script come from: a flow has a few of
+// them per packet, a capture millions. Stream reuses them from one flow to
+// the next (reset) once its caller is done with the script.
+type nodes struct {
 	evSlab   slab[event]
 	pkSlab   slab[packetNodes]
 	tsSlab   slab[tsNodes]
 	callSlab slab[callNodes]
-	nop      *parser.TCPOption // the NOP of every tsOnly list
+}
+
+// reset makes the slabs hand out their memory again, zeroed: every node
+// handed out before is dead.
+func (n *nodes) reset() {
+	n.evSlab.reset()
+	n.pkSlab.reset()
+	n.tsSlab.reset()
+	n.callSlab.reset()
 }
 
 // slab hands out zeroed values from chunks: one allocation per chunk
-// instead of one per value. The first chunk holds first values (the
-// flow's packets say about how many it needs); the next ones start small
-// and grow.
+// instead of one per value. The chunks are sized from how many values the
+// flow is expected to need (want), or else start small and grow.
 type slab[T any] struct {
-	buf   []T
-	first int
+	buf    []T   // the chunk values come from
+	chunks [][]T // every chunk, in order, for reset
+	next   int   // chunks[next] is the chunk after buf
+	n      int   // values handed out since reset
+	want   int
 }
 
-// maxFirstChunk bounds a slab's first chunk: a guess from a long flow's
+// maxFirstChunk bounds a chunk sized from want: a guess from a long flow's
 // packets may be far too many.
 const maxFirstChunk = 1024
 
+// maxKept bounds the values whose chunks a slab keeps at reset: one huge
+// flow's memory goes back to the garbage collector.
+const maxKept = 1 << 15
+
 func (s *slab[T]) new() *T {
 	if len(s.buf) == cap(s.buf) {
-		n := min(max(2*cap(s.buf), 8), 256)
-		if s.first > 0 {
-			n, s.first = min(s.first, maxFirstChunk), 0
-		}
-		s.buf = make([]T, 0, n)
+		s.grow()
 	}
+	s.n++
 	s.buf = s.buf[:len(s.buf)+1]
 	return &s.buf[len(s.buf)-1]
 }
 
-func newBuilder(f *capture.Flow, opts Options) *builder {
-	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(),
+func (s *slab[T]) grow() {
+	if s.next < len(s.chunks) {
+		s.buf = s.chunks[s.next][:0]
+		s.next++
+		return
+	}
+	n := min(max(2*cap(s.buf), 8), 256)
+	if s.want > s.n {
+		n = max(n, min(s.want-s.n, maxFirstChunk))
+	}
+	s.buf = make([]T, 0, n)
+	s.chunks = append(s.chunks, s.buf)
+	s.next++
+}
+
+// reset zeroes the values handed out and hands them out again.
+func (s *slab[T]) reset() {
+	kept := 0
+	for i, c := range s.chunks {
+		if i < s.next {
+			clear(c[:cap(c)])
+		}
+		kept += cap(c)
+	}
+	if kept > maxKept {
+		s.chunks = nil
+	}
+	s.buf, s.next, s.n = nil, 0, 0
+}
+
+func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
+	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
 		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[capture.Seq]bool{}}
 	b.server = f.Local == capture.SideB
 	// Nearly every packet becomes a script packet, most with timestamps;
 	// about one in two a read or write too, which is an event as well.
 	n := len(f.Packets)
-	b.pkSlab.first, b.tsSlab.first, b.callSlab.first, b.evSlab.first = n, n, n/2, n+n/2
+	b.pkSlab.want, b.tsSlab.want, b.callSlab.want, b.evSlab.want = n, n, n/2, n+n/2
 	b.events = make([]*event, 0, min(n+n/2, maxFirstChunk))
 	if f.HasISN[b.local] {
 		b.localISN = f.ISN[b.local]
