@@ -130,8 +130,10 @@ func (b *builder) artefacts() []string {
 // with relative times. Every event and comment gets a line number in print
 // order, which is how the printer interleaves comments with events.
 func (b *builder) script() *parser.Script {
-	deltas := make([]int64, len(b.events))
-	ends := make([]int64, len(b.events)) // end of a time range; 0 for none
+	mem := b.nodes
+	mem.events = b.events // the list goes back for the next flow
+	deltas := reuse(&mem.deltas, len(b.events))
+	ends := reuse(&mem.ends, len(b.events)) // end of a time range; 0 for none
 	for i := 1; i < len(b.events); i++ {
 		e := b.events[i]
 		d := e.at.Sub(b.events[i-1].at).Microseconds()
@@ -150,18 +152,26 @@ func (b *builder) script() *parser.Script {
 		}
 		deltas[i] = d
 	}
-	s := &parser.Script{File: b.opts.Source}
+	header := Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts())
+	n := len(header) + len(b.comments) + 3 + len(b.env.initWhy) // + the ECR and offload notes
+	for _, e := range b.events {
+		n += len(e.comments)
+	}
+	mem.commentSlab.want = n
+	s := &parser.Script{File: b.opts.Source, Comments: reuse(&mem.comments, n)[:0]}
 	line := 0
 	next := func() parser.Pos { line++; return parser.Pos{Line: line, Col: 1} }
-	var comments slab[parser.Comment]
+	// The texts get their "// " below, all in one string.
+	size := 0
 	addComments := func(texts []string) {
 		for _, t := range texts {
-			c := comments.new()
-			*c = parser.Comment{Pos: next(), Text: "// " + t}
+			c := mem.commentSlab.new()
+			*c = parser.Comment{Pos: next(), Text: t}
 			s.Comments = append(s.Comments, c)
+			size += len("// ") + len(t)
 		}
 	}
-	addComments(Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts()))
+	addComments(header)
 	for _, o := range b.env.options {
 		o.Pos = next()
 		s.Options = append(s.Options, o)
@@ -180,8 +190,8 @@ func (b *builder) script() *parser.Script {
 		addComments(why)
 		s.Init = &parser.Command{Pos: next(), Text: strings.Join(init, " && ")}
 	}
-	evs := make([]parser.Event, len(b.events))
-	s.Events = make([]*parser.Event, 0, len(b.events))
+	evs := reuse(&mem.evs, len(b.events))
+	s.Events = reuse(&mem.evPtrs, len(b.events))[:0]
 	for i, e := range b.events {
 		addComments(e.comments)
 		pos := next()
@@ -196,5 +206,16 @@ func (b *builder) script() *parser.Script {
 		s.Events = append(s.Events, &evs[i])
 	}
 	addComments(b.comments)
+	var all strings.Builder
+	all.Grow(size)
+	for _, c := range s.Comments {
+		all.WriteString("// ")
+		all.WriteString(c.Text)
+	}
+	text, off := all.String(), 0
+	for _, c := range s.Comments {
+		n := len("// ") + len(c.Text)
+		c.Text, off = text[off:off+n], off+n
+	}
 	return s
 }

@@ -204,23 +204,56 @@ type builder struct {
 	nop *parser.TCPOption // the NOP of every tsOnly list
 }
 
-// nodes are the slabs the nodes of a script come from: a flow has a few of
-// them per packet, a capture millions. Stream reuses them from one flow to
-// the next (reset) once its caller is done with the script.
+// nodes is the memory a script and its builder take their nodes and
+// lists from: a flow has a few nodes per packet, a capture millions.
+// Stream reuses it from one flow to the next (reset) once its caller is
+// done with the script.
 type nodes struct {
-	evSlab   slab[event]
-	pkSlab   slab[packetNodes]
-	tsSlab   slab[tsNodes]
-	callSlab slab[callNodes]
+	evSlab      slab[event]
+	pkSlab      slab[packetNodes]
+	tsSlab      slab[tsNodes]
+	callSlab    slab[callNodes]
+	commentSlab slab[parser.Comment]
+
+	events       []*event // the builder's event list
+	deltas, ends []int64
+	evs          []parser.Event
+	evPtrs       []*parser.Event
+	comments     []*parser.Comment
 }
 
-// reset makes the slabs hand out their memory again, zeroed: every node
-// handed out before is dead.
+// reset makes the slabs hand out their memory again, zeroed, and the
+// lists too: every node and list handed out before is dead.
 func (n *nodes) reset() {
 	n.evSlab.reset()
 	n.pkSlab.reset()
 	n.tsSlab.reset()
 	n.callSlab.reset()
+	n.commentSlab.reset()
+	drop(&n.events)
+	drop(&n.deltas)
+	drop(&n.ends)
+	drop(&n.evs)
+	drop(&n.evPtrs)
+	drop(&n.comments)
+}
+
+// reuse returns n zeroed values from *buf, which it replaces by a larger
+// list when too small.
+func reuse[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	l := (*buf)[:n]
+	clear(l)
+	return l
+}
+
+// drop lets a list that outgrew maxKept go back to the garbage collector.
+func drop[T any](buf *[]T) {
+	if cap(*buf) > maxKept {
+		*buf = nil
+	}
 }
 
 // slab hands out zeroed values from chunks: one allocation per chunk
@@ -289,7 +322,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	// about one in two a read or write too, which is an event as well.
 	n := len(f.Packets)
 	b.pkSlab.want, b.tsSlab.want, b.callSlab.want, b.evSlab.want = n, n, n/2, n+n/2
-	b.events = make([]*event, 0, min(n+n/2, maxFirstChunk))
+	b.events = reuse(&mem.events, min(n+n/2, maxFirstChunk))[:0]
 	if f.HasISN[b.local] {
 		b.localISN = f.ISN[b.local]
 	}
