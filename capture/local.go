@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -190,29 +191,29 @@ func byEchoDelay(f *Flow, first *echoScratch) (Side, string, bool) {
 	var ecrAt [2]time.Time
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		o := p.Options()
-		if !o.HasTS {
+		val, ecr, ok := timestamps(p)
+		if !ok {
 			continue
 		}
 		s := p.From
-		if !filed[s] || o.TSVal != lastVal[s] {
+		if !filed[s] || val != lastVal[s] {
 			if first[s] == nil {
 				first[s] = make(map[uint32]time.Time)
 			}
-			if _, ok := first[s][o.TSVal]; !ok {
-				first[s][o.TSVal] = p.Time
+			if _, ok := first[s][val]; !ok {
+				first[s][val] = p.Time
 			}
-			lastVal[s], filed[s] = o.TSVal, true
+			lastVal[s], filed[s] = val, true
 		}
 		if p.Flags&FlagACK == 0 {
 			continue
 		}
-		t0, ok := ecrAt[s], found[s] && o.TSEcr == lastEcr[s]
+		t0, ok := ecrAt[s], found[s] && ecr == lastEcr[s]
 		if !ok {
 			// A miss is not cached: the val may be filed later.
-			t0, ok = first[s.Other()][o.TSEcr]
+			t0, ok = first[s.Other()][ecr]
 			if ok {
-				lastEcr[s], ecrAt[s], found[s] = o.TSEcr, t0, true
+				lastEcr[s], ecrAt[s], found[s] = ecr, t0, true
 			}
 		}
 		if ok {
@@ -231,6 +232,17 @@ func byEchoDelay(f *Flow, first *echoScratch) (Side, string, bool) {
 		}
 	}
 	return 0, "", false
+}
+
+// timestamps returns the TS val and ecr of p, if it has them. Nearly
+// every packet's options are NOP, NOP, timestamp: read without decoding.
+func timestamps(p *FlowPacket) (val, ecr uint32, ok bool) {
+	raw := p.RawOptions()
+	if len(raw) == 12 && raw[0] == OptKindNOP && raw[1] == OptKindNOP && raw[2] == OptKindTimestamp && raw[3] == 10 {
+		return binary.BigEndian.Uint32(raw[4:]), binary.BigEndian.Uint32(raw[8:]), true
+	}
+	o := DecodeOptions(raw)
+	return o.TSVal, o.TSEcr, o.HasTS
 }
 
 // maxEchoScratch is the most TS vals per sender that byEchoDelay's maps
