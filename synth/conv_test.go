@@ -278,7 +278,7 @@ func TestConversations(t *testing.T) {
 			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
 			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: 300 * ms},
 			seg{flags: ".", seq: 1, ack: 11, win: 4000, dt: ms}),
-		want: []string{"write(4, ..., 10) = 10", "+0 > P. 1:11(10) ack 1", "+0.300000 > P. 1:11(10) ack 1",
+		want: []string{"write(4, ..., 10) = 10", "+0 > P. 1:11(10) ack 1", "+0.296000~+0.304000 > P. 1:11(10) ack 1",
 			"+0.001000 < . 1:1(0) ack 11 win 4000"},
 	}}
 	for _, c := range cases {

@@ -149,6 +149,8 @@ func (b *builder) script() *parser.Script {
 			ends[i] = finAckSlack
 		case e.ack && d >= toleranceUsecs:
 			ends[i] = d + ackSlack
+		case e.timer && d >= toleranceUsecs:
+			d, ends[i] = d-timerSlack, d+timerSlack
 		}
 		deltas[i] = d
 	}

@@ -51,6 +51,17 @@ const (
 	finAckSlack = 8000
 )
 
+// A kernel timer (retransmission, tail loss probe, RACK reordering
+// timeout, window probe) fires on a jiffy tick, and whether it is armed in
+// one jiffy or the next depends on microseconds: when the captured kernel
+// processed the ACK that armed it (later than the capture saw it if the
+// socket was busy), where the tick fell. So the same timer fires a tick
+// earlier or later from one run to the next. A packet such a timer may
+// have sent, long after the event before it, is expected within
+// timerSlack either side of its captured delay: a tick at HZ=250, the
+// coarsest common setting (1 ms at HZ=1000).
+const timerSlack = 4000
+
 // readChunk bounds the bytes one read covers while inbound data keeps
 // coming: a replayed receiver that reads late would see its window close
 // and drop injected data that the captured kernel, whose application read
@@ -135,6 +146,10 @@ type event struct {
 	// ack marks an outbound pure ACK, whose timing follows the kernel's
 	// delayed-ACK timer; afterFIN one that answers an inbound FIN.
 	ack, afterFIN bool
+	// timer marks an outbound packet that a kernel timer may have sent: a
+	// retransmission (RTO, tail loss probe, RACK reordering timeout) or a
+	// probe.
+	timer bool
 }
 
 // span is a range of sequence space [start, end).
@@ -783,6 +798,8 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if fl.Has(capture.FlagSYN) && b.outSeen {
 		b.comment("The kernel retransmits its SYN.")
 	}
+	timer := (p.PayloadLen > 0 && fresh == 0) || (fl.Has(capture.FlagSYN) && b.outSeen) ||
+		(fl.Has(capture.FlagFIN) && b.finSent) || (p.PayloadLen == 0 && b.outSeen && p.Seq == b.sndMax-1)
 	blocking := b.toBlocking && (fresh > 0 || fl.Has(capture.FlagFIN) || fl.Has(capture.FlagRST))
 	if blocking {
 		b.switchToBlocking(p.Time)
@@ -831,6 +848,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			e := b.emit(p.Time, pk)
 			e.react = react
 			e.ack, e.afterFIN = pureACK(p), pureACK(p) && prevFIN
+			e.timer = timer
 			b.noteTSVal(pk)
 			if fresh > 0 && int64(p.PayloadLen) == fresh {
 				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments), segs: 1, optLen: len(p.RawOptions())}
