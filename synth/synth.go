@@ -169,6 +169,14 @@ type builder struct {
 	teardown       int    // index of the final teardown RST left out, or -1
 	shutdownAt     int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
 	closeInSYNSent bool   // the local client closed its socket before the SYN-ACK came
+	// notPushed holds where a local retransmission without PSH ended: no
+	// write ended there (see unpushedEnds).
+	notPushed map[capture.Seq]bool
+	// heldBack is the index of the local side's last new data segment when
+	// it shows that its write had more data than left (see lastUnpushed),
+	// or -1; moreQueued says the script's write holds that data.
+	heldBack   int
+	moreQueued bool
 
 	env      environment
 	events   []*event
@@ -373,7 +381,73 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	b.teardown = teardownRST(f, b.remote)
 	b.shutdownAt = shutdownFIN(f, b.local)
 	b.closeInSYNSent = !b.server && closedInSYNSent(f, b.local)
+	b.notPushed = unpushedEnds(f, b.local)
+	b.heldBack = b.lastUnpushed()
 	return b
+}
+
+// lastUnpushed returns the index of the local side's last segment of new
+// data if it carries no PSH, is a whole number of full segments and no
+// local FIN follows, or -1. The kernel pushes the last segment of a write
+// unless more of it waits in the queue (for cwnd or the peer's window):
+// then the application wrote more than the capture saw leave.
+func (b *builder) lastUnpushed() int {
+	last := -1
+	var high capture.Seq
+	seen := false
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		if p.From != b.local {
+			continue
+		}
+		if p.Flags.Has(capture.FlagFIN) {
+			return -1
+		}
+		if p.PayloadLen == 0 || p.Flags.Has(capture.FlagSYN) {
+			continue
+		}
+		if end := p.Seq.Add(uint32(p.PayloadLen)); !seen || high.LessThan(end) {
+			high, seen, last = end, true, i
+		}
+	}
+	if last < 0 || b.opts.Strict {
+		return -1
+	}
+	p := &b.f.Packets[last]
+	if p.Flags&(capture.FlagPSH|capture.FlagRST) != 0 || b.segSize(p, b.local) == 0 || b.short(p) {
+		return -1
+	}
+	return last
+}
+
+// unpushedEnds returns the sequence numbers where a retransmission of the
+// local side's data without PSH ends. The kernel marks PSH on the last
+// segment of a write (tcp_push) and keeps it there when it cuts a queued
+// segment (tcp_fragment), so a retransmitted piece ending at a write's end
+// carries it; the PSH of a first transmission says less: a TSO
+// super-segment carries one wherever it ends. So a super-segment with PSH
+// that ends where a retransmission without PSH ends is inside a write.
+func unpushedEnds(f *capture.Flow, local capture.Side) map[capture.Seq]bool {
+	var out map[capture.Seq]bool
+	var high capture.Seq
+	seen := false
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.From != local || p.PayloadLen == 0 || p.Flags.Has(capture.FlagSYN) {
+			continue
+		}
+		end := p.Seq.Add(uint32(p.PayloadLen))
+		switch {
+		case !seen || high.LessThan(end):
+			high, seen = end, true
+		case !p.Flags.Has(capture.FlagPSH):
+			if out == nil {
+				out = map[capture.Seq]bool{}
+			}
+			out[end] = true
+		}
+	}
+	return out
 }
 
 // refusedSYN reports whether the local side's first answer to the SYN is a
@@ -807,6 +881,15 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	joined := false
 	if fresh > 0 {
 		joined = b.addWrite(p, fresh)
+		if i == b.heldBack && b.write != nil {
+			// One more segment's worth stays queued to the end, as in the
+			// capture: without it the write's last segment would be pushed.
+			b.comment("No PSH on the last new data: the application wrote more than left before the capture ended.")
+			b.writeN += int64(b.segSize(p, b.local))
+			b.setWriteN()
+			delete(b.writeEnds, b.writeEnd)
+			b.moreQueued = true
+		}
 	}
 	if fl.Has(capture.FlagFIN) && !b.finSent {
 		b.finSent = true
@@ -1013,7 +1096,7 @@ func (b *builder) setWriteN() {
 // leaves long after the packet before it, so nothing in the protocol made
 // the kernel send it then (data sent right after an ACK was queued).
 func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
-	if last.Flags.Has(capture.FlagPSH) {
+	if last.Flags.Has(capture.FlagPSH) && !b.notPushed[last.Seq.Add(uint32(last.PayloadLen))] {
 		return true
 	}
 	if b.short(last) {
@@ -1112,7 +1195,10 @@ func (b *builder) markTail(pk *parser.Packet, flags capture.TCPFlags) {
 		t.pk.TCP.Flags = flagText(t.flags &^ capture.FlagPSH)
 	}
 	b.tail = &writeTail{pk, flags}
-	pk.TCP.Flags = flagText(flags | capture.FlagPSH)
+	if !b.moreQueued {
+		flags |= capture.FlagPSH
+	}
+	pk.TCP.Flags = flagText(flags)
 }
 
 // gather adds the data segment p (script packet pk) of the open write to
