@@ -3,6 +3,7 @@ package synth
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/parser"
@@ -38,6 +39,8 @@ type environment struct {
 	rcvbuf  int64    // SO_RCVBUF to set before listen/connect; 0 if none
 	// fastOpenConnect: the client asks for a Fast Open cookie on connect.
 	fastOpenConnect bool
+	// noDelay: the application turned Nagle's algorithm off (see noDelay).
+	noDelay bool
 }
 
 func (e *environment) addInit(cmd, why string) {
@@ -133,6 +136,11 @@ func (b *builder) setupEnvironment() {
 		return
 	}
 	b.setupSYNFeatures(syn)
+	e.noDelay = b.noDelay()
+	if b.uncollapsedRetrans() {
+		e.addInit("sysctl -q net.ipv4.tcp_retrans_collapse=0",
+			"The captured kernel retransmitted two short segments that fit in one apart: it did not join them.")
+	}
 	o := syn.Options()
 	if o.HasMSS {
 		hdr := 40
@@ -235,4 +243,77 @@ func (b *builder) rcvbufCall(fd int64) {
 	}
 	b.comment(fmt.Sprintf("The captured SYN's window scale says the application shrank its receive buffer: about %d bytes.", b.env.rcvbuf))
 	b.call(b.f.Packets[0].Time, "setsockopt", 0, num(fd), word("SOL_SOCKET"), word("SO_RCVBUF"), &parser.List{Elems: []parser.Expr{num(b.env.rcvbuf)}}, num(4))
+}
+
+// noDelay reports whether the local side sent a segment of new data
+// shorter than a full one while an earlier short segment was not yet
+// acknowledged: Linux's Nagle test (tcp_nagle_check, Minshall's variant)
+// holds such a segment back until that ACK, so the application had set
+// TCP_NODELAY (or queued the data as separate segments, which TCP_NODELAY
+// reproduces too). A FIN is never held.
+func (b *builder) noDelay() bool {
+	var sndMax, una, sml capture.Seq
+	var sent, acked, small bool
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		if p.From == b.remote {
+			if p.Flags.Has(capture.FlagACK) && (!acked || una.LessThan(p.Ack)) {
+				una, acked = p.Ack, true
+			}
+			continue
+		}
+		if p.PayloadLen == 0 || p.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
+			continue
+		}
+		end := p.Seq.Add(uint32(p.PayloadLen))
+		if sent && !sndMax.LessThan(end) {
+			continue // a retransmission
+		}
+		sndMax, sent = end, true
+		if !b.short(p) {
+			continue
+		}
+		if small && acked && una.LessThan(sml) && !p.Flags.Has(capture.FlagFIN) {
+			return true
+		}
+		sml, small = end, true
+	}
+	return false
+}
+
+// noDelayCall emits the TCP_NODELAY setsockopt on fd when noDelay said so.
+func (b *builder) noDelayCall(at time.Time, fd int64) {
+	if !b.env.noDelay {
+		return
+	}
+	b.comment("A short segment left while an earlier short one was unacknowledged: Nagle's algorithm was off.")
+	b.call(at, "setsockopt", 0, num(fd), word("SOL_TCP"), word("TCP_NODELAY"), &parser.List{Elems: []parser.Expr{num(1)}}, num(4))
+}
+
+// uncollapsedRetrans reports whether the local side retransmitted a short
+// segment alone and then, separately, the data right after it, where both
+// fit in one segment: Linux joins such a pair when it retransmits the first
+// (tcp_retrans_try_collapse) unless net.ipv4.tcp_retrans_collapse is off or
+// the application ended a record between them (MSG_EOR).
+func (b *builder) uncollapsedRetrans() bool {
+	var sndMax, prevEnd capture.Seq
+	var sent, prev bool
+	prevLen := 0
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		if p.From != b.local || p.PayloadLen == 0 || p.Flags&(capture.FlagSYN|capture.FlagRST|capture.FlagFIN) != 0 {
+			continue
+		}
+		end := p.Seq.Add(uint32(p.PayloadLen))
+		if !sent || sndMax.LessThan(end) {
+			sndMax, sent = end, true
+			continue
+		}
+		m := b.segSize(p, b.local)
+		if prev && p.Seq == prevEnd && m > 0 && prevLen+p.PayloadLen <= m {
+			return true
+		}
+		prev, prevEnd, prevLen = true, end, p.PayloadLen
+	}
+	return false
 }

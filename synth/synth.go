@@ -627,6 +627,7 @@ func (b *builder) prelude() {
 		b.fd = 3
 		b.call(at, "socket", 3, any3(), word("SOCK_STREAM"), word("IPPROTO_TCP"))
 		b.rcvbufCall(3)
+		b.noDelayCall(at, 3)
 		if b.env.fastOpenConnect {
 			b.comment("The captured SYN asks for a Fast Open cookie: the application connected with TCP_FASTOPEN_CONNECT.")
 			b.call(at, "setsockopt", 0, num(3), word("SOL_TCP"), word("TCP_FASTOPEN_CONNECT"), &parser.List{Elems: []parser.Expr{num(1)}}, num(4))
@@ -749,6 +750,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 		b.established = true
 		b.fd = 4
 		b.call(p.Time, "accept", 4, num(b.listenFD), any3(), any3())
+		b.noDelayCall(p.Time, 4)
 	}
 }
 
@@ -963,6 +965,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		// before the handshake completes.
 		b.fd, b.established = 4, true
 		b.call(p.Time, "accept", 4, num(b.listenFD), any3(), any3())
+		b.noDelayCall(p.Time, 4)
 	}
 	if b.closeInSYNSent && fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagACK) && !b.closed {
 		b.comment("The kernel answers the SYN-ACK with a bare RST: the application closed the socket before it came.")
@@ -1100,6 +1103,14 @@ func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
 		return true
 	}
 	if b.short(last) {
+		return true
+	}
+	if b.ackedSince && b.short(p) && !p.Flags.Has(capture.FlagFIN) {
+		// A short tail that left at an ACK: it waited for cwnd, or the
+		// application held it back (MSG_MORE, TCP_CORK) or wrote it then.
+		// Written at the ACK it leaves there in each case; joined, a replay
+		// without the cork would send it with the segments before. (A FIN
+		// tail stays: close() put the FIN on the queued data.)
 		return true
 	}
 	return p.Time.Sub(b.prevTime) > toleranceUsecs*time.Microsecond
