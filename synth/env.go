@@ -246,7 +246,7 @@ func (b *builder) rcvbufCall(fd int64) {
 }
 
 // noDelay reports whether the local side sent a segment of new data
-// shorter than a full one while an earlier short segment was not yet
+// shorter than the MSS while an earlier such segment was not yet
 // acknowledged: Linux's Nagle test (tcp_nagle_check, Minshall's variant)
 // holds such a segment back until that ACK, so the application had set
 // TCP_NODELAY (or queued the data as separate segments, which TCP_NODELAY
@@ -270,7 +270,11 @@ func (b *builder) noDelay() bool {
 			continue // a retransmission
 		}
 		sndMax, sent = end, true
-		if !b.short(p) {
+		// Only a segment below the MSS counts as short: a larger one may be
+		// an MTU probe, which does not update the Nagle state
+		// (tcp_mtu_probe), and a TSO super-segment with a short tail is
+		// not told from it.
+		if m := b.segSize(p, b.local); m == 0 || p.PayloadLen >= m {
 			continue
 		}
 		if small && acked && una.LessThan(sml) && !p.Flags.Has(capture.FlagFIN) {

@@ -202,6 +202,7 @@ type builder struct {
 	rcvInit    bool
 	ooo        []span
 	unread     int64
+	urgAt      int64 // unread bytes before the remote's urgent byte, or -1 (see trackUrgent)
 	lastOutAck capture.Seq
 	lastOutWin uint16 // in scaled units (see outWin)
 	holding    bool   // the local side's window shows its application is not reading
@@ -339,7 +340,7 @@ func (s *slab[T]) reset() {
 
 func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
-		fd: -1, listenFD: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[capture.Seq]bool{}}
+		fd: -1, listenFD: -1, urgAt: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[capture.Seq]bool{}}
 	b.server = f.Local == capture.SideB
 	// Nearly every packet becomes a script packet, most with timestamps;
 	// about one in two a read or write too, which is an event as well.
@@ -708,8 +709,21 @@ func (b *builder) flushReadAt(at time.Time) {
 	}
 	n := b.unread
 	b.unread = 0
+	urg := b.urgAt
+	b.urgAt = -1
 	if b.closed {
 		return
+	}
+	if urg >= 0 && urg < n {
+		// The urgent byte is not read; a read stops before it.
+		n--
+		if urg > 0 && urg < n {
+			b.rwCall(at, "read", urg)
+			n -= urg
+		}
+		if n == 0 {
+			return
+		}
 	}
 	b.rwCall(at, "read", n)
 	b.lastCall, b.lastReadN = "read", n
@@ -793,6 +807,7 @@ func (b *builder) trackData(p *capture.FlowPacket, seq, end capture.Seq) {
 		return
 	}
 	adv := int64(end.Diff(b.rcvNxt))
+	b.trackUrgent(p, end)
 	b.rcvNxt = end
 	for merged := true; merged; {
 		merged = false
@@ -809,6 +824,22 @@ func (b *builder) trackData(p *capture.FlowPacket, seq, end capture.Seq) {
 		}
 	}
 	b.unread += adv
+}
+
+// trackUrgent notes where the urgent byte of the in-order inbound segment
+// p (ending at end) falls among the unread bytes. Linux (tcp_stdurg off)
+// takes the byte before the urgent pointer out of band: a read never
+// returns it, and stops before it when it has copied data already
+// (tcp_recvmsg).
+func (b *builder) trackUrgent(p *capture.FlowPacket, end capture.Seq) {
+	if !p.Flags.Has(capture.FlagURG) || p.Urgent == 0 {
+		return
+	}
+	u := p.Seq.Add(uint32(p.Urgent) - 1)
+	if u.LessThan(b.rcvNxt) || !u.LessThan(end) {
+		return
+	}
+	b.urgAt = b.unread + int64(u.Diff(b.rcvNxt))
 }
 
 // remoteReset makes the application's next call fail as the kernel reports
