@@ -177,6 +177,9 @@ type builder struct {
 	// or -1; moreQueued says the script's write holds that data.
 	heldBack   int
 	moreQueued bool
+	// localMD5 is 1 when a local segment carries an MD5 signature option
+	// (the local socket has a key), -1 when none does, 0 until asked.
+	localMD5 int8
 
 	env      environment
 	events   []*event
@@ -735,6 +738,13 @@ func (b *builder) closeWrite() {
 }
 
 func (b *builder) inbound(p *capture.FlowPacket) {
+	if b.md5Dropped(p) {
+		b.comment("No MD5 key on the local socket (none of its segments is signed): the kernel drops this signed segment.")
+		if pk := b.packet(p, true); pk != nil {
+			b.emit(p.Time, pk)
+		}
+		return
+	}
 	if pureACK(p) && b.write != nil {
 		// The application may have written more than the kernel could
 		// send before this ACK: the write stays open (see addWrite).
@@ -766,6 +776,29 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 		b.call(p.Time, "accept", 4, num(b.listenFD), any3(), any3())
 		b.noDelayCall(p.Time, 4)
 	}
+}
+
+// md5Dropped reports whether the inbound segment p carries a TCP MD5
+// signature option (RFC 2385) while the local side signs nothing: Linux
+// drops such a segment for a socket without a key (TCPMD5Unexpected), so
+// it neither completes a handshake nor delivers data. (A SYN is left to
+// the handshake's handling.)
+func (b *builder) md5Dropped(p *capture.FlowPacket) bool {
+	const md5Len = 18
+	if p.Flags.Has(capture.FlagSYN) || len(p.RawOptions()) < md5Len || !p.Options().MD5 {
+		return false
+	}
+	if b.localMD5 == 0 {
+		b.localMD5 = -1
+		for i := range b.f.Packets {
+			q := &b.f.Packets[i]
+			if q.From == b.local && len(q.RawOptions()) >= md5Len && q.Options().MD5 {
+				b.localMD5 = 1
+				break
+			}
+		}
+	}
+	return b.localMD5 < 0
 }
 
 // trackInbound follows the remote's data: what becomes readable in order,
