@@ -322,8 +322,10 @@ func TestE2EFixedPointUpstream(t *testing.T) {
 	t.Logf("%d of %d one-connection upstream ipv4 scripts round-trip (%d listed as passing here)", pass, counted, len(scripts))
 }
 
-// upstreamRoundTrips are the upstream scripts that round-trip here (90 of
-// the 107 one-connection ones on 2026-11-25).
+// upstreamRoundTrips are the upstream scripts that round-trip here (98 of
+// the 107 one-connection ones on 2026-11-25; with the host's congestion
+// control limited to reno and bbr, the scripts that set cubic fail their
+// first replay and are not counted: then 80 of 84).
 var upstreamRoundTrips = []string{
 	"tcp/blocking/blocking-accept.pkt",
 	"tcp/blocking/blocking-connect.pkt",
@@ -339,9 +341,12 @@ var upstreamRoundTrips = []string{
 	"tcp/cwnd_moderation/cwnd-moderation-disorder-no-moderation.pkt",
 	"tcp/ecn/ecn-uses-ect0.pkt",
 	"tcp/eor/no-coalesce-large.pkt",
+	"tcp/eor/no-coalesce-retrans.pkt",
 	"tcp/eor/no-coalesce-small.pkt",
+	"tcp/eor/no-coalesce-subsequent.pkt",
 	"tcp/epoll/epoll_in_edge.pkt",
 	"tcp/fast_recovery/prr-ss-10pkt-lost-1.pkt",
+	"tcp/fast_recovery/prr-ss-ack-below-snd_una-cubic.pkt",
 	"tcp/fast_retransmit/fr-4pkt-fack-last-byte.pkt",
 	"tcp/fast_retransmit/fr-4pkt-sack.pkt",
 	"tcp/fast_retransmit/fr-4pkt.pkt",
@@ -372,12 +377,16 @@ var upstreamRoundTrips = []string{
 	"tcp/inq/server.pkt",
 	"tcp/limited_transmit/limited-transmit-no-sack.pkt",
 	"tcp/limited_transmit/limited-transmit-sack.pkt",
+	"tcp/md5/md5-only-on-client-ack.pkt",
 	"tcp/mss/mss-getsockopt-tcp_maxseg-server.pkt",
 	"tcp/mss/mss-setsockopt-tcp_maxseg-client.pkt",
 	"tcp/mss/mss-setsockopt-tcp_maxseg-server.pkt",
+	"tcp/nagle/https_client.pkt",
+	"tcp/nagle/sendmsg_msg_more.pkt",
 	"tcp/nagle/sockopt_cork_nodelay.pkt",
 	"tcp/notsent_lowat/notsent-lowat-setsockopt.pkt",
 	"tcp/notsent_lowat/notsent-lowat-sysctl.pkt",
+	"tcp/sack/sack-shift-sacked-2-6-8-3-9-nofack.pkt",
 	"tcp/sendfile/sendfile-simple.pkt",
 	"tcp/shutdown/shutdown-rd-close.pkt",
 	"tcp/shutdown/shutdown-rd-wr-close.pkt",
@@ -392,6 +401,7 @@ var upstreamRoundTrips = []string{
 	"tcp/slow_start/slow-start-after-win-update.pkt",
 	"tcp/slow_start/slow-start-app-limited-9-packets-out.pkt",
 	"tcp/slow_start/slow-start-app-limited.pkt",
+	"tcp/splice/tcp_splice_loop_test.pkt",
 	"tcp/syscall_bad_arg/fastopen-invalid-buf-ptr.pkt",
 	"tcp/syscall_bad_arg/sendmsg-empty-iov.pkt",
 	"tcp/syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
