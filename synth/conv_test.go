@@ -26,8 +26,9 @@ type seg struct {
 	win      uint16
 	dt       time.Duration
 	opts     []layers.TCPOption
-	copy     bool // the previous packet captured again (same IP ID)
-	dir      byte // with any seg setting it, the file is LINUX_SLL: 0 to us, 4 outgoing
+	urg      uint16 // urgent pointer (with U in flags)
+	copy     bool   // the previous packet captured again (same IP ID)
+	dir      byte   // with any seg setting it, the file is LINUX_SLL: 0 to us, 4 outgoing
 }
 
 const cliISN, srvISN = 1000, 5000
@@ -73,6 +74,8 @@ func conversation(t testing.TB, segs []seg) []byte {
 				tcp.RST = true
 			case 'P':
 				tcp.PSH = true
+			case 'U':
+				tcp.URG, tcp.Urgent = true, s.urg
 			case '.':
 				tcp.ACK = true
 			}
@@ -105,6 +108,10 @@ func conversation(t testing.TB, segs []seg) []byte {
 }
 
 var mss1000 = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{3, 0xe8}}}
+
+// md5Sig is a TCP MD5 signature option (RFC 2385) and two NOPs.
+var md5Sig = []layers.TCPOption{{OptionType: 19, OptionLength: 18, OptionData: make([]byte, 16)},
+	{OptionType: layers.TCPOptionKindNop, OptionLength: 1}, {OptionType: layers.TCPOptionKindNop, OptionLength: 1}}
 
 // handshake is a plain handshake (MSS 1000 both ways, no other options).
 func handshake() []seg {
@@ -280,6 +287,68 @@ func TestConversations(t *testing.T) {
 			seg{flags: ".", seq: 1, ack: 11, win: 4000, dt: ms}),
 		want: []string{"write(4, ..., 10) = 10", "+0 > P. 1:11(10) ack 1", "+0.296000~+0.304000 > P. 1:11(10) ack 1",
 			"+0.001000 < . 1:1(0) ack 11 win 4000"},
+	}, {
+		name: "a short segment leaves while an earlier one is unacknowledged: Nagle was off", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{srv: true, flags: "P.", seq: 11, ack: 1, n: 20, win: 4000, dt: 10 * time.Microsecond},
+			seg{flags: ".", seq: 1, ack: 31, win: 4000, dt: ms}),
+		want: []string{"+0 accept(3, ..., ...) = 4", "+0 setsockopt(4, SOL_TCP, TCP_NODELAY, [1], 4) = 0",
+			"write(4, ..., 10) = 10", "+0 > P. 1:11(10) ack 1", "write(4, ..., 20) = 20", "+0 > P. 11:31(20) ack 1"},
+	}, {
+		name: "short segments acknowledged one by one: Nagle may be on", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1, ack: 11, win: 4000, dt: ms},
+			seg{srv: true, flags: "P.", seq: 11, ack: 1, n: 20, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1, ack: 31, win: 4000, dt: ms}),
+		want:  []string{"write(4, ..., 10) = 10", "write(4, ..., 20) = 20"},
+		never: []string{"TCP_NODELAY"},
+	}, {
+		name: "the urgent byte at the end is not read", local: server,
+		segs: append(handshake(),
+			seg{flags: "UP.", seq: 1, ack: 1, n: 100, urg: 100, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 101, win: 4000, dt: 10 * time.Microsecond}),
+		want:  []string{"< PU. 1:101(100) ack 1 win 4000 urg 100", "+0 read(4, ..., 99) = 99"},
+		never: []string{"read(4, ..., 100)"},
+	}, {
+		name: "a read stops before the urgent byte; the next skips it", local: server,
+		segs: append(handshake(),
+			seg{flags: "UP.", seq: 1, ack: 1, n: 100, urg: 40, win: 4000, dt: ms},
+			seg{srv: true, flags: ".", seq: 1, ack: 101, win: 4000, dt: 10 * time.Microsecond}),
+		want: []string{"+0 read(4, ..., 39) = 39", "+0 read(4, ..., 60) = 60"},
+	}, {
+		name: "a short tail that waited for an ACK is written at the ACK", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1, ack: 1001, win: 4000, dt: 10 * ms},
+			seg{srv: true, flags: "P.", seq: 1001, ack: 1, n: 150, win: 4000, dt: 10 * time.Microsecond},
+			seg{flags: ".", seq: 1, ack: 1151, win: 4000, dt: 10 * ms}),
+		want: []string{"write(4, ..., 1000) = 1000", "+0 > P. 1:1001(1000) ack 1", "< . 1:1(0) ack 1001 win 4000",
+			"+0.000010 write(4, ..., 150) = 150", "+0 > P. 1001:1151(150) ack 1"},
+		never: []string{"write(4, ..., 1150)"},
+	}, {
+		name: "the last new data without PSH: the write had more, still queued", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1, ack: 1001, win: 4000, dt: 10 * ms}),
+		want: []string{"write(4, ..., 2000) = 2000", "+0 > . 1:1001(1000) ack 1"},
+	}, {
+		name: "a retransmission without PSH shows a super-segment's PSH was not a write's end", local: server,
+		segs: append(handshake(),
+			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 2000, win: 4000, dt: ms},
+			seg{srv: true, flags: "P.", seq: 2001, ack: 1, n: 2000, win: 4000, dt: 10 * time.Microsecond},
+			seg{srv: true, flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 300 * ms},
+			seg{flags: ".", seq: 1, ack: 4001, win: 4000, dt: ms}),
+		want:  []string{"write(4, ..., 4000) = 4000", "+0 > P. 1:4001(4000) ack 1", "> . 1001:2001(1000) ack 1"},
+		never: []string{"write(4, ..., 2000)"},
+	}, {
+		name: "an MD5-signed ACK to a socket without a key is dropped: the next ACK completes the handshake", local: server,
+		segs: []seg{{flags: "S", win: 4000, opts: mss1000},
+			{srv: true, flags: "S.", ack: 1, win: 4000, opts: mss1000, dt: 50 * time.Microsecond},
+			{flags: ".", seq: 1, ack: 1, win: 4000, opts: md5Sig, dt: 10 * ms},
+			{flags: ".", seq: 1, ack: 1, win: 4000, dt: ms}},
+		want: []string{"+0.001000 < . 1:1(0) ack 1 win 4000", "+0 accept(3, ..., ...) = 4"},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
