@@ -18,6 +18,7 @@ const (
 	outFragment            // an IP fragment: counted, not reassembled
 	outShort               // cut before the end of the TCP base header, or an inconsistent header
 	outUnsupported         // link type not decoded
+	outICMP                // an ICMPv4 error quoting a TCP segment (with decoder.icmp)
 )
 
 // Link types that are raw IP under another number: DLT_RAW is 12 on most
@@ -51,6 +52,8 @@ const (
 // between frames except the file's byte order (NFLOG headers use it).
 type decoder struct {
 	bigEndian bool
+	icmp      bool // decode ICMPv4 errors that quote a TCP segment (Reader.ICMPErrors)
+	icmpErr   ICMPError
 }
 
 func sllDir(t uint16) Direction {
@@ -210,10 +213,57 @@ func (d *decoder) ip4(data []byte, p *Packet) outcome {
 	if frag&0x3FFF != 0 {
 		return outFragment
 	}
+	if data[9] == 1 && d.icmp {
+		return d.icmp4(data[ihl:min(total, len(data))], p)
+	}
 	if data[9] != 6 {
 		return outNonTCP
 	}
 	return d.tcp(data, ihl, total, p)
+}
+
+// ICMPv4 error types whose message quotes the offending datagram (RFC 792)
+// and which Linux's TCP acts on (tcp_v4_err).
+const (
+	icmpUnreachable  = 3
+	icmpTimeExceeded = 11
+	icmpParamProblem = 12
+	icmpFragNeeded   = 4 // the destination unreachable code carrying an MTU
+)
+
+// icmp4 decodes an ICMPv4 error whose quoted datagram is a TCP segment:
+// the quote holds its IP header and at least 8 bytes of TCP (ports and
+// sequence number). Anything else is outNonTCP, as without d.icmp.
+func (d *decoder) icmp4(msg []byte, p *Packet) outcome {
+	if len(msg) < 8+20 {
+		return outNonTCP
+	}
+	switch msg[0] {
+	case icmpUnreachable, icmpTimeExceeded, icmpParamProblem:
+	default:
+		return outNonTCP
+	}
+	in := msg[8:]
+	ihl := int(in[0]&0x0F) * 4
+	if in[0]>>4 != 4 || in[9] != 6 || ihl < 20 || len(in) < ihl+8 {
+		return outNonTCP
+	}
+	e := &d.icmpErr
+	*e = ICMPError{Type: msg[0], Code: msg[1]}
+	if e.Type == icmpUnreachable && e.Code == icmpFragNeeded {
+		e.MTU = binary.BigEndian.Uint16(msg[6:])
+	}
+	tcp := in[ihl:]
+	e.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[12:16])), binary.BigEndian.Uint16(tcp))
+	e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[16:20])), binary.BigEndian.Uint16(tcp[2:]))
+	e.Seq = Seq(binary.BigEndian.Uint32(tcp[4:]))
+	hl := 20
+	if len(tcp) >= 13 && int(tcp[12]>>4)*4 >= 20 {
+		hl = int(tcp[12]>>4) * 4
+	}
+	e.PayloadLen = max(int(binary.BigEndian.Uint16(in[2:]))-ihl-hl, 0)
+	p.ICMP = e
+	return outICMP
 }
 
 func (d *decoder) ip6(data []byte, p *Packet) outcome {

@@ -67,6 +67,17 @@ type FlowPacket struct {
 	opts          [40]byte
 }
 
+// FlowICMP is an ICMP error about one of a flow's segments.
+type FlowICMP struct {
+	Index      int // packet number in the file (1-based)
+	Time       time.Time
+	To         Side // the side whose segment it quotes, which it reports to
+	Type, Code uint8
+	MTU        uint16 // the next-hop MTU of a "fragmentation needed" message
+	Seq        Seq    // the quoted segment's sequence number
+	PayloadLen int    // the quoted segment's payload length
+}
+
 // RawOptions returns the TCP option bytes as captured.
 func (p *FlowPacket) RawOptions() []byte { return p.opts[:p.optLen] }
 
@@ -82,7 +93,8 @@ type Flow struct {
 	Key     FlowKey // the 4-tuple
 	A, B    netip.AddrPort
 	Packets []FlowPacket
-	Bytes   [2]int64 // payload bytes sent by SideA, SideB (from IP lengths)
+	ICMP    []FlowICMP // ICMP errors about its segments, in capture order (with Reader.ICMPErrors)
+	Bytes   [2]int64   // payload bytes sent by SideA, SideB (from IP lengths)
 	First   time.Time
 	Last    time.Time
 
@@ -153,6 +165,9 @@ func (f *Flow) swap() {
 	for i := range f.Packets {
 		f.Packets[i].From ^= 1
 	}
+	for i := range f.ICMP {
+		f.ICMP[i].To ^= 1
+	}
 }
 
 // FlowOptions configures flow tracking and the choice of the local side.
@@ -204,7 +219,22 @@ func NewTracker(opts FlowOptions) *Tracker {
 }
 
 // Add files p into its flow (copying what it keeps) and returns that flow.
+// An ICMP error goes to the flow of the segment it quotes, if that flow is
+// open; else Add returns nil.
 func (t *Tracker) Add(p *Packet) *Flow {
+	if e := p.ICMP; e != nil {
+		f := t.table[MakeFlowKey(e.Src, e.Dst)]
+		if f == nil {
+			return nil
+		}
+		to := SideA
+		if e.Src != f.A {
+			to = SideB
+		}
+		f.ICMP = append(f.ICMP, FlowICMP{Index: p.Index, Time: p.Time, To: to, Type: e.Type, Code: e.Code,
+			MTU: e.MTU, Seq: e.Seq, PayloadLen: e.PayloadLen})
+		return f
+	}
 	src, dst := p.Src(), p.Dst()
 	key := MakeFlowKey(src, dst)
 	f := t.table[key]
@@ -435,6 +465,7 @@ func ReadFlows(r io.Reader, name string, opts FlowOptions) ([]*Flow, Stats, erro
 	if err != nil {
 		return nil, Stats{}, err
 	}
+	rd.ICMPErrors = true
 	t := NewTracker(opts)
 	for {
 		p, err := rd.Next()

@@ -152,6 +152,23 @@ type Packet struct {
 	TCP        TCPHeader
 	PayloadLen int    // TCP payload length from the IP header (total length − headers), not from the captured bytes
 	Payload    []byte // captured payload bytes (≤ PayloadLen); points into the reader's buffer
+	// ICMP is set, and TCP is not, for an ICMPv4 error that quotes a TCP
+	// segment (only with Reader.ICMPErrors); it points into the reader.
+	ICMP *ICMPError
+}
+
+// ICMPError is an ICMP error message about a TCP segment: its type and
+// code, and what it quotes of the segment.
+type ICMPError struct {
+	Type, Code uint8
+	MTU        uint16 // the next-hop MTU of a "fragmentation needed" message
+	// Src, Dst and Seq are the quoted segment's: Src sent it.
+	Src, Dst netip.AddrPort
+	Seq      Seq
+	// PayloadLen is the quoted segment's payload length, from its IP total
+	// length (its TCP header taken as 20 bytes when the quote ends before
+	// the data offset).
+	PayloadLen int
 }
 
 // Src returns the sender's address and port.

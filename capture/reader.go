@@ -83,6 +83,10 @@ type Reader struct {
 	index    int
 	stats    Stats
 	err      error // sticky: io.EOF or the damage
+
+	// ICMPErrors makes Next return ICMPv4 errors that quote a TCP segment
+	// too, as packets with ICMP set (they still count as NonTCP).
+	ICMPErrors bool
 }
 
 type countingReader struct {
@@ -257,7 +261,11 @@ func (r *Reader) next() (*Packet, error) {
 		WireLen:    ci.Length,
 		// Options and Payload slices are reset by decode on the TCP path.
 	}
+	r.dec.icmp = r.ICMPErrors
 	switch r.dec.decode(lt, data, p) {
+	case outICMP:
+		r.stats.NonTCP++
+		return p, nil
 	case outTCP:
 		r.stats.TCP++
 		if p.Truncated {
