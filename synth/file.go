@@ -54,6 +54,7 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 	if err != nil {
 		return err
 	}
+	rd.ICMPErrors = true
 	var fnErr error
 	var tr *capture.Tracker
 	var mem nodes

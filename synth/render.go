@@ -119,6 +119,7 @@ func (b *builder) artefacts() []string {
 	add(c.backwards, "%d packet(s) time-stamped before the packet captured ahead of them: written at +0.", c.backwards)
 	add(c.dup, "%d packet(s) captured twice (leaving and arriving, as -i any shows loopback): the copies are left out.", c.dup)
 	add(c.wraps, "%d packet(s) left out: their sequence range wraps past 2^32 relative to the ISN (over 4 GiB sent, or garbage).", c.wraps)
+	add(c.icmpOther, "%d ICMP error(s) to the remote left out: only those to the local side are injected.", c.icmpOther)
 	add(c.unknownOpt, "%d packet(s) with TCP options the script language cannot express: left out (see the comments).", c.unknownOpt)
 	if b.teardown >= 0 {
 		out = append(out, "a final RST from the remote after both FINs: left out (see the end).")

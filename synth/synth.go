@@ -105,6 +105,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 			b.count.dup++
 			continue
 		}
+		b.icmpUpTo(p.Index)
 		in := p.From == b.remote
 		b.maybeFlushRead(p, in)
 		if in {
@@ -114,6 +115,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 		}
 		b.prevTime = p.Time
 	}
+	b.icmpUpTo(int(^uint(0) >> 1))
 	b.flushRead()
 	return b.script(), nil
 }
@@ -169,6 +171,9 @@ type builder struct {
 	teardown       int    // index of the final teardown RST left out, or -1
 	shutdownAt     int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
 	closeInSYNSent bool   // the local client closed its socket before the SYN-ACK came
+	resetACK       int    // index of the remote segment the local side answers with a bare RST first, or -1
+	acceptICMP     int    // index in f.ICMP of the error after which a Fast Open child is accepted, or -1
+	nextICMP       int    // the next of f.ICMP to inject
 	// notPushed holds where a local retransmission without PSH ended: no
 	// write ended there (see unpushedEnds).
 	notPushed map[capture.Seq]bool
@@ -185,7 +190,7 @@ type builder struct {
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
-	count    struct{ bigOut, gathered, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps int }
+	count    struct{ bigOut, gathered, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 
@@ -385,6 +390,10 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	b.teardown = teardownRST(f, b.remote)
 	b.shutdownAt = shutdownFIN(f, b.local)
 	b.closeInSYNSent = !b.server && closedInSYNSent(f, b.local)
+	b.resetACK, b.acceptICMP = -1, -1
+	if b.server {
+		b.resetACK = resetACKAt(f, b.local)
+	}
 	b.notPushed = unpushedEnds(f, b.local)
 	b.heldBack = b.lastUnpushed()
 	return b
@@ -770,6 +779,8 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 		b.remoteReset(p)
 	case fl.Has(capture.FlagSYN) && fl.Has(capture.FlagACK) && !b.server:
 		b.established, b.toBlocking = true, true
+	case b.resetACK >= 0 && &b.f.Packets[b.resetACK] == p:
+		b.comment("The kernel answers with a bare RST: nothing completed the handshake (the request was gone).")
 	case b.server && !b.refused && b.fd < 0 && fl.Has(capture.FlagACK) && !fl.Has(capture.FlagSYN) && p.Ack == b.localISN.Add(1):
 		b.established = true
 		b.fd = 4
@@ -961,6 +972,13 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		b.finSent = true
 		b.localFIN(p)
 	}
+	if fl&(capture.FlagRST|capture.FlagACK) == capture.FlagRST && b.fd >= 0 && !b.closed && !b.closeInSYNSent {
+		// A bare RST answers a segment that matched no socket: the
+		// connection was gone already (no close makes one: the kernel's
+		// active reset carries an ACK).
+		b.comment("A bare RST: the connection was gone already (the kernel answers so a segment that matches no socket).")
+		b.closed = true
+	}
 	if fl.Has(capture.FlagRST) && b.fd >= 0 && !b.closed {
 		b.flushRead()
 		b.call(p.Time, "setsockopt", 0, num(b.fd), word("SOL_SOCKET"), word("SO_LINGER"), &parser.Linger{OnOff: 1, Linger: 0}, num(8))
@@ -1026,10 +1044,11 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	}
 	if b.server && b.fd < 0 && !b.refused && fl.Has(capture.FlagSYN|capture.FlagACK) && b.fastOpenChild(p) {
 		// With Fast Open the connection is accepted with the SYN's data,
-		// before the handshake completes.
-		b.fd, b.established = 4, true
-		b.call(p.Time, "accept", 4, num(b.listenFD), any3(), any3())
-		b.noDelayCall(p.Time, 4)
+		// before the handshake completes; after the ICMP error that ended
+		// it, if one did (see acceptAfterICMP).
+		if b.acceptICMP = b.killingICMP(); b.acceptICMP < 0 {
+			b.accept(p.Time)
+		}
 	}
 	if b.closeInSYNSent && fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagACK) && !b.closed {
 		b.comment("The kernel answers the SYN-ACK with a bare RST: the application closed the socket before it came.")
