@@ -27,8 +27,11 @@ type seg struct {
 	dt       time.Duration
 	opts     []layers.TCPOption
 	urg      uint16 // urgent pointer (with U in flags)
-	copy     bool   // the previous packet captured again (same IP ID)
-	dir      byte   // with any seg setting it, the file is LINUX_SLL: 0 to us, 4 outgoing
+	// icmp makes the packet an ICMP host unreachable error, sent by the
+	// other side, that quotes the segment the other fields describe.
+	icmp bool
+	copy bool // the previous packet captured again (same IP ID)
+	dir  byte // with any seg setting it, the file is LINUX_SLL: 0 to us, 4 outgoing
 }
 
 const cliISN, srvISN = 1000, 5000
@@ -94,6 +97,9 @@ func conversation(t testing.TB, segs []seg) []byte {
 			t.Fatal(err)
 		}
 		frame := sb.Bytes()
+		if s.icmp {
+			frame = icmpFrame(t, frame)
+		}
 		if sll {
 			// LINUX_SLL: packet type, ARPHRD_ETHER, address length and
 			// address, protocol; then the IP packet.
@@ -105,6 +111,24 @@ func conversation(t testing.TB, segs []seg) []byte {
 		}
 	}
 	return buf.Bytes()
+}
+
+// icmpFrame turns the Ethernet frame of a TCP/IPv4 segment into one of an
+// ICMP host unreachable error, from its receiver to its sender, that quotes
+// its IP header and first 8 bytes of TCP.
+func icmpFrame(t testing.TB, frame []byte) []byte {
+	t.Helper()
+	quoted := frame[14:]
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4,
+		SrcIP: net.IP(quoted[16:20]), DstIP: net.IP(quoted[12:16])}
+	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 1)}
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	sb := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(sb, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, ic, gopacket.Payload(quoted[:28])); err != nil {
+		t.Fatal(err)
+	}
+	return sb.Bytes()
 }
 
 var mss1000 = []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{3, 0xe8}}}
@@ -349,6 +373,24 @@ func TestConversations(t *testing.T) {
 			{flags: ".", seq: 1, ack: 1, win: 4000, opts: md5Sig, dt: 10 * ms},
 			{flags: ".", seq: 1, ack: 1, win: 4000, dt: ms}},
 		want: []string{"+0.001000 < . 1:1(0) ack 1 win 4000", "+0 accept(3, ..., ...) = 4"},
+	}, {
+		name: "an ICMP error ends a Fast Open child before accept: accepted after it, the ACK draws a bare RST", local: server,
+		segs: []seg{{flags: "S", n: 10, win: 4000, opts: mss1000},
+			{srv: true, flags: "S.", ack: 11, win: 4000, opts: mss1000, dt: 50 * time.Microsecond},
+			{srv: true, icmp: true, flags: "S.", ack: 11, win: 4000, dt: 100 * ms},
+			{flags: ".", seq: 11, ack: 1, win: 4000, dt: 100 * ms},
+			{srv: true, flags: "R", seq: 1, dt: 10 * time.Microsecond}},
+		want: []string{"+0 > S. 0:0(0) ack 11 <...>", "+0.100000 < icmp unreachable host_unreachable [0:0(0)]",
+			"+0 accept(3, ..., ...) = 4", "+0 read(4, ..., 10) = 10", "< . 11:11(0) ack 1 win 4000", "+0 > R 1:1(0)"},
+		never: []string{"SO_LINGER", "close("},
+	}, {
+		name: "an ICMP error drops a handshake's request: no accept", local: server,
+		segs: append(handshake()[:2],
+			seg{srv: true, icmp: true, flags: "S.", ack: 1, win: 4000, dt: 100 * ms},
+			seg{flags: ".", seq: 1, ack: 1, win: 4000, dt: 100 * ms},
+			seg{srv: true, flags: "R", seq: 1, dt: 10 * time.Microsecond}),
+		want:  []string{"< icmp unreachable host_unreachable [0:0(0)]", "< . 1:1(0) ack 1 win 4000", "+0 > R 1:1(0)"},
+		never: []string{"accept(", "SO_LINGER"},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
