@@ -322,10 +322,10 @@ func TestE2EFixedPointUpstream(t *testing.T) {
 	t.Logf("%d of %d one-connection upstream ipv4 scripts round-trip (%d listed as passing here)", pass, counted, len(scripts))
 }
 
-// upstreamRoundTrips are the upstream scripts that round-trip here (98 of
+// upstreamRoundTrips are the upstream scripts that round-trip here (101 of
 // the 107 one-connection ones on 2026-11-25; with the host's congestion
 // control limited to reno and bbr, the scripts that set cubic fail their
-// first replay and are not counted: then 80 of 84).
+// first replay and are not counted: then 83 of 84).
 var upstreamRoundTrips = []string{
 	"tcp/blocking/blocking-accept.pkt",
 	"tcp/blocking/blocking-connect.pkt",
@@ -356,12 +356,15 @@ var upstreamRoundTrips = []string{
 	"tcp/fastopen/server/basic-rw.pkt",
 	"tcp/fastopen/server/basic-zero-payload.pkt",
 	"tcp/fastopen/server/fin-close-socket.pkt",
+	"tcp/fastopen/server/icmp-baseline.pkt",
+	"tcp/fastopen/server/icmp-before-accept.pkt",
 	"tcp/fastopen/server/listener-closed-trigger-rst.pkt",
 	"tcp/fastopen/server/opt34/basic-cookie-not-reqd.pkt",
 	"tcp/fastopen/server/opt34/basic-non-tfo-listener.pkt",
 	"tcp/fastopen/server/opt34/basic-rw.pkt",
 	"tcp/fastopen/server/opt34/basic-zero-payload.pkt",
 	"tcp/fastopen/server/opt34/fin-close-socket.pkt",
+	"tcp/fastopen/server/opt34/icmp-before-accept.pkt",
 	"tcp/fastopen/server/opt34/listener-closed-trigger-rst.pkt",
 	"tcp/fastopen/server/opt34/reset-after-accept.pkt",
 	"tcp/fastopen/server/opt34/reset-before-accept.pkt",
