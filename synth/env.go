@@ -236,3 +236,35 @@ func (b *builder) rcvbufCall(fd int64) {
 	b.comment(fmt.Sprintf("The captured SYN's window scale says the application shrank its receive buffer: about %d bytes.", b.env.rcvbuf))
 	b.call(b.f.Packets[0].Time, "setsockopt", 0, num(fd), word("SOL_SOCKET"), word("SO_RCVBUF"), &parser.List{Elems: []parser.Expr{num(b.env.rcvbuf)}}, num(4))
 }
+
+// Send buffers: the replayed application's writes must not block where the
+// captured one's did not. The captured application may have written more
+// than a stock initial send buffer holds (tcp_wmem[1], 16 KiB) in one call,
+// or its host had a larger one; a script's write that does not fit blocks
+// the script, so a script whose largest write exceeds stockSndbuf/2 gives
+// the namespace an initial buffer of bigSndbuf (or four times that write).
+// The size of the send buffer decides only when an application blocks, not
+// what TCP sends.
+const (
+	stockSndbuf = 16384
+	bigSndbuf   = 4 << 20
+)
+
+// sendBuffer returns the command that sets tcp_wmem and the comment lines
+// saying why, or "" when the writes fit a stock buffer.
+func (b *builder) sendBuffer() (string, []string) {
+	var largest int64
+	for _, e := range b.events {
+		if c, ok := e.action.(*parser.Syscall); ok && c.Name == "write" {
+			if r, ok := c.Result.(*parser.IntLit); ok {
+				largest = max(largest, r.Value)
+			}
+		}
+	}
+	if largest <= stockSndbuf/2 {
+		return "", nil
+	}
+	n := max(int64(bigSndbuf), 4*largest)
+	return fmt.Sprintf("sysctl -q net.ipv4.tcp_wmem=\"4096 %d %d\"", n, n),
+		[]string{fmt.Sprintf("Writes of up to %d bytes: a send buffer that holds them, so that no write blocks where the captured one did not.", largest)}
+}

@@ -155,7 +155,7 @@ func (b *builder) script() *parser.Script {
 		deltas[i] = d
 	}
 	header := Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts())
-	n := len(header) + len(b.comments) + 3 + len(b.env.initWhy) // + the ECR and offload notes
+	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR and offload notes
 	for _, e := range b.events {
 		n += len(e.comments)
 	}
@@ -183,6 +183,9 @@ func (b *builder) script() *parser.Script {
 		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "tcp_ts_ecr_scaled"})
 	}
 	init, why := b.env.init, b.env.initWhy
+	if cmd, w := b.sendBuffer(); cmd != "" {
+		init, why = append(init, cmd), append(why, w...)
+	}
 	if b.multiSeg && !b.opts.Strict {
 		init = append(init, "ethtool -K tun0 tso off gso off")
 		why = append(why, "Segmentation offload off: the kernel then cuts writes into MSS-sized segments, which the replay",

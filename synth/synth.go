@@ -837,6 +837,11 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		}
 		if joined && b.gather(p, pk) {
 			b.markTail(b.burst.pkt, b.burst.flags)
+			// One expectation for several segments: the replayed kernel
+			// must cut the write as the captured one did, into MSS-sized
+			// segments, not TSO frames whose size follows its pacing (nor
+			// hold a frame's tail back to grow it, tcp_tso_should_defer).
+			b.multiSeg = true
 		} else {
 			var prevFIN bool // the latest packet is an inbound FIN
 			for j := len(b.events) - 1; j >= 0; j-- {
@@ -1137,6 +1142,11 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	u.flags |= p.Flags
 	x.Flags = flagText(u.flags)
 	u.segs++
+	// The replay checks and anchors the gathered expectation at its last
+	// segment (relative times after it count from there): so does the
+	// script, or every burst the kernel paces out would delay what follows
+	// by its spread, and a long transfer would drift late by milliseconds.
+	u.ev.at = p.Time
 	b.count.gathered++
 	u.ev.comments = append(u.ev.comments[:u.base:u.base], gatheredNote(u.segs))
 	return true
