@@ -22,63 +22,75 @@ const backlogSpan = time.Millisecond
 // (tcp_add_backlog), and a FIN ends what the run can hold.
 const backlogFlags = capture.FlagSYN | capture.FlagRST | capture.FlagURG | capture.FlagFIN
 
-// backlogRun returns the number of inbound data segments, from packet i
-// on, that the captured kernel took as one, or 0. A kernel acknowledges
-// in-order data at least every second full segment while its window
-// opens, and at once in quick-ACK mode; an ACK that comes right after a
-// run of segments and acknowledges them all, none before them (later ones
-// may have come in before it left), shows that they were processed
-// together: they queued in the socket's backlog
-// while the application held the socket (reading), which coalesced them
-// into one buffer, or GRO merged them. A replayed kernel that gets them
-// one by one acknowledges otherwise: one ACK too many, or, with its window
-// not opening, none until its delayed-ACK timer. Only contiguous in-order
-// new data qualifies (no hole pending, no retransmission), of full
-// segments of one size but the last, with one ack value, close together.
-func (b *builder) backlogRun(i int) int {
+// backlogRun returns the indexes of the inbound data segments, from
+// packet i on, that the captured kernel took as one, or nil. A kernel
+// acknowledges in-order data at least every second full segment while its
+// window opens, and at once in quick-ACK mode; an ACK that comes right
+// after a run of segments and acknowledges them all, none before them,
+// shows that they were processed together: they queued in the socket's
+// backlog while the application held the socket (reading), which
+// coalesced them into one buffer, or GRO merged them. A replayed kernel
+// that gets them one by one acknowledges otherwise: one ACK too many, or,
+// with its window not opening, none until its delayed-ACK timer. Only
+// contiguous in-order new data qualifies (no hole pending, no
+// retransmission), of full segments of one size (or GRO packets of whole
+// segments) but the last, with one ack value, close together. Segments
+// that came in after the run but before its ACK left continue it in
+// order; the ACK of the run before may leave between the run's segments.
+func (b *builder) backlogRun(i int) []int {
 	ps := b.f.Packets
 	first := &ps[i]
 	if b.opts.Strict || !b.rcvInit || len(b.ooo) > 0 || b.fd < 0 || b.closed || !b.established ||
 		first.Seq != b.rcvNxt || !coalescible(first) {
-		return 0
+		return nil
 	}
-	size := first.PayloadLen
-	if size != b.segSize(first, b.remote) || b.gsoSize != 0 && size != b.gsoSize {
-		return 0
+	size := b.segSize(first, b.remote)
+	if size == 0 || first.PayloadLen%size != 0 || b.gsoSize != 0 && size != b.gsoSize {
+		return nil
 	}
-	j := i // the first outbound packet after i
-	for j < len(ps) && ps[j].From == b.remote {
-		j++
+	var in []int
+	var a *capture.FlowPacket // the run's ACK
+	for j := i; j < len(ps) && a == nil; j++ {
+		q := &ps[j]
+		switch {
+		case q.Time.Sub(first.Time) > backlogSpan+toleranceUsecs*time.Microsecond:
+			return nil
+		case q.From == b.remote:
+			in = append(in, j)
+		case pureACK(q) && !first.Seq.LessThan(q.Ack):
+			// The ACK of what came before the run.
+		default:
+			a = q
+		}
 	}
-	if j == len(ps) || !pureACK(&ps[j]) || !first.Seq.LessThan(ps[j].Ack) {
-		return 0
+	if a == nil || !pureACK(a) || !first.Seq.LessThan(a.Ack) || a.Options().NumSACK > 0 {
+		return nil
 	}
-	a := &ps[j]
-	end, k := first.Seq, i
-	for ; end != a.Ack; k++ {
+	end, n := first.Seq, 0
+	for ; n < len(in) && end != a.Ack; n++ {
+		k := in[n]
 		q := &ps[k]
-		if k == j || k > i && ps[k-1].PayloadLen != size || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
-			q.TOS != first.TOS || q.PayloadLen > size || q.Window == 0 || k == b.teardown ||
-			q.Time.Sub(first.Time) > backlogSpan || a.Ack.LessThan(q.Seq.Add(uint32(q.PayloadLen))) {
-			return 0
+		if n > 0 && ps[in[n-1]].PayloadLen%size != 0 || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
+			q.TOS != first.TOS || q.Window == 0 || k == b.teardown || q.Time.Sub(first.Time) > backlogSpan ||
+			a.Ack.LessThan(q.Seq.Add(uint32(q.PayloadLen))) {
+			return nil
 		}
 		end = end.Add(uint32(q.PayloadLen))
 	}
-	n := k - i
-	if n < 2 || a.Time.Sub(ps[k-1].Time) >= toleranceUsecs*time.Microsecond || a.Options().NumSACK > 0 {
-		return 0
+	if n < 2 || end != a.Ack || a.Time.Sub(ps[in[n-1]].Time) >= toleranceUsecs*time.Microsecond {
+		return nil
 	}
 	// Segments that came in after the run but before the ACK left must
 	// continue it in order: an out-of-order one would have triggered the
 	// ACK (a duplicate ACK, which the replayed kernel sends too).
-	for ; k < j; k++ {
+	for _, k := range in[n:] {
 		q := &ps[k]
 		if q.Seq != end || q.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
-			return 0
+			return nil
 		}
 		end = end.Add(uint32(q.PayloadLen))
 	}
-	return n
+	return in[:n]
 }
 
 // coalescible reports whether p can be part of a coalesced run: data with
@@ -87,19 +99,37 @@ func coalescible(p *capture.FlowPacket) bool {
 	return p.PayloadLen > 0 && p.Flags.Has(capture.FlagACK) && p.Flags&backlogFlags == 0
 }
 
-// inboundRun injects a run that backlogRun found as one GSO packet (or
-// a few, each within maxGSOPayload) at the time of its last segment, with
-// the last segment's ack, window and options, and PSH if any segment had
-// it. One packet, not one per group of identical options (as the backlog
-// and GRO coalesce), because the captured kernel sent one ACK for the run:
-// a replayed kernel decides on an ACK after each packet. After three
-// segments or more, the application reads what arrived before the ACK:
-// the captured kernel acknowledged them at once, which without the
-// application reading it does not (see backlogRun), and a read does
+// deferred reports whether packet i belongs to the pending coalesced run,
+// which inboundRun injects at its last packet.
+func (b *builder) deferred(i int) bool {
+	for _, k := range b.run {
+		if k == i {
+			return true
+		}
+	}
+	return false
+}
+
+// inboundRun injects the pending run that backlogRun found as one GSO
+// packet (or a few, each within maxGSOPayload) at the time of its last
+// segment, with the last segment's ack, window and options, and PSH if any
+// segment had it. One packet, not one per group of identical options (as
+// the backlog and GRO coalesce), because the captured kernel sent one ACK
+// for the run: a replayed kernel decides on an ACK after each packet.
+// After three segments or more, the application reads what arrived before
+// the ACK: the captured kernel acknowledged them at once, which without
+// the application reading it does not (see backlogRun), and a read does
 // (tcp_cleanup_rbuf).
-func (b *builder) inboundRun(run []capture.FlowPacket) {
+func (b *builder) inboundRun() {
+	run := make([]*capture.FlowPacket, len(b.run))
+	segs := 0
+	for k, i := range b.run {
+		run[k] = &b.f.Packets[i]
+		segs += run[k].PayloadLen / b.segSize(run[k], b.remote)
+	}
+	b.run = b.run[:0]
 	if b.gsoSize == 0 {
-		b.gsoSize = run[0].PayloadLen
+		b.gsoSize = b.segSize(run[0], b.remote)
 	}
 	b.count.mergedRuns++
 	b.count.merged += len(run)
@@ -113,14 +143,14 @@ func (b *builder) inboundRun(run []capture.FlowPacket) {
 		b.inboundGroup(run[k : k+n])
 		k += n
 	}
-	if len(run) >= 3 {
+	if segs >= 3 {
 		b.flushReadAt(run[len(run)-1].Time)
 	}
 }
 
 // inboundGroup injects contiguous data segments as one packet.
-func (b *builder) inboundGroup(g []capture.FlowPacket) {
-	last := &g[len(g)-1]
+func (b *builder) inboundGroup(g []*capture.FlowPacket) {
+	last := g[len(g)-1]
 	if len(g) == 1 {
 		b.inbound(last)
 		return
@@ -128,9 +158,9 @@ func (b *builder) inboundGroup(g []capture.FlowPacket) {
 	b.closeWrite()
 	b.inSeen, b.lastInWin = true, last.Window
 	var fl capture.TCPFlags
-	for k := range g {
-		fl |= g[k].Flags
-		b.trackInbound(&g[k])
+	for _, q := range g {
+		fl |= q.Flags
+		b.trackInbound(q)
 	}
 	pk := b.convert(last, true)
 	pk.TCP.Seq = rel(g[0].Seq, b.remoteISN)

@@ -79,13 +79,15 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 		b.setupEnvironment()
 		b.prelude()
 	}
-	skip := 0 // packets of a coalesced run already injected
 	for i := range f.Packets {
-		if skip > 0 {
-			skip--
+		p := &f.Packets[i]
+		if b.deferred(i) {
+			if i == b.run[len(b.run)-1] {
+				b.inboundRun()
+				b.prevTime = p.Time
+			}
 			continue
 		}
-		p := &f.Packets[i]
 		if i == b.teardown {
 			b.comment(fmt.Sprintf("The capture ends with a RST from the remote %s after the previous packet (the packetdrill", fmtDur(p.Time.Sub(f.Packets[i-1].Time))),
 				"tool that ran the remote side tears its connection down so): left out, the connection was already closed.")
@@ -98,12 +100,10 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 		in := p.From == b.remote
 		b.maybeFlushRead(p, in)
 		if in {
-			if n := b.backlogRun(i); n > 0 {
-				b.inboundRun(f.Packets[i : i+n])
-				skip, p = n-1, &f.Packets[i+n-1]
-			} else {
-				b.inbound(p)
+			if b.run = b.backlogRun(i); b.run != nil {
+				continue
 			}
+			b.inbound(p)
 		} else {
 			b.outbound(i, p)
 		}
@@ -208,7 +208,8 @@ type builder struct {
 	multiSeg   bool                 // an expectation holds more than one segment of data
 	writeN     int64
 	lastData   *capture.FlowPacket
-	gsoSize    int // segment size of the coalesced runs injected as GSO packets (--mss), 0 if none
+	gsoSize    int   // segment size of the coalesced runs injected as GSO packets (--mss), 0 if none
+	run        []int // indexes of the inbound packets of the pending coalesced run (see backlogRun)
 
 	// The nodes of the script come from slabs: a flow has a few of them
 	// per packet, a capture millions.
