@@ -37,34 +37,38 @@ const backlogFlags = capture.FlagSYN | capture.FlagRST | capture.FlagURG | captu
 // segments) but the last, with one ack value, close together. Segments
 // that came in after the run but before its ACK left continue it in
 // order; the ACK of the run before may leave between the run's segments.
-func (b *builder) backlogRun(i int) []int {
+func (b *builder) backlogRun(i int) (run []int, at int) {
 	ps := b.f.Packets
 	first := &ps[i]
 	if b.opts.Strict || !b.rcvInit || len(b.ooo) > 0 || b.fd < 0 || b.closed || !b.established ||
 		first.Seq != b.rcvNxt || !coalescible(first) {
-		return nil
+		return nil, 0
 	}
 	size := b.segSize(first, b.remote)
 	if size == 0 || first.PayloadLen%size != 0 || b.gsoSize != 0 && size != b.gsoSize {
-		return nil
+		return nil, 0
 	}
 	var in []int
-	var a *capture.FlowPacket // the run's ACK
-	for j := i; j < len(ps) && a == nil; j++ {
+	var a *capture.FlowPacket // the run's ACK, packet j
+	j := i
+	for ; j < len(ps) && a == nil; j++ {
 		q := &ps[j]
 		switch {
 		case q.Time.Sub(first.Time) > backlogSpan+toleranceUsecs*time.Microsecond:
-			return nil
+			return nil, 0
 		case q.From == b.remote:
 			in = append(in, j)
 		case pureACK(q) && !first.Seq.LessThan(q.Ack):
-			// The ACK of what came before the run.
+			// The ACK of what came before the run: the kernel sent it
+			// before it took the run.
+			at = j
 		default:
 			a = q
 		}
 	}
+	j--
 	if a == nil || !pureACK(a) || !first.Seq.LessThan(a.Ack) || a.Options().NumSACK > 0 {
-		return nil
+		return nil, 0
 	}
 	end, n := first.Seq, 0
 	for ; n < len(in) && end != a.Ack; n++ {
@@ -73,12 +77,13 @@ func (b *builder) backlogRun(i int) []int {
 		if n > 0 && ps[in[n-1]].PayloadLen%size != 0 || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
 			q.TOS != first.TOS || q.Window == 0 || k == b.teardown || q.Time.Sub(first.Time) > backlogSpan ||
 			a.Ack.LessThan(q.Seq.Add(uint32(q.PayloadLen))) {
-			return nil
+			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen))
 	}
-	if n < 2 || end != a.Ack || a.Time.Sub(ps[in[n-1]].Time) >= toleranceUsecs*time.Microsecond {
-		return nil
+	if n < 2 || end != a.Ack || a.Time.Sub(ps[in[n-1]].Time) >= toleranceUsecs*time.Microsecond ||
+		int(end.Diff(first.Seq)) <= 2*size && !b.ackingEach(j, size) && !b.readingOn(i) {
+		return nil, 0
 	}
 	// Segments that came in after the run but before the ACK left must
 	// continue it in order: an out-of-order one would have triggered the
@@ -86,11 +91,107 @@ func (b *builder) backlogRun(i int) []int {
 	for _, k := range in[n:] {
 		q := &ps[k]
 		if q.Seq != end || q.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
-			return nil
+			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen))
 	}
-	return in[:n]
+	return in[:n], max(at, in[n-1])
+}
+
+// unacked returns the in-order inbound data segments from packet i on
+// that came in before the next outbound packet, a pure ACK, left but that
+// it does not acknowledge, and that packet's index; or nil. The kernel
+// sent that ACK before it took them (the capture saw them arrive first):
+// injected before it, they would make the replayed kernel acknowledge
+// them too, or read them before it.
+func (b *builder) unacked(i int) (run []int, at int) {
+	ps := b.f.Packets
+	p := &ps[i]
+	if b.opts.Strict || !b.rcvInit || len(b.ooo) > 0 || b.fd < 0 || b.closed || !b.established ||
+		p.Seq != b.rcvNxt || !coalescible(p) {
+		return nil, 0
+	}
+	end, j := p.Seq, i
+	for ; j < len(ps) && ps[j].From == b.remote; j++ {
+		q := &ps[j]
+		if q.Seq != end || !coalescible(q) || j == b.teardown {
+			return nil, 0
+		}
+		end = end.Add(uint32(q.PayloadLen))
+		run = append(run, j)
+	}
+	if j == len(ps) || !pureACK(&ps[j]) || ps[j].Ack != p.Seq || ps[j].Options().NumSACK > 0 ||
+		ps[j].Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
+		return nil, 0
+	}
+	return run, j
+}
+
+// deferInbound reports whether inbound packet i goes into a run injected
+// later (backlogRun, unacked) instead of now.
+func (b *builder) deferInbound(i int) bool {
+	if b.run != nil {
+		return false
+	}
+	if run, at := b.backlogRun(i); run != nil {
+		b.run, b.runAt, b.merge = run, at, true
+		return true
+	}
+	if run, at := b.unacked(i); run != nil {
+		b.run, b.runAt, b.merge = run, at, false
+		return true
+	}
+	return false
+}
+
+// ackingEach reports whether the outbound packet next to the pure ACK at
+// index j, before or after it, is a pure ACK of exactly one more full
+// segment than the outbound packet before it: the kernel was acknowledging
+// each segment then (quick-ACK mode, or its window growing). Two segments
+// and one ACK are otherwise the kernel's ACK of every second segment,
+// which it sends the same for two packets, unless they came while the
+// application read (readingOn). Merging such pairs in request-response
+// exchanges changed the replayed kernel's ACKs of later ones.
+func (b *builder) ackingEach(j, size int) bool {
+	ps := b.f.Packets
+	one := func(k int) bool {
+		if !pureACK(&ps[k]) {
+			return false
+		}
+		for m := k - 1; m >= 0; m-- {
+			if q := &ps[m]; q.From == b.local && q.Flags.Has(capture.FlagACK) {
+				return int(ps[k].Ack.Diff(q.Ack)) == size
+			}
+		}
+		return false
+	}
+	for k := j - 1; k >= 0; k-- {
+		if ps[k].From == b.local {
+			if one(k) {
+				return true
+			}
+			break
+		}
+	}
+	for k := j + 1; k < len(ps); k++ {
+		if ps[k].From == b.local {
+			return one(k)
+		}
+	}
+	return false
+}
+
+// readingOn reports whether inbound packet i came in right after an
+// outbound pure ACK (within backlogSpan): the application that read what
+// that ACK acknowledged may still hold the socket.
+func (b *builder) readingOn(i int) bool {
+	ps := b.f.Packets
+	for k := i - 1; k >= 0; k-- {
+		if q := &ps[k]; q.From == b.local {
+			return pureACK(q) && ps[i].Time.Sub(q.Time) <= backlogSpan
+		}
+	}
+	return false
 }
 
 // coalescible reports whether p can be part of a coalesced run: data with
@@ -110,24 +211,41 @@ func (b *builder) deferred(i int) bool {
 	return false
 }
 
-// inboundRun injects the pending run that backlogRun found as one GSO
-// packet (or a few, each within maxGSOPayload) at the time of its last
-// segment, with the last segment's ack, window and options, and PSH if any
-// segment had it. One packet, not one per group of identical options (as
-// the backlog and GRO coalesce), because the captured kernel sent one ACK
-// for the run: a replayed kernel decides on an ACK after each packet.
-// After three segments or more, the application reads what arrived before
-// the ACK: the captured kernel acknowledged them at once, which without
-// the application reading it does not (see backlogRun), and a read does
-// (tcp_cleanup_rbuf).
+// inboundRun injects the pending run after packet runAt, at the later of
+// its last segment's time and that packet's. A run that backlogRun found
+// goes as one GSO packet (or a few, each within maxGSOPayload) with the
+// last segment's ack, window and options, and PSH if any segment had it.
+// One packet, not one per group of identical options (as the backlog and
+// GRO coalesce), because the captured kernel sent one ACK for the run: a
+// replayed kernel decides on an ACK after each packet. After three
+// segments or more, the application reads what arrived before the ACK:
+// the captured kernel acknowledged them at once, which without the
+// application reading it does not (see backlogRun), and a read does
+// (tcp_cleanup_rbuf). The segments that unacked found go one by one.
 func (b *builder) inboundRun() {
+	at := b.f.Packets[b.runAt].Time
 	run := make([]*capture.FlowPacket, len(b.run))
 	segs := 0
 	for k, i := range b.run {
-		run[k] = &b.f.Packets[i]
-		segs += run[k].PayloadLen / b.segSize(run[k], b.remote)
+		q := b.f.Packets[i]
+		if q.Time.Before(at) {
+			q.Time = at
+		}
+		run[k] = &q
+		if m := b.segSize(&q, b.remote); m > 0 {
+			segs += q.PayloadLen / m
+		}
 	}
-	b.run = b.run[:0]
+	b.run = nil
+	b.prevTime = at
+	if !b.merge {
+		b.comment("Captured before the ACK above left, which does not acknowledge it: the kernel took it after sending that ACK.")
+		for _, q := range run {
+			b.maybeFlushRead(q, true)
+			b.inbound(q)
+		}
+		return
+	}
 	if b.gsoSize == 0 {
 		b.gsoSize = b.segSize(run[0], b.remote)
 	}
@@ -144,7 +262,7 @@ func (b *builder) inboundRun() {
 		k += n
 	}
 	if segs >= 3 {
-		b.flushReadAt(run[len(run)-1].Time)
+		b.flushReadAt(at)
 	}
 }
 

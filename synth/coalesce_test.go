@@ -23,10 +23,16 @@ func TestBacklogRuns(t *testing.T) {
 			seg{flags: ".", seq: 1, ack: 4001, win: 4000, dt: 10 * us}),
 		want: []string{"+0.001015 < . 1:4001(4000) ack 1 win 4000", "+0 read(3, ..., 4000) = 4000", "+0 > . 1:1(0) ack 4001"},
 	}, {
-		name: "a segment that came in before the ACK left stays out of the run",
+		name: "a segment that came in before the ACK left stays out of the run and goes after the ACK",
 		segs: append(handshake(), data(1, time.Millisecond), data(1001, 5*us), data(2001, 5*us), data(3001, 5*us),
 			seg{flags: ".", seq: 1, ack: 3001, win: 4000, dt: 10 * us}),
-		want: []string{"< . 1:3001(3000) ack 1 win 4000", "+0 read(3, ..., 3000) = 3000", "< . 3001:4001(1000)", "> . 1:1(0) ack 3001"},
+		want: []string{"< . 1:3001(3000) ack 1 win 4000", "+0 read(3, ..., 3000) = 3000", "> . 1:1(0) ack 3001", "+0 < . 3001:4001(1000)"},
+	}, {
+		name: "a segment that the ACK after it does not acknowledge goes after the ACK",
+		segs: append(handshake(), data(1, time.Millisecond), data(1001, 5*us),
+			seg{flags: ".", seq: 1, ack: 1001, win: 4000, dt: 10 * us}),
+		want:  []string{"< . 1:1001(1000)", "+0 read(3, ..., 1000) = 1000", "> . 1:1(0) ack 1001", "+0 < . 1001:2001(1000)"},
+		never: []string{"(2000)"},
 	}, {
 		name: "a delayed ACK does not make a run",
 		segs: append(handshake(), data(1, time.Millisecond), data(1001, 5*us), data(2001, 5*us),

@@ -81,11 +81,10 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 	}
 	for i := range f.Packets {
 		p := &f.Packets[i]
+		if b.run != nil && i == b.runAt+1 {
+			b.inboundRun()
+		}
 		if b.deferred(i) {
-			if i == b.run[len(b.run)-1] {
-				b.inboundRun()
-				b.prevTime = p.Time
-			}
 			continue
 		}
 		if i == b.teardown {
@@ -100,7 +99,7 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 		in := p.From == b.remote
 		b.maybeFlushRead(p, in)
 		if in {
-			if b.run = b.backlogRun(i); b.run != nil {
+			if b.deferInbound(i) {
 				continue
 			}
 			b.inbound(p)
@@ -108,6 +107,9 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 			b.outbound(i, p)
 		}
 		b.prevTime = p.Time
+	}
+	if b.run != nil {
+		b.inboundRun()
 	}
 	b.flushRead()
 	if b.gsoSize > 0 {
@@ -209,7 +211,9 @@ type builder struct {
 	writeN     int64
 	lastData   *capture.FlowPacket
 	gsoSize    int   // segment size of the coalesced runs injected as GSO packets (--mss), 0 if none
-	run        []int // indexes of the inbound packets of the pending coalesced run (see backlogRun)
+	run        []int // indexes of inbound packets injected after packet runAt (see deferInbound)
+	runAt      int
+	merge      bool // the run is one the kernel coalesced (see backlogRun)
 
 	// The nodes of the script come from slabs: a flow has a few of them
 	// per packet, a capture millions.
