@@ -95,7 +95,22 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 		}
 		end = end.Add(uint32(q.PayloadLen))
 	}
+	b.runReads = !b.updateFollows(j)
 	return in[:n], max(at, in[n-1])
+}
+
+// updateFollows reports whether the packet after the pure ACK at index j
+// is a window update of it (outbound, same ack, more window, no SACK)
+// within the tolerance: the application read after that ACK, and the read
+// made room.
+func (b *builder) updateFollows(j int) bool {
+	ps := b.f.Packets
+	if j+1 >= len(ps) {
+		return false
+	}
+	q := &ps[j+1]
+	return q.From == b.local && pureACK(q) && q.Ack == ps[j].Ack && b.outWin(q) > b.outWin(&ps[j]) &&
+		q.Options().NumSACK == 0 && q.Time.Sub(ps[j].Time) < toleranceUsecs*time.Microsecond
 }
 
 // unacked returns the in-order inbound data segments from packet i on
@@ -221,7 +236,9 @@ func (b *builder) deferred(i int) bool {
 // segments or more, the application reads what arrived before the ACK:
 // the captured kernel acknowledged them at once, which without the
 // application reading it does not (see backlogRun), and a read does
-// (tcp_cleanup_rbuf). The segments that unacked found go one by one.
+// (tcp_cleanup_rbuf); unless a window update follows the ACK, which shows
+// that the read came after it. The segments that unacked found go one by
+// one.
 func (b *builder) inboundRun() {
 	at := b.f.Packets[b.runAt].Time
 	run := make([]*capture.FlowPacket, len(b.run))
@@ -261,7 +278,7 @@ func (b *builder) inboundRun() {
 		b.inboundGroup(run[k : k+n])
 		k += n
 	}
-	if segs >= 3 {
+	if segs >= 3 && b.runReads {
 		b.flushReadAt(at)
 	}
 }

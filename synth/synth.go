@@ -214,6 +214,7 @@ type builder struct {
 	run        []int // indexes of inbound packets injected after packet runAt (see deferInbound)
 	runAt      int
 	merge      bool // the run is one the kernel coalesced (see backlogRun)
+	runReads   bool // the application reads the run before its ACK
 
 	// The nodes of the script come from slabs: a flow has a few of them
 	// per packet, a capture millions.
