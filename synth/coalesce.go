@@ -129,7 +129,7 @@ func (b *builder) unacked(i int) (run []int, at int) {
 	end, j := p.Seq, i
 	for ; j < len(ps) && ps[j].From == b.remote; j++ {
 		q := &ps[j]
-		if q.Seq != end || !coalescible(q) || j == b.teardown {
+		if q.Seq != end || !coalescible(q) || j == b.teardown || q.Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
 			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen))
