@@ -178,6 +178,22 @@ func (b *builder) setupEnvironment() {
 // while it grows, so a buffer 0.5% off moves the ACK pattern. The window
 // leaves a range of buffers of about two MSS: roundBuffer picks in it.
 func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
+	if b.server && b.useTS {
+		// A server's first window leaves room for the timestamps
+		// (tcp_openreq_init_rwin); a client's does not (tcp_connect_init).
+		mss -= 12
+	}
+	if syn := b.localSYN(); syn != nil && syn.Window < 0xffff && mss > 0 {
+		// The SYN's window, unscaled, is half the buffer rounded down to
+		// whole MSS when that fits in 16 bits: the first window after it
+		// may already have grown with data (a server's comes with its
+		// first ACK of data).
+		win := int64(syn.Window)
+		if win <= rmemDefault/2 && rmemDefault/2 < win+mss {
+			return 0, false
+		}
+		return roundBuffer(2*win, 2*win+2*mss), true
+	}
 	grown := false // the window grew with data received (tcp_grow_window)
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
@@ -191,11 +207,6 @@ func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
 		slack := 2 * (int64(1)<<wscale + mss)
 		if d := 2*win - rmemDefault; -slack <= d && d <= slack {
 			return 0, false
-		}
-		if b.server && b.useTS {
-			// A server's first window leaves room for the timestamps
-			// (tcp_openreq_init_rwin); a client's does not (tcp_connect_init).
-			mss -= 12
 		}
 		if grown || mss <= 0 {
 			return 2 * win, true
