@@ -95,8 +95,31 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 		}
 		end = end.Add(uint32(q.PayloadLen))
 	}
-	b.runReads = !b.updateFollows(j)
+	b.runReads = !b.updateFollows(j) && !b.edgeHeld(j)
 	return in[:n], max(at, in[n-1])
+}
+
+// edgeHeld reports whether the next outbound packet after the pure ACK at
+// index j, within the tolerance, is a pure ACK of more data with the same
+// right window edge: the application was not reading (its data filled
+// the window), so it did not read before the ACK at j either.
+func (b *builder) edgeHeld(j int) bool {
+	ps := b.f.Packets
+	a := &ps[j]
+	for k := j + 1; k < len(ps); k++ {
+		q := &ps[k]
+		if q.From != b.local {
+			continue
+		}
+		if !pureACK(q) || !a.Ack.LessThan(q.Ack) || q.Time.Sub(a.Time) >= toleranceUsecs*time.Microsecond {
+			return false
+		}
+		unit := int32(1) << b.localWScale
+		edge := func(p *capture.FlowPacket) capture.Seq { return p.Ack.Add(uint32(b.outWin(p)) << b.localWScale) }
+		d := edge(q).Diff(edge(a))
+		return -unit <= d && d <= unit
+	}
+	return false
 }
 
 // updateFollows reports whether the packet after the pure ACK at index j
@@ -237,8 +260,9 @@ func (b *builder) deferred(i int) bool {
 // the captured kernel acknowledged them at once, which without the
 // application reading it does not (see backlogRun), and a read does
 // (tcp_cleanup_rbuf); unless a window update follows the ACK, which shows
-// that the read came after it. The segments that unacked found go one by
-// one.
+// that the read came after it, or the next ACK keeps the window's right
+// edge, which shows that the application was not reading. The segments
+// that unacked found go one by one.
 func (b *builder) inboundRun() {
 	at := b.f.Packets[b.runAt].Time
 	run := make([]*capture.FlowPacket, len(b.run))
