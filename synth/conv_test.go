@@ -270,7 +270,7 @@ func TestConversations(t *testing.T) {
 			seg{srv: true, flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 10 * time.Microsecond},
 			seg{srv: true, flags: "P.", seq: 2001, ack: 1, n: 500, win: 4000, dt: 10 * time.Microsecond},
 			seg{flags: ".", seq: 1, ack: 2501, win: 4000, dt: ms}),
-		want:  []string{"+0.001000 write(4, ..., 2500) = 2500", "+0 > P. 1:2501(2500) ack 1", "+0.001020 < . 1:1(0) ack 2501 win 4000"},
+		want:  []string{"+0.001000 write(4, ..., 2500) = 2500", "+0 > P. 1:2501(2500) ack 1", "+0.001000 < . 1:1(0) ack 2501 win 4000"},
 		never: []string{"1001:"},
 	}, {
 		name: "a client closed in SYN_SENT: the kernel answers the SYN-ACK with a bare RST", local: client,

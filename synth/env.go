@@ -181,10 +181,33 @@ func (b *builder) setupEnvironment() {
 // that window is what the default buffer gives, so scripts of hosts with
 // stock settings keep them. A receiver whose buffer differs from the
 // captured one's drops or prunes what the captured kernel queued, and
-// leaves quick-ack mode at other times.
+// leaves quick-ack mode at other times: the window stops growing at a
+// fixed fraction of the buffer, and a kernel acknowledges each segment
+// while it grows, so a buffer 0.5% off moves the ACK pattern. The window
+// leaves a range of buffers of about two MSS: roundBuffer picks in it.
 func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
+	if b.server && b.useTS {
+		// A server's first window leaves room for the timestamps
+		// (tcp_openreq_init_rwin); a client's does not (tcp_connect_init).
+		mss -= 12
+	}
+	if syn := b.localSYN(); syn != nil && syn.Window < 0xffff && mss > 0 {
+		// The SYN's window, unscaled, is half the buffer rounded down to
+		// whole MSS when that fits in 16 bits: the first window after it
+		// may already have grown with data (a server's comes with its
+		// first ACK of data).
+		win := int64(syn.Window)
+		if win <= rmemDefault/2 && rmemDefault/2 < win+mss {
+			return 0, false
+		}
+		return roundBuffer(2*win, 2*win+2*mss), true
+	}
+	grown := false // the window grew with data received (tcp_grow_window)
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
+		if p.From == b.remote && p.PayloadLen >= 128 {
+			grown = true
+		}
 		if p.From != b.local || p.Flags.Has(capture.FlagSYN) || !p.Flags.Has(capture.FlagACK) || p.Flags.Has(capture.FlagRST) {
 			continue
 		}
@@ -193,9 +216,41 @@ func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
 		if d := 2*win - rmemDefault; -slack <= d && d <= slack {
 			return 0, false
 		}
-		return 2 * win, true
+		if grown || mss <= 0 {
+			return 2 * win, true
+		}
+		// Half the buffer rounded down to whole MSS is the largest
+		// multiple of mss the window rounds up to.
+		unit := int64(1) << wscale
+		hi := win / mss * mss
+		lo := (win - unit + mss) / mss * mss
+		if hi <= win-unit || lo > hi {
+			return 2 * win, true
+		}
+		return roundBuffer(2*lo, 2*hi+2*mss), true
 	}
 	return 0, false
+}
+
+// roundBuffer returns the number in [lo, hi) that people would write: a
+// power of two or three times one (from 1024), else the multiple of the
+// largest power of ten (from 1000), else the middle. tcp_rmem is set by
+// hand or by distributions, to round numbers.
+func roundBuffer(lo, hi int64) int64 {
+	for p := int64(1024); p < hi; p *= 2 {
+		for _, m := range [...]int64{p, 3 * p} {
+			if lo <= m && m < hi {
+				return m
+			}
+		}
+	}
+	best := (lo + hi) / 2
+	for p := int64(1000); p < hi; p *= 10 {
+		if m := (lo + p - 1) / p * p; m < hi {
+			best = m
+		}
+	}
+	return best
 }
 
 // smallBuffer guesses the SO_RCVBUF behind a SYN window win without
@@ -320,4 +375,36 @@ func (b *builder) uncollapsedRetrans() bool {
 		prev, prevEnd, prevLen = true, end, p.PayloadLen
 	}
 	return false
+}
+
+// Send buffers: the replayed application's writes must not block where the
+// captured one's did not. The captured application may have written more
+// than a stock initial send buffer holds (tcp_wmem[1], 16 KiB) in one call,
+// or its host had a larger one; a script's write that does not fit blocks
+// the script, so a script whose largest write exceeds stockSndbuf/2 gives
+// the namespace an initial buffer of bigSndbuf (or four times that write).
+// The size of the send buffer decides only when an application blocks, not
+// what TCP sends.
+const (
+	stockSndbuf = 16384
+	bigSndbuf   = 4 << 20
+)
+
+// sendBuffer returns the command that sets tcp_wmem and the comment lines
+// saying why, or "" when the writes fit a stock buffer.
+func (b *builder) sendBuffer() (string, []string) {
+	var largest int64
+	for _, e := range b.events {
+		if c, ok := e.action.(*parser.Syscall); ok && c.Name == "write" {
+			if r, ok := c.Result.(*parser.IntLit); ok {
+				largest = max(largest, r.Value)
+			}
+		}
+	}
+	if largest <= stockSndbuf/2 {
+		return "", nil
+	}
+	n := max(int64(bigSndbuf), 4*largest)
+	return fmt.Sprintf("sysctl -q net.ipv4.tcp_wmem=\"4096 %d %d\"", n, n),
+		[]string{fmt.Sprintf("Writes of up to %d bytes: a send buffer that holds them, so that no write blocks where the captured one did not.", largest)}
 }

@@ -111,6 +111,7 @@ func (b *builder) artefacts() []string {
 	add(c.bigOut, "%d outbound TSO/GSO super-segment(s) larger than the MSS.", c.bigOut)
 	add(c.gathered, "%d outbound segment(s) gathered into the expectation of the write they belong to: a replayed kernel cuts a write into segments as its own TSO/GSO sizing says, and the replay gathers them.", c.gathered)
 	add(c.bigIn, "%d inbound segment(s) larger than the MSS (GRO or TSO on the capture path): injected as captured.", c.bigIn)
+	add(c.merged, "%d inbound segment(s) in %d run(s) that the kernel took as one, each acknowledged at once by one ACK (coalesced in the socket's backlog while the application read, or GRO): each run injected as GSO packets (--mss) at its last segment's time, the application reading before the ACK.", c.merged, c.mergedRuns)
 	add(c.retransOut, "%d outbound retransmission(s): kept as expectations of the kernel's own retransmissions.", c.retransOut)
 	add(c.retransIn, "%d inbound retransmission(s) of data already received: injected as captured.", c.retransIn)
 	add(c.ooo, "%d inbound segment(s) out of order: injected in the captured order.", c.ooo)
@@ -156,7 +157,7 @@ func (b *builder) script() *parser.Script {
 		deltas[i] = d
 	}
 	header := Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts())
-	n := len(header) + len(b.comments) + 3 + len(b.env.initWhy) // + the ECR and offload notes
+	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR and offload notes
 	for _, e := range b.events {
 		n += len(e.comments)
 	}
@@ -184,6 +185,9 @@ func (b *builder) script() *parser.Script {
 		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "tcp_ts_ecr_scaled"})
 	}
 	init, why := b.env.init, b.env.initWhy
+	if cmd, w := b.sendBuffer(); cmd != "" {
+		init, why = append(init, cmd), append(why, w...)
+	}
 	if b.multiSeg && !b.opts.Strict {
 		init = append(init, "ethtool -K tun0 tso off gso off")
 		why = append(why, "Segmentation offload off: the kernel then cuts writes into MSS-sized segments, which the replay",

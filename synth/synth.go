@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,6 +97,12 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	}
 	for i := range f.Packets {
 		p := &f.Packets[i]
+		if b.run != nil && i == b.runAt+1 {
+			b.inboundRun()
+		}
+		if b.deferred(i) {
+			continue
+		}
 		if i == b.teardown {
 			b.comment(fmt.Sprintf("The capture ends with a RST from the remote %s after the previous packet (the packetdrill", fmtDur(p.Time.Sub(f.Packets[i-1].Time))),
 				"tool that ran the remote side tears its connection down so): left out, the connection was already closed.")
@@ -109,14 +116,23 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 		in := p.From == b.remote
 		b.maybeFlushRead(p, in)
 		if in {
+			if b.deferInbound(i) {
+				continue
+			}
 			b.inbound(p)
 		} else {
 			b.outbound(i, p)
 		}
 		b.prevTime = p.Time
 	}
+	if b.run != nil {
+		b.inboundRun()
+	}
 	b.icmpUpTo(int(^uint(0) >> 1))
 	b.flushRead()
+	if b.gsoSize > 0 {
+		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
+	}
 	return b.script(), nil
 }
 
@@ -190,7 +206,7 @@ type builder struct {
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
-	count    struct{ bigOut, gathered, bigIn, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther int }
+	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 
@@ -231,6 +247,11 @@ type builder struct {
 	multiSeg   bool                 // an expectation holds more than one segment of data
 	writeN     int64
 	lastData   *capture.FlowPacket
+	gsoSize    int   // segment size of the coalesced runs injected as GSO packets (--mss), 0 if none
+	run        []int // indexes of inbound packets injected after packet runAt (see deferInbound)
+	runAt      int
+	merge      bool // the run is one the kernel coalesced (see backlogRun)
+	runReads   bool // the application reads the run before its ACK
 
 	*nodes
 	nop *parser.TCPOption // the NOP of every tsOnly list
@@ -1004,6 +1025,11 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		}
 		if joined && b.gather(p, pk) {
 			b.markTail(b.burst.pkt, b.burst.flags)
+			// One expectation for several segments: the replayed kernel
+			// must cut the write as the captured one did, into MSS-sized
+			// segments, not TSO frames whose size follows its pacing (nor
+			// hold a frame's tail back to grow it, tcp_tso_should_defer).
+			b.multiSeg = true
 		} else {
 			var prevFIN bool // the latest packet is an inbound FIN
 			for j := len(b.events) - 1; j >= 0; j-- {
@@ -1243,17 +1269,25 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 // for one the script language cannot write.
 func (b *builder) packet(p *capture.FlowPacket, in bool) *parser.Packet {
 	pk := b.convert(p, in)
-	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) > math.MaxUint32 {
-		// The script language has no way to write a range that wraps.
-		b.count.wraps++
-		b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
-			p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
+	if !b.fits(p, pk) {
 		return nil
 	}
 	if m := b.segSize(p, b.local); !in && m > 0 && p.PayloadLen > m {
 		b.count.bigOut++
 	}
 	return pk
+}
+
+// fits reports whether the script can write pk, converted from p: the
+// script language has no way to write a range that wraps.
+func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
+	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) <= math.MaxUint32 {
+		return true
+	}
+	b.count.wraps++
+	b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
+		p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
+	return false
 }
 
 // burst is the expectation that the segments of one write are gathered
@@ -1317,6 +1351,11 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	u.flags |= p.Flags
 	x.Flags = flagText(u.flags)
 	u.segs++
+	// The replay checks and anchors the gathered expectation at its last
+	// segment (relative times after it count from there): so does the
+	// script, or every burst the kernel paces out would delay what follows
+	// by its spread, and a long transfer would drift late by milliseconds.
+	u.ev.at = p.Time
 	b.count.gathered++
 	u.ev.comments = append(u.ev.comments[:u.base:u.base], gatheredNote(u.segs))
 	return true

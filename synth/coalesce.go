@@ -1,0 +1,331 @@
+package synth
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+)
+
+// maxGSOPayload bounds the payload of one injected GSO packet: its IP
+// length field has 16 bits, and headers take up to 120 bytes of it.
+const maxGSOPayload = 65535 - 120
+
+// backlogSpan bounds the time over which a run's segments arrive: an
+// application holds its socket for the copy of a read, microseconds; data
+// that trickles in over longer went unacknowledged for other reasons (the
+// window did not open), which the replayed kernel reproduces by itself.
+const backlogSpan = time.Millisecond
+
+// backlogFlags are the flags that keep a segment out of a coalesced run:
+// the kernel's backlog does not coalesce SYN, RST or URG segments
+// (tcp_add_backlog), and a FIN ends what the run can hold.
+const backlogFlags = capture.FlagSYN | capture.FlagRST | capture.FlagURG | capture.FlagFIN
+
+// backlogRun returns the indexes of the inbound data segments, from
+// packet i on, that the captured kernel took as one, or nil. A kernel
+// acknowledges in-order data at least every second full segment while its
+// window opens, and at once in quick-ACK mode; an ACK that comes right
+// after a run of segments and acknowledges them all, none before them,
+// shows that they were processed together: they queued in the socket's
+// backlog while the application held the socket (reading), which
+// coalesced them into one buffer, or GRO merged them. A replayed kernel
+// that gets them one by one acknowledges otherwise: one ACK too many, or,
+// with its window not opening, none until its delayed-ACK timer. Only
+// contiguous in-order new data qualifies (no hole pending, no
+// retransmission), of full segments of one size (or GRO packets of whole
+// segments) but the last, with one ack value, close together. Segments
+// that came in after the run but before its ACK left continue it in
+// order; the ACK of the run before may leave between the run's segments.
+func (b *builder) backlogRun(i int) (run []int, at int) {
+	ps := b.f.Packets
+	first := &ps[i]
+	if b.opts.Strict || !b.rcvInit || len(b.ooo) > 0 || b.fd < 0 || b.closed || !b.established ||
+		first.Seq != b.rcvNxt || !coalescible(first) {
+		return nil, 0
+	}
+	size := b.segSize(first, b.remote)
+	if size == 0 || first.PayloadLen%size != 0 || b.gsoSize != 0 && size != b.gsoSize {
+		return nil, 0
+	}
+	var in []int
+	var a *capture.FlowPacket // the run's ACK, packet j
+	j := i
+	for ; j < len(ps) && a == nil; j++ {
+		q := &ps[j]
+		switch {
+		case q.Time.Sub(first.Time) > backlogSpan+toleranceUsecs*time.Microsecond:
+			return nil, 0
+		case q.From == b.remote:
+			in = append(in, j)
+		case pureACK(q) && !first.Seq.LessThan(q.Ack):
+			// The ACK of what came before the run: the kernel sent it
+			// before it took the run.
+			at = j
+		default:
+			a = q
+		}
+	}
+	j--
+	if a == nil || !pureACK(a) || !first.Seq.LessThan(a.Ack) || a.Options().NumSACK > 0 {
+		return nil, 0
+	}
+	end, n := first.Seq, 0
+	for ; n < len(in) && end != a.Ack; n++ {
+		k := in[n]
+		q := &ps[k]
+		if n > 0 && ps[in[n-1]].PayloadLen%size != 0 || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
+			q.TOS != first.TOS || q.Window == 0 || k == b.teardown || q.Time.Sub(first.Time) > backlogSpan ||
+			a.Ack.LessThan(q.Seq.Add(uint32(q.PayloadLen))) {
+			return nil, 0
+		}
+		end = end.Add(uint32(q.PayloadLen))
+	}
+	if n < 2 || end != a.Ack || a.Time.Sub(ps[in[n-1]].Time) >= toleranceUsecs*time.Microsecond ||
+		int(end.Diff(first.Seq)) <= 2*size && !b.ackingEach(j, size) && !b.readingOn(i) {
+		return nil, 0
+	}
+	// Segments that came in after the run but before the ACK left must
+	// continue it in order: an out-of-order one would have triggered the
+	// ACK (a duplicate ACK, which the replayed kernel sends too).
+	for _, k := range in[n:] {
+		q := &ps[k]
+		if q.Seq != end || q.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
+			return nil, 0
+		}
+		end = end.Add(uint32(q.PayloadLen))
+	}
+	b.runReads = !b.updateFollows(j) && !b.edgeHeld(j)
+	return in[:n], max(at, in[n-1])
+}
+
+// edgeHeld reports whether the next outbound packet after the pure ACK at
+// index j, within the tolerance, is a pure ACK of more data with the same
+// right window edge: the application was not reading (its data filled
+// the window), so it did not read before the ACK at j either.
+func (b *builder) edgeHeld(j int) bool {
+	ps := b.f.Packets
+	a := &ps[j]
+	for k := j + 1; k < len(ps); k++ {
+		q := &ps[k]
+		if q.From != b.local {
+			continue
+		}
+		if !pureACK(q) || !a.Ack.LessThan(q.Ack) || q.Time.Sub(a.Time) >= toleranceUsecs*time.Microsecond {
+			return false
+		}
+		unit := int32(1) << b.localWScale
+		edge := func(p *capture.FlowPacket) capture.Seq { return p.Ack.Add(uint32(b.outWin(p)) << b.localWScale) }
+		d := edge(q).Diff(edge(a))
+		return -unit <= d && d <= unit
+	}
+	return false
+}
+
+// updateFollows reports whether the packet after the pure ACK at index j
+// is a window update of it (outbound, same ack, more window, no SACK)
+// within the tolerance: the application read after that ACK, and the read
+// made room.
+func (b *builder) updateFollows(j int) bool {
+	ps := b.f.Packets
+	if j+1 >= len(ps) {
+		return false
+	}
+	q := &ps[j+1]
+	return q.From == b.local && pureACK(q) && q.Ack == ps[j].Ack && b.outWin(q) > b.outWin(&ps[j]) &&
+		q.Options().NumSACK == 0 && q.Time.Sub(ps[j].Time) < toleranceUsecs*time.Microsecond
+}
+
+// unacked returns the in-order inbound data segments from packet i on
+// that came in before the next outbound packet, a pure ACK, left but that
+// it does not acknowledge, and that packet's index; or nil. The kernel
+// sent that ACK before it took them (the capture saw them arrive first):
+// injected before it, they would make the replayed kernel acknowledge
+// them too, or read them before it.
+func (b *builder) unacked(i int) (run []int, at int) {
+	ps := b.f.Packets
+	p := &ps[i]
+	if b.opts.Strict || !b.rcvInit || len(b.ooo) > 0 || b.fd < 0 || b.closed || !b.established ||
+		p.Seq != b.rcvNxt || !coalescible(p) {
+		return nil, 0
+	}
+	end, j := p.Seq, i
+	for ; j < len(ps) && ps[j].From == b.remote; j++ {
+		q := &ps[j]
+		if q.Seq != end || !coalescible(q) || j == b.teardown || q.Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
+			return nil, 0
+		}
+		end = end.Add(uint32(q.PayloadLen))
+		run = append(run, j)
+	}
+	if j == len(ps) || !pureACK(&ps[j]) || ps[j].Ack != p.Seq || ps[j].Options().NumSACK > 0 ||
+		ps[j].Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
+		return nil, 0
+	}
+	return run, j
+}
+
+// deferInbound reports whether inbound packet i goes into a run injected
+// later (backlogRun, unacked) instead of now.
+func (b *builder) deferInbound(i int) bool {
+	if b.run != nil {
+		return false
+	}
+	if run, at := b.backlogRun(i); run != nil {
+		b.run, b.runAt, b.merge = run, at, true
+		return true
+	}
+	if run, at := b.unacked(i); run != nil {
+		b.run, b.runAt, b.merge = run, at, false
+		return true
+	}
+	return false
+}
+
+// ackingEach reports whether the outbound packet next to the pure ACK at
+// index j, before or after it, is a pure ACK of exactly one more full
+// segment than the outbound packet before it: the kernel was acknowledging
+// each segment then (quick-ACK mode, or its window growing). Two segments
+// and one ACK are otherwise the kernel's ACK of every second segment,
+// which it sends the same for two packets, unless they came while the
+// application read (readingOn). Merging such pairs in request-response
+// exchanges changed the replayed kernel's ACKs of later ones.
+func (b *builder) ackingEach(j, size int) bool {
+	ps := b.f.Packets
+	one := func(k int) bool {
+		if !pureACK(&ps[k]) {
+			return false
+		}
+		for m := k - 1; m >= 0; m-- {
+			if q := &ps[m]; q.From == b.local && q.Flags.Has(capture.FlagACK) {
+				return int(ps[k].Ack.Diff(q.Ack)) == size
+			}
+		}
+		return false
+	}
+	for k := j - 1; k >= 0; k-- {
+		if ps[k].From == b.local {
+			if one(k) {
+				return true
+			}
+			break
+		}
+	}
+	for k := j + 1; k < len(ps); k++ {
+		if ps[k].From == b.local {
+			return one(k)
+		}
+	}
+	return false
+}
+
+// readingOn reports whether inbound packet i came in right after an
+// outbound pure ACK (within backlogSpan): the application that read what
+// that ACK acknowledged may still hold the socket.
+func (b *builder) readingOn(i int) bool {
+	ps := b.f.Packets
+	for k := i - 1; k >= 0; k-- {
+		if q := &ps[k]; q.From == b.local {
+			return pureACK(q) && ps[i].Time.Sub(q.Time) <= backlogSpan
+		}
+	}
+	return false
+}
+
+// coalescible reports whether p can be part of a coalesced run: data with
+// an ACK and none of backlogFlags.
+func coalescible(p *capture.FlowPacket) bool {
+	return p.PayloadLen > 0 && p.Flags.Has(capture.FlagACK) && p.Flags&backlogFlags == 0
+}
+
+// deferred reports whether packet i belongs to the pending coalesced run,
+// which inboundRun injects at its last packet.
+func (b *builder) deferred(i int) bool {
+	for _, k := range b.run {
+		if k == i {
+			return true
+		}
+	}
+	return false
+}
+
+// inboundRun injects the pending run after packet runAt, at the later of
+// its last segment's time and that packet's. A run that backlogRun found
+// goes as one GSO packet (or a few, each within maxGSOPayload) with the
+// last segment's ack, window and options, and PSH if any segment had it.
+// One packet, not one per group of identical options (as the backlog and
+// GRO coalesce), because the captured kernel sent one ACK for the run: a
+// replayed kernel decides on an ACK after each packet. After three
+// segments or more, the application reads what arrived before the ACK:
+// the captured kernel acknowledged them at once, which without the
+// application reading it does not (see backlogRun), and a read does
+// (tcp_cleanup_rbuf); unless a window update follows the ACK, which shows
+// that the read came after it, or the next ACK keeps the window's right
+// edge, which shows that the application was not reading. The segments
+// that unacked found go one by one.
+func (b *builder) inboundRun() {
+	at := b.f.Packets[b.runAt].Time
+	run := make([]*capture.FlowPacket, len(b.run))
+	segs := 0
+	for k, i := range b.run {
+		q := b.f.Packets[i]
+		if q.Time.Before(at) {
+			q.Time = at
+		}
+		run[k] = &q
+		if m := b.segSize(&q, b.remote); m > 0 {
+			segs += q.PayloadLen / m
+		}
+	}
+	b.run = nil
+	b.prevTime = at
+	if !b.merge {
+		b.comment("Captured before the ACK above left, which does not acknowledge it: the kernel took it after sending that ACK.")
+		for _, q := range run {
+			b.maybeFlushRead(q, true)
+			b.inbound(q)
+		}
+		return
+	}
+	if b.gsoSize == 0 {
+		b.gsoSize = b.segSize(run[0], b.remote)
+	}
+	b.count.mergedRuns++
+	b.count.merged += len(run)
+	b.comment(fmt.Sprintf("%d segments that the captured kernel took as one (then acknowledged at once): injected as one GSO packet.", len(run)))
+	for k := 0; k < len(run); {
+		n, total := 1, run[k].PayloadLen
+		for k+n < len(run) && total+run[k+n].PayloadLen <= maxGSOPayload {
+			total += run[k+n].PayloadLen
+			n++
+		}
+		b.inboundGroup(run[k : k+n])
+		k += n
+	}
+	if segs >= 3 && b.runReads {
+		b.flushReadAt(at)
+	}
+}
+
+// inboundGroup injects contiguous data segments as one packet.
+func (b *builder) inboundGroup(g []*capture.FlowPacket) {
+	last := g[len(g)-1]
+	if len(g) == 1 {
+		b.inbound(last)
+		return
+	}
+	b.closeWrite()
+	b.inSeen, b.lastInWin = true, last.Window
+	var fl capture.TCPFlags
+	for _, q := range g {
+		fl |= q.Flags
+		b.trackInbound(q)
+	}
+	pk := b.convert(last, true)
+	pk.TCP.Seq = rel(g[0].Seq, b.remoteISN)
+	pk.TCP.Len = uint32(last.Seq.Add(uint32(last.PayloadLen)).Diff(g[0].Seq))
+	pk.TCP.Flags = flagText(last.Flags | fl&capture.FlagPSH)
+	if b.fits(last, pk) {
+		b.emit(last.Time, pk)
+	}
+}
