@@ -993,7 +993,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		b.finSent = true
 		b.localFIN(p)
 	}
-	if fl&(capture.FlagRST|capture.FlagACK) == capture.FlagRST && b.fd >= 0 && !b.closed && !b.closeInSYNSent {
+	if fl&(capture.FlagRST|capture.FlagACK) == capture.FlagRST && b.fd >= 0 && !b.closed {
 		// A bare RST answers a segment that matched no socket: the
 		// connection was gone already (no close makes one: the kernel's
 		// active reset carries an ACK).
@@ -1071,7 +1071,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if b.server && b.fd < 0 && !b.refused && fl.Has(capture.FlagSYN|capture.FlagACK) && b.fastOpenChild(p) {
 		// With Fast Open the connection is accepted with the SYN's data,
 		// before the handshake completes; after the ICMP error that ended
-		// it, if one did (see acceptAfterICMP).
+		// it, if one did (see killingICMP).
 		if b.acceptICMP = b.killingICMP(); b.acceptICMP < 0 {
 			b.accept(p.Time)
 		}
