@@ -35,6 +35,10 @@ func FuzzCapture(f *testing.F) {
 	pc.add(t0, nullHdr(ip6, 30, be), 80)
 	pc.add(t0, ether(ip4, etherQinQ, etherVLAN), 0)
 	f.Add(pc.buf.Bytes())
+	ic := newPcap(layers.LinkTypeEthernet, le, false, 65535)
+	ic.add(t0, ether(ip4), 0)
+	ic.add(t0, ether(icmpErr(f, "10.0.0.2", "10.0.0.1", 3, 4, 1400, ip4)), 0)
+	f.Add(ic.buf.Bytes())
 	files, _ := filepath.Glob(filepath.Join(sharedDir, "captures", "*", "*.pcap*"))
 	seeds, _ := filepath.Glob(filepath.Join(sharedDir, "seed", "*.pcap"))
 	for _, name := range append(files, seeds...) {
@@ -47,6 +51,7 @@ func FuzzCapture(f *testing.F) {
 		if err != nil {
 			return
 		}
+		r.ICMPErrors = true
 		tr := NewTracker(FlowOptions{PayloadBytes: 8})
 		last := 0
 		for {
@@ -56,6 +61,14 @@ func FuzzCapture(f *testing.F) {
 					t.Fatalf("error is neither EOF nor damage: %v", err)
 				}
 				break
+			}
+			if e := p.ICMP; e != nil {
+				if p.Index <= last || e.PayloadLen < 0 || !e.Src.IsValid() || !e.Dst.IsValid() {
+					t.Fatalf("ICMP packet %d (after %d): %+v", p.Index, last, e)
+				}
+				last = p.Index
+				tr.Add(p)
+				continue
 			}
 			if p.Index <= last || p.CapLen > MaxRecordLen || len(p.Payload) > p.PayloadLen || p.PayloadLen < 0 ||
 				(p.IP.Version != 4 && p.IP.Version != 6) || p.TCP.HeaderLen < 20 {

@@ -15,7 +15,7 @@ import (
 // icmpErr builds an ICMPv4 error from src to dst quoting the first 8 bytes
 // of TCP of the datagram quoted (whose IP total length still says its whole
 // size, as a router's quote does).
-func icmpErr(t *testing.T, src, dst string, typ, code uint8, mtu uint16, quoted []byte) []byte {
+func icmpErr(t testing.TB, src, dst string, typ, code uint8, mtu uint16, quoted []byte) []byte {
 	t.Helper()
 	ihl := int(quoted[0]&0x0F) * 4
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4,
