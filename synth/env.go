@@ -131,6 +131,10 @@ func (b *builder) setupEnvironment() {
 	} else if p := int(f.RemoteEndpoint().Port()); p != defaultPort {
 		opt("connect_port", p)
 	}
+	if cc := b.opts.CongestionControl; cc != "" {
+		e.addInit("sysctl -q net.ipv4.tcp_congestion_control="+cc,
+			"The captured kernel's congestion control (given for the synthesis; a capture does not show it).")
+	}
 	syn := b.localSYN()
 	if syn == nil {
 		return

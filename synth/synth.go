@@ -24,6 +24,10 @@ type Options struct {
 	// AllowPartial synthesises a flow whose capture has no handshake, with a
 	// made-up handshake, instead of failing with ErrNoHandshake.
 	AllowPartial bool
+	// CongestionControl, if set, is the captured kernel's congestion
+	// control algorithm (a capture does not show it): the script sets it in
+	// the replay's namespace, whose default is the host's.
+	CongestionControl string
 	// Source is the capture's file name, for the header comment.
 	Source string
 }

@@ -111,6 +111,7 @@ var goldens = []struct {
 	{"seed_strict", "seed/catch.pcap", "", 1, Options{Strict: true}},
 	{"http_get_v4_srvside", "captures/local/http_get_v4_srvside_eth.pcap", "10.77.0.2:80", 1, Options{}},
 	{"http_get_v4_cliside", "captures/local/http_get_v4_cliside_any_sll.pcap", "10.77.0.1:40658", 1, Options{}},
+	{"http_get_v4_cliside_cubic", "captures/local/http_get_v4_cliside_any_sll.pcap", "10.77.0.1:40658", 1, Options{CongestionControl: "cubic"}},
 	{"http_get_v6_srvside", "captures/local/http_get_v6_srvside_eth.pcap", "[fd00:77::2]:80", 1, Options{}},
 	{"rst_midstream_cliside", "captures/local/rst_midstream_linger0_cliside_eth.pcap", "10.77.0.1:50394", 1, Options{}},
 	{"rst_midstream_as_server", "captures/local/rst_midstream_linger0_cliside_eth.pcap", "10.77.0.2:9001", 1, Options{}},

@@ -31,7 +31,27 @@ func synthFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `PATH`: a .pkt file, or a directory (existing, or ending in /) for one script per connection plus index.tsv"},
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured (default: <...>)"},
 		&cli.BoolFlag{Name: "allow-partial", Usage: "synthesise connections whose capture starts mid-stream (a made-up handshake; may not replay)"},
+		ccFlag(),
 	)
+}
+
+// ccFlag names the captured kernel's congestion control, which a capture
+// does not show; without it a replay uses its namespace's default (the
+// host's).
+func ccFlag() cli.Flag {
+	return &cli.StringFlag{Name: "congestion-control", Usage: "the captured kernel's congestion control `ALGORITHM` (e.g. cubic, bbr): the script sets it (default: the replaying host's)"}
+}
+
+// checkCC rejects a congestion control name that could not be a sysctl
+// value (it goes into the script's shell line).
+func checkCC(c *cli.Context) (string, error) {
+	cc := c.String("congestion-control")
+	for _, r := range cc {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return "", usageError(c, fmt.Errorf("--congestion-control %q: not an algorithm name", cc), false)
+		}
+	}
+	return cc, nil
 }
 
 func flowOptions(c *cli.Context) (capture.FlowOptions, error) {
@@ -90,7 +110,11 @@ func synthAction(c *cli.Context) error {
 		return failf(exitInput, "want one capture, got %d arguments (see 'pcap2pkt --help')", c.NArg())
 	}
 	name := c.Args().First()
-	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial")}
+	cc, err := checkCC(c)
+	if err != nil {
+		return err
+	}
+	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial"), CongestionControl: cc}
 	out := c.String("output")
 	if out != "" && isDirTarget(out) {
 		return writeAll(c, name, opts, out)

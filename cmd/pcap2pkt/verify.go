@@ -24,6 +24,7 @@ func verifyCommand() *cli.Command {
 	flags := append(flowFlags(),
 		&cli.IntFlag{Name: "flow", Usage: "verify only connection `N` (as numbered by 'pcap2pkt flows')"},
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured"},
+		ccFlag(),
 		&cli.StringFlag{Name: "keep", Usage: "keep each connection's script and the pcap of its replay in `DIR`"},
 		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a connection's replay after `DURATION`"},
 		&cli.StringFlag{Name: "tolerance_usecs", Usage: "timing tolerance of the replays in `MICROSECONDS` (default: the script's, else 4000)"},
@@ -57,7 +58,11 @@ func verifyAction(c *cli.Context) error {
 		return failf(exitInput, "verify: want one capture (usage: pcap2pkt verify [flags] CAPTURE)")
 	}
 	name := c.Args().First()
-	results, rerr, err := synthesiseCapture(c, name, synth.Options{Strict: c.Bool("strict")}, "verifying")
+	cc, err := checkCC(c)
+	if err != nil {
+		return err
+	}
+	results, rerr, err := synthesiseCapture(c, name, synth.Options{Strict: c.Bool("strict"), CongestionControl: cc}, "verifying")
 	if err != nil {
 		return err
 	}
