@@ -112,7 +112,7 @@ func (c *CallContext) Ellipsis(i int) error {
 		return err
 	}
 	if !IsEllipsis(a) {
-		return fmt.Errorf("argument %d must be `...` (the script cannot give its value)", i+1)
+		return fmt.Errorf("argument %d must be `...` (the replay fills it in)", i+1)
 	}
 	return nil
 }
