@@ -311,8 +311,9 @@ func (b *builder) rcvbufCall(fd int64) {
 // TCP_NODELAY (or queued the data as separate segments, which TCP_NODELAY
 // reproduces too). A FIN is never held.
 func (b *builder) noDelay() bool {
-	var sndMax, una, sml capture.Seq
-	var sent, acked, small bool
+	var high highMark
+	var una, sml capture.Seq
+	var acked, small bool
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
 		if p.From == b.remote {
@@ -325,10 +326,9 @@ func (b *builder) noDelay() bool {
 			continue
 		}
 		end := p.Seq.Add(uint32(p.PayloadLen))
-		if sent && !sndMax.LessThan(end) {
+		if !high.advance(end) {
 			continue // a retransmission
 		}
-		sndMax, sent = end, true
 		// Only a segment below the MSS counts as short: a larger one may be
 		// an MTU probe, which does not update the Nagle state
 		// (tcp_mtu_probe), and a TSO super-segment with a short tail is
@@ -359,8 +359,9 @@ func (b *builder) noDelayCall(at time.Time, fd int64) {
 // (tcp_retrans_try_collapse) unless net.ipv4.tcp_retrans_collapse is off or
 // the application ended a record between them (MSG_EOR).
 func (b *builder) uncollapsedRetrans() bool {
-	var sndMax, prevEnd capture.Seq
-	var sent, prev bool
+	var high highMark
+	var prevEnd capture.Seq
+	var prev bool
 	prevLen := 0
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
@@ -368,8 +369,7 @@ func (b *builder) uncollapsedRetrans() bool {
 			continue
 		}
 		end := p.Seq.Add(uint32(p.PayloadLen))
-		if !sent || sndMax.LessThan(end) {
-			sndMax, sent = end, true
+		if high.advance(end) {
 			continue
 		}
 		m := b.segSize(p, b.local)

@@ -174,6 +174,24 @@ type event struct {
 	timer bool
 }
 
+// highMark follows the highest sequence number one side's data reached in
+// a scan of a capture: data ending past it is new, data ending at or below
+// it a retransmission.
+type highMark struct {
+	end capture.Seq
+	set bool
+}
+
+// advance reports whether data ending at end is new, and if so moves the
+// mark to end.
+func (h *highMark) advance(end capture.Seq) bool {
+	if h.set && !h.end.LessThan(end) {
+		return false
+	}
+	h.end, h.set = end, true
+	return true
+}
+
 // span is a range of sequence space [start, end).
 type span struct{ start, end capture.Seq }
 
@@ -431,8 +449,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 // then the application wrote more than the capture saw leave.
 func (b *builder) lastUnpushed() int {
 	last := -1
-	var high capture.Seq
-	seen := false
+	var high highMark
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
 		if p.From != b.local {
@@ -444,8 +461,8 @@ func (b *builder) lastUnpushed() int {
 		if p.PayloadLen == 0 || p.Flags.Has(capture.FlagSYN) {
 			continue
 		}
-		if end := p.Seq.Add(uint32(p.PayloadLen)); !seen || high.LessThan(end) {
-			high, seen, last = end, true, i
+		if high.advance(p.Seq.Add(uint32(p.PayloadLen))) {
+			last = i
 		}
 	}
 	if last < 0 || b.opts.Strict {
@@ -467,8 +484,7 @@ func (b *builder) lastUnpushed() int {
 // that ends where a retransmission without PSH ends is inside a write.
 func unpushedEnds(f *capture.Flow, local capture.Side) map[capture.Seq]bool {
 	var out map[capture.Seq]bool
-	var high capture.Seq
-	seen := false
+	var high highMark
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		if p.From != local || p.PayloadLen == 0 || p.Flags.Has(capture.FlagSYN) {
@@ -476,8 +492,7 @@ func unpushedEnds(f *capture.Flow, local capture.Side) map[capture.Seq]bool {
 		}
 		end := p.Seq.Add(uint32(p.PayloadLen))
 		switch {
-		case !seen || high.LessThan(end):
-			high, seen = end, true
+		case high.advance(end):
 		case !p.Flags.Has(capture.FlagPSH):
 			if out == nil {
 				out = map[capture.Seq]bool{}
@@ -556,8 +571,7 @@ func closedInSYNSent(f *capture.Flow, local capture.Side) bool {
 // the kernel would answer such data with a RST instead.
 func shutdownFIN(f *capture.Flow, local capture.Side) int {
 	at := -1
-	var high capture.Seq
-	var seen bool
+	var high highMark
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		if p.From == local {
@@ -569,11 +583,9 @@ func shutdownFIN(f *capture.Flow, local capture.Side) int {
 		if p.PayloadLen == 0 {
 			continue
 		}
-		end := p.Seq.Add(uint32(p.PayloadLen))
-		if seen && !high.LessThan(end) {
+		if !high.advance(p.Seq.Add(uint32(p.PayloadLen))) {
 			continue
 		}
-		high, seen = end, true
 		if at < 0 {
 			continue
 		}
