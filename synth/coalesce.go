@@ -40,8 +40,7 @@ const backlogFlags = capture.FlagSYN | capture.FlagRST | capture.FlagURG | captu
 func (b *builder) backlogRun(i int) (run []int, at int) {
 	ps := b.f.Packets
 	first := &ps[i]
-	if b.opts.Strict || !b.rcvInit || len(b.ooo) > 0 || b.fd < 0 || b.closed || !b.established ||
-		first.Seq != b.rcvNxt || !coalescible(first) {
+	if !b.nextInOrder(first) {
 		return nil, 0
 	}
 	size := b.segSize(first, b.remote)
@@ -145,8 +144,7 @@ func (b *builder) updateFollows(j int) bool {
 func (b *builder) unacked(i int) (run []int, at int) {
 	ps := b.f.Packets
 	p := &ps[i]
-	if b.opts.Strict || !b.rcvInit || len(b.ooo) > 0 || b.fd < 0 || b.closed || !b.established ||
-		p.Seq != b.rcvNxt || !coalescible(p) {
+	if !b.nextInOrder(p) {
 		return nil, 0
 	}
 	end, j := p.Seq, i
@@ -230,6 +228,14 @@ func (b *builder) readingOn(i int) bool {
 		}
 	}
 	return false
+}
+
+// nextInOrder reports whether inbound segment p may start a run that is
+// injected later (backlogRun, unacked): the next in-order data, no hole
+// pending, on an open connection, and not a Strict synthesis.
+func (b *builder) nextInOrder(p *capture.FlowPacket) bool {
+	return !b.opts.Strict && b.rcvInit && len(b.ooo) == 0 && b.fd >= 0 && !b.closed && b.established &&
+		p.Seq == b.rcvNxt && coalescible(p)
 }
 
 // coalescible reports whether p can be part of a coalesced run: data with

@@ -57,7 +57,8 @@ func (b *builder) icmpUpTo(index int) {
 	}
 }
 
-// accept emits the accept of a Fast Open child.
+// accept emits the accept of the connection (fd 4), with TCP_NODELAY when
+// the application had set it.
 func (b *builder) accept(at time.Time) {
 	b.fd, b.established = 4, true
 	b.call(at, "accept", 4, num(b.listenFD), any3(), any3())

@@ -73,8 +73,7 @@ func (b *builder) fabricateHandshake() {
 		b.emit(at, pkt(parser.Inbound, "S", 0, nil, win(guessSYNWin), synOpts(tsRemote, 0)))
 		b.emit(at, pkt(parser.Outbound, "S.", 0, &one, nil, outOpts(synOpts(tsLocal, tsRemote)))).react = true
 		b.emit(at, pkt(parser.Inbound, ".", 1, &one, win(guessSYNWin>>guessWScale), ackOpts(tsRemote, tsLocal)))
-		b.fd = 4
-		b.call(at, "accept", 4, num(b.listenFD), any3(), any3())
+		b.accept(at)
 	} else {
 		b.emit(at, pkt(parser.Outbound, "S", 0, nil, nil, outOpts(synOpts(tsLocal, 0))))
 		b.emit(at, pkt(parser.Inbound, "S.", 0, &one, win(guessSYNWin), synOpts(tsRemote, tsLocal)))

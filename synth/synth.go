@@ -819,10 +819,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	case b.resetACK >= 0 && &b.f.Packets[b.resetACK] == p:
 		b.comment("The kernel answers with a bare RST: nothing completed the handshake (the request was gone).")
 	case b.server && !b.refused && b.fd < 0 && fl.Has(capture.FlagACK) && !fl.Has(capture.FlagSYN) && p.Ack == b.localISN.Add(1):
-		b.established = true
-		b.fd = 4
-		b.call(p.Time, "accept", 4, num(b.listenFD), any3(), any3())
-		b.noDelayCall(p.Time, 4)
+		b.accept(p.Time)
 	}
 }
 
