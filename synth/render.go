@@ -157,7 +157,7 @@ func (b *builder) script() *parser.Script {
 		deltas[i] = d
 	}
 	header := Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts())
-	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR and offload notes
+	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR, send buffer and offload notes
 	for _, e := range b.events {
 		n += len(e.comments)
 	}
