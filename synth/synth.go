@@ -137,6 +137,9 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	if b.gsoSize > 0 {
 		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
 	}
+	if !b.opts.Strict {
+		b.acksAhead()
+	}
 	return b.script(), nil
 }
 
@@ -172,6 +175,8 @@ type event struct {
 	// retransmission (RTO, tail loss probe, RACK reordering timeout) or a
 	// probe.
 	timer bool
+	// fresh marks an outbound packet that carries new data.
+	fresh bool
 }
 
 // highMark follows the highest sequence number one side's data reached in
@@ -1055,6 +1060,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			e.react = react
 			e.ack, e.afterFIN = pureACK(p), pureACK(p) && prevFIN
 			e.timer = timer
+			e.fresh = fresh > 0
 			b.noteTSVal(pk)
 			if fresh > 0 && int64(p.PayloadLen) == fresh {
 				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments), segs: 1, optLen: len(p.RawOptions())}

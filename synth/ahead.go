@@ -1,0 +1,96 @@
+package synth
+
+import (
+	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// aheadLimit bounds how long after an outbound data segment an inbound ACK
+// may have been captured and still be injected ahead of it.
+const aheadLimit = 1000 // µs
+
+// acksAhead moves inbound pure ACKs captured within aheadLimit after an
+// expectation of new outbound data ahead of it, when they acknowledge
+// only data sent before it. A script is sequential: the replay injects
+// nothing until the kernel has sent all the data an expectation waits
+// for. The captured peer's ACKs did not wait: they answered data sent a
+// round trip before. When the replayed sender's congestion window is a
+// segment or two smaller than the captured one's (its bandwidth estimate
+// follows timing, a few percent off), it sends the rest of the write only
+// when the next ACK comes, and a script that holds that ACK back behind
+// the expectation stalls until a loss-probe timer fires, 20 ms or more
+// later. Injected first, the ACK opens the window as it did in the
+// capture; a kernel that sends the data before it still matches, early by
+// less than aheadLimit, well within the tolerance.
+func (b *builder) acksAhead() {
+	evs := b.events
+	var lastTS uint32 // TS val of the latest outbound packet before i
+	hasTS := false
+	for i := 0; i+1 < len(evs); i++ {
+		e := evs[i]
+		out, ok := e.action.(*parser.Packet)
+		if !ok || out.Dir != parser.Outbound || out.TCP == nil {
+			continue
+		}
+		if e.fresh && !e.timer && !strings.ContainsAny(out.TCP.Flags, "SRF") && out.TCP.Len > 0 {
+			orig, j := e.at, i
+			for ; j+1 < len(evs) && evs[j+1].at.Sub(orig).Microseconds() <= aheadLimit &&
+				ackBefore(evs[j+1].action, out.TCP.Seq, lastTS, hasTS); j++ {
+				evs[j], evs[j+1] = evs[j+1], evs[j]
+				if e.at.Before(evs[j].at) {
+					e.at = evs[j].at
+				}
+				e.react = true
+			}
+			i = j // e's place now; the ACKs before it are done
+		}
+		if v, ok := tsVal(out); ok {
+			lastTS, hasTS = v, true
+		}
+	}
+}
+
+// ackBefore reports whether a is an inbound pure ACK that acknowledges
+// and selectively acknowledges nothing at or past seq, and echoes a
+// timestamp no later than ts (the latest the kernel had sent).
+func ackBefore(a parser.Action, seq, ts uint32, hasTS bool) bool {
+	in, ok := a.(*parser.Packet)
+	if !ok || in.Dir != parser.Inbound || in.TCP == nil || in.TCP.Len != 0 || in.TCP.Flags != "." || in.TCP.Ack == nil {
+		return false
+	}
+	if int32(*in.TCP.Ack-seq) > 0 {
+		return false
+	}
+	if in.TCP.Options == nil {
+		return true
+	}
+	for _, o := range in.TCP.Options.List {
+		switch o.Kind {
+		case parser.OptSACK:
+			for _, blk := range o.SACK {
+				if int32(blk.Right-seq) > 0 {
+					return false
+				}
+			}
+		case parser.OptTimestamp:
+			if !hasTS || int32(o.TSEcr-ts) > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// tsVal returns the TS val of packet p's timestamp option.
+func tsVal(p *parser.Packet) (uint32, bool) {
+	if p.TCP.Options == nil {
+		return 0, false
+	}
+	for _, o := range p.TCP.Options.List {
+		if o.Kind == parser.OptTimestamp {
+			return o.TSVal, true
+		}
+	}
+	return 0, false
+}
