@@ -138,6 +138,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
 	}
 	if !b.opts.Strict {
+		b.fillsEarly()
 		b.acksAhead()
 	}
 	return b.script(), nil

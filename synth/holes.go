@@ -1,0 +1,108 @@
+package synth
+
+import (
+	"strings"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// fillsEarly moves inbound segments that fill a hole the remote had
+// reported with SACK closer to that report, and everything after them
+// with them, when no retransmission came between: in the capture the
+// missing segment arrived (reordered) before the kernel's RACK reordering
+// timer fired, and a replay must keep that order. The timer fires a
+// quarter of the minimum RTT after the SACK at the earliest, rounded up to
+// a jiffy (4 ms at HZ=250), so a capture whose filling segment came a few
+// milliseconds after the SACK shows only that the captured timer's jiffy
+// had not come; a replay's jiffies fall elsewhere, and its timer then
+// retransmits first (one replay in three, measured). The filling segment
+// is injected at most an eighth of the handshake's RTT after the SACK,
+// inside the window in which no RACK timer can fire; the rest of the
+// script keeps its timing relative to it.
+func (b *builder) fillsEarly() {
+	rtt, ok := handshakeRTT(b.events)
+	if !ok {
+		return
+	}
+	var shift time.Duration
+	var holeAt time.Time
+	var holeStart uint32
+	hole := false
+	resent := map[uint32]bool{} // first bytes of segments the kernel sent again
+	for i, e := range b.events {
+		e.at = e.at.Add(-shift)
+		p, ok := e.action.(*parser.Packet)
+		if !ok || p.TCP == nil {
+			continue
+		}
+		if p.Dir == parser.Outbound {
+			if p.TCP.Len > 0 && !e.fresh {
+				// The kernel retransmitted: no race left to keep, and an
+				// ACK that covers this segment may answer the copy.
+				hole = false
+				resent[p.TCP.Seq] = true
+			}
+			continue
+		}
+		if p.TCP.Ack == nil || strings.ContainsAny(p.TCP.Flags, "SR") {
+			continue
+		}
+		ack := *p.TCP.Ack
+		if hole && int32(ack-holeStart) > 0 {
+			hole = false
+			newAt := holeAt.Add(min(e.at.Sub(holeAt), rtt/8))
+			if prev := b.events[i-1].at; newAt.Before(prev) {
+				newAt = prev
+			}
+			if s := e.at.Sub(newAt); s > 0 {
+				e.at = newAt
+				shift += s
+			}
+			continue
+		}
+		if !hole && !resent[ack] && sacksAbove(p, ack) {
+			hole, holeAt, holeStart = true, e.at, ack
+		}
+	}
+}
+
+// sacksAbove reports whether inbound packet p selectively acknowledges
+// data above ack (so something at ack is missing).
+func sacksAbove(p *parser.Packet, ack uint32) bool {
+	if p.TCP.Options == nil {
+		return false
+	}
+	for _, o := range p.TCP.Options.List {
+		if o.Kind != parser.OptSACK {
+			continue
+		}
+		for _, blk := range o.SACK {
+			if int32(blk.Left-ack) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// handshakeRTT returns the round trip of the handshake: from the local
+// side's SYN or SYN-ACK to the inbound packet after it.
+func handshakeRTT(evs []*event) (time.Duration, bool) {
+	for i, e := range evs {
+		p, ok := e.action.(*parser.Packet)
+		if !ok || p.TCP == nil || p.Dir != parser.Outbound || !strings.Contains(p.TCP.Flags, "S") {
+			continue
+		}
+		for _, f := range evs[i+1:] {
+			if q, ok := f.action.(*parser.Packet); ok && q.Dir == parser.Inbound {
+				if d := f.at.Sub(e.at); d > 0 {
+					return d, true
+				}
+				return 0, false
+			}
+		}
+		return 0, false
+	}
+	return 0, false
+}
