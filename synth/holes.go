@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -49,7 +50,7 @@ func (b *builder) fillsEarly() {
 			continue
 		}
 		ack := *p.TCP.Ack
-		if hole && int32(ack-holeStart) > 0 {
+		if hole && capture.Seq(holeStart).LessThan(capture.Seq(ack)) {
 			hole = false
 			newAt := holeAt.Add(min(e.at.Sub(holeAt), rtt/8))
 			if prev := b.events[i-1].at; newAt.Before(prev) {
@@ -78,7 +79,7 @@ func sacksAbove(p *parser.Packet, ack uint32) bool {
 			continue
 		}
 		for _, blk := range o.SACK {
-			if int32(blk.Left-ack) > 0 {
+			if capture.Seq(ack).LessThan(capture.Seq(blk.Left)) {
 				return true
 			}
 		}
