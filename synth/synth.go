@@ -139,6 +139,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	}
 	if !b.opts.Strict {
 		b.fillsEarly()
+		b.acksBeforeProbe()
 		b.acksAhead()
 	}
 	return b.script(), nil

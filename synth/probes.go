@@ -1,0 +1,127 @@
+package synth
+
+import (
+	"strings"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// Loss probes (RFC 8985 TLP) as Linux schedules them: 2*srtt plus
+// probeSlack after the latest transmission or ACK when more than one
+// segment is out, on a timer that fires at the jiffy after that (4 ms at
+// HZ=250).
+const (
+	probeSlack  = 2 * time.Millisecond
+	probeJiffy  = 4 * time.Millisecond
+	probeMargin = 500 * time.Microsecond // how far ahead of the earliest probe a late ACK goes
+)
+
+// acksBeforeProbe moves an inbound ACK of new data that came inside the
+// window in which the kernel's loss-probe timer could have fired, with no
+// probe in between, to just before that window, and the rest of the script
+// with it. The capture shows only that the captured timer's jiffy had not
+// come yet; a replay's jiffies fall elsewhere, and its probe went first
+// (one capture in 36 over a reordering path, 3 replays in 10). The smoothed
+// RTT is estimated from the capture as the kernel does (gain 1/8, from
+// segments not sent twice); only connections that negotiated SACK probe.
+func (b *builder) acksBeforeProbe() {
+	if !b.sackNegotiated() {
+		return
+	}
+	mss := b.mss[b.remote]
+	if l := b.mss[b.local]; l > 0 && (mss == 0 || l < mss) {
+		mss = l
+	}
+	if mss <= 0 {
+		return
+	}
+	type segment struct {
+		end    capture.Seq
+		at     time.Time
+		resent bool
+	}
+	var (
+		flight []segment // outbound data not acknowledged yet, in order
+		una    capture.Seq
+		armed  time.Time // the latest transmission or ACK of new data
+		srtt   time.Duration
+		shift  time.Duration
+		quiet  bool // nothing went out since armed but new data
+	)
+	for i, e := range b.events {
+		e.at = e.at.Add(-shift)
+		p, ok := e.action.(*parser.Packet)
+		if !ok || p.TCP == nil {
+			continue
+		}
+		if p.Dir == parser.Outbound {
+			if p.TCP.Len > 0 && !strings.ContainsAny(p.TCP.Flags, "SR") {
+				end := capture.Seq(p.TCP.Seq).Add(p.TCP.Len)
+				flight = append(flight, segment{end: end, at: e.at, resent: !e.fresh})
+				armed, quiet = e.at, e.fresh
+			} else {
+				quiet = false
+			}
+			continue
+		}
+		if p.TCP.Ack == nil || strings.ContainsAny(p.TCP.Flags, "SR") || len(flight) == 0 {
+			continue
+		}
+		ack := capture.Seq(*p.TCP.Ack)
+		if !una.LessThan(ack) && una != 0 {
+			continue
+		}
+		if quiet && srtt > 0 && flight[len(flight)-1].end.Diff(una) > int32(mss) {
+			earliest := armed.Add(2*srtt + probeSlack)
+			if !e.at.Before(earliest) && e.at.Before(earliest.Add(probeJiffy+probeMargin)) {
+				newAt := earliest.Add(-probeMargin)
+				if prev := b.events[i-1].at; newAt.Before(prev) {
+					newAt = prev
+				}
+				if s := e.at.Sub(newAt); s > 0 {
+					e.at, shift = newAt, shift+s
+				}
+			}
+		}
+		// The RTT sample of the newest segment this ACK covers, unless it
+		// was sent twice (Karn); then drop what it acknowledges.
+		n := 0
+		var sample time.Duration
+		for n < len(flight) && flight[n].end.LessThanEq(ack) {
+			if !flight[n].resent {
+				sample = e.at.Sub(flight[n].at)
+			} else {
+				sample = 0
+			}
+			n++
+		}
+		if sample > 0 {
+			if srtt == 0 {
+				srtt = sample
+			} else {
+				srtt += (sample - srtt) / 8
+			}
+		}
+		flight = flight[n:]
+		una, armed, quiet = ack, e.at, len(flight) > 0
+	}
+}
+
+// sackNegotiated reports whether both SYNs of the connection offer SACK.
+func (b *builder) sackNegotiated() bool {
+	local, remote := false, false
+	for i := range b.f.Packets {
+		p := &b.f.Packets[i]
+		if !p.Flags.Has(capture.FlagSYN) || !p.Options().SACKOK {
+			continue
+		}
+		if p.From == b.local {
+			local = true
+		} else {
+			remote = true
+		}
+	}
+	return local && remote
+}
