@@ -296,7 +296,7 @@ var trafficCases = []trafficCase{
 // follows where the replayed kernel's original transmit ended, a receiver
 // whose immediate ACK depended on the memory charged for received packets
 // (TUN is not a veth). Measured on 2026-11-25 (stock settings): 70 of 72
-// fresh side-captures verify every time.
+// side-captures (twelve capture sets) verify every time.
 const knownRACK = "known failure (some captures): a retransmission's PSH, or a receiver's immediate ACK"
 
 // knownBulk: bulk transfers. Over a veth the sender's side verifies for
