@@ -300,6 +300,17 @@ func TestConversations(t *testing.T) {
 			"+0 > . 1:1001(1000) ack 11", "+0.020000 < . 11:11(0) ack 1001 win 4000", "+0 > P. 1001:2501(1500) ack 11"},
 		never: []string{"write(4, ..., 1000)", "write(4, ..., 1500)"},
 	}, {
+		name: "a resent run keeps the PSH the capture shows at its end", local: client,
+		segs: append(handshake(),
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
+			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
+			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: ms, opts: sackOpt(2001, 3001)},
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms},
+			seg{flags: "P.", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
+			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms}),
+		want: []string{"> P. 1:3001(3000) ack 1", "> . 1:1001(1000) ack 1", "> P. 1001:2001(1000) ack 1"},
+	}, {
 		name: "strict: outbound windows and options exact", local: server, opts: Options{Strict: true},
 		segs: handshake(),
 		want: []string{"+0 > S. 0:0(0) ack 1 win 4000 <mss 1000>"},

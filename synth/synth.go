@@ -1036,9 +1036,12 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if pk := b.packet(p, false); pk != nil {
 		if fresh == 0 && p.PayloadLen > 0 && !b.opts.Strict {
 			// A retransmission carries PSH where a script write ended, in
-			// the replay as in the kernel (tcp_fragment keeps it at the end).
+			// the replay as in the kernel (tcp_fragment keeps it at the
+			// end), and where the captured one had it: Linux 6.18, resending
+			// two segments of a write that RACK had marked lost, set PSH on
+			// the second, in the capture and in its replays alike.
 			fl := p.Flags &^ capture.FlagPSH
-			if b.writeEnds[end] {
+			if b.writeEnds[end] || p.Flags.Has(capture.FlagPSH) {
 				fl |= capture.FlagPSH
 			}
 			pk.TCP.Flags = flagText(fl)
