@@ -292,12 +292,11 @@ var trafficCases = []trafficCase{
 // knownRACK: these verify for most captures. A segment that filled a SACK
 // hole before the captured kernel's RACK timer, and an ACK that came before
 // its loss probe, are injected early enough to keep that order (synth's
-// fillsEarly, acksBeforeProbe); what is left: a retransmission whose PSH
-// follows where the replayed kernel's original transmit ended, a receiver
-// whose immediate ACK depended on the memory charged for received packets
-// (TUN is not a veth). Measured on 2026-11-25 (stock settings): 70 of 72
-// side-captures (twelve capture sets) verify every time.
-const knownRACK = "known failure (some captures): a retransmission's PSH, or a receiver's immediate ACK"
+// fillsEarly, acksBeforeProbe). What is left: a receiver whose immediate
+// ACK the replayed kernel delays (it depends on the memory charged for
+// received packets; TUN is not a veth). Measured on 2026-11-25 (stock
+// settings): 71 of 72 side-captures (twelve capture sets) verify every time.
+const knownRACK = "known failure (some captures): a receiver's immediate ACK that the replayed kernel delays"
 
 // knownBulk: bulk transfers. Over a veth the sender's side verifies for
 // some captures; its receiver's ACKs follow whether the application held
