@@ -30,7 +30,7 @@ func (b *builder) fillsEarly() {
 	var holeAt time.Time
 	var holeStart uint32
 	hole := false
-	resent := map[uint32]bool{} // first bytes of segments the kernel sent again
+	var resent map[uint32]bool // first bytes of segments the kernel sent again
 	for i, e := range b.events {
 		e.at = e.at.Add(-shift)
 		p, ok := e.action.(*parser.Packet)
@@ -42,6 +42,9 @@ func (b *builder) fillsEarly() {
 				// The kernel retransmitted: no race left to keep, and an
 				// ACK that covers this segment may answer the copy.
 				hole = false
+				if resent == nil {
+					resent = map[uint32]bool{}
+				}
 				resent[p.TCP.Seq] = true
 			}
 			continue

@@ -37,18 +37,14 @@ func (b *builder) acksBeforeProbe() {
 	if mss <= 0 {
 		return
 	}
-	type segment struct {
-		end    capture.Seq
-		at     time.Time
-		resent bool
-	}
+	flight := b.nodes.inFlight[:0] // outbound data not acknowledged yet, in order
+	defer func() { b.nodes.inFlight = flight[:0] }()
 	var (
-		flight []segment // outbound data not acknowledged yet, in order
-		una    capture.Seq
-		armed  time.Time // the latest transmission or ACK of new data
-		srtt   time.Duration
-		shift  time.Duration
-		quiet  bool // nothing went out since armed but new data
+		una   capture.Seq
+		armed time.Time // the latest transmission or ACK of new data
+		srtt  time.Duration
+		shift time.Duration
+		quiet bool // nothing went out since armed but new data
 	)
 	for i, e := range b.events {
 		e.at = e.at.Add(-shift)
@@ -59,7 +55,7 @@ func (b *builder) acksBeforeProbe() {
 		if p.Dir == parser.Outbound {
 			if p.TCP.Len > 0 && !strings.ContainsAny(p.TCP.Flags, "SR") {
 				end := capture.Seq(p.TCP.Seq).Add(p.TCP.Len)
-				flight = append(flight, segment{end: end, at: e.at, resent: !e.fresh})
+				flight = append(flight, sentData{end: end, at: e.at, resent: !e.fresh})
 				armed, quiet = e.at, e.fresh
 			} else {
 				quiet = false
@@ -104,9 +100,17 @@ func (b *builder) acksBeforeProbe() {
 				srtt += (sample - srtt) / 8
 			}
 		}
-		flight = flight[n:]
+		flight = flight[:copy(flight, flight[n:])] // keeps the storage
 		una, armed, quiet = ack, e.at, len(flight) > 0
 	}
+}
+
+// sentData is outbound data in flight: where it ends, when it left, and
+// whether it was sent before.
+type sentData struct {
+	end    capture.Seq
+	at     time.Time
+	resent bool
 }
 
 // sackNegotiated reports whether both SYNs of the connection offer SACK.

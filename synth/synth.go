@@ -302,6 +302,7 @@ type nodes struct {
 	evs          []parser.Event
 	evPtrs       []*parser.Event
 	comments     []*parser.Comment
+	inFlight     []sentData // acksBeforeProbe's working list
 }
 
 // reset makes the slabs hand out their memory again, zeroed, and the
