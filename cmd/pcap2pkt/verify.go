@@ -195,6 +195,31 @@ func printVerdicts(c *cli.Context, verdicts []verdict) (failed, passed int) {
 		if (v.result == "FAIL" || v.result == "error") && strings.Contains(strings.TrimSpace(v.full), "\n") {
 			fmt.Fprintf(c.App.Writer, "\nflow %d:\n%s\n", v.flow.Index, strings.TrimRight(v.full, "\n"))
 		}
+		if v.result == "FAIL" {
+			if note := bulkNote(v.flow); note != "" {
+				fmt.Fprintln(c.App.Writer, note)
+			}
+		}
 	}
 	return failed, passed
+}
+
+// bulkBytes is how much data one side of a failing connection sends
+// before verify notes that the failure may be the replay's, not the
+// kernel's.
+const bulkBytes = 256 << 10
+
+// bulkNote returns the note for a failing connection that carries a bulk
+// transfer, or "". Such a connection often fails where the kernel did not
+// change (README, "Check a kernel against a capture"), and a user deciding
+// whether a kernel regressed needs to know that.
+func bulkNote(f *capture.Flow) string {
+	n := max(f.Bytes[0], f.Bytes[1])
+	if n < bulkBytes {
+		return ""
+	}
+	return fmt.Sprintf("note: flow %d carries %d KiB one way. In a bulk transfer segment sizes, PSH flags and ACKs "+
+		"follow microsecond timing and the memory a kernel charges for received packets, which a replay through TUN "+
+		"does not reproduce: such a flow often fails to verify on an unchanged kernel (see the README's verify section).",
+		f.Index, n>>10)
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
 )
 
 func TestVerifyInputErrors(t *testing.T) {
@@ -61,5 +63,22 @@ func TestVerifyNothingVerified(t *testing.T) {
 	code, out, errs := runCLI(t, "verify", midstream)
 	if code != exitFail || !strings.Contains(out, "skipped") || !strings.Contains(errs, "0 of 1 connection(s) verified") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+func TestBulkNote(t *testing.T) {
+	cases := []struct {
+		bytes [2]int64
+		want  string
+	}{
+		{[2]int64{100, 300 << 10}, "carries 300 KiB one way"},
+		{[2]int64{1 << 20, 10}, "carries 1024 KiB one way"},
+		{[2]int64{200 << 10, 200 << 10}, ""},
+	}
+	for _, c := range cases {
+		got := bulkNote(&capture.Flow{Index: 3, Bytes: c.bytes})
+		if c.want == "" && got != "" || c.want != "" && !strings.Contains(got, "flow 3 "+c.want) {
+			t.Errorf("bytes %v: note %q, want %q", c.bytes, got, c.want)
+		}
 	}
 }
