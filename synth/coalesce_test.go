@@ -49,14 +49,7 @@ func TestBacklogRuns(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			text := strings.Join(eventLines(t, c.segs, client, Options{}), "\n")
-			at := 0
-			for _, w := range c.want {
-				k := strings.Index(text[at:], w)
-				if k < 0 {
-					t.Fatalf("missing %q (in order) in:\n%s", w, text)
-				}
-				at += k + len(w)
-			}
+			wantInOrder(t, text, c.want)
 			for _, n := range c.never {
 				if strings.Contains(text, n) {
 					t.Errorf("%q should not appear in:\n%s", n, text)
@@ -77,5 +70,19 @@ func TestRoundBuffer(t *testing.T) {
 		if got := roundBuffer(c.lo, c.hi); got != c.want {
 			t.Errorf("roundBuffer(%d, %d) = %d, want %d", c.lo, c.hi, got, c.want)
 		}
+	}
+}
+
+// wantInOrder fails the test unless every string of want occurs in text,
+// each after the one before it.
+func wantInOrder(t *testing.T, text string, want []string) {
+	t.Helper()
+	at := 0
+	for _, w := range want {
+		k := strings.Index(text[at:], w)
+		if k < 0 {
+			t.Fatalf("missing %q (in order) in:\n%s", w, text)
+		}
+		at += k + len(w)
 	}
 }

@@ -55,20 +55,30 @@ func (b *builder) fillsEarly() {
 		ack := *p.TCP.Ack
 		if hole && capture.Seq(holeStart).LessThan(capture.Seq(ack)) {
 			hole = false
-			newAt := holeAt.Add(min(e.at.Sub(holeAt), rtt/8))
-			if prev := b.events[i-1].at; newAt.Before(prev) {
-				newAt = prev
-			}
-			if s := e.at.Sub(newAt); s > 0 {
-				e.at = newAt
-				shift += s
-			}
+			shift += b.moveEarlier(i, holeAt.Add(min(e.at.Sub(holeAt), rtt/8)))
 			continue
 		}
 		if !hole && !resent[ack] && sacksAbove(p, ack) {
 			hole, holeAt, holeStart = true, e.at, ack
 		}
 	}
+}
+
+// moveEarlier moves event i to time to, or to the event before it if that
+// is later, and returns how far it moved (0 if to is not earlier). The
+// caller moves the events after it by as much: they keep their timing
+// relative to it.
+func (b *builder) moveEarlier(i int, to time.Time) time.Duration {
+	e := b.events[i]
+	if prev := b.events[i-1].at; to.Before(prev) {
+		to = prev
+	}
+	d := e.at.Sub(to)
+	if d <= 0 {
+		return 0
+	}
+	e.at = to
+	return d
 }
 
 // sacksAbove reports whether inbound packet p selectively acknowledges

@@ -65,15 +65,7 @@ func TestFillsEarly(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			text := strings.Join(eventLines(t, c.segs, client, c.opts), "\n")
-			at := 0
-			for _, w := range c.want {
-				k := strings.Index(text[at:], w)
-				if k < 0 {
-					t.Fatalf("missing %q (in order) in:\n%s", w, text)
-				}
-				at += k + len(w)
-			}
+			wantInOrder(t, strings.Join(eventLines(t, c.segs, client, c.opts), "\n"), c.want)
 		})
 	}
 }

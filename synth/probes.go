@@ -72,13 +72,7 @@ func (b *builder) acksBeforeProbe() {
 		if quiet && srtt > 0 && flight[len(flight)-1].end.Diff(una) > int32(mss) {
 			earliest := armed.Add(2*srtt + probeSlack)
 			if !e.at.Before(earliest) && e.at.Before(earliest.Add(probeJiffy+probeMargin)) {
-				newAt := earliest.Add(-probeMargin)
-				if prev := b.events[i-1].at; newAt.Before(prev) {
-					newAt = prev
-				}
-				if s := e.at.Sub(newAt); s > 0 {
-					e.at, shift = newAt, shift+s
-				}
+				shift += b.moveEarlier(i, earliest.Add(-probeMargin))
 			}
 		}
 		// The RTT sample of the newest segment this ACK covers, unless it
