@@ -27,7 +27,7 @@ const (
 // RTT is estimated from the capture as the kernel does (gain 1/8, from
 // segments not sent twice); only connections that negotiated SACK probe.
 func (b *builder) acksBeforeProbe() {
-	if !b.sackNegotiated() {
+	if !b.useSACK {
 		return
 	}
 	mss := b.mss[b.remote]
@@ -105,21 +105,4 @@ type sentData struct {
 	end    capture.Seq
 	at     time.Time
 	resent bool
-}
-
-// sackNegotiated reports whether both SYNs of the connection offer SACK.
-func (b *builder) sackNegotiated() bool {
-	local, remote := false, false
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
-		if !p.Flags.Has(capture.FlagSYN) || !p.Options().SACKOK {
-			continue
-		}
-		if p.From == b.local {
-			local = true
-		} else {
-			remote = true
-		}
-	}
-	return local && remote
 }

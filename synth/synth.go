@@ -213,6 +213,7 @@ type builder struct {
 	mss            [2]int // MSS option from each side's SYN, 0 if unknown
 	localWScale    uint8  // the window scale the local side applies to its windows
 	useTS          bool   // both SYNs carried timestamps
+	useSACK        bool   // both SYNs offered SACK
 	teardown       int    // index of the final teardown RST left out, or -1
 	shutdownAt     int    // index of the local FIN that must be a shutdown (data still comes in after it), or -1
 	closeInSYNSent bool   // the local client closed its socket before the SYN-ACK came
@@ -412,7 +413,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	if f.HasISN[b.remote] {
 		b.remoteISN = f.ISN[b.remote]
 	}
-	var ts, hasWS [2]bool
+	var ts, sack, hasWS [2]bool
 	var ws [2]uint8
 	for i := range f.Packets {
 		p := &f.Packets[i]
@@ -422,6 +423,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 				b.mss[p.From] = int(o.MSS)
 			}
 			ts[p.From] = ts[p.From] || o.HasTS
+			sack[p.From] = sack[p.From] || o.SACKOK
 			if o.HasWScale && !hasWS[p.From] {
 				ws[p.From], hasWS[p.From] = min(o.WScale, 14), true
 			}
@@ -434,6 +436,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 		}
 	}
 	b.useTS = ts[0] && ts[1]
+	b.useSACK = sack[0] && sack[1]
 	if hasWS[0] && hasWS[1] {
 		b.localWScale = ws[b.local]
 	}
