@@ -234,6 +234,13 @@ const (
 	OptAccECN      // ECN e0b N [ceb N [e1b N]] in any of the grammar's orders
 )
 
+// optionNames spells each option kind as scripts write it; the parser and
+// the printer both read it.
+var optionNames = [...]string{
+	OptNOP: "nop", OptEOL: "eol", OptMSS: "mss", OptWScale: "wscale", OptSACKOK: "sackOK", OptSACK: "sack",
+	OptMD5: "md5", OptTimestamp: "TS", OptFastOpen: "FO", OptFastOpenExp: "FOEXP", OptAccECN: "ECN",
+}
+
 // TCPOption is one option of a `<...>` list.
 type TCPOption struct {
 	Pos    Pos
@@ -411,6 +418,50 @@ type ScmTimestamping struct {
 type SockExtendedErr struct {
 	Pos                                   Pos
 	Errno, Origin, Type, Code, Info, Data Expr
+}
+
+// A field is one `name=value` member of a brace literal whose members are
+// fixed (a fieldLit). The parser reads and the printer writes each such
+// literal from its one list of fields. The value is an expression (expr)
+// or an integer (num).
+type field struct {
+	name     string
+	expr     *Expr
+	num      *int64
+	optional bool     // the last field, which may be left out; printed when set
+	choices  []string // the name is one of these, kept in *chosen (instead of name)
+	chosen   *string
+}
+
+// fieldLit is a brace literal made of fields.
+type fieldLit interface {
+	Expr
+	fields() []field
+}
+
+func (n *Pollfd) fields() []field {
+	return []field{{name: "fd", expr: &n.FD}, {name: "events", expr: &n.Events}, {name: "revents", expr: &n.Revents, optional: true}}
+}
+
+func (n *EpollEvent) fields() []field {
+	return []field{{name: "events", expr: &n.Events}, {choices: []string{"fd", "ptr", "u32", "u64"}, chosen: &n.Field, expr: &n.Value}}
+}
+
+func (n *Linger) fields() []field {
+	return []field{{name: "onoff", num: &n.OnOff}, {name: "linger", num: &n.Linger}}
+}
+
+func (n *Cmsg) fields() []field {
+	return []field{{name: "cmsg_level", expr: &n.Level}, {name: "cmsg_type", expr: &n.Type}, {name: "cmsg_data", expr: &n.Data}}
+}
+
+func (n *ScmTimestamping) fields() []field {
+	return []field{{name: "scm_sec", num: &n.Sec}, {name: "scm_nsec", num: &n.Nsec}}
+}
+
+func (n *SockExtendedErr) fields() []field {
+	return []field{{name: "ee_errno", expr: &n.Errno}, {name: "ee_origin", expr: &n.Origin}, {name: "ee_type", expr: &n.Type},
+		{name: "ee_code", expr: &n.Code}, {name: "ee_info", expr: &n.Info}, {name: "ee_data", expr: &n.Data}}
 }
 
 // MPLSStackExpr is `{ (label ...) ... }` as an expression.

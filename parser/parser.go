@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -604,48 +605,16 @@ func (p *parser) parseBrace() Expr {
 	pos := p.tok.pos
 	p.next()
 	t := p.tok
+	if newLit := fieldLits[t.text]; t.kind == tKeyword && newLit != nil {
+		lit := newLit(pos)
+		p.parseFields(lit.fields())
+		return lit
+	}
 	switch {
 	case t.isKw("sa_family"):
 		return p.parseSockaddr(pos)
 	case t.isKw("msg_name"):
 		return p.parseMsghdr(pos)
-	case t.isKw("cmsg_level"):
-		c := &Cmsg{Pos: pos}
-		p.expectField("cmsg_level")
-		c.Level = p.parseExpr()
-		p.expectChar(',', "','")
-		p.expectField("cmsg_type")
-		c.Type = p.parseExpr()
-		p.expectChar(',', "','")
-		p.expectField("cmsg_data")
-		c.Data = p.parseExpr()
-		p.expectChar('}', "'}'")
-		return c
-	case t.isKw("scm_sec"):
-		s := &ScmTimestamping{Pos: pos}
-		p.expectField("scm_sec")
-		s.Sec, _ = p.intTok("integer")
-		p.expectChar(',', "','")
-		p.expectField("scm_nsec")
-		s.Nsec, _ = p.intTok("integer")
-		p.expectChar('}', "'}'")
-		return s
-	case t.isKw("ee_errno"):
-		e := &SockExtendedErr{Pos: pos}
-		fields := []struct {
-			kw  string
-			dst *Expr
-		}{{"ee_errno", &e.Errno}, {"ee_origin", &e.Origin}, {"ee_type", &e.Type},
-			{"ee_code", &e.Code}, {"ee_info", &e.Info}, {"ee_data", &e.Data}}
-		for i, f := range fields {
-			if i > 0 {
-				p.expectChar(',', "','")
-			}
-			p.expectField(f.kw)
-			*f.dst = p.parseExpr()
-		}
-		p.expectChar('}', "'}'")
-		return e
 	case t.kind == tEllipsis && p.peek(1).is(','):
 		p.next()
 		p.next()
@@ -655,45 +624,6 @@ func (p *parser) parseBrace() Expr {
 		iov := &Iovec{Pos: pos, Len: p.anyInt("iovec length")}
 		p.expectChar('}', "'}'")
 		return iov
-	case t.isKw("fd"):
-		pf := &Pollfd{Pos: pos}
-		p.expectField("fd")
-		pf.FD = p.parseExpr()
-		p.expectChar(',', "','")
-		p.expectField("events")
-		pf.Events = p.parseExpr()
-		if p.tok.is(',') {
-			p.next()
-			p.expectField("revents")
-			pf.Revents = p.parseExpr()
-		}
-		p.expectChar('}', "'}'")
-		return pf
-	case t.isKw("events"):
-		ev := &EpollEvent{Pos: pos}
-		p.expectField("events")
-		ev.Events = p.parseExpr()
-		p.expectChar(',', "','")
-		switch {
-		case p.tok.isKw("fd"), p.tok.isKw("ptr"), p.tok.isKw("u32"), p.tok.isKw("u64"):
-			ev.Field = p.tok.text
-		default:
-			p.expected("fd, ptr, u32 or u64")
-		}
-		p.next()
-		p.expectChar('=', "'='")
-		ev.Value = p.parseExpr()
-		p.expectChar('}', "'}'")
-		return ev
-	case t.isKw("onoff"):
-		lg := &Linger{Pos: pos}
-		p.expectField("onoff")
-		lg.OnOff, _ = p.intTok("integer")
-		p.expectChar(',', "','")
-		p.expectField("linger")
-		lg.Linger, _ = p.intTok("integer")
-		p.expectChar('}', "'}'")
-		return lg
 	case t.is('(') || t.is('}'):
 		m := &MPLSStackExpr{Pos: pos, Stack: p.parseMPLSStack()}
 		p.expectChar('}', "'(' or '}'")
@@ -706,6 +636,47 @@ func (p *parser) parseBrace() Expr {
 	l := &List{Pos: pos, Brace: true, Elems: p.parseExprList('}')}
 	p.next()
 	return l
+}
+
+// fieldLits makes the brace literals that are a fixed list of fields, by
+// the name of their first field.
+var fieldLits = map[string]func(Pos) fieldLit{
+	"cmsg_level": func(pos Pos) fieldLit { return &Cmsg{Pos: pos} },
+	"scm_sec":    func(pos Pos) fieldLit { return &ScmTimestamping{Pos: pos} },
+	"ee_errno":   func(pos Pos) fieldLit { return &SockExtendedErr{Pos: pos} },
+	"fd":         func(pos Pos) fieldLit { return &Pollfd{Pos: pos} },
+	"events":     func(pos Pos) fieldLit { return &EpollEvent{Pos: pos} },
+	"onoff":      func(pos Pos) fieldLit { return &Linger{Pos: pos} },
+}
+
+// parseFields reads `name=value` fields in the order given, and the
+// closing brace.
+func (p *parser) parseFields(fields []field) {
+	for i, f := range fields {
+		if i > 0 {
+			if f.optional && !p.tok.is(',') {
+				break
+			}
+			p.expectChar(',', "','")
+		}
+		if f.chosen != nil {
+			if !slices.ContainsFunc(f.choices, p.tok.isKw) {
+				last := len(f.choices) - 1
+				p.expected(strings.Join(f.choices[:last], ", ") + " or " + f.choices[last])
+			}
+			*f.chosen = p.tok.text
+			p.next()
+			p.expectChar('=', "'='")
+		} else {
+			p.expectField(f.name)
+		}
+		if f.num != nil {
+			*f.num, _ = p.intTok("integer")
+		} else {
+			*f.expr = p.parseExpr()
+		}
+	}
+	p.expectChar('}', "'}'")
 }
 
 func (p *parser) parseSockaddr(pos Pos) *Sockaddr {
@@ -1150,23 +1121,20 @@ func (p *parser) parseSeq(pending string) (uint32, uint32) {
 	return uint32(start), uint32(n)
 }
 
-func (p *parser) u32Field(what, name string) *uint32 {
-	p.next()
+// intIn reads an integer; one outside [0, limit] is reported as
+// "<name> out of range" and the parse goes on.
+func (p *parser) intIn(what string, limit int64, name string) int64 {
 	v, pos := p.intTok(what)
-	if v < 0 || v > math.MaxUint32 {
+	if v < 0 || v > limit {
 		p.semantic(pos, "%s out of range", name)
 	}
-	u := uint32(v)
-	return &u
+	return v
 }
 
-func (p *parser) u16Field(what, name string) *uint32 {
+// headerField reads the number after a TCP header keyword (ack, win, urg).
+func (p *parser) headerField(what string, limit int64, name string) *uint32 {
 	p.next()
-	v, pos := p.intTok(what)
-	if v < 0 || v > math.MaxUint16 {
-		p.semantic(pos, "%s out of range", name)
-	}
-	u := uint32(v)
+	u := uint32(p.intIn(what, limit, name))
 	return &u
 }
 
@@ -1209,13 +1177,13 @@ func (p *parser) parseTCP() *TCP {
 	}
 	tcp.Seq, tcp.Len = p.parseSeq(pending)
 	if p.tok.isKw("ack") {
-		tcp.Ack = p.u32Field(`ack number after "ack"`, "TCP ack sequence number")
+		tcp.Ack = p.headerField(`ack number after "ack"`, math.MaxUint32, "TCP ack sequence number")
 	}
 	if p.tok.isKw("win") {
-		tcp.Win = p.u16Field(`window after "win"`, "TCP window value")
+		tcp.Win = p.headerField(`window after "win"`, math.MaxUint16, "TCP window value")
 	}
 	if p.tok.isKw("urg") {
-		tcp.Urg = p.u16Field(`urgent pointer after "urg"`, "urg_ptr value")
+		tcp.Urg = p.headerField(`urgent pointer after "urg"`, math.MaxUint16, "urg_ptr value")
 	}
 	if p.tok.is('<') {
 		tcp.Options = p.parseTCPOptions()
@@ -1260,29 +1228,17 @@ func (p *parser) parseTCPOption() *TCPOption {
 		p.expected("TCP option")
 	}
 	p.next()
-	switch t.text {
-	case "nop":
-		o.Kind = OptNOP
-	case "eol":
-		o.Kind = OptEOL
-	case "mss":
-		o.Kind = OptMSS
-		var pos Pos
-		o.Value, pos = p.intTok(`MSS value after "mss"`)
-		if o.Value < 0 || o.Value > math.MaxUint16 {
-			p.semantic(pos, "mss value out of range")
-		}
-	case "wscale":
-		o.Kind = OptWScale
-		var pos Pos
-		o.Value, pos = p.intTok(`shift count after "wscale"`)
-		if o.Value < 0 || o.Value > math.MaxUint8 {
-			p.semantic(pos, "window scale shift count out of range")
-		}
-	case "sackOK":
-		o.Kind = OptSACKOK
-	case "sack":
-		o.Kind = OptSACK
+	kind := slices.Index(optionNames[:], t.text)
+	if kind < 0 {
+		p.fail(t.pos, "expected TCP option, found %s", t)
+	}
+	o.Kind = TCPOptionKind(kind)
+	switch o.Kind {
+	case OptMSS:
+		o.Value = p.intIn(`MSS value after "mss"`, math.MaxUint16, "mss value")
+	case OptWScale:
+		o.Value = p.intIn(`shift count after "wscale"`, math.MaxUint8, "window scale shift count")
+	case OptSACK:
 		for p.tok.kind == tInt || len(o.SACK) == 0 {
 			l, lpos := p.intTok("SACK block left:right")
 			p.expectChar(':', "':' in the SACK block")
@@ -1295,8 +1251,7 @@ func (p *parser) parseTCPOption() *TCPOption {
 			}
 			o.SACK = append(o.SACK, SACKBlock{Left: uint32(l), Right: uint32(r)})
 		}
-	case "md5":
-		o.Kind = OptMD5
+	case OptMD5:
 		d, pos, ok := p.hexBlob()
 		if !ok {
 			p.expected(`digest after "md5"`)
@@ -1307,8 +1262,7 @@ func (p *parser) parseTCPOption() *TCPOption {
 		} else if !isHexString(d) {
 			p.semantic(pos, "TCP MD5 digest is not a valid hex string")
 		}
-	case "TS":
-		o.Kind = OptTimestamp
+	case OptTimestamp:
 		p.expectKw("val", `"val" after "TS"`)
 		v, vpos := p.intTok(`timestamp value after "val"`)
 		p.expectKw("ecr", `"ecr"`)
@@ -1320,11 +1274,9 @@ func (p *parser) parseTCPOption() *TCPOption {
 			p.semantic(epos, "ecr val out of range")
 		}
 		o.TSVal, o.TSEcr = uint32(v), uint32(e)
-	case "FO", "FOEXP":
-		o.Kind = OptFastOpen
+	case OptFastOpen, OptFastOpenExp:
 		limit := maxTCPOptionBytes - 2
-		if t.text == "FOEXP" {
-			o.Kind = OptFastOpenExp
+		if o.Kind == OptFastOpenExp {
 			limit = maxTCPOptionBytes - 4
 		}
 		if c, pos, ok := p.hexBlob(); ok {
@@ -1338,11 +1290,8 @@ func (p *parser) parseTCPOption() *TCPOption {
 				p.semantic(pos, "TCP fast open cookie '%s' is not a valid hex string", c)
 			}
 		}
-	case "ECN":
-		o.Kind = OptAccECN
+	case OptAccECN:
 		o.AccECN = p.parseAccECN()
-	default:
-		p.fail(t.pos, "expected TCP option, found %s", t)
 	}
 	return o
 }

@@ -230,47 +230,33 @@ func appendTCPOptions(b []byte, o *TCPOptions) []byte {
 }
 
 func appendTCPOption(b []byte, o *TCPOption) []byte {
+	if o.Kind < 0 || int(o.Kind) >= len(optionNames) {
+		return fmt.Appendf(b, "?option%d", o.Kind)
+	}
+	b = append(b, optionNames[o.Kind]...)
 	switch o.Kind {
-	case OptNOP:
-		return append(b, "nop"...)
-	case OptEOL:
-		return append(b, "eol"...)
-	case OptMSS:
-		return strconv.AppendInt(append(b, "mss "...), o.Value, 10)
-	case OptWScale:
-		return strconv.AppendInt(append(b, "wscale "...), o.Value, 10)
-	case OptSACKOK:
-		return append(b, "sackOK"...)
+	case OptMSS, OptWScale:
+		b = strconv.AppendInt(append(b, ' '), o.Value, 10)
 	case OptSACK:
-		b = append(b, "sack"...)
 		for _, s := range o.SACK {
 			b = strconv.AppendUint(append(b, ' '), uint64(s.Left), 10)
 			b = strconv.AppendUint(append(b, ':'), uint64(s.Right), 10)
 		}
-		return b
 	case OptMD5:
-		return append(append(b, "md5 "...), o.Cookie...)
+		b = append(append(b, ' '), o.Cookie...)
 	case OptTimestamp:
-		b = strconv.AppendUint(append(b, "TS val "...), uint64(o.TSVal), 10)
-		return strconv.AppendUint(append(b, " ecr "...), uint64(o.TSEcr), 10)
+		b = strconv.AppendUint(append(b, " val "...), uint64(o.TSVal), 10)
+		b = strconv.AppendUint(append(b, " ecr "...), uint64(o.TSEcr), 10)
 	case OptFastOpen, OptFastOpenExp:
-		if o.Kind == OptFastOpenExp {
-			b = append(b, "FOEXP"...)
-		} else {
-			b = append(b, "FO"...)
-		}
 		if o.Cookie != "" {
 			b = append(append(b, ' '), o.Cookie...)
 		}
-		return b
 	case OptAccECN:
-		b = append(b, "ECN"...)
 		for _, f := range o.AccECN {
 			b = fmt.Appendf(b, " %s %d", f.Name, f.Value)
 		}
-		return b
 	}
-	return fmt.Appendf(b, "?option%d", o.Kind)
+	return b
 }
 
 // FormatSyscall prints a system call line without its time, e.g.
@@ -393,49 +379,8 @@ func writeExpr(b *strings.Builder, e Expr) {
 		b.WriteString("{..., ")
 		writeExpr(b, e.Len)
 		b.WriteString("}")
-	case *Pollfd:
-		b.WriteString("{fd=")
-		writeExpr(b, e.FD)
-		b.WriteString(", events=")
-		writeExpr(b, e.Events)
-		if e.Revents != nil {
-			b.WriteString(", revents=")
-			writeExpr(b, e.Revents)
-		}
-		b.WriteString("}")
-	case *EpollEvent:
-		b.WriteString("{events=")
-		writeExpr(b, e.Events)
-		b.WriteString(", " + e.Field + "=")
-		writeExpr(b, e.Value)
-		b.WriteString("}")
-	case *Linger:
-		fmt.Fprintf(b, "{onoff=%d, linger=%d}", e.OnOff, e.Linger)
-	case *Cmsg:
-		b.WriteString("{cmsg_level=")
-		writeExpr(b, e.Level)
-		b.WriteString(", cmsg_type=")
-		writeExpr(b, e.Type)
-		b.WriteString(", cmsg_data=")
-		writeExpr(b, e.Data)
-		b.WriteString("}")
-	case *ScmTimestamping:
-		fmt.Fprintf(b, "{scm_sec=%d, scm_nsec=%d}", e.Sec, e.Nsec)
-	case *SockExtendedErr:
-		fields := []struct {
-			name string
-			x    Expr
-		}{{"ee_errno", e.Errno}, {"ee_origin", e.Origin}, {"ee_type", e.Type},
-			{"ee_code", e.Code}, {"ee_info", e.Info}, {"ee_data", e.Data}}
-		b.WriteString("{")
-		for i, f := range fields {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(f.name + "=")
-			writeExpr(b, f.x)
-		}
-		b.WriteString("}")
+	case fieldLit:
+		writeFields(b, e.fields())
 	case *MPLSStackExpr:
 		b.WriteString("{" + formatMPLSStack(e.Stack) + "}")
 	case *GREExpr:
@@ -443,6 +388,31 @@ func writeExpr(b *strings.Builder, e Expr) {
 	default:
 		fmt.Fprintf(b, "?%T", e)
 	}
+}
+
+// writeFields prints a brace literal of fields.
+func writeFields(b *strings.Builder, fields []field) {
+	b.WriteString("{")
+	for i, f := range fields {
+		if f.optional && *f.expr == nil {
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if f.chosen != nil {
+			b.WriteString(*f.chosen)
+		} else {
+			b.WriteString(f.name)
+		}
+		b.WriteString("=")
+		if f.num != nil {
+			b.WriteString(strconv.FormatInt(*f.num, 10))
+		} else {
+			writeExpr(b, *f.expr)
+		}
+	}
+	b.WriteString("}")
 }
 
 func appendAction(b []byte, a Action) []byte {
