@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/pcap2pkt/pcap2pkt/replay"
 	"github.com/urfave/cli/v2"
 )
 
@@ -52,7 +53,10 @@ func main() {
 
 // run is main without the process: tests call it with buffers.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && isPacketdrillName(args[0]) {
+	// The sandboxed child is this executable again under the same argv[0]
+	// (so that ps shows what ran) but with a 'replay' command line of ours:
+	// it must not be read as packetdrill's.
+	if len(args) > 0 && isPacketdrillName(args[0]) && !replay.InSandbox() {
 		translated, err := packetdrillArgs(args[1:])
 		if err != nil {
 			fmt.Fprintln(stderr, "packetdrill:", err)
