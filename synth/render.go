@@ -2,7 +2,9 @@ package synth
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/parser"
@@ -169,6 +171,7 @@ func (b *builder) script() *parser.Script {
 	size := 0
 	addComments := func(texts []string) {
 		for _, t := range texts {
+			t = commentSafe(t)
 			c := mem.commentSlab.new()
 			*c = parser.Comment{Pos: next(), Text: t}
 			s.Comments = append(s.Comments, c)
@@ -225,4 +228,36 @@ func (b *builder) script() *parser.Script {
 		c.Text, off = text[off:off+n], off+n
 	}
 	return s
+}
+
+// commentSafe returns t with every byte that could end a comment line, or
+// hide or garble it on a terminal, written as a Go escape: control bytes
+// (\n, \r, \x00, ...), invalid UTF-8 and non-printing characters such as
+// U+2028. Comments hold text from the capture (its file name, at least),
+// which is not to be trusted: a name with a newline in it would otherwise
+// start a line of its own, a shell command or a %{ }% block for a replay to
+// run. Text that needs no escape comes back as it is.
+func commentSafe(t string) string {
+	clean := true
+	for i := 0; i < len(t) && clean; i++ {
+		clean = t[i] >= ' ' && t[i] < 0x7f
+	}
+	if clean {
+		return t
+	}
+	var b strings.Builder
+	for len(t) > 0 {
+		r, n := utf8.DecodeRuneInString(t)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, t[0])
+		case r == ' ' || strconv.IsPrint(r):
+			b.WriteString(t[:n])
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		t = t[n:]
+	}
+	return b.String()
 }

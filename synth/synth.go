@@ -89,6 +89,9 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	if len(f.Packets) == 0 {
 		return nil, fmt.Errorf("flow %d: no packets", f.Index)
 	}
+	if !algorithmName(opts.CongestionControl) {
+		return nil, fmt.Errorf("congestion control %q: not an algorithm name (lower-case letters, digits, '_' and '-')", opts.CongestionControl)
+	}
 	b := newBuilder(f, opts, mem)
 	if !f.SYN {
 		if !opts.AllowPartial {
@@ -143,6 +146,18 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 		b.acksAhead()
 	}
 	return b.script(), nil
+}
+
+// algorithmName reports whether s can be a congestion control algorithm's
+// name: the script's shell line sets it, and holds only text that the
+// synthesiser composed or checked.
+func algorithmName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // dupWindow is how close in time two copies of a packet must be to count
