@@ -2,6 +2,7 @@ package synth
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
@@ -16,6 +17,15 @@ const maxGSOPayload = 65535 - 120
 // that trickles in over longer went unacknowledged for other reasons (the
 // window did not open), which the replayed kernel reproduces by itself.
 const backlogSpan = time.Millisecond
+
+// maxRun bounds the packets that a run injected later (backlogRun,
+// unacked) spans from its first segment to the ACK after it. A kernel takes
+// as one what came in while its application held the socket for one copy,
+// a few segments (the shared and e2e captures: at most five); without a
+// bound, a capture whose packets share a timestamp made every inbound
+// segment scan the rest of its flow, work that grew with the square of
+// the packets (8,000 segments: 1.4 s).
+const maxRun = 256
 
 // backlogFlags are the flags that keep a segment out of a coalesced run:
 // the kernel's backlog does not coalesce SYN, RST or URG segments
@@ -47,12 +57,15 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 	if size == 0 || first.PayloadLen%size != 0 || b.gsoSize != 0 && size != b.gsoSize {
 		return nil, 0
 	}
-	var in []int
+	in := b.runBuf[:0]
+	defer func() { b.runBuf = in[:0] }()
 	var a *capture.FlowPacket // the run's ACK, packet j
 	j := i
 	for ; j < len(ps) && a == nil; j++ {
 		q := &ps[j]
 		switch {
+		case j-i >= maxRun:
+			return nil, 0
 		case q.Time.Sub(first.Time) > backlogSpan+toleranceUsecs*time.Microsecond:
 			return nil, 0
 		case q.From == b.remote:
@@ -148,19 +161,21 @@ func (b *builder) unacked(i int) (run []int, at int) {
 		return nil, 0
 	}
 	end, j := p.Seq, i
+	got := b.runBuf[:0]
+	defer func() { b.runBuf = got[:0] }()
 	for ; j < len(ps) && ps[j].From == b.remote; j++ {
 		q := &ps[j]
-		if q.Seq != end || !coalescible(q) || j == b.teardown || q.Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
+		if j-i >= maxRun || q.Seq != end || !coalescible(q) || j == b.teardown || q.Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
 			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen))
-		run = append(run, j)
+		got = append(got, j)
 	}
 	if j == len(ps) || !pureACK(&ps[j]) || ps[j].Ack != p.Seq || ps[j].Options().NumSACK > 0 ||
 		ps[j].Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
 		return nil, 0
 	}
-	return run, j
+	return got, j
 }
 
 // deferInbound reports whether inbound packet i goes into a run injected
@@ -234,7 +249,7 @@ func (b *builder) readingOn(i int) bool {
 // injected later (backlogRun, unacked): the next in-order data, no hole
 // pending, on an open connection, and not a Strict synthesis.
 func (b *builder) nextInOrder(p *capture.FlowPacket) bool {
-	return !b.opts.Strict && b.rcvInit && len(b.ooo) == 0 && b.fd >= 0 && !b.closed && b.established &&
+	return !b.opts.Strict && b.rcvInit && b.ooo.len() == 0 && b.fd >= 0 && !b.closed && b.established &&
 		p.Seq == b.rcvNxt && coalescible(p)
 }
 
@@ -247,12 +262,8 @@ func coalescible(p *capture.FlowPacket) bool {
 // deferred reports whether packet i belongs to the pending coalesced run,
 // which inboundRun injects at its last packet.
 func (b *builder) deferred(i int) bool {
-	for _, k := range b.run {
-		if k == i {
-			return true
-		}
-	}
-	return false
+	_, ok := slices.BinarySearch(b.run, i) // in packet order
+	return ok
 }
 
 // inboundRun injects the pending run after packet runAt, at the later of

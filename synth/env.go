@@ -82,16 +82,21 @@ func (b *builder) fastOpenChild(syn *capture.FlowPacket) bool {
 	if b.remoteSYNData(syn) {
 		return true
 	}
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
-		switch {
-		case p.From == b.remote && p.Flags.Has(capture.FlagACK) && !p.Flags.Has(capture.FlagSYN):
-			return false
-		case p.From == b.local && p.PayloadLen > 0 && !p.Flags.Has(capture.FlagSYN):
-			return true
+	if b.dataFirst == 0 {
+		// Asked once per SYN-ACK, and a flow may hold thousands.
+		b.dataFirst = -1
+		for i := range b.f.Packets {
+			p := &b.f.Packets[i]
+			if p.From == b.remote && p.Flags.Has(capture.FlagACK) && !p.Flags.Has(capture.FlagSYN) {
+				break
+			}
+			if p.From == b.local && p.PayloadLen > 0 && !p.Flags.Has(capture.FlagSYN) {
+				b.dataFirst = 1
+				break
+			}
 		}
 	}
-	return false
+	return b.dataFirst > 0
 }
 
 // remoteSYNData reports whether the local SYN-ACK syn acknowledges data
@@ -103,13 +108,21 @@ func (b *builder) remoteSYNData(syn *capture.FlowPacket) bool {
 
 // remoteSYN returns the remote side's SYN (not a SYN-ACK), or nil.
 func (b *builder) remoteSYN() *capture.FlowPacket {
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
-		if p.From == b.remote && p.Flags.Has(capture.FlagSYN) && !p.Flags.Has(capture.FlagACK) {
-			return p
+	if b.remoteSYNAt == 0 {
+		// Looked up once: asked for each SYN-ACK (see fastOpenChild).
+		b.remoteSYNAt = -1
+		for i := range b.f.Packets {
+			p := &b.f.Packets[i]
+			if p.From == b.remote && p.Flags.Has(capture.FlagSYN) && !p.Flags.Has(capture.FlagACK) {
+				b.remoteSYNAt = i + 1
+				break
+			}
 		}
 	}
-	return nil
+	if b.remoteSYNAt < 0 {
+		return nil
+	}
+	return &b.f.Packets[b.remoteSYNAt-1]
 }
 
 // setupEnvironment keeps the captured ports, the local MTU (seen in the

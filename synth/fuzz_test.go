@@ -2,6 +2,8 @@ package synth
 
 import (
 	"bytes"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,12 +15,18 @@ import (
 )
 
 // FuzzSynthesize feeds arbitrary capture bytes through the whole pipeline:
-// no panic, and every script synthesised must parse back to its own tree.
+// no panic, no input taking over fuzzDeadline, and every script
+// synthesised must parse back to its own tree.
 func FuzzSynthesize(f *testing.F) {
 	f.Add(conversation(f, append(handshake(),
 		seg{flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: time.Millisecond},
 		seg{srv: true, flags: "FP.", seq: 1, ack: 11, n: 2500, win: 4000, dt: time.Millisecond},
 		seg{flags: "R.", seq: 11, ack: 2502, win: 4000, dt: time.Millisecond})))
+	// An ICMP error quoting a local segment, and a local packet after it.
+	f.Add(conversation(f, append(handshake(),
+		seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: time.Millisecond},
+		seg{srv: true, icmp: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: time.Millisecond},
+		seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: 200 * time.Millisecond})))
 	gen, _ := capturetest.Generate(capturetest.Config{Flows: 4, Concurrent: 2, Rounds: 2, Request: 100, Response: 1948})
 	f.Add(gen)
 	for _, rel := range []string{"seed/catch.pcap", "seed/catch-ipv6.pcap", "captures/local/http_get_v4_cliside_any_sll.pcap", "captures/local/conn_refused_srvside_eth.pcap"} {
@@ -27,33 +35,72 @@ func FuzzSynthesize(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		res, _ := File("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{}, Options{AllowPartial: true})
-		// Stream reuses the memory of one connection's packets and nodes
-		// for the next: each of its scripts must be the one File makes.
-		// (A long linger hands flows out only when superseded or at the
-		// end, as File sees them.)
-		streamed := map[int]string{}
-		Stream("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{Linger: time.Duration(1) << 62}, Options{AllowPartial: true}, func(r Result) error {
-			if r.Err == nil {
-				streamed[r.Flow.Index] = string(parser.Format(r.Script))
-			}
-			return nil
-		})
-		for _, r := range res {
-			if r.Err != nil {
-				continue
-			}
-			text := parser.Format(r.Script)
-			if got, ok := streamed[r.Flow.Index]; !ok || got != string(text) {
-				t.Fatalf("flow %d: Stream made another script than File:\n%s\n---\n%s", r.Flow.Index, got, text)
-			}
-			parsed, err := parser.ParseFile("fuzz.pkt", text, nil)
-			if err != nil {
-				t.Fatalf("synthesised script does not parse: %v\n%s", err, text)
-			}
-			if !parser.Equal(parsed, r.Script) {
-				t.Fatalf("synthesised script does not parse back to its tree:\n%s", text)
-			}
+		if err := withDeadline(func() error { return synthRoundTrip(data) }); err != nil {
+			t.Fatal(err)
 		}
 	})
+}
+
+// synthRoundTrip synthesises every flow of data with File and with Stream and
+// checks that both make the same scripts, each parsing back to its tree.
+func synthRoundTrip(data []byte) error {
+	res, _ := File("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{}, Options{AllowPartial: true})
+	// Stream reuses the memory of one connection's packets and nodes for
+	// the next: each of its scripts must be the one File makes. (A long
+	// linger hands flows out only when superseded or at the end, as File
+	// sees them.)
+	streamed := map[int]string{}
+	Stream("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{Linger: time.Duration(1) << 62}, Options{AllowPartial: true}, func(r Result) error {
+		if r.Err == nil {
+			streamed[r.Flow.Index] = string(parser.Format(r.Script))
+		}
+		return nil
+	})
+	for _, r := range res {
+		if r.Err != nil {
+			continue
+		}
+		text := parser.Format(r.Script)
+		if got, ok := streamed[r.Flow.Index]; !ok || got != string(text) {
+			return fmt.Errorf("flow %d: Stream made another script than File:\n%s\n---\n%s", r.Flow.Index, got, text)
+		}
+		parsed, err := parser.ParseFile("fuzz.pkt", text, nil)
+		if err != nil {
+			return fmt.Errorf("synthesised script does not parse: %v\n%s", err, text)
+		}
+		if !parser.Equal(parsed, r.Script) {
+			return fmt.Errorf("synthesised script does not parse back to its tree:\n%s", text)
+		}
+	}
+	return nil
+}
+
+// fuzzDeadline is how long one input may take while fuzzing. The engine
+// has no deadline of its own: an input that makes synthesis slow stalls
+// every worker that meets it (0 execs/s) and is never saved. Plain test
+// runs, which replay the corpus on loaded CI machines and under -race,
+// get a generous hang guard instead.
+func fuzzDeadline() time.Duration {
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return time.Second
+	}
+	return time.Minute
+}
+
+// withDeadline returns what fn returns, or an error when fn does not
+// return within fuzzDeadline, so that the fuzzing engine saves the input.
+// fn then goes on in the background (a Go function cannot be stopped)
+// until the failing worker exits.
+func withDeadline(fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	d := fuzzDeadline()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("input took over %v (a hang or work that grows faster than the input)", d)
+	}
 }

@@ -37,7 +37,13 @@ func (b *builder) acksBeforeProbe() {
 	if mss <= 0 {
 		return
 	}
-	flight := b.nodes.inFlight[:0] // outbound data not acknowledged yet, in order
+	// Outbound data not acknowledged yet, in order, from flight[head]:
+	// an ACK drops what it covers by moving head, and the list is
+	// compacted once half of it is dropped, so that each entry is copied
+	// a bounded number of times (copying the rest on each ACK made
+	// thousands of segments in flight take quadratic time).
+	flight := b.nodes.inFlight[:0]
+	head := 0
 	defer func() { b.nodes.inFlight = flight[:0] }()
 	var (
 		una   capture.Seq
@@ -62,7 +68,7 @@ func (b *builder) acksBeforeProbe() {
 			}
 			continue
 		}
-		if p.TCP.Ack == nil || strings.ContainsAny(p.TCP.Flags, "SR") || len(flight) == 0 {
+		if p.TCP.Ack == nil || strings.ContainsAny(p.TCP.Flags, "SR") || head == len(flight) {
 			continue
 		}
 		ack := capture.Seq(*p.TCP.Ack)
@@ -77,7 +83,7 @@ func (b *builder) acksBeforeProbe() {
 		}
 		// The RTT sample of the newest segment this ACK covers, unless it
 		// was sent twice (Karn); then drop what it acknowledges.
-		n := 0
+		n := head
 		var sample time.Duration
 		for n < len(flight) && flight[n].end.LessThanEq(ack) {
 			if !flight[n].resent {
@@ -94,8 +100,11 @@ func (b *builder) acksBeforeProbe() {
 				srtt += (sample - srtt) / 8
 			}
 		}
-		flight = flight[:copy(flight, flight[n:])] // keeps the storage
-		una, armed, quiet = ack, e.at, len(flight) > 0
+		head = n
+		if 2*head >= len(flight) {
+			flight, head = flight[:copy(flight, flight[head:])], 0 // keeps the storage
+		}
+		una, armed, quiet = ack, e.at, head < len(flight)
 	}
 }
 

@@ -137,6 +137,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	}
 	b.icmpUpTo(int(^uint(0) >> 1))
 	b.flushRead()
+	b.spliceWrites()
 	if b.gsoSize > 0 {
 		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
 	}
@@ -269,7 +270,7 @@ type builder struct {
 	finRcvd    bool // the remote's FIN arrived in order
 	rcvNxt     capture.Seq
 	rcvInit    bool
-	ooo        []span
+	ooo        outOfOrder
 	unread     int64
 	urgAt      int64 // unread bytes before the remote's urgent byte, or -1 (see trackUrgent)
 	lastOutAck capture.Seq
@@ -281,6 +282,23 @@ type builder struct {
 	inSeen    bool   // an inbound packet was seen
 	lastInWin uint16 // its window field
 	zeroWin   int    // index in events of the inbound packet that closed the window, or -1
+	// lastPkt is the latest packet emitted, which outbound asks for each
+	// packet: a search back through the events crossed every call made
+	// since, thousands where packets were left out (see fits).
+	lastPkt *parser.Packet
+	// writesAfter holds the writes that probe placed after an event
+	// other than the latest, for spliceWrites.
+	writesAfter map[*event][]*event
+	// freshScanned says that nextFresh found no new local data after
+	// packet noFreshAfter.
+	freshScanned bool
+	noFreshAfter int
+	// dataFirst is 1 when the local side sends data before the remote's
+	// first ACK (see fastOpenChild), -1 when not, 0 until asked;
+	// remoteSYNAt is 1 + the index of the remote's SYN, -1 for none, 0
+	// until asked.
+	dataFirst   int8
+	remoteSYNAt int
 
 	write      *parser.Syscall      // the open write, while its segments keep coming
 	burst      *burst               // the expectation its segments are gathered into
@@ -294,6 +312,7 @@ type builder struct {
 	lastData   *capture.FlowPacket
 	gsoSize    int   // segment size of the coalesced runs injected as GSO packets (--mss), 0 if none
 	run        []int // indexes of inbound packets injected after packet runAt (see deferInbound)
+	runBuf     []int // backlogRun's and unacked's memory for run (which they find only while it is nil)
 	runAt      int
 	merge      bool // the run is one the kernel coalesced (see backlogRun)
 	runReads   bool // the application reads the run before its ACK
@@ -632,6 +651,9 @@ func shutdownFIN(f *capture.Flow, local capture.Side) int {
 func (b *builder) comment(lines ...string) { b.comments = append(b.comments, lines...) }
 
 func (b *builder) emit(at time.Time, a parser.Action) *event {
+	if pk, ok := a.(*parser.Packet); ok {
+		b.lastPkt = pk
+	}
 	e := b.evSlab.new()
 	*e = event{at: at, action: a, comments: b.comments}
 	b.comments = nil
@@ -907,27 +929,14 @@ func (b *builder) trackData(p *capture.FlowPacket, seq, end capture.Seq) {
 	case b.rcvNxt.LessThan(seq):
 		b.count.ooo++
 		b.comment("Out of order: a hole precedes this segment.")
-		b.ooo = append(b.ooo, span{seq, end})
+		b.ooo.push(span{seq, end}, b.rcvNxt)
 		return
 	}
 	adv := int64(end.Diff(b.rcvNxt))
 	b.trackUrgent(p, end)
-	b.rcvNxt = end
-	for merged := true; merged; {
-		merged = false
-		for i, s := range b.ooo {
-			if s.start.LessThanEq(b.rcvNxt) {
-				if b.rcvNxt.LessThan(s.end) {
-					adv += int64(s.end.Diff(b.rcvNxt))
-					b.rcvNxt = s.end
-				}
-				b.ooo = append(b.ooo[:i], b.ooo[i+1:]...)
-				merged = true
-				break
-			}
-		}
-	}
-	b.unread += adv
+	next, more := b.ooo.fill(end)
+	b.rcvNxt = next
+	b.unread += adv + more
 }
 
 // trackUrgent notes where the urgent byte of the in-order inbound segment
@@ -1073,13 +1082,10 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			// hold a frame's tail back to grow it, tcp_tso_should_defer).
 			b.multiSeg = true
 		} else {
-			var prevFIN bool // the latest packet is an inbound FIN
-			for j := len(b.events) - 1; j >= 0; j-- {
-				if q, ok := b.events[j].action.(*parser.Packet); ok {
-					prevFIN = q.Dir == parser.Inbound && strings.Contains(q.TCP.Flags, "F")
-					break
-				}
-			}
+			// Whether the latest packet is an inbound FIN (an ICMP error
+			// is none: its TCP is nil).
+			q := b.lastPkt
+			prevFIN := q != nil && q.Dir == parser.Inbound && q.TCP != nil && strings.Contains(q.TCP.Flags, "F")
 			e := b.emit(p.Time, pk)
 			e.react = react
 			e.ack, e.afterFIN = pureACK(p), pureACK(p) && prevFIN
@@ -1111,7 +1117,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		b.unread += int64(p.Ack.Diff(b.rcvNxt))
 		b.rcvNxt = p.Ack
 	}
-	if b.server && b.fd < 0 && !b.refused && fl.Has(capture.FlagSYN|capture.FlagACK) && b.fastOpenChild(p) {
+	if b.server && b.fd < 0 && !b.refused && b.acceptICMP < 0 && fl.Has(capture.FlagSYN|capture.FlagACK) && b.fastOpenChild(p) {
 		// With Fast Open the connection is accepted with the SYN's data,
 		// before the handshake completes; after the ICMP error that ended
 		// it, if one did (see killingICMP).
@@ -1157,13 +1163,51 @@ func (b *builder) probe(i int, p *capture.FlowPacket) {
 	}
 	w := &event{at: b.events[at].at, action: &parser.Syscall{Name: "write", Args: []parser.Expr{num(b.fd), any3(), num(n)}, Result: num(n)},
 		comments: []string{"The zero-window probes below need data queued: the application wrote it before."}}
-	b.events = append(b.events[:at+1], append([]*event{w}, b.events[at+1:]...)...)
+	if at == len(b.events)-1 {
+		b.events = append(b.events, w)
+	} else {
+		// Copied in place, each such write moved every event after the
+		// window closed: quadratic in a capture of probes and data.
+		anchor := b.events[at]
+		if b.writesAfter == nil {
+			b.writesAfter = map[*event][]*event{}
+		}
+		b.writesAfter[anchor] = append(b.writesAfter[anchor], w)
+	}
 	b.queued, b.lastCall, b.lastWriteN = n, "write", n
+}
+
+// spliceWrites puts the writes that probe placed after an earlier event
+// into the event list, each right after its event (the latest first, as
+// each went right after it).
+func (b *builder) spliceWrites() {
+	if len(b.writesAfter) == 0 {
+		return
+	}
+	n := len(b.events)
+	for _, ws := range b.writesAfter {
+		n += len(ws)
+	}
+	out := make([]*event, 0, n)
+	for _, e := range b.events {
+		out = append(out, e)
+		ws := b.writesAfter[e]
+		for k := len(ws) - 1; k >= 0; k-- {
+			out = append(out, ws[k])
+		}
+	}
+	b.events, b.writesAfter = out, nil
 }
 
 // nextFresh returns the new bytes of the first local data segment after
 // packet i.
 func (b *builder) nextFresh(i int) int64 {
+	if b.freshScanned && i >= b.noFreshAfter {
+		// None after an earlier packet: none after a later one either
+		// (sndMax only grows), and scanning again for each probe was
+		// quadratic.
+		return 0
+	}
 	for j := i + 1; j < len(b.f.Packets); j++ {
 		p := &b.f.Packets[j]
 		if p.From != b.local || p.PayloadLen == 0 {
@@ -1179,6 +1223,7 @@ func (b *builder) nextFresh(i int) int64 {
 		}
 		return int64(end.Diff(start))
 	}
+	b.freshScanned, b.noFreshAfter = true, i
 	return 0
 }
 
