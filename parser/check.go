@@ -137,10 +137,16 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 			report(tcp.Options.Pos, fmt.Sprintf("TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: %d excess bytes", n%4))
 		}
 	}
-	if 20+20+n+int(tcp.Len) > maxDatagramBytes {
+	if int(tcp.Len) > MaxSegmentBytes(n) {
 		report(tcp.Pos, "TCP segment too large")
 	}
 }
+
+// MaxSegmentBytes is the most payload a TCP packet line can carry with
+// optionBytes bytes of TCP options: the reference's packet buffer holds
+// one IP datagram, counted with the smallest headers (IPv4 and TCP, 20
+// bytes each), as the family is known only when the script runs.
+func MaxSegmentBytes(optionBytes int) int { return maxDatagramBytes - 20 - 20 - optionBytes }
 
 // optionBytes is the size of a TCP option on the wire.
 func optionBytes(o *TCPOption) int {

@@ -122,7 +122,9 @@ func (b *builder) artefacts() []string {
 	add(c.backwards, "%d packet(s) time-stamped before the packet captured ahead of them: written at +0.", c.backwards)
 	add(c.dup, "%d packet(s) captured twice (leaving and arriving, as -i any shows loopback): the copies are left out.", c.dup)
 	add(c.wraps, "%d packet(s) left out: their sequence range wraps past 2^32 relative to the ISN (over 4 GiB sent, or garbage).", c.wraps)
+	add(c.tooLarge, "%d packet(s) left out: more data than a script's packet holds (64 KiB with the headers of IPv4).", c.tooLarge)
 	add(c.icmpOther, "%d ICMP error(s) to the remote left out: only those to the local side are injected.", c.icmpOther)
+	add(c.bigCalls, "%d read(s) or write(s) split at %d MiB: the capture claims more data in one than a kernel sends or queues without an ACK or a read (a replay's buffers hold at most 64 MiB).", c.bigCalls, maxCall>>20)
 	add(c.unknownOpt, "%d packet(s) with TCP options the script language cannot express: left out (see the comments).", c.unknownOpt)
 	if b.teardown >= 0 {
 		out = append(out, "a final RST from the remote after both FINs: left out (see the end).")

@@ -3,11 +3,13 @@ package synth
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -202,5 +204,62 @@ func TestICMPThenOutbound(t *testing.T) {
 	}
 	if i < len(want) {
 		t.Errorf("missing %q in:\n%q", want[i], lines)
+	}
+}
+
+// TestHugeClaims: packets cut by the snaplen claim up to 64 KiB each, and
+// a thousand of them sent without an ACK (or received while the local side
+// does not read) add up to more than a replay's buffers hold: the calls
+// are split at maxCall, and the header says so.
+func TestHugeClaims(t *testing.T) {
+	cli, srv := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80")
+	const n, size = 1000, 65495
+	hs := []capturetest.Segment{
+		{Src: cli, Dst: srv, Flags: "S", Seq: 0, Window: 65535},
+		{At: time.Millisecond, Src: srv, Dst: cli, Flags: "S.", Seq: 0, Ack: 1, Window: 65535},
+		{At: 2 * time.Millisecond, Src: cli, Dst: srv, Flags: ".", Seq: 1, Ack: 1, Window: 65535},
+	}
+	var writes, reads []capturetest.Segment
+	for i := range n {
+		at := time.Duration(3+i) * time.Millisecond
+		seq := 1 + uint32(i)*size
+		writes = append(writes, capturetest.Segment{At: at, Src: srv, Dst: cli, Flags: ".", Seq: seq, Ack: 1, Window: 65535, Len: size, Cut: true})
+		reads = append(reads, capturetest.Segment{At: at, Src: cli, Dst: srv, Flags: ".", Seq: seq, Ack: 1, Window: 65535, Len: size, Cut: true},
+			capturetest.Segment{At: at, Src: srv, Dst: cli, Flags: ".", Seq: 1, Ack: seq + size, Window: 0})
+	}
+	for _, tc := range []struct {
+		name string
+		segs []capturetest.Segment
+	}{{"a write of 65 MB", append(hs, writes...)}, {"a read of 65 MB", append(hs, reads...)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := capturetest.WriteSegments(&buf, tc.segs); err != nil {
+				t.Fatal(err)
+			}
+			res, err := File("huge.pcap", &buf, capture.FlowOptions{Local: capture.HostPort{Addr: srv.Addr()}}, Options{})
+			if err != nil || len(res) != 1 || res[0].Err != nil {
+				t.Fatalf("%v %v", err, res)
+			}
+			text := parser.Format(res[0].Script)
+			roundTrip(t, tc.name, text, res[0].Script)
+			var total int64
+			for _, e := range res[0].Script.Events {
+				c, ok := e.Action.(*parser.Syscall)
+				if !ok || c.Name != "read" && c.Name != "write" {
+					continue
+				}
+				v := c.Result.(*parser.IntLit).Value
+				if v > maxCall {
+					t.Errorf("%s", parser.FormatEvent(e))
+				}
+				total += v
+			}
+			if total != n*size {
+				t.Errorf("the calls move %d bytes, want %d", total, n*size)
+			}
+			if !bytes.Contains(text, []byte("split at 16 MiB")) {
+				t.Errorf("no word of the split in the header:\n%s", text[:min(len(text), 3000)])
+			}
+		})
 	}
 }

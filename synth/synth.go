@@ -46,6 +46,13 @@ const toleranceUsecs = 4000
 // buffer starts at about 20 segments' worth (tcp_sndbuf_expand).
 const writeCap = 16 << 10
 
+// maxCall bounds the bytes of one read or write in a script: a replay's
+// buffers hold at most 64 MiB (and it sizes the send buffer to four times
+// the largest write), and no kernel sends or queues so much without an
+// ACK or a read. A capture can claim it all the same (a snaplen-cut
+// packet claims the length its IP header says): such a call is split.
+const maxCall = 16 << 20
+
 // Delayed ACKs leave on a timer with jiffy granularity (4 ms at HZ=250)
 // and under the machine's load: an outbound pure ACK that came late in the
 // capture is expected in a range from its captured delay to ackSlack
@@ -252,7 +259,7 @@ type builder struct {
 	events   []*event
 	comments []string // comments for the next event
 	notes    []string // capture artefacts, for the header
-	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther int }
+	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther, bigCalls, tooLarge int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 
@@ -815,15 +822,24 @@ func (b *builder) flushReadAt(at time.Time) {
 		// The urgent byte is not read; a read stops before it.
 		n--
 		if urg > 0 && urg < n {
-			b.rwCall(at, "read", urg)
+			b.reads(at, urg)
 			n -= urg
 		}
 		if n == 0 {
 			return
 		}
 	}
+	b.reads(at, n)
+	b.lastCall, b.lastReadN = "read", min(n, maxCall)
+}
+
+// reads emits the reads of n bytes, one unless n is over maxCall.
+func (b *builder) reads(at time.Time, n int64) {
+	for ; n > maxCall; n -= maxCall {
+		b.count.bigCalls++
+		b.rwCall(at, "read", maxCall)
+	}
 	b.rwCall(at, "read", n)
-	b.lastCall, b.lastReadN = "read", n
 }
 
 // closeWrite ends the open write: later segments need a write of their own.
@@ -1263,7 +1279,12 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 		}
 	}
 	end := p.Seq.Add(uint32(p.PayloadLen))
-	if b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) && (!b.ackedSince || b.writeN+fresh <= writeCap) {
+	join := b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) && (!b.ackedSince || b.writeN+fresh <= writeCap)
+	if join && b.writeN+fresh > maxCall {
+		b.count.bigCalls++
+		join = false
+	}
+	if join {
 		b.writeN += fresh
 		b.setWriteN()
 		b.ackedSince = false
@@ -1367,15 +1388,31 @@ func (b *builder) packet(p *capture.FlowPacket, in bool) *parser.Packet {
 }
 
 // fits reports whether the script can write pk, converted from p: the
-// script language has no way to write a range that wraps.
+// script language has no way to write a range that wraps, nor a segment
+// larger than an IPv4 datagram holds (an IPv6 one can claim 20 bytes more).
 func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
-	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) <= math.MaxUint32 {
-		return true
+	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) > math.MaxUint32 {
+		b.count.wraps++
+		b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
+			p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
+		return false
 	}
-	b.count.wraps++
-	b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
-		p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
-	return false
+	if limit := parser.MaxSegmentBytes(scriptOptionBytes(pk.TCP)); int(pk.TCP.Len) > limit {
+		b.count.tooLarge++
+		b.comment(fmt.Sprintf("Left out: packet %d, whose %d bytes of data are more than a script's packet holds (%d with its options).",
+			p.Index, pk.TCP.Len, limit))
+		return false
+	}
+	return true
+}
+
+// scriptOptionBytes is the size of tcp's option list as the script writes
+// it (none for <...>).
+func scriptOptionBytes(tcp *parser.TCP) int {
+	if tcp.Options == nil || tcp.Options.Any {
+		return 0
+	}
+	return optionsLen(tcp.Options.List)
 }
 
 // burst is the expectation that the segments of one write are gathered
@@ -1432,7 +1469,9 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	}
 	x, y := u.pkt.TCP, pk.TCP
 	if y.Seq != x.Seq+x.Len || x.Ack == nil || y.Ack == nil || *x.Ack != *y.Ack ||
-		len(p.RawOptions()) != u.optLen {
+		len(p.RawOptions()) != u.optLen || int64(x.Len)+int64(y.Len) > int64(parser.MaxSegmentBytes(scriptOptionBytes(x))) {
+		// (A write's data beyond what one packet line holds goes on in an
+		// expectation of its own.)
 		return false
 	}
 	x.Len += y.Len
