@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
@@ -124,6 +125,11 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 		magic, err = rd.br.Peek(4)
 	}
 	if len(magic) < 4 {
+		// A file cut inside the magic number is a damaged capture; any
+		// other short file (empty, a few bytes of text) is not a capture.
+		if len(magic) == 0 || !magicPrefix(magic) {
+			return nil, fmt.Errorf("%s: not a pcap or pcapng file (%d bytes%s)", name, len(magic), startsWith(magic))
+		}
 		return nil, rd.headerDamage(fmt.Sprintf("truncated file header: want 4 bytes, have %d", len(magic)), err)
 	}
 	switch binary.BigEndian.Uint32(magic) {
@@ -158,6 +164,26 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 	}
 	rd.linkType = rd.pcap.LinkType()
 	return rd, nil
+}
+
+// magicPrefix reports whether b begins one of the magic numbers of pcap
+// (either byte order, micro- or nanoseconds) or pcapng.
+func magicPrefix(b []byte) bool {
+	for _, m := range []uint32{0xD4C3B2A1, 0xA1B2C3D4, 0x4D3CB2A1, 0xA1B23C4D, 0x0A0D0D0A} {
+		var w [4]byte
+		binary.BigEndian.PutUint32(w[:], m)
+		if bytes.HasPrefix(w[:], b) {
+			return true
+		}
+	}
+	return false
+}
+
+func startsWith(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", starting with % x", b)
 }
 
 func (r *Reader) headerDamage(msg string, err error) error {

@@ -65,6 +65,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		args = append([]string{args[0]}, translated...)
 	}
 	app := newApp(stdin, stdout, stderr)
+	args = normalizeArgs(app, args)
 	app.Metadata = map[string]any{"args": args}
 	err := app.Run(args)
 	if err == nil {
@@ -124,9 +125,21 @@ pcap2pkt fmt [-w|-d] SCRIPT...     print scripts in canonical form`,
 			checkCommand(),
 		},
 	}
+	hideFalseDefaults(app.Flags)
 	for _, c := range app.Commands {
 		c.OnUsageError = usageError
 		c.HideHelpCommand = true
+		hideFalseDefaults(c.Flags)
 	}
 	return app
+}
+
+// hideFalseDefaults keeps --help from saying "(default: false)" after every
+// switch: a switch is off unless given.
+func hideFalseDefaults(flags []cli.Flag) {
+	for _, f := range flags {
+		if b, ok := f.(*cli.BoolFlag); ok && !b.Value {
+			b.DisableDefaultText = true
+		}
+	}
 }

@@ -41,7 +41,7 @@ var familyOrder = []string{"ipv4", "ipv4-mapped-ipv6", "ipv6"}
 
 func suiteFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "run `N` scripts at once (default: the number of cores)"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "run `N` scripts at once", DefaultText: "the number of cores"},
 		&cli.StringFlag{Name: "families", Usage: "run each script once per `LIST` of families (ipv4,ipv4-mapped-ipv6,ipv6) with the upstream runner's addresses; 'all' for the three"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "report `FORMAT` with several scripts: text, tap, junit or json"},
 		&cli.StringFlag{Name: "capture-dir", Usage: "keep one pcap per script run in `DIR`"},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
@@ -27,9 +28,9 @@ func flowFlags() []cli.Flag {
 
 func synthFlags() []cli.Flag {
 	return append(flowFlags(),
-		&cli.IntFlag{Name: "flow", Usage: "synthesise connection `N` (as numbered by 'pcap2pkt flows'); default: the only, or first complete, one"},
+		flowFlag("synthesise the connection FLOW names (with -o DIR/, each it names); default: the only, or first complete, one"),
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `PATH`: a .pkt file, or a directory (existing, or ending in /) for one script per connection plus index.tsv"},
-		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured (default: <...>)"},
+		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured (without it: <...>)"},
 		&cli.BoolFlag{Name: "allow-partial", Usage: "synthesise connections whose capture starts mid-stream (a made-up handshake; may not replay)"},
 		ccFlag(),
 	)
@@ -103,11 +104,17 @@ func captureError(err error) error {
 }
 
 func synthAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		if msg := suggestCommand(c.App, c.Args().First()); msg != "" {
+			return failf(exitInput, "%s", msg)
+		}
+	}
 	if c.NArg() != 1 {
 		if c.NArg() == 0 {
-			return cli.ShowAppHelp(c)
+			fmt.Fprintf(c.App.ErrWriter, "usage:\n%s\n\nSee 'pcap2pkt --help' for flags, 'pcap2pkt help COMMAND' for a command.\n", indent(c.App.UsageText, "   "))
+			return reported(exitInput)
 		}
-		return failf(exitInput, "want one capture, got %d arguments (see 'pcap2pkt --help')", c.NArg())
+		return failf(exitInput, "want one capture, got %d arguments: %s (see 'pcap2pkt --help')", c.NArg(), strings.Join(c.Args().Slice(), " "))
 	}
 	name := c.Args().First()
 	cc, err := checkCC(c)
@@ -184,6 +191,10 @@ func codeOf(err error) int {
 	return 0
 }
 
+func indent(text, prefix string) string {
+	return prefix + strings.ReplaceAll(text, "\n", "\n"+prefix)
+}
+
 func isDirTarget(p string) bool {
 	if strings.HasSuffix(p, "/") || strings.HasSuffix(p, string(filepath.Separator)) {
 		return true
@@ -195,23 +206,22 @@ func isDirTarget(p string) bool {
 // pickFlow chooses the connection to print: --flow N, else the only one,
 // else the first complete one (with a note saying so).
 func pickFlow(c *cli.Context, results []synth.Result) (synth.Result, error) {
-	if n := c.Int("flow"); c.IsSet("flow") {
-		for _, r := range results {
-			if r.Flow.Index == n {
-				if r.Err != nil {
-					return r, failf(exitInput, "flow %d: %v", n, r.Err)
-				}
-				return r, nil
+	only, chosen, err := selectResults(c, results)
+	if err != nil {
+		return synth.Result{}, err
+	}
+	if chosen {
+		if len(only) > 1 {
+			var n []string
+			for _, r := range only {
+				n = append(n, strconv.Itoa(r.Flow.Index))
 			}
+			return synth.Result{}, failf(exitInput, "--flow %s names %d connections (%s): choose one, or write them all with -o DIR/", c.String("flow"), len(only), strings.Join(n, ", "))
 		}
-		return synth.Result{}, failf(exitInput, "no flow %d: the capture has %d TCP connection(s) (see 'pcap2pkt flows')", n, len(results))
+		return resultOrError(only[0])
 	}
 	if len(results) == 1 {
-		r := results[0]
-		if r.Err != nil {
-			return r, failf(exitInput, "flow %d: %v", r.Flow.Index, r.Err)
-		}
-		return r, nil
+		return resultOrError(results[0])
 	}
 	for _, r := range results {
 		if r.Err == nil && r.Flow.Complete() {
@@ -225,7 +235,15 @@ func pickFlow(c *cli.Context, results []synth.Result) (synth.Result, error) {
 			return r, nil
 		}
 	}
-	return synth.Result{}, failf(exitInput, "no connection could be synthesised: flow %d: %v", results[0].Flow.Index, results[0].Err)
+	return synth.Result{}, failf(exitInput, "no connection could be synthesised: %v", results[0].Err)
+}
+
+// resultOrError is r, or its error as the command's.
+func resultOrError(r synth.Result) (synth.Result, error) {
+	if r.Err != nil {
+		return r, failf(exitInput, "%v", r.Err)
+	}
+	return r, nil
 }
 
 // writeAll writes one script per connection into dir, plus index.tsv,
@@ -235,6 +253,10 @@ func pickFlow(c *cli.Context, results []synth.Result) (synth.Result, error) {
 // could not be synthesised is listed in the index with the reason.
 func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error {
 	fo, err := flowOptions(c)
+	if err != nil {
+		return err
+	}
+	sel, chosen, err := flowSelection(c)
 	if err != nil {
 		return err
 	}
@@ -248,11 +270,15 @@ func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error
 	}
 	src, stop := withProgress(in, name, c.App.ErrWriter)
 	var rows []synth.IndexRow
-	written := 0
+	written, seen := 0, 0
 	rerr := synth.Stream(name, src, fo, opts, func(r synth.Result) error {
+		seen++
+		if chosen && !sel.matches(r.Flow) {
+			return nil
+		}
 		rows = append(rows, r.Row())
 		if r.Err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: flow %d: %v\n", r.Flow.Index, r.Err)
+			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v\n", r.Err)
 			return nil
 		}
 		if err := writeFileAtomic(filepath.Join(dir, synth.FileName(r.Flow)), parser.Format(r.Script)); err != nil {
@@ -271,6 +297,9 @@ func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error
 	}
 	if rerr != nil {
 		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (writing the %d connection(s) read before it)\n", rerr, len(rows))
+	}
+	if len(rows) == 0 && seen > 0 {
+		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("no flow %s: the capture has %d TCP connection(s) (see 'pcap2pkt flows')", sel.text, seen))
 	}
 	if len(rows) == 0 {
 		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))

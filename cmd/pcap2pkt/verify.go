@@ -22,7 +22,7 @@ import (
 
 func verifyCommand() *cli.Command {
 	flags := append(flowFlags(),
-		&cli.IntFlag{Name: "flow", Usage: "verify only connection `N` (as numbered by 'pcap2pkt flows')"},
+		flowFlag("verify only the connections FLOW names"),
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured"},
 		ccFlag(),
 		&cli.StringFlag{Name: "keep", Usage: "keep each connection's script and the pcap of its replay in `DIR`"},
@@ -34,7 +34,7 @@ func verifyCommand() *cli.Command {
 		Usage:     "synthesise a capture's connections and replay them: does this kernel still behave as captured?",
 		ArgsUsage: "CAPTURE",
 		Description: `Synthesises the script of every TCP connection whose SYN the capture holds (or of
---flow N) and replays each against this kernel in a network namespace of its own
+--flow) and replays each against this kernel in a network namespace of its own
 (addresses are the replay's, ports are kept). Prints one line per connection with
 its verdict and first difference, and exits 0 only when all pass. Needs root.
 
@@ -66,17 +66,9 @@ func verifyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.IsSet("flow") {
-		var only []synth.Result
-		for _, r := range results {
-			if r.Flow.Index == c.Int("flow") {
-				only = append(only, r)
-			}
-		}
-		if len(only) == 0 {
-			return failf(exitInput, "no flow %d: the capture has %d TCP connection(s) (see 'pcap2pkt flows')", c.Int("flow"), len(results))
-		}
-		results = only
+	results, chosen, err := selectResults(c, results)
+	if err != nil {
+		return err
 	}
 	if err := canReplay(); err != nil {
 		return withCode(exitEnv, err)
@@ -98,7 +90,7 @@ func verifyAction(c *cli.Context) error {
 	defer stop()
 	var verdicts []verdict
 	for _, r := range results {
-		v := verifyFlow(ctx, c, r, dir, c.IsSet("flow"))
+		v := verifyFlow(ctx, c, r, dir, chosen)
 		verdicts = append(verdicts, v)
 		if ctx.Err() != nil {
 			return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
