@@ -65,7 +65,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		args = append([]string{args[0]}, translated...)
 	}
 	app := newApp(stdin, stdout, stderr)
+	args, completing := withoutComplete(args)
 	args = normalizeArgs(app, args)
+	if completing {
+		args = append(args, completeFlag)
+	}
 	app.Metadata = map[string]any{"args": args}
 	err := app.Run(args)
 	if err == nil {
@@ -107,6 +111,8 @@ pcap2pkt fmt [-w|-d] SCRIPT...     print scripts in canonical form`,
 		Description: `Exit codes: 0 success; 1 a script failed or a capture did not verify;
 2 bad usage or input (unknown flag, malformed script, missing file);
 3 cannot run here (not root, no /dev/net/tun); 4 damaged capture (what came before it was used).`,
+		Version:                   buildVersion(),
+		EnableBashCompletion:      true,
 		Reader:                    stdin,
 		Writer:                    stdout,
 		ErrWriter:                 stderr,
@@ -123,6 +129,9 @@ pcap2pkt fmt [-w|-d] SCRIPT...     print scripts in canonical form`,
 			packetdrillCommand(),
 			fmtCommand(),
 			checkCommand(),
+			versionCommand(),
+			completionCommand(),
+			manCommand(),
 		},
 	}
 	hideFalseDefaults(app.Flags)
