@@ -113,6 +113,10 @@ type Flow struct {
 
 	Local       Side   // the side of the kernel under test
 	LocalReason string // why that side was chosen, for humans
+	// LocalGuessed is set when nothing in the capture (nor --local or
+	// --remote) showed which end it was taken on: Local is then the
+	// server by convention, and must be presented as a guess.
+	LocalGuessed bool
 
 	clientFixed bool // A/B are settled by a SYN or SYN-ACK
 	pastSYN     bool // a packet without SYN was seen

@@ -87,7 +87,7 @@ func TestFlowBasics(t *testing.T) {
 	if f.Packets[1].From != SideB || f.Packets[2].From != SideA {
 		t.Errorf("directions %v %v", f.Packets[1].From, f.Packets[2].From)
 	}
-	if f.LocalEndpoint().String() != srv || !strings.Contains(f.LocalReason, "server") {
+	if f.LocalEndpoint().String() != srv || !f.LocalGuessed || !strings.Contains(f.LocalReason, "guessed: it received the SYN") {
 		t.Errorf("local %s (%s)", f.LocalEndpoint(), f.LocalReason)
 	}
 }
@@ -185,6 +185,10 @@ func TestLocalSide(t *testing.T) {
 			f := track(tc.opts, tc.pks)[0]
 			if f.LocalEndpoint().String() != tc.local || !strings.Contains(f.LocalReason, tc.reason) {
 				t.Errorf("local %s (%s), want %s (%s)", f.LocalEndpoint(), f.LocalReason, tc.local, tc.reason)
+			}
+			// Only the fallbacks are guesses, and they say so.
+			if guess := strings.HasPrefix(f.LocalReason, "guessed: "); guess != f.LocalGuessed || guess != (tc.name == "server" || tc.name == "--local elsewhere" || tc.name == "lower port") {
+				t.Errorf("LocalGuessed %v, reason %q", f.LocalGuessed, f.LocalReason)
 			}
 		})
 	}
@@ -288,8 +292,8 @@ func TestWriteFlowTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `#  LOCAL              REMOTE          PACKETS  BYTES  DURATION  STATE               LOCAL CHOSEN BECAUSE
-1  10.0.0.2:8080  <-  10.0.0.1:40000  8        30     0s        complete            server: received the SYN
-2  10.0.0.2:8080  <-  10.0.0.1:40001  3        0      0s        partial (no close)  server: received the SYN
+1  10.0.0.2:8080  <-  10.0.0.1:40000  8        30     0s        complete            guessed: it received the SYN
+2  10.0.0.2:8080  <-  10.0.0.1:40001  3        0      0s        partial (no close)  guessed: it received the SYN
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)

@@ -83,18 +83,29 @@ func chooseLocal(f *Flow, o *FlowOptions, echo *echoScratch) {
 		set(s, why)
 		return
 	}
+	f.LocalGuessed = true
 	switch {
 	case f.SYN:
-		set(SideB, "server: received the SYN")
+		set(SideB, "guessed: it received the SYN")
 	case f.SYNACK:
-		set(SideB, "server: sent the SYN-ACK")
+		set(SideB, "guessed: it sent the SYN-ACK")
 	default:
 		s := SideB
 		if f.A.Port() < f.B.Port() {
 			s = SideA
 		}
-		set(s, "server guessed by the lower port (no handshake in the capture)")
+		set(s, "guessed: it has the lower port (no handshake in the capture)")
 	}
+}
+
+// GuessedNote is what to tell the user about a flow whose local side is
+// guessed, naming the flag that settles it; "" when it is not guessed.
+func GuessedNote(f *Flow) string {
+	if !f.LocalGuessed {
+		return ""
+	}
+	return fmt.Sprintf("flow %d: the local side (the kernel under test) is guessed to be %s, the server: nothing in the capture "+
+		"shows which end it was taken on; if it is the other end, say --local %s", f.Index, f.LocalEndpoint(), f.RemoteEndpoint().Addr())
 }
 
 // byCaptureDir uses SLL/SLL2 packet types and pcapng EPB flags: what the

@@ -10,6 +10,17 @@ import (
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
+// localLine says which side is the kernel under test and why; a guess is
+// said to be one, with the flag that settles it.
+func localLine(f *capture.Flow, role string) string {
+	if f.LocalGuessed {
+		return fmt.Sprintf("Local side (the kernel under test): %s, the %s, GUESSED (%s): nothing in the capture shows which end "+
+			"it was taken on; if it was the other, synthesise again with --local %s.",
+			f.LocalEndpoint(), role, strings.TrimPrefix(f.LocalReason, "guessed: "), f.RemoteEndpoint().Addr())
+	}
+	return fmt.Sprintf("Local side (the kernel under test): %s, the %s; chosen because: %s.", f.LocalEndpoint(), role, f.LocalReason)
+}
+
 // Header returns the header comment lines (without "// ") describing flow
 // f of the capture source: the endpoints, which side the script runs as and
 // why, what the outbound lines check (strict or not), and the capture
@@ -24,15 +35,14 @@ func Header(f *capture.Flow, source string, strict bool, artefacts []string) []s
 		role = "server"
 	}
 	guess := ""
-	if !f.SYN {
+	if !f.SYN && !f.SYNACK {
 		guess = " (no SYN in the capture: the server is taken to be the side with the lower port)"
 	}
 	lines := []string{
 		fmt.Sprintf("Synthesised by pcap2pkt from %s, flow %d.", source, f.Index),
 		fmt.Sprintf("Connection: %s (client) -> %s (server)%s, %s, %d packets over %s.",
 			f.Endpoint(srv.Other()), f.Endpoint(srv), guess, family(f), len(f.Packets), fmtDur(f.Duration())),
-		fmt.Sprintf("Local side (the kernel under test): %s, the %s; chosen because: %s.",
-			f.LocalEndpoint(), role, f.LocalReason),
+		localLine(f, role),
 		"Packet lines carry no addresses: a replay uses its own; option lines keep the captured ports.",
 		"Sequence numbers are relative to each side's ISN; times to the previous event.",
 	}

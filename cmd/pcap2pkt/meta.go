@@ -48,7 +48,7 @@ func buildVersion() string {
 
 func init() {
 	// Without the -v alias: replay's -v is packetdrill's --verbose.
-	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version, VCS revision and Go version of this build"}
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version, VCS revision and Go version of this build", DisableDefaultText: true}
 }
 
 func versionCommand() *cli.Command {

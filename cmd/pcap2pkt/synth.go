@@ -135,6 +135,7 @@ func synthAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	warnGuessed(c, []*capture.Flow{r.Flow})
 	text := parser.Format(r.Script)
 	if out == "" {
 		if _, err := c.App.Writer.Write(text); err != nil {
@@ -173,6 +174,25 @@ func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb str
 		return nil, nil, withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
 	}
 	return results, rerr, nil
+}
+
+// warnGuessed tells on stderr which flows' local side is a guess, naming
+// the flag that settles it; past a few, in one line.
+func warnGuessed(c *cli.Context, flows []*capture.Flow) {
+	var guessed []*capture.Flow
+	for _, f := range flows {
+		if f.LocalGuessed {
+			guessed = append(guessed, f)
+		}
+	}
+	if len(guessed) > 3 {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: warning: the local side of %d of %d connections is guessed (the server): nothing in the capture shows "+
+			"which end it was taken on; say --local IP[:PORT] if it was the client's\n", len(guessed), len(flows))
+		return
+	}
+	for _, f := range guessed {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: warning: %s\n", capture.GuessedNote(f))
+	}
 }
 
 // captureExit is the exit status after output was written: 4 when the
@@ -271,12 +291,16 @@ func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error
 	src, stop := withProgress(in, name, c.App.ErrWriter)
 	var rows []synth.IndexRow
 	written, seen := 0, 0
+	var flows []*capture.Flow
 	rerr := synth.Stream(name, src, fo, opts, func(r synth.Result) error {
 		seen++
 		if chosen && !sel.matches(r.Flow) {
 			return nil
 		}
 		rows = append(rows, r.Row())
+		if r.Flow.LocalGuessed {
+			flows = append(flows, r.Flow)
+		}
 		if r.Err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v\n", r.Err)
 			return nil
@@ -312,6 +336,7 @@ func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error
 	if err := writeFileAtomic(filepath.Join(dir, "index.tsv"), idx.Bytes()); err != nil {
 		return withCode(exitInput, err)
 	}
+	warnGuessed(c, flows)
 	fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: wrote %d script(s) and index.tsv to %s\n", written, dir)
 	return captureExit(rerr)
 }
@@ -351,6 +376,7 @@ and which side was taken as the kernel under test, and why.
 			if err := capture.WriteFlowTable(c.App.Writer, flows); err != nil {
 				return err
 			}
+			warnGuessed(c, flows)
 			if rerr != nil {
 				return captureError(rerr)
 			}

@@ -124,3 +124,25 @@ func TestGolden(t *testing.T) {
 		t.Errorf("output differs from %s:\n%s", golden, unifiedDiff(golden, want, []byte(out)))
 	}
 }
+
+// TestGuessedLocalSide: on a capture taken on one end of a veth pair,
+// nothing shows where it was taken: the side is a guess, and flows, the
+// script header and a warning on stderr say so, naming --local. With
+// --local nothing is guessed.
+func TestGuessedLocalSide(t *testing.T) {
+	capFile := "../../../shared/captures/local/zero_window_probe_cliside_eth.pcap"
+	needShared(t, capFile)
+	const warning = "warning: flow 1: the local side (the kernel under test) is guessed to be 10.77.0.2:9004, the server"
+	code, out, errs := runCLI(t, "flows", capFile)
+	if code != exitOK || !strings.Contains(out, "guessed: it received the SYN") || !strings.Contains(errs, warning) || !strings.Contains(errs, "--local 10.77.0.1") {
+		t.Errorf("flows: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, errs = runCLI(t, capFile)
+	if code != exitOK || !strings.Contains(out, "the server, GUESSED (it received the SYN)") || !strings.Contains(errs, warning) {
+		t.Errorf("synthesis: exit %d, stderr %q, header:\n%s", code, errs, out[:min(len(out), 600)])
+	}
+	code, out, errs = runCLI(t, "--local", "10.77.0.1", capFile)
+	if code != exitOK || strings.Contains(out, "GUESSED") || errs != "" || !strings.Contains(out, "chosen because: --local 10.77.0.1") {
+		t.Errorf("--local: exit %d, stderr %q", code, errs)
+	}
+}

@@ -70,6 +70,11 @@ func verifyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var flows []*capture.Flow
+	for _, r := range results {
+		flows = append(flows, r.Flow)
+	}
+	warnGuessed(c, flows)
 	if err := canReplay(); err != nil {
 		return withCode(exitEnv, err)
 	}
