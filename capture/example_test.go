@@ -80,6 +80,7 @@ func ExampleReadFlows() {
 	// local 192.168.0.1:8080 remote 192.0.2.1:40000
 	// false S 0 0s
 	// true S. 0 1.5µs
+	// # LOCAL is the kernel under test; -> it is the client, <- the server; BYTES: TCP payload, both ways; DURATION in seconds; flow N is Wireshark's tcp.stream N-1
 	// #  LOCAL                 REMOTE           PACKETS  BYTES  DURATION  STATE               LOCAL CHOSEN BECAUSE
-	// 1  192.168.0.1:8080  <-  192.0.2.1:40000  2        0      2µs       partial (no close)  the capture marks 1 of its packets outgoing and 1 of the peer's incoming
+	// 1  192.168.0.1:8080  <-  192.0.2.1:40000  2        0      0.000002  partial (no close)  the capture marks 1 of its packets outgoing and 1 of the peer's incoming
 }

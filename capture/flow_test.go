@@ -291,9 +291,10 @@ func TestWriteFlowTable(t *testing.T) {
 	if err := WriteFlowTable(&b, flows); err != nil {
 		t.Fatal(err)
 	}
-	want := `#  LOCAL              REMOTE          PACKETS  BYTES  DURATION  STATE               LOCAL CHOSEN BECAUSE
-1  10.0.0.2:8080  <-  10.0.0.1:40000  8        30     0s        complete            guessed: it received the SYN
-2  10.0.0.2:8080  <-  10.0.0.1:40001  3        0      0s        partial (no close)  guessed: it received the SYN
+	want := FlowTableLegend + `
+#  LOCAL              REMOTE          PACKETS  BYTES  DURATION  STATE               LOCAL CHOSEN BECAUSE
+1  10.0.0.2:8080  <-  10.0.0.1:40000  8        30     0.000000  complete            guessed: it received the SYN
+2  10.0.0.2:8080  <-  10.0.0.1:40001  3        0      0.000000  partial (no close)  guessed: it received the SYN
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)

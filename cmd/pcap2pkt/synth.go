@@ -350,12 +350,21 @@ func flowsCommand() *cli.Command {
 first, packets, bytes, duration, whether the capture has its handshake and close,
 and which side was taken as the kernel under test, and why.
 
+Flow N is Wireshark's tcp.stream N-1. --format tsv and json give the same fields
+for scripts, with the local side's role and whether it is a guess.
+
    pcap2pkt flows catch.pcap
+   pcap2pkt flows --format json catch.pcap
    tcpdump -w - port 80 | pcap2pkt flows -`,
-		Flags: flowFlags(),
+		Flags: append(flowFlags(), &cli.StringFlag{Name: "format", Value: "text", Usage: "`FORMAT` of the list: text, tsv or json"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return failf(exitInput, "flows: want one capture (usage: pcap2pkt flows CAPTURE)")
+			}
+			switch c.String("format") {
+			case "text", "tsv", "json":
+			default:
+				return failf(exitInput, "flows: --format %q: want text, tsv or json", c.String("format"))
 			}
 			fo, err := flowOptions(c)
 			if err != nil {
@@ -373,7 +382,10 @@ and which side was taken as the kernel under test, and why.
 			if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
 				return captureError(rerr)
 			}
-			if err := capture.WriteFlowTable(c.App.Writer, flows); err != nil {
+			write := map[string]func(io.Writer, []*capture.Flow) error{
+				"text": capture.WriteFlowTable, "tsv": capture.WriteFlowTSV, "json": capture.WriteFlowJSON,
+			}[c.String("format")]
+			if err := write(c.App.Writer, flows); err != nil {
 				return err
 			}
 			warnGuessed(c, flows)

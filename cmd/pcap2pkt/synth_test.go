@@ -1,11 +1,18 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
 )
 
 const seedCapture = "../../../shared/seed/catch.pcap"
@@ -144,5 +151,58 @@ func TestGuessedLocalSide(t *testing.T) {
 	code, out, errs = runCLI(t, "--local", "10.77.0.1", capFile)
 	if code != exitOK || strings.Contains(out, "GUESSED") || errs != "" || !strings.Contains(out, "chosen because: --local 10.77.0.1") {
 		t.Errorf("--local: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestFlowsAreWiresharkStreams: flow N of 'pcap2pkt flows' is Wireshark's
+// tcp.stream N-1 on every shared capture, as flows says.
+func TestFlowsAreWiresharkStreams(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("no tshark here")
+	}
+	files, _ := filepath.Glob("../../../shared/captures/*/*.pcap*")
+	if len(files) == 0 {
+		t.Skip("shared captures not available")
+	}
+	norm := func(a, b string) string {
+		a, b = strings.Trim(a, "[]"), strings.Trim(b, "[]")
+		if a > b {
+			a, b = b, a
+		}
+		return a + " " + b
+	}
+	for _, f := range files {
+		out, err := exec.Command("tshark", "-r", f, "-Y", "tcp", "-T", "fields", "-E", "separator=/t",
+			"-e", "tcp.stream", "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport").Output()
+		if err != nil {
+			t.Fatalf("tshark %s: %v", f, err)
+		}
+		want := map[int]string{}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			x := strings.Split(l, "\t")
+			n, err := strconv.Atoi(x[0])
+			if err != nil || len(x) < 7 {
+				continue
+			}
+			if _, ok := want[n]; !ok {
+				want[n] = norm(net.JoinHostPort(x[1]+x[2], x[3]), net.JoinHostPort(x[4]+x[5], x[6]))
+			}
+		}
+		code, js, errs := runCLI(t, "flows", "--format", "json", f)
+		if code != exitOK {
+			t.Errorf("%s: flows exit %d, %s", f, code, errs)
+			continue
+		}
+		var rows []capture.FlowRow
+		if err := json.Unmarshal([]byte(js), &rows); err != nil {
+			t.Fatal(err)
+		}
+		got := map[int]string{}
+		for _, r := range rows {
+			got[r.TCPStream] = norm(r.Local, r.Remote)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: tcp.stream -> endpoints: ours %v, tshark %v", filepath.Base(f), got, want)
+		}
 	}
 }
