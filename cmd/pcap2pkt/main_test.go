@@ -43,8 +43,23 @@ func TestFmt(t *testing.T) {
 		t.Fatalf("fmt: code %d, stdout %q, stderr %q", code, out, errs)
 	}
 
+	code, out, _ = runCLI(t, "fmt", "-l", p, seedScript)
+	if code != exitOK || out != p+"\n"+seedScript+"\n" {
+		t.Errorf("fmt -l: code %d, %q", code, out)
+	}
+	var so, se bytes.Buffer
+	code = run([]string{"pcap2pkt", "fmt", "-"}, strings.NewReader(messy), &so, &se)
+	if code != exitOK || so.String() != tidy {
+		t.Errorf("fmt -: code %d, stdout %q, stderr %q", code, so.String(), se.String())
+	}
+	se.Reset()
+	code = run([]string{"pcap2pkt", "check", "-"}, strings.NewReader("0 socket(\n"), &so, &se)
+	if code != exitInput || !strings.HasPrefix(se.String(), "<standard input>:1:") {
+		t.Errorf("check -: code %d, stderr %q", code, se.String())
+	}
+
 	code, out, _ = runCLI(t, "fmt", "-d", p)
-	if code != exitOK || !strings.Contains(out, "\n-+.1 listen(3, 1) = 0\n") || !strings.Contains(out, "\n++0.100000 listen(3, 1) = 0\n") {
+	if code != exitFail || !strings.Contains(out, "\n-+.1 listen(3, 1) = 0\n") || !strings.Contains(out, "\n++0.100000 listen(3, 1) = 0\n") {
 		t.Fatalf("fmt -d: code %d, diff:\n%s", code, out)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/pcap2pkt/pcap2pkt/parser"
 	"github.com/urfave/cli/v2"
@@ -25,63 +26,110 @@ func fmtCommand() *cli.Command {
 		Usage:     "print scripts in canonical form",
 		ArgsUsage: "SCRIPT...",
 		Description: `Prints each script in canonical form to standard output. Comments are kept.
-With -w the files are rewritten in place (atomically); with -d a diff is shown instead.
+With -w the files are rewritten in place (atomically); with -l their names are
+listed when their formatting differs; with -d a diff is shown, and the exit code
+is 1 when there is one (as gofmt -d users script it). '-' reads standard input.
 
    pcap2pkt fmt test.pkt
-   pcap2pkt fmt -w tests/*.pkt`,
+   pcap2pkt fmt -w tests/*.pkt
+   pcap2pkt fmt -l tests/*.pkt               # the files fmt -w would change
+   git diff --name-only '*.pkt' | xargs pcap2pkt fmt -d`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "w", Usage: "rewrite the files in place"},
-			&cli.BoolFlag{Name: "d", Usage: "show a diff instead of the formatted text"},
+			&cli.BoolFlag{Name: "l", Usage: "list the files whose formatting differs"},
+			&cli.BoolFlag{Name: "d", Usage: "show a diff instead of the formatted text; exit 1 if there is one"},
 			defineFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
-				return failf(exitInput, "fmt: no script given (usage: pcap2pkt fmt [-w|-d] SCRIPT...)")
+				return failf(exitInput, "fmt: no script given (usage: pcap2pkt fmt [-w|-l|-d] SCRIPT...; '-' for standard input)")
 			}
-			if c.Bool("w") && c.Bool("d") {
-				return failf(exitInput, "fmt: -w and -d cannot be used together")
+			if n := btoi(c.Bool("w")) + btoi(c.Bool("l")) + btoi(c.Bool("d")); n > 1 {
+				return failf(exitInput, "fmt: -w, -l and -d cannot be used together")
+			}
+			if c.Bool("w") && slices.Contains(c.Args().Slice(), "-") {
+				return failf(exitInput, "fmt: -w cannot rewrite standard input")
 			}
 			cfg, err := parserConfig(c)
 			if err != nil {
 				return err
 			}
-			var bad []error
+			bad, differ := false, false
 			for _, name := range c.Args().Slice() {
-				if err := fmtOne(c, name, cfg); err != nil {
+				d, err := fmtOne(c, name, cfg)
+				if err != nil {
 					printErrors(c.App.ErrWriter, err)
-					bad = append(bad, err)
+					bad = true
 				}
+				differ = differ || d
 			}
-			if len(bad) > 0 {
+			switch {
+			case bad:
 				return reported(exitInput)
+			case differ && c.Bool("d"):
+				return reported(exitFail)
 			}
 			return nil
 		},
 	}
 }
 
-func fmtOne(c *cli.Context, name string, cfg *parser.Config) error {
-	s, src, err := parseScriptFile(name, cfg)
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// fmtOne formats one script as the flags say; differ reports whether its
+// formatting differs from its text.
+func fmtOne(c *cli.Context, name string, cfg *parser.Config) (differ bool, err error) {
+	s, src, err := parseScriptArg(c, name, cfg)
 	if err != nil {
-		return err
+		return false, err
 	}
 	out := parser.Format(s)
+	differ = !bytes.Equal(out, src)
 	switch {
 	case c.Bool("w"):
-		if bytes.Equal(out, src) {
-			return nil
+		if !differ {
+			return false, nil
 		}
-		return writeFileAtomic(name, out)
+		return true, writeFileAtomic(name, out)
+	case c.Bool("l"):
+		if differ {
+			_, err = fmt.Fprintln(c.App.Writer, s.File)
+		}
+		return differ, err
 	case c.Bool("d"):
-		if !bytes.Equal(out, src) {
-			_, err := c.App.Writer.Write(unifiedDiff(name, src, out))
-			return err
+		if differ {
+			_, err = c.App.Writer.Write(unifiedDiff(s.File, src, out))
 		}
-		return nil
+		return differ, err
 	default:
-		_, err := c.App.Writer.Write(out)
-		return err
+		_, err = c.App.Writer.Write(out)
+		return differ, err
 	}
+}
+
+// stdinName stands for standard input in messages, as gofmt says it.
+const stdinName = "<standard input>"
+
+// parseScriptArg is parseScriptFile for a name on the command line, where
+// '-' is standard input.
+func parseScriptArg(c *cli.Context, name string, cfg *parser.Config) (*parser.Script, []byte, error) {
+	if name != "-" {
+		return parseScriptFile(name, cfg)
+	}
+	src, err := io.ReadAll(c.App.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", stdinName, err)
+	}
+	s, err := parser.ParseFile(stdinName, src, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, src, nil
 }
 
 func checkCommand() *cli.Command {
@@ -91,7 +139,7 @@ func checkCommand() *cli.Command {
 		ArgsUsage: "SCRIPT...",
 		Description: `Parses each script and runs static checks: unknown system calls, TCP flags and
 options, times that go backwards, outbound packets before any socket exists.
-Prints nothing and exits 0 when all scripts are clean; prints file:line:col: message
+'-' reads standard input. Prints nothing and exits 0 when all scripts are clean; prints file:line:col: message
 for each problem (up to 10 per file) and exits 2 otherwise.
 
    pcap2pkt check test.pkt
@@ -107,7 +155,7 @@ for each problem (up to 10 per file) and exits 2 otherwise.
 			}
 			failed := false
 			for _, name := range c.Args().Slice() {
-				if err := checkOne(name, cfg); err != nil {
+				if err := checkOne(c, name, cfg); err != nil {
 					printErrors(c.App.ErrWriter, err)
 					failed = true
 				}
@@ -120,8 +168,8 @@ for each problem (up to 10 per file) and exits 2 otherwise.
 	}
 }
 
-func checkOne(name string, cfg *parser.Config) error {
-	s, _, err := parseScriptFile(name, cfg)
+func checkOne(c *cli.Context, name string, cfg *parser.Config) error {
+	s, _, err := parseScriptArg(c, name, cfg)
 	if err != nil {
 		return err
 	}
