@@ -40,18 +40,18 @@ var familyArgs = map[string][]string{
 var familyOrder = []string{"ipv4", "ipv4-mapped-ipv6", "ipv6"}
 
 func suiteFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "run `N` scripts at once", DefaultText: "the number of cores"},
 		&cli.StringFlag{Name: "families", Usage: "run each script once per `LIST` of families (ipv4,ipv4-mapped-ipv6,ipv6) with the upstream runner's addresses; 'all' for the three"},
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "report `FORMAT` with several scripts: text, tap, junit or json"},
 		&cli.StringFlag{Name: "capture-dir", Usage: "keep one pcap per script run in `DIR`"},
-	}
+	}, replayShardFlags()...)
 }
 
 // suiteMode reports whether the replay command runs a suite: several
 // scripts, a folder, or families.
 func suiteMode(c *cli.Context) bool {
-	if c.NArg() > 1 || c.IsSet("families") || c.IsSet("format") || c.IsSet("capture-dir") || c.IsSet("jobs") {
+	if c.NArg() > 1 || c.IsSet("families") || c.IsSet("format") || c.IsSet("capture-dir") || c.IsSet("jobs") || c.IsSet("shard") {
 		return true
 	}
 	fi, err := os.Stat(c.Args().First())
@@ -189,6 +189,9 @@ func runSuite(c *cli.Context) error {
 			r.args = append(args, s)
 			runs = append(runs, r)
 		}
+	}
+	if runs, err = shardRuns(c, runs); err != nil {
+		return withCode(exitInput, err)
 	}
 	if c.Bool("dry_run") {
 		// Each script is checked as it would run: with its family's
@@ -402,9 +405,13 @@ func writeReport(w io.Writer, format string, runs []*suiteRun, wall time.Duratio
 	for _, r := range runs {
 		counts[r.Verdict]++
 	}
-	summary := fmt.Sprintf("%d passed, %d failed", counts["pass"], len(runs)-counts["pass"])
+	summary := fmt.Sprintf("%d passed, %d failed", counts["pass"], len(runs)-counts["pass"]-counts["skipped"])
 	if counts["timeout"] > 0 {
 		summary += fmt.Sprintf(" (%d timed out)", counts["timeout"])
+	}
+	if counts["skipped"] > 0 {
+		// verify skips connections it cannot replay.
+		summary += fmt.Sprintf(", %d skipped", counts["skipped"])
 	}
 	switch format {
 	case "json":
@@ -418,6 +425,10 @@ func writeReport(w io.Writer, format string, runs []*suiteRun, wall time.Duratio
 	case "tap":
 		fmt.Fprintf(w, "TAP version 13\n1..%d\n", len(runs))
 		for i, r := range runs {
+			if r.Verdict == "skipped" {
+				fmt.Fprintf(w, "ok %d - %s # SKIP %s\n", i+1, runName(r), r.Failure.Message)
+				continue
+			}
 			status := "ok"
 			if r.Verdict != "pass" {
 				status = "not ok"
@@ -457,6 +468,7 @@ func writeJUnit(w io.Writer, runs []*suiteRun, wall time.Duration) error {
 		Classname string   `xml:"classname,attr"`
 		Time      string   `xml:"time,attr"`
 		Failure   *failure `xml:"failure,omitempty"`
+		Skipped   *failure `xml:"skipped,omitempty"`
 		SystemOut string   `xml:"system-out,omitempty"`
 	}
 	type testsuite struct {
@@ -473,7 +485,10 @@ func writeJUnit(w io.Writer, runs []*suiteRun, wall time.Duration) error {
 		if r.Family == "" {
 			tc.Classname = "pcap2pkt"
 		}
-		if r.Failure != nil {
+		switch {
+		case r.Verdict == "skipped":
+			tc.Skipped = &failure{Message: r.Failure.Message, Type: r.Verdict}
+		case r.Failure != nil:
 			s.Failures++
 			tc.Failure = &failure{Message: r.Failure.Message, Type: r.Verdict, Text: r.Output}
 		}

@@ -21,7 +21,7 @@ import (
 )
 
 func verifyCommand() *cli.Command {
-	flags := append(flowFlags(),
+	flags := append(append(flowFlags(), verifyReportFlags()...),
 		flowFlag("verify only the connections FLOW names"),
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured"},
 		ccFlag(),
@@ -58,6 +58,9 @@ func verifyAction(c *cli.Context) error {
 		return failf(exitInput, "verify: want one capture (usage: pcap2pkt verify [flags] CAPTURE)")
 	}
 	name := c.Args().First()
+	if err := checkVerifyFormat(c); err != nil {
+		return err
+	}
 	cc, err := checkCC(c)
 	if err != nil {
 		return err
@@ -69,6 +72,13 @@ func verifyAction(c *cli.Context) error {
 	results, chosen, err := selectResults(c, results)
 	if err != nil {
 		return err
+	}
+	if results, err = shardResults(c, results); err != nil {
+		return withCode(exitInput, err)
+	}
+	if len(results) == 0 {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: shard %s holds none of the capture's connections\n", c.String("shard"))
+		return nil
 	}
 	var flows []*capture.Flow
 	for _, r := range results {
@@ -94,6 +104,7 @@ func verifyAction(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var verdicts []verdict
+	start := time.Now()
 	for _, r := range results {
 		v := verifyFlow(ctx, c, r, dir, chosen)
 		verdicts = append(verdicts, v)
@@ -101,7 +112,10 @@ func verifyAction(c *cli.Context) error {
 			return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
 		}
 	}
-	failed, passed := printVerdicts(c, verdicts)
+	failed, passed, err := reportVerdicts(c, filepath.Base(name), verdicts, time.Since(start))
+	if err != nil {
+		return err
+	}
 	if failed > 0 {
 		return withCode(exitFail, fmt.Errorf("%d of %d connection(s) did not verify", failed, len(verdicts)))
 	}

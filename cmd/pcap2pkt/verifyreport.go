@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/synth"
+	"github.com/urfave/cli/v2"
+)
+
+// verifyReportFlags are verify's --format, with replay's suite formats, and
+// --shard, which splits the connections by packet count.
+func verifyReportFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "format", Value: "text", Usage: "report `FORMAT`: text, tap, junit or json (as replay's suites)"},
+	}, shardFlags("packet count")...)
+}
+
+func checkVerifyFormat(c *cli.Context) error {
+	switch c.String("format") {
+	case "text", "tap", "junit", "json":
+		return nil
+	}
+	return failf(exitInput, "verify: --format %q: want text, tap, junit or json", c.String("format"))
+}
+
+// shardResults keeps the connections of --shard K/N, balanced by packets.
+func shardResults(c *cli.Context, results []synth.Result) ([]synth.Result, error) {
+	spec, err := parseShard(c.String("shard"))
+	if err != nil || spec.n == 0 {
+		return results, err
+	}
+	items := make([]shardItem, len(results))
+	for i, r := range results {
+		items[i] = shardItem{key: fmt.Sprintf("%09d", r.Flow.Index), weight: float64(len(r.Flow.Packets))}
+	}
+	var out []synth.Result
+	for _, i := range spec.pick(items) {
+		out = append(out, results[i])
+	}
+	return out, nil
+}
+
+// reportVerdicts prints the verdicts in --format and returns how many
+// connections failed and how many passed.
+func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, wall time.Duration) (failed, passed int, err error) {
+	format := c.String("format")
+	if format == "text" {
+		failed, passed = printVerdicts(c, verdicts)
+		return failed, passed, nil
+	}
+	runs := make([]*suiteRun, 0, len(verdicts))
+	for _, v := range verdicts {
+		r := &suiteRun{
+			Script: fmt.Sprintf("%s flow %d %s-%s", capture, v.flow.Index, v.flow.LocalEndpoint(), v.flow.RemoteEndpoint()),
+			Output: v.full,
+		}
+		switch v.result {
+		case "pass":
+			r.Verdict = "pass"
+			passed++
+		case "FAIL":
+			r.Verdict = "fail"
+			failed++
+		case "skipped":
+			r.Verdict = "skipped"
+		default:
+			r.Verdict = "error"
+			failed++
+		}
+		if v.result != "pass" {
+			r.Failure = &suiteFailure{Message: v.detail}
+		}
+		runs = append(runs, r)
+	}
+	return failed, passed, writeReport(c.App.Writer, format, runs, wall)
+}
