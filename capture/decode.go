@@ -28,6 +28,7 @@ const (
 	linkTypeRawBSD     layers.LinkType = 12
 	linkTypeRawOpenBSD layers.LinkType = 14
 	linkTypeNFLOG      layers.LinkType = 239 // not among gopacket's constants
+	linkTypeIPoIB      layers.LinkType = 242 // IP over InfiniBand (RFC 4391): a 4-byte header led by an ethertype
 )
 
 // Ethertypes.
@@ -37,7 +38,21 @@ const (
 	etherVLAN   = 0x8100
 	etherQinQ   = 0x88A8
 	etherQinQv1 = 0x9100
+	etherPPPoE  = 0x8864 // PPPoE session stage
+	etherMPLS   = 0x8847
+	etherMPLSm  = 0x8848 // multicast MPLS
+	etherTEB    = 0x6558 // transparent Ethernet bridging: an Ethernet frame follows (GRE, Geneve)
 )
+
+// UDP ports of the tunnels decoded (IANA).
+const (
+	portVXLAN  = 4789
+	portGeneve = 6081
+)
+
+// maxEncap bounds how many tunnels deep the decoder goes, so that a frame
+// of nested headers costs a bounded amount of work.
+const maxEncap = 8
 
 // SLL packet types (linux/if_packet.h).
 const (
@@ -52,6 +67,7 @@ const (
 // between frames except the file's byte order (NFLOG headers use it).
 type decoder struct {
 	bigEndian bool
+	depth     int  // tunnels entered in the current frame
 	icmp      bool // decode ICMPv4 errors that quote a TCP segment (Reader.ICMPErrors)
 	icmpErr   ICMPError
 }
@@ -70,6 +86,11 @@ func sllDir(t uint16) Direction {
 // already hold a direction from the file format (pcapng EPB flags); a link
 // header that records one overrides it.
 func (d *decoder) decode(lt layers.LinkType, data []byte, p *Packet) outcome {
+	d.depth = 0
+	return d.link(lt, data, p)
+}
+
+func (d *decoder) link(lt layers.LinkType, data []byte, p *Packet) outcome {
 	switch lt {
 	case layers.LinkTypeEthernet:
 		if len(data) < 14 {
@@ -113,8 +134,156 @@ func (d *decoder) decode(lt layers.LinkType, data []byte, p *Packet) outcome {
 		return outNonIP
 	case linkTypeNFLOG:
 		return d.nflog(data, p)
+	case layers.LinkTypePPP, layers.LinkTypePPP_HDLC:
+		return d.ppp(data, p)
+	case layers.LinkTypePPPEthernet:
+		return d.pppoe(data, p)
+	case linkTypeIPoIB:
+		if len(data) < 4 {
+			return outShort
+		}
+		return d.ether(binary.BigEndian.Uint16(data), data[4:], p)
 	}
 	return outUnsupported
+}
+
+// tunnel decodes what a tunnel carries: a link frame of type lt, one level
+// deeper.
+func (d *decoder) tunnel(lt layers.LinkType, data []byte, p *Packet) outcome {
+	if d.depth >= maxEncap {
+		return outNonTCP
+	}
+	d.depth++
+	return d.link(lt, data, p)
+}
+
+// pppoe skips a PPPoE session header (version/type, code, session id,
+// length) to the PPP frame.
+func (d *decoder) pppoe(data []byte, p *Packet) outcome {
+	if len(data) < 6 {
+		return outShort
+	}
+	return d.ppp(data[6:], p)
+}
+
+// ppp decodes a PPP frame: an optional HDLC address and control (FF 03),
+// then a protocol field of one byte (compressed, odd) or two.
+func (d *decoder) ppp(data []byte, p *Packet) outcome {
+	if len(data) >= 2 && data[0] == 0xFF && data[1] == 0x03 {
+		data = data[2:]
+	}
+	if len(data) < 1 {
+		return outShort
+	}
+	proto, n := uint16(data[0]), 1
+	if data[0]&1 == 0 {
+		if len(data) < 2 {
+			return outShort
+		}
+		proto, n = binary.BigEndian.Uint16(data), 2
+	}
+	switch proto {
+	case 0x21:
+		return d.ip4(data[n:], p)
+	case 0x57:
+		return d.ip6(data[n:], p)
+	}
+	return outNonIP
+}
+
+// mpls skips a label stack to its bottom entry; what follows is IP when
+// its first nibble says so (an Ethernet pseudowire is not decoded).
+func (d *decoder) mpls(data []byte, p *Packet) outcome {
+	for {
+		if len(data) < 4 {
+			return outShort
+		}
+		bottom := data[2]&1 != 0
+		data = data[4:]
+		if bottom {
+			break
+		}
+	}
+	if len(data) > 0 && (data[0]>>4 == 4 || data[0]>>4 == 6) {
+		return d.rawIP(data, p)
+	}
+	return outNonIP
+}
+
+// gre decodes a GRE (version 0) packet: flags and protocol type, then the
+// optional checksum, key and sequence number, then what the protocol type
+// names.
+func (d *decoder) gre(data []byte, p *Packet) outcome {
+	if len(data) < 4 {
+		return outShort
+	}
+	flags := binary.BigEndian.Uint16(data)
+	if flags&7 != 0 {
+		return outNonTCP // version 1 (PPTP) is not decoded
+	}
+	off := 4
+	for _, bit := range []uint16{0x8000, 0x2000, 0x1000} { // checksum (+reserved), key, sequence
+		if flags&bit != 0 {
+			off += 4
+		}
+	}
+	if len(data) < off {
+		return outShort
+	}
+	if d.depth >= maxEncap {
+		return outNonTCP
+	}
+	d.depth++
+	return d.ether(binary.BigEndian.Uint16(data[2:]), data[off:], p)
+}
+
+// udp decodes the tunnels carried over UDP: VXLAN and Geneve by their
+// destination ports. Other UDP is not TCP.
+func (d *decoder) udp(data []byte, p *Packet) outcome {
+	if len(data) < 8 {
+		return outNonTCP
+	}
+	body := data[8:]
+	switch binary.BigEndian.Uint16(data[2:]) {
+	case portVXLAN:
+		// Flags (I set), reserved, VNI, reserved: an Ethernet frame follows.
+		if len(body) < 8 || body[0]&0x08 == 0 {
+			return outNonTCP
+		}
+		return d.tunnel(layers.LinkTypeEthernet, body[8:], p)
+	case portGeneve:
+		// Version and option length (4-byte words), flags, protocol type,
+		// VNI, reserved, options.
+		if len(body) < 8 || body[0]>>6 != 0 {
+			return outNonTCP
+		}
+		off := 8 + int(body[0]&0x3F)*4
+		if len(body) < off {
+			return outShort
+		}
+		if d.depth >= maxEncap {
+			return outNonTCP
+		}
+		d.depth++
+		return d.ether(binary.BigEndian.Uint16(body[2:]), body[off:], p)
+	}
+	return outNonTCP
+}
+
+// inner decodes what IP protocol proto carries in payload, for the
+// protocols that tunnel TCP: IP in IP, IPv6 in IP, GRE and UDP tunnels.
+func (d *decoder) inner(proto uint8, payload []byte, p *Packet) outcome {
+	switch proto {
+	case 4:
+		return d.tunnel(layers.LinkTypeIPv4, payload, p)
+	case 41:
+		return d.tunnel(layers.LinkTypeIPv6, payload, p)
+	case 47:
+		return d.gre(payload, p)
+	case 17:
+		return d.udp(payload, p)
+	}
+	return outNonTCP
 }
 
 // ether decodes from an ethertype on, skipping 802.1Q/802.1ad tags.
@@ -131,6 +300,12 @@ func (d *decoder) ether(et uint16, data []byte, p *Packet) outcome {
 		return d.ip4(data, p)
 	case etherIPv6:
 		return d.ip6(data, p)
+	case etherPPPoE:
+		return d.pppoe(data, p)
+	case etherMPLS, etherMPLSm:
+		return d.mpls(data, p)
+	case etherTEB:
+		return d.tunnel(layers.LinkTypeEthernet, data, p)
 	}
 	return outNonIP
 }
@@ -217,7 +392,7 @@ func (d *decoder) ip4(data []byte, p *Packet) outcome {
 		return d.icmp4(data[ihl:min(total, len(data))], p)
 	}
 	if data[9] != 6 {
-		return outNonTCP
+		return d.inner(data[9], data[ihl:min(total, len(data))], p)
 	}
 	return d.tcp(data, ihl, total, p)
 }
@@ -312,6 +487,11 @@ func (d *decoder) ip6(data []byte, p *Packet) outcome {
 				return outFragment
 			}
 			next, off = data[off], off+8
+		case 4, 41, 47, 17:
+			if off > min(total, len(data)) {
+				return outShort
+			}
+			return d.inner(next, data[off:min(total, len(data))], p)
 		default:
 			return outNonTCP
 		}

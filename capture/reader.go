@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"strings"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -66,6 +67,48 @@ type Stats struct {
 	Short       int // too short or inconsistent to decode down to the TCP header
 	Unsupported int // link type not decoded
 	Truncated   int // TCP packets whose datagram the snaplen cut (payload length still from the IP header)
+
+	// UnsupportedLink is the first link type not decoded, and
+	// UnsupportedMixed says whether others followed (pcapng interfaces).
+	UnsupportedLink  layers.LinkType
+	UnsupportedMixed bool
+}
+
+// linkTypeName is a link type's name as tcpdump's list has it, where
+// gopacket has none.
+func linkTypeName(lt layers.LinkType) string {
+	names := map[layers.LinkType]string{6: "IEEE802_5", 7: "ARCNET_BSD", 129: "ARCNET_LINUX", 189: "USB_LINUX", 220: "USB_LINUX_MMAPPED"}
+	if n, ok := names[lt]; ok {
+		return n
+	}
+	return lt.String()
+}
+
+// Undecoded says what the reader saw but could not look into, for a user
+// told that a capture holds no TCP connection: packets of link types not
+// decoded (by name and number), and IP or other packets that were not TCP.
+func (s Stats) Undecoded() string {
+	var parts []string
+	if s.Unsupported > 0 {
+		others := ""
+		if s.UnsupportedMixed {
+			others = " and others"
+		}
+		parts = append(parts, fmt.Sprintf("%d packets in link type %s (%d)%s not decoded", s.Unsupported, linkTypeName(s.UnsupportedLink), int(s.UnsupportedLink), others))
+	}
+	if s.NonIP > 0 {
+		parts = append(parts, fmt.Sprintf("%d packets not IP", s.NonIP))
+	}
+	if s.NonTCP > 0 {
+		parts = append(parts, fmt.Sprintf("%d IP packets not TCP (nor TCP in a tunnel decoded: IP in IP, GRE, VXLAN, Geneve)", s.NonTCP))
+	}
+	if s.Fragments > 0 {
+		parts = append(parts, fmt.Sprintf("%d IP fragments (not reassembled)", s.Fragments))
+	}
+	if s.Short > 0 {
+		parts = append(parts, fmt.Sprintf("%d packets too short to decode", s.Short))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Reader reads TCP packets from a pcap or pcapng stream without loading it
@@ -307,6 +350,11 @@ func (r *Reader) next() (*Packet, error) {
 	case outShort:
 		r.stats.Short++
 	case outUnsupported:
+		if r.stats.Unsupported == 0 {
+			r.stats.UnsupportedLink = lt
+		} else if lt != r.stats.UnsupportedLink {
+			r.stats.UnsupportedMixed = true
+		}
 		r.stats.Unsupported++
 	}
 	return nil, nil

@@ -171,7 +171,7 @@ func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb str
 		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v (%s the %d connection(s) read before it)\n", rerr, verb, len(results))
 	}
 	if len(results) == 0 {
-		return nil, nil, withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
+		return nil, nil, withCode(max(exitInput, codeOf(rerr)), noTCP(c, name, nil))
 	}
 	return results, rerr, nil
 }
@@ -193,6 +193,24 @@ func warnGuessed(c *cli.Context, flows []*capture.Flow) {
 	for _, f := range guessed {
 		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: warning: %s\n", capture.GuessedNote(f))
 	}
+}
+
+// noTCP is the error for a capture without a TCP connection, saying what
+// it held instead when that is known (stats, or a second read of a file).
+func noTCP(c *cli.Context, name string, stats *capture.Stats) error {
+	if stats == nil && name != "-" {
+		if f, err := os.Open(name); err == nil {
+			_, st, _ := capture.ReadFlows(f, name, capture.FlowOptions{})
+			f.Close()
+			stats = &st
+		}
+	}
+	if stats != nil {
+		if what := stats.Undecoded(); what != "" {
+			return fmt.Errorf("%s: no TCP connection in the capture: %s", name, what)
+		}
+	}
+	return fmt.Errorf("%s: no TCP connection in the capture", name)
 }
 
 // captureExit is the exit status after output was written: 4 when the
@@ -326,7 +344,7 @@ func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error
 		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("no flow %s: the capture has %d TCP connection(s) (see 'pcap2pkt flows')", sel.text, seen))
 	}
 	if len(rows) == 0 {
-		return withCode(max(exitInput, codeOf(rerr)), fmt.Errorf("%s: no TCP connection in the capture", name))
+		return withCode(max(exitInput, codeOf(rerr)), noTCP(c, name, nil))
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Flow < rows[j].Flow })
 	var idx bytes.Buffer
@@ -377,10 +395,13 @@ for scripts, with the local side's role and whether it is a guess.
 			}
 			defer in.Close()
 			src, stop := withProgress(in, name, c.App.ErrWriter)
-			flows, _, rerr := capture.ReadFlows(src, name, fo)
+			flows, stats, rerr := capture.ReadFlows(src, name, fo)
 			stop()
 			if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
 				return captureError(rerr)
+			}
+			if len(flows) == 0 && rerr == nil {
+				return withCode(exitInput, noTCP(c, name, &stats))
 			}
 			write := map[string]func(io.Writer, []*capture.Flow) error{
 				"text": capture.WriteFlowTable, "tsv": capture.WriteFlowTSV, "json": capture.WriteFlowJSON,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"net"
@@ -203,6 +204,32 @@ func TestFlowsAreWiresharkStreams(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: tcp.stream -> endpoints: ours %v, tshark %v", filepath.Base(f), got, want)
+		}
+	}
+}
+
+// TestNoTCPSaysWhatWasNotDecoded: a capture of a link type not decoded is
+// reported with its packet count and link type, not as empty.
+func TestNoTCPSaysWhatWasNotDecoded(t *testing.T) {
+	var b []byte
+	b = binary.LittleEndian.AppendUint32(b, 0xa1b2c3d4)
+	b = binary.LittleEndian.AppendUint16(b, 2)
+	b = binary.LittleEndian.AppendUint16(b, 4)
+	b = append(b, make([]byte, 8)...)
+	b = binary.LittleEndian.AppendUint32(b, 65535)
+	b = binary.LittleEndian.AppendUint32(b, 129) // ARCNET_LINUX
+	rec := append([]byte{1, 2, 0, 0, 0x45}, make([]byte, 39)...)
+	for i := 0; i < 412; i++ {
+		for _, v := range []uint32{1, uint32(i), uint32(len(rec)), uint32(len(rec))} {
+			b = binary.LittleEndian.AppendUint32(b, v)
+		}
+		b = append(b, rec...)
+	}
+	p := writeTemp(t, "arcnet.pcap", string(b))
+	for _, args := range [][]string{{p}, {"flows", p}} {
+		code, _, errs := runCLI(t, args...)
+		if code != exitInput || !strings.Contains(errs, "no TCP connection in the capture: 412 packets in link type ARCNET_LINUX (129) not decoded") {
+			t.Errorf("%s: exit %d, stderr %q", args, code, errs)
 		}
 	}
 }
