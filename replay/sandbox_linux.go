@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,6 +69,34 @@ func handOff(fds ...int) bool {
 // RunSandboxed.
 func InSandbox() bool { return os.Getenv(SandboxEnv) == "1" }
 
+// Unprivileged reports whether sandboxes run in a user namespace of their
+// own, because this process is not root.
+func Unprivileged() bool { return os.Geteuid() != 0 }
+
+// UserNamespacesAllowed says why an unprivileged process cannot create a
+// user namespace here, or nil when the kernel's settings allow it (the
+// sandbox's start is the final word).
+func UserNamespacesAllowed() error {
+	for _, c := range []struct {
+		path string
+		ok   func(string) bool
+		why  string
+	}{
+		{"/proc/sys/user/max_user_namespaces", func(v string) bool { return v != "0" }, "user.max_user_namespaces is 0"},
+		{"/proc/sys/kernel/unprivileged_userns_clone", func(v string) bool { return v != "0" }, "kernel.unprivileged_userns_clone is 0"},
+		{"/proc/sys/kernel/apparmor_restrict_unprivileged_userns", func(v string) bool { return v == "0" }, "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns)"},
+	} {
+		b, err := os.ReadFile(c.path)
+		if err != nil {
+			continue // the setting does not exist on this kernel
+		}
+		if !c.ok(strings.TrimSpace(string(b))) {
+			return errors.New(c.why)
+		}
+	}
+	return nil
+}
+
 // sandboxWaitDelay bounds how long RunSandboxed waits for the child's output
 // pipes to close after the child has died.
 const sandboxWaitDelay = 2 * time.Second
@@ -108,6 +137,15 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		Cloneflags: unix.CLONE_NEWNET,
 		Setpgid:    true,
 		Pdeathsig:  syscall.SIGKILL,
+	}
+	if Unprivileged() {
+		// As 'unshare -U -r -n': the child is root in a user namespace of
+		// its own, which owns the new network namespace, so it may create
+		// the TUN device, routes and the namespace's sysctls.
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
 
 	// Subscribe before Start so that a signal arriving during the start is

@@ -104,7 +104,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Usage: "turn tcpdump captures into packetdrill scripts, and run packetdrill scripts against this kernel",
 		UsageText: `pcap2pkt [flags] CAPTURE           print the packetdrill script of a capture's TCP connection
 pcap2pkt flows CAPTURE             list the TCP connections in a capture
-pcap2pkt replay [flags] SCRIPT...  run packetdrill scripts against this kernel (root)
+pcap2pkt replay [flags] SCRIPT...  run packetdrill scripts against this kernel
 pcap2pkt verify [flags] CAPTURE    synthesise and replay: does this kernel still behave as captured?
 pcap2pkt check SCRIPT...           parse and check scripts
 pcap2pkt fmt [-w|-l|-d] SCRIPT...  print scripts in canonical form`,

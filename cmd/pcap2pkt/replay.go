@@ -78,7 +78,8 @@ func replayCommand() *cli.Command {
 injected through a TUN device, system calls are made, and every '>' packet and
 return value is checked, on time. Each script runs in a network namespace of its
 own, created for it and gone afterwards: the host's network is never touched.
-Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and /dev/net/tun.
+Needs /dev/net/tun, and root or user namespaces (without root each script runs
+in a user namespace of its own, as unshare -U -r -n).
 
 Success prints nothing (shell commands of the script print as they run) and exits
 0. A failure prints the script line, what differed field by field, the expected and
@@ -151,6 +152,7 @@ func replayAction(c *cli.Context) error {
 		}
 	}
 	if failed > 0 {
+		noteUserNamespace(c)
 		if c.NArg() > 1 {
 			return withCode(exitFail, fmt.Errorf("%d of %d scripts failed", failed, c.NArg()))
 		}
@@ -172,10 +174,22 @@ func sandboxPrefix(c *cli.Context) []string {
 	return []string{"replay"}
 }
 
+// noteUserNamespace tells, after a failure, that the runs were in a user
+// namespace: there, what needs the host's root fails, which is not the
+// kernel's doing.
+func noteUserNamespace(c *cli.Context) {
+	if replay.Unprivileged() {
+		fmt.Fprintln(c.App.ErrWriter, "pcap2pkt: note: not root, so each run was in a user namespace of its own (as 'unshare -U -r -n'); "+
+			"what needs the host's root there fails (a sysctl of the initial namespace, a file only root may write): run with sudo to rule that out")
+	}
+}
+
 // canReplay says why replay cannot run here, with what to do about it.
 func canReplay() error {
-	if os.Geteuid() != 0 {
-		return errors.New("replay needs root (to create a network namespace and a TUN device); run it with sudo")
+	if replay.Unprivileged() {
+		if err := replay.UserNamespacesAllowed(); err != nil {
+			return fmt.Errorf("replay needs root, or user namespaces to run without it (%v); run it with sudo", err)
+		}
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		return fmt.Errorf("replay needs /dev/net/tun (%v); load the tun module (modprobe tun) or, in a container, pass the device in (--device /dev/net/tun)", err)

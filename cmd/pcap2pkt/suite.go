@@ -266,6 +266,7 @@ func runSuite(c *cli.Context) error {
 		return err
 	}
 	if failed > 0 {
+		noteUserNamespace(c)
 		return reported(exitFail)
 	}
 	return nil

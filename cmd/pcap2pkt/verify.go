@@ -36,7 +36,8 @@ func verifyCommand() *cli.Command {
 		Description: `Synthesises the script of every TCP connection whose SYN the capture holds (or of
 --flow) and replays each against this kernel in a network namespace of its own
 (addresses are the replay's, ports are kept). Prints one line per connection with
-its verdict and first difference, and exits 0 only when all pass. Needs root.
+its verdict and first difference, and exits 0 only when all pass. Needs what replay
+needs (root, or user namespaces).
 
    sudo pcap2pkt verify catch.pcap
    sudo pcap2pkt verify --keep out/ --flow 2 catch.pcap`,
@@ -117,6 +118,7 @@ func verifyAction(c *cli.Context) error {
 		return err
 	}
 	if failed > 0 {
+		noteUserNamespace(c)
 		return withCode(exitFail, fmt.Errorf("%d of %d connection(s) did not verify", failed, len(verdicts)))
 	}
 	if passed == 0 {
