@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"fmt"
 	"io"
 	"net/netip"
 	"slices"
@@ -76,6 +77,16 @@ type FlowICMP struct {
 	MTU        uint16 // the next-hop MTU of a "fragmentation needed" message
 	Seq        Seq    // the quoted segment's sequence number
 	PayloadLen int    // the quoted segment's payload length
+}
+
+// SetOptions replaces the TCP option bytes (at most 40), for a packet made
+// up from what the capture shows (a SYN whose SYN-ACK alone was captured).
+func (p *FlowPacket) SetOptions(raw []byte) error {
+	if len(raw) > len(p.opts) {
+		return fmt.Errorf("%d bytes of TCP options: at most %d fit", len(raw), len(p.opts))
+	}
+	p.optLen = uint8(copy(p.opts[:], raw))
+	return nil
 }
 
 // RawOptions returns the TCP option bytes as captured.

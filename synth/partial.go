@@ -1,6 +1,10 @@
 package synth
 
 import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
@@ -128,4 +132,63 @@ func firstTS(f *capture.Flow, s capture.Side) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// withSYN returns a copy of f, whose capture has the SYN-ACK but not the
+// SYN, with a SYN made up from the SYN-ACK put first, and the header note
+// that says what was made up. The SYN-ACK acknowledges the client's ISN and
+// echoes its TS val, and a server answers with SACK permitted, timestamps
+// and a window scale only what the SYN offered; the MSS, the window scale
+// value and the window are guessed.
+func withSYN(f *capture.Flow) (*capture.Flow, string) {
+	at := -1
+	for i := range f.Packets {
+		p := &f.Packets[i]
+		if p.From == capture.SideB && p.Flags.Has(capture.FlagSYN) && p.Flags.Has(capture.FlagACK) {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return f, ""
+	}
+	sa := &f.Packets[at]
+	o := sa.Options()
+	mss := guessMSS4
+	if sa.IPVersion == 6 {
+		mss = guessMSS6
+	}
+	// In the order and alignment Linux writes a SYN's options.
+	raw := []byte{capture.OptKindMSS, 4, byte(mss >> 8), byte(mss)}
+	guessed := []string{fmt.Sprintf("MSS %d", mss), fmt.Sprintf("window %d", guessSYNWin)}
+	switch {
+	case o.HasTS:
+		if o.SACKOK {
+			raw = append(raw, capture.OptKindSACKOK, 2)
+		} else {
+			raw = append(raw, capture.OptKindNOP, capture.OptKindNOP)
+		}
+		raw = append(raw, capture.OptKindTimestamp, 10)
+		raw = binary.BigEndian.AppendUint32(raw, o.TSEcr)
+		raw = binary.BigEndian.AppendUint32(raw, 0)
+	case o.SACKOK:
+		raw = append(raw, capture.OptKindNOP, capture.OptKindNOP, capture.OptKindSACKOK, 2)
+	}
+	if o.HasWScale {
+		raw = append(raw, capture.OptKindNOP, capture.OptKindWScale, 3, guessWScale)
+		guessed = append(guessed, fmt.Sprintf("window scale %d", guessWScale))
+	}
+	syn := capture.FlowPacket{
+		Time: sa.Time, From: capture.SideA, IPVersion: sa.IPVersion, TTL: 64, DF: sa.DF,
+		Seq: sa.Ack - 1, Flags: capture.FlagSYN, Window: guessSYNWin, ChecksumState: capture.ChecksumGood,
+	}
+	if err := syn.SetOptions(raw); err != nil {
+		return f, ""
+	}
+	g := *f
+	g.Packets = append(append(make([]capture.FlowPacket, 0, len(f.Packets)+1), syn), f.Packets...)
+	g.SYN = true
+	g.ISN[capture.SideA], g.HasISN[capture.SideA] = syn.Seq, true
+	return &g, fmt.Sprintf("PARTIAL: the capture has no SYN; the SYN of the handshake is made up from the captured SYN-ACK "+
+		"(ISN, and SACK, timestamps and window scale as the SYN-ACK answered them; %s guessed).", strings.Join(guessed, ", "))
 }

@@ -99,11 +99,20 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	if !algorithmName(opts.CongestionControl) {
 		return nil, fmt.Errorf("congestion control %q: not an algorithm name (lower-case letters, digits, '_' and '-')", opts.CongestionControl)
 	}
+	if !f.SYN && !opts.AllowPartial {
+		return nil, fmt.Errorf("flow %d: %w", f.Index, ErrNoHandshake)
+	}
+	var synNote string
+	if !f.SYN && f.SYNACK {
+		// The SYN-ACK tells the ISNs and most of the SYN's options: make
+		// the SYN up from it and synthesise as for a whole handshake.
+		f, synNote = withSYN(f)
+	}
 	b := newBuilder(f, opts, mem)
+	if synNote != "" {
+		b.notes = append(b.notes, synNote)
+	}
 	if !f.SYN {
-		if !opts.AllowPartial {
-			return nil, fmt.Errorf("flow %d: %w", f.Index, ErrNoHandshake)
-		}
 		b.fabricateHandshake()
 	} else {
 		b.setupEnvironment()

@@ -305,3 +305,31 @@ func TestStream(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingSYN: the capture has the SYN-ACK but not the SYN. The SYN is
+// made up from the SYN-ACK (ISN, echoed TS val, the options it answered),
+// so the script has one handshake with the captured SYN-ACK as it was,
+// sequence numbers relative to the real ISNs, and no repeated call.
+func TestMissingSYN(t *testing.T) {
+	res := synthFile(t, "captures/public/zeek__tcp_missing-syn.pcap", "", Options{AllowPartial: true})
+	text := string(parser.Format(flowScript(t, res, 1)))
+	for _, want := range []string{
+		"the SYN of the handshake is made up from the captured SYN-ACK",
+		"+0 > S 0:0(0) <mss 1460,nop,nop,TS val 1772677970 ecr 0,nop,wscale 7>\n",
+		"+0 < S. 0:0(0) ack 1 win 57344 <mss 1460,nop,wscale 0,nop,nop,TS val 391880539 ecr 1772677970>\n",
+		"+0 > P. 1:99(98) ack 1 ",
+		"< . 1:1449(1448) ack 99 ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	for line, n := range map[string]int{" S. ": 1, "fcntl(3, F_SETFL, O_RDWR) = 0": 1, "Out of order": 0, "cannot express": 0} {
+		if got := strings.Count(text, line); got != n {
+			t.Errorf("%q %d times, want %d", line, got, n)
+		}
+	}
+	if t.Failed() {
+		t.Log(text)
+	}
+}
