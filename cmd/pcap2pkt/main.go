@@ -107,10 +107,11 @@ pcap2pkt flows CAPTURE             list the TCP connections in a capture
 pcap2pkt replay [flags] SCRIPT...  run packetdrill scripts against this kernel
 pcap2pkt verify [flags] CAPTURE    synthesise and replay: does this kernel still behave as captured?
 pcap2pkt check SCRIPT...           parse and check scripts
-pcap2pkt fmt [-w|-l|-d] SCRIPT...  print scripts in canonical form`,
+pcap2pkt fmt [-w|-l|-d] SCRIPT...  print scripts in canonical form
+pcap2pkt plot [-o DIR] CAPTURE     draw each connection as a time-sequence graph (SVG)`,
 		Description: `Exit codes: 0 success; 1 a script failed or a capture did not verify;
 2 bad usage or input (unknown flag, malformed script, missing file);
-3 cannot run here (not root, no /dev/net/tun); 4 damaged capture (what came before it was used).`,
+3 cannot run here (no /dev/net/tun, neither root nor user namespaces); 4 damaged capture (what came before it was used).`,
 		Version:                   buildVersion(),
 		EnableBashCompletion:      true,
 		Reader:                    stdin,
@@ -129,6 +130,7 @@ pcap2pkt fmt [-w|-l|-d] SCRIPT...  print scripts in canonical form`,
 			packetdrillCommand(),
 			fmtCommand(),
 			checkCommand(),
+			plotCommand(),
 			versionCommand(),
 			completionCommand(),
 			manCommand(),

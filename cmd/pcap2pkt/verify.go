@@ -108,6 +108,7 @@ func verifyAction(c *cli.Context) error {
 	start := time.Now()
 	for _, r := range results {
 		v := verifyFlow(ctx, c, r, dir, chosen)
+		plotInto(c, dir, r, v)
 		verdicts = append(verdicts, v)
 		if ctx.Err() != nil {
 			return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))

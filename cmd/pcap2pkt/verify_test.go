@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -51,6 +52,20 @@ func TestVerifySeed(t *testing.T) {
 		if fi, err := os.Stat(n); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: empty or missing (%v)", n, err)
 		}
+	}
+
+	// --plot: the graph overlays the replay; with a tolerance of 1 µs the
+	// replay fails, and the graph marks the line the report names.
+	plots := t.TempDir()
+	code, out, errs = execCLI(t, bin, "verify", "--tolerance_usecs=1", "--plot", plots, seedCapture)
+	svgs, _ := filepath.Glob(filepath.Join(plots, "flow001_*.svg"))
+	if code != exitFail || len(svgs) != 1 {
+		t.Fatalf("verify --plot: exit %d, graphs %v\nstdout:\n%s\nstderr:\n%s", code, svgs, out, errs)
+	}
+	svg := validSVG(t, svgs[0])
+	m := regexp.MustCompile(`\.pkt:(\d+): `).FindStringSubmatch(out)
+	if m == nil || !strings.Contains(svg, "first difference (line "+m[1]+")") || !strings.Contains(svg, "replayed: ACKs") {
+		t.Errorf("the graph does not mark the report's line %v or lacks the replay\n%s", m, out)
 	}
 }
 

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/synth"
@@ -13,6 +16,7 @@ import (
 func verifyReportFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "format", Value: "text", Usage: "report `FORMAT`: text, tap, junit or json (as replay's suites)"},
+		&cli.StringFlag{Name: "plot", Usage: "write one SVG time-sequence graph per connection into `DIR`: captured and replayed overlaid, the first difference marked"},
 	}, shardFlags("packet count")...)
 }
 
@@ -74,4 +78,21 @@ func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, wall tim
 		runs = append(runs, r)
 	}
 	return failed, passed, writeReport(c.App.Writer, format, runs, wall)
+}
+
+// plotInto draws a verified connection into --plot's folder, if given; a
+// failure to draw is a warning, not the verdict's.
+func plotInto(c *cli.Context, dir string, r synth.Result, v verdict) {
+	out := c.String("plot")
+	if out == "" || v.result == "skipped" {
+		return
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: --plot: %v\n", err)
+		return
+	}
+	pcap := filepath.Join(dir, strings.TrimSuffix(synth.FileName(r.Flow), ".pkt")+".replay.pcap")
+	if _, err := plotVerdict(out, pcap, v); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: --plot: flow %d: %v\n", r.Flow.Index, err)
+	}
 }
