@@ -128,12 +128,20 @@ func dataSender(f *capture.Flow) string {
 	return "client"
 }
 
-var scriptPacketLine = regexp.MustCompile(`script packet:\s+([0-9.]+)\s+([<>])\s+\S+\s+(\d+):(\d+)\(`)
-var reportLine = regexp.MustCompile(`^\S+\.pkt:(\d+):(?:\d+:)? (.*)$`)
+var (
+	reportLine = regexp.MustCompile(`^\S+\.pkt:(\d+):(?:\d+:)? (.*)$`)
+	// A packet that differed: "script packet:  0.300658 > . 11:11(0) ack 3".
+	scriptPacket = regexp.MustCompile(`script packet:\s+([0-9.]+)\s+[<>]\s+\S+\s+(\d+):\d+\(`)
+	// An event off its time: "expected inbound packet at 0.008 s (...)",
+	// then "script line: +0 < S 0:0(0) ...".
+	expectedAt = regexp.MustCompile(`expected .*? at ([0-9.]+) s\b`)
+	scriptSeq  = regexp.MustCompile(`script line:.*?[<>]\s+\S+\s+(\d+):\d+\(`)
+)
 
 // firstDifference reads where a failed replay's report says the script and
-// the kernel first differed: the script packet's time and sequence number
-// and the line. ok is false when the report names no script packet.
+// the kernel first differed: the script's time for the event, the sequence
+// number of its packet (0 for a system call) and the line. ok is false when
+// the report gives no time.
 func firstDifference(report string) (m diffMark, ok bool) {
 	for _, l := range strings.Split(report, "\n") {
 		if r := reportLine.FindStringSubmatch(l); r != nil && m.line == 0 {
@@ -141,12 +149,19 @@ func firstDifference(report string) (m diffMark, ok bool) {
 			m.text = r[2]
 		}
 	}
-	s := scriptPacketLine.FindStringSubmatch(report)
+	if s := scriptPacket.FindStringSubmatch(report); s != nil {
+		m.t, _ = strconv.ParseFloat(s[1], 64)
+		m.seq, _ = strconv.ParseFloat(s[2], 64)
+		return m, true
+	}
+	s := expectedAt.FindStringSubmatch(m.text)
 	if s == nil {
 		return m, false
 	}
 	m.t, _ = strconv.ParseFloat(s[1], 64)
-	m.seq, _ = strconv.ParseFloat(s[3], 64)
+	if q := scriptSeq.FindStringSubmatch(report); q != nil {
+		m.seq, _ = strconv.ParseFloat(q[1], 64)
+	}
 	return m, true
 }
 

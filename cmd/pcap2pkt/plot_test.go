@@ -78,6 +78,11 @@ func TestPlotFirstDifference(t *testing.T) {
 	if !ok || m.line != 19 || m.t != 0.000142 || m.seq != 1 || m.text != "expected ack 3, got ack 2" {
 		t.Fatalf("first difference %+v, %v", m, ok)
 	}
+	timing := "flow001.pkt:17: timing error: expected inbound packet at 0.008 s (±0.001 ms), happened at 0.009 s: 1 ms late\n" +
+		"  script line: +0 < . 1:1(0) ack 1 win 4000\n"
+	if m2, ok := firstDifference(timing); !ok || m2.line != 17 || m2.t != 0.008 || m2.seq != 1 {
+		t.Errorf("timing error: first difference %+v, %v", m2, ok)
+	}
 	var buf bytes.Buffer
 	x, err := writeSeqPlot(&buf, "flow 1", graphOf(flows[0], "server"), nil, &m)
 	if err != nil {

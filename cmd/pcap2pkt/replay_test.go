@@ -31,6 +31,12 @@ func buildCLITo(t testing.TB, bin string) {
 
 func requireReplay(t *testing.T) {
 	t.Helper()
+	// These tests make namespaces of their own, change host settings and
+	// take the kernel-test lock, as root; replay without root is
+	// TestReplayWithoutRoot's.
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
 	if err := canReplay(); err != nil {
 		t.Skipf("replay cannot run here: %v", err)
 	}
