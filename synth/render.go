@@ -170,10 +170,14 @@ func (b *builder) script() *parser.Script {
 		}
 		deltas[i] = d
 	}
+	shareGatheredNotes(b.events)
 	header := Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts())
 	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR, send buffer and offload notes
 	for _, e := range b.events {
 		n += len(e.comments)
+		if len(e.frames) > 0 {
+			n++
+		}
 	}
 	mem.commentSlab.want = n
 	s := &parser.Script{File: b.opts.Source, Comments: reuse(&mem.comments, n)[:0]}
@@ -226,6 +230,13 @@ func (b *builder) script() *parser.Script {
 		}
 		evs[i] = parser.Event{Pos: pos, Time: t, Action: e.action}
 		s.Events = append(s.Events, &evs[i])
+		if len(e.frames) > 0 {
+			// On the event's line, after it: a trailing comment.
+			c := mem.commentSlab.new()
+			*c = parser.Comment{Pos: parser.Pos{Line: pos.Line, Col: 2}, Text: framesText(e.frames)}
+			s.Comments = append(s.Comments, c)
+			size += len("// ") + len(c.Text)
+		}
 	}
 	addComments(b.comments)
 	var all strings.Builder
@@ -240,6 +251,50 @@ func (b *builder) script() *parser.Script {
 		c.Text, off = text[off:off+n], off+n
 	}
 	return s
+}
+
+// shareGatheredNotes gives a run of writes gathered from several segments
+// one note, on the first, instead of one each (a bulk transfer had hundreds
+// of identical lines): a run goes on while no other comment comes between.
+func shareGatheredNotes(events []*event) {
+	start, n, lo, hi := -1, 0, 0, 0
+	end := func() {
+		if n > 1 {
+			e := events[start]
+			c := e.comments[: len(e.comments)-1 : len(e.comments)-1]
+			e.comments = append(c, fmt.Sprintf("Each of this and the next %d writes was captured as %d to %d segments: each is gathered "+
+				"into one expectation (a kernel cuts a write as its TSO/GSO sizing says).", n-1, lo, hi))
+		}
+		start, n = -1, 0
+	}
+	for i, e := range events {
+		switch {
+		case e.gathered > 0 && start >= 0 && len(e.comments) == 1:
+			e.comments = e.comments[:0]
+			n, lo, hi = n+1, min(lo, e.gathered), max(hi, e.gathered)
+		case e.gathered > 0:
+			end()
+			start, n, lo, hi = i, 1, e.gathered, e.gathered
+		case len(e.comments) > 0:
+			end()
+		}
+	}
+	end()
+}
+
+// framesText names capture frames: "frame 7", "frames 7-9", "frames 7, 9".
+func framesText(f []int) string {
+	if len(f) == 1 {
+		return "frame " + strconv.Itoa(f[0])
+	}
+	if f[len(f)-1]-f[0] == len(f)-1 {
+		return fmt.Sprintf("frames %d-%d", f[0], f[len(f)-1])
+	}
+	parts := make([]string, len(f))
+	for i, n := range f {
+		parts[i] = strconv.Itoa(n)
+	}
+	return "frames " + strings.Join(parts, ", ")
 }
 
 // commentSafe returns t with every byte that could end a comment line, or

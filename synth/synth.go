@@ -30,6 +30,9 @@ type Options struct {
 	CongestionControl string
 	// Source is the capture's file name, for the header comment.
 	Source string
+	// Frames ends each packet line with a comment naming the capture's
+	// frame number(s) it stands for, to find them in Wireshark.
+	Frames bool
 }
 
 // ErrNoHandshake is matched (errors.Is) by the error for a flow whose
@@ -211,6 +214,12 @@ type event struct {
 	timer bool
 	// fresh marks an outbound packet that carries new data.
 	fresh bool
+	// frames are the capture's frame numbers of the packets the event
+	// stands for (with Options.Frames).
+	frames []int
+	// gathered is the number of captured segments gathered into this
+	// expectation of one write, whose note is its last comment (0: none).
+	gathered int
 }
 
 // highMark follows the highest sequence number one side's data reached in
@@ -266,8 +275,9 @@ type builder struct {
 
 	env      environment
 	events   []*event
-	comments []string // comments for the next event
-	notes    []string // capture artefacts, for the header
+	comments []string               // comments for the next event
+	frameOf  map[*parser.Packet]int // capture frame of each packet line (Options.Frames)
+	notes    []string               // capture artefacts, for the header
 	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther, bigCalls, tooLarge int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
@@ -672,6 +682,9 @@ func (b *builder) emit(at time.Time, a parser.Action) *event {
 	}
 	e := b.evSlab.new()
 	*e = event{at: at, action: a, comments: b.comments}
+	if pk, ok := a.(*parser.Packet); ok && b.frameOf[pk] > 0 {
+		e.frames = append(e.frames, b.frameOf[pk])
+	}
 	b.comments = nil
 	b.events = append(b.events, e)
 	return e
@@ -1492,8 +1505,12 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	// script, or every burst the kernel paces out would delay what follows
 	// by its spread, and a long transfer would drift late by milliseconds.
 	u.ev.at = p.Time
+	if b.opts.Frames {
+		u.ev.frames = append(u.ev.frames, p.Index)
+	}
 	b.count.gathered++
 	u.ev.comments = append(u.ev.comments[:u.base:u.base], gatheredNote(u.segs))
+	u.ev.gathered = u.segs
 	return true
 }
 
@@ -1519,6 +1536,17 @@ func gatheredNote(n int) string {
 // reads: inbound sequence numbers relative to the remote ISN and acks to
 // the local ISN, outbound the other way round.
 func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
+	pk := b.convertPacket(p, in)
+	if b.opts.Frames && p.Index > 0 { // a made-up packet has no frame
+		if b.frameOf == nil {
+			b.frameOf = map[*parser.Packet]int{}
+		}
+		b.frameOf[pk] = p.Index
+	}
+	return pk
+}
+
+func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 	seqBase, ackBase := b.localISN, b.remoteISN
 	dir := parser.Outbound
 	if in {

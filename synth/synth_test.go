@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -331,5 +332,30 @@ func TestMissingSYN(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(text)
+	}
+}
+
+// TestFramesAndSharedNotes: with Frames each packet line names its frames
+// (a gathered write all of its segments), and a run of gathered writes has
+// one note instead of one each.
+func TestFramesAndSharedNotes(t *testing.T) {
+	res := synthFile(t, "captures/local/bulk4m_delay20_loss1_srvside_snap128.pcap", "", Options{Frames: true})
+	text := string(parser.Format(flowScript(t, res, 1)))
+	if n := strings.Count(text, "One write, captured as"); n > 20 {
+		t.Errorf("%d one-write notes: a run of alike writes should share one", n)
+	}
+	if !strings.Contains(text, "// Each of this and the next ") {
+		t.Error("no shared note for a run of gathered writes")
+	}
+	if !regexp.MustCompile(`(?m)^\+0 < S 0:0\(0\) .* // frame 1$`).MatchString(text) {
+		t.Error("the SYN's line does not end with its frame")
+	}
+	if !regexp.MustCompile(`(?m)^\+0 > P\. \d+:\d+\(2896\) .* // frames \d+(-\d+|, \d+)$`).MatchString(text) {
+		t.Error("no gathered write's line names its frames")
+	}
+	// The trailing comments print and parse back as they are.
+	s, err := parser.ParseFile("x.pkt", []byte(text), nil)
+	if err != nil || string(parser.Format(s)) != text {
+		t.Errorf("the script does not round-trip: %v", err)
 	}
 }

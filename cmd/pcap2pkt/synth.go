@@ -31,6 +31,7 @@ func synthFlags() []cli.Flag {
 		flowFlag("synthesise the connection FLOW names (with -o DIR/, each it names); default: the only, or first complete, one"),
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `PATH`: a .pkt file, or a directory (existing, or ending in /) for one script per connection plus index.tsv"},
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured (without it: <...>)"},
+		&cli.BoolFlag{Name: "frames", Usage: "end each packet line with a comment naming its frame number(s) in the capture, to find them in Wireshark"},
 		&cli.BoolFlag{Name: "allow-partial", Usage: "synthesise connections whose capture starts mid-stream (a made-up handshake; may not replay)"},
 		ccFlag(),
 	)
@@ -121,7 +122,7 @@ func synthAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial"), CongestionControl: cc}
+	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial"), CongestionControl: cc, Frames: c.Bool("frames")}
 	out := c.String("output")
 	if out != "" && isDirTarget(out) {
 		return writeAll(c, name, opts, out)
