@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/pcap2pkt/pcap2pkt/replay"
+	"github.com/pcap2pkt/pcap2pkt/replay/vm"
 	"github.com/urfave/cli/v2"
 )
 
@@ -48,6 +49,11 @@ func failf(code int, format string, args ...any) error {
 }
 
 func main() {
+	if vm.IsGuest() {
+		// This binary is the init of a VM that --kernel booted, or its
+		// server, or its kernel's module loader.
+		os.Exit(vm.GuestMain())
+	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 

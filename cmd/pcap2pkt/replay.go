@@ -70,6 +70,7 @@ func replayCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a script after `DURATION`"},
 		&cli.BoolFlag{Name: "stats", Usage: "print how far packets and calls were from their scheduled times (p50, p99, max)"},
 	)
+	flags = append(flags, kernelFlags()...)
 	return &cli.Command{
 		Name:      "replay",
 		Usage:     "run packetdrill scripts against this kernel",
@@ -124,18 +125,22 @@ func replayAction(c *cli.Context) error {
 	if c.Bool("dry_run") {
 		return nil
 	}
-	if err := canReplay(); err != nil {
-		return withCode(exitEnv, err)
+	capDir := ""
+	if p := c.String("capture"); p != "" {
+		capDir = filepath.Dir(p)
 	}
+	runner, stopRunner, err := newRunner(c, 1, c.App.Reader, capDir)
+	if err != nil {
+		return err
+	}
+	defer stopRunner()
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	prefix := sandboxPrefix(c)
 	failed := 0
 	for _, name := range c.Args().Slice() {
-		tctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
-		code, err := replay.RunSandboxed(tctx, append(prefix, name), c.App.Reader, c.App.Writer, c.App.ErrWriter)
-		cancel()
+		code, _, err := runner.run(ctx, c.Duration("timeout"), append(prefix, name), c.App.Writer, c.App.ErrWriter)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			fmt.Fprintf(c.App.ErrWriter, "%s: timed out after %s; its namespace and processes were removed\n", name, c.Duration("timeout"))

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pcap2pkt/pcap2pkt/replay"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -219,13 +218,20 @@ func runSuite(c *cli.Context) error {
 		}
 		return nil
 	}
-	if err := canReplay(); err != nil {
-		return withCode(exitEnv, err)
-	}
-
 	jobs := c.Int("jobs")
 	if jobs <= 0 {
 		jobs = max(1, runtimeCores())
+	}
+	runner, stopRunner, err := newRunner(c, jobs, nil, capDir)
+	if err != nil {
+		return err
+	}
+	defer stopRunner()
+	queue := runs
+	if c.IsSet("kernel") {
+		// Each VM takes the next run when it is free: the longest first,
+		// so that no VM is left with a long one at the end.
+		queue = longestFirst(c, runs)
 	}
 	prog := newProgress(c.App.ErrWriter, len(runs), format == "text")
 	ctx := c.Context
@@ -237,13 +243,13 @@ func runSuite(c *cli.Context) error {
 			defer wg.Done()
 			for r := range work {
 				prog.start(r)
-				runOne(ctx, c, r)
+				runOne(ctx, c, runner, r)
 				prog.done(r)
 			}
 		}()
 	}
 	start := time.Now()
-	for _, r := range runs {
+	for _, r := range queue {
 		if ctx.Err() != nil {
 			break
 		}
@@ -274,13 +280,10 @@ func runSuite(c *cli.Context) error {
 
 // runOne runs one script in its own sandbox. Its shell commands run in the
 // script's folder, as under the upstream runner.
-func runOne(ctx context.Context, c *cli.Context, r *suiteRun) {
+func runOne(ctx context.Context, c *cli.Context, runner sandboxRunner, r *suiteRun) {
 	var out bytes.Buffer
-	tctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
-	defer cancel()
-	t0 := time.Now()
-	code, err := replay.RunSandboxed(tctx, r.args, nil, &out, &out)
-	r.Seconds = time.Since(t0).Seconds()
+	code, took, err := runner.run(ctx, c.Duration("timeout"), r.args, &out, &out)
+	r.Seconds = took.Seconds()
 	r.Output = out.String()
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/parser"
-	"github.com/pcap2pkt/pcap2pkt/replay"
 	"github.com/pcap2pkt/pcap2pkt/synth"
 	"github.com/urfave/cli/v2"
 )
@@ -29,6 +28,7 @@ func verifyCommand() *cli.Command {
 		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a connection's replay after `DURATION`"},
 		&cli.StringFlag{Name: "tolerance_usecs", Usage: "timing tolerance of the replays in `MICROSECONDS` (default: the script's, else 4000)"},
 	)
+	flags = append(flags, kernelFlags()...)
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "synthesise a capture's connections and replay them: does this kernel still behave as captured?",
@@ -86,10 +86,6 @@ func verifyAction(c *cli.Context) error {
 		flows = append(flows, r.Flow)
 	}
 	warnGuessed(c, flows)
-	if err := canReplay(); err != nil {
-		return withCode(exitEnv, err)
-	}
-
 	dir := c.String("keep")
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "pcap2pkt-verify-")
@@ -102,12 +98,18 @@ func verifyAction(c *cli.Context) error {
 		return withCode(exitInput, err)
 	}
 
+	runner, stopRunner, err := newRunner(c, 1, nil, dir)
+	if err != nil {
+		return err
+	}
+	defer stopRunner()
+
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var verdicts []verdict
 	start := time.Now()
 	for _, r := range results {
-		v := verifyFlow(ctx, c, r, dir, chosen)
+		v := verifyFlow(ctx, c, runner, r, dir, chosen)
 		plotInto(c, dir, r, v)
 		verdicts = append(verdicts, v)
 		if ctx.Err() != nil {
@@ -135,7 +137,7 @@ func verifyAction(c *cli.Context) error {
 
 // verifyFlow writes one connection's script into dir and replays it in a
 // sandbox of its own.
-func verifyFlow(ctx context.Context, c *cli.Context, r synth.Result, dir string, chosen bool) verdict {
+func verifyFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, r synth.Result, dir string, chosen bool) verdict {
 	v := verdict{flow: r.Flow}
 	if r.Err != nil {
 		v.result, v.detail = "skipped", r.Err.Error()
@@ -157,9 +159,7 @@ func verifyFlow(ctx context.Context, c *cli.Context, r synth.Result, dir string,
 	}
 	args = append(args, script)
 	var out bytes.Buffer
-	tctx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
-	defer cancel()
-	code, err := replay.RunSandboxed(tctx, args, nil, &out, &out)
+	code, _, err := runner.run(ctx, c.Duration("timeout"), args, &out, &out)
 	// Name the script by its base name: the folder is ours, and temporary
 	// unless --keep was given.
 	v.full = strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")

@@ -1,0 +1,238 @@
+package main
+
+// With --kernel, the sandboxed runs of replay and verify happen in VMs that
+// boot that kernel (replay/vm), one run at a time per VM; the rest of each
+// command (reading scripts, verdicts, reports) is the same code as on the
+// host, so its output is the same.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay"
+	"github.com/pcap2pkt/pcap2pkt/replay/vm"
+	"github.com/urfave/cli/v2"
+)
+
+func kernelFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kernel", Usage: "run in VMs (QEMU) that boot kernel `IMAGE` (a bzImage/vmlinuz or a vmlinux) instead of on this kernel", Category: "other kernels"},
+		&cli.StringFlag{Name: "modules", Usage: "the kernel's module `DIR` (default /lib/modules/RELEASE)", Category: "other kernels"},
+		&cli.BoolFlag{Name: "deterministic", Value: true, Usage: "under TCG, run the VMs in virtual time (one nanosecond per instruction): timing independent of the host's load", Category: "other kernels"},
+	}
+}
+
+// sandboxRunner runs one sandboxed child (pcap2pkt's own arguments) on this
+// kernel or in a VM, and says how long it took there.
+// A run that exceeds timeout is killed and returns context.DeadlineExceeded.
+type sandboxRunner interface {
+	run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (code int, took time.Duration, err error)
+}
+
+// hostRunner runs children on this kernel.
+type hostRunner struct{ stdin io.Reader }
+
+func (h hostRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (int, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t0 := time.Now()
+	code, err := replay.RunSandboxed(ctx, args, h.stdin, stdout, stderr)
+	return code, time.Since(t0), err
+}
+
+// vmRunner runs children in up to max VMs, booting them as runs need them.
+type vmRunner struct {
+	host *vm.Host
+	dir  string // the folder of relative paths in the children's arguments
+	idle chan *vm.Machine
+	max  int
+
+	mu     sync.Mutex
+	booted int
+	all    []*vm.Machine
+}
+
+// newRunner returns the runner for --kernel (VMs, at most jobs at once, the
+// first booted before it returns, so that a kernel that cannot run scripts
+// is reported once) or the host's. writable are the host folders that runs
+// write into; stdin is the host's children's. The returned function stops
+// the VMs.
+func newRunner(c *cli.Context, jobs int, stdin io.Reader, writable ...string) (sandboxRunner, func(), error) {
+	if !c.IsSet("kernel") {
+		if c.IsSet("modules") {
+			return nil, nil, failf(exitInput, "--modules goes with --kernel")
+		}
+		if err := canReplay(); err != nil {
+			return nil, nil, withCode(exitEnv, err)
+		}
+		return hostRunner{stdin}, func() {}, nil
+	}
+	var w []string
+	for _, d := range writable {
+		if d != "" {
+			w = append(w, d)
+		}
+	}
+	h, err := vm.Prepare(vm.Options{
+		Kernel:        c.String("kernel"),
+		Modules:       c.String("modules"),
+		Deterministic: c.Bool("deterministic"),
+		Writable:      w,
+	})
+	if err != nil {
+		return nil, nil, vmError(err)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	r := &vmRunner{host: h, dir: dir, idle: make(chan *vm.Machine, jobs), max: max(1, jobs)}
+	m, err := h.Boot(c.Context)
+	if err != nil {
+		h.Close()
+		return nil, nil, vmError(err)
+	}
+	r.booted = 1
+	r.all = append(r.all, m)
+	r.idle <- m
+	return r, r.stop, nil
+}
+
+// vmError gives errors of replay/vm their exit code: a kernel or host that
+// cannot run scripts in a VM is exit 3, a file that is no kernel exit 2.
+func vmError(err error) error {
+	var u *vm.UnsupportedError
+	if errors.As(err, &u) {
+		return withCode(exitEnv, err)
+	}
+	return withCode(exitInput, err)
+}
+
+func (r *vmRunner) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.all {
+		m.Close()
+	}
+	r.host.Close()
+}
+
+// machine returns an idle machine, booting one while fewer than max are.
+func (r *vmRunner) machine(ctx context.Context) (*vm.Machine, error) {
+	select {
+	case m := <-r.idle:
+		return m, nil
+	default:
+	}
+	r.mu.Lock()
+	if r.booted < r.max {
+		r.booted++
+		r.mu.Unlock()
+		m, err := r.host.Boot(ctx)
+		r.mu.Lock()
+		if err != nil {
+			r.booted--
+		} else {
+			r.all = append(r.all, m)
+		}
+		r.mu.Unlock()
+		return m, err
+	}
+	r.mu.Unlock()
+	select {
+	case m := <-r.idle:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run's timeout and the time it returns are the host's.
+func (r *vmRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (int, time.Duration, error) {
+	m, err := r.machine(ctx)
+	if err != nil {
+		return -1, 0, err
+	}
+	req := vm.Request{Args: args, Dir: r.dir, SplitStderr: stdout != stderr}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t0 := time.Now()
+	res, err := m.Run(tctx, req)
+	took := time.Since(t0)
+	if err != nil {
+		// The machine is gone or in an unknown state: the next run boots
+		// another.
+		r.mu.Lock()
+		r.booted--
+		r.mu.Unlock()
+		m.Close()
+		if ctx.Err() != nil {
+			return -1, 0, ctx.Err()
+		}
+		return -1, 0, fmt.Errorf("VM: %w", err)
+	}
+	r.idle <- m
+	stdout.Write(res.Stdout)
+	stderr.Write(res.Stderr)
+	switch {
+	case res.Canceled && ctx.Err() != nil:
+		return res.Code, took, ctx.Err()
+	case res.Canceled:
+		return res.Code, took, context.DeadlineExceeded
+	case res.Err != "":
+		return res.Code, took, errors.New(res.Err)
+	}
+	return res.Code, took, nil
+}
+
+// longestFirst orders runs by their estimated cost, the costliest first.
+// In a VM a script's waits cost nothing (deterministic time skips idle
+// time); what costs is the guest's work, most of all starting programs:
+// each shell line and each %{ }% block starts a shell or python3.
+func longestFirst(c *cli.Context, runs []*suiteRun) []*suiteRun {
+	cost := map[string]int{}
+	for _, r := range runs {
+		if _, ok := cost[r.Script]; !ok {
+			cost[r.Script] = scriptCost(c, r.Script, r.Family)
+		}
+	}
+	out := append([]*suiteRun(nil), runs...)
+	sort.SliceStable(out, func(i, j int) bool { return cost[out[i].Script] > cost[out[j].Script] })
+	return out
+}
+
+// programCost is what starting a program costs against one event.
+const programCost = 30
+
+func scriptCost(c *cli.Context, name, family string) int {
+	cfg, err := replayConfigFor(c, family)
+	if err != nil {
+		return 0
+	}
+	s, _, err := parseScriptFile(name, &parser.Config{Defines: cfg.Defines})
+	if err != nil {
+		return 0
+	}
+	n := len(s.Events)
+	if s.Init != nil {
+		n += programCost
+	}
+	if s.Cleanup != nil {
+		n += programCost
+	}
+	for _, e := range s.Events {
+		switch e.Action.(type) {
+		case *parser.Command, *parser.Code:
+			n += programCost
+		}
+	}
+	return n
+}
