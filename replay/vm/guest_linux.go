@@ -177,7 +177,14 @@ func setUp() (cfg *guestConfig, missing string, err error) {
 	if err := unix.Mount(rootTag, hostMount, "9p", unix.MS_RDONLY, "trans=virtio,version=9p2000.L,msize=512000,cache=loose"); err != nil {
 		return nil, fmt.Sprintf("cannot mount the host's root over 9p (%v): the kernel needs CONFIG_VIRTIO_PCI, CONFIG_NET_9P, CONFIG_NET_9P_VIRTIO and CONFIG_9P_FS, built in or as modules in the module folder", err), nil
 	}
-	h := func(p string) string { return filepath.Join(hostMount, p) }
+	root := hostMount
+	if cfg.Layer {
+		// Without overlayfs the guest reads everything over 9p.
+		if err := unix.Mount("overlay", rootMount, "overlay", unix.MS_RDONLY, "lowerdir="+layerDir+":"+hostMount); err == nil {
+			root = rootMount
+		}
+	}
+	h := func(p string) string { return filepath.Join(root, p) }
 	mounts := []mount{
 		{"proc", h("/proc"), "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
 		{"sysfs", h("/sys"), "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
@@ -204,7 +211,7 @@ func setUp() (cfg *guestConfig, missing string, err error) {
 		if _, err := os.Stat(h(d[0])); err != nil {
 			continue
 		}
-		opts := fmt.Sprintf("lowerdir=%s,upperdir=/layer/%s,workdir=/layer/%s.work", h(d[0]), d[1], d[1])
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=/layer/%s,workdir=/layer/%s.work", filepath.Join(hostMount, d[0]), d[1], d[1])
 		if err := unix.Mount("overlay", h(d[0]), "overlay", 0, opts); err != nil {
 			// Without overlayfs the folder is the guest's own.
 			if err := doMount(mount{"tmpfs", h(d[0]), "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"}); err != nil {
@@ -234,8 +241,8 @@ func setUp() (cfg *guestConfig, missing string, err error) {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return nil, "", fmt.Errorf("unshare: %w", err)
 	}
-	if err := unix.Chroot(hostMount); err != nil {
-		return nil, "", fmt.Errorf("chroot %s: %w", hostMount, err)
+	if err := unix.Chroot(root); err != nil {
+		return nil, "", fmt.Errorf("chroot %s: %w", root, err)
 	}
 	if err := os.Chdir("/"); err != nil {
 		return nil, "", err

@@ -64,6 +64,10 @@ type Host struct {
 // reach the host's root, where the other modules are.
 var modulesBefore9p = []string{"virtio_pci", "9pnet_virtio", "9p"}
 
+// layerModule lays the initramfs's copies over the host's root; without
+// it the guest reads everything over 9p.
+const layerModule = "overlay"
+
 // Prepare checks that machines can be booted here and writes the initramfs.
 // Close removes it.
 func Prepare(o Options) (*Host, error) {
@@ -194,16 +198,21 @@ func writeInitramfs(path string, bin []byte, cfg *guestConfig, ix *moduleIndex) 
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	c := &cpioWriter{w: w}
-	for _, d := range []string{"dev", "proc", "sys", "sbin", "host", "layer", "modules"} {
+	for _, d := range []string{"dev", "proc", "sys", "sbin", "host", "layer", "modules", "ram", "root"} {
 		c.add(d, cpioDir|0o755, nil)
 	}
 	c.add("init", cpioFile|0o755, bin)
 	c.add("sbin/modprobe", cpioSymlink|0o777, []byte("/init"))
+	cfg.Layer = true
 	if ix != nil {
 		seen := map[string]bool{}
-		for _, m := range modulesBefore9p {
+		for _, m := range append(modulesBefore9p, layerModule) {
 			files, builtin, err := ix.resolve(m)
 			if builtin {
+				continue
+			}
+			if err != nil && m == layerModule {
+				cfg.Layer = false
 				continue
 			}
 			if err != nil {
@@ -224,6 +233,18 @@ func writeInitramfs(path string, bin []byte, cfg *guestConfig, ix *moduleIndex) 
 				c.add(name, cpioFile|0o644, data)
 				cfg.Preload = append(cfg.Preload, "/"+name)
 			}
+		}
+	}
+	if cfg.Layer {
+		path := ""
+		for _, kv := range cfg.Env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				path = v
+			}
+		}
+		if err := hotLayer(path).write(c, strings.TrimPrefix(layerDir, "/")); err != nil {
+			f.Close()
+			return err
 		}
 	}
 	js, err := json.Marshal(cfg)

@@ -45,6 +45,9 @@ type guestConfig struct {
 	Preload []string `json:"preload,omitempty"` // initramfs paths of the 9p modules, in load order
 	Env     []string `json:"env"`
 	Shares  []share  `json:"shares,omitempty"`
+	// Layer says that the initramfs's /ram holds copies of the host's
+	// programs to lay over its root (userland.go).
+	Layer bool `json:"layer,omitempty"`
 	// Seed credits the guest's random pool at boot (see seedRandom).
 	Seed []byte `json:"seed"`
 }
@@ -59,6 +62,8 @@ const (
 	configPath = "/pcap2pkt-vm.json" // in the initramfs
 	rootTag    = "hostroot"
 	hostMount  = "/host" // where the guest's init mounts the host's root
+	layerDir   = "/ram"  // copies of the host's programs, in the initramfs
+	rootMount  = "/root" // the layer over the host's root
 	serverEnv  = "PCAP2PKT_VM_SERVER"
 	protoPort  = "/dev/ttyS1"
 )

@@ -1,0 +1,231 @@
+package vm
+
+// The guest reads the host's files over 9p, and each open is a round trip
+// to QEMU during which the guest idles. In deterministic time an idle guest
+// jumps to its next timer, so a program started in the middle of a script
+// would shift its timeline, and every start costs the host time of its
+// round trips (defaults.sh's 30 sysctl runs: 2 s). The programs that
+// scripts' shell lines use, their libraries and python3's standard library
+// are therefore also put in the initramfs, as a layer over the host's root:
+// the guest reads them from memory. Everything else still comes over 9p.
+
+import (
+	"debug/elf"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// hotPrograms are what packetdrill scripts' shell lines and their helpers
+// (upstream's defaults.sh and set_sysctls.py, synthesised scripts) run.
+var hotPrograms = []string{
+	"sh", "dash", "bash", "env", "sysctl", "ip", "tc", "ss", "ethtool", "python3",
+	"cat", "echo", "rm", "dd", "sleep", "true", "false", "grep", "sed", "printf",
+	"mkdir", "uname", "head", "tail", "tr", "cut", "ls", "timeout",
+}
+
+// hotFiles are read by those programs on every start.
+var hotFiles = []string{"/etc/ld.so.cache", "/etc/iproute2", "/etc/nsswitch.conf", "/etc/passwd", "/etc/group"}
+
+// libDirs are where the dynamic loader looks after RUNPATH (ld.so.cache
+// lists only libraries in these on Debian).
+var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// skipStdlib are parts of python's standard library that scripts do not
+// import and that would double its size.
+var skipStdlib = map[string]bool{"test": true, "site-packages": true, "dist-packages": true, "tkinter": true,
+	"idlelib": true, "turtledemo": true, "ensurepip": true, "lib2to3": true, "pydoc_data": true, "__pycache__": false}
+
+var pythonName = regexp.MustCompile(`^python[0-9]+\.[0-9]+$`)
+
+// layer is a set of host paths to copy into the initramfs: files, the
+// folders above them, and the symbolic links on the way, as on the host.
+type layer struct {
+	entries map[string]fs.FileInfo
+	links   map[string]string
+}
+
+func newLayer() *layer {
+	return &layer{entries: map[string]fs.FileInfo{}, links: map[string]string{}}
+}
+
+// add adds path (absolute) and what it takes to reach it; it returns the
+// path with every symbolic link resolved, or "" when it does not exist.
+func (l *layer) add(path string) string {
+	resolved := "/"
+	parts := strings.Split(strings.Trim(filepath.Clean(path), "/"), "/")
+	for i := 0; i < len(parts); i++ {
+		p := filepath.Join(resolved, parts[i])
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return ""
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil || len(l.links) > 10000 {
+				return ""
+			}
+			l.entries[p], l.links[p] = fi, target
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(resolved, target)
+			}
+			rest := append(strings.Split(strings.Trim(filepath.Clean(target), "/"), "/"), parts[i+1:]...)
+			resolved, parts, i = "/", rest, -1
+			continue
+		}
+		l.entries[p] = fi
+		resolved = p
+	}
+	return resolved
+}
+
+// addTree adds a folder and everything below it, less the skipped names.
+func (l *layer) addTree(dir string, skip map[string]bool) {
+	root := l.add(dir)
+	if root == "" {
+		return
+	}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && skip[d.Name()] && p != root {
+			return filepath.SkipDir
+		}
+		if fi, err := d.Info(); err == nil {
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				l.add(p)
+			} else if fi.Mode().IsRegular() || fi.IsDir() {
+				l.entries[p] = fi
+			}
+		}
+		return nil
+	})
+}
+
+// addProgram adds a program found on path, its interpreter if it is a
+// script, and the libraries it loads if it is an ELF executable.
+func (l *layer) addProgram(name, path string) {
+	full, err := lookPath(name, path)
+	if err != nil {
+		return
+	}
+	l.addExecutable(full, 0)
+}
+
+func (l *layer) addExecutable(file string, depth int) {
+	real := l.add(file)
+	if real == "" || depth > 4 {
+		return
+	}
+	f, err := elf.Open(real)
+	if err != nil {
+		// A script: its interpreter.
+		b := make([]byte, 256)
+		if fh, err := os.Open(real); err == nil {
+			n, _ := fh.Read(b)
+			fh.Close()
+			if line, _, _ := strings.Cut(string(b[:n]), "\n"); strings.HasPrefix(line, "#!") {
+				if fields := strings.Fields(line[2:]); len(fields) > 0 {
+					l.addExecutable(fields[0], depth+1)
+				}
+			}
+		}
+		return
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			if b, err := os.ReadFile(real); err == nil && p.Off+p.Filesz <= uint64(len(b)) {
+				l.addExecutable(strings.TrimRight(string(b[p.Off:p.Off+p.Filesz]), "\x00"), depth+1)
+			}
+		}
+	}
+	libs, _ := f.ImportedLibraries()
+	runpath, _ := f.DynString(elf.DT_RUNPATH)
+	rpath, _ := f.DynString(elf.DT_RPATH)
+	var dirs []string
+	for _, rp := range append(runpath, rpath...) {
+		for _, d := range strings.Split(rp, ":") {
+			dirs = append(dirs, strings.ReplaceAll(d, "$ORIGIN", filepath.Dir(real)))
+		}
+	}
+	for _, lib := range libs {
+		for _, d := range append(dirs, libDirs...) {
+			p := filepath.Join(d, lib)
+			if _, seen := l.entries[p]; seen {
+				break
+			}
+			if _, err := os.Stat(p); err == nil {
+				l.addExecutable(p, depth+1)
+				break
+			}
+		}
+	}
+	// python3's standard library, where a python's build puts it:
+	// PREFIX/bin/pythonX.Y reads PREFIX/lib/pythonX.Y.
+	if base := filepath.Base(real); pythonName.MatchString(base) && depth == 0 {
+		l.addTree(filepath.Join(filepath.Dir(filepath.Dir(real)), "lib", base), skipStdlib)
+	}
+}
+
+// lookPath finds a program on a search path as the guest's shell will.
+func lookPath(name, path string) (string, error) {
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			continue
+		}
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+// hotLayer is the layer for a guest whose search path is path.
+func hotLayer(path string) *layer {
+	l := newLayer()
+	for _, p := range hotPrograms {
+		l.addProgram(p, path)
+	}
+	for _, f := range hotFiles {
+		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+			l.addTree(f, nil)
+		} else {
+			l.add(f)
+		}
+	}
+	return l
+}
+
+// write adds the layer's entries to the archive under prefix, folders
+// before what they hold.
+func (l *layer) write(c *cpioWriter, prefix string) error {
+	paths := make([]string, 0, len(l.entries))
+	for p := range l.entries {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fi := l.entries[p]
+		name := prefix + p
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			c.add(name, cpioSymlink|0o777, []byte(l.links[p]))
+		case fi.IsDir():
+			c.add(name, cpioDir|int(fi.Mode().Perm()), nil)
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				continue // unreadable: the guest reads it over 9p, or fails as the host would
+			}
+			c.add(name, cpioFile|int(fi.Mode().Perm()), data)
+		}
+	}
+	return c.err
+}
