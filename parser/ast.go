@@ -251,7 +251,23 @@ type TCPOption struct {
 	TSEcr  uint32        // TS ecr
 	Cookie string        // FO/FOEXP cookie or md5 digest, hex as written; "" if none
 	AccECN []AccECNField // ECN fields in the order written
+	Wild   OptWild       // values written as `*` (a pcap2pkt extension)
 }
+
+// OptWild marks the values of a TCP option written as `*`: `mss *`,
+// `wscale *`, `TS val * ecr *`, `FO *`. This is a pcap2pkt extension
+// (scripts that say --pcap2pkt at the top): in an outbound packet the
+// option must be there, with any value, where the value follows the host or
+// a secret rather than the connection (the MSS from the route, the window
+// scale from the buffer sizes, a Fast Open cookie from the server's key).
+type OptWild uint8
+
+const (
+	WildValue  OptWild = 1 << iota // mss, wscale
+	WildTSVal                      // TS val
+	WildTSEcr                      // TS ecr
+	WildCookie                     // FO, FOEXP
+)
 
 // SACKBlock is `left:right`.
 type SACKBlock struct {

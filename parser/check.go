@@ -38,6 +38,27 @@ var ScriptOptions = map[string]bool{
 	"tcp_ts_ecr_scaled": false, "tcp_ts_tick_usecs": true, "strict_segments": false,
 	"non_fatal": true, "dry_run": false, "is_anyip": false, "send_omit_free": false,
 	"psp_udp_port": true, "debug": false, "define": true, "verbose": false,
+	Pcap2pktOption: true,
+}
+
+// Pcap2pktOption names the option line that marks a script written with
+// pcap2pkt's extensions (`--pcap2pkt=1` at the top): `*` option values,
+// and the matching rules of synthesised scripts (see the README). The
+// reference rejects the unknown option, so such a script fails clearly
+// under packetdrill instead of meaning something else there.
+const Pcap2pktOption = "pcap2pkt"
+
+// Pcap2pktVersion is the only version of the extensions there is.
+const Pcap2pktVersion = "1"
+
+// Extended reports whether s says --pcap2pkt at the top.
+func Extended(s *Script) bool {
+	for _, o := range s.Options {
+		if o.Name == Pcap2pktOption {
+			return true
+		}
+	}
+	return false
 }
 
 // optionError checks an option against ScriptOptions, as the reference
@@ -51,6 +72,8 @@ func optionError(o *Option) string {
 		return fmt.Sprintf("option --%s requires an argument", o.Name)
 	case !hasArg && o.Set:
 		return fmt.Sprintf("option --%s forbids an argument", o.Name)
+	case o.Name == Pcap2pktOption && o.Value != Pcap2pktVersion:
+		return fmt.Sprintf("--%s=%s: this build knows version %s of pcap2pkt's extensions", o.Name, o.Value, Pcap2pktVersion)
 	}
 	return ""
 }
@@ -148,6 +171,10 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 // bytes each), as the family is known only when the script runs.
 func MaxSegmentBytes(optionBytes int) int { return maxDatagramBytes - 20 - 20 - optionBytes }
 
+// wildCookieBytes is the size taken for a cookie written `*`: Linux's
+// Fast Open cookies are 8 bytes (TCP_FASTOPEN_COOKIE_SIZE).
+const wildCookieBytes = 8
+
 // optionBytes is the size of a TCP option on the wire.
 func optionBytes(o *TCPOption) int {
 	switch o.Kind {
@@ -166,8 +193,14 @@ func optionBytes(o *TCPOption) int {
 	case OptTimestamp:
 		return 10
 	case OptFastOpen:
+		if o.Wild&WildCookie != 0 {
+			return 2 + wildCookieBytes
+		}
 		return 2 + len(o.Cookie)/2
 	case OptFastOpenExp:
+		if o.Wild&WildCookie != 0 {
+			return 4 + wildCookieBytes
+		}
 		return 4 + len(o.Cookie)/2
 	case OptAccECN:
 		return 2 + 3*len(o.AccECN)
@@ -217,6 +250,7 @@ func Check(s *Script) ErrorList {
 			report(o.Pos, msg)
 		}
 	}
+	extended := Extended(s)
 	var now int64
 	socket := false
 	for i, ev := range s.Events {
@@ -241,6 +275,7 @@ func Check(s *Script) ErrorList {
 			}
 		case *Packet:
 			rangeErrors(a, report)
+			wildErrors(a, extended, report)
 			// With explicit ports a packet needs no socket (the reference
 			// then uses them as they are: a SYN to a closed port and the
 			// kernel's RST, say).
@@ -254,6 +289,23 @@ func Check(s *Script) ErrorList {
 	}
 	errs.Sort()
 	return errs
+}
+
+// wildErrors checks `*` option values: a pcap2pkt extension, for
+// outbound packets only (an injected packet needs every value).
+func wildErrors(pk *Packet, extended bool, report func(Pos, string)) {
+	if pk.TCP == nil || pk.TCP.Options == nil {
+		return
+	}
+	for _, o := range pk.TCP.Options.List {
+		switch {
+		case o.Wild == 0:
+		case pk.Dir == Inbound:
+			report(o.Pos, "an inbound packet's option values must be given (`*` is for outbound packets)")
+		case !extended:
+			report(o.Pos, fmt.Sprintf("`*` as an option value is a pcap2pkt extension: say --%s=%s at the top", Pcap2pktOption, Pcap2pktVersion))
+		}
+	}
 }
 
 // icmpCodes maps the ICMP type names the reference knows (for IPv4 or

@@ -1235,9 +1235,13 @@ func (p *parser) parseTCPOption() *TCPOption {
 	o.Kind = TCPOptionKind(kind)
 	switch o.Kind {
 	case OptMSS:
-		o.Value = p.intIn(`MSS value after "mss"`, math.MaxUint16, "mss value")
+		if !p.wild(o, WildValue) {
+			o.Value = p.intIn(`MSS value after "mss"`, math.MaxUint16, "mss value")
+		}
 	case OptWScale:
-		o.Value = p.intIn(`shift count after "wscale"`, math.MaxUint8, "window scale shift count")
+		if !p.wild(o, WildValue) {
+			o.Value = p.intIn(`shift count after "wscale"`, math.MaxUint8, "window scale shift count")
+		}
 	case OptSACK:
 		for p.tok.kind == tInt || len(o.SACK) == 0 {
 			l, lpos := p.intTok("SACK block left:right")
@@ -1264,20 +1268,28 @@ func (p *parser) parseTCPOption() *TCPOption {
 		}
 	case OptTimestamp:
 		p.expectKw("val", `"val" after "TS"`)
-		v, vpos := p.intTok(`timestamp value after "val"`)
+		if !p.wild(o, WildTSVal) {
+			v, vpos := p.intTok(`timestamp value after "val"`)
+			if v < 0 || v > math.MaxUint32 {
+				p.semantic(vpos, "ts val out of range")
+			}
+			o.TSVal = uint32(v)
+		}
 		p.expectKw("ecr", `"ecr"`)
-		e, epos := p.intTok(`echo reply after "ecr"`)
-		if v < 0 || v > math.MaxUint32 {
-			p.semantic(vpos, "ts val out of range")
+		if !p.wild(o, WildTSEcr) {
+			e, epos := p.intTok(`echo reply after "ecr"`)
+			if e < 0 || e > math.MaxUint32 {
+				p.semantic(epos, "ecr val out of range")
+			}
+			o.TSEcr = uint32(e)
 		}
-		if e < 0 || e > math.MaxUint32 {
-			p.semantic(epos, "ecr val out of range")
-		}
-		o.TSVal, o.TSEcr = uint32(v), uint32(e)
 	case OptFastOpen, OptFastOpenExp:
 		limit := maxTCPOptionBytes - 2
 		if o.Kind == OptFastOpenExp {
 			limit = maxTCPOptionBytes - 4
+		}
+		if p.wild(o, WildCookie) {
+			break
 		}
 		if c, pos, ok := p.hexBlob(); ok {
 			o.Cookie = c
@@ -1294,6 +1306,17 @@ func (p *parser) parseTCPOption() *TCPOption {
 		o.AccECN = p.parseAccECN()
 	}
 	return o
+}
+
+// wild consumes a `*` written for an option's value (a pcap2pkt extension,
+// see OptWild) and marks it in o.
+func (p *parser) wild(o *TCPOption, w OptWild) bool {
+	if !p.tok.is('*') {
+		return false
+	}
+	p.next()
+	o.Wild |= w
+	return true
 }
 
 // maxTCPOptionBytes is the room for options in a TCP header.

@@ -236,7 +236,7 @@ func appendTCPOption(b []byte, o *TCPOption) []byte {
 	b = append(b, optionNames[o.Kind]...)
 	switch o.Kind {
 	case OptMSS, OptWScale:
-		b = strconv.AppendInt(append(b, ' '), o.Value, 10)
+		b = appendWildInt(append(b, ' '), o, WildValue, o.Value)
 	case OptSACK:
 		for _, s := range o.SACK {
 			b = strconv.AppendUint(append(b, ' '), uint64(s.Left), 10)
@@ -245,10 +245,13 @@ func appendTCPOption(b []byte, o *TCPOption) []byte {
 	case OptMD5:
 		b = append(append(b, ' '), o.Cookie...)
 	case OptTimestamp:
-		b = strconv.AppendUint(append(b, " val "...), uint64(o.TSVal), 10)
-		b = strconv.AppendUint(append(b, " ecr "...), uint64(o.TSEcr), 10)
+		b = appendWildInt(append(b, " val "...), o, WildTSVal, int64(o.TSVal))
+		b = appendWildInt(append(b, " ecr "...), o, WildTSEcr, int64(o.TSEcr))
 	case OptFastOpen, OptFastOpenExp:
-		if o.Cookie != "" {
+		switch {
+		case o.Wild&WildCookie != 0:
+			b = append(b, " *"...)
+		case o.Cookie != "":
 			b = append(append(b, ' '), o.Cookie...)
 		}
 	case OptAccECN:
@@ -257,6 +260,14 @@ func appendTCPOption(b []byte, o *TCPOption) []byte {
 		}
 	}
 	return b
+}
+
+// appendWildInt appends v, or `*` when o marks the value w as a wildcard.
+func appendWildInt(b []byte, o *TCPOption, w OptWild, v int64) []byte {
+	if o.Wild&w != 0 {
+		return append(b, '*')
+	}
+	return strconv.AppendInt(b, v, 10)
 }
 
 // FormatSyscall prints a system call line without its time, e.g.
