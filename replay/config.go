@@ -46,9 +46,13 @@ type Config struct {
 	ToleranceUsecs   int64   // timing tolerance
 	TolerancePercent float64 // timing tolerance in percent of the interval
 
-	TCPTSECRScaled  bool // interpolate inbound TS ecr without a matching TS val
-	TCPTSTickUsecs  int  // microseconds per TS val tick; 0 disables TS val checks
-	StrictSegments  bool // do not aggregate outbound segments
+	TCPTSECRScaled bool // interpolate inbound TS ecr without a matching TS val
+	TCPTSTickUsecs int  // microseconds per TS val tick; 0 disables TS val checks
+	StrictSegments bool // do not aggregate outbound segments
+	// Extended is set by --pcap2pkt=1: the script uses pcap2pkt's
+	// extensions and the matching rules of synthesised scripts (see
+	// engine_stream.go).
+	Extended        bool
 	NonFatalPacket  bool // packet mismatches are warnings
 	NonFatalSyscall bool // system call mismatches are warnings
 	DryRun          bool // parse only
@@ -118,6 +122,7 @@ var options = map[string]optionInfo{
 	"strict_segments": {false}, "non_fatal": {true}, "dry_run": {false},
 	"is_anyip": {false}, "send_omit_free": {false}, "psp_udp_port": {true},
 	"debug": {false}, "define": {true}, "verbose": {false},
+	parser.Pcap2pktOption: {true},
 }
 
 // OptionNames returns the long names of every option, sorted.
@@ -303,6 +308,11 @@ func (c *Config) apply(name, value string) error {
 		c.TCPTSTickUsecs = n
 	case "strict_segments":
 		c.StrictSegments, err = parseFlag(name, value)
+	case parser.Pcap2pktOption:
+		if value != parser.Pcap2pktVersion {
+			return bad()
+		}
+		c.Extended = true
 	case "non_fatal":
 		for _, tok := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' }) {
 			switch tok {

@@ -117,6 +117,19 @@ type engine struct {
 	blockingCall *callState
 	asyncErr     error // a failure found off the main loop
 
+	// With --pcap2pkt (see engine_stream.go): the kernel's packets as a
+	// goroutine read them, the reader's stop, and the rest of segments
+	// that a line took only in part.
+	outq     *outQueue
+	stopRead context.CancelFunc
+	leftover []*sniffed
+	acked    ackProgress // what the kernel has acknowledged so far
+	// Where the kernel's sequence space has got to (sndNxt, from its
+	// packets) and where the script's outbound lines have (lineNxt).
+	sndNxt, lineNxt       seqnum
+	sndNxtSet, lineNxtSet bool
+	started               []startedEvent // when each event started, in order
+
 	initDone bool
 }
 
@@ -186,12 +199,21 @@ func (e *engine) run() error {
 	e.nextEphemeral = int(port)
 
 	e.liveStart = e.host.StartTime(e.env.Clock)
+	if e.cfg.Extended {
+		var rctx context.Context
+		rctx, e.stopRead = context.WithCancel(e.ctx)
+		e.startReader(rctx)
+		defer e.stopReader()
+	}
 	for i, ev := range e.script.Events {
 		es, serr := e.nextEvent(i, ev)
 		if serr != nil {
 			return e.cleanupAfter(serr)
 		}
 		e.adjustRelativeTimes(es)
+		if e.outq != nil {
+			e.started = append(e.started, startedEvent{es.ev.Pos, max(e.nowUsecs(), es.startUsecs-e.scriptStart)})
+		}
 		if err := e.runEvent(es); err != nil {
 			if aerr := e.asyncErr; aerr != nil {
 				return e.cleanupAfter(aerr)
@@ -214,6 +236,9 @@ func (e *engine) run() error {
 	}
 	if aerr := e.asyncErr; aerr != nil {
 		return e.cleanupAfter(aerr)
+	}
+	if err := e.expectNothing(); err != nil {
+		return e.cleanupAfter(err)
 	}
 	if err := e.runCleanupCommand(); err != nil {
 		return err

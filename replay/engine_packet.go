@@ -185,10 +185,19 @@ func (e *engine) sniffTimeout(es *eventState) time.Duration {
 func (e *engine) sniff(es *eventState, want *socket) (*sniffed, *eventError) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.sniffTimeout(es))
 	defer cancel()
+	return e.sniffCtx(ctx, es, want)
+}
+
+// sniffCtx is sniff until ctx ends.
+func (e *engine) sniffCtx(ctx context.Context, es *eventState, want *socket) (*sniffed, *eventError) {
 	for {
 		e.mu.Unlock()
-		b, at, err := e.env.Device.ReadPacket(ctx)
+		b, at, err := e.readOut(ctx)
 		e.mu.Lock()
+		var cerr *captureError
+		if errors.As(err, &cerr) {
+			return nil, &eventError{kind: fatalError, msg: cerr.Error(), err: cerr.err}
+		}
 		if err != nil {
 			if e.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				return nil, &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: timed out waiting for packet (the expected packet never came within %v)", e.sniffTimeout(es))}
@@ -197,11 +206,6 @@ func (e *engine) sniff(es *eventState, want *socket) (*sniffed, *eventError) {
 				return nil, &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: err}
 			}
 			return nil, &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: reading the device: %v", err), err: err}
-		}
-		if e.env.Capture != nil {
-			if cerr := e.env.Capture.WritePacket(at, b, true); cerr != nil {
-				return nil, &eventError{kind: fatalError, msg: fmt.Sprintf("capture: %v", cerr), err: cerr}
-			}
 		}
 		p, derr := decodePacket(b)
 		if derr != nil {
@@ -256,23 +260,23 @@ func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
 	if s.state == sockPassivePacketRecvd && synack {
 		s.script.localISN = sp.seq
 	}
+	if e.cfg.Extended {
+		defer e.noteLine(sp)
+	}
+	if e.ackLine(sp) {
+		return e.doACKLine(es, sp, s)
+	}
+	if e.streamMatch(sp) {
+		return e.doOutboundStream(es, sp, s)
+	}
 	want := sp.payloadLen
 	var got []*sniffed
 	total := 0
 	for {
-		sn, err := e.sniff(es, s)
+		sn, err := e.nextOutbound(es, s, synack)
 		if err != nil {
 			err.detail = e.dumpSniffed(es, sp, got)
 			return err
-		}
-		if s.state == sockPassivePacketRecvd && synack && sn.p.tcp != nil {
-			s.state = sockPassiveSynackSent
-			s.live.localISN = sn.p.tcp.seq
-		}
-		if sn.p.tcp != nil {
-			h := *sn.p.tcp
-			s.lastOutbound = &h
-			s.toScriptSeq(sn.p.tcp)
 		}
 		if e.cfg.Verbose {
 			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
@@ -300,6 +304,48 @@ func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
 		live = aggregate(got)
 	}
 	return e.verifyOutbound(es, sp, s, live)
+}
+
+// nextOutbound returns the next outbound packet of socket s, its TCP
+// numbers in script space: the rest of a segment that the previous line
+// took only in part (see engine_stream.go), else a sniffed packet.
+func (e *engine) nextOutbound(es *eventState, s *socket, synack bool) (*sniffed, *eventError) {
+	if len(e.leftover) > 0 {
+		p := e.leftover[0]
+		e.leftover = e.leftover[1:]
+		return p, nil
+	}
+	for {
+		sn, err := e.sniff(es, s)
+		if err != nil {
+			return nil, err
+		}
+		e.learn(s, sn, synack)
+		if e.outq != nil && e.noteAck(s, sn) {
+			// With --pcap2pkt a pure ACK is progress, not a piece of the
+			// stream: ACK lines judge it (engine_stream.go).
+			continue
+		}
+		return sn, nil
+	}
+}
+
+// learn takes what a sniffed packet of socket s tells about the live
+// connection (the ISN of a SYN-ACK that synack says a line expects, or
+// that came first under --pcap2pkt), and maps its TCP numbers into script
+// space.
+func (e *engine) learn(s *socket, sn *sniffed, synack bool) {
+	t := sn.p.tcp
+	if t == nil {
+		return
+	}
+	if s.state == sockPassivePacketRecvd && (synack || e.outq != nil && t.flags&(flagSYN|flagACK) == flagSYN|flagACK) {
+		s.state = sockPassiveSynackSent
+		s.live.localISN = t.seq
+	}
+	h := *t
+	s.lastOutbound = &h
+	s.toScriptSeq(t)
 }
 
 // liveUsecs converts a live instant to microseconds since the start.

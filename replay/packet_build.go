@@ -97,6 +97,15 @@ func (e *engine) mapInboundTCP(sp *scriptPacket, s *socket) (*tcpHeader, []byte,
 			case ok:
 			case e.cfg.TCPTSECRScaled && s.foundFirstTS:
 				live = ecr - s.firstScriptTSVal + s.firstActualTSVal
+			case e.cfg.Extended && s.foundFirstTS:
+				// Under --pcap2pkt an ACK line may be met by another
+				// packet than its own, so not every TS val is mapped: the
+				// ecr is interpolated from the first pair (both clocks tick
+				// in milliseconds), never past what the kernel last sent.
+				live = ecr - s.firstScriptTSVal + s.firstActualTSVal
+				if s.liveTSSeen && seqnum(s.lastLiveTSVal).dist(seqnum(live)) < 0 {
+					live = s.lastLiveTSVal
+				}
 			default:
 				return fmt.Errorf("unable to infer live TS ecr for script TS ecr %d; no matching or preceding outbound TS val", ecr)
 			}

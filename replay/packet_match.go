@@ -280,7 +280,11 @@ func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket)
 	want, _ := decodeOptions(sp.options)
 	got, err := decodeOptions(p.tcp.options)
 	mismatch := func() []fieldDiff {
-		return []fieldDiff{{field: "options", want: formatWireOptions(want), got: formatWireOptions(got)}}
+		w := formatWireOptions(want)
+		if o := sp.ast.TCP.Options; o != nil && !o.Any {
+			w = parser.FormatTCPOptions(o) // as written: `*` stays `*`
+		}
+		return []fieldDiff{{field: "options", want: w, got: formatWireOptions(got)}}
 	}
 	if err != nil || len(want) != len(got) {
 		return mismatch()
@@ -289,10 +293,17 @@ func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket)
 	if dyn := int64(e.cfg.TolerancePercent / 100 * float64(es.startUsecs-e.scriptStart)); dyn > tol {
 		tol = dyn
 	}
+	wild := optionWilds(sp, len(want))
 	for i := range want {
 		w, g := want[i], got[i]
 		if w.kind != g.kind {
 			return mismatch()
+		}
+		if wild[i]&(parser.WildValue|parser.WildCookie) != 0 {
+			continue // `mss *`, `wscale *`, `FO *`: present, any value
+		}
+		if w.kind == optKindTimestamp && wild[i]&parser.WildTSVal != 0 {
+			continue
 		}
 		switch w.kind {
 		case optKindEOL, optKindNOP:
@@ -315,6 +326,20 @@ func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket)
 		}
 	}
 	return nil
+}
+
+// optionWilds returns the `*` marks of the script packet's options, one per
+// wire option (the encoder writes one wire option per script option), or
+// none when the counts differ.
+func optionWilds(sp *scriptPacket, n int) []parser.OptWild {
+	w := make([]parser.OptWild, n)
+	if sp.ast == nil || sp.ast.TCP == nil || sp.ast.TCP.Options == nil || len(sp.ast.TCP.Options.List) != n {
+		return w
+	}
+	for i, o := range sp.ast.TCP.Options.List {
+		w[i] = o.Wild
+	}
+	return w
 }
 
 // formatWireOptions prints wire options in script syntax.

@@ -54,10 +54,14 @@ type socket struct {
 	tsValMap                           map[uint32]uint32
 	foundFirstTS                       bool
 	firstScriptTSVal, firstActualTSVal uint32
-	flowlabelScript, flowlabelLive     uint32
-	lastOutbound                       *tcpHeader // the last TCP header the kernel sent
-	lastInjected                       *tcpHeader // the last TCP header injected
-	lastInjectedPayload                int
+	// lastLiveTSVal is the latest TS val the kernel sent (liveTSSeen: one
+	// did), under --pcap2pkt.
+	lastLiveTSVal                  uint32
+	liveTSSeen                     bool
+	flowlabelScript, flowlabelLive uint32
+	lastOutbound                   *tcpHeader // the last TCP header the kernel sent
+	lastInjected                   *tcpHeader // the last TCP header injected
+	lastInjectedPayload            int
 }
 
 // fdEntry is a script fd and the live fd it stands for; sockets made by a

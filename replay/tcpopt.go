@@ -89,6 +89,10 @@ func encodeOptions(list []*parser.TCPOption) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("TCP fast open cookie '%s' is not a valid hex string", o.Cookie)
 			}
+			if o.Wild&parser.WildCookie != 0 {
+				// Room for a cookie of Linux's size; the matcher takes any.
+				c = make([]byte, wildCookieLen)
+			}
 			if o.Kind == parser.OptFastOpen {
 				if len(c) > maxTCPOptionLen-2 {
 					return nil, fmt.Errorf("TCP fast open cookie of %d bytes exceeds maximum cookie length of %d bytes", len(c), maxTCPOptionLen-2)
@@ -119,6 +123,10 @@ func encodeOptions(list []*parser.TCPOption) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// wildCookieLen is the room an outbound `FO *` takes in the encoded list
+// (Linux's cookies are 8 bytes); the matcher accepts a cookie of any length.
+const wildCookieLen = 8
 
 // padHex pads an odd-length digest with a trailing 0, so that a short
 // digest still parses (the reference tolerates short digests).

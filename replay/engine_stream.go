@@ -1,0 +1,514 @@
+package replay
+
+// This file holds the matching rules of scripts that say --pcap2pkt=1 at
+// the top (pcap2pkt's extensions; synthesised scripts do). A packetdrill
+// script fixes every outbound packet's boundaries; a capture only shows
+// how one kernel, on one day, cut its data into segments, where PSH fell
+// and whether a FIN rode on the last data or followed it, all of which
+// follow timing (the writer's wake-ups, TSO sizing, when close() came)
+// rather than the protocol. So here:
+//
+//   - the kernel's outbound packets are read as they come, by a goroutine,
+//     into a queue: every packet is seen (and captured), whether or not a
+//     line expects it;
+//   - an outbound data line expects a range of the byte stream: the kernel
+//     may send it in any number of segments, or as part of a larger one
+//     (the rest is left for the next line), with PSH anywhere (unless
+//     --strict_segments); a FIN may ride on the last segment or follow it
+//     alone, whichever the line says;
+//   - an outbound packet that no line takes fails the script ("expected
+//     nothing"), where a packetdrill script would never look at it.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// outQueue holds what the reader goroutine read from the device, in order.
+type outQueue struct {
+	mu    sync.Mutex
+	pkts  []rawOut
+	err   error         // the reader's error; it stops after one
+	ready chan struct{} // signalled (never blocking) when pkts or err change
+	done  chan struct{} // closed when the reader returns
+}
+
+// rawOut is one packet as the device returned it.
+type rawOut struct {
+	b  []byte
+	at time.Time
+}
+
+// startReader starts the goroutine that drains the device into e.outq
+// until ctx ends.
+func (e *engine) startReader(ctx context.Context) {
+	q := &outQueue{ready: make(chan struct{}, 1), done: make(chan struct{})}
+	e.outq = q
+	go func() {
+		defer close(q.done)
+		for {
+			b, at, err := e.env.Device.ReadPacket(ctx)
+			q.mu.Lock()
+			if err != nil {
+				q.err = err
+			} else {
+				q.pkts = append(q.pkts, rawOut{b, at})
+			}
+			q.mu.Unlock()
+			select {
+			case q.ready <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return
+			}
+			if e.env.Capture != nil {
+				// A write error surfaces when the capture is closed.
+				_ = e.env.Capture.WritePacket(at, b, true)
+			}
+		}
+	}()
+}
+
+// readOut returns the next packet the kernel sent: from the queue in
+// extended mode, else from the device.
+func (e *engine) readOut(ctx context.Context) ([]byte, time.Time, error) {
+	q := e.outq
+	if q == nil {
+		b, at, err := e.env.Device.ReadPacket(ctx)
+		if err == nil && e.env.Capture != nil {
+			if cerr := e.env.Capture.WritePacket(at, b, true); cerr != nil {
+				return nil, time.Time{}, &captureError{cerr}
+			}
+		}
+		return b, at, err
+	}
+	for {
+		q.mu.Lock()
+		if len(q.pkts) > 0 {
+			p := q.pkts[0]
+			q.pkts = q.pkts[1:]
+			q.mu.Unlock()
+			return p.b, p.at, nil
+		}
+		err := q.err
+		q.mu.Unlock()
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			return nil, time.Time{}, ctx.Err()
+		}
+	}
+}
+
+// captureError is a failure to record a packet in the run's capture.
+type captureError struct{ err error }
+
+func (c *captureError) Error() string { return "capture: " + c.err.Error() }
+func (c *captureError) Unwrap() error { return c.err }
+
+// stopReader ends the reader goroutine and waits for it.
+func (e *engine) stopReader() {
+	if e.outq == nil {
+		return
+	}
+	e.stopRead()
+	<-e.outq.done
+}
+
+// ackProgress is what the kernel has acknowledged on the connection under
+// test so far, in script space: the highest cumulative ACK any of its
+// packets carried, and every range a SACK block reported.
+type ackProgress struct {
+	set    bool
+	ack    seqnum
+	sacked []seqRange
+}
+
+// seqRange is [start, end) of sequence space.
+type seqRange struct{ start, end seqnum }
+
+// covers reports whether the union of rs covers r.
+func covers(rs []seqRange, r seqRange) bool {
+	at := r.start
+	for progress := true; progress && at.dist(r.end) < 0; {
+		progress = false
+		for _, x := range rs {
+			if x.start.dist(at) <= 0 && at.dist(x.end) < 0 {
+				at, progress = x.end, true
+			}
+		}
+	}
+	return at.dist(r.end) >= 0
+}
+
+// pureACK reports whether a sniffed TCP segment only acknowledges: no
+// data, SYN, FIN or RST, and the sequence number where the kernel's
+// stream has got to (next). One below it is a window probe or a
+// keepalive: a timer's decision, matched as a packet of its own.
+func pureACK(sn *sniffed, next seqnum, nextSet bool) bool {
+	t := sn.p.tcp
+	return t != nil && len(sn.p.payload) == 0 && t.flags&(flagSYN|flagFIN|flagRST) == 0 && t.flags&flagACK != 0 &&
+		(!nextSet || seqnum(t.seq).dist(next) >= 0)
+}
+
+// streamEnd returns where a segment leaves the sender's sequence space:
+// after its data, its SYN and its FIN.
+func streamEnd(t *tcpHeader, payload int) seqnum {
+	end := seqnum(t.seq).add(uint32(payload))
+	if t.flags&flagSYN != 0 {
+		end = end.add(1)
+	}
+	if t.flags&flagFIN != 0 {
+		end = end.add(1)
+	}
+	return end
+}
+
+// noteAck adds what a packet of the connection acknowledges (numbers in
+// script space) to e.acked, and reports whether it is a pure ACK.
+func (e *engine) noteAck(s *socket, sn *sniffed) bool {
+	t := sn.p.tcp
+	if t == nil || s != e.underTest {
+		return false
+	}
+	pure := pureACK(sn, e.sndNxt, e.sndNxtSet)
+	if end := streamEnd(t, len(sn.p.payload)); !e.sndNxtSet || e.sndNxt.dist(end) < 0 {
+		e.sndNxt, e.sndNxtSet = end, true
+	}
+	if v, ok := findTSVal(t.options); ok {
+		// The latest live TS val bounds the ecr of the packets injected
+		// next (see mapInboundTCP).
+		if !s.liveTSSeen || seqnum(s.lastLiveTSVal).dist(seqnum(v)) < 0 {
+			s.lastLiveTSVal, s.liveTSSeen = v, true
+		}
+	}
+	if t.flags&flagACK != 0 {
+		if a := seqnum(t.ack); !e.acked.set || e.acked.ack.dist(a) < 0 {
+			e.acked.ack, e.acked.set = a, true
+		}
+		_ = walkOptions(t.options, func(kind byte, data []byte) error {
+			if kind == optKindSACK {
+				for i := 0; i+8 <= len(data); i += 8 {
+					l, r := seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))
+					e.acked.sacked = append(e.acked.sacked, seqRange{l, r})
+				}
+			}
+			return nil
+		})
+	}
+	return pure
+}
+
+// ackLine reports whether an outbound line only acknowledges, and so is
+// judged as the kernel's progress (see doACKLine).
+func (e *engine) ackLine(sp *scriptPacket) bool {
+	return e.cfg.Extended && sp.proto == protoTCP && sp.payloadLen == 0 &&
+		sp.flags&(flagSYN|flagFIN|flagRST) == 0 && sp.flags&flagACK != 0 &&
+		(!e.lineNxtSet || seqnum(sp.seq).dist(e.lineNxt) >= 0)
+}
+
+// noteLine moves the point the script's outbound lines have taken the
+// kernel's stream to (an ACK line below it expects a probe).
+func (e *engine) noteLine(sp *scriptPacket) {
+	if sp.proto != protoTCP {
+		return
+	}
+	end := seqnum(sp.seq).add(uint32(sp.payloadLen))
+	if sp.flags&flagSYN != 0 {
+		end = end.add(1)
+	}
+	if sp.flags&flagFIN != 0 {
+		end = end.add(1)
+	}
+	if !e.lineNxtSet || e.lineNxt.dist(end) < 0 {
+		e.lineNxt, e.lineNxtSet = end, true
+	}
+}
+
+// delayedACKSlack is how much later than its line an ACK may come under
+// --pcap2pkt: whether the kernel acknowledges at once (quick ACK) or on its
+// delayed-ACK timer (40 ms, TCP_DELACK_MIN) follows the memory it charged
+// for what it received, which differs between a capture's NIC or veth and
+// a replay's TUN, and the timer fires on a tick (4 ms at HZ=250) that may
+// be the next one.
+const delayedACKSlack = 40*time.Millisecond + 2*4*time.Millisecond
+
+// doACKLine judges a line that only acknowledges as the kernel's
+// progress: by the line's time (within the tolerance, and the delayed-ACK
+// slack), some packet of the kernel's must have acknowledged at least its
+// ack, and SACKed at least its SACK blocks. Earlier is fine (a quick ACK
+// where the captured kernel delayed one), as are extra ACKs; the kernel
+// never acknowledges what it did not receive.
+func (e *engine) doACKLine(es *eventState, sp *scriptPacket, s *socket) error {
+	var blocks []seqRange
+	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
+		if kind == optKindSACK {
+			for i := 0; i+8 <= len(data); i += 8 {
+				blocks = append(blocks, seqRange{seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))})
+			}
+		}
+		return nil
+	})
+	end := max(es.startUsecs, es.endUsecs) + e.tolerance(es) + delayedACKSlack.Microseconds()
+	return e.awaitAck(es, sp, s, seqnum(sp.ack), blocks, end)
+}
+
+// awaitAck waits until the kernel has acknowledged want and SACKed blocks,
+// reading its packets until the script time end: pure ACKs count as
+// progress, anything else waits for the lines after.
+func (e *engine) awaitAck(es *eventState, sp *scriptPacket, s *socket, want seqnum, blocks []seqRange, end int64) error {
+	done := func() bool {
+		if !e.acked.set || e.acked.ack.dist(want) < 0 {
+			return false
+		}
+		for _, b := range blocks {
+			if !covers(e.acked.sacked, b) {
+				return false
+			}
+		}
+		return true
+	}
+	ctx, cancel := context.WithDeadline(e.ctx, e.liveTime(end))
+	defer cancel()
+	var seen []*sniffed
+	for !done() {
+		sn, err := e.sniffCtx(ctx, es, s)
+		if err == nil {
+			e.learn(s, sn, false)
+		}
+		if err == nil && e.liveUsecs(sn.at) > end-e.scriptStart {
+			// Read late, sent late: it does not count for this line.
+			seen, err = append(seen, sn), &eventError{}
+		}
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return err
+			}
+			got := "none"
+			if e.acked.set {
+				got = fmt.Sprintf("ack %d", uint32(e.acked.ack))
+			}
+			return &eventError{kind: packetError, msg: fmt.Sprintf("expected the kernel to acknowledge %s by %.3f s, the most it acknowledged: %s",
+				describeProgress(want, blocks), secs(end-e.scriptStart), got), detail: e.dumpSniffed(es, sp, seen)}
+		}
+		if !e.noteAck(s, sn) {
+			e.leftover = append(e.leftover, sn)
+		}
+		seen = append(seen, sn)
+	}
+	return nil
+}
+
+// describeProgress names what an ACK line asks for.
+func describeProgress(ack seqnum, blocks []seqRange) string {
+	d := fmt.Sprintf("ack %d", uint32(ack))
+	for i, b := range blocks {
+		if i == 0 {
+			d += " with sack"
+		}
+		d += fmt.Sprintf(" %d:%d", uint32(b.start), uint32(b.end))
+	}
+	return d
+}
+
+// tolerance is the timing tolerance of an event: --tolerance_usecs, or
+// --tolerance_percent of the time since the previous event when larger.
+func (e *engine) tolerance(es *eventState) int64 {
+	tol := e.cfg.ToleranceUsecs
+	if last := e.lastEventUsecs(); last != noTime {
+		if dyn := int64(e.cfg.TolerancePercent / 100 * float64(es.startUsecs-last)); dyn > tol {
+			tol = dyn
+		}
+	}
+	return tol
+}
+
+// streamMatch reports whether an outbound line is matched as a range of
+// the byte stream (see the file comment).
+func (e *engine) streamMatch(sp *scriptPacket) bool {
+	return e.cfg.Extended && !e.cfg.StrictSegments && sp.proto == protoTCP && sp.flags&(flagSYN|flagRST) == 0 &&
+		(sp.payloadLen > 0 || sp.flags&flagFIN != 0)
+}
+
+// doOutboundStream matches a data or FIN line against the kernel's byte
+// stream: the pieces that carry [seq, seq+len) (and the FIN if the line
+// has one) are gathered, whatever their boundaries; what a segment carries
+// beyond the line is left for the next line.
+func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) error {
+	start := seqnum(sp.seq)
+	end := start.add(uint32(sp.payloadLen))
+	wantFIN := sp.flags&flagFIN != 0
+	var got []*sniffed
+	fail := func(msg string) error {
+		return &eventError{kind: packetError, msg: msg, detail: e.dumpSniffed(es, sp, got)}
+	}
+	at := start
+	finSeen := false
+	for at != end || (wantFIN && !finSeen) {
+		sn, err := e.nextOutbound(es, s, false)
+		if err != nil {
+			err.detail = e.dumpSniffed(es, sp, got)
+			return err
+		}
+		if e.cfg.Verbose {
+			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
+		}
+		t := sn.p.tcp
+		if t == nil || t.flags&(flagSYN|flagRST) != 0 {
+			got = append(got, sn)
+			if len(got) == 1 {
+				// Not a piece of the stream: compare it as a packet, so the
+				// report names the fields that differ.
+				return e.verifyOutbound(es, sp, s, sn)
+			}
+			return fail("error handling packet: expected the rest of the data, got another kind of packet")
+		}
+		pStart := seqnum(t.seq)
+		pEnd := pStart.add(uint32(len(sn.p.payload)))
+		if pStart != at {
+			got = append(got, sn)
+			if len(got) == 1 {
+				return e.verifyOutbound(es, sp, s, sn)
+			}
+			return fail(fmt.Sprintf("error handling packet: expected the stream to go on at seq %d, got seq %d", uint32(at), t.seq))
+		}
+		if pEnd.dist(end) > 0 {
+			// The segment goes on past the line: keep the rest.
+			keep := int(end.dist(pStart))
+			rest := splitPiece(sn, keep)
+			e.leftover = append([]*sniffed{rest}, e.leftover...)
+			pEnd = end
+		}
+		if !wantFIN && pEnd == end && t.flags&flagFIN != 0 {
+			// A FIN that rode on the line's last data belongs to a later
+			// line (close() came before the data left).
+			fin := splitPiece(sn, len(sn.p.payload))
+			e.leftover = append([]*sniffed{fin}, e.leftover...)
+		}
+		got = append(got, sn)
+		at = pEnd
+		finSeen = sn.p.tcp.flags&flagFIN != 0
+		if at == end && !wantFIN {
+			break
+		}
+	}
+	live := got[0]
+	if len(got) > 1 {
+		live = aggregate(got)
+	}
+	// The line's ack is progress too: by the line's time the kernel has
+	// acknowledged at least that much, on this data or on any packet
+	// (what it had received when it sent the data follows timing).
+	deadline := max(es.startUsecs, es.endUsecs) + e.tolerance(es)
+	if err := e.awaitAck(es, sp, s, seqnum(sp.ack), nil, deadline); err != nil {
+		return err
+	}
+	h := *live.p.tcp
+	if !e.cfg.StrictSegments {
+		// PSH marks where the kernel's writes ended, which follows timing:
+		// compare without it.
+		h.flags = h.flags&^flagPSH | sp.flags&flagPSH
+	}
+	h.ack = sp.ack
+	cp := *live.p
+	cp.tcp = &h
+	return e.verifyOutbound(es, sp, s, &sniffed{p: &cp, at: live.at})
+}
+
+// splitPiece cuts sn after keep payload bytes: sn keeps the head (without
+// FIN) and the returned piece, sent at the same time, the tail and the FIN.
+func splitPiece(sn *sniffed, keep int) *sniffed {
+	p := *sn.p
+	h := *p.tcp
+	rest := p
+	rh := h
+	rest.payload = p.payload[keep:]
+	rh.seq = h.seq + uint32(keep)
+	rest.tcp = &rh
+	p.payload = p.payload[:keep]
+	h.flags &^= flagFIN | flagPSH
+	p.tcp = &h
+	*sn = sniffed{p: &p, at: sn.at}
+	return &sniffed{p: &rest, at: sn.at}
+}
+
+// expectNothing fails the run if, before its last line started, the
+// kernel sent a packet of the connection that no line took. What it sends
+// after that is not judged: a capture ends where it ends, and the answer
+// to its last packet (the ACK of a FIN, say) may simply not be in it.
+func (e *engine) expectNothing() error {
+	if e.outq == nil || e.underTest == nil || len(e.started) == 0 {
+		return nil
+	}
+	end := e.started[len(e.started)-1].usecs
+	var extra []*sniffed
+	extra = append(extra, e.leftover...)
+	e.leftover = nil
+	e.outq.mu.Lock()
+	raw := e.outq.pkts
+	e.outq.pkts = nil
+	e.outq.mu.Unlock()
+	for _, r := range raw {
+		p, derr := decodePacket(r.b)
+		if derr != nil {
+			continue
+		}
+		if e.liveUsecs(r.at) > end {
+			continue
+		}
+		s := e.socketForLivePacket(p)
+		if s == nil || s != e.underTest {
+			continue
+		}
+		sn := &sniffed{p: p, at: r.at}
+		e.learn(s, sn, false)
+		if e.noteAck(s, sn) {
+			continue // ACKs are judged as progress, by the lines that expect them
+		}
+		extra = append(extra, sn)
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, x := range extra {
+		lines = append(lines, fmt.Sprintf("  actual packet: %9.6f %s", secs(e.liveUsecs(x.at)), parser.FormatPacket(e.liveToAST(x.p))))
+	}
+	first := lines[0][strings.Index(lines[0], "> "):]
+	se := &ScriptError{File: e.script.File, Msg: "expected nothing, got " + first,
+		Detail: "  the kernel sent packets that no line of the script expects:\n" + strings.Join(lines, "\n")}
+	// The line to blame is the last one started when the first of them
+	// left: the packet answers it, or came while it waited.
+	t := e.liveUsecs(extra[0].at)
+	for _, d := range e.started {
+		if d.usecs > t {
+			break
+		}
+		se.Pos = d.pos
+	}
+	return se
+}
+
+// startedEvent is when an event of the run started (its time came), for
+// reports that name the line after which something happened.
+type startedEvent struct {
+	pos   parser.Pos
+	usecs int64
+}
+
+// liveToAST describes a sniffed packet of the connection (numbers in
+// script space) as a script line, with what a line would check.
+func (e *engine) liveToAST(p *wirePacket) *parser.Packet {
+	sp := &scriptPacket{ast: &parser.Packet{Dir: parser.Outbound}, proto: p.proto, v6: p.v6}
+	return e.actualToAST(sp, p)
+}

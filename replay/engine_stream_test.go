@@ -1,0 +1,162 @@
+package replay
+
+import (
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStreamMatching runs outbound lines of a --pcap2pkt=1 script against
+// kernels that cut the same byte stream differently.
+func TestStreamMatching(t *testing.T) {
+	mss := []byte{2, 4, 0x05, 0xb4}
+	synack := kernelPacket{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0)}
+	data := func(at time.Duration, flags uint16, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(flags|flagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	tests := []struct {
+		name     string
+		extended bool
+		lines    string
+		kernel   []kernelPacket
+		want     []string // substrings of the error; none means success
+	}{
+		{"FIN line, FIN sent after the data", true, "+0 > FP. 1:301(300) ack 1\n",
+			[]kernelPacket{data(0, flagPSH, 0, 300), data(0, flagFIN, 300, 0)}, nil},
+		{"FIN line, FIN on the data", true, "+0 > FP. 1:301(300) ack 1\n",
+			[]kernelPacket{data(0, flagPSH|flagFIN, 0, 300)}, nil},
+		{"data and FIN lines, FIN on the data", true, "+0 > P. 1:301(300) ack 1\n+0 > F. 301:301(0) ack 1\n",
+			[]kernelPacket{data(0, flagPSH|flagFIN, 0, 300)}, nil},
+		{"packetdrill's rule: FIN on the data is not a data line", false, "+0 > P. 1:301(300) ack 1\n+0 > F. 301:301(0) ack 1\n",
+			[]kernelPacket{data(0, flagPSH|flagFIN, 0, 300)}, []string{"expected flags P., got flags FP."}},
+		{"one segment for two lines", true, "+0 > P. 1:101(100) ack 1\n+0 > P. 101:201(100) ack 1\n",
+			[]kernelPacket{data(0, flagPSH, 0, 200)}, nil},
+		{"PSH anywhere", true, "+0 > P. 1:201(200) ack 1\n",
+			[]kernelPacket{data(0, flagPSH, 0, 100), data(0, 0, 100, 100)}, nil},
+		{"packetdrill's rule: PSH where written", false, "+0 > P. 1:201(200) ack 1\n",
+			[]kernelPacket{data(0, flagPSH, 0, 100), data(0, 0, 100, 100)}, []string{"expected flags P., got flags ."}},
+		{"a hole in the stream", true, "+0 > P. 1:201(200) ack 1\n",
+			[]kernelPacket{data(0, 0, 0, 100), data(0, flagPSH, 150, 50)}, []string{"expected the stream to go on at seq 101, got seq 151"}},
+		{"a packet no line expects", true, "+0 > P. 1:101(100) ack 1\n+0.010 < . 1:1(0) ack 101 win 4000\n",
+			[]kernelPacket{data(0, flagPSH, 0, 100), data(5*time.Millisecond, flagPSH, 100, 100)},
+			[]string{"test.pkt:6: expected nothing, got > P. 101:201(100) ack 1", "no line of the script expects"}},
+		{"packetdrill's rule: what no line reads is not judged", false, "+0 > P. 1:101(100) ack 1\n+0.010 < . 1:1(0) ack 101 win 4000\n",
+			[]kernelPacket{data(0, flagPSH, 0, 100), data(5*time.Millisecond, flagPSH, 100, 100)}, nil},
+		{"the answer to the last line is not judged", true, "+0 > P. 1:101(100) ack 1\n+0.010 < . 1:1(0) ack 101 win 4000\n",
+			[]kernelPacket{data(0, flagPSH, 0, 100), data(10*time.Millisecond+100*time.Microsecond, flagPSH, 100, 100)}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + tc.lines
+			var opts []string
+			if tc.extended {
+				opts = append(opts, "pcap2pkt=1")
+			}
+			_, err := fakeRun(t, src, append([]kernelPacket{synack}, tc.kernel...), opts...)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
+// TestWildOptions matches `*` option values of a --pcap2pkt=1 script.
+func TestWildOptions(t *testing.T) {
+	opts := []byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0, 1, 3, 3, 7, 34, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 1}
+	synack := kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, opts, 0)
+	tests := []struct {
+		name, line string
+		want       []string
+	}{
+		{"every value *", "> S. 0:0(0) ack 1 <mss *,sackOK,TS val * ecr *,nop,wscale *,FO *,nop,nop>", nil},
+		{"values given", "> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 7 ecr 0,nop,wscale 7,FO *,nop,nop>", nil},
+		{"a value differs", "> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 7 ecr 0,nop,wscale 8,FO *,nop,nop>",
+			[]string{"expected option wscale 8, got option wscale 7"}},
+		{"an option missing", "> S. 0:0(0) ack 1 <mss *,sackOK,TS val * ecr *,nop,wscale *,nop,nop,nop,nop>",
+			[]string{"expected options <mss *,sackOK,TS val * ecr *,nop,wscale *,nop,nop,nop,nop>"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := fakeRun(t, handshakeScript(tc.line), []kernelPacket{{0, synack}}, "pcap2pkt=1")
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
+// checkRunError checks a run's outcome: success when want is empty, else a
+// ScriptError that says each of want.
+func checkRunError(t *testing.T, err error, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("unexpected failure: %v", err)
+		}
+		return
+	}
+	var se *ScriptError
+	if !errors.As(err, &se) {
+		t.Fatalf("got %v, want a ScriptError", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}
+
+// TestACKProgress runs ACK lines of a --pcap2pkt=1 script: what the kernel
+// acknowledged by the line's time (within the tolerance and the delayed-ACK
+// slack), on any packet.
+func TestACKProgress(t *testing.T) {
+	mss := []byte{2, 4, 0x05, 0xb4}
+	synack := kernelPacket{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0)}
+	ack := func(at time.Duration, flags uint16, from, n int, ack uint32, opts []byte) kernelPacket {
+		return kernelPacket{at, kernelTCP(flags|flagACK, kernelISN+1+uint32(from), ack, 502, opts, n)}
+	}
+	sack := func(l, r uint32) []byte {
+		b := []byte{1, 1, 5, 10}
+		b = binary.BigEndian.AppendUint32(b, l)
+		return binary.BigEndian.AppendUint32(b, r)
+	}
+	const in = "+0 < P. 1:1001(1000) ack 1 win 4000\n"
+	ms := time.Millisecond
+	tests := []struct {
+		name   string
+		lines  string
+		kernel []kernelPacket
+		want   []string
+	}{
+		{"the ACK on the data that follows", in + "+0 > . 1:1(0) ack 1001\n+0 > P. 1:101(100) ack 1001\n",
+			[]kernelPacket{ack(0, flagPSH, 0, 100, 1001, nil)}, nil},
+		{"a quick ACK where the capture had a delayed one", in + "+0.040~+0.048 > . 1:1(0) ack 1001\n",
+			[]kernelPacket{ack(0, 0, 0, 0, 1001, nil)}, nil},
+		{"a delayed ACK where the capture had a quick one", in + "+0 > . 1:1(0) ack 1001\n",
+			[]kernelPacket{ack(44*ms, 0, 0, 0, 1001, nil)}, nil},
+		{"too late even for a delayed ACK", in + "+0 > . 1:1(0) ack 1001\n",
+			[]kernelPacket{ack(80*ms, 0, 0, 0, 1001, nil)},
+			[]string{"test.pkt:8: expected the kernel to acknowledge ack 1001 by 0.052 s, the most it acknowledged: ack 1"}},
+		{"less than the line", in + "+0 > . 1:1(0) ack 1001\n",
+			[]kernelPacket{ack(0, 0, 0, 0, 501, nil)},
+			[]string{"expected the kernel to acknowledge ack 1001", "the most it acknowledged: ack 501"}},
+		{"SACK blocks over several ACKs", "+0 < P. 1001:2001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2001>\n",
+			[]kernelPacket{ack(0, 0, 0, 0, 1, sack(1001, 1501)), ack(0, 0, 0, 0, 1, sack(1001, 2001))}, nil},
+		{"a SACK block short", "+0 < P. 1001:2001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2001>\n",
+			[]kernelPacket{ack(0, 0, 0, 0, 1, sack(1001, 1501))},
+			[]string{"expected the kernel to acknowledge ack 1 with sack 1001:2001"}},
+		{"the data's ack lags, a pure ACK follows", in + "+0 > P. 1:101(100) ack 1001\n",
+			[]kernelPacket{ack(0, flagPSH, 0, 100, 1, nil), ack(ms, 0, 100, 0, 1001, nil)}, nil},
+		// A window probe (one below the stream) is a timer's decision,
+		// not progress: its line wants it, at its time.
+		{"a window probe", "+0 > P. 1:101(100) ack 1\n+0.2~+0.21 > . 100:100(0) ack 1\n",
+			[]kernelPacket{ack(0, flagPSH, 0, 100, 1, nil), ack(205*ms, 0, 99, 0, 1, nil)}, nil},
+		{"a window probe that never comes", "+0 > P. 1:101(100) ack 1\n+0.2~+0.21 > . 100:100(0) ack 1\n+0.1 < . 1:1(0) ack 101 win 4000\n",
+			[]kernelPacket{ack(0, flagPSH, 0, 100, 1, nil)}, []string{"test.pkt:8: error handling packet: timed out waiting for packet"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0 < . 1:1(0) ack 1 win 4000\n" + tc.lines
+			_, err := fakeRun(t, src, append([]kernelPacket{synack}, tc.kernel...), "pcap2pkt=1")
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
