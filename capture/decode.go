@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 )
@@ -70,6 +71,9 @@ type decoder struct {
 	depth     int  // tunnels entered in the current frame
 	icmp      bool // decode ICMPv4 errors that quote a TCP segment (Reader.ICMPErrors)
 	icmpErr   ICMPError
+	// nflogKnown is the latest kernel timestamp an NFLOG record carried
+	// (zero before the first): see nflog.
+	nflogKnown time.Time
 }
 
 func sllDir(t uint16) Direction {
@@ -327,6 +331,16 @@ func (d *decoder) rawIP(data []byte, p *Packet) outcome {
 // length and type fields are in the capturing host's byte order (taken to
 // be the file's) and padded to 4 bytes; NFULA_PAYLOAD (9) holds the IP
 // datagram.
+//
+// The record's own time is when libpcap read the netlink message, and the
+// kernel sends those in batches (flushed when its buffer fills or after up
+// to a second): NFULA_TIMESTAMP (3), where the kernel gave one (packets it
+// received), is the packet's time. A record without it logged a packet
+// between the one before and its read: it takes the latest kernel time
+// seen, which for the replies and ACKs that make up most of a capture is
+// within microseconds. NFULA_PACKET_HDR (1) names the netfilter hook, and
+// so the direction: LOCAL_IN and PRE_ROUTING saw the packet arrive,
+// LOCAL_OUT and POST_ROUTING leave.
 func (d *decoder) nflog(data []byte, p *Packet) outcome {
 	if len(data) < 4 {
 		return outShort
@@ -336,24 +350,52 @@ func (d *decoder) nflog(data []byte, p *Packet) outcome {
 	if d.bigEndian {
 		u16 = binary.BigEndian.Uint16
 	}
+	const (
+		nfulaPacketHdr = 1
+		nfulaTimestamp = 3
+		nfulaPayload   = 9
+		nlaTypeMask    = 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+	)
+	var payload []byte
+	stamped := false
 	for i := 4; i+4 <= len(data); {
-		n, typ := int(u16(data[i:])), u16(data[i+2:])
+		n, typ := int(u16(data[i:])), u16(data[i+2:])&nlaTypeMask
 		if n < 4 || i+n > len(data) {
 			return outShort
 		}
-		if typ == 9 {
-			v := data[i+4 : i+n]
-			switch family {
-			case 2:
-				return d.ip4(v, p)
-			case 10:
-				return d.ip6(v, p)
+		v := data[i+4 : i+n]
+		switch {
+		case typ == nfulaPacketHdr && len(v) >= 3:
+			switch v[2] {
+			case 0, 1: // NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN
+				p.CaptureDir = DirIn
+			case 3, 4: // NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING
+				p.CaptureDir = DirOut
 			}
-			return d.rawIP(v, p)
+		case typ == nfulaTimestamp && len(v) >= 16:
+			sec, usec := binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+			if sec < 1<<40 && usec < 1e6 {
+				p.Time = time.Unix(int64(sec), int64(usec)*1000)
+				d.nflogKnown, stamped = p.Time, true
+			}
+		case typ == nfulaPayload:
+			payload = v
 		}
 		i += (n + 3) &^ 3
 	}
-	return outNonIP
+	if !stamped && !d.nflogKnown.IsZero() && d.nflogKnown.Before(p.Time) {
+		p.Time = d.nflogKnown
+	}
+	if payload == nil {
+		return outNonIP
+	}
+	switch family {
+	case 2:
+		return d.ip4(payload, p)
+	case 10:
+		return d.ip6(payload, p)
+	}
+	return d.rawIP(payload, p)
 }
 
 func (d *decoder) ip4(data []byte, p *Packet) outcome {

@@ -71,6 +71,10 @@ func chooseLocal(f *Flow, o *FlowOptions, echo *echoScratch) {
 		set(s, why)
 		return
 	}
+	if s, why, ok := bySilence(f); ok {
+		set(s, why)
+		return
+	}
 	if s, why, ok := byChecksum(f); ok {
 		set(s, why)
 		return
@@ -127,6 +131,23 @@ func byCaptureDir(f *Flow) (Side, string, bool) {
 		o := s.Other()
 		if out[s]+in[o] > 0 && out[o]+in[s] == 0 {
 			return s, fmt.Sprintf("the capture marks %d of its packets outgoing and %d of the peer's incoming", out[s], in[o]), true
+		}
+	}
+	return 0, "", false
+}
+
+// bySilence takes the only side that sent anything: a client whose SYNs
+// a firewall dropped, say. Its kernel's behaviour (the SYN retransmissions)
+// is all the capture shows; the silent side's kernel may never have seen a
+// packet, so nothing it did can be checked.
+func bySilence(f *Flow) (Side, string, bool) {
+	var n [2]int
+	for i := range f.Packets {
+		n[f.Packets[i].From]++
+	}
+	for _, s := range []Side{SideA, SideB} {
+		if n[s] > 0 && n[s.Other()] == 0 {
+			return s, fmt.Sprintf("the only side that sent anything (%d packets; the peer sent none)", n[s]), true
 		}
 	}
 	return 0, "", false

@@ -533,3 +533,53 @@ func TestGzip(t *testing.T) {
 	}
 	checkSYN(t, p, false)
 }
+
+// nflogRecord is an NFLOG frame with a packet header TLV naming the
+// netfilter hook and, if ts is set, a kernel timestamp TLV.
+func nflogRecord(ip []byte, family, hook uint8, ts time.Time) []byte {
+	out := []byte{family, 0, 0, 0}
+	out = le.AppendUint16(out, 8)
+	out = le.AppendUint16(out, 1) // NFULA_PACKET_HDR: hw_protocol, hook, pad
+	out = append(out, 0x08, 0x00, hook, 0)
+	if !ts.IsZero() {
+		out = le.AppendUint16(out, 20)
+		out = le.AppendUint16(out, 3) // NFULA_TIMESTAMP, big-endian seconds and microseconds
+		out = binary.BigEndian.AppendUint64(out, uint64(ts.Unix()))
+		out = binary.BigEndian.AppendUint64(out, uint64(ts.Nanosecond()/1000))
+	}
+	out = le.AppendUint16(out, uint16(4+len(ip)))
+	out = le.AppendUint16(out, 9)
+	return append(out, ip...)
+}
+
+// TestNFLOGTimes: an NFLOG record's own time is when libpcap read a batch
+// of them; the kernel's timestamp, where there is one, is the packet's,
+// and a record without one takes the latest kernel time before it. The
+// hook gives the direction.
+func TestNFLOGTimes(t *testing.T) {
+	ip := synSpec(false).ip(t)
+	const localIn, localOut, forward = 1, 3, 2
+	read := t0.Add(7 * time.Millisecond) // the batch's read time
+	f := newPcap(linkTypeNFLOG, le, false, 65535)
+	f.add(read, nflogRecord(ip, 2, localOut, time.Time{}), 0)               // nothing known yet: the record's time
+	f.add(read, nflogRecord(ip, 2, localIn, t0), 0)                         // the kernel's time
+	f.add(read, nflogRecord(ip, 2, localOut, time.Time{}), 0)               // the latest kernel time
+	f.add(t0.Add(time.Second), nflogRecord(ip, 2, forward, time.Time{}), 0) // flushed a second later
+	r, err := NewReader(bytes.NewReader(f.buf.Bytes()), "nflog.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		at  time.Time
+		dir Direction
+	}{{read, DirOut}, {t0, DirIn}, {t0, DirOut}, {t0, DirUnknown}}
+	for i, w := range want {
+		p, err := r.Next()
+		if err != nil {
+			t.Fatalf("record %d: %v", i+1, err)
+		}
+		if !p.Time.Equal(w.at.Truncate(time.Microsecond)) || p.CaptureDir != w.dir {
+			t.Errorf("record %d: time %v dir %v, want %v %v", i+1, p.Time, p.CaptureDir, w.at, w.dir)
+		}
+	}
+}
