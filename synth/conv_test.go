@@ -228,7 +228,7 @@ func TestConversations(t *testing.T) {
 		name: "refused connect: the client learns ECONNREFUSED", local: client,
 		segs: []seg{{flags: "S", win: 4000, opts: mss1000}, {srv: true, flags: "R.", ack: 1, dt: 50 * time.Microsecond}},
 		// Without a SYN-ACK the remote ISN is unknown: the RST's seq stays raw.
-		want: []string{"> S 0:0(0) <...>", "< R. 5000:5000(0) ack 1 win 0", "+0 connect(3, ..., ...) = -1 ECONNREFUSED (Connection refused)"},
+		want: []string{"> S 0:0(0) <mss 1000>", "< R. 5000:5000(0) ack 1 win 0", "+0 connect(3, ..., ...) = -1 ECONNREFUSED (Connection refused)"},
 	}, {
 		name: "a RST in mid-stream fails the next read; not a teardown", local: server,
 		segs: append(handshake(),
@@ -277,14 +277,14 @@ func TestConversations(t *testing.T) {
 		segs: []seg{{flags: "S", win: 4000, opts: mss1000},
 			{srv: true, flags: "S.", ack: 1, win: 4000, opts: mss1000, dt: 100 * ms},
 			{flags: "R", seq: 1, dt: 10 * time.Microsecond}},
-		want:  []string{"> S 0:0(0) <...>", "+0 close(3) = 0", "< S. 0:0(0) ack 1 win 4000 <mss 1000>", "+0 > R 1:1(0)"},
+		want:  []string{"> S 0:0(0) <mss 1000>", "+0 close(3) = 0", "< S. 0:0(0) ack 1 win 4000 <mss 1000>", "+0 > R 1:1(0)"},
 		never: []string{"fcntl(3, F_SETFL, O_RDWR) = 0", "SO_LINGER"},
 	}, {
 		name: "Fast Open server: accept with the SYN's data, before the handshake completes", local: server,
 		segs: []seg{{flags: "S", n: 10, win: 4000, opts: mss1000},
 			{srv: true, flags: "S.", ack: 11, win: 4000, opts: mss1000, dt: 50 * time.Microsecond},
 			{flags: ".", seq: 11, ack: 1, win: 4000, dt: ms}},
-		want: []string{"< S 0:10(10) win 4000 <mss 1000>", "+0 > S. 0:0(0) ack 11 <...>", "+0 accept(3, ..., ...) = 4",
+		want: []string{"< S 0:10(10) win 4000 <mss 1000>", "+0 > S. 0:0(0) ack 11 <mss 1000>", "+0 accept(3, ..., ...) = 4",
 			"+0 read(4, ..., 10) = 10", "< . 11:11(0) ack 1 win 4000"},
 	}, {
 		name: "data clocked out by ACKs is one write; a delayed ACK gets a time range", local: server,
@@ -391,7 +391,7 @@ func TestConversations(t *testing.T) {
 			{srv: true, icmp: true, flags: "S.", ack: 11, win: 4000, dt: 100 * ms},
 			{flags: ".", seq: 11, ack: 1, win: 4000, dt: 100 * ms},
 			{srv: true, flags: "R", seq: 1, dt: 10 * time.Microsecond}},
-		want: []string{"+0 > S. 0:0(0) ack 11 <...>", "+0.100000 < icmp unreachable host_unreachable [0:0(0)]",
+		want: []string{"+0 > S. 0:0(0) ack 11 <mss 1000>", "+0.100000 < icmp unreachable host_unreachable [0:0(0)]",
 			"+0 accept(3, ..., ...) = 4", "+0 read(4, ..., 10) = 10", "< . 11:11(0) ack 1 win 4000", "+0 > R 1:1(0)"},
 		never: []string{"SO_LINGER", "close("},
 	}, {
@@ -422,5 +422,71 @@ func TestConversations(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSilentPeer: a client whose SYNs nobody answered (a firewall dropped
+// them). Its kernel is the only one the capture shows acting: it is the
+// local side, and the script checks its SYN retransmissions; the silent
+// server, named with --local, has nothing to check.
+func TestSilentPeer(t *testing.T) {
+	var segs []seg
+	for _, dt := range []time.Duration{0, time.Second, time.Second, 2 * time.Second} {
+		segs = append(segs, seg{flags: "S", win: 4000, opts: mss1000, dt: dt})
+	}
+	pcap := conversation(t, segs)
+	res, err := File("fw.pcap", bytes.NewReader(pcap), capture.FlowOptions{}, Options{})
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("%v %v", err, res)
+	}
+	if got := res[0].Flow.LocalEndpoint().String(); got != "10.0.0.1:40000" {
+		t.Errorf("local side %s, want the client", got)
+	}
+	text := string(parser.Format(res[0].Script))
+	if n := strings.Count(text, "> S 0:0(0) <mss 1000>"); n != 4 {
+		t.Errorf("%d SYN expectations, want 4:\n%s", n, text)
+	}
+	if why := NothingToCheck(res[0].Script, res[0].Flow); why != "" {
+		t.Errorf("the client's script checks nothing: %s", why)
+	}
+	srv, _ := capture.ParseHostPort("10.0.0.2:80")
+	res, err = File("fw.pcap", bytes.NewReader(pcap), capture.FlowOptions{Local: srv}, Options{})
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("%v %v", err, res)
+	}
+	if why := NothingToCheck(res[0].Script, res[0].Flow); !strings.Contains(why, "no packet that the local side 10.0.0.2:80 sent") {
+		t.Errorf("the silent server's script: %q, want nothing to check", why)
+	}
+}
+
+// TestFastOpenCookie: a server's Fast Open cookie follows its secret key:
+// the script expects a cookie of any value (`FO *`), or, in packetdrill's
+// language, leaves the SYN-ACK's options unchecked; the namespace gets a
+// Fast Open server that hands out cookies.
+func TestFastOpenCookie(t *testing.T) {
+	req := []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{3, 0xe8}},
+		{OptionType: 34, OptionLength: 2}, {OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop}}
+	cookie := []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{3, 0xe8}},
+		{OptionType: 34, OptionLength: 10, OptionData: []byte{1, 2, 3, 4, 5, 6, 7, 8}}, {OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop}}
+	segs := []seg{
+		{flags: "S", win: 4000, opts: req},
+		{srv: true, flags: "S.", ack: 1, win: 4000, opts: cookie, dt: 50 * time.Microsecond},
+		{flags: ".", seq: 1, ack: 1, win: 4000, dt: 100 * time.Millisecond},
+	}
+	for _, tc := range []struct {
+		exact bool
+		want  string
+	}{{false, "+0 > S. 0:0(0) ack 1 <mss 1000,FO *,nop,nop>"}, {true, "+0 > S. 0:0(0) ack 1 <...>"}} {
+		lines := eventLines(t, segs, "10.0.0.2:80", Options{Exact: tc.exact})
+		if !strings.Contains(strings.Join(lines, "\n"), tc.want) {
+			t.Errorf("exact %v: no %q in:\n%s", tc.exact, tc.want, strings.Join(lines, "\n"))
+		}
+	}
+	res, err := File("tfo.pcap", bytes.NewReader(conversation(t, segs)), capture.FlowOptions{}, Options{})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("%v %v", err, res)
+	}
+	if init := res[0].Script.Init; init == nil || !strings.Contains(init.Text, "tcp_fastopen=0x402") {
+		t.Errorf("init %+v: want a Fast Open server that hands out cookies", init)
 	}
 }

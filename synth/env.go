@@ -64,10 +64,44 @@ func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
 		// TCP_FASTOPEN_CONNECT and no cookie cached.
 		b.env.fastOpenConnect = true
 	}
-	if b.server && syn.Flags.Has(capture.FlagACK) && b.fastOpenChild(syn) {
+	if !b.opts.Exact {
+		b.setupSYNOptions(syn)
+	}
+	switch o := syn.Options(); {
+	case b.server && syn.Flags.Has(capture.FlagACK) && b.fastOpenChild(syn):
 		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x602 net.ipv4.tcp_fastopen_key="+packetdrillTFOKey,
 			"The captured server opened the connection with the SYN (Fast Open): accept SYN data on every listener, "+
 				"with or without a valid cookie; the key is packetdrill's defaults.sh one, so that its cookies are valid.")
+	case b.server && syn.Flags.Has(capture.FlagACK) && o.FastOpen && o.CookieLen > 0:
+		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x402 net.ipv4.tcp_fastopen_key="+packetdrillTFOKey,
+			"The captured server answered with a Fast Open cookie: a Fast Open server on every listener, cookies required "+
+				"(the cookie's value follows the server's secret key: the SYN-ACK expects one of any value).")
+	}
+}
+
+// setupSYNOptions turns off in the namespace what the local SYN or
+// SYN-ACK shows the captured kernel did not offer although it could
+// (a client offers what it has on; a server answers what the client
+// offered): timestamps, SACK, window scaling. Under --pcap2pkt the
+// handshake's options are checked as a set.
+func (b *builder) setupSYNOptions(syn *capture.FlowPacket) {
+	o := syn.Options()
+	var r capture.TCPOptions
+	if rs := b.remoteSYNOrSYNACK(); rs != nil {
+		r = rs.Options()
+	}
+	offered := func(mine, theirs bool) bool { return mine || (b.server && !theirs) }
+	for _, x := range []struct {
+		mine, theirs bool
+		sysctl, what string
+	}{
+		{o.HasTS, r.HasTS, "net.ipv4.tcp_timestamps=0", "timestamps"},
+		{o.SACKOK, r.SACKOK, "net.ipv4.tcp_sack=0", "SACK"},
+		{o.HasWScale, r.HasWScale, "net.ipv4.tcp_window_scaling=0", "window scaling"},
+	} {
+		if !offered(x.mine, x.theirs) {
+			b.env.addInit("sysctl -q "+x.sysctl, fmt.Sprintf("The captured kernel's SYN offers no %s: it had them off.", x.what))
+		}
 	}
 }
 
@@ -104,6 +138,16 @@ func (b *builder) fastOpenChild(syn *capture.FlowPacket) bool {
 func (b *builder) remoteSYNData(syn *capture.FlowPacket) bool {
 	p := b.remoteSYN()
 	return p != nil && p.PayloadLen > 0 && syn.Ack == p.Seq.Add(uint32(p.PayloadLen)+1)
+}
+
+// remoteSYNOrSYNACK returns the remote side's first SYN or SYN-ACK, or nil.
+func (b *builder) remoteSYNOrSYNACK() *capture.FlowPacket {
+	for i := range b.f.Packets {
+		if p := &b.f.Packets[i]; p.From == b.remote && p.Flags.Has(capture.FlagSYN) {
+			return p
+		}
+	}
+	return nil
 }
 
 // remoteSYN returns the remote side's SYN (not a SYN-ACK), or nil.
@@ -175,9 +219,21 @@ func (b *builder) setupEnvironment() {
 	if w >= sysctlWScale {
 		why := fmt.Sprintf("The captured kernel's SYN has wscale %d: give this namespace a receive buffer limit that makes it so.", w)
 		rmem := int64(rmemDefault)
-		if n, ok := b.initialRcvbuf(w, int64(o.MSS)); ok {
+		if rs := b.remoteSYNOrSYNACK(); rs == nil || !rs.Options().HasWScale {
+			// The peer did not scale: windows say nothing of the buffer
+			// beyond 64 KiB.
+		} else if n, ok := b.initialRcvbuf(w, int64(o.MSS)); ok {
 			rmem = n
 			why = fmt.Sprintf("The captured kernel's SYN has wscale %d and its first window after the handshake says a receive buffer of about %d bytes (tcp_rmem[1]): give this namespace both.", w, n)
+		}
+		if !b.opts.Exact && !b.opts.Strict && b.f.Bytes[b.remote] >= rmem/4 {
+			// A replay injects through TUN, whose buffers cost the
+			// receiver more memory than the captured NIC's or veth's did:
+			// with the captured buffer its window would close a few hundred
+			// bytes short of data the peer sent into it, and drop that.
+			// Windows are not checked; what is acknowledged is.
+			rmem = min(2*rmem, 1<<(w+wscaleShift)) // not past what keeps the window scale
+			why += fmt.Sprintf(" Doubled to %d: a TUN injection costs the receiver more memory than the captured path did.", rmem)
 		}
 		e.addInit(fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmem, max(rmem, 1<<(w+wscaleShift))), why)
 		return
@@ -302,10 +358,12 @@ func (b *builder) localSYN() *capture.FlowPacket {
 }
 
 // exactOptions reports whether the outbound packet p gets its option list
-// written exactly: with Strict, or when it carries the timestamps that the
-// reference maps inbound TS ecr values through.
+// written exactly: with Strict, when it carries the timestamps that the
+// reference maps inbound TS ecr values through, or when it is a SYN or
+// SYN-ACK of a script with pcap2pkt's rules: what a handshake negotiates
+// is the kernel's decision (values that follow a secret are written `*`).
 func (b *builder) exactOptions(p *capture.FlowPacket) bool {
-	return b.opts.Strict || (b.useTS && p.Options().HasTS)
+	return b.opts.Strict || (b.useTS && p.Options().HasTS) || (!b.opts.Exact && p.Flags.Has(capture.FlagSYN))
 }
 
 // rcvbufCall emits the SO_RCVBUF setsockopt the application made, if any.

@@ -129,3 +129,18 @@ func WriteIndex(w io.Writer, rows []IndexRow) error {
 	}
 	return nil
 }
+
+// NothingToCheck returns why the script s of flow f checks nothing that the
+// local kernel does, or "": a script without one outbound packet passes
+// whatever the kernel does (a listener whose SYNs a firewall dropped before
+// they reached it, say), so a replay of it is no evidence.
+func NothingToCheck(s *parser.Script, f *capture.Flow) string {
+	for _, ev := range s.Events {
+		if pk, ok := ev.Action.(*parser.Packet); ok && pk.Dir == parser.Outbound {
+			return ""
+		}
+	}
+	return fmt.Sprintf("the capture holds no packet that the local side %s sent, so no line checks its kernel "+
+		"(its peer's packets may never have reached it: a firewall, a capture filter); name the other side with --local to check that one",
+		f.LocalEndpoint())
+}

@@ -25,7 +25,7 @@ func localLine(f *capture.Flow, role string) string {
 // f of the capture source: the endpoints, which side the script runs as and
 // why, what the outbound lines check (strict or not), and the capture
 // artefacts the synthesis dealt with.
-func Header(f *capture.Flow, source string, strict bool, artefacts []string) []string {
+func Header(f *capture.Flow, source string, opts Options, artefacts []string) []string {
 	if source == "" {
 		source = "the capture"
 	}
@@ -46,11 +46,16 @@ func Header(f *capture.Flow, source string, strict bool, artefacts []string) []s
 		"Packet lines carry no addresses: a replay uses its own; option lines keep the captured ports.",
 		"Sequence numbers are relative to each side's ISN; times to the previous event.",
 	}
-	if strict {
+	if opts.Strict {
 		lines = append(lines, "Strict: outbound windows, options, flags and segments are expected exactly as captured.")
 	} else {
 		lines = append(lines, "Outbound windows are not checked (they follow buffer autotuning) and outbound options only where "+
 			"they carry timestamps (the replay maps TS ecr through them); each write's data is one expectation.")
+	}
+	if !opts.Exact {
+		lines = append(lines, "pcap2pkt's rules (--pcap2pkt=1, see its README): an outbound data line is a range of the byte stream, "+
+			"in any segments, with PSH anywhere and its FIN on the last segment or after it; a packet the kernel sends "+
+			"that no line expects fails; `*` stands for a value that follows the host or a secret.")
 	}
 	var out []string
 	for _, l := range lines {
@@ -171,7 +176,7 @@ func (b *builder) script() *parser.Script {
 		deltas[i] = d
 	}
 	shareGatheredNotes(b.events)
-	header := Header(b.f, b.opts.Source, b.opts.Strict, b.artefacts())
+	header := Header(b.f, b.opts.Source, b.opts, b.artefacts())
 	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR, send buffer and offload notes
 	for _, e := range b.events {
 		n += len(e.comments)
@@ -195,6 +200,9 @@ func (b *builder) script() *parser.Script {
 		}
 	}
 	addComments(header)
+	if !b.opts.Exact {
+		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: parser.Pcap2pktOption, Value: parser.Pcap2pktVersion, Set: true})
+	}
 	for _, o := range b.env.options {
 		o.Pos = next()
 		s.Options = append(s.Options, o)
@@ -207,7 +215,7 @@ func (b *builder) script() *parser.Script {
 	if cmd, w := b.sendBuffer(); cmd != "" {
 		init, why = append(init, cmd), append(why, w...)
 	}
-	if b.multiSeg && !b.opts.Strict {
+	if b.multiSeg && !b.opts.Strict && b.opts.Exact {
 		init = append(init, "ethtool -K tun0 tso off gso off")
 		why = append(why, "Segmentation offload off: the kernel then cuts writes into MSS-sized segments, which the replay",
 			"gathers into the expectations of whole writes; with TSO its segment sizes follow its pacing and vary.")

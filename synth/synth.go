@@ -33,6 +33,14 @@ type Options struct {
 	// Frames ends each packet line with a comment naming the capture's
 	// frame number(s) it stands for, to find them in Wireshark.
 	Frames bool
+	// Exact writes the script in packetdrill's own language, without
+	// pcap2pkt's extensions: it then runs under packetdrill too, with its
+	// exact-packet matching. By default the script says --pcap2pkt=1 and
+	// is matched by pcap2pkt's rules for synthesised scripts (see the
+	// README): segment boundaries and PSH are free, a packet the kernel
+	// sends that no line expects fails, and values that follow the host
+	// or a secret (a Fast Open cookie) are written `*`.
+	Exact bool
 }
 
 // ErrNoHandshake is matched (errors.Is) by the error for a flow whose
@@ -1598,6 +1606,10 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 		b.count.unknownOpt++
 		b.comment(notes...)
 	}
+	if !in && b.wildCookies(list) {
+		tcp.Options = &parser.TCPOptions{Any: true}
+		return pk
+	}
 	if len(list) > 0 {
 		tcp.Options = &parser.TCPOptions{List: list}
 	}
@@ -1605,6 +1617,25 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 		b.checkEcr(list, p.Flags.Has(capture.FlagACK))
 	}
 	return pk
+}
+
+// wildCookies writes the Fast Open cookies of an outbound option list as
+// `*`: the captured host's secret key made them, which no replay has. In
+// packetdrill's language, which has no `*`, it reports that the whole list
+// must be left unchecked instead.
+func (b *builder) wildCookies(list []*parser.TCPOption) (unchecked bool) {
+	for i, o := range list {
+		if (o.Kind != parser.OptFastOpen && o.Kind != parser.OptFastOpenExp) || o.Cookie == "" {
+			continue
+		}
+		if b.opts.Exact {
+			return true
+		}
+		w := *o // the node may be shared (see tcpopts.go)
+		w.Cookie, w.Wild = "", w.Wild|parser.WildCookie
+		list[i] = &w
+	}
+	return false
 }
 
 // packetNodes holds the nodes of one script packet.

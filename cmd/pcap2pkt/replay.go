@@ -295,8 +295,22 @@ func replayInSandbox(c *cli.Context, cfg *replay.Config) error {
 		if err != nil {
 			return withCode(exitInput, fmt.Errorf("--capture: %w", err))
 		}
-		env.Capture = w
+		// The device records every packet both ways as tcpdump on tun0
+		// would, whether or not a line of the script reads it; else the
+		// engine records what it injects and reads.
+		capturer, ok := dev.(replay.Capturer)
+		if ok {
+			if err := capturer.CaptureTo(w); err != nil {
+				ok = false
+			}
+		}
+		if !ok {
+			env.Capture = w
+		}
 		defer func() {
+			if ok {
+				dev.Close() // the capture ends with the device
+			}
 			if err := w.Close(); err != nil {
 				fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: --capture %s: %v\n", p, err)
 			}

@@ -34,7 +34,14 @@ func synthFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "frames", Usage: "end each packet line with a comment naming its frame number(s) in the capture, to find them in Wireshark"},
 		&cli.BoolFlag{Name: "allow-partial", Usage: "synthesise connections whose capture starts mid-stream (a made-up handshake; may not replay)"},
 		ccFlag(),
+		exactFlag(),
 	)
+}
+
+// exactFlag asks for a script in packetdrill's own language, without
+// pcap2pkt's extensions and matching rules.
+func exactFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "exact", Usage: "write packetdrill's own language (runs under packetdrill too): every segment boundary, PSH and FIN placement as captured, no --pcap2pkt rules"}
 }
 
 // ccFlag names the captured kernel's congestion control, which a capture
@@ -122,7 +129,7 @@ func synthAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := synth.Options{Strict: c.Bool("strict"), AllowPartial: c.Bool("allow-partial"), CongestionControl: cc, Frames: c.Bool("frames")}
+	opts := synth.Options{Strict: c.Bool("strict"), Exact: c.Bool("exact"), AllowPartial: c.Bool("allow-partial"), CongestionControl: cc, Frames: c.Bool("frames")}
 	out := c.String("output")
 	if out != "" && isDirTarget(out) {
 		return writeAll(c, name, opts, out)

@@ -32,8 +32,9 @@ func TestSynthSeed(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	for _, want := range []string{
+		"--pcap2pkt=1\n",
 		"+0 < S 0:0(0) win 4000 <mss 1000>\n",
-		"+0 > S. 0:0(0) ack 1 <...>\n",
+		"+0 > S. 0:0(0) ack 1 <mss 1460>\n", // the handshake's options are the kernel's decision
 		"accept(3, ..., ...) = 4\n",
 		"write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n",
 		"close(4) = 0\n",
@@ -41,6 +42,14 @@ func TestSynthSeed(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("script lacks %q:\n%s", want, out)
 		}
+	}
+	// In packetdrill's own language the script is the article's.
+	code, out, errs = runCLI(t, "--exact", seedCapture)
+	if code != exitOK {
+		t.Fatalf("--exact: exit %d, stderr %q", code, errs)
+	}
+	if strings.Contains(out, "--pcap2pkt") || !strings.Contains(out, "+0 > S. 0:0(0) ack 1 <...>\n") {
+		t.Errorf("--exact script is not packetdrill's language:\n%s", out)
 	}
 }
 

@@ -24,6 +24,7 @@ func verifyCommand() *cli.Command {
 		flowFlag("verify only the connections FLOW names"),
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured"},
 		ccFlag(),
+		exactFlag(),
 		&cli.StringFlag{Name: "keep", Usage: "keep each connection's script and the pcap of its replay in `DIR`"},
 		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a connection's replay after `DURATION`"},
 		&cli.StringFlag{Name: "tolerance_usecs", Usage: "timing tolerance of the replays in `MICROSECONDS` (default: the script's, else 4000)"},
@@ -46,10 +47,14 @@ needs (root, or user namespaces).
 	}
 }
 
+// nothingToCheck is the verdict of a connection whose script would check
+// nothing the local kernel does (synth.NothingToCheck): never a pass.
+const nothingToCheck = "nothing to check"
+
 // verdict is the outcome of one connection.
 type verdict struct {
 	flow   *capture.Flow
-	result string // "pass", "FAIL", "skipped", "error"
+	result string // "pass", "FAIL", "skipped", "error", nothingToCheck
 	detail string // the first difference or the reason
 	full   string // everything the replay printed
 }
@@ -66,7 +71,7 @@ func verifyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	results, rerr, err := synthesiseCapture(c, name, synth.Options{Strict: c.Bool("strict"), CongestionControl: cc}, "verifying")
+	results, rerr, err := synthesiseCapture(c, name, synth.Options{Strict: c.Bool("strict"), Exact: c.Bool("exact"), CongestionControl: cc}, "verifying")
 	if err != nil {
 		return err
 	}
@@ -125,9 +130,15 @@ func verifyAction(c *cli.Context) error {
 		return withCode(exitFail, fmt.Errorf("%d of %d connection(s) did not verify", failed, len(verdicts)))
 	}
 	if passed == 0 {
-		// Nothing was replayed: that is no evidence that the kernel
-		// behaves as captured.
-		return withCode(exitFail, fmt.Errorf("0 of %d connection(s) verified: all were skipped", len(verdicts)))
+		// Nothing was replayed, or nothing replayed checked the kernel:
+		// that is no evidence that it behaves as captured.
+		nothing := 0
+		for _, v := range verdicts {
+			if v.result == nothingToCheck {
+				nothing++
+			}
+		}
+		return withCode(exitFail, fmt.Errorf("0 of %d connection(s) verified: %d skipped, %d with nothing to check", len(verdicts), len(verdicts)-nothing, nothing))
 	}
 	if rerr != nil {
 		return captureExit(rerr)
@@ -145,6 +156,10 @@ func verifyFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, r syn
 	}
 	if !chosen && !r.Flow.SYN {
 		v.result, v.detail = "skipped", "the capture starts after its SYN; choose it with --flow to try"
+		return v
+	}
+	if why := synth.NothingToCheck(r.Script, r.Flow); why != "" {
+		v.result, v.detail = nothingToCheck, why
 		return v
 	}
 	base := strings.TrimSuffix(synth.FileName(r.Flow), ".pkt")
