@@ -47,7 +47,7 @@ func startTcpdump(t *testing.T, ns netns.NsHandle, iface, path string) *toolCapt
 	tc := &toolCapture{}
 	pr, pw := io.Pipe()
 	err = inNS(ns, func() error {
-		tc.cmd = exec.Command(bin, "-Z", "root", "-U", "-n", "-i", iface, "-w", path)
+		tc.cmd = exec.Command(bin, "--immediate-mode", "-Z", "root", "-U", "-n", "-i", iface, "-w", path)
 		tc.cmd.Stderr = io.MultiWriter(&tc.errb, pw)
 		return tc.cmd.Start()
 	})
@@ -72,7 +72,9 @@ func startTcpdump(t *testing.T, ns netns.NsHandle, iface, path string) *toolCapt
 	return tc
 }
 
-// stop ends the capture; tcpdump writes what it has on SIGTERM.
+// stop ends the capture; tcpdump writes what it has on SIGTERM (with
+// --immediate-mode: else what waits in the ring's unfinished block, up to a
+// second of packets, is lost).
 func (tc *toolCapture) stop() {
 	if tc.cmd.ProcessState != nil {
 		return
@@ -272,7 +274,7 @@ func TestE2EOrdinary(t *testing.T) {
 		dir := keepDir(t)
 		tp := newTopo(t, nil)
 		sp := filepath.Join(dir, "server.pcap")
-		rules := fmt.Sprintf("table inet log {\n chain in {\n  type filter hook input priority 0;\n  tcp dport %d log group 5\n }\n"+
+		rules := fmt.Sprintf("table inet pcap2pkt_log {\n chain in {\n  type filter hook input priority 0;\n  tcp dport %d log group 5\n }\n"+
 			" chain out {\n  type filter hook output priority 0;\n  tcp sport %d log group 5\n }\n}\n", e2ePort, e2ePort)
 		if err := runIn(tp.server.ns, rules, "nft", "-f", "-"); err != nil {
 			t.Fatal(err)
@@ -357,7 +359,7 @@ func TestE2EOrdinary(t *testing.T) {
 		}
 		dir := keepDir(t)
 		tp := newTopo(t, nil)
-		rules := fmt.Sprintf("table inet fw {\n chain in {\n  type filter hook input priority 0;\n  tcp dport %d drop\n }\n}\n", e2ePort)
+		rules := fmt.Sprintf("table inet pcap2pkt_fw {\n chain in {\n  type filter hook input priority 0;\n  tcp dport %d drop\n }\n}\n", e2ePort)
 		if err := runIn(tp.server.ns, rules, "nft", "-f", "-"); err != nil {
 			t.Fatal(err)
 		}
