@@ -74,6 +74,16 @@ type Time struct {
 	Kind  TimeKind
 	Usecs int64
 	End   int64
+	// Anchor is a pcap2pkt extension (`+0.020^`, an inbound packet of a
+	// --pcap2pkt script): the time counts from the kernel's latest
+	// transmission of what the packet answers (the last byte it newly
+	// acknowledges or SACKs, or the SYN a SYN-ACK answers), not from the
+	// line before. So the peer answers what the kernel sent, when it sent
+	// it, as the captured peer did.
+	// `^N` counts from the N-th transmission of it (a retransmission
+	// answered); AnchorN is 0 for `^`, the first.
+	Anchor  bool
+	AnchorN int
 }
 
 // Event is one timed line of a script.

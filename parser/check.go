@@ -265,6 +265,9 @@ func Check(s *Script) ErrorList {
 		case TimeRelative, TimeRelativeRange:
 			now += ev.Time.Usecs
 		}
+		if _, isPacket := ev.Action.(*Packet); ev.Time.Anchor && !isPacket {
+			report(ev.Time.Pos, "a time anchored with ^ is for inbound TCP packets (it counts from what they answer)")
+		}
 		switch a := ev.Action.(type) {
 		case *Syscall:
 			if !Syscalls[a.Name] {
@@ -276,6 +279,13 @@ func Check(s *Script) ErrorList {
 		case *Packet:
 			rangeErrors(a, report)
 			wildErrors(a, extended, report)
+			switch {
+			case !ev.Time.Anchor:
+			case a.Dir != Inbound || a.TCP == nil:
+				report(ev.Time.Pos, "a time anchored with ^ is for inbound TCP packets (it counts from what they answer)")
+			case !extended:
+				report(ev.Time.Pos, fmt.Sprintf("a time anchored with ^ is a pcap2pkt extension: say --%s=%s at the top", Pcap2pktOption, Pcap2pktVersion))
+			}
 			// With explicit ports a packet needs no socket (the reference
 			// then uses them as they are: a SYN to a closed port and the
 			// kernel's RST, say).

@@ -360,6 +360,17 @@ func (p *parser) parseEventTime() Time {
 		p.next()
 		t.Kind = TimeRelative
 		t.Usecs = p.parseTimeValue("time after '+'")
+		if p.tok.is('^') {
+			p.next()
+			t.Anchor = true
+			if p.tok.kind == tInt {
+				t.AnchorN = int(p.intIn("transmission number after '^'", 1<<16, "transmission number"))
+				if t.AnchorN < 1 {
+					p.semantic(t.Pos, "transmissions are counted from 1")
+				}
+			}
+			break
+		}
 		if p.tok.is('~') {
 			p.next()
 			p.expectChar('+', "'+' before the end of a relative time range")

@@ -18,7 +18,14 @@ func appendTime(b []byte, t Time) []byte {
 	case TimeAny:
 		return append(b, '*')
 	case TimeRelative:
-		return appendSeconds(append(b, '+'), t.Usecs)
+		b = appendSeconds(append(b, '+'), t.Usecs)
+		if t.Anchor {
+			b = append(b, '^')
+			if t.AnchorN > 0 {
+				b = strconv.AppendInt(b, int64(t.AnchorN), 10)
+			}
+		}
+		return b
 	case TimeAbsoluteRange:
 		return appendSeconds(append(appendSeconds(b, t.Usecs), '~'), t.End)
 	case TimeRelativeRange:

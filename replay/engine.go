@@ -79,13 +79,17 @@ const (
 
 // eventState is an event with its times resolved, in script microseconds.
 type eventState struct {
-	ev          *parser.Event
-	kind        eventKind
-	timeKind    parser.TimeKind
-	startUsecs  int64 // when the event should happen
-	endUsecs    int64 // end of a time range
-	offsetUsecs int64 // what a relative time was relative to
-	sysEndUsecs int64 // when a blocking call should return
+	ev    *parser.Event
+	index int // in the script's events
+	// earliestUsecs is the earliest an outbound line's packet may come
+	// under --pcap2pkt (see adjustRelativeTimes); startUsecs otherwise.
+	earliestUsecs int64
+	kind          eventKind
+	timeKind      parser.TimeKind
+	startUsecs    int64 // when the event should happen
+	endUsecs      int64 // end of a time range
+	offsetUsecs   int64 // what a relative time was relative to
+	sysEndUsecs   int64 // when a blocking call should return
 }
 
 func (s *eventState) isInbound() bool { return s.kind == evInbound }
@@ -128,7 +132,14 @@ type engine struct {
 	// packets) and where the script's outbound lines have (lineNxt).
 	sndNxt, lineNxt       seqnum
 	sndNxtSet, lineNxtSet bool
-	started               []startedEvent // when each event started, in order
+	// The peer's side (engine_peer.go): what the kernel sent and when,
+	// what the injected lines acknowledged, and the lines injected ahead
+	// of the event the run is at.
+	sent    []transmission
+	peer    peerState
+	ahead   map[int]bool
+	aheadAt []aheadInjection
+	started []startedEvent // when each event started, in order
 
 	initDone bool
 }
@@ -211,6 +222,13 @@ func (e *engine) run() error {
 			return e.cleanupAfter(serr)
 		}
 		e.adjustRelativeTimes(es)
+		if at, ok := e.injectedAhead(i); ok {
+			// Injected while an outbound line before it waited.
+			es.startUsecs = at + e.scriptStart
+			e.started = append(e.started, startedEvent{es.ev.Pos, at})
+			e.numEvents++
+			continue
+		}
 		if e.outq != nil {
 			e.started = append(e.started, startedEvent{es.ev.Pos, max(e.nowUsecs(), es.startUsecs-e.scriptStart)})
 		}
@@ -282,7 +300,7 @@ func (e *engine) runCleanupCommand() error {
 // nextEvent classifies event i and checks the script-level rules of the
 // reference's get_next_event.
 func (e *engine) nextEvent(i int, ev *parser.Event) (*eventState, error) {
-	es := &eventState{ev: ev, timeKind: ev.Time.Kind, startUsecs: ev.Time.Usecs, endUsecs: ev.Time.End}
+	es := &eventState{ev: ev, index: i, timeKind: ev.Time.Kind, startUsecs: ev.Time.Usecs, endUsecs: ev.Time.End, earliestUsecs: ev.Time.Usecs}
 	switch a := ev.Action.(type) {
 	case *parser.Packet:
 		es.kind = evInbound
@@ -346,6 +364,13 @@ func (e *engine) adjustRelativeTimes(es *eventState) {
 	}
 	if es.timeKind == parser.TimeRelative && es.kind == evSyscall {
 		es.sysEndUsecs += offset
+	}
+	if e.cfg.Extended && e.last != nil && es.timeKind != parser.TimeAny {
+		// The previous event happened between its earliest time and when
+		// it was done: counted from the former, this one may come that
+		// much earlier (the kernel sent it while the run waited for the
+		// one before, ahead of the engine).
+		es.earliestUsecs = min(es.startUsecs, e.last.earliestUsecs+es.ev.Time.Usecs)
 	}
 }
 

@@ -30,8 +30,14 @@ func (e *engine) runPacket(es *eventState, p *parser.Packet) error {
 	if p.Dir == parser.Outbound {
 		return e.doOutbound(es, sp, s)
 	}
+	if e.cfg.Extended && es.ev.Time.Anchor && es.timeKind == parser.TimeRelative {
+		return e.doAnchoredInbound(es, sp, s)
+	}
 	if werr := e.waitForEvent(es); werr != nil {
 		return werr
+	}
+	if e.cfg.Extended {
+		return e.injectLine(sp, s)
 	}
 	return e.doInbound(sp, s)
 }
@@ -188,12 +194,25 @@ func (e *engine) sniff(es *eventState, want *socket) (*sniffed, *eventError) {
 	return e.sniffCtx(ctx, es, want)
 }
 
-// sniffCtx is sniff until ctx ends.
+// sniffCtx is sniff until ctx ends. Meanwhile it injects the anchored
+// inbound lines that fall due (engine_peer.go).
 func (e *engine) sniffCtx(ctx context.Context, es *eventState, want *socket) (*sniffed, *eventError) {
 	for {
+		wake, aerr := e.injectAhead()
+		if aerr != nil {
+			return nil, &eventError{kind: fatalError, msg: aerr.Error(), err: aerr}
+		}
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if !wake.IsZero() {
+			rctx, cancel = context.WithDeadline(ctx, wake)
+		}
 		e.mu.Unlock()
-		b, at, err := e.readOut(ctx)
+		b, at, err := e.readOut(rctx)
 		e.mu.Lock()
+		cancel()
+		if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+			continue // an anchored line fell due
+		}
 		var cerr *captureError
 		if errors.As(err, &cerr) {
 			return nil, &eventError{kind: fatalError, msg: cerr.Error(), err: cerr.err}
@@ -315,6 +334,12 @@ func (e *engine) nextOutbound(es *eventState, s *socket, synack bool) (*sniffed,
 		e.leftover = e.leftover[1:]
 		return p, nil
 	}
+	return e.pullOne(es, s, synack)
+}
+
+// pullOne sniffs the next packet of socket s (see nextOutbound); under
+// --pcap2pkt, pure ACKs on the way count as progress.
+func (e *engine) pullOne(es *eventState, s *socket, synack bool) (*sniffed, *eventError) {
 	for {
 		sn, err := e.sniff(es, s)
 		if err != nil {

@@ -182,6 +182,9 @@ func (e *engine) noteAck(s *socket, sn *sniffed) bool {
 		return false
 	}
 	pure := pureACK(sn, e.sndNxt, e.sndNxtSet)
+	if !pure {
+		e.noteTransmission(t, len(sn.p.payload), sn.at)
+	}
 	if end := streamEnd(t, len(sn.p.payload)); !e.sndNxtSet || e.sndNxt.dist(end) < 0 {
 		e.sndNxt, e.sndNxtSet = end, true
 	}
@@ -355,9 +358,9 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 	at := start
 	finSeen := false
 	for at != end || (wantFIN && !finSeen) {
-		sn, err := e.nextOutbound(es, s, false)
+		sn, err := e.nextPiece(es, s, at)
 		if err != nil {
-			err.detail = e.dumpSniffed(es, sp, got)
+			err.detail = e.dumpSniffed(es, sp, append(got, e.leftover...))
 			return err
 		}
 		if e.cfg.Verbose {
@@ -423,6 +426,39 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 	cp := *live.p
 	cp.tcp = &h
 	return e.verifyOutbound(es, sp, s, &sniffed{p: &cp, at: live.at})
+}
+
+// nextPiece returns the kernel's next segment that goes on with the
+// stream at seq at: one set aside before, else the next one it sends.
+// What comes between is set aside for the lines after this one: a kernel
+// that found a segment lost may retransmit it before or after the new data
+// it was about to send, within microseconds (the captured one sent the new
+// data first). A segment that is no piece of the stream (SYN, RST) is
+// returned at once, to be reported.
+func (e *engine) nextPiece(es *eventState, s *socket, at seqnum) (*sniffed, *eventError) {
+	for i, p := range e.leftover {
+		if p.p.tcp != nil && seqnum(p.p.tcp.seq) == at {
+			e.leftover = append(e.leftover[:i:i], e.leftover[i+1:]...)
+			return p, nil
+		}
+	}
+	for {
+		sent := e.sndNxt // how far the kernel had sent before this packet
+		sn, err := e.pullOne(es, s, false)
+		if err != nil {
+			return nil, err
+		}
+		t := sn.p.tcp
+		if t == nil || t.flags&(flagSYN|flagRST) != 0 || seqnum(t.seq) == at {
+			return sn, nil
+		}
+		if seqnum(t.seq).dist(at) > 0 && at.dist(sent) >= 0 {
+			// New data past bytes the kernel never sent: a hole, not an
+			// order the next lines may take.
+			return sn, nil
+		}
+		e.leftover = append(e.leftover, sn)
+	}
 }
 
 // splitPiece cuts sn after keep payload bytes: sn keeps the head (without

@@ -39,6 +39,9 @@ func TestStreamMatching(t *testing.T) {
 			[]kernelPacket{data(0, flagPSH, 0, 100), data(0, 0, 100, 100)}, []string{"expected flags P., got flags ."}},
 		{"a hole in the stream", true, "+0 > P. 1:201(200) ack 1\n",
 			[]kernelPacket{data(0, 0, 0, 100), data(0, flagPSH, 150, 50)}, []string{"expected the stream to go on at seq 101, got seq 151"}},
+		{"a retransmission before the new data the lines expect first", true,
+			"+0 > P. 1:1001(1000) ack 1\n+0 > P. 1001:2001(1000) ack 1\n+0 > . 1:1001(1000) ack 1\n",
+			[]kernelPacket{data(0, flagPSH, 0, 1000), data(time.Millisecond, 0, 0, 1000), data(time.Millisecond, flagPSH, 1000, 1000)}, nil},
 		{"a packet no line expects", true, "+0 > P. 1:101(100) ack 1\n+0.010 < . 1:1(0) ack 101 win 4000\n",
 			[]kernelPacket{data(0, flagPSH, 0, 100), data(5*time.Millisecond, flagPSH, 100, 100)},
 			[]string{"test.pkt:6: expected nothing, got > P. 101:201(100) ack 1", "no line of the script expects"}},
@@ -157,6 +160,55 @@ func TestACKProgress(t *testing.T) {
 			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0 < . 1:1(0) ack 1 win 4000\n" + tc.lines
 			_, err := fakeRun(t, src, append([]kernelPacket{synack}, tc.kernel...), "pcap2pkt=1")
 			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
+// TestAnchoredInbound: an inbound line anchored with ^ goes in that long
+// after the kernel sent what it acknowledges, even while an outbound line
+// before it waits.
+func TestAnchoredInbound(t *testing.T) {
+	mss := []byte{2, 4, 0x05, 0xb4}
+	synack := kernelPacket{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0)}
+	data := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(flagPSH|flagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	ms := time.Millisecond
+	tests := []struct {
+		name   string
+		lines  string
+		kernel []kernelPacket
+		want   []string
+	}{
+		{"after the data it acknowledges",
+			"+0 > P. 1:1001(1000) ack 1\n+0.010^ < . 1:1(0) ack 1001 win 4000\n+0 > P. 1001:2001(1000) ack 1\n",
+			[]kernelPacket{data(0, 0, 1000), data(10*ms, 1000, 1000)}, nil},
+		{"ahead of an outbound line that waits",
+			"+0 > P. 1:1001(1000) ack 1\n+0 > P. 1001:2001(1000) ack 1\n+0.002^ < . 1:1(0) ack 1001 win 4000\n",
+			[]kernelPacket{data(0, 0, 1000), data(3*ms, 1000, 1000)}, nil},
+		{"what it acknowledges never sent",
+			"+0 > P. 1:1001(1000) ack 1\n+0.010^ < . 1:1(0) ack 2001 win 4000\n",
+			[]kernelPacket{data(0, 0, 1000)}, []string{"this packet answers seq 2000, which the kernel has not sent"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0.001^ < . 1:1(0) ack 1 win 4000\n" + tc.lines
+			dev, err := fakeRun(t, src, append([]kernelPacket{synack}, tc.kernel...), "pcap2pkt=1")
+			checkRunError(t, err, tc.want)
+			if err != nil {
+				return
+			}
+			// The injected ACKs, in order: the handshake's, then the line's.
+			var acks []uint32
+			for len(dev.Written()) > 0 {
+				p, derr := decodePacket(<-dev.Written())
+				if derr == nil && p.tcp != nil && p.tcp.flags == flagACK {
+					acks = append(acks, p.tcp.ack-kernelISN)
+				}
+			}
+			if len(acks) < 2 || acks[1] != 1001 {
+				t.Errorf("injected acks %v, want 1 then 1001", acks)
+			}
 		})
 	}
 }

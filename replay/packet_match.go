@@ -41,7 +41,11 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	if len(diffs) > 0 {
 		return &eventError{kind: packetError, msg: formatDiffs(diffs), detail: e.dumpPair(es, sp, live)}
 	}
-	if terr := e.verifyTime(es.timeKind, es.startUsecs, es.endUsecs, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet"); terr != nil {
+	kind, start, end := es.timeKind, es.startUsecs, es.endUsecs
+	if e.cfg.Extended && es.earliestUsecs < start && kind != parser.TimeAny {
+		kind, start, end = parser.TimeAbsoluteRange, es.earliestUsecs, max(start, end)
+	}
+	if terr := e.verifyTime(kind, start, end, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet"); terr != nil {
 		terr.detail = e.dumpPair(es, sp, live)
 		return terr
 	}

@@ -270,7 +270,7 @@ func TestConversations(t *testing.T) {
 			seg{srv: true, flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 10 * time.Microsecond},
 			seg{srv: true, flags: "P.", seq: 2001, ack: 1, n: 500, win: 4000, dt: 10 * time.Microsecond},
 			seg{flags: ".", seq: 1, ack: 2501, win: 4000, dt: ms}),
-		want:  []string{"+0.001000 write(4, ..., 2500) = 2500", "+0 > P. 1:2501(2500) ack 1", "+0.001000 < . 1:1(0) ack 2501 win 4000"},
+		want:  []string{"+0.001000 write(4, ..., 2500) = 2500", "+0 > P. 1:2501(2500) ack 1", "+0.001000^ < . 1:1(0) ack 2501 win 4000"},
 		never: []string{"1001:"},
 	}, {
 		name: "a client closed in SYN_SENT: the kernel answers the SYN-ACK with a bare RST", local: client,
@@ -297,7 +297,7 @@ func TestConversations(t *testing.T) {
 			seg{srv: true, flags: "P.", seq: 2001, ack: 11, n: 500, win: 4000, dt: 10 * time.Microsecond},
 			seg{flags: ".", seq: 11, ack: 2501, win: 4000, dt: 20 * ms}),
 		want: []string{"+0.040000~+0.048000 > . 1:1(0) ack 11", "+0 read(4, ..., 10) = 10", "+0.100000 write(4, ..., 2500) = 2500",
-			"+0 > . 1:1001(1000) ack 11", "+0.020000 < . 11:11(0) ack 1001 win 4000", "+0 > P. 1001:2501(1500) ack 11"},
+			"+0 > . 1:1001(1000) ack 11", "+0.020000^ < . 11:11(0) ack 1001 win 4000", "+0 > P. 1001:2501(1500) ack 11"},
 		never: []string{"write(4, ..., 1000)", "write(4, ..., 1500)"},
 	}, {
 		name: "a resent run keeps the PSH the capture shows at its end", local: client,
@@ -321,7 +321,7 @@ func TestConversations(t *testing.T) {
 			seg{srv: true, flags: "P.", seq: 1, ack: 1, n: 10, win: 4000, dt: 300 * ms},
 			seg{flags: ".", seq: 1, ack: 11, win: 4000, dt: ms}),
 		want: []string{"write(4, ..., 10) = 10", "+0 > P. 1:11(10) ack 1", "+0.296000~+0.304000 > P. 1:11(10) ack 1",
-			"+0.001000 < . 1:1(0) ack 11 win 4000"},
+			"+0.001000^2 < . 1:1(0) ack 11 win 4000"},
 	}, {
 		name: "a short segment leaves while an earlier one is unacknowledged: Nagle was off", local: server,
 		segs: append(handshake(),
@@ -383,7 +383,7 @@ func TestConversations(t *testing.T) {
 			{srv: true, flags: "S.", ack: 1, win: 4000, opts: mss1000, dt: 50 * time.Microsecond},
 			{flags: ".", seq: 1, ack: 1, win: 4000, opts: md5Sig, dt: 10 * ms},
 			{flags: ".", seq: 1, ack: 1, win: 4000, dt: ms}},
-		want: []string{"+0.001000 < . 1:1(0) ack 1 win 4000", "+0 accept(3, ..., ...) = 4"},
+		want: []string{"+0.011000^ < . 1:1(0) ack 1 win 4000", "+0 accept(3, ..., ...) = 4"},
 	}, {
 		name: "an ICMP error ends a Fast Open child before accept: accepted after it, the ACK draws a bare RST", local: server,
 		segs: []seg{{flags: "S", n: 10, win: 4000, opts: mss1000},

@@ -38,12 +38,12 @@ func TestAcksBeforeProbe(t *testing.T) {
 		opts Options
 		want string // the late ACK's line
 	}{
-		{"an ACK 11 ms after two segments comes before the earliest probe", conv(sackOK, 11*ms, 2), Options{}, "+0.009500 < . 1:1(0) ack 2201"},
-		{"an ACK before the earliest probe stays", conv(sackOK, 9*ms, 2), Options{}, "+0.009000 < . 1:1(0) ack 2201"},
-		{"an ACK after the probe's jiffy stays", conv(sackOK, 20*ms, 2), Options{}, "+0.020000 < . 1:1(0) ack 2201"},
-		{"one segment out: the probe waits for the minimum RTO", conv(sackOK, 11*ms, 1), Options{}, "+0.011000 < . 1:1(0) ack 1201"},
-		{"no SACK, no probe", conv(mss1000, 11*ms, 2), Options{}, "+0.011000 < . 1:1(0) ack 2201"},
-		{"not with --strict", conv(sackOK, 11*ms, 2), Options{Strict: true}, "+0.011000 < . 1:1(0) ack 2201"},
+		{"an ACK 11 ms after two segments comes before the earliest probe", conv(sackOK, 11*ms, 2), Options{Exact: true}, "+0.009500 < . 1:1(0) ack 2201"},
+		{"an ACK before the earliest probe stays", conv(sackOK, 9*ms, 2), Options{Exact: true}, "+0.009000 < . 1:1(0) ack 2201"},
+		{"an ACK after the probe's jiffy stays", conv(sackOK, 20*ms, 2), Options{Exact: true}, "+0.020000 < . 1:1(0) ack 2201"},
+		{"one segment out: the probe waits for the minimum RTO", conv(sackOK, 11*ms, 1), Options{Exact: true}, "+0.011000 < . 1:1(0) ack 1201"},
+		{"no SACK, no probe", conv(mss1000, 11*ms, 2), Options{Exact: true}, "+0.011000 < . 1:1(0) ack 2201"},
+		{"not with --strict", conv(sackOK, 11*ms, 2), Options{Strict: true, Exact: true}, "+0.011000 < . 1:1(0) ack 2201"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

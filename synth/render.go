@@ -233,6 +233,11 @@ func (b *builder) script() *parser.Script {
 		switch {
 		case i == 0:
 			t.Kind = parser.TimeAbsolute
+		case e.anchored:
+			t.Usecs, t.Anchor = max(e.at.Sub(e.anchor).Microseconds(), 0), true
+			if e.anchorN > 1 {
+				t.AnchorN = e.anchorN
+			}
 		case ends[i] > 0:
 			t.Kind, t.End = parser.TimeRelativeRange, ends[i]
 		}

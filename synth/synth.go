@@ -228,6 +228,12 @@ type event struct {
 	// gathered is the number of captured segments gathered into this
 	// expectation of one write, whose note is its last comment (0: none).
 	gathered int
+	// anchored marks an inbound packet that answers what the local side
+	// sent (it acknowledges or SACKs it first): its time is written from
+	// the latest transmission of that, at anchor (`+d^`, --pcap2pkt).
+	anchored bool
+	anchor   time.Time
+	anchorN  int // which transmission of it (from 1)
 }
 
 // highMark follows the highest sequence number one side's data reached in
@@ -277,6 +283,12 @@ type builder struct {
 	// or -1; moreQueued says the script's write holds that data.
 	heldBack   int
 	moreQueued bool
+	// What the local side sent, and what the remote acknowledged and
+	// SACKed so far, for anchored inbound times (see answers).
+	sent       []sentSeg
+	peerAck    capture.Seq
+	peerAckSet bool
+	peerSacked spans
 	// localMD5 is 1 when a local segment carries an MD5 signature option
 	// (the local socket has a key), -1 when none does, 0 until asked.
 	localMD5 int8
@@ -900,7 +912,10 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	}
 	b.trackInbound(p)
 	if pk := b.packet(p, true); pk != nil {
-		b.emit(p.Time, pk)
+		e := b.emit(p.Time, pk)
+		if at, n, ok := b.answers(p); ok && !b.opts.Exact {
+			e.anchored, e.anchor, e.anchorN = true, at, n
+		}
 	}
 	if closing {
 		b.zeroWin = len(b.events) - 1
@@ -915,6 +930,83 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	case b.server && !b.refused && b.fd < 0 && fl.Has(capture.FlagACK) && !fl.Has(capture.FlagSYN) && p.Ack == b.localISN.Add(1):
 		b.accept(p.Time)
 	}
+}
+
+// sentSeg is a local segment that occupies sequence space, as captured.
+type sentSeg struct {
+	start, end capture.Seq
+	at         time.Time
+}
+
+// noteSent logs a local packet that occupies sequence space (data, SYN,
+// FIN), for the anchors of the packets that answer it.
+func (b *builder) noteSent(p *capture.FlowPacket) {
+	end := p.Seq.Add(uint32(p.PayloadLen))
+	if p.Flags.Has(capture.FlagSYN) {
+		end = end.Add(1)
+	}
+	if p.Flags.Has(capture.FlagFIN) {
+		end = end.Add(1)
+	}
+	if end != p.Seq {
+		b.sent = append(b.sent, sentSeg{p.Seq, end, p.Time})
+	}
+}
+
+// answers returns the capture time of the local segment that the inbound
+// packet p answers: the latest transmission before p of the last byte it
+// acknowledges or SACKs beyond what the remote did before (or of the SYN
+// its SYN-ACK acknowledges), which transmission of that byte it was (from
+// 1), and whether there is one. It also records what p acknowledged.
+func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
+	if !p.Flags.Has(capture.FlagACK) {
+		return time.Time{}, 0, false
+	}
+	var x capture.Seq
+	found := false
+	if !b.peerAckSet || b.peerAck.LessThan(p.Ack) {
+		x, found = p.Ack.Add(^uint32(0)), true
+		b.peerAck, b.peerAckSet = p.Ack, true
+	}
+	o := p.Options()
+	for _, blk := range o.SACK[:min(int(o.NumSACK), len(o.SACK))] {
+		l, r := capture.Seq(blk.Left), capture.Seq(blk.Right)
+		if b.peerSacked.covers(l, r) {
+			continue
+		}
+		b.peerSacked = append(b.peerSacked, span{l, r})
+		if last := r.Add(^uint32(0)); !found || x.LessThan(last) {
+			x, found = last, true
+		}
+	}
+	if !found {
+		return time.Time{}, 0, false
+	}
+	var at time.Time
+	n := 0
+	for _, s := range b.sent {
+		if s.start.LessThanEq(x) && x.LessThan(s.end) && !p.Time.Before(s.at) {
+			at, n = s.at, n+1
+		}
+	}
+	return at, n, n > 0
+}
+
+// spans is a set of sequence ranges.
+type spans []span
+
+// covers reports whether the union of the spans covers [l, r).
+func (ss spans) covers(l, r capture.Seq) bool {
+	at := l
+	for progress := true; progress && at.LessThan(r); {
+		progress = false
+		for _, s := range ss {
+			if s.start.LessThanEq(at) && at.LessThan(s.end) {
+				at, progress = s.end, true
+			}
+		}
+	}
+	return !at.LessThan(r)
 }
 
 // md5Dropped reports whether the inbound segment p carries a TCP MD5
@@ -1038,6 +1130,7 @@ func (b *builder) readLen() int64 {
 }
 
 func (b *builder) outbound(i int, p *capture.FlowPacket) {
+	b.noteSent(p)
 	fl := p.Flags
 	b.probe(i, p)
 	seq := p.Seq

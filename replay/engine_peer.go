@@ -1,0 +1,273 @@
+package replay
+
+// This file makes the injected peer answer what the kernel actually sent,
+// when it sent it (--pcap2pkt scripts, engine_stream.go has the rest). An
+// inbound line whose time is anchored (`+0.020^`) is injected that long
+// after the kernel's latest transmission of what the packet answers: the
+// last byte it newly acknowledges or SACKs, or the SYN a SYN-ACK answers.
+// A kernel that sends a little later than the captured one (a congestion
+// window a segment short after many round trips, a transmit sized
+// otherwise) gets its ACKs that much later, as from a real peer, instead
+// of ACKs for data it has not sent.
+//
+// And such a line is injected when it is due even while the script waits
+// at an outbound line before it: the data that line expects may need the
+// ACK first (the kernel's window is full), as it needed it from the
+// captured peer, which did not wait for the line to be read.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// transmission is one segment the kernel sent that occupies sequence
+// space (data, SYN or FIN), in script space.
+type transmission struct {
+	start, end seqnum
+	at         time.Time
+}
+
+// noteTransmission logs a packet of the connection that occupies
+// sequence space.
+func (e *engine) noteTransmission(t *tcpHeader, payload int, at time.Time) {
+	start := seqnum(t.seq)
+	end := streamEnd(t, payload)
+	if start == end {
+		return
+	}
+	e.sent = append(e.sent, transmission{start, end, at})
+}
+
+// nthSent returns when the kernel sent the byte (sequence number) x for
+// the n-th time (from 1), and whether it has.
+func (e *engine) nthSent(x seqnum, n int) (time.Time, bool) {
+	for _, t := range e.sent {
+		if t.start.dist(x) <= 0 && x.dist(t.end) < 0 {
+			if n--; n == 0 {
+				return t.at, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// peerState is what the injected peer has acknowledged so far, in script
+// space: an anchored line answers what goes beyond it.
+type peerState struct {
+	ackSet bool
+	ack    seqnum
+	sacked []seqRange
+}
+
+// anchorOf returns the sequence number an inbound line answers: the last
+// byte it acknowledges or SACKs beyond what the peer did before, or false
+// when it answers nothing new.
+func (e *engine) anchorOf(sp *scriptPacket) (seqnum, bool) {
+	if sp.proto != protoTCP || sp.flags&flagACK == 0 {
+		return 0, false
+	}
+	var x seqnum
+	found := false
+	if a := seqnum(sp.ack); !e.peer.ackSet || e.peer.ack.dist(a) < 0 {
+		x, found = a.add(^uint32(0)), true // a-1
+	}
+	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
+		if kind != optKindSACK {
+			return nil
+		}
+		for i := 0; i+8 <= len(data); i += 8 {
+			l, r := seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))
+			if covers(e.peer.sacked, seqRange{l, r}) {
+				continue
+			}
+			if last := r.add(^uint32(0)); !found || x.dist(last) < 0 {
+				x, found = last, true
+			}
+		}
+		return nil
+	})
+	return x, found
+}
+
+// notePeer records what an injected line acknowledged and SACKed.
+func (e *engine) notePeer(sp *scriptPacket) {
+	if sp.proto != protoTCP || sp.flags&flagACK == 0 {
+		return
+	}
+	if a := seqnum(sp.ack); !e.peer.ackSet || e.peer.ack.dist(a) < 0 {
+		e.peer.ack, e.peer.ackSet = a, true
+	}
+	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
+		if kind == optKindSACK {
+			for i := 0; i+8 <= len(data); i += 8 {
+				e.peer.sacked = append(e.peer.sacked, seqRange{seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))})
+			}
+		}
+		return nil
+	})
+}
+
+// anchoredTime returns when an anchored inbound line is due (live time),
+// and whether the kernel has sent what it answers. A line that answers
+// nothing new is due at once.
+func (e *engine) anchoredTime(ev *parser.Event, sp *scriptPacket) (time.Time, bool) {
+	x, ok := e.anchorOf(sp)
+	if !ok {
+		return e.env.Clock.Now(), true
+	}
+	at, sent := e.nthSent(x, max(ev.Time.AnchorN, 1))
+	if !sent {
+		return time.Time{}, false
+	}
+	return at.Add(time.Duration(ev.Time.Usecs) * time.Microsecond), true
+}
+
+// awaitAnchor reads the kernel's packets until it has sent what the
+// anchored inbound line es answers, and returns when the line is due.
+func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (time.Time, *eventError) {
+	limit := time.Duration(es.ev.Time.Usecs)*time.Microsecond + 2*time.Second
+	ctx, cancel := context.WithTimeout(e.ctx, limit)
+	defer cancel()
+	for {
+		if at, ok := e.anchoredTime(es.ev, sp); ok {
+			return at, nil
+		}
+		sn, err := e.sniffCtx(ctx, es, s)
+		if err != nil {
+			if e.ctx.Err() == nil {
+				x, _ := e.anchorOf(sp)
+				what := fmt.Sprintf("seq %d", uint32(x))
+				if n := es.ev.Time.AnchorN; n > 1 {
+					what = fmt.Sprintf("transmission %d of seq %d", n, uint32(x))
+				}
+				err = &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: this packet answers %s, which the kernel has not sent (waited %v)", what, limit)}
+			}
+			return time.Time{}, err
+		}
+		e.learn(s, sn, false)
+		if !e.noteAck(s, sn) {
+			e.leftover = append(e.leftover, sn)
+		}
+	}
+}
+
+// doAnchoredInbound injects an anchored inbound line when it is due.
+func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) error {
+	at, err := e.awaitAnchor(es, sp, s)
+	if err != nil {
+		return err
+	}
+	es.startUsecs = e.liveUsecs(at) + e.scriptStart
+	if at.After(e.env.Clock.Now()) {
+		e.mu.Unlock()
+		serr := e.env.Clock.SleepUntil(e.ctx, at)
+		e.mu.Lock()
+		if serr != nil {
+			return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: serr}
+		}
+	}
+	return e.injectLine(sp, s)
+}
+
+// injectLine injects an inbound line and notes what it answered.
+func (e *engine) injectLine(sp *scriptPacket, s *socket) error {
+	if err := e.doInbound(sp, s); err != nil {
+		return err
+	}
+	e.notePeer(sp)
+	return nil
+}
+
+// aheadLine returns the next inbound line after the current event if it
+// may go in ahead of the events before it, compiled, or -1: an anchored
+// pure ACK (it answers the kernel only, and carries nothing an application
+// reads), with only outbound lines and system calls before it.
+func (e *engine) aheadLine() (int, *scriptPacket, *socket) {
+	for i := e.cur.index + 1; i < len(e.script.Events); i++ {
+		if e.ahead[i] {
+			continue
+		}
+		ev := e.script.Events[i]
+		if _, ok := ev.Action.(*parser.Syscall); ok {
+			continue
+		}
+		p, ok := ev.Action.(*parser.Packet)
+		if !ok {
+			return -1, nil, nil
+		}
+		if p.Dir == parser.Outbound {
+			continue
+		}
+		if !ev.Time.Anchor || ev.Time.Kind != parser.TimeRelative || p.TCP == nil || p.TCP.Len > 0 ||
+			strings.ContainsAny(p.TCP.Flags, "SFR") {
+			return -1, nil, nil
+		}
+		sp, err := compilePacket(p, e.cfg.wireIPv6())
+		if err != nil {
+			return -1, nil, nil
+		}
+		s, err := e.socketForScriptPacket(sp)
+		if err != nil || s != e.underTest {
+			return -1, nil, nil
+		}
+		return i, sp, s
+	}
+	return -1, nil, nil
+}
+
+// injectAhead injects the next anchored inbound line if it is due (see
+// the file comment); else it returns when it will be (zero: not known
+// yet, the kernel has not sent what it answers).
+func (e *engine) injectAhead() (time.Time, error) {
+	if !e.cfg.Extended || e.cur == nil || e.cur.kind != evOutbound {
+		// Only an outbound line waits with lines after it to inject: an
+		// inbound line keeps the peer's order.
+		return time.Time{}, nil
+	}
+	for {
+		i, sp, s := e.aheadLine()
+		if i < 0 {
+			return time.Time{}, nil
+		}
+		at, ok := e.anchoredTime(e.script.Events[i], sp)
+		if !ok {
+			return time.Time{}, nil
+		}
+		if at.After(e.env.Clock.Now()) {
+			return at, nil
+		}
+		if err := e.injectLine(sp, s); err != nil {
+			return time.Time{}, err
+		}
+		if e.ahead == nil {
+			e.ahead = map[int]bool{}
+		}
+		e.ahead[i] = true
+		e.aheadAt = append(e.aheadAt, aheadInjection{i, e.liveUsecs(e.env.Clock.Now())})
+	}
+}
+
+// aheadInjection is when a line injected ahead went in.
+type aheadInjection struct {
+	index int
+	usecs int64
+}
+
+// injectedAhead reports whether event i was injected ahead, and when (live
+// microseconds).
+func (e *engine) injectedAhead(i int) (int64, bool) {
+	if !e.ahead[i] {
+		return 0, false
+	}
+	for _, a := range e.aheadAt {
+		if a.index == i {
+			return a.usecs, true
+		}
+	}
+	return 0, true
+}
