@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -357,5 +358,54 @@ func TestFramesAndSharedNotes(t *testing.T) {
 	s, err := parser.ParseFile("x.pkt", []byte(text), nil)
 	if err != nil || string(parser.Format(s)) != text {
 		t.Errorf("the script does not round-trip: %v", err)
+	}
+
+// TestExactIsPacketdrill: with Exact, the script of every flow of every
+// local and public capture is in packetdrill's own language: no option
+// line of pcap2pkt's, no `*` option value, no anchored time. With
+// PCAP2PKT_REFERENCE naming a packetdrill binary, each also parses under
+// the reference's own grammar (packetdrill --dry_run).
+func TestExactIsPacketdrill(t *testing.T) {
+	ref := os.Getenv("PCAP2PKT_REFERENCE")
+	for _, sub := range []string{"captures/local", "captures/public"} {
+		dir := sharedOrSkip(t, sub)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			res := synthFile(t, filepath.Join(sub, e.Name()), "", Options{AllowPartial: true, Exact: true})
+			for _, r := range res {
+				if r.Err != nil {
+					continue
+				}
+				name := fmt.Sprintf("%s#%d", e.Name(), r.Flow.Index)
+				if parser.Extended(r.Script) {
+					t.Errorf("%s: --exact script says --%s", name, parser.Pcap2pktOption)
+				}
+				for _, ev := range r.Script.Events {
+					if ev.Time.Anchor {
+						t.Errorf("%s: --exact script has an anchored time: %s", name, parser.FormatEvent(ev))
+					}
+					if pk, ok := ev.Action.(*parser.Packet); ok && pk.TCP != nil && pk.TCP.Options != nil {
+						for _, o := range pk.TCP.Options.List {
+							if o.Wild != 0 {
+								t.Errorf("%s: --exact script has a `*` option value: %s", name, parser.FormatEvent(ev))
+							}
+						}
+					}
+				}
+				if ref == "" {
+					continue
+				}
+				f := filepath.Join(t.TempDir(), "exact.pkt")
+				if err := os.WriteFile(f, parser.Format(r.Script), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := exec.Command(ref, "--dry_run", f).CombinedOutput(); err != nil {
+					t.Errorf("%s: the reference rejects the --exact script: %v\n%s", name, err, out)
+				}
+			}
+		}
 	}
 }
