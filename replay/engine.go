@@ -136,6 +136,7 @@ type engine struct {
 	// what the injected lines acknowledged, and the lines injected ahead
 	// of the event the run is at.
 	sent    []transmission
+	signals []peerSignal // injected ACKs with SACK blocks, for lossSignal
 	peer    peerState
 	ahead   map[int]bool
 	aheadAt []aheadInjection

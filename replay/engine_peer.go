@@ -94,10 +94,58 @@ func (e *engine) anchorOf(sp *scriptPacket) (seqnum, bool) {
 	return x, found
 }
 
+// peerSignal is an injected ACK as loss detection sees it: when it went
+// in, what it acknowledged, and the highest sequence number its SACK
+// blocks reached (set: it had one).
+type peerSignal struct {
+	at       time.Time
+	ack      seqnum
+	sackHigh seqnum
+	sacked   bool
+}
+
+// lossSignal returns when the peer first told the kernel, after it sent
+// seq the time before at, that seq may be lost: an ACK that stops at seq
+// while SACKing data after it. A fast retransmission or RACK's may come
+// from then on: the captured kernel, which handled those ACKs in a batch
+// after a burst it was sending (the socket was busy), may have sent it
+// later than a replayed one does.
+func (e *engine) lossSignal(seq seqnum, before time.Time) (time.Time, bool) {
+	var prev time.Time
+	for _, t := range e.sent {
+		if t.start.dist(seq) <= 0 && seq.dist(t.end) < 0 && t.at.Before(before) {
+			prev = t.at
+		}
+	}
+	if prev.IsZero() {
+		return time.Time{}, false
+	}
+	for _, sig := range e.signals {
+		if !sig.at.Before(prev) && sig.ack == seq && sig.sacked && sig.sackHigh.dist(seq) > 0 {
+			return sig.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // notePeer records what an injected line acknowledged and SACKed.
 func (e *engine) notePeer(sp *scriptPacket) {
 	if sp.proto != protoTCP || sp.flags&flagACK == 0 {
 		return
+	}
+	sig := peerSignal{at: e.env.Clock.Now(), ack: seqnum(sp.ack)}
+	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
+		if kind == optKindSACK {
+			for i := 0; i+8 <= len(data); i += 8 {
+				if r := seqnum(binary.BigEndian.Uint32(data[i+4:])); !sig.sacked || sig.sackHigh.dist(r) < 0 {
+					sig.sackHigh, sig.sacked = r, true
+				}
+			}
+		}
+		return nil
+	})
+	if sig.sacked {
+		e.signals = append(e.signals, sig)
 	}
 	if a := seqnum(sp.ack); !e.peer.ackSet || e.peer.ack.dist(a) < 0 {
 		e.peer.ack, e.peer.ackSet = a, true
@@ -130,14 +178,32 @@ func (e *engine) anchoredTime(ev *parser.Event, sp *scriptPacket) (time.Time, bo
 // awaitAnchor reads the kernel's packets until it has sent what the
 // anchored inbound line es answers, and returns when the line is due.
 func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (time.Time, *eventError) {
-	limit := time.Duration(es.ev.Time.Usecs)*time.Microsecond + 2*time.Second
+	delay := time.Duration(es.ev.Time.Usecs) * time.Microsecond
+	limit := delay + 2*time.Second
 	ctx, cancel := context.WithTimeout(e.ctx, limit)
 	defer cancel()
 	for {
 		if at, ok := e.anchoredTime(es.ev, sp); ok {
 			return at, nil
 		}
-		sn, err := e.sniffCtx(ctx, es, s)
+		// The kernel may wait for an ACK before it sends what this line
+		// answers (its window is smaller than the captured one's was): a
+		// real peer would have acknowledged what came by then. When the
+		// kernel has sent nothing new for the line's delay, the peer
+		// acknowledges what it sent, that long after.
+		rctx, rcancel := ctx, context.CancelFunc(func() {})
+		partial, due := e.partialAck(sp, delay)
+		if partial {
+			rctx, rcancel = context.WithDeadline(ctx, due)
+		}
+		sn, err := e.sniffCtx(rctx, es, s)
+		rcancel()
+		if err != nil && partial && ctx.Err() == nil && e.ctx.Err() == nil {
+			if ierr := e.injectPartial(sp, s); ierr != nil {
+				return time.Time{}, &eventError{kind: fatalError, msg: ierr.Error(), err: ierr}
+			}
+			continue
+		}
 		if err != nil {
 			if e.ctx.Err() == nil {
 				x, _ := e.anchorOf(sp)
@@ -154,6 +220,50 @@ func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (time.
 			e.leftover = append(e.leftover, sn)
 		}
 	}
+}
+
+// partialMinDelay bounds from below how long the kernel must have been
+// quiet before the peer acknowledges part of what a line acknowledges.
+const partialMinDelay = 200 * time.Microsecond
+
+// partialAck reports whether the peer should acknowledge, at due, the part
+// of the cumulative ACK of line sp that the kernel has sent: it sent data
+// beyond what the peer acknowledged and has been quiet since (see
+// awaitAnchor). Lines with SACK blocks, and lines that acknowledge no new
+// data, are left whole.
+func (e *engine) partialAck(sp *scriptPacket, delay time.Duration) (bool, time.Time) {
+	if len(e.sent) == 0 || !e.sndNxtSet || !e.peer.ackSet || sp.flags&(flagSYN|flagFIN|flagRST) != 0 || sp.payloadLen > 0 {
+		return false, time.Time{}
+	}
+	if hasSACK(sp.options) {
+		return false, time.Time{}
+	}
+	want := seqnum(sp.ack)
+	if e.peer.ack.dist(e.sndNxt) >= 0 || e.sndNxt.dist(want) >= 0 {
+		return false, time.Time{}
+	}
+	last := e.sent[len(e.sent)-1].at
+	return true, last.Add(max(delay, partialMinDelay))
+}
+
+// hasSACK reports whether an option list holds a SACK option.
+func hasSACK(opts []byte) bool {
+	found := false
+	_ = walkOptions(opts, func(kind byte, _ []byte) error {
+		found = found || kind == optKindSACK
+		return nil
+	})
+	return found
+}
+
+// injectPartial injects line sp acknowledging only what the kernel sent.
+func (e *engine) injectPartial(sp *scriptPacket, s *socket) error {
+	part := *sp
+	part.ack = uint32(e.sndNxt)
+	if e.cfg.Verbose {
+		fmt.Fprintf(e.env.Stdout, "partial ACK %d of line's ack %d\n", part.ack, sp.ack)
+	}
+	return e.injectLine(&part, s)
 }
 
 // doAnchoredInbound injects an anchored inbound line when it is due.
@@ -236,7 +346,17 @@ func (e *engine) injectAhead() (time.Time, error) {
 		}
 		at, ok := e.anchoredTime(e.script.Events[i], sp)
 		if !ok {
-			return time.Time{}, nil
+			partial, due := e.partialAck(sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond)
+			switch {
+			case !partial:
+				return time.Time{}, nil
+			case due.After(e.env.Clock.Now()):
+				return due, nil
+			}
+			if err := e.injectPartial(sp, s); err != nil {
+				return time.Time{}, err
+			}
+			continue
 		}
 		if at.After(e.env.Clock.Now()) {
 			return at, nil

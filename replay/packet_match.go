@@ -42,8 +42,16 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 		return &eventError{kind: packetError, msg: formatDiffs(diffs), detail: e.dumpPair(es, sp, live)}
 	}
 	kind, start, end := es.timeKind, es.startUsecs, es.endUsecs
-	if e.cfg.Extended && es.earliestUsecs < start && kind != parser.TimeAny {
-		kind, start, end = parser.TimeAbsoluteRange, es.earliestUsecs, max(start, end)
+	earliest := es.earliestUsecs
+	if e.cfg.Extended && p.tcp != nil && len(p.payload) > 0 && e.lineNxtSet && seqnum(sp.seq).dist(e.lineNxt) < 0 {
+		// A retransmission may come from the first ACK that showed the
+		// data lost (see lossSignal).
+		if sig, ok := e.lossSignal(seqnum(sp.seq), live.at); ok {
+			earliest = min(earliest, e.liveUsecs(sig)+e.scriptStart)
+		}
+	}
+	if e.cfg.Extended && earliest < start && kind != parser.TimeAny {
+		kind, start, end = parser.TimeAbsoluteRange, earliest, max(start, end)
 	}
 	if terr := e.verifyTime(kind, start, end, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet"); terr != nil {
 		terr.detail = e.dumpPair(es, sp, live)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -264,6 +265,7 @@ type trafficCase struct {
 	conns int // connections in the capture (default 1)
 	ipv6  bool
 	imp   *impairment
+	cc    string // congestion control of both ends; "" for the host's
 	run   exchange
 	// known is why the case does not verify yet (filed in the notes); it
 	// still runs, and a failure then skips instead of failing.
@@ -287,6 +289,69 @@ var trafficCases = []trafficCase{
 	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20), known: knownRACK},
 	{name: "exchanges_reorder_dup", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 6}, run: exchanges(20), known: knownRACK},
 	{name: "ipv6_exchanges_reorder_dup", ipv6: true, imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 7}, run: exchanges(20), known: knownRACK},
+}
+
+// slowReader: the server sends size bytes and closes; the client reads
+// them 4 KiB at a time with a pause between reads, so its window closes
+// and opens again.
+func slowReader(size int, pause time.Duration) exchange {
+	return func(dial func() (*net.TCPConn, error), accept func() (*net.TCPConn, error)) error {
+		return pair(dial, accept,
+			func(c *net.TCPConn) error {
+				if err := c.SetReadBuffer(16 << 10); err != nil {
+					return err
+				}
+				if err := write(c, 10); err != nil {
+					return err
+				}
+				buf := make([]byte, 4<<10)
+				n := 0
+				for {
+					m, err := c.Read(buf)
+					n += m
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						return err
+					}
+					time.Sleep(pause)
+				}
+				if n != size {
+					return fmt.Errorf("read %d bytes, want %d", n, size)
+				}
+				return nil
+			},
+			func(c *net.TCPConn) error {
+				if err := readN(c, 10); err != nil {
+					return err
+				}
+				return write(c, size)
+			})
+	}
+}
+
+// batchCases is the second set of real-traffic cases, for measuring how
+// many captures verify (PCAP2PKT_E2E_BATCH=2 runs them instead of
+// trafficCases; they take minutes): downloads and uploads of 256 KiB to
+// 4 MiB, direct and over 5-20 ms with loss, reordering and duplication,
+// bbr and cubic, IPv4 and IPv6; 50 small exchanges; a slow reader.
+var batchCases = []trafficCase{
+	{name: "get_256k", run: bulk(256 << 10)},
+	{name: "get_4m", run: bulk(4 << 20)},
+	{name: "put_256k_v6", ipv6: true, run: upload(256 << 10)},
+	{name: "get_1m_cubic", cc: "cubic", run: bulk(1 << 20)},
+	{name: "get_1m_delay5_loss1", imp: &impairment{delay: 5 * time.Millisecond, loss: 0.01, seed: 11}, run: bulk(1 << 20)},
+	{name: "get_4m_delay10_loss1", imp: &impairment{delay: 10 * time.Millisecond, loss: 0.01, seed: 12}, run: bulk(4 << 20)},
+	{name: "put_1m_delay10_loss2", imp: &impairment{delay: 10 * time.Millisecond, loss: 0.02, seed: 13}, run: upload(1 << 20)},
+	{name: "get_1m_delay20_reorder", imp: &impairment{delay: 20 * time.Millisecond, reorder: 0.05, seed: 14}, run: bulk(1 << 20)},
+	{name: "get_1m_delay5_dup5", imp: &impairment{delay: 5 * time.Millisecond, dup: 0.05, seed: 15}, run: bulk(1 << 20)},
+	{name: "get_1m_delay10_loss1_cubic", cc: "cubic", imp: &impairment{delay: 10 * time.Millisecond, loss: 0.01, seed: 16}, run: bulk(1 << 20)},
+	{name: "get_1m_v6_delay10_loss1", ipv6: true, imp: &impairment{delay: 10 * time.Millisecond, loss: 0.01, seed: 17}, run: bulk(1 << 20)},
+	{name: "put_4m_v6_delay5_reorder_dup", ipv6: true, imp: &impairment{delay: 5 * time.Millisecond, reorder: 0.02, dup: 0.02, seed: 18}, run: upload(4 << 20)},
+	{name: "exchanges_50", run: exchanges(50)},
+	{name: "exchanges_50_delay5_loss2", imp: &impairment{delay: 5 * time.Millisecond, loss: 0.02, seed: 19}, run: exchanges(50)},
+	{name: "slow_reader", run: slowReader(256<<10, 2*time.Millisecond)},
 }
 
 // knownRACK: these verify for most captures. A segment that filled a SACK
@@ -313,6 +378,16 @@ const knownBulk = "known failure: bulk transfers (receiver ACK coalescing; a pac
 func runTraffic(t *testing.T, tc trafficCase, dir string) (serverPcap, clientPcap string) {
 	t.Helper()
 	tp := newTopo(t, tc.imp)
+	if tc.cc != "" {
+		if tc.cc == "cubic" {
+			allowCubic(t)
+		}
+		for _, l := range []link{tp.client, tp.server} {
+			if err := setSysctl(l.ns, "net.ipv4.tcp_congestion_control", tc.cc); err != nil {
+				t.Fatalf("congestion control %s: %v", tc.cc, err)
+			}
+		}
+	}
 	srv := e2eServer4
 	if tc.ipv6 {
 		srv = e2eServer6
@@ -367,7 +442,11 @@ func runTraffic(t *testing.T, tc trafficCase, dir string) (serverPcap, clientPca
 func TestE2ETraffic(t *testing.T) {
 	requireReplay(t)
 	bin := buildCLI(t)
-	for _, tc := range trafficCases {
+	cases := trafficCases
+	if os.Getenv("PCAP2PKT_E2E_BATCH") == "2" {
+		cases = batchCases
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := keepDir(t)
 			sp, cp := runTraffic(t, tc, dir)
@@ -387,7 +466,11 @@ func TestE2ETraffic(t *testing.T) {
 				// logged.
 				var why string
 				for attempt := 1; attempt <= 2; attempt++ {
-					code, out, errs := execCLI(t, bin, "verify", "--local", side.local.String(), "--keep", filepath.Join(dir, side.name), side.pcap)
+					args := []string{"verify", "--local", side.local.String(), "--keep", filepath.Join(dir, side.name)}
+					if tc.cc != "" {
+						args = append(args, "--congestion-control", tc.cc)
+					}
+					code, out, errs := execCLI(t, bin, append(args, side.pcap)...)
 					// verify exits 0 when it skips every connection (an
 					// incomplete capture): each must have passed.
 					passed := strings.Count(out, "  pass  ")
