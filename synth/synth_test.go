@@ -318,7 +318,7 @@ func TestMissingSYN(t *testing.T) {
 	for _, want := range []string{
 		"the SYN of the handshake is made up from the captured SYN-ACK",
 		"+0 > S 0:0(0) <mss 1460,nop,nop,TS val 1772677970 ecr 0,nop,wscale 7>\n",
-		"+0 < S. 0:0(0) ack 1 win 57344 <mss 1460,nop,wscale 0,nop,nop,TS val 391880539 ecr 1772677970>\n",
+		"+0^ < S. 0:0(0) ack 1 win 57344 <mss 1460,nop,wscale 0,nop,nop,TS val 391880539 ecr 1772677970>\n",
 		"+0 > P. 1:99(98) ack 1 ",
 		"< . 1:1449(1448) ack 99 ",
 	} {
@@ -359,6 +359,7 @@ func TestFramesAndSharedNotes(t *testing.T) {
 	if err != nil || string(parser.Format(s)) != text {
 		t.Errorf("the script does not round-trip: %v", err)
 	}
+}
 
 // TestExactIsPacketdrill: with Exact, the script of every flow of every
 // local and public capture is in packetdrill's own language: no option
