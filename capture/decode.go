@@ -2,11 +2,11 @@ package capture
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"net/netip"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // outcome says what decoding a frame found; the reader counts it in Stats.
@@ -473,7 +473,7 @@ func (d *decoder) icmp4(msg []byte, p *Packet) outcome {
 	tcp := in[ihl:]
 	e.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[12:16])), binary.BigEndian.Uint16(tcp))
 	e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[16:20])), binary.BigEndian.Uint16(tcp[2:]))
-	e.Seq = Seq(binary.BigEndian.Uint32(tcp[4:]))
+	e.Seq = tcpwire.Seq(binary.BigEndian.Uint32(tcp[4:]))
 	hl := 20
 	if len(tcp) >= 13 && int(tcp[12]>>4)*4 >= 20 {
 		hl = int(tcp[12]>>4) * 4
@@ -558,10 +558,10 @@ func (d *decoder) tcp(data []byte, off, total int, p *Packet) outcome {
 	t := &p.TCP
 	t.SrcPort = binary.BigEndian.Uint16(seg)
 	t.DstPort = binary.BigEndian.Uint16(seg[2:])
-	t.Seq = Seq(binary.BigEndian.Uint32(seg[4:]))
-	t.Ack = Seq(binary.BigEndian.Uint32(seg[8:]))
+	t.Seq = tcpwire.Seq(binary.BigEndian.Uint32(seg[4:]))
+	t.Ack = tcpwire.Seq(binary.BigEndian.Uint32(seg[8:]))
 	hl := int(seg[12]>>4) * 4
-	t.Flags = TCPFlags(seg[13]) | TCPFlags(seg[12]&1)<<8
+	t.Flags = tcpwire.Flags(seg[13]) | tcpwire.Flags(seg[12]&1)<<8
 	t.Window = binary.BigEndian.Uint16(seg[14:])
 	t.Checksum = binary.BigEndian.Uint16(seg[16:])
 	t.Urgent = binary.BigEndian.Uint16(seg[18:])
@@ -588,74 +588,15 @@ func (d *decoder) tcp(data []byte, off, total int, p *Packet) outcome {
 
 // checksumState verifies a whole TCP segment against the pseudo-header.
 func checksumState(h *IPHeader, seg []byte) ChecksumState {
-	var ph uint32
-	if h.Version == 4 {
-		s, d := h.Src.As4(), h.Dst.As4()
-		ph = sum16(s[:], 0)
-		ph = sum16(d[:], ph)
-	} else {
-		s, d := h.Src.As16(), h.Dst.As16()
-		ph = sum16(s[:], 0)
-		ph = sum16(d[:], ph)
-	}
-	ph += 6 + uint32(len(seg))
-	if fold(sum16(seg, ph)) == 0xFFFF {
+	ph := tcpwire.PseudoHeaderSum(h.Src, h.Dst, 6, len(seg))
+	if tcpwire.Checksum(seg, ph) == 0 {
 		return ChecksumGood
 	}
 	// CHECKSUM_PARTIAL: the stack stored the folded pseudo-header sum
 	// (not complemented) for the NIC to finish; capture sees it as is.
 	ck := binary.BigEndian.Uint16(seg[16:])
-	if ck != 0 && ck == fold(ph) {
+	if ck != 0 && ck == tcpwire.Fold(ph) {
 		return ChecksumPartial
 	}
 	return ChecksumBad
-}
-
-// sum16 adds b as big-endian 16-bit words to s, one's complement, and
-// folds the sum to 16 bits (0 only if s and b are all zeros). It adds 64
-// bits at a time, carries counted apart: every packet is verified, and
-// 2^64 ≡ 1 modulo 2^16-1, so the folded sum is the same.
-func sum16(b []byte, s uint32) uint32 {
-	acc := uint64(s)
-	var carries, c uint64
-	for len(b) >= 32 {
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), 0)
-		carries += c
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), 0)
-		carries += c
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), 0)
-		carries += c
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), 0)
-		carries += c
-		b = b[32:]
-	}
-	for len(b) >= 8 {
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), 0)
-		carries += c
-		b = b[8:]
-	}
-	var tail uint64
-	for len(b) >= 2 {
-		tail += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		tail += uint64(b[0]) << 8
-	}
-	acc, c = bits.Add64(acc, tail, 0)
-	carries += c
-	acc, c = bits.Add64(acc, carries, 0)
-	acc += c // cannot carry again: acc wrapped to less than carries
-	acc = acc>>32 + acc&0xFFFFFFFF
-	for acc>>16 != 0 {
-		acc = acc&0xFFFF + acc>>16
-	}
-	return uint32(acc)
-}
-
-func fold(s uint32) uint16 {
-	for s>>16 != 0 {
-		s = s&0xFFFF + s>>16
-	}
-	return uint16(s)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // tcpSpec describes one TCP/IP datagram for a test fixture.
@@ -17,7 +18,7 @@ type tcpSpec struct {
 	src, dst     string
 	sport, dport uint16
 	seq, ack     uint32
-	flags        TCPFlags
+	flags        tcpwire.Flags
 	win          uint16
 	urg          uint16
 	ttl          uint8
@@ -37,9 +38,9 @@ func (s tcpSpec) ip(t testing.TB) []byte {
 	tcp := &layers.TCP{
 		SrcPort: layers.TCPPort(s.sport), DstPort: layers.TCPPort(s.dport),
 		Seq: s.seq, Ack: s.ack, Window: s.win, Urgent: s.urg, Options: s.opts,
-		FIN: s.flags.Has(FlagFIN), SYN: s.flags.Has(FlagSYN), RST: s.flags.Has(FlagRST),
-		PSH: s.flags.Has(FlagPSH), ACK: s.flags.Has(FlagACK), URG: s.flags.Has(FlagURG),
-		ECE: s.flags.Has(FlagECE), CWR: s.flags.Has(FlagCWR), NS: s.flags.Has(FlagAE),
+		FIN: s.flags.Has(tcpwire.FlagFIN), SYN: s.flags.Has(tcpwire.FlagSYN), RST: s.flags.Has(tcpwire.FlagRST),
+		PSH: s.flags.Has(tcpwire.FlagPSH), ACK: s.flags.Has(tcpwire.FlagACK), URG: s.flags.Has(tcpwire.FlagURG),
+		ECE: s.flags.Has(tcpwire.FlagECE), CWR: s.flags.Has(tcpwire.FlagCWR), NS: s.flags.Has(tcpwire.FlagAE),
 	}
 	ttl := s.ttl
 	if ttl == 0 {

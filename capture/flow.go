@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // FlowKey identifies a TCP 4-tuple independently of direction: Lo is the
@@ -42,7 +44,7 @@ func (s Side) String() string {
 }
 
 // FlowPacket is a compact copy of one packet of a flow: header fields, the
-// raw option bytes (decode with Options or ParseOptions), the payload length
+// raw option bytes (decode with Options or OptionList), the payload length
 // and at most FlowOptions.PayloadBytes payload bytes.
 type FlowPacket struct {
 	Index         int // packet number in the file (1-based)
@@ -56,8 +58,8 @@ type FlowPacket struct {
 	FlowLabel     uint32
 	IPID          uint16
 	DF            bool
-	Seq, Ack      Seq
-	Flags         TCPFlags
+	Seq, Ack      tcpwire.Seq
+	Flags         tcpwire.Flags
 	Window        uint16
 	Urgent        uint16
 	Checksum      uint16
@@ -74,9 +76,9 @@ type FlowICMP struct {
 	Time       time.Time
 	To         Side // the side whose segment it quotes, which it reports to
 	Type, Code uint8
-	MTU        uint16 // the next-hop MTU of a "fragmentation needed" message
-	Seq        Seq    // the quoted segment's sequence number
-	PayloadLen int    // the quoted segment's payload length
+	MTU        uint16      // the next-hop MTU of a "fragmentation needed" message
+	Seq        tcpwire.Seq // the quoted segment's sequence number
+	PayloadLen int         // the quoted segment's payload length
 }
 
 // SetOptions replaces the TCP option bytes (at most 40), for a packet made
@@ -93,10 +95,12 @@ func (p *FlowPacket) SetOptions(raw []byte) error {
 func (p *FlowPacket) RawOptions() []byte { return p.opts[:p.optLen] }
 
 // Options decodes the TCP options.
-func (p *FlowPacket) Options() TCPOptions { return DecodeOptions(p.opts[:p.optLen]) }
+func (p *FlowPacket) Options() tcpwire.Options { return tcpwire.DecodeOptions(p.opts[:p.optLen]) }
 
 // OptionList returns the TCP options in wire order (allocates).
-func (p *FlowPacket) OptionList() ([]TCPOption, error) { return ParseOptions(p.RawOptions()) }
+func (p *FlowPacket) OptionList() ([]tcpwire.Option, error) {
+	return tcpwire.ParseOptions(p.RawOptions())
+}
 
 // Flow is one TCP connection.
 type Flow struct {
@@ -109,13 +113,13 @@ type Flow struct {
 	First   time.Time
 	Last    time.Time
 
-	SYN      bool      // a SYN (no ACK) from A was seen
-	SYNACK   bool      // a SYN-ACK from B was seen
-	FIN      [2]bool   // a FIN was seen from A, B
-	RST      bool      // a RST was seen (either side)
-	ISN      [2]Seq    // initial sequence numbers of A (from the SYN) and B (from the SYN-ACK)
-	HasISN   [2]bool   // whether ISN[i] is known
-	Checksum [2][4]int // per side, packets per ChecksumState
+	SYN      bool           // a SYN (no ACK) from A was seen
+	SYNACK   bool           // a SYN-ACK from B was seen
+	FIN      [2]bool        // a FIN was seen from A, B
+	RST      bool           // a RST was seen (either side)
+	ISN      [2]tcpwire.Seq // initial sequence numbers of A (from the SYN) and B (from the SYN-ACK)
+	HasISN   [2]bool        // whether ISN[i] is known
+	Checksum [2][4]int      // per side, packets per ChecksumState
 
 	// LoopbackCopies counts packets dropped as the second copy of a
 	// loopback packet: on `-i any`, lo shows each packet outgoing, then
@@ -253,7 +257,7 @@ func (t *Tracker) Add(p *Packet) *Flow {
 	src, dst := p.Src(), p.Dst()
 	key := MakeFlowKey(src, dst)
 	f := t.table[key]
-	syn := p.TCP.Flags&(FlagSYN|FlagACK) == FlagSYN
+	syn := p.TCP.Flags&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN
 	if f != nil && syn && t.newConnection(f, p) {
 		delete(t.table, key)
 		t.finish(f)
@@ -310,7 +314,7 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 	s := f.sideOf(p)
 	fl := p.TCP.Flags
 	switch {
-	case fl&(FlagSYN|FlagACK) == FlagSYN:
+	case fl&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN:
 		if !f.clientFixed && s == SideB {
 			f.swap()
 			s = SideA
@@ -322,7 +326,7 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 				f.ISN[0], f.HasISN[0] = p.TCP.Seq, true
 			}
 		}
-	case fl&(FlagSYN|FlagACK) == FlagSYN|FlagACK:
+	case fl&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN|tcpwire.FlagACK:
 		if !f.clientFixed && s == SideA {
 			f.swap()
 			s = SideB
@@ -335,13 +339,13 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 			}
 		}
 	}
-	if fl&FlagSYN == 0 {
+	if fl&tcpwire.FlagSYN == 0 {
 		f.pastSYN = true
 	}
-	if fl&FlagFIN != 0 {
+	if fl&tcpwire.FlagFIN != 0 {
 		f.FIN[s] = true
 	}
-	if fl&FlagRST != 0 {
+	if fl&tcpwire.FlagRST != 0 {
 		f.RST = true
 	}
 	f.Bytes[s] += int64(p.PayloadLen)

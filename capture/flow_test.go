@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 const (
@@ -20,7 +22,7 @@ const (
 type pk struct {
 	at       time.Duration
 	from, to string
-	flags    TCPFlags
+	flags    tcpwire.Flags
 	seq, ack uint32
 	n        int // payload length
 	ttl      uint8
@@ -42,7 +44,7 @@ func (x pk) packet(i int) *Packet {
 	}
 	p := &Packet{Index: i + 1, Time: t0.Add(x.at), CaptureDir: x.dir, PayloadLen: x.n,
 		IP:  IPHeader{Version: 4, Src: s.Addr(), Dst: d.Addr(), TTL: ttl},
-		TCP: TCPHeader{SrcPort: s.Port(), DstPort: d.Port(), Seq: Seq(x.seq), Ack: Seq(x.ack), Flags: x.flags, ChecksumState: ck, Window: 1000}}
+		TCP: TCPHeader{SrcPort: s.Port(), DstPort: d.Port(), Seq: tcpwire.Seq(x.seq), Ack: tcpwire.Seq(x.ack), Flags: x.flags, ChecksumState: ck, Window: 1000}}
 	if x.tsVal != 0 {
 		p.TCP.Options = []byte{1, 1, 8, 10, byte(x.tsVal >> 24), byte(x.tsVal >> 16), byte(x.tsVal >> 8), byte(x.tsVal), byte(x.tsEcr >> 24), byte(x.tsEcr >> 16), byte(x.tsEcr >> 8), byte(x.tsEcr)}
 	}
@@ -61,14 +63,14 @@ func track(opts FlowOptions, pks []pk) []*Flow {
 // conn is a whole connection: handshake, a request, a response, close.
 func conn(at time.Duration, c, s string, isn uint32) []pk {
 	return []pk{
-		{at: at, from: c, to: s, flags: FlagSYN, seq: isn},
-		{at: at + 1, from: s, to: c, flags: FlagSYN | FlagACK, seq: 5000, ack: isn + 1},
-		{at: at + 2, from: c, to: s, flags: FlagACK, seq: isn + 1, ack: 5001},
-		{at: at + 3, from: c, to: s, flags: FlagACK | FlagPSH, seq: isn + 1, ack: 5001, n: 10},
-		{at: at + 4, from: s, to: c, flags: FlagACK | FlagPSH, seq: 5001, ack: isn + 11, n: 20},
-		{at: at + 5, from: c, to: s, flags: FlagACK | FlagFIN, seq: isn + 11, ack: 5021},
-		{at: at + 6, from: s, to: c, flags: FlagACK | FlagFIN, seq: 5021, ack: isn + 12},
-		{at: at + 7, from: c, to: s, flags: FlagACK, seq: isn + 12, ack: 5022},
+		{at: at, from: c, to: s, flags: tcpwire.FlagSYN, seq: isn},
+		{at: at + 1, from: s, to: c, flags: tcpwire.FlagSYN | tcpwire.FlagACK, seq: 5000, ack: isn + 1},
+		{at: at + 2, from: c, to: s, flags: tcpwire.FlagACK, seq: isn + 1, ack: 5001},
+		{at: at + 3, from: c, to: s, flags: tcpwire.FlagACK | tcpwire.FlagPSH, seq: isn + 1, ack: 5001, n: 10},
+		{at: at + 4, from: s, to: c, flags: tcpwire.FlagACK | tcpwire.FlagPSH, seq: 5001, ack: isn + 11, n: 20},
+		{at: at + 5, from: c, to: s, flags: tcpwire.FlagACK | tcpwire.FlagFIN, seq: isn + 11, ack: 5021},
+		{at: at + 6, from: s, to: c, flags: tcpwire.FlagACK | tcpwire.FlagFIN, seq: 5021, ack: isn + 12},
+		{at: at + 7, from: c, to: s, flags: tcpwire.FlagACK, seq: isn + 12, ack: 5022},
 	}
 }
 
@@ -78,7 +80,7 @@ func TestFlowBasics(t *testing.T) {
 		t.Fatalf("%d flows", len(flows))
 	}
 	f := flows[0]
-	if f.A.String() != cli || f.B.String() != srv || !f.Complete() || f.ISN != [2]Seq{100, 5000} || f.HasISN != [2]bool{true, true} {
+	if f.A.String() != cli || f.B.String() != srv || !f.Complete() || f.ISN != [2]tcpwire.Seq{100, 5000} || f.HasISN != [2]bool{true, true} {
 		t.Errorf("flow %+v", f)
 	}
 	if f.Bytes != [2]int64{10, 20} || len(f.Packets) != 8 || f.Duration() != 7 {
@@ -94,14 +96,14 @@ func TestFlowBasics(t *testing.T) {
 
 func TestFlowSplitting(t *testing.T) {
 	retrans := conn(0, cli, srv, 100)
-	retrans = append(retrans[:1], append([]pk{{at: 0, from: cli, to: srv, flags: FlagSYN, seq: 100}}, retrans[1:]...)...)
+	retrans = append(retrans[:1], append([]pk{{at: 0, from: cli, to: srv, flags: tcpwire.FlagSYN, seq: 100}}, retrans[1:]...)...)
 	established := conn(0, cli, srv, 100)[:5]
 	reordered := conn(0, cli, srv, 100)
 	reordered[0], reordered[1] = reordered[1], reordered[0]
 	rst := []pk{
-		{from: cli, to: srv, flags: FlagSYN, seq: 1},
-		{at: 1, from: srv, to: cli, flags: FlagRST | FlagACK, ack: 2},
-		{at: 2, from: cli, to: srv, flags: FlagSYN, seq: 1},
+		{from: cli, to: srv, flags: tcpwire.FlagSYN, seq: 1},
+		{at: 1, from: srv, to: cli, flags: tcpwire.FlagRST | tcpwire.FlagACK, ack: 2},
+		{at: 2, from: cli, to: srv, flags: tcpwire.FlagSYN, seq: 1},
 	}
 	for _, tc := range []struct {
 		name  string
@@ -158,9 +160,9 @@ func TestLocalSide(t *testing.T) {
 		}
 	}
 	echo := []pk{
-		{at: 0, from: cli, to: srv, flags: FlagSYN, seq: 1, tsVal: 10},
-		{at: 20 * time.Millisecond, from: srv, to: cli, flags: FlagSYN | FlagACK, ack: 2, tsVal: 500, tsEcr: 10},
-		{at: 20*time.Millisecond + 30*time.Microsecond, from: cli, to: srv, flags: FlagACK, seq: 2, ack: 1, tsVal: 11, tsEcr: 500},
+		{at: 0, from: cli, to: srv, flags: tcpwire.FlagSYN, seq: 1, tsVal: 10},
+		{at: 20 * time.Millisecond, from: srv, to: cli, flags: tcpwire.FlagSYN | tcpwire.FlagACK, ack: 2, tsVal: 500, tsEcr: 10},
+		{at: 20*time.Millisecond + 30*time.Microsecond, from: cli, to: srv, flags: tcpwire.FlagACK, seq: 2, ack: 1, tsVal: 11, tsEcr: 500},
 	}
 	noHandshake := conn(0, cli, srv, 1)[3:5]
 	for _, tc := range []struct {
@@ -275,7 +277,7 @@ func TestRelease(t *testing.T) {
 
 func TestFlowPacketCopy(t *testing.T) {
 	tr := NewTracker(FlowOptions{PayloadBytes: 4})
-	p := pk{from: cli, to: srv, flags: FlagACK, n: 10, tsVal: 7}.packet(0)
+	p := pk{from: cli, to: srv, flags: tcpwire.FlagACK, n: 10, tsVal: 7}.packet(0)
 	p.Payload = []byte("0123456789")
 	f := tr.Add(p)
 	p.Payload[0], p.TCP.Options[4] = 'X', 0xFF
@@ -318,25 +320,6 @@ func TestParseHostPort(t *testing.T) {
 		if (err == nil) != tc.ok || (tc.ok && h.String() != tc.out) {
 			t.Errorf("%q: %v %v", tc.in, h, err)
 		}
-	}
-}
-
-func TestSeq(t *testing.T) {
-	for _, tc := range []struct {
-		a, b Seq
-		less bool
-	}{
-		{1, 2, true}, {2, 1, false}, {0xFFFFFFF0, 5, true}, {5, 0xFFFFFFF0, false}, {7, 7, false},
-	} {
-		if tc.a.LessThan(tc.b) != tc.less {
-			t.Errorf("%d < %d: %v", tc.a, tc.b, !tc.less)
-		}
-	}
-	if Seq(0xFFFFFFFF).Add(2) != 1 || Seq(1).Diff(0xFFFFFFFF) != 2 {
-		t.Error("wrap-around arithmetic")
-	}
-	if (FlagSYN|FlagACK|FlagECE|FlagCWR|FlagAE).String() != "SEWA." || TCPFlags(0).String() != "-" {
-		t.Error("flag spelling")
 	}
 }
 

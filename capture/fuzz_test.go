@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // FuzzCapture feeds arbitrary bytes to the reader and the flow tracker:
@@ -76,7 +77,7 @@ func FuzzCapture(f *testing.F) {
 					p.Index, last, p.CapLen, len(p.Payload), p.PayloadLen, p.IP.Version, p.TCP.HeaderLen)
 			}
 			last = p.Index
-			DecodeOptions(p.TCP.Options)
+			tcpwire.DecodeOptions(p.TCP.Options)
 			tr.Add(p)
 		}
 		tr.Close()

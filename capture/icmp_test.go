@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // icmpErr builds an ICMPv4 error from src to dst quoting the first 8 bytes
@@ -33,10 +34,10 @@ func icmpErr(t testing.TB, src, dst string, typ, code uint8, mtu uint16, quoted 
 
 func TestICMPErrors(t *testing.T) {
 	synack := tcpSpec{src: "10.0.0.2", dst: "10.0.0.1", sport: 80, dport: 40000, seq: 5000, ack: 101,
-		flags: FlagSYN | FlagACK, win: 1000, payload: make([]byte, 10)}.ip(t)
-	other := tcpSpec{src: "10.0.0.2", dst: "10.0.0.9", sport: 80, dport: 40000, seq: 1, flags: FlagACK}.ip(t)
+		flags: tcpwire.FlagSYN | tcpwire.FlagACK, win: 1000, payload: make([]byte, 10)}.ip(t)
+	other := tcpSpec{src: "10.0.0.2", dst: "10.0.0.9", sport: 80, dport: 40000, seq: 1, flags: tcpwire.FlagACK}.ip(t)
 	frames := [][]byte{
-		tcpSpec{src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, seq: 100, flags: FlagSYN, win: 1000}.ip(t),
+		tcpSpec{src: "10.0.0.1", dst: "10.0.0.2", sport: 40000, dport: 80, seq: 100, flags: tcpwire.FlagSYN, win: 1000}.ip(t),
 		synack,
 		icmpErr(t, "10.0.0.1", "10.0.0.2", 3, 1, 0, synack),      // host unreachable, about the SYN-ACK
 		icmpErr(t, "10.0.0.254", "10.0.0.2", 3, 4, 1400, synack), // a router: fragmentation needed

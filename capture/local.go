@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // HostPort names an endpoint for --local/--remote: an address and, if Port
@@ -162,7 +164,7 @@ func byChecksum(f *Flow) (Side, string, bool) {
 	var n [2][4]int
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.Flags&FlagRST == 0 {
+		if p.Flags&tcpwire.FlagRST == 0 {
 			n[p.From][p.ChecksumState]++
 		}
 	}
@@ -237,7 +239,7 @@ func byEchoDelay(f *Flow, first *echoScratch) (Side, string, bool) {
 			}
 			lastVal[s], filed[s] = val, true
 		}
-		if p.Flags&FlagACK == 0 {
+		if p.Flags&tcpwire.FlagACK == 0 {
 			continue
 		}
 		t0, ok := ecrAt[s], found[s] && ecr == lastEcr[s]
@@ -270,10 +272,10 @@ func byEchoDelay(f *Flow, first *echoScratch) (Side, string, bool) {
 // every packet's options are NOP, NOP, timestamp: read without decoding.
 func timestamps(p *FlowPacket) (val, ecr uint32, ok bool) {
 	raw := p.RawOptions()
-	if len(raw) == 12 && raw[0] == OptKindNOP && raw[1] == OptKindNOP && raw[2] == OptKindTimestamp && raw[3] == 10 {
+	if len(raw) == 12 && raw[0] == tcpwire.OptKindNOP && raw[1] == tcpwire.OptKindNOP && raw[2] == tcpwire.OptKindTimestamp && raw[3] == 10 {
 		return binary.BigEndian.Uint32(raw[4:]), binary.BigEndian.Uint32(raw[8:]), true
 	}
-	o := DecodeOptions(raw)
+	o := tcpwire.DecodeOptions(raw)
 	return o.TSVal, o.TSEcr, o.HasTS
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // TestGopacketOracle decodes every TCP packet of the shared captures again
@@ -40,8 +41,8 @@ func TestGopacketOracle(t *testing.T) {
 				if src.String() != p.IP.Src.String() || dst.String() != p.IP.Dst.String() ||
 					uint16(tl.SrcPort) != p.TCP.SrcPort || uint16(tl.DstPort) != p.TCP.DstPort ||
 					tl.Seq != uint32(p.TCP.Seq) || tl.Ack != uint32(p.TCP.Ack) || tl.Window != p.TCP.Window ||
-					tl.SYN != p.TCP.Flags.Has(FlagSYN) || tl.FIN != p.TCP.Flags.Has(FlagFIN) || tl.RST != p.TCP.Flags.Has(FlagRST) ||
-					tl.ACK != p.TCP.Flags.Has(FlagACK) || tl.NS != p.TCP.Flags.Has(FlagAE) || tl.Checksum != p.TCP.Checksum ||
+					tl.SYN != p.TCP.Flags.Has(tcpwire.FlagSYN) || tl.FIN != p.TCP.Flags.Has(tcpwire.FlagFIN) || tl.RST != p.TCP.Flags.Has(tcpwire.FlagRST) ||
+					tl.ACK != p.TCP.Flags.Has(tcpwire.FlagACK) || tl.NS != p.TCP.Flags.Has(tcpwire.FlagAE) || tl.Checksum != p.TCP.Checksum ||
 					int(tl.DataOffset)*4 != p.TCP.HeaderLen {
 					t.Fatalf("packet %d: gopacket %v %v %+v\nours %+v %+v", p.Index, src, dst, tl, p.IP, p.TCP)
 				}

@@ -2,10 +2,10 @@ package capture
 
 import (
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // Direction is the capture direction of a packet relative to the capturing
@@ -27,59 +27,6 @@ func (d Direction) String() string {
 		return "out"
 	}
 	return "unknown"
-}
-
-// Seq is a TCP sequence number. Comparisons wrap around modulo 2^32 (RFC
-// 1982 serial number arithmetic); never compare two Seq with < directly.
-type Seq uint32
-
-// Add returns s advanced by n.
-func (s Seq) Add(n uint32) Seq { return s + Seq(n) }
-
-// Diff returns the signed distance s - o, correct across the wrap.
-func (s Seq) Diff(o Seq) int32 { return int32(uint32(s) - uint32(o)) }
-
-// LessThan reports whether s comes before o in sequence space.
-func (s Seq) LessThan(o Seq) bool { return s.Diff(o) < 0 }
-
-// LessThanEq reports whether s comes before or equals o in sequence space.
-func (s Seq) LessThanEq(o Seq) bool { return s.Diff(o) <= 0 }
-
-// TCPFlags is the TCP flags field as a bitmask, including AE (the former NS
-// bit, byte 12 bit 0) at bit 8.
-type TCPFlags uint16
-
-const (
-	FlagFIN TCPFlags = 1 << iota
-	FlagSYN
-	FlagRST
-	FlagPSH
-	FlagACK
-	FlagURG
-	FlagECE
-	FlagCWR
-	FlagAE
-)
-
-// Has reports whether all flags in m are set.
-func (f TCPFlags) Has(m TCPFlags) bool { return f&m == m }
-
-// String spells the flags the way packetdrill and tcpdump do: S, F, R, P,
-// U, E (ECE), W (CWR), A (AE), then "." for ACK; "-" for none.
-func (f TCPFlags) String() string {
-	var b strings.Builder
-	for _, x := range [...]struct {
-		f TCPFlags
-		c byte
-	}{{FlagSYN, 'S'}, {FlagFIN, 'F'}, {FlagRST, 'R'}, {FlagPSH, 'P'}, {FlagURG, 'U'}, {FlagECE, 'E'}, {FlagCWR, 'W'}, {FlagAE, 'A'}, {FlagACK, '.'}} {
-		if f&x.f != 0 {
-			b.WriteByte(x.c)
-		}
-	}
-	if b.Len() == 0 {
-		return "-"
-	}
-	return b.String()
 }
 
 // ChecksumState says what the TCP checksum of a captured segment shows.
@@ -123,8 +70,8 @@ func (h *IPHeader) ECN() uint8 { return h.TOS & 3 }
 // TCPHeader holds the TCP header fields of a packet.
 type TCPHeader struct {
 	SrcPort, DstPort uint16
-	Seq, Ack         Seq
-	Flags            TCPFlags
+	Seq, Ack         tcpwire.Seq
+	Flags            tcpwire.Flags
 	Window           uint16
 	Urgent           uint16
 	Checksum         uint16
@@ -164,7 +111,7 @@ type ICMPError struct {
 	MTU        uint16 // the next-hop MTU of a "fragmentation needed" message
 	// Src, Dst and Seq are the quoted segment's: Src sent it.
 	Src, Dst netip.AddrPort
-	Seq      Seq
+	Seq      tcpwire.Seq
 	// PayloadLen is the quoted segment's payload length, from its IP total
 	// length (its TCP header taken as 20 bytes when the quote ends before
 	// the data offset).

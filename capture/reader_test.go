@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 var (
@@ -25,7 +26,7 @@ var (
 
 // synSpec is a SYN with every option kind the decoder knows.
 func synSpec(v6 bool) tcpSpec {
-	s := tcpSpec{src: "192.0.2.1", dst: "198.51.100.2", sport: 40000, dport: 8080, seq: 1000, flags: FlagSYN | FlagECE | FlagCWR,
+	s := tcpSpec{src: "192.0.2.1", dst: "198.51.100.2", sport: 40000, dport: 8080, seq: 1000, flags: tcpwire.FlagSYN | tcpwire.FlagECE | tcpwire.FlagCWR,
 		win: 65535, tos: 0x02, id: 0x4242, payload: []byte("hello"),
 		opts: []layers.TCPOption{
 			{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}},
@@ -132,19 +133,19 @@ func checkSYN(t *testing.T, p *Packet, v6 bool) {
 		t.Errorf("ip %+v", p.IP)
 	}
 	tc := &p.TCP
-	if tc.Seq != Seq(want.seq) || tc.Flags != want.flags || tc.Window != want.win || tc.ChecksumState != ChecksumGood {
+	if tc.Seq != tcpwire.Seq(want.seq) || tc.Flags != want.flags || tc.Window != want.win || tc.ChecksumState != ChecksumGood {
 		t.Errorf("tcp seq %d flags %v win %d checksum %v", tc.Seq, tc.Flags, tc.Window, tc.ChecksumState)
 	}
 	if p.PayloadLen != 5 || string(p.Payload) != "hello" || p.Truncated {
 		t.Errorf("payload %d %q truncated %v", p.PayloadLen, p.Payload, p.Truncated)
 	}
-	o := DecodeOptions(tc.Options)
+	o := tcpwire.DecodeOptions(tc.Options)
 	if !o.HasMSS || o.MSS != 1460 || !o.SACKOK || !o.HasTS || o.TSVal != 7 || !o.HasWScale || o.WScale != 7 ||
 		!o.FastOpen || o.CookieLen != 4 || o.Malformed || o.Unknown != 0 {
 		t.Errorf("options %+v", o)
 	}
-	list, err := ParseOptions(tc.Options)
-	if err != nil || len(list) < 6 || list[0].Kind != OptKindMSS || list[3].Kind != OptKindNOP {
+	list, err := tcpwire.ParseOptions(tc.Options)
+	if err != nil || len(list) < 6 || list[0].Kind != tcpwire.OptKindMSS || list[3].Kind != tcpwire.OptKindNOP {
 		t.Errorf("option list %+v %v", list, err)
 	}
 }
@@ -258,7 +259,7 @@ func TestPcapng(t *testing.T) {
 
 func TestSnaplenTruncation(t *testing.T) {
 	s := synSpec(false)
-	s.flags, s.payload = FlagACK|FlagPSH, bytes.Repeat([]byte("x"), 1000)
+	s.flags, s.payload = tcpwire.FlagACK|tcpwire.FlagPSH, bytes.Repeat([]byte("x"), 1000)
 	ip := s.ip(t)
 	for _, tc := range []struct {
 		name     string
@@ -351,8 +352,8 @@ func TestChecksumPartial(t *testing.T) {
 	// with TX offload leaves it.
 	hdr := IPHeader{Version: 4, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.2")}
 	s, d := hdr.Src.As4(), hdr.Dst.As4()
-	ph := sum16(d[:], sum16(s[:], 0)) + 6 + uint32(len(ip)-20)
-	binary.BigEndian.PutUint16(ip[20+16:], fold(ph))
+	ph := tcpwire.Sum(d[:], tcpwire.Sum(s[:], 0)) + 6 + uint32(len(ip)-20)
+	binary.BigEndian.PutUint16(ip[20+16:], tcpwire.Fold(ph))
 	f := newPcap(layers.LinkTypeRaw, le, false, 65535)
 	f.add(t0, ip, 0)
 	p, _ := readOne(t, f.buf.Bytes())
@@ -363,45 +364,6 @@ func TestChecksumPartial(t *testing.T) {
 
 // TestDamage cuts a file at every kind of place and checks the error names
 // the packet and offset, and that earlier packets were delivered.
-// TestSum16 checks the 64-bit checksum sum against 16-bit words added
-// one by one, on lengths around its 32- and 8-byte steps and on bytes that
-// make every addition carry.
-func TestSum16(t *testing.T) {
-	want := func(b []byte, s uint32) uint32 {
-		acc := uint64(s)
-		for i := 0; i+1 < len(b); i += 2 {
-			acc += uint64(b[i])<<8 | uint64(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			acc += uint64(b[len(b)-1]) << 8
-		}
-		for acc>>16 != 0 {
-			acc = acc&0xFFFF + acc>>16
-		}
-		return uint32(acc)
-	}
-	rnd := uint32(1)
-	for _, fill := range []string{"zero", "ones", "random"} {
-		for n := range 100 {
-			b := make([]byte, n)
-			for i := range b {
-				switch fill {
-				case "ones":
-					b[i] = 0xFF
-				case "random":
-					rnd = rnd*1664525 + 1013904223
-					b[i] = byte(rnd >> 24)
-				}
-			}
-			for _, s := range []uint32{0, 1, 0xFFFF, 0x2FFFD, 0xFFFFFFFF} {
-				if got, w := sum16(b, s), want(b, s); got != w {
-					t.Errorf("%s %d bytes, s %#x: %#x, want %#x", fill, n, s, got, w)
-				}
-			}
-		}
-	}
-}
-
 func TestDamage(t *testing.T) {
 	ip := synSpec(false).ip(t)
 	f := newPcap(layers.LinkTypeEthernet, le, false, 65535)

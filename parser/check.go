@@ -3,7 +3,8 @@ package parser
 import (
 	"fmt"
 	"net/netip"
-	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // Limits of the reference's packet buffers.
@@ -139,8 +140,8 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 		return
 	}
 	tcp := pk.TCP
-	if msg := flagsError(tcp.Flags); msg != "" {
-		report(tcp.Pos, msg)
+	if _, _, err := tcpwire.ParseFlags(tcp.Flags); err != nil {
+		report(tcp.Pos, err.Error())
 	}
 	if tcp.Options != nil && tcp.Options.Any && inbound {
 		report(tcp.Options.Pos, "<...> for TCP options can only be used with outbound packets")
@@ -206,33 +207,6 @@ func optionBytes(o *TCPOption) int {
 		return 2 + 3*len(o.AccECN)
 	}
 	return 0
-}
-
-// flagsError checks TCP flags as the reference does: letters from
-// ".FSRPEWAU", or one ACE digit 0-7 instead of the E, W and A letters.
-func flagsError(flags string) string {
-	if flags == "-" {
-		return ""
-	}
-	ecn, ace := false, false
-	for _, c := range flags {
-		if !strings.ContainsRune(".FSRPEWAU01234567", c) {
-			return fmt.Sprintf("invalid TCP flag %q", c)
-		}
-		if strings.ContainsRune("EWA", c) {
-			if ace {
-				return fmt.Sprintf("conflicting TCP flag %q", c)
-			}
-			ecn = true
-		}
-		if c >= '0' && c <= '7' {
-			if ecn || ace {
-				return fmt.Sprintf("conflicting TCP flag %q", c)
-			}
-			ace = true
-		}
-	}
-	return ""
 }
 
 // Check reports the static errors of a script: the reference's parse-time

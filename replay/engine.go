@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -130,7 +131,7 @@ type engine struct {
 	acked    ackProgress // what the kernel has acknowledged so far
 	// Where the kernel's sequence space has got to (sndNxt, from its
 	// packets) and where the script's outbound lines have (lineNxt).
-	sndNxt, lineNxt       seqnum
+	sndNxt, lineNxt       tcpwire.Seq
 	sndNxtSet, lineNxtSet bool
 	// The peer's side (engine_peer.go): what the kernel sent and when,
 	// what the injected lines acknowledged, and the lines injected ahead

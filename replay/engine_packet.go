@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 	"golang.org/x/sys/unix"
 )
@@ -58,7 +59,7 @@ func (e *engine) socketForScriptPacket(sp *scriptPacket) (*socket, error) {
 		if inbound && (ut == nil || ut.state == sockListening) {
 			return e.newPassiveSocket(sp)
 		}
-		if !inbound && sp.flags&flagSYN != 0 && sp.flags&flagACK == 0 && ut != nil && ut.state == sockActiveConnecting {
+		if !inbound && sp.flags&tcpwire.FlagSYN != 0 && sp.flags&tcpwire.FlagACK == 0 && ut != nil && ut.state == sockActiveConnecting {
 			ut.state = sockActiveSynSent
 			ut.script.local = endpoint{port: sp.srcPort}
 			ut.script.remote = endpoint{port: sp.dstPort}
@@ -117,9 +118,9 @@ func (e *engine) newPassiveSocket(sp *scriptPacket) (*socket, error) {
 func (e *engine) doInbound(sp *scriptPacket, s *socket) error {
 	if sp.proto == protoTCP {
 		switch {
-		case s.state == sockPassiveSynackSent && sp.flags&flagACK != 0:
+		case s.state == sockPassiveSynackSent && sp.flags&tcpwire.FlagACK != 0:
 			s.state = sockPassiveSynackAcked
-		case s.state == sockActiveSynSent && sp.flags&flagSYN != 0 && sp.flags&flagACK != 0:
+		case s.state == sockActiveSynSent && sp.flags&tcpwire.FlagSYN != 0 && sp.flags&tcpwire.FlagACK != 0:
 			s.state = sockActiveSynAcked
 			s.script.remoteISN = sp.seq
 			s.live.remoteISN = sp.seq
@@ -257,7 +258,7 @@ func (e *engine) socketForLivePacket(p *wirePacket) *socket {
 	}
 	udp := p.udp != nil && s.protocol == unix.IPPROTO_UDP && s.state == sockActiveConnecting
 	icmpConn := icmp && s.state == sockActiveConnecting
-	tcp := p.tcp != nil && p.tcp.flags&flagSYN != 0 && p.tcp.flags&flagACK == 0 && s.protocol == unix.IPPROTO_TCP && s.state == sockActiveSynSent
+	tcp := p.tcp != nil && p.tcp.flags&tcpwire.FlagSYN != 0 && p.tcp.flags&tcpwire.FlagACK == 0 && s.protocol == unix.IPPROTO_TCP && s.state == sockActiveSynSent
 	if !udp && !tcp && !icmpConn {
 		return nil
 	}
@@ -275,7 +276,7 @@ func (e *engine) socketForLivePacket(p *wirePacket) *socket {
 // do_outbound_script_packet): without --strict_segments, consecutive
 // segments are gathered until they carry the script's payload.
 func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
-	synack := sp.proto == protoTCP && sp.flags&flagSYN != 0 && sp.flags&flagACK != 0
+	synack := sp.proto == protoTCP && sp.flags&tcpwire.FlagSYN != 0 && sp.flags&tcpwire.FlagACK != 0
 	if s.state == sockPassivePacketRecvd && synack {
 		s.script.localISN = sp.seq
 	}
@@ -364,7 +365,7 @@ func (e *engine) learn(s *socket, sn *sniffed, synack bool) {
 	if t == nil {
 		return
 	}
-	if s.state == sockPassivePacketRecvd && (synack || e.outq != nil && t.flags&(flagSYN|flagACK) == flagSYN|flagACK) {
+	if s.state == sockPassivePacketRecvd && (synack || e.outq != nil && t.flags&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN|tcpwire.FlagACK) {
 		s.state = sockPassiveSynackSent
 		s.live.localISN = t.seq
 	}
@@ -381,23 +382,14 @@ func (e *engine) liveUsecs(t time.Time) int64 {
 // toScriptSeq maps a sniffed TCP header's seq, ack and SACK blocks into
 // script space.
 func (s *socket) toScriptSeq(h *tcpHeader) {
-	isSyn := h.flags&flagSYN != 0
-	h.seq = uint32(seqnum(h.seq).add(-s.localSeqScriptToLive(isSyn)))
+	isSyn := h.flags&tcpwire.FlagSYN != 0
+	h.seq = uint32(tcpwire.Seq(h.seq).Add(-s.localSeqScriptToLive(isSyn)))
 	ackOffset := -s.remoteSeqScriptToLive(isSyn)
-	if h.flags&flagACK != 0 {
-		h.ack = uint32(seqnum(h.ack).add(ackOffset))
+	if h.flags&tcpwire.FlagACK != 0 {
+		h.ack = uint32(tcpwire.Seq(h.ack).Add(ackOffset))
 	}
 	opts := append([]byte(nil), h.options...)
-	_ = walkOptions(opts, func(kind byte, data []byte) error {
-		if kind == optKindSACK {
-			for i := 0; i+4 <= len(data); i += 4 {
-				v := uint32(data[i])<<24 | uint32(data[i+1])<<16 | uint32(data[i+2])<<8 | uint32(data[i+3])
-				v = uint32(seqnum(v).add(ackOffset))
-				data[i], data[i+1], data[i+2], data[i+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
-			}
-		}
-		return nil
-	})
+	shiftSACK(opts, ackOffset)
 	h.options = opts
 }
 
@@ -416,7 +408,7 @@ func fragmentMismatch(cur, prev *wirePacket, n, sniffedSoFar, want int) string {
 	}
 	if cur.tcp != nil {
 		c, p := cur.tcp, prev.tcp
-		const strictOnly = flagFIN | flagPSH | flagCWR
+		const strictOnly = tcpwire.FlagFIN | tcpwire.FlagPSH | tcpwire.FlagCWR
 		switch {
 		case c.doff != p.doff:
 			return "aggregate candidate field tcp_data_offset differs"
@@ -452,7 +444,7 @@ func aggregate(got []*sniffed) *sniffed {
 		h := *last.p.tcp
 		first := got[0].p.tcp
 		h.seq = first.seq
-		h.flags = h.flags&^flagCWR | first.flags&flagCWR
+		h.flags = h.flags&^tcpwire.FlagCWR | first.flags&tcpwire.FlagCWR
 		p.tcp = &h
 	}
 	return &sniffed{p: &p, at: last.at}
@@ -497,17 +489,17 @@ func (e *engine) resetConnection(s *socket) error {
 	var seq, ack uint32
 	var win uint16
 	switch {
-	case s.lastInjected != nil && s.lastInjected.flags&flagACK != 0:
+	case s.lastInjected != nil && s.lastInjected.flags&tcpwire.FlagACK != 0:
 		h := s.lastInjected
 		seq = h.seq + uint32(s.lastInjectedPayload)
-		if h.flags&flagSYN != 0 {
+		if h.flags&tcpwire.FlagSYN != 0 {
 			seq++
 		}
-		if h.flags&flagFIN != 0 {
+		if h.flags&tcpwire.FlagFIN != 0 {
 			seq++
 		}
 		ack, win = h.ack, h.win
-	case s.lastOutbound != nil && s.lastOutbound.flags&flagACK != 0:
+	case s.lastOutbound != nil && s.lastOutbound.flags&tcpwire.FlagACK != 0:
 		seq, ack = s.lastOutbound.ack, s.lastOutbound.seq
 	case s.lastOutbound != nil:
 		ack = s.lastOutbound.seq + 1
@@ -524,7 +516,7 @@ func (e *engine) resetConnection(s *socket) error {
 	t[4], t[5], t[6], t[7] = byte(seq>>24), byte(seq>>16), byte(seq>>8), byte(seq)
 	t[8], t[9], t[10], t[11] = byte(ack>>24), byte(ack>>16), byte(ack>>8), byte(ack)
 	t[12] = 5 << 4
-	t[13] = flagRST | flagACK
+	t[13] = byte(tcpwire.FlagRST | tcpwire.FlagACK)
 	t[14], t[15] = byte(win>>8), byte(win)
 	fillChecksums(b)
 	if err := e.env.Device.WritePacket(b); err != nil {

@@ -17,25 +17,26 @@ package replay
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
+	"iter"
 	"strings"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
 // transmission is one segment the kernel sent that occupies sequence
 // space (data, SYN or FIN), in script space.
 type transmission struct {
-	start, end seqnum
+	start, end tcpwire.Seq
 	at         time.Time
 }
 
 // noteTransmission logs a packet of the connection that occupies
 // sequence space.
 func (e *engine) noteTransmission(t *tcpHeader, payload int, at time.Time) {
-	start := seqnum(t.seq)
+	start := tcpwire.Seq(t.seq)
 	end := streamEnd(t, payload)
 	if start == end {
 		return
@@ -45,9 +46,9 @@ func (e *engine) noteTransmission(t *tcpHeader, payload int, at time.Time) {
 
 // nthSent returns when the kernel sent the byte (sequence number) x for
 // the n-th time (from 1), and whether it has.
-func (e *engine) nthSent(x seqnum, n int) (time.Time, bool) {
+func (e *engine) nthSent(x tcpwire.Seq, n int) (time.Time, bool) {
 	for _, t := range e.sent {
-		if t.start.dist(x) <= 0 && x.dist(t.end) < 0 {
+		if t.start.Diff(x) <= 0 && x.Diff(t.end) < 0 {
 			if n--; n == 0 {
 				return t.at, true
 			}
@@ -60,37 +61,30 @@ func (e *engine) nthSent(x seqnum, n int) (time.Time, bool) {
 // space: an anchored line answers what goes beyond it.
 type peerState struct {
 	ackSet bool
-	ack    seqnum
+	ack    tcpwire.Seq
 	sacked []seqRange
 }
 
 // anchorOf returns the sequence number an inbound line answers: the last
 // byte it acknowledges or SACKs beyond what the peer did before, or false
 // when it answers nothing new.
-func (e *engine) anchorOf(sp *scriptPacket) (seqnum, bool) {
-	if sp.proto != protoTCP || sp.flags&flagACK == 0 {
+func (e *engine) anchorOf(sp *scriptPacket) (tcpwire.Seq, bool) {
+	if sp.proto != protoTCP || sp.flags&tcpwire.FlagACK == 0 {
 		return 0, false
 	}
-	var x seqnum
+	var x tcpwire.Seq
 	found := false
-	if a := seqnum(sp.ack); !e.peer.ackSet || e.peer.ack.dist(a) < 0 {
-		x, found = a.add(^uint32(0)), true // a-1
+	if a := tcpwire.Seq(sp.ack); !e.peer.ackSet || e.peer.ack.Diff(a) < 0 {
+		x, found = a.Add(^uint32(0)), true // a-1
 	}
-	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
-		if kind != optKindSACK {
-			return nil
+	for b := range eachSACK(sp.options) {
+		if covers(e.peer.sacked, b) {
+			continue
 		}
-		for i := 0; i+8 <= len(data); i += 8 {
-			l, r := seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))
-			if covers(e.peer.sacked, seqRange{l, r}) {
-				continue
-			}
-			if last := r.add(^uint32(0)); !found || x.dist(last) < 0 {
-				x, found = last, true
-			}
+		if last := b.end.Add(^uint32(0)); !found || x.Diff(last) < 0 {
+			x, found = last, true
 		}
-		return nil
-	})
+	}
 	return x, found
 }
 
@@ -99,8 +93,8 @@ func (e *engine) anchorOf(sp *scriptPacket) (seqnum, bool) {
 // blocks reached (set: it had one).
 type peerSignal struct {
 	at       time.Time
-	ack      seqnum
-	sackHigh seqnum
+	ack      tcpwire.Seq
+	sackHigh tcpwire.Seq
 	sacked   bool
 }
 
@@ -110,10 +104,10 @@ type peerSignal struct {
 // from then on: the captured kernel, which handled those ACKs in a batch
 // after a burst it was sending (the socket was busy), may have sent it
 // later than a replayed one does.
-func (e *engine) lossSignal(seq seqnum, before time.Time) (time.Time, bool) {
+func (e *engine) lossSignal(seq tcpwire.Seq, before time.Time) (time.Time, bool) {
 	var prev time.Time
 	for _, t := range e.sent {
-		if t.start.dist(seq) <= 0 && seq.dist(t.end) < 0 && t.at.Before(before) {
+		if t.start.Diff(seq) <= 0 && seq.Diff(t.end) < 0 && t.at.Before(before) {
 			prev = t.at
 		}
 	}
@@ -121,7 +115,7 @@ func (e *engine) lossSignal(seq seqnum, before time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	for _, sig := range e.signals {
-		if !sig.at.Before(prev) && sig.ack == seq && sig.sacked && sig.sackHigh.dist(seq) > 0 {
+		if !sig.at.Before(prev) && sig.ack == seq && sig.sacked && sig.sackHigh.Diff(seq) > 0 {
 			return sig.at, true
 		}
 	}
@@ -130,34 +124,24 @@ func (e *engine) lossSignal(seq seqnum, before time.Time) (time.Time, bool) {
 
 // notePeer records what an injected line acknowledged and SACKed.
 func (e *engine) notePeer(sp *scriptPacket) {
-	if sp.proto != protoTCP || sp.flags&flagACK == 0 {
+	if sp.proto != protoTCP || sp.flags&tcpwire.FlagACK == 0 {
 		return
 	}
-	sig := peerSignal{at: e.env.Clock.Now(), ack: seqnum(sp.ack)}
-	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
-		if kind == optKindSACK {
-			for i := 0; i+8 <= len(data); i += 8 {
-				if r := seqnum(binary.BigEndian.Uint32(data[i+4:])); !sig.sacked || sig.sackHigh.dist(r) < 0 {
-					sig.sackHigh, sig.sacked = r, true
-				}
-			}
+	sig := peerSignal{at: e.env.Clock.Now(), ack: tcpwire.Seq(sp.ack)}
+	for b := range eachSACK(sp.options) {
+		if !sig.sacked || sig.sackHigh.Diff(b.end) < 0 {
+			sig.sackHigh, sig.sacked = b.end, true
 		}
-		return nil
-	})
+	}
 	if sig.sacked {
 		e.signals = append(e.signals, sig)
 	}
-	if a := seqnum(sp.ack); !e.peer.ackSet || e.peer.ack.dist(a) < 0 {
+	if a := tcpwire.Seq(sp.ack); !e.peer.ackSet || e.peer.ack.Diff(a) < 0 {
 		e.peer.ack, e.peer.ackSet = a, true
 	}
-	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
-		if kind == optKindSACK {
-			for i := 0; i+8 <= len(data); i += 8 {
-				e.peer.sacked = append(e.peer.sacked, seqRange{seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))})
-			}
-		}
-		return nil
-	})
+	for b := range eachSACK(sp.options) {
+		e.peer.sacked = append(e.peer.sacked, b)
+	}
 }
 
 // anchoredTime returns when an anchored inbound line is due (live time),
@@ -232,14 +216,14 @@ const partialMinDelay = 200 * time.Microsecond
 // awaitAnchor). Lines with SACK blocks, and lines that acknowledge no new
 // data, are left whole.
 func (e *engine) partialAck(sp *scriptPacket, delay time.Duration) (bool, time.Time) {
-	if len(e.sent) == 0 || !e.sndNxtSet || !e.peer.ackSet || sp.flags&(flagSYN|flagFIN|flagRST) != 0 || sp.payloadLen > 0 {
+	if len(e.sent) == 0 || !e.sndNxtSet || !e.peer.ackSet || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.payloadLen > 0 {
 		return false, time.Time{}
 	}
 	if hasSACK(sp.options) {
 		return false, time.Time{}
 	}
-	want := seqnum(sp.ack)
-	if e.peer.ack.dist(e.sndNxt) >= 0 || e.sndNxt.dist(want) >= 0 {
+	want := tcpwire.Seq(sp.ack)
+	if e.peer.ack.Diff(e.sndNxt) >= 0 || e.sndNxt.Diff(want) >= 0 {
 		return false, time.Time{}
 	}
 	last := e.sent[len(e.sent)-1].at
@@ -248,12 +232,32 @@ func (e *engine) partialAck(sp *scriptPacket, delay time.Duration) (bool, time.T
 
 // hasSACK reports whether an option list holds a SACK option.
 func hasSACK(opts []byte) bool {
-	found := false
-	_ = walkOptions(opts, func(kind byte, _ []byte) error {
-		found = found || kind == optKindSACK
-		return nil
-	})
-	return found
+	for o, err := range tcpwire.EachOption(opts) {
+		if err != nil {
+			break
+		}
+		if o.Kind == tcpwire.OptKindSACK {
+			return true
+		}
+	}
+	return false
+}
+
+// eachSACK yields the SACK blocks of an option list in wire order.
+func eachSACK(opts []byte) iter.Seq[seqRange] {
+	return func(yield func(seqRange) bool) {
+		for o, err := range tcpwire.EachOption(opts) {
+			if err != nil {
+				return
+			}
+			for i := range o.NumSACK() {
+				b := o.SACKBlock(i)
+				if !yield(seqRange{b.Left, b.Right}) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // injectPartial injects line sp acknowledging only what the kernel sent.

@@ -21,12 +21,13 @@ package replay
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -130,46 +131,46 @@ func (e *engine) stopReader() {
 // packets carried, and every range a SACK block reported.
 type ackProgress struct {
 	set    bool
-	ack    seqnum
+	ack    tcpwire.Seq
 	sacked []seqRange
 }
 
 // seqRange is [start, end) of sequence space.
-type seqRange struct{ start, end seqnum }
+type seqRange struct{ start, end tcpwire.Seq }
 
 // covers reports whether the union of rs covers r.
 func covers(rs []seqRange, r seqRange) bool {
 	at := r.start
-	for progress := true; progress && at.dist(r.end) < 0; {
+	for progress := true; progress && at.Diff(r.end) < 0; {
 		progress = false
 		for _, x := range rs {
-			if x.start.dist(at) <= 0 && at.dist(x.end) < 0 {
+			if x.start.Diff(at) <= 0 && at.Diff(x.end) < 0 {
 				at, progress = x.end, true
 			}
 		}
 	}
-	return at.dist(r.end) >= 0
+	return at.Diff(r.end) >= 0
 }
 
 // pureACK reports whether a sniffed TCP segment only acknowledges: no
 // data, SYN, FIN or RST, and the sequence number where the kernel's
 // stream has got to (next). One below it is a window probe or a
 // keepalive: a timer's decision, matched as a packet of its own.
-func pureACK(sn *sniffed, next seqnum, nextSet bool) bool {
+func pureACK(sn *sniffed, next tcpwire.Seq, nextSet bool) bool {
 	t := sn.p.tcp
-	return t != nil && len(sn.p.payload) == 0 && t.flags&(flagSYN|flagFIN|flagRST) == 0 && t.flags&flagACK != 0 &&
-		(!nextSet || seqnum(t.seq).dist(next) >= 0)
+	return t != nil && len(sn.p.payload) == 0 && t.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && t.flags&tcpwire.FlagACK != 0 &&
+		(!nextSet || tcpwire.Seq(t.seq).Diff(next) >= 0)
 }
 
 // streamEnd returns where a segment leaves the sender's sequence space:
 // after its data, its SYN and its FIN.
-func streamEnd(t *tcpHeader, payload int) seqnum {
-	end := seqnum(t.seq).add(uint32(payload))
-	if t.flags&flagSYN != 0 {
-		end = end.add(1)
+func streamEnd(t *tcpHeader, payload int) tcpwire.Seq {
+	end := tcpwire.Seq(t.seq).Add(uint32(payload))
+	if t.flags&tcpwire.FlagSYN != 0 {
+		end = end.Add(1)
 	}
-	if t.flags&flagFIN != 0 {
-		end = end.add(1)
+	if t.flags&tcpwire.FlagFIN != 0 {
+		end = end.Add(1)
 	}
 	return end
 }
@@ -185,29 +186,23 @@ func (e *engine) noteAck(s *socket, sn *sniffed) bool {
 	if !pure {
 		e.noteTransmission(t, len(sn.p.payload), sn.at)
 	}
-	if end := streamEnd(t, len(sn.p.payload)); !e.sndNxtSet || e.sndNxt.dist(end) < 0 {
+	if end := streamEnd(t, len(sn.p.payload)); !e.sndNxtSet || e.sndNxt.Diff(end) < 0 {
 		e.sndNxt, e.sndNxtSet = end, true
 	}
 	if v, ok := findTSVal(t.options); ok {
 		// The latest live TS val bounds the ecr of the packets injected
 		// next (see mapInboundTCP).
-		if !s.liveTSSeen || seqnum(s.lastLiveTSVal).dist(seqnum(v)) < 0 {
+		if !s.liveTSSeen || tcpwire.Seq(s.lastLiveTSVal).Diff(tcpwire.Seq(v)) < 0 {
 			s.lastLiveTSVal, s.liveTSSeen = v, true
 		}
 	}
-	if t.flags&flagACK != 0 {
-		if a := seqnum(t.ack); !e.acked.set || e.acked.ack.dist(a) < 0 {
+	if t.flags&tcpwire.FlagACK != 0 {
+		if a := tcpwire.Seq(t.ack); !e.acked.set || e.acked.ack.Diff(a) < 0 {
 			e.acked.ack, e.acked.set = a, true
 		}
-		_ = walkOptions(t.options, func(kind byte, data []byte) error {
-			if kind == optKindSACK {
-				for i := 0; i+8 <= len(data); i += 8 {
-					l, r := seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))
-					e.acked.sacked = append(e.acked.sacked, seqRange{l, r})
-				}
-			}
-			return nil
-		})
+		for b := range eachSACK(t.options) {
+			e.acked.sacked = append(e.acked.sacked, b)
+		}
 	}
 	return pure
 }
@@ -216,8 +211,8 @@ func (e *engine) noteAck(s *socket, sn *sniffed) bool {
 // judged as the kernel's progress (see doACKLine).
 func (e *engine) ackLine(sp *scriptPacket) bool {
 	return e.cfg.Extended && sp.proto == protoTCP && sp.payloadLen == 0 &&
-		sp.flags&(flagSYN|flagFIN|flagRST) == 0 && sp.flags&flagACK != 0 &&
-		(!e.lineNxtSet || seqnum(sp.seq).dist(e.lineNxt) >= 0)
+		sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && sp.flags&tcpwire.FlagACK != 0 &&
+		(!e.lineNxtSet || tcpwire.Seq(sp.seq).Diff(e.lineNxt) >= 0)
 }
 
 // noteLine moves the point the script's outbound lines have taken the
@@ -226,14 +221,14 @@ func (e *engine) noteLine(sp *scriptPacket) {
 	if sp.proto != protoTCP {
 		return
 	}
-	end := seqnum(sp.seq).add(uint32(sp.payloadLen))
-	if sp.flags&flagSYN != 0 {
-		end = end.add(1)
+	end := tcpwire.Seq(sp.seq).Add(uint32(sp.payloadLen))
+	if sp.flags&tcpwire.FlagSYN != 0 {
+		end = end.Add(1)
 	}
-	if sp.flags&flagFIN != 0 {
-		end = end.add(1)
+	if sp.flags&tcpwire.FlagFIN != 0 {
+		end = end.Add(1)
 	}
-	if !e.lineNxtSet || e.lineNxt.dist(end) < 0 {
+	if !e.lineNxtSet || e.lineNxt.Diff(end) < 0 {
 		e.lineNxt, e.lineNxtSet = end, true
 	}
 }
@@ -253,30 +248,22 @@ const delayedACKSlack = 40*time.Millisecond + 2*4*time.Millisecond
 // where the captured kernel delayed one), as are extra ACKs; the kernel
 // never acknowledges what it did not receive.
 func (e *engine) doACKLine(es *eventState, sp *scriptPacket, s *socket) error {
-	var blocks []seqRange
-	_ = walkOptions(sp.options, func(kind byte, data []byte) error {
-		if kind == optKindSACK {
-			for i := 0; i+8 <= len(data); i += 8 {
-				blocks = append(blocks, seqRange{seqnum(binary.BigEndian.Uint32(data[i:])), seqnum(binary.BigEndian.Uint32(data[i+4:]))})
-			}
-		}
-		return nil
-	})
+	blocks := slices.Collect(eachSACK(sp.options))
 	end := max(es.startUsecs, es.endUsecs) + e.tolerance(es) + delayedACKSlack.Microseconds()
-	return e.awaitAck(es, sp, s, seqnum(sp.ack), blocks, end)
+	return e.awaitAck(es, sp, s, tcpwire.Seq(sp.ack), blocks, end)
 }
 
 // awaitAck waits until the kernel has acknowledged want and SACKed blocks,
 // reading its packets until the script time end: pure ACKs count as
 // progress, anything else waits for the lines after.
-func (e *engine) awaitAck(es *eventState, sp *scriptPacket, s *socket, want seqnum, blocks []seqRange, end int64) error {
+func (e *engine) awaitAck(es *eventState, sp *scriptPacket, s *socket, want tcpwire.Seq, blocks []seqRange, end int64) error {
 	done := func() bool {
-		if !e.acked.set || e.acked.ack.dist(want) < 0 {
+		if !e.acked.set || e.acked.ack.Diff(want) < 0 {
 			return false
 		}
 		for _, b := range blocks {
 			// A block below the cumulative ACK is acknowledged too.
-			if b.end.dist(e.acked.ack) > 0 && !covers(e.acked.sacked, b) {
+			if b.end.Diff(e.acked.ack) > 0 && !covers(e.acked.sacked, b) {
 				return false
 			}
 		}
@@ -314,7 +301,7 @@ func (e *engine) awaitAck(es *eventState, sp *scriptPacket, s *socket, want seqn
 }
 
 // describeProgress names what an ACK line asks for.
-func describeProgress(ack seqnum, blocks []seqRange) string {
+func describeProgress(ack tcpwire.Seq, blocks []seqRange) string {
 	d := fmt.Sprintf("ack %d", uint32(ack))
 	for i, b := range blocks {
 		if i == 0 {
@@ -340,8 +327,8 @@ func (e *engine) tolerance(es *eventState) int64 {
 // streamMatch reports whether an outbound line is matched as a range of
 // the byte stream (see the file comment).
 func (e *engine) streamMatch(sp *scriptPacket) bool {
-	return e.cfg.Extended && !e.cfg.StrictSegments && sp.proto == protoTCP && sp.flags&(flagSYN|flagRST) == 0 &&
-		(sp.payloadLen > 0 || sp.flags&flagFIN != 0)
+	return e.cfg.Extended && !e.cfg.StrictSegments && sp.proto == protoTCP && sp.flags&(tcpwire.FlagSYN|tcpwire.FlagRST) == 0 &&
+		(sp.payloadLen > 0 || sp.flags&tcpwire.FlagFIN != 0)
 }
 
 // doOutboundStream matches a data or FIN line against the kernel's byte
@@ -349,9 +336,9 @@ func (e *engine) streamMatch(sp *scriptPacket) bool {
 // has one) are gathered, whatever their boundaries; what a segment carries
 // beyond the line is left for the next line.
 func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) error {
-	start := seqnum(sp.seq)
-	end := start.add(uint32(sp.payloadLen))
-	wantFIN := sp.flags&flagFIN != 0
+	start := tcpwire.Seq(sp.seq)
+	end := start.Add(uint32(sp.payloadLen))
+	wantFIN := sp.flags&tcpwire.FlagFIN != 0
 	var got []*sniffed
 	fail := func(msg string) error {
 		return &eventError{kind: packetError, msg: msg, detail: e.dumpSniffed(es, sp, got)}
@@ -368,7 +355,7 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
 		}
 		t := sn.p.tcp
-		if t == nil || t.flags&(flagSYN|flagRST) != 0 {
+		if t == nil || t.flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 			got = append(got, sn)
 			if len(got) == 1 {
 				// Not a piece of the stream: compare it as a packet, so the
@@ -377,8 +364,8 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			}
 			return fail("error handling packet: expected the rest of the data, got another kind of packet")
 		}
-		pStart := seqnum(t.seq)
-		pEnd := pStart.add(uint32(len(sn.p.payload)))
+		pStart := tcpwire.Seq(t.seq)
+		pEnd := pStart.Add(uint32(len(sn.p.payload)))
 		if pStart != at {
 			got = append(got, sn)
 			if len(got) == 1 {
@@ -386,14 +373,14 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			}
 			return fail(fmt.Sprintf("error handling packet: expected the stream to go on at seq %d, got seq %d", uint32(at), t.seq))
 		}
-		if pEnd.dist(end) > 0 {
+		if pEnd.Diff(end) > 0 {
 			// The segment goes on past the line: keep the rest.
-			keep := int(end.dist(pStart))
+			keep := int(end.Diff(pStart))
 			rest := splitPiece(sn, keep)
 			e.leftover = append([]*sniffed{rest}, e.leftover...)
 			pEnd = end
 		}
-		if !wantFIN && pEnd == end && t.flags&flagFIN != 0 {
+		if !wantFIN && pEnd == end && t.flags&tcpwire.FlagFIN != 0 {
 			// A FIN that rode on the line's last data belongs to a later
 			// line (close() came before the data left).
 			fin := splitPiece(sn, len(sn.p.payload))
@@ -401,7 +388,7 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 		}
 		got = append(got, sn)
 		at = pEnd
-		finSeen = sn.p.tcp.flags&flagFIN != 0
+		finSeen = sn.p.tcp.flags&tcpwire.FlagFIN != 0
 		if at == end && !wantFIN {
 			break
 		}
@@ -414,14 +401,14 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 	// acknowledged at least that much, on this data or on any packet
 	// (what it had received when it sent the data follows timing).
 	deadline := max(es.startUsecs, es.endUsecs) + e.tolerance(es)
-	if err := e.awaitAck(es, sp, s, seqnum(sp.ack), nil, deadline); err != nil {
+	if err := e.awaitAck(es, sp, s, tcpwire.Seq(sp.ack), nil, deadline); err != nil {
 		return err
 	}
 	h := *live.p.tcp
 	if !e.cfg.StrictSegments {
 		// PSH marks where the kernel's writes ended, which follows timing:
 		// compare without it.
-		h.flags = h.flags&^flagPSH | sp.flags&flagPSH
+		h.flags = h.flags&^tcpwire.FlagPSH | sp.flags&tcpwire.FlagPSH
 	}
 	h.ack = sp.ack
 	cp := *live.p
@@ -436,9 +423,9 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 // it was about to send, within microseconds (the captured one sent the new
 // data first). A segment that is no piece of the stream (SYN, RST) is
 // returned at once, to be reported.
-func (e *engine) nextPiece(es *eventState, s *socket, at seqnum) (*sniffed, *eventError) {
+func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed, *eventError) {
 	for i, p := range e.leftover {
-		if p.p.tcp != nil && seqnum(p.p.tcp.seq) == at {
+		if p.p.tcp != nil && tcpwire.Seq(p.p.tcp.seq) == at {
 			e.leftover = append(e.leftover[:i:i], e.leftover[i+1:]...)
 			return p, nil
 		}
@@ -450,10 +437,10 @@ func (e *engine) nextPiece(es *eventState, s *socket, at seqnum) (*sniffed, *eve
 			return nil, err
 		}
 		t := sn.p.tcp
-		if t == nil || t.flags&(flagSYN|flagRST) != 0 || seqnum(t.seq) == at {
+		if t == nil || t.flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 || tcpwire.Seq(t.seq) == at {
 			return sn, nil
 		}
-		if seqnum(t.seq).dist(at) > 0 && at.dist(sent) >= 0 {
+		if tcpwire.Seq(t.seq).Diff(at) > 0 && at.Diff(sent) >= 0 {
 			// New data past bytes the kernel never sent: a hole, not an
 			// order the next lines may take.
 			return sn, nil
@@ -473,7 +460,7 @@ func splitPiece(sn *sniffed, keep int) *sniffed {
 	rh.seq = h.seq + uint32(keep)
 	rest.tcp = &rh
 	p.payload = p.payload[:keep]
-	h.flags &^= flagFIN | flagPSH
+	h.flags &^= tcpwire.FlagFIN | tcpwire.FlagPSH
 	p.tcp = &h
 	*sn = sniffed{p: &p, at: sn.at}
 	return &sniffed{p: &rest, at: sn.at}

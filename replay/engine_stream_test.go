@@ -6,15 +6,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // TestStreamMatching runs outbound lines of a --pcap2pkt=1 script against
 // kernels that cut the same byte stream differently.
 func TestStreamMatching(t *testing.T) {
 	mss := []byte{2, 4, 0x05, 0xb4}
-	synack := kernelPacket{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0)}
-	data := func(at time.Duration, flags uint16, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(flags|flagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
+	data := func(at time.Duration, flags tcpwire.Flags, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(flags|tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
 	}
 	tests := []struct {
 		name     string
@@ -24,31 +26,31 @@ func TestStreamMatching(t *testing.T) {
 		want     []string // substrings of the error; none means success
 	}{
 		{"FIN line, FIN sent after the data", true, "+0 > FP. 1:301(300) ack 1\n",
-			[]kernelPacket{data(0, flagPSH, 0, 300), data(0, flagFIN, 300, 0)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 300), data(0, tcpwire.FlagFIN, 300, 0)}, nil},
 		{"FIN line, FIN on the data", true, "+0 > FP. 1:301(300) ack 1\n",
-			[]kernelPacket{data(0, flagPSH|flagFIN, 0, 300)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH|tcpwire.FlagFIN, 0, 300)}, nil},
 		{"data and FIN lines, FIN on the data", true, "+0 > P. 1:301(300) ack 1\n+0 > F. 301:301(0) ack 1\n",
-			[]kernelPacket{data(0, flagPSH|flagFIN, 0, 300)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH|tcpwire.FlagFIN, 0, 300)}, nil},
 		{"packetdrill's rule: FIN on the data is not a data line", false, "+0 > P. 1:301(300) ack 1\n+0 > F. 301:301(0) ack 1\n",
-			[]kernelPacket{data(0, flagPSH|flagFIN, 0, 300)}, []string{"expected flags P., got flags FP."}},
+			[]kernelPacket{data(0, tcpwire.FlagPSH|tcpwire.FlagFIN, 0, 300)}, []string{"expected flags P., got flags FP."}},
 		{"one segment for two lines", true, "+0 > P. 1:101(100) ack 1\n+0 > P. 101:201(100) ack 1\n",
-			[]kernelPacket{data(0, flagPSH, 0, 200)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 200)}, nil},
 		{"PSH anywhere", true, "+0 > P. 1:201(200) ack 1\n",
-			[]kernelPacket{data(0, flagPSH, 0, 100), data(0, 0, 100, 100)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 100), data(0, 0, 100, 100)}, nil},
 		{"packetdrill's rule: PSH where written", false, "+0 > P. 1:201(200) ack 1\n",
-			[]kernelPacket{data(0, flagPSH, 0, 100), data(0, 0, 100, 100)}, []string{"expected flags P., got flags ."}},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 100), data(0, 0, 100, 100)}, []string{"expected flags P., got flags ."}},
 		{"a hole in the stream", true, "+0 > P. 1:201(200) ack 1\n",
-			[]kernelPacket{data(0, 0, 0, 100), data(0, flagPSH, 150, 50)}, []string{"expected the stream to go on at seq 101, got seq 151"}},
+			[]kernelPacket{data(0, 0, 0, 100), data(0, tcpwire.FlagPSH, 150, 50)}, []string{"expected the stream to go on at seq 101, got seq 151"}},
 		{"a retransmission before the new data the lines expect first", true,
 			"+0 > P. 1:1001(1000) ack 1\n+0 > P. 1001:2001(1000) ack 1\n+0 > . 1:1001(1000) ack 1\n",
-			[]kernelPacket{data(0, flagPSH, 0, 1000), data(time.Millisecond, 0, 0, 1000), data(time.Millisecond, flagPSH, 1000, 1000)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 1000), data(time.Millisecond, 0, 0, 1000), data(time.Millisecond, tcpwire.FlagPSH, 1000, 1000)}, nil},
 		{"a packet no line expects", true, "+0 > P. 1:101(100) ack 1\n+0.010 < . 1:1(0) ack 101 win 4000\n",
-			[]kernelPacket{data(0, flagPSH, 0, 100), data(5*time.Millisecond, flagPSH, 100, 100)},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 100), data(5*time.Millisecond, tcpwire.FlagPSH, 100, 100)},
 			[]string{"test.pkt:6: expected nothing, got > P. 101:201(100) ack 1", "no line of the script expects"}},
 		{"packetdrill's rule: what no line reads is not judged", false, "+0 > P. 1:101(100) ack 1\n+0.010 < . 1:1(0) ack 101 win 4000\n",
-			[]kernelPacket{data(0, flagPSH, 0, 100), data(5*time.Millisecond, flagPSH, 100, 100)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 100), data(5*time.Millisecond, tcpwire.FlagPSH, 100, 100)}, nil},
 		{"the answer to the last line is not judged", true, "+0 > P. 1:101(100) ack 1\n+0.010 < . 1:1(0) ack 101 win 4000\n",
-			[]kernelPacket{data(0, flagPSH, 0, 100), data(10*time.Millisecond+100*time.Microsecond, flagPSH, 100, 100)}, nil},
+			[]kernelPacket{data(0, tcpwire.FlagPSH, 0, 100), data(10*time.Millisecond+100*time.Microsecond, tcpwire.FlagPSH, 100, 100)}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +68,7 @@ func TestStreamMatching(t *testing.T) {
 // TestWildOptions matches `*` option values of a --pcap2pkt=1 script.
 func TestWildOptions(t *testing.T) {
 	opts := []byte{2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0, 1, 3, 3, 7, 34, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 1}
-	synack := kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, opts, 0)
+	synack := kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, opts, 0)
 	tests := []struct {
 		name, line string
 		want       []string
@@ -112,9 +114,9 @@ func checkRunError(t *testing.T, err error, want []string) {
 // slack), on any packet.
 func TestACKProgress(t *testing.T) {
 	mss := []byte{2, 4, 0x05, 0xb4}
-	synack := kernelPacket{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0)}
-	ack := func(at time.Duration, flags uint16, from, n int, ack uint32, opts []byte) kernelPacket {
-		return kernelPacket{at, kernelTCP(flags|flagACK, kernelISN+1+uint32(from), ack, 502, opts, n)}
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
+	ack := func(at time.Duration, flags tcpwire.Flags, from, n int, ack uint32, opts []byte) kernelPacket {
+		return kernelPacket{at, kernelTCP(flags|tcpwire.FlagACK, kernelISN+1+uint32(from), ack, 502, opts, n)}
 	}
 	sack := func(l, r uint32) []byte {
 		b := []byte{1, 1, 5, 10}
@@ -130,7 +132,7 @@ func TestACKProgress(t *testing.T) {
 		want   []string
 	}{
 		{"the ACK on the data that follows", in + "+0 > . 1:1(0) ack 1001\n+0 > P. 1:101(100) ack 1001\n",
-			[]kernelPacket{ack(0, flagPSH, 0, 100, 1001, nil)}, nil},
+			[]kernelPacket{ack(0, tcpwire.FlagPSH, 0, 100, 1001, nil)}, nil},
 		{"a quick ACK where the capture had a delayed one", in + "+0.040~+0.048 > . 1:1(0) ack 1001\n",
 			[]kernelPacket{ack(0, 0, 0, 0, 1001, nil)}, nil},
 		{"a delayed ACK where the capture had a quick one", in + "+0 > . 1:1(0) ack 1001\n",
@@ -147,13 +149,13 @@ func TestACKProgress(t *testing.T) {
 			[]kernelPacket{ack(0, 0, 0, 0, 1, sack(1001, 1501))},
 			[]string{"expected the kernel to acknowledge ack 1 with sack 1001:2001"}},
 		{"the data's ack lags, a pure ACK follows", in + "+0 > P. 1:101(100) ack 1001\n",
-			[]kernelPacket{ack(0, flagPSH, 0, 100, 1, nil), ack(ms, 0, 100, 0, 1001, nil)}, nil},
+			[]kernelPacket{ack(0, tcpwire.FlagPSH, 0, 100, 1, nil), ack(ms, 0, 100, 0, 1001, nil)}, nil},
 		// A window probe (one below the stream) is a timer's decision,
 		// not progress: its line wants it, at its time.
 		{"a window probe", "+0 > P. 1:101(100) ack 1\n+0.2~+0.21 > . 100:100(0) ack 1\n",
-			[]kernelPacket{ack(0, flagPSH, 0, 100, 1, nil), ack(205*ms, 0, 99, 0, 1, nil)}, nil},
+			[]kernelPacket{ack(0, tcpwire.FlagPSH, 0, 100, 1, nil), ack(205*ms, 0, 99, 0, 1, nil)}, nil},
 		{"a window probe that never comes", "+0 > P. 1:101(100) ack 1\n+0.2~+0.21 > . 100:100(0) ack 1\n+0.1 < . 1:1(0) ack 101 win 4000\n",
-			[]kernelPacket{ack(0, flagPSH, 0, 100, 1, nil)}, []string{"test.pkt:8: error handling packet: timed out waiting for packet"}},
+			[]kernelPacket{ack(0, tcpwire.FlagPSH, 0, 100, 1, nil)}, []string{"test.pkt:8: error handling packet: timed out waiting for packet"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,9 +171,9 @@ func TestACKProgress(t *testing.T) {
 // before it waits.
 func TestAnchoredInbound(t *testing.T) {
 	mss := []byte{2, 4, 0x05, 0xb4}
-	synack := kernelPacket{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0)}
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
 	data := func(at time.Duration, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(flagPSH|flagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+		return kernelPacket{at, kernelTCP(tcpwire.FlagPSH|tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
 	}
 	ms := time.Millisecond
 	tests := []struct {
@@ -202,7 +204,7 @@ func TestAnchoredInbound(t *testing.T) {
 			var acks []uint32
 			for len(dev.Written()) > 0 {
 				p, derr := decodePacket(<-dev.Written())
-				if derr == nil && p.tcp != nil && p.tcp.flags == flagACK {
+				if derr == nil && p.tcp != nil && p.tcp.flags == tcpwire.FlagACK {
 					acks = append(acks, p.tcp.ack-kernelISN)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -86,7 +87,7 @@ func fakeSyscalls() map[string]SyscallFunc {
 
 // kernelTCP builds a TCP packet as the kernel under test would send it
 // (local 192.168.0.1:8080 to remote 192.0.2.1:40000).
-func kernelTCP(flags uint16, seq, ack uint32, win uint16, opts []byte, payload int) []byte {
+func kernelTCP(flags tcpwire.Flags, seq, ack uint32, win uint16, opts []byte, payload int) []byte {
 	local := netip.MustParseAddr("192.168.0.1")
 	remote := netip.MustParseAddr("192.0.2.1")
 	b := make([]byte, 20+20+len(opts)+payload)
@@ -165,7 +166,7 @@ func TestInboundSYNBytes(t *testing.T) {
 	if p.tcp.srcPort != fakeEphemeralPort || p.tcp.dstPort != 8080 {
 		t.Errorf("ports %d > %d", p.tcp.srcPort, p.tcp.dstPort)
 	}
-	if p.tcp.flags != flagSYN || p.tcp.seq != 0 || p.tcp.ack != 0 || p.tcp.win != 4000 {
+	if p.tcp.flags != tcpwire.FlagSYN || p.tcp.seq != 0 || p.tcp.ack != 0 || p.tcp.win != 4000 {
 		t.Errorf("tcp %+v", p.tcp)
 	}
 	if !bytes.Equal(p.tcp.options, []byte{2, 4, 0x03, 0xe8}) {
@@ -174,14 +175,14 @@ func TestInboundSYNBytes(t *testing.T) {
 	if p.ttl != 255 || p.tos != 0 || !p.ipSumOK {
 		t.Errorf("ip ttl %d tos %d checksum ok %v", p.ttl, p.tos, p.ipSumOK)
 	}
-	if sum := checksum(got[20:], pseudoHeaderSum(p.src, p.dst, protoTCP, len(got)-20)); sum != 0 {
+	if sum := tcpwire.Checksum(got[20:], tcpwire.PseudoHeaderSum(p.src, p.dst, protoTCP, len(got)-20)); sum != 0 {
 		t.Errorf("TCP checksum does not verify (%#x)", sum)
 	}
 	// The RST that frees the connection at the end.
 	select {
 	case rst := <-dev.Written():
 		r, err := decodePacket(rst)
-		if err != nil || r.tcp.flags != flagRST|flagACK {
+		if err != nil || r.tcp.flags != tcpwire.FlagRST|tcpwire.FlagACK {
 			t.Errorf("end of script: want R., got %v %+v", err, r)
 		}
 	default:
@@ -209,19 +210,19 @@ func TestOutboundMatch(t *testing.T) {
 		at     time.Duration
 		want   []string // substrings of the error; none means success
 	}{
-		{"match any options", "> S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0, nil},
-		{"match options", "> S. 0:0(0) ack 1 <mss 1460>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0, nil},
-		{"ack differs", "> S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 2, 64240, mss, 0), 0,
+		{"match any options", "> S. 0:0(0) ack 1 <...>", kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0), 0, nil},
+		{"match options", "> S. 0:0(0) ack 1 <mss 1460>", kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0), 0, nil},
+		{"ack differs", "> S. 0:0(0) ack 1 <...>", kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 2, 64240, mss, 0), 0,
 			[]string{"test.pkt:5: expected ack 1, got ack 2", "script packet:", "> S. 0:0(0) ack 1 <...>", "actual packet:", "> S. 0:0(0) ack 2 win 64240 <mss 1460>"}},
-		{"flags and ack differ", "> S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN, kernelISN, 0, 64240, mss, 0), 0,
+		{"flags and ack differ", "> S. 0:0(0) ack 1 <...>", kernelTCP(tcpwire.FlagSYN, kernelISN, 0, 64240, mss, 0), 0,
 			[]string{"expected ack 1, got ack 0 (flags S. vs S)"}},
-		{"option differs", "> S. 0:0(0) ack 1 <mss 1000>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0,
+		{"option differs", "> S. 0:0(0) ack 1 <mss 1000>", kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0), 0,
 			[]string{"expected option mss 1000, got option mss 1460"}},
-		{"window", "> S. 0:0(0) ack 1 win 100 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 0,
+		{"window", "> S. 0:0(0) ack 1 win 100 <...>", kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0), 0,
 			[]string{"expected win 100, got win 64240"}},
-		{"late", "+0.3 > S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 407351 * time.Microsecond,
+		{"late", "+0.3 > S. 0:0(0) ack 1 <...>", kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0), 407351 * time.Microsecond,
 			[]string{"timing error: expected outbound packet at 0.300 s (±37.5 ms), happened at 0.407 s: 107.351 ms late"}},
-		{"early", "+0.3 > S. 0:0(0) ack 1 <...>", kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, mss, 0), 100 * time.Millisecond,
+		{"early", "+0.3 > S. 0:0(0) ack 1 <...>", kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0), 100 * time.Millisecond,
 			[]string{"expected outbound packet at 0.300 s", "200.000 ms early"}},
 	}
 	for _, tc := range tests {
@@ -260,7 +261,7 @@ func TestSyscallResultMismatch(t *testing.T) {
 
 func TestNonFatalPacket(t *testing.T) {
 	src := handshakeScript("> S. 0:0(0) ack 1 win 5 <...>")
-	_, err := fakeRun(t, src, []kernelPacket{{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, nil, 0)}}, "non_fatal=packet")
+	_, err := fakeRun(t, src, []kernelPacket{{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, nil, 0)}}, "non_fatal=packet")
 	if err != nil {
 		t.Fatalf("--non_fatal=packet should make the mismatch a warning: %v", err)
 	}
@@ -285,17 +286,17 @@ func TestScriptRules(t *testing.T) {
 
 func TestSeqnum(t *testing.T) {
 	tests := []struct {
-		a, b seqnum
+		a, b tcpwire.Seq
 		dist int32
 	}{
 		{1, 2, -1}, {2, 1, 1}, {0xffffffff, 0, -1}, {0, 0xffffffff, 1}, {5, 5, 0},
 	}
 	for _, tc := range tests {
-		if got := tc.a.dist(tc.b); got != tc.dist {
+		if got := tc.a.Diff(tc.b); got != tc.dist {
 			t.Errorf("%d - %d = %d, want %d", tc.a, tc.b, got, tc.dist)
 		}
 	}
-	if seqnum(0xfffffff0).add(0x20) != 0x10 {
+	if tcpwire.Seq(0xfffffff0).Add(0x20) != 0x10 {
 		t.Error("add does not wrap")
 	}
 }
@@ -390,9 +391,9 @@ func TestBlockingSyscall(t *testing.T) {
 func TestOutboundAggregation(t *testing.T) {
 	src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0 < . 1:1(0) ack 1 win 1000\n+0 > P. 1:2001(2000) ack 1\n"
 	kernel := []kernelPacket{
-		{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, nil, 0)},
-		{0, kernelTCP(flagACK, kernelISN+1, 1, 64240, nil, 1000)},
-		{0, kernelTCP(flagACK|flagPSH, kernelISN+1001, 1, 64240, nil, 1000)},
+		{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, nil, 0)},
+		{0, kernelTCP(tcpwire.FlagACK, kernelISN+1, 1, 64240, nil, 1000)},
+		{0, kernelTCP(tcpwire.FlagACK|tcpwire.FlagPSH, kernelISN+1001, 1, 64240, nil, 1000)},
 	}
 	if _, err := fakeRun(t, src, kernel); err != nil {
 		t.Fatalf("two segments should make the expected packet: %v", err)
@@ -429,7 +430,7 @@ func TestTimestampMapping(t *testing.T) {
 	src := listenPrefix + "+0 < S 0:0(0) win 4000 <nop,nop,TS val 700 ecr 0>\n" +
 		"+0 > S. 0:0(0) ack 1 <nop,nop,TS val 100 ecr 700>\n" +
 		"+0 < . 1:1(0) ack 1 win 1000 <nop,nop,TS val 800 ecr 100>\n"
-	kernel := []kernelPacket{{0, kernelTCP(flagSYN|flagACK, kernelISN, 1, 64240, ts(5555, 700), 0)}}
+	kernel := []kernelPacket{{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, ts(5555, 700), 0)}}
 	dev, err := fakeRun(t, src, kernel)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -22,7 +23,7 @@ func wireAddrs(family string) (local, remote netip.Addr) {
 // familyKernelTCP builds a TCP packet as the kernel under test would send it
 // for the family (local:8080 to remote:fakeEphemeralPort), with a flow label
 // on IPv6.
-func familyKernelTCP(family string, flags uint16, seq, ack uint32, flowLabel uint32) []byte {
+func familyKernelTCP(family string, flags tcpwire.Flags, seq, ack uint32, flowLabel uint32) []byte {
 	local, remote := wireAddrs(family)
 	v6 := local.Is6()
 	hl := ipHeaderLen(v6)
@@ -48,7 +49,7 @@ func unsolicitedIPv6() [][]byte {
 	rs := make([]byte, 40+8)
 	ipHeader(rs, true, len(rs), 0, 0, 255, protoICMPv6, ll, netip.MustParseAddr("ff02::2"))
 	rs[40] = 133
-	binary.BigEndian.PutUint16(rs[42:], checksum(rs[40:], pseudoHeaderSum(ll, netip.MustParseAddr("ff02::2"), protoICMPv6, 8)))
+	binary.BigEndian.PutUint16(rs[42:], tcpwire.Checksum(rs[40:], tcpwire.PseudoHeaderSum(ll, netip.MustParseAddr("ff02::2"), protoICMPv6, 8)))
 
 	const hbh = 0
 	mld := make([]byte, 40+8+8)
@@ -97,7 +98,7 @@ func TestFamilyInboundSYN(t *testing.T) {
 			if p.v6 && int(binary.BigEndian.Uint16(got[4:])) != len(got)-40 {
 				t.Errorf("payload length %d for %d bytes", binary.BigEndian.Uint16(got[4:]), len(got))
 			}
-			if sum := checksum(got[hl:], pseudoHeaderSum(p.src, p.dst, protoTCP, len(got)-hl)); sum != 0 {
+			if sum := tcpwire.Checksum(got[hl:], tcpwire.PseudoHeaderSum(p.src, p.dst, protoTCP, len(got)-hl)); sum != 0 {
 				t.Errorf("TCP checksum does not verify (%#x)", sum)
 			}
 		})
@@ -114,7 +115,7 @@ func TestFamilyIgnoresUnsolicitedIPv6(t *testing.T) {
 			for _, p := range unsolicitedIPv6() {
 				kernel = append(kernel, kernelPacket{0, p})
 			}
-			kernel = append(kernel, kernelPacket{0, familyKernelTCP(family, flagSYN|flagACK, kernelISN, 1, 0)})
+			kernel = append(kernel, kernelPacket{0, familyKernelTCP(family, tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 0)})
 			_, err := fakeRun(t, handshakeScript("> S. 0:0(0) ack 1 <...>"), kernel, familyOpts(family)...)
 			if err != nil {
 				t.Fatal(err)
@@ -144,8 +145,8 @@ func TestFamilyFlowLabel(t *testing.T) {
 			src := handshakeScript("> (flowlabel 0x1) S. 0:0(0) ack 1 <...>") +
 				"+0 > (flowlabel " + tc.nextScript + ") S. 0:0(0) ack 1 <...>\n"
 			kernel := []kernelPacket{
-				{0, familyKernelTCP("ipv6", flagSYN|flagACK, kernelISN, 1, tc.first)},
-				{0, familyKernelTCP("ipv6", flagSYN|flagACK, kernelISN, 1, tc.next)},
+				{0, familyKernelTCP("ipv6", tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, tc.first)},
+				{0, familyKernelTCP("ipv6", tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, tc.next)},
 			}
 			_, err := fakeRun(t, src, kernel, familyOpts("ipv6")...)
 			if tc.want == "" {
@@ -177,7 +178,7 @@ func TestFamilyInboundICMP(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.family+" "+tc.line, func(t *testing.T) {
 			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0 < " + tc.line + "\n"
-			kernel := []kernelPacket{{0, familyKernelTCP(tc.family, flagSYN|flagACK, kernelISN, 1, 0)}}
+			kernel := []kernelPacket{{0, familyKernelTCP(tc.family, tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 0)}}
 			dev, err := fakeRun(t, src, kernel, familyOpts(tc.family)...)
 			if err != nil {
 				t.Fatal(err)
@@ -209,9 +210,9 @@ func TestFamilyInboundICMP(t *testing.T) {
 			}
 			initial := uint32(0)
 			if p.v6 {
-				initial = pseudoHeaderSum(p.src, p.dst, protoICMPv6, len(icmp))
+				initial = tcpwire.PseudoHeaderSum(p.src, p.dst, protoICMPv6, len(icmp))
 			}
-			if sum := checksum(icmp, initial); sum != 0 {
+			if sum := tcpwire.Checksum(icmp, initial); sum != 0 {
 				t.Errorf("ICMP checksum does not verify (%#x)", sum)
 			}
 			// The quoted packet is the start of the kernel's own: local

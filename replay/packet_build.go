@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // buildInbound maps a compiled inbound packet to live values and encodes
@@ -68,75 +70,64 @@ func (e *engine) buildInbound(sp *scriptPacket, s *socket) ([]byte, *tcpHeader, 
 func (e *engine) mapInboundTCP(sp *scriptPacket, s *socket) (*tcpHeader, []byte, error) {
 	isSyn := sp.isSyn()
 	h := &tcpHeader{
-		seq:   uint32(seqnum(sp.seq).add(s.remoteSeqScriptToLive(isSyn))),
+		seq:   uint32(tcpwire.Seq(sp.seq).Add(s.remoteSeqScriptToLive(isSyn))),
 		flags: sp.flags,
 		win:   uint16(sp.win),
 		urg:   sp.urg,
 		doff:  5 + len(sp.options)/4,
 	}
 	ackOffset := s.localSeqScriptToLive(isSyn)
-	if sp.flags&flagACK != 0 {
-		h.ack = uint32(seqnum(sp.ack).add(ackOffset))
+	if sp.flags&tcpwire.FlagACK != 0 {
+		h.ack = uint32(tcpwire.Seq(sp.ack).Add(ackOffset))
 	} else {
 		h.ack = sp.ack
 	}
 	opts := append([]byte(nil), sp.options...)
-	err := walkOptions(opts, func(kind byte, data []byte) error {
-		switch kind {
-		case optKindSACK:
-			for i := 0; i+4 <= len(data); i += 4 {
-				binary.BigEndian.PutUint32(data[i:], uint32(seqnum(binary.BigEndian.Uint32(data[i:])).add(ackOffset)))
-			}
-		case optKindTimestamp:
-			if sp.flags&flagACK == 0 || len(data) != 8 {
-				return nil
-			}
-			ecr := binary.BigEndian.Uint32(data[4:])
-			live, ok := s.tsValMap[ecr]
-			switch {
-			case ok:
-			case e.cfg.TCPTSECRScaled && s.foundFirstTS:
-				live = ecr - s.firstScriptTSVal + s.firstActualTSVal
-			case e.cfg.Extended && s.foundFirstTS:
-				// Under --pcap2pkt an ACK line may be met by another
-				// packet than its own, so not every TS val is mapped: the
-				// ecr is interpolated from the first pair (both clocks tick
-				// in milliseconds), never past what the kernel last sent.
-				live = ecr - s.firstScriptTSVal + s.firstActualTSVal
-				if s.liveTSSeen && seqnum(s.lastLiveTSVal).dist(seqnum(live)) < 0 {
-					live = s.lastLiveTSVal
-				}
-			default:
-				return fmt.Errorf("unable to infer live TS ecr for script TS ecr %d; no matching or preceding outbound TS val", ecr)
-			}
-			binary.BigEndian.PutUint32(data[4:], live)
+	shiftSACK(opts, ackOffset)
+	if sp.flags&tcpwire.FlagACK == 0 {
+		return h, opts, nil
+	}
+	for o, err := range tcpwire.EachOption(opts) {
+		if err != nil {
+			return nil, nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
+		_, ecr, ok := o.Timestamp()
+		if !ok {
+			continue
+		}
+		live, ok := s.tsValMap[ecr]
+		switch {
+		case ok:
+		case e.cfg.TCPTSECRScaled && s.foundFirstTS:
+			live = ecr - s.firstScriptTSVal + s.firstActualTSVal
+		case e.cfg.Extended && s.foundFirstTS:
+			// Under --pcap2pkt an ACK line may be met by another
+			// packet than its own, so not every TS val is mapped: the
+			// ecr is interpolated from the first pair (both clocks tick
+			// in milliseconds), never past what the kernel last sent.
+			live = ecr - s.firstScriptTSVal + s.firstActualTSVal
+			if s.liveTSSeen && tcpwire.Seq(s.lastLiveTSVal).Diff(tcpwire.Seq(live)) < 0 {
+				live = s.lastLiveTSVal
+			}
+		default:
+			return nil, nil, fmt.Errorf("unable to infer live TS ecr for script TS ecr %d; no matching or preceding outbound TS val", ecr)
+		}
+		binary.BigEndian.PutUint32(o.Data[4:], live)
 	}
 	return h, opts, nil
 }
 
-// walkOptions calls f with each option's kind and (writable) data.
-func walkOptions(b []byte, f func(kind byte, data []byte) error) error {
-	for i := 0; i < len(b); {
-		k := b[i]
-		if k == optKindEOL || k == optKindNOP {
-			i++
+// shiftSACK moves the edges of the SACK blocks in opts (in place) by off:
+// script sequence space to live, or back.
+func shiftSACK(opts []byte, off uint32) {
+	for o, err := range tcpwire.EachOption(opts) {
+		if err != nil || o.Kind != tcpwire.OptKindSACK {
 			continue
 		}
-		if i+1 >= len(b) || int(b[i+1]) < 2 || i+int(b[i+1]) > len(b) {
-			return fmt.Errorf("malformed TCP option %d", k)
+		for i := 0; i+4 <= len(o.Data); i += 4 {
+			binary.BigEndian.PutUint32(o.Data[i:], uint32(tcpwire.Seq(binary.BigEndian.Uint32(o.Data[i:])).Add(off)))
 		}
-		l := int(b[i+1])
-		if err := f(k, b[i+2:i+l]); err != nil {
-			return err
-		}
-		i += l
 	}
-	return nil
 }
 
 // buildICMP encodes an inbound ICMP message quoting the start of a packet
@@ -164,7 +155,7 @@ func (e *engine) buildICMP(sp *scriptPacket, s *socket) []byte {
 		binary.BigEndian.PutUint16(echoed[ipLen:], s.live.local.port)
 		binary.BigEndian.PutUint16(echoed[ipLen+2:], s.live.remote.port)
 		if sp.echoedProto == protoTCP {
-			binary.BigEndian.PutUint32(echoed[ipLen+4:], uint32(seqnum(sp.echoedSeq).add(s.localSeqScriptToLive(false))))
+			binary.BigEndian.PutUint32(echoed[ipLen+4:], uint32(tcpwire.Seq(sp.echoedSeq).Add(s.localSeqScriptToLive(false))))
 		}
 	} else {
 		echoed = make([]byte, max(sp.echoedLen-8, 0))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -43,10 +44,10 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	}
 	kind, start, end := es.timeKind, es.startUsecs, es.endUsecs
 	earliest := es.earliestUsecs
-	if e.cfg.Extended && p.tcp != nil && len(p.payload) > 0 && e.lineNxtSet && seqnum(sp.seq).dist(e.lineNxt) < 0 {
+	if e.cfg.Extended && p.tcp != nil && len(p.payload) > 0 && e.lineNxtSet && tcpwire.Seq(sp.seq).Diff(e.lineNxt) < 0 {
 		// A retransmission may come from the first ACK that showed the
 		// data lost (see lossSignal).
-		if sig, ok := e.lossSignal(seqnum(sp.seq), live.at); ok {
+		if sig, ok := e.lossSignal(tcpwire.Seq(sp.seq), live.at); ok {
 			earliest = min(earliest, e.liveUsecs(sig)+e.scriptStart)
 		}
 	}
@@ -108,12 +109,11 @@ func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
 		s.firstScriptTSVal, s.firstActualTSVal = sVal, aVal
 	}
 	opts := append([]byte(nil), p.tcp.options...)
-	_ = walkOptions(opts, func(kind byte, data []byte) error {
-		if kind == optKindTimestamp && len(data) == 8 {
-			binary.BigEndian.PutUint32(data, s.firstScriptTSVal+(aVal-s.firstActualTSVal))
+	for o, err := range tcpwire.EachOption(opts) {
+		if _, _, ok := o.Timestamp(); ok && err == nil {
+			binary.BigEndian.PutUint32(o.Data, s.firstScriptTSVal+(aVal-s.firstActualTSVal))
 		}
-		return nil
-	})
+	}
 	h := *p.tcp
 	h.options = opts
 	p.tcp = &h
@@ -121,52 +121,21 @@ func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
 
 // findTSVal returns the TS val of an option list.
 func findTSVal(opts []byte) (val uint32, ok bool) {
-	_ = walkOptions(opts, func(kind byte, data []byte) error {
-		if kind == optKindTimestamp && len(data) == 8 {
-			val, ok = binary.BigEndian.Uint32(data), true
+	for o, err := range tcpwire.EachOption(opts) {
+		if v, _, isTS := o.Timestamp(); isTS && err == nil {
+			val, ok = v, true
 		}
-		return nil
-	})
+	}
 	return val, ok
 }
 
-// flagString prints TCP flags the way scripts write them (tcpdump's order).
-func flagString(f uint16, ace bool) string {
-	var b strings.Builder
-	for _, x := range []struct {
-		bit uint16
-		c   byte
-	}{{flagFIN, 'F'}, {flagSYN, 'S'}, {flagRST, 'R'}, {flagPSH, 'P'}, {flagACK, '.'}, {flagURG, 'U'}} {
-		if f&x.bit != 0 {
-			b.WriteByte(x.c)
-		}
-	}
+// flagString prints TCP flags as the script wrote them: with an ACE
+// digit when it did.
+func flagString(f tcpwire.Flags, ace bool) string {
 	if ace {
-		n := 0
-		if f&flagECE != 0 {
-			n |= 1
-		}
-		if f&flagCWR != 0 {
-			n |= 2
-		}
-		if f&flagAE != 0 {
-			n |= 4
-		}
-		b.WriteByte(byte('0' + n))
-	} else {
-		for _, x := range []struct {
-			bit uint16
-			c   byte
-		}{{flagECE, 'E'}, {flagCWR, 'W'}, {flagAE, 'A'}} {
-			if f&x.bit != 0 {
-				b.WriteByte(x.c)
-			}
-		}
+		return f.ACEString()
 	}
-	if b.Len() == 0 {
-		return "-"
-	}
-	return b.String()
+	return f.String()
 }
 
 // compareHeaders compares the IP and transport headers.
@@ -289,8 +258,8 @@ func (e *engine) checkFlowLabel(sp *scriptPacket, s *socket, p *wirePacket) *fie
 // except a TS val (checked within the tolerance when --tcp_ts_tick_usecs is
 // set) and a TS ecr (never checked), as in the reference.
 func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket) []fieldDiff {
-	want, _ := decodeOptions(sp.options)
-	got, err := decodeOptions(p.tcp.options)
+	want, _ := tcpwire.ParseOptions(sp.options)
+	got, err := tcpwire.ParseOptions(p.tcp.options)
 	mismatch := func() []fieldDiff {
 		w := formatWireOptions(want)
 		if o := sp.ast.TCP.Options; o != nil && !o.Any {
@@ -308,23 +277,23 @@ func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket)
 	wild := optionWilds(sp, len(want))
 	for i := range want {
 		w, g := want[i], got[i]
-		if w.kind != g.kind {
+		if w.Kind != g.Kind {
 			return mismatch()
 		}
 		if wild[i]&(parser.WildValue|parser.WildCookie) != 0 {
 			continue // `mss *`, `wscale *`, `FO *`: present, any value
 		}
-		if w.kind == optKindTimestamp && wild[i]&parser.WildTSVal != 0 {
+		if w.Kind == tcpwire.OptKindTimestamp && wild[i]&parser.WildTSVal != 0 {
 			continue
 		}
-		switch w.kind {
-		case optKindEOL, optKindNOP:
-		case optKindTimestamp:
-			if e.cfg.TCPTSTickUsecs == 0 || len(w.data) != 8 || len(g.data) != 8 {
+		switch w.Kind {
+		case tcpwire.OptKindEOL, tcpwire.OptKindNOP:
+		case tcpwire.OptKindTimestamp:
+			if e.cfg.TCPTSTickUsecs == 0 || len(w.Data) != 8 || len(g.Data) != 8 {
 				continue
 			}
-			sv, av := seqnum(binary.BigEndian.Uint32(w.data)), seqnum(binary.BigEndian.Uint32(g.data))
-			dist := int64(av.dist(sv))
+			sv, av := tcpwire.Seq(binary.BigEndian.Uint32(w.Data)), tcpwire.Seq(binary.BigEndian.Uint32(g.Data))
+			dist := int64(av.Diff(sv))
 			if dist < 0 {
 				dist = -dist
 			}
@@ -332,7 +301,7 @@ func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket)
 				return []fieldDiff{{field: "TS val", want: fmt.Sprintf("%d (±%d µs)", uint32(sv), tol), got: fmt.Sprint(uint32(av))}}
 			}
 		default:
-			if w.len != g.len || !bytes.Equal(w.data, g.data) {
+			if w.Len != g.Len || !bytes.Equal(w.Data, g.Data) {
 				return []fieldDiff{{field: "option", want: describeOption(w), got: describeOption(g)}}
 			}
 		}
@@ -355,7 +324,7 @@ func optionWilds(sp *scriptPacket, n int) []parser.OptWild {
 }
 
 // formatWireOptions prints wire options in script syntax.
-func formatWireOptions(opts []wireOption) string {
+func formatWireOptions(opts []tcpwire.Option) string {
 	if len(opts) == 0 {
 		return "<>"
 	}
@@ -397,18 +366,18 @@ func (e *engine) actualToAST(sp *scriptPacket, p *wirePacket) *parser.Packet {
 	case p.tcp != nil:
 		t := p.tcp
 		tcp := &parser.TCP{Flags: flagString(t.flags, sp.ace), Seq: t.seq, Len: uint32(len(p.payload))}
-		if t.flags&flagACK != 0 || t.ack != 0 {
+		if t.flags&tcpwire.FlagACK != 0 || t.ack != 0 {
 			ack := t.ack
 			tcp.Ack = &ack
 		}
 		win := uint32(t.win)
 		tcp.Win = &win
-		if t.flags&flagURG != 0 || t.urg != 0 {
+		if t.flags&tcpwire.FlagURG != 0 || t.urg != 0 {
 			urg := uint32(t.urg)
 			tcp.Urg = &urg
 		}
 		if len(t.options) > 0 {
-			opts, _ := decodeOptions(t.options)
+			opts, _ := tcpwire.ParseOptions(t.options)
 			tcp.Options, _ = optionsToAST(opts)
 		}
 		out.TCP = tcp

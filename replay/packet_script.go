@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -49,7 +50,7 @@ type scriptPacket struct {
 	srcPort, dstPort uint16
 
 	// TCP.
-	flags      uint16
+	flags      tcpwire.Flags
 	ace        bool // the flags were written as an AccECN ACE count
 	seq, ack   uint32
 	payloadLen int
@@ -70,7 +71,7 @@ type scriptPacket struct {
 	echoedLen          int
 }
 
-func (sp *scriptPacket) isSyn() bool { return sp.flags&flagSYN != 0 }
+func (sp *scriptPacket) isSyn() bool { return sp.flags&tcpwire.FlagSYN != 0 }
 
 // compilePacket checks and compiles a packet line for a wire of the given
 // IP family.
@@ -159,58 +160,9 @@ func (sp *scriptPacket) compileIPInfo(in *parser.IPInfo) error {
 	return nil
 }
 
-// parseTCPFlags reads the flags of a packet line: "-" for none, otherwise
-// letters of ".FSRPEWAU" and at most one ACE digit (not mixed with E, W, A).
-func parseTCPFlags(s string) (flags uint16, ace bool, err error) {
-	if s == "-" || s == "" {
-		return 0, false, nil
-	}
-	hasECN := false
-	for _, c := range s {
-		switch c {
-		case '.':
-			flags |= flagACK
-		case 'F':
-			flags |= flagFIN
-		case 'S':
-			flags |= flagSYN
-		case 'R':
-			flags |= flagRST
-		case 'P':
-			flags |= flagPSH
-		case 'U':
-			flags |= flagURG
-		case 'E', 'W', 'A':
-			if ace {
-				return 0, false, fmt.Errorf("conflicting TCP flag: '%c'", c)
-			}
-			hasECN = true
-			flags |= map[rune]uint16{'E': flagECE, 'W': flagCWR, 'A': flagAE}[c]
-		case '0', '1', '2', '3', '4', '5', '6', '7':
-			if hasECN || ace {
-				return 0, false, fmt.Errorf("conflicting TCP flag: '%c'", c)
-			}
-			ace = true
-			n := c - '0'
-			if n&1 != 0 {
-				flags |= flagECE
-			}
-			if n&2 != 0 {
-				flags |= flagCWR
-			}
-			if n&4 != 0 {
-				flags |= flagAE
-			}
-		default:
-			return 0, false, fmt.Errorf("invalid TCP flag: '%c'", c)
-		}
-	}
-	return flags, ace, nil
-}
-
 func (sp *scriptPacket) compileTCP(t *parser.TCP) error {
 	var err error
-	sp.flags, sp.ace, err = parseTCPFlags(t.Flags)
+	sp.flags, sp.ace, err = tcpwire.ParseFlags(t.Flags)
 	if err != nil {
 		return err
 	}

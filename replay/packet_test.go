@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -39,7 +40,7 @@ func TestEncodeOptions(t *testing.T) {
 			if tc.err {
 				return
 			}
-			opts, err := decodeOptions(got)
+			opts, err := tcpwire.ParseOptions(got)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,39 +52,13 @@ func TestEncodeOptions(t *testing.T) {
 	}
 }
 
-func TestParseTCPFlags(t *testing.T) {
-	tests := []struct {
-		in    string
-		flags uint16
-		ace   bool
-		err   bool
-	}{
-		{"S.", flagSYN | flagACK, false, false},
-		{"-", 0, false, false},
-		{"FP.", flagFIN | flagPSH | flagACK, false, false},
-		{"SEW", flagSYN | flagECE | flagCWR, false, false},
-		{"S.5", flagSYN | flagACK | flagECE | flagAE, true, false},
-		{"E5", 0, false, true},
-		{"X", 0, false, true},
-	}
-	for _, tc := range tests {
-		f, ace, err := parseTCPFlags(tc.in)
-		if (err != nil) != tc.err || !tc.err && (f != tc.flags || ace != tc.ace) {
-			t.Errorf("%q: got %#x %v %v", tc.in, f, ace, err)
-		}
-		if !tc.err && tc.in != "-" && flagString(f, ace) != tc.in && tc.in != "SEW" {
-			t.Errorf("%q printed back as %q", tc.in, flagString(f, ace))
-		}
-	}
-}
-
 // samplePacket is an IPv4 TCP segment with options and payload.
 func samplePacket() []byte {
 	b := make([]byte, 20+32+100)
 	ipHeader(b, false, len(b), 0, 0, 64, protoTCP, netip.MustParseAddr("192.168.0.1"), netip.MustParseAddr("192.0.2.1"))
 	t := b[20:]
 	t[12] = 8 << 4
-	t[13] = flagACK | flagPSH
+	t[13] = byte(tcpwire.FlagACK | tcpwire.FlagPSH)
 	copy(t[20:], []byte{1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2})
 	fillChecksums(b)
 	return b
@@ -94,7 +69,7 @@ func TestDecodePacket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.tcp == nil || len(p.payload) != 100 || len(p.tcp.options) != 12 || !p.ipSumOK || p.tcp.flags != flagACK|flagPSH {
+	if p.tcp == nil || len(p.payload) != 100 || len(p.tcp.options) != 12 || !p.ipSumOK || p.tcp.flags != tcpwire.FlagACK|tcpwire.FlagPSH {
 		t.Errorf("decoded %+v %+v", p, p.tcp)
 	}
 	for _, bad := range [][]byte{nil, {0x45}, {0x60, 0, 0}, samplePacket()[:30]} {
@@ -106,14 +81,14 @@ func TestDecodePacket(t *testing.T) {
 
 func FuzzDecodePacket(f *testing.F) {
 	f.Add(samplePacket())
-	f.Add(kernelTCP(flagSYN|flagACK, 1, 1, 100, []byte{2, 4, 5, 0xb4}, 0))
+	f.Add(kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, 1, 1, 100, []byte{2, 4, 5, 0xb4}, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := decodePacket(b)
 		if err != nil {
 			return
 		}
 		if p.tcp != nil {
-			opts, _ := decodeOptions(p.tcp.options)
+			opts, _ := tcpwire.ParseOptions(p.tcp.options)
 			optionsToAST(opts)
 		}
 	})

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // IP protocol numbers.
@@ -19,26 +21,13 @@ const (
 	protoICMPv6 = 58
 )
 
-// TCP flag bits as they sit in the 16 bits after the data offset nibble.
-const (
-	flagFIN = 0x001
-	flagSYN = 0x002
-	flagRST = 0x004
-	flagPSH = 0x008
-	flagACK = 0x010
-	flagURG = 0x020
-	flagECE = 0x040
-	flagCWR = 0x080
-	flagAE  = 0x100
-)
-
 // tcpHeader is a decoded TCP header.
 type tcpHeader struct {
 	srcPort, dstPort uint16
 	seq, ack         uint32
 	doff             int // header length in 32-bit words
 	res              int // the three reserved bits
-	flags            uint16
+	flags            tcpwire.Flags
 	win              uint16
 	checksum         uint16
 	urg              uint16
@@ -101,7 +90,7 @@ func decodePacket(b []byte) (*wirePacket, error) {
 		p.tos, p.ttl, p.proto = b[1], b[8], b[9]
 		p.src = netip.AddrFrom4([4]byte(b[12:16]))
 		p.dst = netip.AddrFrom4([4]byte(b[16:20]))
-		p.ipSumOK = checksum(b[:p.ipHdrLen], 0) == 0
+		p.ipSumOK = tcpwire.Checksum(b[:p.ipHdrLen], 0) == 0
 		l4 = b[p.ipHdrLen:total]
 	case 6:
 		if len(b) < 40 {
@@ -136,7 +125,7 @@ func decodePacket(b []byte) (*wirePacket, error) {
 			ack:     binary.BigEndian.Uint32(l4[8:]),
 			doff:    int(l4[12] >> 4),
 			res:     int(l4[12]>>1) & 7,
-			flags:   uint16(l4[12]&1)<<8 | uint16(l4[13]),
+			flags:   tcpwire.Flags(l4[12]&1)<<8 | tcpwire.Flags(l4[13]),
 			win:     binary.BigEndian.Uint16(l4[14:]),
 			urg:     binary.BigEndian.Uint16(l4[18:]),
 		}
@@ -180,37 +169,6 @@ func (p *wirePacket) ports() (src, dst uint16) {
 	return 0, 0
 }
 
-// checksum is the Internet checksum of b added to an initial sum.
-func checksum(b []byte, initial uint32) uint16 {
-	sum := initial
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
-// pseudoHeaderSum is the sum of the TCP/UDP/ICMPv6 pseudo header.
-func pseudoHeaderSum(src, dst netip.Addr, proto uint8, length int) uint32 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-	}
-	add(src.AsSlice())
-	add(dst.AsSlice())
-	sum += uint32(proto)
-	sum += uint32(length)
-	return sum
-}
-
 // fillChecksums computes the IP header checksum and the transport checksum
 // of a packet built by the engine.
 func fillChecksums(b []byte) {
@@ -226,7 +184,7 @@ func fillChecksums(b []byte) {
 	} else {
 		hdr = int(b[0]&0x0f) * 4
 		b[10], b[11] = 0, 0
-		binary.BigEndian.PutUint16(b[10:], checksum(b[:hdr], 0))
+		binary.BigEndian.PutUint16(b[10:], tcpwire.Checksum(b[:hdr], 0))
 		src = netip.AddrFrom4([4]byte(b[12:16]))
 		dst = netip.AddrFrom4([4]byte(b[16:20]))
 		proto = b[9]
@@ -235,16 +193,16 @@ func fillChecksums(b []byte) {
 	switch proto {
 	case protoTCP:
 		l4[16], l4[17] = 0, 0
-		binary.BigEndian.PutUint16(l4[16:], checksum(l4, pseudoHeaderSum(src, dst, proto, len(l4))))
+		binary.BigEndian.PutUint16(l4[16:], tcpwire.Checksum(l4, tcpwire.PseudoHeaderSum(src, dst, proto, len(l4))))
 	case protoUDP:
 		l4[6], l4[7] = 0, 0
-		binary.BigEndian.PutUint16(l4[6:], checksum(l4, pseudoHeaderSum(src, dst, proto, len(l4))))
+		binary.BigEndian.PutUint16(l4[6:], tcpwire.Checksum(l4, tcpwire.PseudoHeaderSum(src, dst, proto, len(l4))))
 	case protoICMP:
 		l4[2], l4[3] = 0, 0
-		binary.BigEndian.PutUint16(l4[2:], checksum(l4, 0))
+		binary.BigEndian.PutUint16(l4[2:], tcpwire.Checksum(l4, 0))
 	case protoICMPv6:
 		l4[2], l4[3] = 0, 0
-		binary.BigEndian.PutUint16(l4[2:], checksum(l4, pseudoHeaderSum(src, dst, proto, len(l4))))
+		binary.BigEndian.PutUint16(l4[2:], tcpwire.Checksum(l4, tcpwire.PseudoHeaderSum(src, dst, proto, len(l4))))
 	}
 }
 

@@ -3,7 +3,7 @@ package synth
 import (
 	"strings"
 
-	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -60,7 +60,7 @@ func ackBefore(a parser.Action, seq, ts uint32, hasTS bool) bool {
 	if !ok || in.Dir != parser.Inbound || in.TCP == nil || in.TCP.Len != 0 || in.TCP.Flags != "." || in.TCP.Ack == nil {
 		return false
 	}
-	if capture.Seq(seq).LessThan(capture.Seq(*in.TCP.Ack)) {
+	if tcpwire.Seq(seq).LessThan(tcpwire.Seq(*in.TCP.Ack)) {
 		return false
 	}
 	if in.TCP.Options == nil {
@@ -70,13 +70,13 @@ func ackBefore(a parser.Action, seq, ts uint32, hasTS bool) bool {
 		switch o.Kind {
 		case parser.OptSACK:
 			for _, blk := range o.SACK {
-				if capture.Seq(seq).LessThan(capture.Seq(blk.Right)) {
+				if tcpwire.Seq(seq).LessThan(tcpwire.Seq(blk.Right)) {
 					return false
 				}
 			}
 		case parser.OptTimestamp:
 			// TS values wrap as sequence numbers do.
-			if !hasTS || capture.Seq(ts).LessThan(capture.Seq(o.TSEcr)) {
+			if !hasTS || tcpwire.Seq(ts).LessThan(tcpwire.Seq(o.TSEcr)) {
 				return false
 			}
 		}

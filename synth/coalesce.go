@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // maxGSOPayload bounds the payload of one injected GSO packet: its IP
@@ -30,7 +31,7 @@ const maxRun = 256
 // backlogFlags are the flags that keep a segment out of a coalesced run:
 // the kernel's backlog does not coalesce SYN, RST or URG segments
 // (tcp_add_backlog), and a FIN ends what the run can hold.
-const backlogFlags = capture.FlagSYN | capture.FlagRST | capture.FlagURG | capture.FlagFIN
+const backlogFlags = tcpwire.FlagSYN | tcpwire.FlagRST | tcpwire.FlagURG | tcpwire.FlagFIN
 
 // backlogRun returns the indexes of the inbound data segments, from
 // packet i on, that the captured kernel took as one, or nil. A kernel
@@ -102,7 +103,7 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 	// ACK (a duplicate ACK, which the replayed kernel sends too).
 	for _, k := range in[n:] {
 		q := &ps[k]
-		if q.Seq != end || q.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
+		if q.Seq != end || q.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen))
@@ -127,7 +128,7 @@ func (b *builder) edgeHeld(j int) bool {
 			return false
 		}
 		unit := int32(1) << b.localWScale
-		edge := func(p *capture.FlowPacket) capture.Seq { return p.Ack.Add(uint32(b.outWin(p)) << b.localWScale) }
+		edge := func(p *capture.FlowPacket) tcpwire.Seq { return p.Ack.Add(uint32(b.outWin(p)) << b.localWScale) }
 		d := edge(q).Diff(edge(a))
 		return -unit <= d && d <= unit
 	}
@@ -210,7 +211,7 @@ func (b *builder) ackingEach(j, size int) bool {
 			return false
 		}
 		for m := k - 1; m >= 0; m-- {
-			if q := &ps[m]; q.From == b.local && q.Flags.Has(capture.FlagACK) {
+			if q := &ps[m]; q.From == b.local && q.Flags.Has(tcpwire.FlagACK) {
 				return int(ps[k].Ack.Diff(q.Ack)) == size
 			}
 		}
@@ -256,7 +257,7 @@ func (b *builder) nextInOrder(p *capture.FlowPacket) bool {
 // coalescible reports whether p can be part of a coalesced run: data with
 // an ACK and none of backlogFlags.
 func coalescible(p *capture.FlowPacket) bool {
-	return p.PayloadLen > 0 && p.Flags.Has(capture.FlagACK) && p.Flags&backlogFlags == 0
+	return p.PayloadLen > 0 && p.Flags.Has(tcpwire.FlagACK) && p.Flags&backlogFlags == 0
 }
 
 // deferred reports whether packet i belongs to the pending coalesced run,
@@ -333,7 +334,7 @@ func (b *builder) inboundGroup(g []*capture.FlowPacket) {
 	}
 	b.closeWrite()
 	b.inSeen, b.lastInWin = true, last.Window
-	var fl capture.TCPFlags
+	var fl tcpwire.Flags
 	for _, q := range g {
 		fl |= q.Flags
 		b.trackInbound(q)
@@ -341,7 +342,7 @@ func (b *builder) inboundGroup(g []*capture.FlowPacket) {
 	pk := b.convert(last, true)
 	pk.TCP.Seq = rel(g[0].Seq, b.remoteISN)
 	pk.TCP.Len = uint32(last.Seq.Add(uint32(last.PayloadLen)).Diff(g[0].Seq))
-	pk.TCP.Flags = flagText(last.Flags | fl&capture.FlagPSH)
+	pk.TCP.Flags = flagText(last.Flags | fl&tcpwire.FlagPSH)
 	if b.fits(last, pk) {
 		b.emit(last.Time, pk)
 	}

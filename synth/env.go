@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -52,11 +53,11 @@ func (e *environment) addInit(cmd, why string) {
 // negotiation (tcp_ecn) and a Fast Open server (tcp_fastopen).
 func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
 	e := &b.env
-	ecn := capture.FlagECE | capture.FlagCWR
+	ecn := tcpwire.FlagECE | tcpwire.FlagCWR
 	switch {
 	case !b.server && syn.Flags&ecn == ecn:
 		e.addInit("sysctl -q net.ipv4.tcp_ecn=1", "The captured client asked for ECN (SYN with ECE and CWR): enable it.")
-	case b.server && !syn.Flags.Has(capture.FlagECE) && b.remoteSYN() != nil && b.remoteSYN().Flags&ecn == ecn:
+	case b.server && !syn.Flags.Has(tcpwire.FlagECE) && b.remoteSYN() != nil && b.remoteSYN().Flags&ecn == ecn:
 		e.addInit("sysctl -q net.ipv4.tcp_ecn=0", "The captured server ignored the client's ECN request: so does this one.")
 	}
 	if o := syn.Options(); !b.server && o.FastOpen && !o.FastOpenExp && o.CookieLen == 0 && syn.PayloadLen == 0 {
@@ -68,11 +69,11 @@ func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
 		b.setupSYNOptions(syn)
 	}
 	switch o := syn.Options(); {
-	case b.server && syn.Flags.Has(capture.FlagACK) && b.fastOpenChild(syn):
+	case b.server && syn.Flags.Has(tcpwire.FlagACK) && b.fastOpenChild(syn):
 		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x602 net.ipv4.tcp_fastopen_key="+packetdrillTFOKey,
 			"The captured server opened the connection with the SYN (Fast Open): accept SYN data on every listener, "+
 				"with or without a valid cookie; the key is packetdrill's defaults.sh one, so that its cookies are valid.")
-	case b.server && syn.Flags.Has(capture.FlagACK) && o.FastOpen && o.CookieLen > 0:
+	case b.server && syn.Flags.Has(tcpwire.FlagACK) && o.FastOpen && o.CookieLen > 0:
 		e.addInit("sysctl -q net.ipv4.tcp_fastopen=0x402 net.ipv4.tcp_fastopen_key="+packetdrillTFOKey,
 			"The captured server answered with a Fast Open cookie: a Fast Open server on every listener, cookies required "+
 				"(the cookie's value follows the server's secret key: the SYN-ACK expects one of any value).")
@@ -86,7 +87,7 @@ func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
 // handshake's options are checked as a set.
 func (b *builder) setupSYNOptions(syn *capture.FlowPacket) {
 	o := syn.Options()
-	var r capture.TCPOptions
+	var r tcpwire.Options
 	if rs := b.remoteSYNOrSYNACK(); rs != nil {
 		r = rs.Options()
 	}
@@ -121,10 +122,10 @@ func (b *builder) fastOpenChild(syn *capture.FlowPacket) bool {
 		b.dataFirst = -1
 		for i := range b.f.Packets {
 			p := &b.f.Packets[i]
-			if p.From == b.remote && p.Flags.Has(capture.FlagACK) && !p.Flags.Has(capture.FlagSYN) {
+			if p.From == b.remote && p.Flags.Has(tcpwire.FlagACK) && !p.Flags.Has(tcpwire.FlagSYN) {
 				break
 			}
-			if p.From == b.local && p.PayloadLen > 0 && !p.Flags.Has(capture.FlagSYN) {
+			if p.From == b.local && p.PayloadLen > 0 && !p.Flags.Has(tcpwire.FlagSYN) {
 				b.dataFirst = 1
 				break
 			}
@@ -143,7 +144,7 @@ func (b *builder) remoteSYNData(syn *capture.FlowPacket) bool {
 // remoteSYNOrSYNACK returns the remote side's first SYN or SYN-ACK, or nil.
 func (b *builder) remoteSYNOrSYNACK() *capture.FlowPacket {
 	for i := range b.f.Packets {
-		if p := &b.f.Packets[i]; p.From == b.remote && p.Flags.Has(capture.FlagSYN) {
+		if p := &b.f.Packets[i]; p.From == b.remote && p.Flags.Has(tcpwire.FlagSYN) {
 			return p
 		}
 	}
@@ -157,7 +158,7 @@ func (b *builder) remoteSYN() *capture.FlowPacket {
 		b.remoteSYNAt = -1
 		for i := range b.f.Packets {
 			p := &b.f.Packets[i]
-			if p.From == b.remote && p.Flags.Has(capture.FlagSYN) && !p.Flags.Has(capture.FlagACK) {
+			if p.From == b.remote && p.Flags.Has(tcpwire.FlagSYN) && !p.Flags.Has(tcpwire.FlagACK) {
 				b.remoteSYNAt = i + 1
 				break
 			}
@@ -281,7 +282,7 @@ func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
 		if p.From == b.remote && p.PayloadLen >= 128 {
 			grown = true
 		}
-		if p.From != b.local || p.Flags.Has(capture.FlagSYN) || !p.Flags.Has(capture.FlagACK) || p.Flags.Has(capture.FlagRST) {
+		if p.From != b.local || p.Flags.Has(tcpwire.FlagSYN) || !p.Flags.Has(tcpwire.FlagACK) || p.Flags.Has(tcpwire.FlagRST) {
 			continue
 		}
 		win := int64(p.Window) << wscale
@@ -350,7 +351,7 @@ func smallBuffer(win, mss int64, ts bool) int64 {
 func (b *builder) localSYN() *capture.FlowPacket {
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
-		if p.From == b.local && p.Flags.Has(capture.FlagSYN) {
+		if p.From == b.local && p.Flags.Has(tcpwire.FlagSYN) {
 			return p
 		}
 	}
@@ -363,7 +364,7 @@ func (b *builder) localSYN() *capture.FlowPacket {
 // SYN-ACK of a script with pcap2pkt's rules: what a handshake negotiates
 // is the kernel's decision (values that follow a secret are written `*`).
 func (b *builder) exactOptions(p *capture.FlowPacket) bool {
-	return b.opts.Strict || (b.useTS && p.Options().HasTS) || (!b.opts.Exact && p.Flags.Has(capture.FlagSYN))
+	return b.opts.Strict || (b.useTS && p.Options().HasTS) || (!b.opts.Exact && p.Flags.Has(tcpwire.FlagSYN))
 }
 
 // rcvbufCall emits the SO_RCVBUF setsockopt the application made, if any.
@@ -383,17 +384,17 @@ func (b *builder) rcvbufCall(fd int64) {
 // reproduces too). A FIN is never held.
 func (b *builder) noDelay() bool {
 	var high highMark
-	var una, sml capture.Seq
+	var una, sml tcpwire.Seq
 	var acked, small bool
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
 		if p.From == b.remote {
-			if p.Flags.Has(capture.FlagACK) && (!acked || una.LessThan(p.Ack)) {
+			if p.Flags.Has(tcpwire.FlagACK) && (!acked || una.LessThan(p.Ack)) {
 				una, acked = p.Ack, true
 			}
 			continue
 		}
-		if p.PayloadLen == 0 || p.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
+		if p.PayloadLen == 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 			continue
 		}
 		end := p.Seq.Add(uint32(p.PayloadLen))
@@ -407,7 +408,7 @@ func (b *builder) noDelay() bool {
 		if m := b.segSize(p, b.local); m == 0 || p.PayloadLen >= m {
 			continue
 		}
-		if small && acked && una.LessThan(sml) && !p.Flags.Has(capture.FlagFIN) {
+		if small && acked && una.LessThan(sml) && !p.Flags.Has(tcpwire.FlagFIN) {
 			return true
 		}
 		sml, small = end, true
@@ -431,12 +432,12 @@ func (b *builder) noDelayCall(at time.Time, fd int64) {
 // the application ended a record between them (MSG_EOR).
 func (b *builder) uncollapsedRetrans() bool {
 	var high highMark
-	var prevEnd capture.Seq
+	var prevEnd tcpwire.Seq
 	var prev bool
 	prevLen := 0
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
-		if p.From != b.local || p.PayloadLen == 0 || p.Flags&(capture.FlagSYN|capture.FlagRST|capture.FlagFIN) != 0 {
+		if p.From != b.local || p.PayloadLen == 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST|tcpwire.FlagFIN) != 0 {
 			continue
 		}
 		end := p.Seq.Add(uint32(p.PayloadLen))

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -53,7 +53,7 @@ func (b *builder) fillsEarly() {
 			continue
 		}
 		ack := *p.TCP.Ack
-		if hole && capture.Seq(holeStart).LessThan(capture.Seq(ack)) {
+		if hole && tcpwire.Seq(holeStart).LessThan(tcpwire.Seq(ack)) {
 			hole = false
 			shift += b.moveEarlier(i, holeAt.Add(min(e.at.Sub(holeAt), rtt/8)))
 			continue
@@ -92,7 +92,7 @@ func sacksAbove(p *parser.Packet, ack uint32) bool {
 			continue
 		}
 		for _, blk := range o.SACK {
-			if capture.Seq(ack).LessThan(capture.Seq(blk.Left)) {
+			if tcpwire.Seq(ack).LessThan(tcpwire.Seq(blk.Left)) {
 				return true
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -89,12 +90,12 @@ func (b *builder) killingICMP() int {
 func resetACKAt(f *capture.Flow, local capture.Side) int {
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.From == local || p.Flags.Has(capture.FlagSYN) {
+		if p.From == local || p.Flags.Has(tcpwire.FlagSYN) {
 			continue
 		}
 		for j := i + 1; j < len(f.Packets); j++ {
 			if q := &f.Packets[j]; q.From == local {
-				if q.Flags&(capture.FlagRST|capture.FlagACK) == capture.FlagRST {
+				if q.Flags&(tcpwire.FlagRST|tcpwire.FlagACK) == tcpwire.FlagRST {
 					return i
 				}
 				return -1

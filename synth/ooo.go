@@ -1,6 +1,6 @@
 package synth
 
-import "github.com/pcap2pkt/pcap2pkt/capture"
+import "github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 
 // outOfOrder holds the remote's segments that came in ahead of a hole,
 // until the data before them arrives. It is a min-heap on where they start
@@ -11,14 +11,14 @@ import "github.com/pcap2pkt/pcap2pkt/capture"
 // square of its packets.
 type outOfOrder struct {
 	spans []span
-	base  capture.Seq
+	base  tcpwire.Seq
 }
 
 func (o *outOfOrder) len() int { return len(o.spans) }
 
 // push adds the segment s, which starts ahead of next, the receiver's next
 // expected sequence number.
-func (o *outOfOrder) push(s span, next capture.Seq) {
+func (o *outOfOrder) push(s span, next tcpwire.Seq) {
 	if len(o.spans) == 0 {
 		o.base = next
 	}
@@ -36,7 +36,7 @@ func (o *outOfOrder) push(s span, next capture.Seq) {
 // fill takes out the segments that start at or before next, the
 // receiver's next expected sequence number, and returns where the data
 // received in order now ends and how many bytes that adds to next.
-func (o *outOfOrder) fill(next capture.Seq) (capture.Seq, int64) {
+func (o *outOfOrder) fill(next tcpwire.Seq) (tcpwire.Seq, int64) {
 	var adv int64
 	for len(o.spans) > 0 && o.spans[0].start.LessThanEq(next) {
 		if s := o.spans[0]; next.LessThan(s.end) {

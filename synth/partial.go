@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -96,16 +97,16 @@ func (b *builder) fabricateHandshake() {
 
 // guessISN returns one less than the earliest sequence number of side s
 // that the capture shows (its first segment, or the peer's first ack).
-func guessISN(f *capture.Flow, s capture.Side) capture.Seq {
-	var first capture.Seq
+func guessISN(f *capture.Flow, s capture.Side) tcpwire.Seq {
+	var first tcpwire.Seq
 	var seen bool
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		var v capture.Seq
+		var v tcpwire.Seq
 		switch {
 		case p.From == s:
 			v = p.Seq
-		case p.Flags.Has(capture.FlagACK):
+		case p.Flags.Has(tcpwire.FlagACK):
 			v = p.Ack
 		default:
 			continue
@@ -144,7 +145,7 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 	at := -1
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.From == capture.SideB && p.Flags.Has(capture.FlagSYN) && p.Flags.Has(capture.FlagACK) {
+		if p.From == capture.SideB && p.Flags.Has(tcpwire.FlagSYN) && p.Flags.Has(tcpwire.FlagACK) {
 			at = i
 			break
 		}
@@ -159,28 +160,28 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 		mss = guessMSS6
 	}
 	// In the order and alignment Linux writes a SYN's options.
-	raw := []byte{capture.OptKindMSS, 4, byte(mss >> 8), byte(mss)}
+	raw := []byte{tcpwire.OptKindMSS, 4, byte(mss >> 8), byte(mss)}
 	guessed := []string{fmt.Sprintf("MSS %d", mss), fmt.Sprintf("window %d", guessSYNWin)}
 	switch {
 	case o.HasTS:
 		if o.SACKOK {
-			raw = append(raw, capture.OptKindSACKOK, 2)
+			raw = append(raw, tcpwire.OptKindSACKOK, 2)
 		} else {
-			raw = append(raw, capture.OptKindNOP, capture.OptKindNOP)
+			raw = append(raw, tcpwire.OptKindNOP, tcpwire.OptKindNOP)
 		}
-		raw = append(raw, capture.OptKindTimestamp, 10)
+		raw = append(raw, tcpwire.OptKindTimestamp, 10)
 		raw = binary.BigEndian.AppendUint32(raw, o.TSEcr)
 		raw = binary.BigEndian.AppendUint32(raw, 0)
 	case o.SACKOK:
-		raw = append(raw, capture.OptKindNOP, capture.OptKindNOP, capture.OptKindSACKOK, 2)
+		raw = append(raw, tcpwire.OptKindNOP, tcpwire.OptKindNOP, tcpwire.OptKindSACKOK, 2)
 	}
 	if o.HasWScale {
-		raw = append(raw, capture.OptKindNOP, capture.OptKindWScale, 3, guessWScale)
+		raw = append(raw, tcpwire.OptKindNOP, tcpwire.OptKindWScale, 3, guessWScale)
 		guessed = append(guessed, fmt.Sprintf("window scale %d", guessWScale))
 	}
 	syn := capture.FlowPacket{
 		Time: sa.Time, From: capture.SideA, IPVersion: sa.IPVersion, TTL: 64, DF: sa.DF,
-		Seq: sa.Ack - 1, Flags: capture.FlagSYN, Window: guessSYNWin, ChecksumState: capture.ChecksumGood,
+		Seq: sa.Ack - 1, Flags: tcpwire.FlagSYN, Window: guessSYNWin, ChecksumState: capture.ChecksumGood,
 	}
 	if err := syn.SetOptions(raw); err != nil {
 		return f, ""

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -46,7 +46,7 @@ func (b *builder) acksBeforeProbe() {
 	head := 0
 	defer func() { b.nodes.inFlight = flight[:0] }()
 	var (
-		una   capture.Seq
+		una   tcpwire.Seq
 		armed time.Time // the latest transmission or ACK of new data
 		srtt  time.Duration
 		shift time.Duration
@@ -60,7 +60,7 @@ func (b *builder) acksBeforeProbe() {
 		}
 		if p.Dir == parser.Outbound {
 			if p.TCP.Len > 0 && !strings.ContainsAny(p.TCP.Flags, "SR") {
-				end := capture.Seq(p.TCP.Seq).Add(p.TCP.Len)
+				end := tcpwire.Seq(p.TCP.Seq).Add(p.TCP.Len)
 				flight = append(flight, sentData{end: end, at: e.at, resent: !e.fresh})
 				armed, quiet = e.at, e.fresh
 			} else {
@@ -71,7 +71,7 @@ func (b *builder) acksBeforeProbe() {
 		if p.TCP.Ack == nil || strings.ContainsAny(p.TCP.Flags, "SR") || head == len(flight) {
 			continue
 		}
-		ack := capture.Seq(*p.TCP.Ack)
+		ack := tcpwire.Seq(*p.TCP.Ack)
 		if !una.LessThan(ack) && una != 0 {
 			continue
 		}
@@ -111,7 +111,7 @@ func (b *builder) acksBeforeProbe() {
 // sentData is outbound data in flight: where it ends, when it left, and
 // whether it was sent before.
 type sentData struct {
-	end    capture.Seq
+	end    tcpwire.Seq
 	at     time.Time
 	resent bool
 }

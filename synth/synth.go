@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -240,13 +241,13 @@ type event struct {
 // a scan of a capture: data ending past it is new, data ending at or below
 // it a retransmission.
 type highMark struct {
-	end capture.Seq
+	end tcpwire.Seq
 	set bool
 }
 
 // advance reports whether data ending at end is new, and if so moves the
 // mark to end.
-func (h *highMark) advance(end capture.Seq) bool {
+func (h *highMark) advance(end tcpwire.Seq) bool {
 	if h.set && !h.end.LessThan(end) {
 		return false
 	}
@@ -255,7 +256,7 @@ func (h *highMark) advance(end capture.Seq) bool {
 }
 
 // span is a range of sequence space [start, end).
-type span struct{ start, end capture.Seq }
+type span struct{ start, end tcpwire.Seq }
 
 type builder struct {
 	f              *capture.Flow
@@ -263,8 +264,8 @@ type builder struct {
 	local, remote  capture.Side
 	server         bool // the local side received the SYN
 	refused        bool // the local side answered the SYN with a RST: nothing listens
-	localISN       capture.Seq
-	remoteISN      capture.Seq
+	localISN       tcpwire.Seq
+	remoteISN      tcpwire.Seq
 	mss            [2]int // MSS option from each side's SYN, 0 if unknown
 	localWScale    uint8  // the window scale the local side applies to its windows
 	useTS          bool   // both SYNs carried timestamps
@@ -277,7 +278,7 @@ type builder struct {
 	nextICMP       int    // the next of f.ICMP to inject
 	// notPushed holds where a local retransmission without PSH ended: no
 	// write ended there (see unpushedEnds).
-	notPushed map[capture.Seq]bool
+	notPushed map[tcpwire.Seq]bool
 	// heldBack is the index of the local side's last new data segment when
 	// it shows that its write had more data than left (see lastUnpushed),
 	// or -1; moreQueued says the script's write holds that data.
@@ -286,7 +287,7 @@ type builder struct {
 	// What the local side sent, and what the remote acknowledged and
 	// SACKed so far, for anchored inbound times (see answers).
 	sent       []sentSeg
-	peerAck    capture.Seq
+	peerAck    tcpwire.Seq
 	peerAckSet bool
 	peerSacked spans
 	// localMD5 is 1 when a local segment carries an MD5 signature option
@@ -311,15 +312,15 @@ type builder struct {
 	lastReadN   int64
 	lastWriteN  int64
 
-	sndMax     capture.Seq // end of the highest local data sent
+	sndMax     tcpwire.Seq // end of the highest local data sent
 	finSent    bool
 	finRcvd    bool // the remote's FIN arrived in order
-	rcvNxt     capture.Seq
+	rcvNxt     tcpwire.Seq
 	rcvInit    bool
 	ooo        outOfOrder
 	unread     int64
 	urgAt      int64 // unread bytes before the remote's urgent byte, or -1 (see trackUrgent)
-	lastOutAck capture.Seq
+	lastOutAck tcpwire.Seq
 	lastOutWin uint16 // in scaled units (see outWin)
 	holding    bool   // the local side's window shows its application is not reading
 	outSeen    bool
@@ -350,8 +351,8 @@ type builder struct {
 	burst      *burst               // the expectation its segments are gathered into
 	tail       *writeTail           // the write's last expectation so far
 	ackedSince bool                 // an ACK came in since the write's last segment
-	writeEnd   capture.Seq          // where the open write\'s data ends
-	writeEnds  map[capture.Seq]bool // where the script\'s writes end (PSH goes there)
+	writeEnd   tcpwire.Seq          // where the open write\'s data ends
+	writeEnds  map[tcpwire.Seq]bool // where the script\'s writes end (PSH goes there)
 	prevTime   time.Time            // time of the previous captured packet
 	multiSeg   bool                 // an expectation holds more than one segment of data
 	writeN     int64
@@ -480,7 +481,7 @@ func (s *slab[T]) reset() {
 
 func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
-		fd: -1, listenFD: -1, urgAt: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[capture.Seq]bool{}}
+		fd: -1, listenFD: -1, urgAt: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[tcpwire.Seq]bool{}}
 	b.server = f.Local == capture.SideB
 	// Nearly every packet becomes a script packet, most with timestamps;
 	// about one in two a read or write too, which is an event as well.
@@ -497,7 +498,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	var ws [2]uint8
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.Flags.Has(capture.FlagSYN) {
+		if p.Flags.Has(tcpwire.FlagSYN) {
 			o := p.Options()
 			if o.HasMSS && b.mss[p.From] == 0 {
 				b.mss[p.From] = int(o.MSS)
@@ -546,10 +547,10 @@ func (b *builder) lastUnpushed() int {
 		if p.From != b.local {
 			continue
 		}
-		if p.Flags.Has(capture.FlagFIN) {
+		if p.Flags.Has(tcpwire.FlagFIN) {
 			return -1
 		}
-		if p.PayloadLen == 0 || p.Flags.Has(capture.FlagSYN) {
+		if p.PayloadLen == 0 || p.Flags.Has(tcpwire.FlagSYN) {
 			continue
 		}
 		if high.advance(p.Seq.Add(uint32(p.PayloadLen))) {
@@ -560,7 +561,7 @@ func (b *builder) lastUnpushed() int {
 		return -1
 	}
 	p := &b.f.Packets[last]
-	if p.Flags&(capture.FlagPSH|capture.FlagRST) != 0 || b.segSize(p, b.local) == 0 || b.short(p) {
+	if p.Flags&(tcpwire.FlagPSH|tcpwire.FlagRST) != 0 || b.segSize(p, b.local) == 0 || b.short(p) {
 		return -1
 	}
 	return last
@@ -573,20 +574,20 @@ func (b *builder) lastUnpushed() int {
 // carries it; the PSH of a first transmission says less: a TSO
 // super-segment carries one wherever it ends. So a super-segment with PSH
 // that ends where a retransmission without PSH ends is inside a write.
-func unpushedEnds(f *capture.Flow, local capture.Side) map[capture.Seq]bool {
-	var out map[capture.Seq]bool
+func unpushedEnds(f *capture.Flow, local capture.Side) map[tcpwire.Seq]bool {
+	var out map[tcpwire.Seq]bool
 	var high highMark
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.From != local || p.PayloadLen == 0 || p.Flags.Has(capture.FlagSYN) {
+		if p.From != local || p.PayloadLen == 0 || p.Flags.Has(tcpwire.FlagSYN) {
 			continue
 		}
 		end := p.Seq.Add(uint32(p.PayloadLen))
 		switch {
 		case high.advance(end):
-		case !p.Flags.Has(capture.FlagPSH):
+		case !p.Flags.Has(tcpwire.FlagPSH):
 			if out == nil {
-				out = map[capture.Seq]bool{}
+				out = map[tcpwire.Seq]bool{}
 			}
 			out[end] = true
 		}
@@ -602,7 +603,7 @@ func refusedSYN(f *capture.Flow, local capture.Side) bool {
 		if p.From != local {
 			continue
 		}
-		return p.Flags.Has(capture.FlagRST)
+		return p.Flags.Has(tcpwire.FlagRST)
 	}
 	return false
 }
@@ -615,19 +616,19 @@ func refusedSYN(f *capture.Flow, local capture.Side) bool {
 func teardownRST(f *capture.Flow, remote capture.Side) int {
 	n := len(f.Packets)
 	last := &f.Packets[n-1]
-	if n < 2 || last.From != remote || !last.Flags.Has(capture.FlagRST) {
+	if n < 2 || last.From != remote || !last.Flags.Has(tcpwire.FlagRST) {
 		return -1
 	}
-	var finEnd [2]capture.Seq
+	var finEnd [2]tcpwire.Seq
 	var fin, acked [2]bool
 	for i := range f.Packets[:n-1] {
 		p := &f.Packets[i]
-		if p.Flags.Has(capture.FlagFIN) && !fin[p.From] {
+		if p.Flags.Has(tcpwire.FlagFIN) && !fin[p.From] {
 			fin[p.From] = true
 			finEnd[p.From] = p.Seq.Add(uint32(p.PayloadLen) + 1)
 		}
 		o := p.From.Other()
-		if fin[o] && p.Flags.Has(capture.FlagACK) && finEnd[o].LessThanEq(p.Ack) {
+		if fin[o] && p.Flags.Has(tcpwire.FlagACK) && finEnd[o].LessThanEq(p.Ack) {
 			acked[o] = true
 		}
 	}
@@ -646,11 +647,11 @@ func closedInSYNSent(f *capture.Flow, local capture.Side) bool {
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		if p.From != local {
-			synack = synack || p.Flags.Has(capture.FlagSYN|capture.FlagACK)
+			synack = synack || p.Flags.Has(tcpwire.FlagSYN|tcpwire.FlagACK)
 			continue
 		}
 		if synack {
-			return p.Flags&(capture.FlagRST|capture.FlagACK) == capture.FlagRST
+			return p.Flags&(tcpwire.FlagRST|tcpwire.FlagACK) == tcpwire.FlagRST
 		}
 	}
 	return false
@@ -666,7 +667,7 @@ func shutdownFIN(f *capture.Flow, local capture.Side) int {
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		if p.From == local {
-			if at < 0 && p.Flags.Has(capture.FlagFIN) {
+			if at < 0 && p.Flags.Has(tcpwire.FlagFIN) {
 				at = i
 			}
 			continue
@@ -682,7 +683,7 @@ func shutdownFIN(f *capture.Flow, local capture.Side) int {
 		}
 		for j := i + 1; j < len(f.Packets); j++ {
 			if q := &f.Packets[j]; q.From == local {
-				if q.Flags.Has(capture.FlagRST) {
+				if q.Flags.Has(tcpwire.FlagRST) {
 					return -1
 				}
 				return at
@@ -797,7 +798,7 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	}
 	fl := p.Flags
 	switch {
-	case in && p.PayloadLen > 0 && !fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagRST) && b.unread < readChunk:
+	case in && p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagRST) && b.unread < readChunk:
 		return
 	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time.Sub(b.prevTime) >= toleranceUsecs*time.Microsecond:
 		// A delayed ACK: the application had not read yet, or its read
@@ -808,7 +809,7 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 		// unread. The application reads where the window opens again.
 		b.holding = true
 		return
-	case in && b.outSeen && (b.lastOutWin == 0 || b.holding) && !fl.Has(capture.FlagRST):
+	case in && b.outSeen && (b.lastOutWin == 0 || b.holding) && !fl.Has(tcpwire.FlagRST):
 		// The local side is not reading (it advertised less window, or
 		// none): it reads where the window opens again.
 		return
@@ -823,7 +824,7 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 // outWin returns the window field of outbound packet p in the units of the
 // connection's other packets: a SYN's window is not scaled.
 func (b *builder) outWin(p *capture.FlowPacket) uint16 {
-	if p.Flags.Has(capture.FlagSYN) {
+	if p.Flags.Has(tcpwire.FlagSYN) {
 		return p.Window >> b.localWScale
 	}
 	return p.Window
@@ -831,7 +832,7 @@ func (b *builder) outWin(p *capture.FlowPacket) uint16 {
 
 // pureACK reports whether p is an ACK without data, SYN, FIN or RST.
 func pureACK(p *capture.FlowPacket) bool {
-	return p.PayloadLen == 0 && p.Flags&(capture.FlagSYN|capture.FlagFIN|capture.FlagRST) == 0 && p.Flags.Has(capture.FlagACK)
+	return p.PayloadLen == 0 && p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && p.Flags.Has(tcpwire.FlagACK)
 }
 
 // windowUpdate reports whether the outbound pure ACK p only opens the window.
@@ -907,7 +908,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	closing := p.Window == 0 && (!b.inSeen || b.lastInWin != 0)
 	b.inSeen, b.lastInWin = true, p.Window
 	fl := p.Flags
-	if fl.Has(capture.FlagSYN) && !b.rcvInit {
+	if fl.Has(tcpwire.FlagSYN) && !b.rcvInit {
 		b.rcvNxt, b.rcvInit = p.Seq.Add(1), true
 	}
 	b.trackInbound(p)
@@ -921,20 +922,20 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 		b.zeroWin = len(b.events) - 1
 	}
 	switch {
-	case fl.Has(capture.FlagRST):
+	case fl.Has(tcpwire.FlagRST):
 		b.remoteReset(p)
-	case fl.Has(capture.FlagSYN) && fl.Has(capture.FlagACK) && !b.server:
+	case fl.Has(tcpwire.FlagSYN) && fl.Has(tcpwire.FlagACK) && !b.server:
 		b.established, b.toBlocking = true, true
 	case b.resetACK >= 0 && &b.f.Packets[b.resetACK] == p:
 		b.comment("The kernel answers with a bare RST: nothing completed the handshake (the request was gone).")
-	case b.server && !b.refused && b.fd < 0 && fl.Has(capture.FlagACK) && !fl.Has(capture.FlagSYN) && p.Ack == b.localISN.Add(1):
+	case b.server && !b.refused && b.fd < 0 && fl.Has(tcpwire.FlagACK) && !fl.Has(tcpwire.FlagSYN) && p.Ack == b.localISN.Add(1):
 		b.accept(p.Time)
 	}
 }
 
 // sentSeg is a local segment that occupies sequence space, as captured.
 type sentSeg struct {
-	start, end capture.Seq
+	start, end tcpwire.Seq
 	at         time.Time
 }
 
@@ -942,10 +943,10 @@ type sentSeg struct {
 // FIN), for the anchors of the packets that answer it.
 func (b *builder) noteSent(p *capture.FlowPacket) {
 	end := p.Seq.Add(uint32(p.PayloadLen))
-	if p.Flags.Has(capture.FlagSYN) {
+	if p.Flags.Has(tcpwire.FlagSYN) {
 		end = end.Add(1)
 	}
-	if p.Flags.Has(capture.FlagFIN) {
+	if p.Flags.Has(tcpwire.FlagFIN) {
 		end = end.Add(1)
 	}
 	if end != p.Seq {
@@ -959,10 +960,10 @@ func (b *builder) noteSent(p *capture.FlowPacket) {
 // its SYN-ACK acknowledges), which transmission of that byte it was (from
 // 1), and whether there is one. It also records what p acknowledged.
 func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
-	if !p.Flags.Has(capture.FlagACK) {
+	if !p.Flags.Has(tcpwire.FlagACK) {
 		return time.Time{}, 0, false
 	}
-	var x capture.Seq
+	var x tcpwire.Seq
 	found := false
 	if !b.peerAckSet || b.peerAck.LessThan(p.Ack) {
 		x, found = p.Ack.Add(^uint32(0)), true
@@ -970,7 +971,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	}
 	o := p.Options()
 	for _, blk := range o.SACK[:min(int(o.NumSACK), len(o.SACK))] {
-		l, r := capture.Seq(blk.Left), capture.Seq(blk.Right)
+		l, r := tcpwire.Seq(blk.Left), tcpwire.Seq(blk.Right)
 		if b.peerSacked.covers(l, r) {
 			continue
 		}
@@ -996,7 +997,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 type spans []span
 
 // covers reports whether the union of the spans covers [l, r).
-func (ss spans) covers(l, r capture.Seq) bool {
+func (ss spans) covers(l, r tcpwire.Seq) bool {
 	at := l
 	for progress := true; progress && at.LessThan(r); {
 		progress = false
@@ -1016,7 +1017,7 @@ func (ss spans) covers(l, r capture.Seq) bool {
 // the handshake's handling.)
 func (b *builder) md5Dropped(p *capture.FlowPacket) bool {
 	const md5Len = 18
-	if p.Flags.Has(capture.FlagSYN) || len(p.RawOptions()) < md5Len || !p.Options().MD5 {
+	if p.Flags.Has(tcpwire.FlagSYN) || len(p.RawOptions()) < md5Len || !p.Options().MD5 {
 		return false
 	}
 	if b.localMD5 == 0 {
@@ -1038,7 +1039,7 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 	if !b.rcvInit {
 		return
 	}
-	if p.Flags.Has(capture.FlagSYN) {
+	if p.Flags.Has(tcpwire.FlagSYN) {
 		// Data in a SYN counts only once the SYN-ACK acknowledges it (a
 		// Fast Open server takes it; others drop it): see outbound.
 		return
@@ -1049,13 +1050,13 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 		b.trackData(p, seq, end)
 	}
 	// The FIN takes the sequence number after the data once it is in order.
-	if p.Flags.Has(capture.FlagFIN) && end == b.rcvNxt {
+	if p.Flags.Has(tcpwire.FlagFIN) && end == b.rcvNxt {
 		b.rcvNxt = b.rcvNxt.Add(1)
 		b.finRcvd = true
 	}
 }
 
-func (b *builder) trackData(p *capture.FlowPacket, seq, end capture.Seq) {
+func (b *builder) trackData(p *capture.FlowPacket, seq, end tcpwire.Seq) {
 	if m := b.segSize(p, b.remote); m > 0 && p.PayloadLen > m {
 		b.count.bigIn++
 	}
@@ -1082,8 +1083,8 @@ func (b *builder) trackData(p *capture.FlowPacket, seq, end capture.Seq) {
 // takes the byte before the urgent pointer out of band: a read never
 // returns it, and stops before it when it has copied data already
 // (tcp_recvmsg).
-func (b *builder) trackUrgent(p *capture.FlowPacket, end capture.Seq) {
-	if !p.Flags.Has(capture.FlagURG) || p.Urgent == 0 {
+func (b *builder) trackUrgent(p *capture.FlowPacket, end tcpwire.Seq) {
+	if !p.Flags.Has(tcpwire.FlagURG) || p.Urgent == 0 {
 		return
 	}
 	u := p.Seq.Add(uint32(p.Urgent) - 1)
@@ -1134,7 +1135,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	fl := p.Flags
 	b.probe(i, p)
 	seq := p.Seq
-	if fl.Has(capture.FlagSYN) {
+	if fl.Has(tcpwire.FlagSYN) {
 		seq = seq.Add(1)
 	}
 	if !b.outSeen {
@@ -1142,7 +1143,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	}
 	end := seq.Add(uint32(p.PayloadLen))
 	var fresh int64
-	if p.PayloadLen > 0 && !fl.Has(capture.FlagSYN) {
+	if p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) {
 		if b.sndMax.LessThan(end) {
 			start := seq
 			if start.LessThan(b.sndMax) {
@@ -1154,12 +1155,12 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			b.comment("The kernel retransmits (its own timer or fast retransmit).")
 		}
 	}
-	if fl.Has(capture.FlagSYN) && b.outSeen {
+	if fl.Has(tcpwire.FlagSYN) && b.outSeen {
 		b.comment("The kernel retransmits its SYN.")
 	}
-	timer := (p.PayloadLen > 0 && fresh == 0) || (fl.Has(capture.FlagSYN) && b.outSeen) ||
-		(fl.Has(capture.FlagFIN) && b.finSent) || (p.PayloadLen == 0 && b.outSeen && p.Seq == b.sndMax-1)
-	blocking := b.toBlocking && (fresh > 0 || fl.Has(capture.FlagFIN) || fl.Has(capture.FlagRST))
+	timer := (p.PayloadLen > 0 && fresh == 0) || (fl.Has(tcpwire.FlagSYN) && b.outSeen) ||
+		(fl.Has(tcpwire.FlagFIN) && b.finSent) || (p.PayloadLen == 0 && b.outSeen && p.Seq == b.sndMax-1)
+	blocking := b.toBlocking && (fresh > 0 || fl.Has(tcpwire.FlagFIN) || fl.Has(tcpwire.FlagRST))
 	if blocking {
 		b.switchToBlocking(p.Time)
 	}
@@ -1176,18 +1177,18 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			b.moreQueued = true
 		}
 	}
-	if fl.Has(capture.FlagFIN) && !b.finSent {
+	if fl.Has(tcpwire.FlagFIN) && !b.finSent {
 		b.finSent = true
 		b.localFIN(p)
 	}
-	if fl&(capture.FlagRST|capture.FlagACK) == capture.FlagRST && b.fd >= 0 && !b.closed {
+	if fl&(tcpwire.FlagRST|tcpwire.FlagACK) == tcpwire.FlagRST && b.fd >= 0 && !b.closed {
 		// A bare RST answers a segment that matched no socket: the
 		// connection was gone already (no close makes one: the kernel's
 		// active reset carries an ACK).
 		b.comment("A bare RST: the connection was gone already (the kernel answers so a segment that matches no socket).")
 		b.closed = true
 	}
-	if fl.Has(capture.FlagRST) && b.fd >= 0 && !b.closed {
+	if fl.Has(tcpwire.FlagRST) && b.fd >= 0 && !b.closed {
 		b.flushRead()
 		b.call(p.Time, "setsockopt", 0, num(b.fd), word("SOL_SOCKET"), word("SO_LINGER"), &parser.Linger{OnOff: 1, Linger: 0}, num(8))
 		b.call(p.Time, "close", 0, num(b.fd))
@@ -1207,9 +1208,9 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			// end), and where the captured one had it: Linux 6.18, resending
 			// two segments of a write that RACK had marked lost, set PSH on
 			// the second, in the capture and in its replays alike.
-			fl := p.Flags &^ capture.FlagPSH
-			if b.writeEnds[end] || p.Flags.Has(capture.FlagPSH) {
-				fl |= capture.FlagPSH
+			fl := p.Flags &^ tcpwire.FlagPSH
+			if b.writeEnds[end] || p.Flags.Has(tcpwire.FlagPSH) {
+				fl |= tcpwire.FlagPSH
 			}
 			pk.TCP.Flags = flagText(fl)
 		}
@@ -1251,12 +1252,12 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if b.toBlocking && pureACK(p) {
 		b.switchToBlocking(p.Time)
 	}
-	if fl.Has(capture.FlagSYN|capture.FlagACK) && b.rcvInit && b.rcvNxt.LessThan(p.Ack) && p.Ack.Diff(b.rcvNxt) < 1<<16 {
+	if fl.Has(tcpwire.FlagSYN|tcpwire.FlagACK) && b.rcvInit && b.rcvNxt.LessThan(p.Ack) && p.Ack.Diff(b.rcvNxt) < 1<<16 {
 		// The SYN-ACK takes the data of the SYN.
 		b.unread += int64(p.Ack.Diff(b.rcvNxt))
 		b.rcvNxt = p.Ack
 	}
-	if b.server && b.fd < 0 && !b.refused && b.acceptICMP < 0 && fl.Has(capture.FlagSYN|capture.FlagACK) && b.fastOpenChild(p) {
+	if b.server && b.fd < 0 && !b.refused && b.acceptICMP < 0 && fl.Has(tcpwire.FlagSYN|tcpwire.FlagACK) && b.fastOpenChild(p) {
 		// With Fast Open the connection is accepted with the SYN's data,
 		// before the handshake completes; after the ICMP error that ended
 		// it, if one did (see killingICMP).
@@ -1264,7 +1265,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			b.accept(p.Time)
 		}
 	}
-	if b.closeInSYNSent && fl.Has(capture.FlagSYN) && !fl.Has(capture.FlagACK) && !b.closed {
+	if b.closeInSYNSent && fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagACK) && !b.closed {
 		b.comment("The kernel answers the SYN-ACK with a bare RST: the application closed the socket before it came.")
 		b.call(p.Time, "close", 0, num(b.fd))
 		b.closed = true
@@ -1279,7 +1280,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 // the window open it is a keepalive, which the script cannot ask for
 // without knowing the application's keepalive settings.
 func (b *builder) probe(i int, p *capture.FlowPacket) {
-	if p.PayloadLen != 0 || p.Flags&(capture.FlagSYN|capture.FlagFIN|capture.FlagRST) != 0 || !b.outSeen || p.Seq != b.sndMax-1 {
+	if p.PayloadLen != 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || !b.outSeen || p.Seq != b.sndMax-1 {
 		return
 	}
 	if b.inSeen && b.lastInWin != 0 {
@@ -1440,13 +1441,13 @@ func (b *builder) setWriteN() {
 // leaves long after the packet before it, so nothing in the protocol made
 // the kernel send it then (data sent right after an ACK was queued).
 func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
-	if last.Flags.Has(capture.FlagPSH) && !b.notPushed[last.Seq.Add(uint32(last.PayloadLen))] {
+	if last.Flags.Has(tcpwire.FlagPSH) && !b.notPushed[last.Seq.Add(uint32(last.PayloadLen))] {
 		return true
 	}
 	if b.short(last) {
 		return true
 	}
-	if b.ackedSince && b.short(p) && !p.Flags.Has(capture.FlagFIN) {
+	if b.ackedSince && b.short(p) && !p.Flags.Has(tcpwire.FlagFIN) {
 		// A short tail that left at an ACK: it waited for cwnd, or the
 		// application held it back (MSG_MORE, TCP_CORK) or wrote it then.
 		// Written at the ACK it leaves there in each case; joined, a replay
@@ -1543,7 +1544,7 @@ func scriptOptionBytes(tcp *parser.TCP) int {
 type burst struct {
 	pkt    *parser.Packet
 	ev     *event
-	flags  capture.TCPFlags
+	flags  tcpwire.Flags
 	base   int // comments of ev before the gathering note
 	segs   int
 	optLen int // bytes of TCP options of the captured segments
@@ -1553,7 +1554,7 @@ type burst struct {
 // its captured flags.
 type writeTail struct {
 	pk    *parser.Packet
-	flags capture.TCPFlags
+	flags tcpwire.Flags
 }
 
 // markTail makes pk the last expectation of the latest write. The kernel
@@ -1561,18 +1562,18 @@ type writeTail struct {
 // writes end where it does not know the application's did: so the tail
 // expects PSH, and an expectation that stops being the tail does not. With
 // Strict, flags stay as captured.
-func (b *builder) markTail(pk *parser.Packet, flags capture.TCPFlags) {
+func (b *builder) markTail(pk *parser.Packet, flags tcpwire.Flags) {
 	if b.opts.Strict {
 		return
 	}
 	if t := b.tail; t != nil && t.pk != pk {
 		// The replay checks a gathered expectation with the flags of its
 		// last segment, which is inside the write now: no PSH.
-		t.pk.TCP.Flags = flagText(t.flags &^ capture.FlagPSH)
+		t.pk.TCP.Flags = flagText(t.flags &^ tcpwire.FlagPSH)
 	}
 	b.tail = &writeTail{pk, flags}
 	if !b.moreQueued {
-		flags |= capture.FlagPSH
+		flags |= tcpwire.FlagPSH
 	}
 	pk.TCP.Flags = flagText(flags)
 }
@@ -1587,7 +1588,7 @@ func (b *builder) markTail(pk *parser.Packet, flags capture.TCPFlags) {
 // captured.
 func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	u := b.burst
-	if b.opts.Strict || u == nil || b.events[len(b.events)-1] != u.ev || p.Flags&(capture.FlagSYN|capture.FlagRST) != 0 {
+	if b.opts.Strict || u == nil || b.events[len(b.events)-1] != u.ev || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 		return false
 	}
 	x, y := u.pkt.TCP, pk.TCP
@@ -1662,7 +1663,7 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 		Seq:   rel(p.Seq, seqBase),
 		Len:   uint32(p.PayloadLen),
 	}
-	if p.Flags.Has(capture.FlagACK) {
+	if p.Flags.Has(tcpwire.FlagACK) {
 		n.ack = rel(p.Ack, ackBase)
 		tcp.Ack = &n.ack
 	}
@@ -1670,7 +1671,7 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 		n.win = uint32(p.Window)
 		tcp.Win = &n.win
 	}
-	if p.Flags.Has(capture.FlagURG) {
+	if p.Flags.Has(tcpwire.FlagURG) {
 		u := uint32(p.Urgent)
 		tcp.Urg = &u
 	}
@@ -1690,7 +1691,7 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 	if opts, ok := b.tsOnly(raw); ok {
 		tcp.Options = opts
 		if in {
-			b.checkEcr(opts.List, p.Flags.Has(capture.FlagACK))
+			b.checkEcr(opts.List, p.Flags.Has(tcpwire.FlagACK))
 		}
 		return pk
 	}
@@ -1707,7 +1708,7 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 		tcp.Options = &parser.TCPOptions{List: list}
 	}
 	if in {
-		b.checkEcr(list, p.Flags.Has(capture.FlagACK))
+		b.checkEcr(list, p.Flags.Has(tcpwire.FlagACK))
 	}
 	return pk
 }
@@ -1742,12 +1743,12 @@ type packetNodes struct {
 // every packet needs one.
 var flagTexts = func() (t [1 << 9]string) {
 	for i := range t {
-		t[i] = capture.TCPFlags(i).String()
+		t[i] = tcpwire.Flags(i).String()
 	}
 	return t
 }()
 
-func flagText(f capture.TCPFlags) string {
+func flagText(f tcpwire.Flags) string {
 	if int(f) < len(flagTexts) {
 		return flagTexts[f]
 	}

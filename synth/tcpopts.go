@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -43,8 +43,8 @@ type tsNodes struct {
 // SACK blocks are made relative to sackBase (the ISN of the side whose data
 // they acknowledge), as the reference reads them. Options the script
 // language cannot express are left out and described in the returned notes.
-func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []string) {
-	list, err := capture.ParseOptions(raw)
+func convertOptions(raw []byte, sackBase tcpwire.Seq) ([]*parser.TCPOption, []string) {
+	list, err := tcpwire.ParseOptions(raw)
 	// One backing array for the options of a packet: a capture has millions.
 	slab := make([]parser.TCPOption, 0, len(list))
 	add := func(o parser.TCPOption) *parser.TCPOption {
@@ -59,46 +59,46 @@ func convertOptions(raw []byte, sackBase capture.Seq) ([]*parser.TCPOption, []st
 	for _, o := range list {
 		v := o.Data
 		switch o.Kind {
-		case capture.OptKindNOP:
+		case tcpwire.OptKindNOP:
 			out = append(out, add(parser.TCPOption{Kind: parser.OptNOP}))
-		case capture.OptKindEOL:
+		case tcpwire.OptKindEOL:
 			out = append(out, add(parser.TCPOption{Kind: parser.OptEOL}))
-		case capture.OptKindMSS:
+		case tcpwire.OptKindMSS:
 			if len(v) != 2 {
 				notes = append(notes, fmt.Sprintf("mss option of length %d left out", o.Len))
 				continue
 			}
 			out = append(out, add(parser.TCPOption{Kind: parser.OptMSS, Value: int64(binary.BigEndian.Uint16(v))}))
-		case capture.OptKindWScale:
+		case tcpwire.OptKindWScale:
 			if len(v) != 1 {
 				notes = append(notes, fmt.Sprintf("wscale option of length %d left out", o.Len))
 				continue
 			}
 			out = append(out, add(parser.TCPOption{Kind: parser.OptWScale, Value: int64(v[0])}))
-		case capture.OptKindSACKOK:
+		case tcpwire.OptKindSACKOK:
 			out = append(out, add(parser.TCPOption{Kind: parser.OptSACKOK}))
-		case capture.OptKindSACK:
+		case tcpwire.OptKindSACK:
 			opt := add(parser.TCPOption{Kind: parser.OptSACK})
 			for i := 0; i+8 <= len(v); i += 8 {
-				l := capture.Seq(binary.BigEndian.Uint32(v[i:]))
-				r := capture.Seq(binary.BigEndian.Uint32(v[i+4:]))
+				l := tcpwire.Seq(binary.BigEndian.Uint32(v[i:]))
+				r := tcpwire.Seq(binary.BigEndian.Uint32(v[i+4:]))
 				opt.SACK = append(opt.SACK, parser.SACKBlock{Left: rel(l, sackBase), Right: rel(r, sackBase)})
 			}
 			out = append(out, opt)
-		case capture.OptKindTimestamp:
+		case tcpwire.OptKindTimestamp:
 			if len(v) != 8 {
 				notes = append(notes, fmt.Sprintf("timestamp option of length %d left out", o.Len))
 				continue
 			}
 			out = append(out, add(parser.TCPOption{Kind: parser.OptTimestamp,
 				TSVal: binary.BigEndian.Uint32(v), TSEcr: binary.BigEndian.Uint32(v[4:])}))
-		case capture.OptKindMD5:
+		case tcpwire.OptKindMD5:
 			out = append(out, add(parser.TCPOption{Kind: parser.OptMD5, Cookie: hex.EncodeToString(v)}))
-		case capture.OptKindFastOpen:
+		case tcpwire.OptKindFastOpen:
 			out = append(out, add(parser.TCPOption{Kind: parser.OptFastOpen, Cookie: hex.EncodeToString(v)}))
-		case capture.OptKindAccECN0, capture.OptKindAccECN1:
+		case tcpwire.OptKindAccECN0, tcpwire.OptKindAccECN1:
 			out = append(out, add(accECN(o.Kind, v)))
-		case capture.OptKindExp:
+		case tcpwire.OptKindExp:
 			if len(v) >= 2 && binary.BigEndian.Uint16(v) == expMagicFastOpen {
 				out = append(out, add(parser.TCPOption{Kind: parser.OptFastOpenExp, Cookie: hex.EncodeToString(v[2:])}))
 				continue
@@ -157,7 +157,7 @@ func optionsLen(list []*parser.TCPOption) int {
 // order, kind 174 e1b, ceb, e0b; each field is 3 bytes and may be absent.
 func accECN(kind uint8, v []byte) parser.TCPOption {
 	names := []string{"e0b", "ceb", "e1b"}
-	if kind == capture.OptKindAccECN1 {
+	if kind == tcpwire.OptKindAccECN1 {
 		names = []string{"e1b", "ceb", "e0b"}
 	}
 	opt := parser.TCPOption{Kind: parser.OptAccECN}
@@ -172,4 +172,4 @@ func accECN(kind uint8, v []byte) parser.TCPOption {
 }
 
 // rel returns s relative to base, wrapping as sequence numbers do.
-func rel(s, base capture.Seq) uint32 { return uint32(s - base) }
+func rel(s, base tcpwire.Seq) uint32 { return uint32(s - base) }

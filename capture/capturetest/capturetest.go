@@ -7,6 +7,9 @@ import (
 	"bufio"
 	"encoding/binary"
 	"io"
+	"net/netip"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // Config describes a generated capture: Flows TCP connections between
@@ -185,7 +188,7 @@ func record(b []byte, n int, src, dst [4]byte, sport, dport uint16, seq, ackn ui
 	binary.BigEndian.PutUint16(b[ip+4:], uint16(n))
 	b = append(b, src[:]...)
 	b = append(b, dst[:]...)
-	binary.BigEndian.PutUint16(b[ip+10:], ^fold(sum(b[ip:ip+20], 0)))
+	binary.BigEndian.PutUint16(b[ip+10:], tcpwire.Checksum(b[ip:ip+20], 0))
 	th := len(b)
 	b = binary.BigEndian.AppendUint16(b, sport)
 	b = binary.BigEndian.AppendUint16(b, dport)
@@ -196,27 +199,7 @@ func record(b []byte, n int, src, dst [4]byte, sport, dport uint16, seq, ackn ui
 	for i := range payload {
 		b = append(b, byte('a'+i%26))
 	}
-	ph := sum(src[:], 0)
-	ph = sum(dst[:], ph) + 6 + uint32(tcpLen)
-	binary.BigEndian.PutUint16(b[th+16:], ^fold(sum(b[th:], ph)))
+	ph := tcpwire.PseudoHeaderSum(netip.AddrFrom4(src), netip.AddrFrom4(dst), 6, tcpLen)
+	binary.BigEndian.PutUint16(b[th+16:], tcpwire.Checksum(b[th:], ph))
 	return b
-}
-
-// sum adds b to a ones' complement sum s.
-func sum(b []byte, s uint32) uint32 {
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	return s
-}
-
-// fold folds a ones' complement sum to 16 bits.
-func fold(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
 }

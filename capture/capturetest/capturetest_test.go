@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 func TestGenerate(t *testing.T) {
@@ -50,7 +51,7 @@ func TestWriteSegments(t *testing.T) {
 		if err != nil {
 			t.Fatalf("packet %d: %v", i+1, err)
 		}
-		if p.Src() != s.Src || p.Dst() != s.Dst || p.TCP.Seq != capture.Seq(s.Seq) || p.TCP.Window != s.Window ||
+		if p.Src() != s.Src || p.Dst() != s.Dst || p.TCP.Seq != tcpwire.Seq(s.Seq) || p.TCP.Window != s.Window ||
 			p.PayloadLen != s.Len || p.Truncated != s.Cut || !p.Time.Equal(captureStart.Add(s.At)) ||
 			!bytes.Equal(p.TCP.Options, s.Options) || p.TCP.ChecksumState != capture.ChecksumGood && !s.Cut {
 			t.Errorf("packet %d: %v %v seq %d win %d len %d cut %v at %v opts % x csum %v, want %+v", i+1, p.Src(), p.Dst(),

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // The fixed point: replay a script with --capture, synthesise a script
@@ -38,7 +39,7 @@ import (
 
 // segment is one (merged) segment in the comparable form.
 type segment struct {
-	flags    capture.TCPFlags
+	flags    tcpwire.Flags
 	seq, ack uint32 // relative to the sender's and the receiver's ISN
 	len      int
 }
@@ -68,11 +69,11 @@ func flowSegments(path string) ([2][]segment, error) {
 	if !fl.Handshake() {
 		return out, fmt.Errorf("%s: no complete handshake", path)
 	}
-	const noMerge = capture.FlagSYN | capture.FlagFIN | capture.FlagRST
+	const noMerge = tcpwire.FlagSYN | tcpwire.FlagFIN | tcpwire.FlagRST
 	var prev *capture.FlowPacket
 	for i := range fl.Packets {
 		p := &fl.Packets[i]
-		repeat := prev != nil && p.Flags.Has(capture.FlagRST) && prev.From == p.From &&
+		repeat := prev != nil && p.Flags.Has(tcpwire.FlagRST) && prev.From == p.From &&
 			prev.Flags == p.Flags && prev.Seq == p.Seq && prev.Ack == p.Ack
 		prev = p
 		if repeat {
@@ -83,7 +84,7 @@ func flowSegments(path string) ([2][]segment, error) {
 			dir = 1
 		}
 		s := segment{flags: p.Flags, seq: uint32(p.Seq - fl.ISN[p.From]), len: p.PayloadLen}
-		if p.Flags.Has(capture.FlagACK) {
+		if p.Flags.Has(tcpwire.FlagACK) {
 			s.ack = uint32(p.Ack - fl.ISN[p.From.Other()])
 		}
 		list := out[dir]

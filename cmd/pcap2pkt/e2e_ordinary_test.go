@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -231,7 +232,7 @@ func TestE2EOrdinary(t *testing.T) {
 		}
 		fin := false
 		for _, p := range flowsOf(t, sp)[0].Packets {
-			fin = fin || p.Flags.Has(capture.FlagFIN) && p.PayloadLen > 0
+			fin = fin || p.Flags.Has(tcpwire.FlagFIN) && p.PayloadLen > 0
 		}
 		if !fin {
 			t.Fatal("the capture has no FIN on data: the case was not reproduced")

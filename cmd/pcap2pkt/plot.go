@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/synth"
 	"github.com/urfave/cli/v2"
 	"gonum.org/v1/plot"
@@ -68,14 +69,14 @@ func graphOf(f *capture.Flow, role string) seqGraph {
 		}
 	}
 	t0 := f.Packets[0].Time
-	var high capture.Seq
+	var high tcpwire.Seq
 	seen := false
 	for i := range f.Packets {
 		p := &f.Packets[i]
 		t := p.Time.Sub(t0).Seconds()
 		if p.From == s {
 			n := p.PayloadLen
-			if p.Flags.Has(capture.FlagSYN) || p.Flags.Has(capture.FlagFIN) {
+			if p.Flags.Has(tcpwire.FlagSYN) || p.Flags.Has(tcpwire.FlagFIN) {
 				n++
 			}
 			if n == 0 {
@@ -91,7 +92,7 @@ func graphOf(f *capture.Flow, role string) seqGraph {
 			}
 			continue
 		}
-		if p.Flags.Has(capture.FlagACK) {
+		if p.Flags.Has(tcpwire.FlagACK) {
 			ack := float64(uint32(p.Ack - isn))
 			g.acks = append(g.acks, plotter.XY{X: t, Y: ack})
 			g.window = append(g.window, plotter.XY{X: t, Y: ack + float64(uint32(p.Window)<<scale)})
@@ -100,7 +101,7 @@ func graphOf(f *capture.Flow, role string) seqGraph {
 	return g
 }
 
-func firstSeq(f *capture.Flow, s capture.Side) capture.Seq {
+func firstSeq(f *capture.Flow, s capture.Side) tcpwire.Seq {
 	for i := range f.Packets {
 		if f.Packets[i].From == s {
 			return f.Packets[i].Seq
@@ -112,7 +113,7 @@ func firstSeq(f *capture.Flow, s capture.Side) capture.Seq {
 func synWScale(f *capture.Flow, s capture.Side) (uint8, bool) {
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.From == s && p.Flags.Has(capture.FlagSYN) {
+		if p.From == s && p.Flags.Has(tcpwire.FlagSYN) {
 			o := p.Options()
 			return o.WScale, o.HasWScale
 		}
