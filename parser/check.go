@@ -149,14 +149,11 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 	if tcp.Win == nil && inbound {
 		report(tcp.Pos, "window must be specified for inbound packets")
 	}
-	n := 0
+	n := tcp.Options.WireLen()
 	if tcp.Options != nil && !tcp.Options.Any {
-		for _, o := range tcp.Options.List {
-			n += optionBytes(o)
-		}
 		switch {
-		case n > maxTCPOptionBytes:
-			report(tcp.Options.Pos, fmt.Sprintf("TCP option list too long: %d bytes, at most %d fit", n, maxTCPOptionBytes))
+		case n > tcpwire.MaxOptionBytes:
+			report(tcp.Options.Pos, fmt.Sprintf("TCP option list too long: %d bytes, at most %d fit", n, tcpwire.MaxOptionBytes))
 		case n%4 != 0:
 			report(tcp.Options.Pos, fmt.Sprintf("TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: %d excess bytes", n%4))
 		}
@@ -171,43 +168,6 @@ func packetErrors(pk *Packet, report func(Pos, string)) {
 // one IP datagram, counted with the smallest headers (IPv4 and TCP, 20
 // bytes each), as the family is known only when the script runs.
 func MaxSegmentBytes(optionBytes int) int { return maxDatagramBytes - 20 - 20 - optionBytes }
-
-// wildCookieBytes is the size taken for a cookie written `*`: Linux's
-// Fast Open cookies are 8 bytes (TCP_FASTOPEN_COOKIE_SIZE).
-const wildCookieBytes = 8
-
-// optionBytes is the size of a TCP option on the wire.
-func optionBytes(o *TCPOption) int {
-	switch o.Kind {
-	case OptNOP, OptEOL:
-		return 1
-	case OptMSS:
-		return 4
-	case OptWScale:
-		return 3
-	case OptSACKOK:
-		return 2
-	case OptSACK:
-		return 2 + 8*len(o.SACK)
-	case OptMD5:
-		return 2 + len(o.Cookie)/2
-	case OptTimestamp:
-		return 10
-	case OptFastOpen:
-		if o.Wild&WildCookie != 0 {
-			return 2 + wildCookieBytes
-		}
-		return 2 + len(o.Cookie)/2
-	case OptFastOpenExp:
-		if o.Wild&WildCookie != 0 {
-			return 4 + wildCookieBytes
-		}
-		return 4 + len(o.Cookie)/2
-	case OptAccECN:
-		return 2 + 3*len(o.AccECN)
-	}
-	return 0
-}
 
 // Check reports the static errors of a script: the reference's parse-time
 // semantic errors (so trees built by code are checked too), system calls

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // Config holds what the reference takes from its command line that
@@ -1295,9 +1297,9 @@ func (p *parser) parseTCPOption() *TCPOption {
 			o.TSEcr = uint32(e)
 		}
 	case OptFastOpen, OptFastOpenExp:
-		limit := maxTCPOptionBytes - 2
+		limit := tcpwire.MaxOptionBytes - 2
 		if o.Kind == OptFastOpenExp {
-			limit = maxTCPOptionBytes - 4
+			limit = tcpwire.MaxOptionBytes - 4
 		}
 		if p.wild(o, WildCookie) {
 			break
@@ -1329,9 +1331,6 @@ func (p *parser) wild(o *TCPOption, w OptWild) bool {
 	o.Wild |= w
 	return true
 }
-
-// maxTCPOptionBytes is the room for options in a TCP header.
-const maxTCPOptionBytes = 40
 
 func isHexString(s string) bool {
 	if len(s)%2 != 0 {

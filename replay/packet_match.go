@@ -323,19 +323,6 @@ func optionWilds(sp *scriptPacket, n int) []parser.OptWild {
 	return w
 }
 
-// formatWireOptions prints wire options in script syntax.
-func formatWireOptions(opts []tcpwire.Option) string {
-	if len(opts) == 0 {
-		return "<>"
-	}
-	l, unknown := optionsToAST(opts)
-	s := parser.FormatTCPOptions(l)
-	if len(unknown) > 0 {
-		s += " and " + strings.Join(unknown, ", ")
-	}
-	return s
-}
-
 // actualToAST describes a sniffed packet (numbers in script space) as a
 // script packet line, for messages.
 func (e *engine) actualToAST(sp *scriptPacket, p *wirePacket) *parser.Packet {

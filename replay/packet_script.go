@@ -196,7 +196,7 @@ func (sp *scriptPacket) compileTCP(t *parser.TCP) error {
 		}
 		sp.optionsAny = true
 	default:
-		sp.options, err = encodeOptions(t.Options.List)
+		sp.options, err = parser.EncodeTCPOptions(t.Options.List)
 		if err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ func TestEncodeOptions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := encodeOptions(tc.list)
+			got, err := parser.EncodeTCPOptions(tc.list)
 			if (err != nil) != tc.err {
 				t.Fatalf("err %v, want error %v", err, tc.err)
 			}

@@ -1521,22 +1521,13 @@ func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
 			p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
 		return false
 	}
-	if limit := parser.MaxSegmentBytes(scriptOptionBytes(pk.TCP)); int(pk.TCP.Len) > limit {
+	if limit := parser.MaxSegmentBytes(pk.TCP.Options.WireLen()); int(pk.TCP.Len) > limit {
 		b.count.tooLarge++
 		b.comment(fmt.Sprintf("Left out: packet %d, whose %d bytes of data are more than a script's packet holds (%d with its options).",
 			p.Index, pk.TCP.Len, limit))
 		return false
 	}
 	return true
-}
-
-// scriptOptionBytes is the size of tcp's option list as the script writes
-// it (none for <...>).
-func scriptOptionBytes(tcp *parser.TCP) int {
-	if tcp.Options == nil || tcp.Options.Any {
-		return 0
-	}
-	return optionsLen(tcp.Options.List)
 }
 
 // burst is the expectation that the segments of one write are gathered
@@ -1593,7 +1584,7 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	}
 	x, y := u.pkt.TCP, pk.TCP
 	if y.Seq != x.Seq+x.Len || x.Ack == nil || y.Ack == nil || *x.Ack != *y.Ack ||
-		len(p.RawOptions()) != u.optLen || int64(x.Len)+int64(y.Len) > int64(parser.MaxSegmentBytes(scriptOptionBytes(x))) {
+		len(p.RawOptions()) != u.optLen || int64(x.Len)+int64(y.Len) > int64(parser.MaxSegmentBytes(x.Options.WireLen())) {
 		// (A write's data beyond what one packet line holds goes on in an
 		// expectation of its own.)
 		return false

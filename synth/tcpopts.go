@@ -2,15 +2,11 @@ package synth
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
-
-// expMagicFastOpen is the ExID of the experimental Fast Open option.
-const expMagicFastOpen = 0xF989
 
 // tsOnly converts the option bytes of nearly every packet after the
 // handshake, NOP, NOP, timestamp, without the general parser's
@@ -57,58 +53,21 @@ func convertOptions(raw []byte, sackBase tcpwire.Seq) ([]*parser.TCPOption, []st
 		notes = append(notes, "malformed TCP options cut short: "+err.Error())
 	}
 	for _, o := range list {
-		v := o.Data
-		switch o.Kind {
-		case tcpwire.OptKindNOP:
-			out = append(out, add(parser.TCPOption{Kind: parser.OptNOP}))
-		case tcpwire.OptKindEOL:
-			out = append(out, add(parser.TCPOption{Kind: parser.OptEOL}))
-		case tcpwire.OptKindMSS:
-			if len(v) != 2 {
-				notes = append(notes, fmt.Sprintf("mss option of length %d left out", o.Len))
-				continue
-			}
-			out = append(out, add(parser.TCPOption{Kind: parser.OptMSS, Value: int64(binary.BigEndian.Uint16(v))}))
-		case tcpwire.OptKindWScale:
-			if len(v) != 1 {
-				notes = append(notes, fmt.Sprintf("wscale option of length %d left out", o.Len))
-				continue
-			}
-			out = append(out, add(parser.TCPOption{Kind: parser.OptWScale, Value: int64(v[0])}))
-		case tcpwire.OptKindSACKOK:
-			out = append(out, add(parser.TCPOption{Kind: parser.OptSACKOK}))
-		case tcpwire.OptKindSACK:
-			opt := add(parser.TCPOption{Kind: parser.OptSACK})
-			for i := 0; i+8 <= len(v); i += 8 {
-				l := tcpwire.Seq(binary.BigEndian.Uint32(v[i:]))
-				r := tcpwire.Seq(binary.BigEndian.Uint32(v[i+4:]))
-				opt.SACK = append(opt.SACK, parser.SACKBlock{Left: rel(l, sackBase), Right: rel(r, sackBase)})
-			}
-			out = append(out, opt)
-		case tcpwire.OptKindTimestamp:
-			if len(v) != 8 {
-				notes = append(notes, fmt.Sprintf("timestamp option of length %d left out", o.Len))
-				continue
-			}
-			out = append(out, add(parser.TCPOption{Kind: parser.OptTimestamp,
-				TSVal: binary.BigEndian.Uint32(v), TSEcr: binary.BigEndian.Uint32(v[4:])}))
-		case tcpwire.OptKindMD5:
-			out = append(out, add(parser.TCPOption{Kind: parser.OptMD5, Cookie: hex.EncodeToString(v)}))
-		case tcpwire.OptKindFastOpen:
-			out = append(out, add(parser.TCPOption{Kind: parser.OptFastOpen, Cookie: hex.EncodeToString(v)}))
-		case tcpwire.OptKindAccECN0, tcpwire.OptKindAccECN1:
-			out = append(out, add(accECN(o.Kind, v)))
-		case tcpwire.OptKindExp:
-			if len(v) >= 2 && binary.BigEndian.Uint16(v) == expMagicFastOpen {
-				out = append(out, add(parser.TCPOption{Kind: parser.OptFastOpenExp, Cookie: hex.EncodeToString(v[2:])}))
-				continue
-			}
-			notes = append(notes, fmt.Sprintf("experimental option (kind 254, %d bytes) left out: the script language has no form for it", o.Len))
-		default:
-			notes = append(notes, fmt.Sprintf("option kind %d (%d bytes) left out: the script language has no form for it", o.Kind, o.Len))
+		t, ok := parser.TCPOptionFromWire(o)
+		if !ok {
+			notes = append(notes, leftOut(o))
+			continue
 		}
+		for i, blk := range t.SACK {
+			t.SACK[i] = parser.SACKBlock{Left: rel(tcpwire.Seq(blk.Left), sackBase), Right: rel(tcpwire.Seq(blk.Right), sackBase)}
+		}
+		out = append(out, add(t))
 	}
-	if n := optionsLen(out); n%4 != 0 {
+	n := 0
+	for _, o := range out {
+		n += o.WireLen()
+	}
+	if n%4 != 0 {
 		pad := 4 - n%4
 		if len(out) > 0 && out[len(out)-1].Kind == parser.OptEOL {
 			// Bytes after an EOL are padding already: more EOLs keep that.
@@ -125,50 +84,20 @@ func convertOptions(raw []byte, sackBase tcpwire.Seq) ([]*parser.TCPOption, []st
 	return out, notes
 }
 
-// optionsLen is the length on the wire of an option list.
-func optionsLen(list []*parser.TCPOption) int {
-	n := 0
-	for _, o := range list {
-		switch o.Kind {
-		case parser.OptNOP, parser.OptEOL:
-			n++
-		case parser.OptMSS:
-			n += 4
-		case parser.OptWScale:
-			n += 3
-		case parser.OptSACKOK:
-			n += 2
-		case parser.OptSACK:
-			n += 2 + 8*len(o.SACK)
-		case parser.OptTimestamp:
-			n += 10
-		case parser.OptMD5, parser.OptFastOpen:
-			n += 2 + len(o.Cookie)/2
-		case parser.OptFastOpenExp:
-			n += 4 + len(o.Cookie)/2
-		case parser.OptAccECN:
-			n += 2 + 3*len(o.AccECN)
-		}
+// leftOut says why an option the script language cannot write is left
+// out.
+func leftOut(o tcpwire.Option) string {
+	switch o.Kind {
+	case tcpwire.OptKindMSS:
+		return fmt.Sprintf("mss option of length %d left out", o.Len)
+	case tcpwire.OptKindWScale:
+		return fmt.Sprintf("wscale option of length %d left out", o.Len)
+	case tcpwire.OptKindTimestamp:
+		return fmt.Sprintf("timestamp option of length %d left out", o.Len)
+	case tcpwire.OptKindExp:
+		return fmt.Sprintf("experimental option (kind 254, %d bytes) left out: the script language has no form for it", o.Len)
 	}
-	return n
-}
-
-// accECN converts an AccECN option: kind 172 counts e0b, ceb, e1b in that
-// order, kind 174 e1b, ceb, e0b; each field is 3 bytes and may be absent.
-func accECN(kind uint8, v []byte) parser.TCPOption {
-	names := []string{"e0b", "ceb", "e1b"}
-	if kind == tcpwire.OptKindAccECN1 {
-		names = []string{"e1b", "ceb", "e0b"}
-	}
-	opt := parser.TCPOption{Kind: parser.OptAccECN}
-	for i, name := range names {
-		if 3*i+3 > len(v) {
-			break
-		}
-		b := v[3*i:]
-		opt.AccECN = append(opt.AccECN, parser.AccECNField{Name: name, Value: uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])})
-	}
-	return opt
+	return fmt.Sprintf("option kind %d (%d bytes) left out: the script language has no form for it", o.Kind, o.Len)
 }
 
 // rel returns s relative to base, wrapping as sequence numbers do.
