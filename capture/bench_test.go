@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // The benchmark capture: 1,000,000 packets over 5,000 connections, 50 at a
@@ -33,7 +35,7 @@ func TestGenCapture(t *testing.T) {
 			t.Errorf("flow %d: %s, %d packets", f.Index, flowState(f), len(f.Packets))
 		}
 		for _, p := range f.Packets {
-			if p.ChecksumState != ChecksumGood {
+			if p.ChecksumState != tcpwire.ChecksumGood {
 				t.Fatalf("flow %d packet %d: checksum %v", f.Index, p.Index, p.ChecksumState)
 			}
 		}

@@ -243,12 +243,8 @@ func (d *decoder) gre(data []byte, p *Packet) outcome {
 
 // udp decodes the tunnels carried over UDP: VXLAN and Geneve by their
 // destination ports. Other UDP is not TCP.
-func (d *decoder) udp(data []byte, p *Packet) outcome {
-	if len(data) < 8 {
-		return outNonTCP
-	}
-	body := data[8:]
-	switch binary.BigEndian.Uint16(data[2:]) {
+func (d *decoder) udp(dstPort uint16, body []byte, p *Packet) outcome {
+	switch dstPort {
 	case portVXLAN:
 		// Flags (I set), reserved, VNI, reserved: an Ethernet frame follows.
 		if len(body) < 8 || body[0]&0x08 == 0 {
@@ -275,7 +271,8 @@ func (d *decoder) udp(data []byte, p *Packet) outcome {
 }
 
 // inner decodes what IP protocol proto carries in payload, for the
-// protocols that tunnel TCP: IP in IP, IPv6 in IP, GRE and UDP tunnels.
+// protocols that tunnel TCP in IP: IP in IP, IPv6 in IP and GRE (UDP
+// tunnels are udp's).
 func (d *decoder) inner(proto uint8, payload []byte, p *Packet) outcome {
 	switch proto {
 	case 4:
@@ -284,8 +281,6 @@ func (d *decoder) inner(proto uint8, payload []byte, p *Packet) outcome {
 		return d.tunnel(layers.LinkTypeIPv6, payload, p)
 	case 47:
 		return d.gre(payload, p)
-	case 17:
-		return d.udp(payload, p)
 	}
 	return outNonTCP
 }
@@ -399,44 +394,43 @@ func (d *decoder) nflog(data []byte, p *Packet) outcome {
 }
 
 func (d *decoder) ip4(data []byte, p *Packet) outcome {
-	if len(data) < 20 || data[0]>>4 != 4 {
-		return outShort
-	}
-	ihl := int(data[0]&0x0F) * 4
-	total := int(binary.BigEndian.Uint16(data[2:]))
-	if ihl < 20 || len(data) < ihl {
-		return outShort
-	}
-	if total == 0 {
-		// Large GSO/TSO (BIG TCP) super-segments leave total length 0;
-		// the captured bytes are then all there is to go on.
-		total = len(data)
-	}
-	if total < ihl {
-		return outShort
-	}
-	frag := binary.BigEndian.Uint16(data[6:])
-	h := &p.IP
-	h.Version = 4
-	h.TOS = data[1]
-	h.ID = binary.BigEndian.Uint16(data[4:])
-	h.DF = frag&0x4000 != 0
-	h.TTL = data[8]
-	h.FlowLabel = 0
-	h.Src = netip.AddrFrom4([4]byte(data[12:16]))
-	h.Dst = netip.AddrFrom4([4]byte(data[16:20]))
-	h.HeaderLen = ihl
-	h.TotalLen = total
-	if frag&0x3FFF != 0 {
+	return d.outcome(tcpwire.DecodeIPv4(data, &p.Datagram), data, p)
+}
+
+func (d *decoder) ip6(data []byte, p *Packet) outcome {
+	return d.outcome(tcpwire.DecodeIPv6(data, &p.Datagram), data, p)
+}
+
+// outcome tells TCP from the rest in what the datagram decoder found in
+// data, and goes into the tunnels that carry TCP.
+func (d *decoder) outcome(r tcpwire.Result, data []byte, p *Packet) outcome {
+	switch r {
+	case tcpwire.Fragment:
 		return outFragment
+	case tcpwire.Short:
+		return outShort
 	}
-	if data[9] == 1 && d.icmp {
-		return d.icmp4(data[ihl:min(total, len(data))], p)
+	switch proto := p.IP.Proto; proto {
+	case tcpwire.ProtoTCP:
+		if r == tcpwire.Decoded {
+			return outTCP
+		}
+	case tcpwire.ProtoICMP:
+		if r == tcpwire.Decoded && d.icmp {
+			return d.icmp4(p)
+		}
+	case tcpwire.ProtoUDP:
+		if r == tcpwire.Decoded {
+			return d.udp(p.UDP.DstPort, p.Payload, p)
+		}
+	case 4, 41, 47: // IP in IP, IPv6 in IP, GRE
+		end := min(p.IP.TotalLen, len(data))
+		if p.IP.HeaderLen > end {
+			return outShort
+		}
+		return d.inner(proto, data[p.IP.HeaderLen:end], p)
 	}
-	if data[9] != 6 {
-		return d.inner(data[9], data[ihl:min(total, len(data))], p)
-	}
-	return d.tcp(data, ihl, total, p)
+	return outNonTCP
 }
 
 // ICMPv4 error types whose message quotes the offending datagram (RFC 792)
@@ -451,24 +445,24 @@ const (
 // icmp4 decodes an ICMPv4 error whose quoted datagram is a TCP segment:
 // the quote holds its IP header and at least 8 bytes of TCP (ports and
 // sequence number). Anything else is outNonTCP, as without d.icmp.
-func (d *decoder) icmp4(msg []byte, p *Packet) outcome {
-	if len(msg) < 8+20 {
+func (d *decoder) icmp4(p *Packet) outcome {
+	in := p.Payload
+	if len(in) < 20 {
 		return outNonTCP
 	}
-	switch msg[0] {
+	switch p.ICMP.Type {
 	case icmpUnreachable, icmpTimeExceeded, icmpParamProblem:
 	default:
 		return outNonTCP
 	}
-	in := msg[8:]
 	ihl := int(in[0]&0x0F) * 4
-	if in[0]>>4 != 4 || in[9] != 6 || ihl < 20 || len(in) < ihl+8 {
+	if in[0]>>4 != 4 || in[9] != tcpwire.ProtoTCP || ihl < 20 || len(in) < ihl+8 {
 		return outNonTCP
 	}
 	e := &d.icmpErr
-	*e = ICMPError{Type: msg[0], Code: msg[1]}
+	*e = ICMPError{Type: p.ICMP.Type, Code: p.ICMP.Code}
 	if e.Type == icmpUnreachable && e.Code == icmpFragNeeded {
-		e.MTU = binary.BigEndian.Uint16(msg[6:])
+		e.MTU = uint16(p.ICMP.Rest)
 	}
 	tcp := in[ihl:]
 	e.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(in[12:16])), binary.BigEndian.Uint16(tcp))
@@ -479,124 +473,6 @@ func (d *decoder) icmp4(msg []byte, p *Packet) outcome {
 		hl = int(tcp[12]>>4) * 4
 	}
 	e.PayloadLen = max(int(binary.BigEndian.Uint16(in[2:]))-ihl-hl, 0)
-	p.ICMP = e
+	p.ICMPError = e
 	return outICMP
-}
-
-func (d *decoder) ip6(data []byte, p *Packet) outcome {
-	if len(data) < 40 || data[0]>>4 != 6 {
-		return outShort
-	}
-	vtf := binary.BigEndian.Uint32(data)
-	total := 40 + int(binary.BigEndian.Uint16(data[4:]))
-	if total == 40 && len(data) > 40 {
-		// Jumbogram or BIG TCP super-segment: payload length 0.
-		total = len(data)
-	}
-	h := &p.IP
-	h.Version = 6
-	h.TOS = uint8(vtf >> 20)
-	h.FlowLabel = vtf & 0xFFFFF
-	h.ID = 0
-	h.DF = false
-	h.TTL = data[7]
-	h.Src = netip.AddrFrom16([16]byte(data[8:24]))
-	h.Dst = netip.AddrFrom16([16]byte(data[24:40]))
-	h.TotalLen = total
-	next, off := data[6], 40
-	for {
-		switch next {
-		case 6:
-			h.HeaderLen = off
-			return d.tcp(data, off, total, p)
-		case 0, 43, 60: // hop-by-hop, routing, destination options
-			if len(data) < off+8 {
-				return outShort
-			}
-			next, off = data[off], off+(int(data[off+1])+1)*8
-		case 51: // AH
-			if len(data) < off+8 {
-				return outShort
-			}
-			next, off = data[off], off+(int(data[off+1])+2)*4
-		case 44: // fragment
-			if len(data) < off+8 {
-				return outShort
-			}
-			fo := binary.BigEndian.Uint16(data[off+2:])
-			h.ID = uint16(binary.BigEndian.Uint32(data[off+4:]))
-			if fo&0xFFF9 != 0 {
-				return outFragment
-			}
-			next, off = data[off], off+8
-		case 4, 41, 47, 17:
-			if off > min(total, len(data)) {
-				return outShort
-			}
-			return d.inner(next, data[off:min(total, len(data))], p)
-		default:
-			return outNonTCP
-		}
-		if off > total {
-			return outShort
-		}
-	}
-}
-
-// tcp decodes the TCP header at data[off:]; total is the datagram length
-// from the IP header, which may exceed len(data) when the snaplen cut it.
-func (d *decoder) tcp(data []byte, off, total int, p *Packet) outcome {
-	if total > len(data) {
-		p.Truncated = true
-	} else {
-		data = data[:total] // drop link-layer padding
-	}
-	if off+20 > len(data) {
-		return outShort
-	}
-	seg := data[off:]
-	t := &p.TCP
-	t.SrcPort = binary.BigEndian.Uint16(seg)
-	t.DstPort = binary.BigEndian.Uint16(seg[2:])
-	t.Seq = tcpwire.Seq(binary.BigEndian.Uint32(seg[4:]))
-	t.Ack = tcpwire.Seq(binary.BigEndian.Uint32(seg[8:]))
-	hl := int(seg[12]>>4) * 4
-	t.Flags = tcpwire.Flags(seg[13]) | tcpwire.Flags(seg[12]&1)<<8
-	t.Window = binary.BigEndian.Uint16(seg[14:])
-	t.Checksum = binary.BigEndian.Uint16(seg[16:])
-	t.Urgent = binary.BigEndian.Uint16(seg[18:])
-	if hl < 20 || off+hl > total {
-		return outShort
-	}
-	t.HeaderLen = hl
-	p.PayloadLen = total - off - hl
-	if len(seg) < hl {
-		t.Options = seg[20:]
-		p.Payload = seg[len(seg):]
-		t.ChecksumState = ChecksumUnknown
-		return outTCP
-	}
-	t.Options = seg[20:hl]
-	p.Payload = seg[hl:]
-	if p.Truncated {
-		t.ChecksumState = ChecksumUnknown
-	} else {
-		t.ChecksumState = checksumState(&p.IP, seg)
-	}
-	return outTCP
-}
-
-// checksumState verifies a whole TCP segment against the pseudo-header.
-func checksumState(h *IPHeader, seg []byte) ChecksumState {
-	ph := tcpwire.PseudoHeaderSum(h.Src, h.Dst, 6, len(seg))
-	if tcpwire.Checksum(seg, ph) == 0 {
-		return ChecksumGood
-	}
-	// CHECKSUM_PARTIAL: the stack stored the folded pseudo-header sum
-	// (not complemented) for the NIC to finish; capture sees it as is.
-	ck := binary.BigEndian.Uint16(seg[16:])
-	if ck != 0 && ck == tcpwire.Fold(ph) {
-		return ChecksumPartial
-	}
-	return ChecksumBad
 }

@@ -63,7 +63,7 @@ type FlowPacket struct {
 	Window        uint16
 	Urgent        uint16
 	Checksum      uint16
-	ChecksumState ChecksumState
+	ChecksumState tcpwire.ChecksumState
 	PayloadLen    int
 	Payload       []byte // first bytes of the payload (nil unless FlowOptions.PayloadBytes > 0)
 	optLen        uint8
@@ -119,7 +119,7 @@ type Flow struct {
 	RST      bool           // a RST was seen (either side)
 	ISN      [2]tcpwire.Seq // initial sequence numbers of A (from the SYN) and B (from the SYN-ACK)
 	HasISN   [2]bool        // whether ISN[i] is known
-	Checksum [2][4]int      // per side, packets per ChecksumState
+	Checksum [2][4]int      // per side, packets per tcpwire.ChecksumState
 
 	// LoopbackCopies counts packets dropped as the second copy of a
 	// loopback packet: on `-i any`, lo shows each packet outgoing, then
@@ -241,7 +241,7 @@ func NewTracker(opts FlowOptions) *Tracker {
 // An ICMP error goes to the flow of the segment it quotes, if that flow is
 // open; else Add returns nil.
 func (t *Tracker) Add(p *Packet) *Flow {
-	if e := p.ICMP; e != nil {
+	if e := p.ICMPError; e != nil {
 		f := t.table[MakeFlowKey(e.Src, e.Dst)]
 		if f == nil {
 			return nil

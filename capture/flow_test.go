@@ -27,7 +27,7 @@ type pk struct {
 	n        int // payload length
 	ttl      uint8
 	dir      Direction
-	ck       ChecksumState
+	ck       tcpwire.ChecksumState
 	tsVal    uint32
 	tsEcr    uint32
 }
@@ -39,12 +39,12 @@ func (x pk) packet(i int) *Packet {
 		ttl = 64
 	}
 	ck := x.ck
-	if ck == ChecksumUnknown {
-		ck = ChecksumGood
+	if ck == tcpwire.ChecksumUnknown {
+		ck = tcpwire.ChecksumGood
 	}
-	p := &Packet{Index: i + 1, Time: t0.Add(x.at), CaptureDir: x.dir, PayloadLen: x.n,
-		IP:  IPHeader{Version: 4, Src: s.Addr(), Dst: d.Addr(), TTL: ttl},
-		TCP: TCPHeader{SrcPort: s.Port(), DstPort: d.Port(), Seq: tcpwire.Seq(x.seq), Ack: tcpwire.Seq(x.ack), Flags: x.flags, ChecksumState: ck, Window: 1000}}
+	p := &Packet{Index: i + 1, Time: t0.Add(x.at), CaptureDir: x.dir, Datagram: tcpwire.Datagram{PayloadLen: x.n,
+		IP:  tcpwire.IPHeader{Version: 4, Proto: tcpwire.ProtoTCP, Src: s.Addr(), Dst: d.Addr(), TTL: ttl},
+		TCP: tcpwire.TCPHeader{SrcPort: s.Port(), DstPort: d.Port(), Seq: tcpwire.Seq(x.seq), Ack: tcpwire.Seq(x.ack), Flags: x.flags, ChecksumState: ck, Window: 1000}}}
 	if x.tsVal != 0 {
 		p.TCP.Options = []byte{1, 1, 8, 10, byte(x.tsVal >> 24), byte(x.tsVal >> 16), byte(x.tsVal >> 8), byte(x.tsVal), byte(x.tsEcr >> 24), byte(x.tsEcr >> 16), byte(x.tsEcr >> 8), byte(x.tsEcr)}
 	}
@@ -150,7 +150,7 @@ func TestLocalSide(t *testing.T) {
 	offload := conn(0, cli, srv, 1)
 	for i := range offload {
 		if offload[i].from == cli {
-			offload[i].ck = ChecksumPartial
+			offload[i].ck = tcpwire.ChecksumPartial
 		}
 	}
 	ttl := conn(0, cli, srv, 1)

@@ -63,7 +63,7 @@ func FuzzCapture(f *testing.F) {
 				}
 				break
 			}
-			if e := p.ICMP; e != nil {
+			if e := p.ICMPError; e != nil {
 				if p.Index <= last || e.PayloadLen < 0 || !e.Src.IsValid() || !e.Dst.IsValid() {
 					t.Fatalf("ICMP packet %d (after %d): %+v", p.Index, last, e)
 				}

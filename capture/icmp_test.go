@@ -86,7 +86,7 @@ func TestICMPErrors(t *testing.T) {
 		if err == io.EOF {
 			break
 		}
-		if err != nil || p.ICMP != nil {
+		if err != nil || p.ICMPError != nil {
 			t.Fatalf("%v %+v", err, p)
 		}
 		n++

@@ -168,11 +168,11 @@ func byChecksum(f *Flow) (Side, string, bool) {
 			n[p.From][p.ChecksumState]++
 		}
 	}
-	bad := func(s Side) int { return n[s][ChecksumPartial] + n[s][ChecksumBad] }
+	bad := func(s Side) int { return n[s][tcpwire.ChecksumPartial] + n[s][tcpwire.ChecksumBad] }
 	for _, s := range []Side{SideA, SideB} {
 		b := bad(s)
-		if b > 0 && bad(s.Other()) == 0 && n[s.Other()][ChecksumGood] > 0 {
-			return s, fmt.Sprintf("its checksums are unfilled (TX offload): %d of %d packets", b, b+n[s][ChecksumGood]), true
+		if b > 0 && bad(s.Other()) == 0 && n[s.Other()][tcpwire.ChecksumGood] > 0 {
+			return s, fmt.Sprintf("its checksums are unfilled (TX offload): %d of %d packets", b, b+n[s][tcpwire.ChecksumGood]), true
 		}
 	}
 	return 0, "", false

@@ -29,57 +29,6 @@ func (d Direction) String() string {
 	return "unknown"
 }
 
-// ChecksumState says what the TCP checksum of a captured segment shows.
-type ChecksumState uint8
-
-const (
-	ChecksumUnknown ChecksumState = iota // segment not captured whole (snaplen): cannot verify
-	ChecksumGood                         // verifies
-	ChecksumPartial                      // holds only the pseudo-header sum: TX offload (CHECKSUM_PARTIAL) on the capturing host
-	ChecksumBad                          // wrong (includes zero)
-)
-
-func (c ChecksumState) String() string {
-	switch c {
-	case ChecksumGood:
-		return "good"
-	case ChecksumPartial:
-		return "partial"
-	case ChecksumBad:
-		return "bad"
-	}
-	return "unknown"
-}
-
-// IPHeader holds the IPv4 or IPv6 fields of a packet.
-type IPHeader struct {
-	Version   uint8 // 4 or 6
-	Src, Dst  netip.Addr
-	TTL       uint8  // IPv4 TTL or IPv6 hop limit
-	TOS       uint8  // IPv4 TOS or IPv6 traffic class; the low two bits are ECN
-	FlowLabel uint32 // IPv6 only
-	ID        uint16 // IPv4 identification
-	DF        bool   // IPv4 don't-fragment
-	HeaderLen int    // bytes from the IP header start to the TCP header (IPv4 options, IPv6 extension headers included)
-	TotalLen  int    // datagram length from the header (IPv4 total length; IPv6 40 + payload length)
-}
-
-// ECN returns the ECN codepoint (the low two bits of TOS).
-func (h *IPHeader) ECN() uint8 { return h.TOS & 3 }
-
-// TCPHeader holds the TCP header fields of a packet.
-type TCPHeader struct {
-	SrcPort, DstPort uint16
-	Seq, Ack         tcpwire.Seq
-	Flags            tcpwire.Flags
-	Window           uint16
-	Urgent           uint16
-	Checksum         uint16
-	ChecksumState    ChecksumState
-	HeaderLen        int    // data offset in bytes (20..60)
-	Options          []byte // raw option bytes as captured (may be cut short if Truncated)
-}
-
 // Packet is one decoded TCP packet. Reader.Next returns the same *Packet on
 // every call, and Frame, Payload and TCP.Options point into the reader's buffer:
 // a caller that keeps anything beyond the next call to Next must copy it
@@ -94,14 +43,13 @@ type Packet struct {
 	Frame      []byte // the captured frame, link-layer header included; points into the reader's buffer
 	CapLen     int    // bytes captured of the frame
 	WireLen    int    // original frame length
-	Truncated  bool   // the snaplen cut part of the IP datagram (payload, or even TCP options)
-	IP         IPHeader
-	TCP        TCPHeader
-	PayloadLen int    // TCP payload length from the IP header (total length − headers), not from the captured bytes
-	Payload    []byte // captured payload bytes (≤ PayloadLen); points into the reader's buffer
-	// ICMP is set, and TCP is not, for an ICMPv4 error that quotes a TCP
-	// segment (only with Reader.ICMPErrors); it points into the reader.
-	ICMP *ICMPError
+	// Datagram is the decoded IP datagram: IP and TCP headers, payload.
+	// Truncated says the snaplen cut part of it (payload, or even TCP
+	// options); PayloadLen is the TCP payload's length from the IP header.
+	tcpwire.Datagram
+	// ICMPError is set, and TCP is not, for an ICMPv4 error that quotes a
+	// TCP segment (only with Reader.ICMPErrors); it points into the reader.
+	ICMPError *ICMPError
 }
 
 // ICMPError is an ICMP error message about a TCP segment: its type and

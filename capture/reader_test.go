@@ -133,7 +133,7 @@ func checkSYN(t *testing.T, p *Packet, v6 bool) {
 		t.Errorf("ip %+v", p.IP)
 	}
 	tc := &p.TCP
-	if tc.Seq != tcpwire.Seq(want.seq) || tc.Flags != want.flags || tc.Window != want.win || tc.ChecksumState != ChecksumGood {
+	if tc.Seq != tcpwire.Seq(want.seq) || tc.Flags != want.flags || tc.Window != want.win || tc.ChecksumState != tcpwire.ChecksumGood {
 		t.Errorf("tcp seq %d flags %v win %d checksum %v", tc.Seq, tc.Flags, tc.Window, tc.ChecksumState)
 	}
 	if p.PayloadLen != 5 || string(p.Payload) != "hello" || p.Truncated {
@@ -274,7 +274,7 @@ func TestSnaplenTruncation(t *testing.T) {
 			f := newPcap(layers.LinkTypeEthernet, le, false, uint32(tc.caplen))
 			f.add(t0, ether(ip), tc.caplen)
 			p, st := readOne(t, f.buf.Bytes())
-			if !p.Truncated || p.PayloadLen != 1000 || len(p.Payload) != tc.captured || len(p.TCP.Options) != tc.opts || p.TCP.ChecksumState != ChecksumUnknown {
+			if !p.Truncated || p.PayloadLen != 1000 || len(p.Payload) != tc.captured || len(p.TCP.Options) != tc.opts || p.TCP.ChecksumState != tcpwire.ChecksumUnknown {
 				t.Errorf("truncated %v payload %d/%d options %d checksum %v", p.Truncated, len(p.Payload), p.PayloadLen, len(p.TCP.Options), p.TCP.ChecksumState)
 			}
 			if st.Truncated != 1 {
@@ -331,7 +331,7 @@ func TestIPVariants(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if p.IP.HeaderLen != tc.hdr || p.TCP.ChecksumState != ChecksumGood || string(p.Payload) != "hello" {
+				if p.IP.HeaderLen != tc.hdr || p.TCP.ChecksumState != tcpwire.ChecksumGood || string(p.Payload) != "hello" {
 					t.Errorf("header len %d checksum %v payload %q", p.IP.HeaderLen, p.TCP.ChecksumState, p.Payload)
 				}
 				_, err = r.Next()
@@ -350,14 +350,14 @@ func TestChecksumPartial(t *testing.T) {
 	ip := synSpec(false).ip(t)
 	// Replace the checksum with the folded pseudo-header sum, as a sender
 	// with TX offload leaves it.
-	hdr := IPHeader{Version: 4, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.2")}
+	hdr := tcpwire.IPHeader{Version: 4, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("198.51.100.2")}
 	s, d := hdr.Src.As4(), hdr.Dst.As4()
 	ph := tcpwire.Sum(d[:], tcpwire.Sum(s[:], 0)) + 6 + uint32(len(ip)-20)
 	binary.BigEndian.PutUint16(ip[20+16:], tcpwire.Fold(ph))
 	f := newPcap(layers.LinkTypeRaw, le, false, 65535)
 	f.add(t0, ip, 0)
 	p, _ := readOne(t, f.buf.Bytes())
-	if p.TCP.ChecksumState != ChecksumPartial {
+	if p.TCP.ChecksumState != tcpwire.ChecksumPartial {
 		t.Errorf("checksum state %v, want partial", p.TCP.ChecksumState)
 	}
 }

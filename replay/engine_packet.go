@@ -55,7 +55,7 @@ func (e *engine) wireFamily() int {
 func (e *engine) socketForScriptPacket(sp *scriptPacket) (*socket, error) {
 	inbound := sp.ast.Dir == parser.Inbound
 	ut := e.underTest
-	if sp.proto == protoTCP {
+	if sp.proto == tcpwire.ProtoTCP {
 		if inbound && (ut == nil || ut.state == sockListening) {
 			return e.newPassiveSocket(sp)
 		}
@@ -70,7 +70,7 @@ func (e *engine) socketForScriptPacket(sp *scriptPacket) (*socket, error) {
 	if ut != nil && scriptPacketMatchesSocket(sp, ut) {
 		return ut, nil
 	}
-	if ut != nil && (sp.srcPort != 0 || sp.dstPort != 0) && (sp.proto == protoTCP || sp.proto == protoUDP) {
+	if ut != nil && (sp.srcPort != 0 || sp.dstPort != 0) && (sp.proto == tcpwire.ProtoTCP || sp.proto == tcpwire.ProtoUDP) {
 		return ut, nil
 	}
 	return nil, errors.New("no matching socket for script packet")
@@ -79,16 +79,16 @@ func (e *engine) socketForScriptPacket(sp *scriptPacket) (*socket, error) {
 // scriptPacketMatchesSocket reports whether the socket could send or
 // receive the packet.
 func scriptPacketMatchesSocket(sp *scriptPacket, s *socket) bool {
-	icmp := sp.proto == protoICMP || sp.proto == protoICMPv6
+	icmp := sp.proto == tcpwire.ProtoICMP || sp.proto == tcpwire.ProtoICMPv6
 	switch s.protocol {
 	case unix.IPPROTO_TCP:
-		return sp.proto == protoTCP || icmp
+		return sp.proto == tcpwire.ProtoTCP || icmp
 	case unix.IPPROTO_UDP:
-		return sp.proto == protoUDP || icmp
+		return sp.proto == tcpwire.ProtoUDP || icmp
 	case unix.IPPROTO_ICMP:
-		return sp.proto == protoICMP
+		return sp.proto == tcpwire.ProtoICMP
 	case unix.IPPROTO_ICMPV6:
-		return sp.proto == protoICMPv6
+		return sp.proto == tcpwire.ProtoICMPv6
 	}
 	return false
 }
@@ -116,7 +116,7 @@ func (e *engine) newPassiveSocket(sp *scriptPacket) (*socket, error) {
 
 // doInbound injects an inbound packet.
 func (e *engine) doInbound(sp *scriptPacket, s *socket) error {
-	if sp.proto == protoTCP {
+	if sp.proto == tcpwire.ProtoTCP {
 		switch {
 		case s.state == sockPassiveSynackSent && sp.flags&tcpwire.FlagACK != 0:
 			s.state = sockPassiveSynackAcked
@@ -126,7 +126,7 @@ func (e *engine) doInbound(sp *scriptPacket, s *socket) error {
 			s.live.remoteISN = sp.seq
 		}
 	}
-	if e.cfg.IsAnyIP && sp.proto != protoTCP {
+	if e.cfg.IsAnyIP && sp.proto != tcpwire.ProtoTCP {
 		s.live.remote.ip, s.live.local.ip = e.cfg.remoteAddr, e.cfg.localAddr
 		if s.live.remote.port == 0 {
 			s.live.remote.port = e.cfg.ConnectPort
@@ -251,23 +251,23 @@ func (e *engine) socketForLivePacket(p *wirePacket) *socket {
 		return nil
 	}
 	sport, dport := p.ports()
-	icmp := p.icmp != nil && (s.protocol == unix.IPPROTO_ICMP || s.protocol == unix.IPPROTO_ICMPV6)
+	icmp := p.isICMP() && (s.protocol == unix.IPPROTO_ICMP || s.protocol == unix.IPPROTO_ICMPV6)
 	lo, re := s.live.local, s.live.remote
-	if p.src == lo.ip && p.dst == re.ip && (icmp || sport == lo.port && dport == re.port) {
+	if p.IP.Src == lo.ip && p.IP.Dst == re.ip && (icmp || sport == lo.port && dport == re.port) {
 		return s
 	}
-	udp := p.udp != nil && s.protocol == unix.IPPROTO_UDP && s.state == sockActiveConnecting
+	udp := p.isUDP() && s.protocol == unix.IPPROTO_UDP && s.state == sockActiveConnecting
 	icmpConn := icmp && s.state == sockActiveConnecting
-	tcp := p.tcp != nil && p.tcp.flags&tcpwire.FlagSYN != 0 && p.tcp.flags&tcpwire.FlagACK == 0 && s.protocol == unix.IPPROTO_TCP && s.state == sockActiveSynSent
+	tcp := p.isTCP() && p.TCP.Flags&tcpwire.FlagSYN != 0 && p.TCP.Flags&tcpwire.FlagACK == 0 && s.protocol == unix.IPPROTO_TCP && s.state == sockActiveSynSent
 	if !udp && !tcp && !icmpConn {
 		return nil
 	}
-	if p.dst != s.live.remote.ip || (!icmpConn && dport != s.live.remote.port) {
+	if p.IP.Dst != s.live.remote.ip || (!icmpConn && dport != s.live.remote.port) {
 		return nil
 	}
-	s.live.local = endpoint{ip: p.src, port: sport}
-	if p.tcp != nil {
-		s.live.localISN = p.tcp.seq
+	s.live.local = endpoint{ip: p.IP.Src, port: sport}
+	if p.isTCP() {
+		s.live.localISN = uint32(p.TCP.Seq)
 	}
 	return s
 }
@@ -276,7 +276,7 @@ func (e *engine) socketForLivePacket(p *wirePacket) *socket {
 // do_outbound_script_packet): without --strict_segments, consecutive
 // segments are gathered until they carry the script's payload.
 func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
-	synack := sp.proto == protoTCP && sp.flags&tcpwire.FlagSYN != 0 && sp.flags&tcpwire.FlagACK != 0
+	synack := sp.proto == tcpwire.ProtoTCP && sp.flags&tcpwire.FlagSYN != 0 && sp.flags&tcpwire.FlagACK != 0
 	if s.state == sockPassivePacketRecvd && synack {
 		s.script.localISN = sp.seq
 	}
@@ -301,7 +301,7 @@ func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
 		if e.cfg.Verbose {
 			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
 		}
-		n := len(sn.p.payload)
+		n := len(sn.p.Payload)
 		if len(got) > 0 {
 			prev := got[len(got)-1]
 			if !sameTuple(prev.p, sn.p) {
@@ -361,13 +361,13 @@ func (e *engine) pullOne(es *eventState, s *socket, synack bool) (*sniffed, *eve
 // that came first under --pcap2pkt), and maps its TCP numbers into script
 // space.
 func (e *engine) learn(s *socket, sn *sniffed, synack bool) {
-	t := sn.p.tcp
+	t := sn.p.tcpHeader()
 	if t == nil {
 		return
 	}
-	if s.state == sockPassivePacketRecvd && (synack || e.outq != nil && t.flags&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN|tcpwire.FlagACK) {
+	if s.state == sockPassivePacketRecvd && (synack || e.outq != nil && t.Flags&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN|tcpwire.FlagACK) {
 		s.state = sockPassiveSynackSent
-		s.live.localISN = t.seq
+		s.live.localISN = uint32(t.Seq)
 	}
 	h := *t
 	s.lastOutbound = &h
@@ -381,51 +381,51 @@ func (e *engine) liveUsecs(t time.Time) int64 {
 
 // toScriptSeq maps a sniffed TCP header's seq, ack and SACK blocks into
 // script space.
-func (s *socket) toScriptSeq(h *tcpHeader) {
-	isSyn := h.flags&tcpwire.FlagSYN != 0
-	h.seq = uint32(tcpwire.Seq(h.seq).Add(-s.localSeqScriptToLive(isSyn)))
+func (s *socket) toScriptSeq(h *tcpwire.TCPHeader) {
+	isSyn := h.Flags&tcpwire.FlagSYN != 0
+	h.Seq = h.Seq.Add(-s.localSeqScriptToLive(isSyn))
 	ackOffset := -s.remoteSeqScriptToLive(isSyn)
-	if h.flags&tcpwire.FlagACK != 0 {
-		h.ack = uint32(tcpwire.Seq(h.ack).Add(ackOffset))
+	if h.Flags&tcpwire.FlagACK != 0 {
+		h.Ack = h.Ack.Add(ackOffset)
 	}
-	opts := append([]byte(nil), h.options...)
+	opts := append([]byte(nil), h.Options...)
 	shiftSACK(opts, ackOffset)
-	h.options = opts
+	h.Options = opts
 }
 
 // sameTuple reports whether two packets have the same addresses and ports.
 func sameTuple(a, b *wirePacket) bool {
 	as, ad := a.ports()
 	bs, bd := b.ports()
-	return a.src == b.src && a.dst == b.dst && as == bs && ad == bd
+	return a.IP.Src == b.IP.Src && a.IP.Dst == b.IP.Dst && as == bs && ad == bd
 }
 
 // fragmentMismatch checks that a segment can follow the previous one in
 // an aggregate (the reference's non-strict header check); "" if it can.
 func fragmentMismatch(cur, prev *wirePacket, n, sniffedSoFar, want int) string {
-	if (cur.tcp == nil) != (prev.tcp == nil) || cur.proto != prev.proto {
+	if (!cur.isTCP()) != (!prev.isTCP()) || cur.IP.Proto != prev.IP.Proto {
 		return "aggregate candidate packet header layers differ"
 	}
-	if cur.tcp != nil {
-		c, p := cur.tcp, prev.tcp
+	if cur.isTCP() {
+		c, p := &cur.TCP, &prev.TCP
 		const strictOnly = tcpwire.FlagFIN | tcpwire.FlagPSH | tcpwire.FlagCWR
 		switch {
-		case c.doff != p.doff:
+		case c.HeaderLen != p.HeaderLen:
 			return "aggregate candidate field tcp_data_offset differs"
-		case c.flags&^strictOnly != p.flags&^strictOnly:
+		case c.Flags&^strictOnly != p.Flags&^strictOnly:
 			return "aggregate candidate TCP flags differ"
-		case c.seq != p.seq+uint32(len(prev.payload)):
-			return fmt.Sprintf("aggregate candidate field tcp_seq: expected: %d vs actual: %d", p.seq+uint32(len(prev.payload)), c.seq)
-		case c.ack != p.ack:
-			return fmt.Sprintf("aggregate candidate field tcp_ack_seq: expected: %d vs actual: %d", p.ack, c.ack)
-		case c.win != p.win:
-			return fmt.Sprintf("aggregate candidate field tcp_window: expected: %d vs actual: %d", p.win, c.win)
-		case c.urg != p.urg:
+		case c.Seq != p.Seq.Add(uint32(len(prev.Payload))):
+			return fmt.Sprintf("aggregate candidate field tcp_seq: expected: %d vs actual: %d", p.Seq.Add(uint32(len(prev.Payload))), c.Seq)
+		case c.Ack != p.Ack:
+			return fmt.Sprintf("aggregate candidate field tcp_ack_seq: expected: %d vs actual: %d", p.Ack, c.Ack)
+		case c.Window != p.Window:
+			return fmt.Sprintf("aggregate candidate field tcp_window: expected: %d vs actual: %d", p.Window, c.Window)
+		case c.Urgent != p.Urgent:
 			return "aggregate candidate field tcp_urg_ptr differs"
 		}
 	}
-	if n < want-sniffedSoFar && n != len(prev.payload) {
-		return fmt.Sprintf("fragment payload: expected %d bytes vs actual %d bytes; total payload: expected %d bytes vs actual %d bytes", len(prev.payload), n, want, n+sniffedSoFar)
+	if n < want-sniffedSoFar && n != len(prev.Payload) {
+		return fmt.Sprintf("fragment payload: expected %d bytes vs actual %d bytes; total payload: expected %d bytes vs actual %d bytes", len(prev.Payload), n, want, n+sniffedSoFar)
 	}
 	return ""
 }
@@ -437,15 +437,13 @@ func aggregate(got []*sniffed) *sniffed {
 	p := *last.p
 	var payload []byte
 	for _, g := range got {
-		payload = append(payload, g.p.payload...)
+		payload = append(payload, g.p.Payload...)
 	}
-	p.payload = payload
-	if p.tcp != nil {
-		h := *last.p.tcp
-		first := got[0].p.tcp
-		h.seq = first.seq
-		h.flags = h.flags&^tcpwire.FlagCWR | first.flags&tcpwire.FlagCWR
-		p.tcp = &h
+	p.Payload = payload
+	if p.isTCP() {
+		first := &got[0].p.TCP
+		p.TCP.Seq = first.Seq
+		p.TCP.Flags = p.TCP.Flags&^tcpwire.FlagCWR | first.Flags&tcpwire.FlagCWR
 	}
 	return &sniffed{p: &p, at: last.at}
 }
@@ -486,38 +484,29 @@ func (e *engine) closeAll() error {
 // resetConnection injects a RST the kernel accepts for the connection, so
 // that it stops retransmitting into later runs.
 func (e *engine) resetConnection(s *socket) error {
-	var seq, ack uint32
-	var win uint16
+	rst := tcpwire.TCPHeader{SrcPort: s.live.remote.port, DstPort: s.live.local.port, Flags: tcpwire.FlagRST | tcpwire.FlagACK}
 	switch {
-	case s.lastInjected != nil && s.lastInjected.flags&tcpwire.FlagACK != 0:
+	case s.lastInjected != nil && s.lastInjected.Flags&tcpwire.FlagACK != 0:
 		h := s.lastInjected
-		seq = h.seq + uint32(s.lastInjectedPayload)
-		if h.flags&tcpwire.FlagSYN != 0 {
-			seq++
+		rst.Seq = h.Seq.Add(uint32(s.lastInjectedPayload))
+		if h.Flags&tcpwire.FlagSYN != 0 {
+			rst.Seq++
 		}
-		if h.flags&tcpwire.FlagFIN != 0 {
-			seq++
+		if h.Flags&tcpwire.FlagFIN != 0 {
+			rst.Seq++
 		}
-		ack, win = h.ack, h.win
-	case s.lastOutbound != nil && s.lastOutbound.flags&tcpwire.FlagACK != 0:
-		seq, ack = s.lastOutbound.ack, s.lastOutbound.seq
+		rst.Ack, rst.Window = h.Ack, h.Window
+	case s.lastOutbound != nil && s.lastOutbound.Flags&tcpwire.FlagACK != 0:
+		rst.Seq, rst.Ack = s.lastOutbound.Ack, s.lastOutbound.Seq
 	case s.lastOutbound != nil:
-		ack = s.lastOutbound.seq + 1
+		rst.Ack = s.lastOutbound.Seq + 1
 	default:
-		ack = 1
+		rst.Ack = 1
 	}
 	v6 := e.cfg.wireIPv6()
 	hdr := ipHeaderLen(v6)
-	b := make([]byte, hdr+20)
-	ipHeader(b, v6, len(b), 0, 0, ttlNone, protoTCP, s.live.remote.ip, s.live.local.ip)
-	t := b[hdr:]
-	t[0], t[1] = byte(s.live.remote.port>>8), byte(s.live.remote.port)
-	t[2], t[3] = byte(s.live.local.port>>8), byte(s.live.local.port)
-	t[4], t[5], t[6], t[7] = byte(seq>>24), byte(seq>>16), byte(seq>>8), byte(seq)
-	t[8], t[9], t[10], t[11] = byte(ack>>24), byte(ack>>16), byte(ack>>8), byte(ack)
-	t[12] = 5 << 4
-	t[13] = byte(tcpwire.FlagRST | tcpwire.FlagACK)
-	t[14], t[15] = byte(win>>8), byte(win)
+	b := tcpwire.AppendTCP(make([]byte, hdr, hdr+20), &rst)
+	ipHeader(b, v6, len(b), 0, 0, ttlNone, tcpwire.ProtoTCP, s.live.remote.ip, s.live.local.ip)
 	fillChecksums(b)
 	if err := e.env.Device.WritePacket(b); err != nil {
 		return err

@@ -35,8 +35,8 @@ type transmission struct {
 
 // noteTransmission logs a packet of the connection that occupies
 // sequence space.
-func (e *engine) noteTransmission(t *tcpHeader, payload int, at time.Time) {
-	start := tcpwire.Seq(t.seq)
+func (e *engine) noteTransmission(t *tcpwire.TCPHeader, payload int, at time.Time) {
+	start := t.Seq
 	end := streamEnd(t, payload)
 	if start == end {
 		return
@@ -69,7 +69,7 @@ type peerState struct {
 // byte it acknowledges or SACKs beyond what the peer did before, or false
 // when it answers nothing new.
 func (e *engine) anchorOf(sp *scriptPacket) (tcpwire.Seq, bool) {
-	if sp.proto != protoTCP || sp.flags&tcpwire.FlagACK == 0 {
+	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 {
 		return 0, false
 	}
 	var x tcpwire.Seq
@@ -124,7 +124,7 @@ func (e *engine) lossSignal(seq tcpwire.Seq, before time.Time) (time.Time, bool)
 
 // notePeer records what an injected line acknowledged and SACKed.
 func (e *engine) notePeer(sp *scriptPacket) {
-	if sp.proto != protoTCP || sp.flags&tcpwire.FlagACK == 0 {
+	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 {
 		return
 	}
 	sig := peerSignal{at: e.env.Clock.Now(), ack: tcpwire.Seq(sp.ack)}

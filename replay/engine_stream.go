@@ -157,19 +157,19 @@ func covers(rs []seqRange, r seqRange) bool {
 // stream has got to (next). One below it is a window probe or a
 // keepalive: a timer's decision, matched as a packet of its own.
 func pureACK(sn *sniffed, next tcpwire.Seq, nextSet bool) bool {
-	t := sn.p.tcp
-	return t != nil && len(sn.p.payload) == 0 && t.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && t.flags&tcpwire.FlagACK != 0 &&
-		(!nextSet || tcpwire.Seq(t.seq).Diff(next) >= 0)
+	t := sn.p.tcpHeader()
+	return t != nil && len(sn.p.Payload) == 0 && t.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && t.Flags&tcpwire.FlagACK != 0 &&
+		(!nextSet || t.Seq.Diff(next) >= 0)
 }
 
 // streamEnd returns where a segment leaves the sender's sequence space:
 // after its data, its SYN and its FIN.
-func streamEnd(t *tcpHeader, payload int) tcpwire.Seq {
-	end := tcpwire.Seq(t.seq).Add(uint32(payload))
-	if t.flags&tcpwire.FlagSYN != 0 {
+func streamEnd(t *tcpwire.TCPHeader, payload int) tcpwire.Seq {
+	end := t.Seq.Add(uint32(payload))
+	if t.Flags&tcpwire.FlagSYN != 0 {
 		end = end.Add(1)
 	}
-	if t.flags&tcpwire.FlagFIN != 0 {
+	if t.Flags&tcpwire.FlagFIN != 0 {
 		end = end.Add(1)
 	}
 	return end
@@ -178,29 +178,29 @@ func streamEnd(t *tcpHeader, payload int) tcpwire.Seq {
 // noteAck adds what a packet of the connection acknowledges (numbers in
 // script space) to e.acked, and reports whether it is a pure ACK.
 func (e *engine) noteAck(s *socket, sn *sniffed) bool {
-	t := sn.p.tcp
+	t := sn.p.tcpHeader()
 	if t == nil || s != e.underTest {
 		return false
 	}
 	pure := pureACK(sn, e.sndNxt, e.sndNxtSet)
 	if !pure {
-		e.noteTransmission(t, len(sn.p.payload), sn.at)
+		e.noteTransmission(t, len(sn.p.Payload), sn.at)
 	}
-	if end := streamEnd(t, len(sn.p.payload)); !e.sndNxtSet || e.sndNxt.Diff(end) < 0 {
+	if end := streamEnd(t, len(sn.p.Payload)); !e.sndNxtSet || e.sndNxt.Diff(end) < 0 {
 		e.sndNxt, e.sndNxtSet = end, true
 	}
-	if v, ok := findTSVal(t.options); ok {
+	if v, ok := findTSVal(t.Options); ok {
 		// The latest live TS val bounds the ecr of the packets injected
 		// next (see mapInboundTCP).
 		if !s.liveTSSeen || tcpwire.Seq(s.lastLiveTSVal).Diff(tcpwire.Seq(v)) < 0 {
 			s.lastLiveTSVal, s.liveTSSeen = v, true
 		}
 	}
-	if t.flags&tcpwire.FlagACK != 0 {
-		if a := tcpwire.Seq(t.ack); !e.acked.set || e.acked.ack.Diff(a) < 0 {
+	if t.Flags&tcpwire.FlagACK != 0 {
+		if a := t.Ack; !e.acked.set || e.acked.ack.Diff(a) < 0 {
 			e.acked.ack, e.acked.set = a, true
 		}
-		for b := range eachSACK(t.options) {
+		for b := range eachSACK(t.Options) {
 			e.acked.sacked = append(e.acked.sacked, b)
 		}
 	}
@@ -210,7 +210,7 @@ func (e *engine) noteAck(s *socket, sn *sniffed) bool {
 // ackLine reports whether an outbound line only acknowledges, and so is
 // judged as the kernel's progress (see doACKLine).
 func (e *engine) ackLine(sp *scriptPacket) bool {
-	return e.cfg.Extended && sp.proto == protoTCP && sp.payloadLen == 0 &&
+	return e.cfg.Extended && sp.proto == tcpwire.ProtoTCP && sp.payloadLen == 0 &&
 		sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && sp.flags&tcpwire.FlagACK != 0 &&
 		(!e.lineNxtSet || tcpwire.Seq(sp.seq).Diff(e.lineNxt) >= 0)
 }
@@ -218,7 +218,7 @@ func (e *engine) ackLine(sp *scriptPacket) bool {
 // noteLine moves the point the script's outbound lines have taken the
 // kernel's stream to (an ACK line below it expects a probe).
 func (e *engine) noteLine(sp *scriptPacket) {
-	if sp.proto != protoTCP {
+	if sp.proto != tcpwire.ProtoTCP {
 		return
 	}
 	end := tcpwire.Seq(sp.seq).Add(uint32(sp.payloadLen))
@@ -327,7 +327,7 @@ func (e *engine) tolerance(es *eventState) int64 {
 // streamMatch reports whether an outbound line is matched as a range of
 // the byte stream (see the file comment).
 func (e *engine) streamMatch(sp *scriptPacket) bool {
-	return e.cfg.Extended && !e.cfg.StrictSegments && sp.proto == protoTCP && sp.flags&(tcpwire.FlagSYN|tcpwire.FlagRST) == 0 &&
+	return e.cfg.Extended && !e.cfg.StrictSegments && sp.proto == tcpwire.ProtoTCP && sp.flags&(tcpwire.FlagSYN|tcpwire.FlagRST) == 0 &&
 		(sp.payloadLen > 0 || sp.flags&tcpwire.FlagFIN != 0)
 }
 
@@ -354,8 +354,8 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 		if e.cfg.Verbose {
 			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
 		}
-		t := sn.p.tcp
-		if t == nil || t.flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
+		t := sn.p.tcpHeader()
+		if t == nil || t.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 			got = append(got, sn)
 			if len(got) == 1 {
 				// Not a piece of the stream: compare it as a packet, so the
@@ -364,14 +364,14 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			}
 			return fail("error handling packet: expected the rest of the data, got another kind of packet")
 		}
-		pStart := tcpwire.Seq(t.seq)
-		pEnd := pStart.Add(uint32(len(sn.p.payload)))
+		pStart := t.Seq
+		pEnd := pStart.Add(uint32(len(sn.p.Payload)))
 		if pStart != at {
 			got = append(got, sn)
 			if len(got) == 1 {
 				return e.verifyOutbound(es, sp, s, sn)
 			}
-			return fail(fmt.Sprintf("error handling packet: expected the stream to go on at seq %d, got seq %d", uint32(at), t.seq))
+			return fail(fmt.Sprintf("error handling packet: expected the stream to go on at seq %d, got seq %d", uint32(at), t.Seq))
 		}
 		if pEnd.Diff(end) > 0 {
 			// The segment goes on past the line: keep the rest.
@@ -380,15 +380,15 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			e.leftover = append([]*sniffed{rest}, e.leftover...)
 			pEnd = end
 		}
-		if !wantFIN && pEnd == end && t.flags&tcpwire.FlagFIN != 0 {
+		if !wantFIN && pEnd == end && t.Flags&tcpwire.FlagFIN != 0 {
 			// A FIN that rode on the line's last data belongs to a later
 			// line (close() came before the data left).
-			fin := splitPiece(sn, len(sn.p.payload))
+			fin := splitPiece(sn, len(sn.p.Payload))
 			e.leftover = append([]*sniffed{fin}, e.leftover...)
 		}
 		got = append(got, sn)
 		at = pEnd
-		finSeen = sn.p.tcp.flags&tcpwire.FlagFIN != 0
+		finSeen = sn.p.TCP.Flags&tcpwire.FlagFIN != 0
 		if at == end && !wantFIN {
 			break
 		}
@@ -404,15 +404,13 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 	if err := e.awaitAck(es, sp, s, tcpwire.Seq(sp.ack), nil, deadline); err != nil {
 		return err
 	}
-	h := *live.p.tcp
+	cp := *live.p
 	if !e.cfg.StrictSegments {
 		// PSH marks where the kernel's writes ended, which follows timing:
 		// compare without it.
-		h.flags = h.flags&^tcpwire.FlagPSH | sp.flags&tcpwire.FlagPSH
+		cp.TCP.Flags = cp.TCP.Flags&^tcpwire.FlagPSH | sp.flags&tcpwire.FlagPSH
 	}
-	h.ack = sp.ack
-	cp := *live.p
-	cp.tcp = &h
+	cp.TCP.Ack = tcpwire.Seq(sp.ack)
 	return e.verifyOutbound(es, sp, s, &sniffed{p: &cp, at: live.at})
 }
 
@@ -425,7 +423,7 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 // returned at once, to be reported.
 func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed, *eventError) {
 	for i, p := range e.leftover {
-		if p.p.tcp != nil && tcpwire.Seq(p.p.tcp.seq) == at {
+		if p.p.isTCP() && p.p.TCP.Seq == at {
 			e.leftover = append(e.leftover[:i:i], e.leftover[i+1:]...)
 			return p, nil
 		}
@@ -436,11 +434,11 @@ func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed,
 		if err != nil {
 			return nil, err
 		}
-		t := sn.p.tcp
-		if t == nil || t.flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 || tcpwire.Seq(t.seq) == at {
+		t := sn.p.tcpHeader()
+		if t == nil || t.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 || t.Seq == at {
 			return sn, nil
 		}
-		if tcpwire.Seq(t.seq).Diff(at) > 0 && at.Diff(sent) >= 0 {
+		if t.Seq.Diff(at) > 0 && at.Diff(sent) >= 0 {
 			// New data past bytes the kernel never sent: a hole, not an
 			// order the next lines may take.
 			return sn, nil
@@ -453,15 +451,11 @@ func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed,
 // FIN) and the returned piece, sent at the same time, the tail and the FIN.
 func splitPiece(sn *sniffed, keep int) *sniffed {
 	p := *sn.p
-	h := *p.tcp
 	rest := p
-	rh := h
-	rest.payload = p.payload[keep:]
-	rh.seq = h.seq + uint32(keep)
-	rest.tcp = &rh
-	p.payload = p.payload[:keep]
-	h.flags &^= tcpwire.FlagFIN | tcpwire.FlagPSH
-	p.tcp = &h
+	rest.Payload = p.Payload[keep:]
+	rest.TCP.Seq = p.TCP.Seq.Add(uint32(keep))
+	p.Payload = p.Payload[:keep]
+	p.TCP.Flags &^= tcpwire.FlagFIN | tcpwire.FlagPSH
 	*sn = sniffed{p: &p, at: sn.at}
 	return &sniffed{p: &rest, at: sn.at}
 }
@@ -533,6 +527,6 @@ type startedEvent struct {
 // liveToAST describes a sniffed packet of the connection (numbers in
 // script space) as a script line, with what a line would check.
 func (e *engine) liveToAST(p *wirePacket) *parser.Packet {
-	sp := &scriptPacket{ast: &parser.Packet{Dir: parser.Outbound}, proto: p.proto, v6: p.v6}
+	sp := &scriptPacket{ast: &parser.Packet{Dir: parser.Outbound}, proto: p.IP.Proto, v6: p.v6()}
 	return e.actualToAST(sp, p)
 }

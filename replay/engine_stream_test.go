@@ -204,8 +204,8 @@ func TestAnchoredInbound(t *testing.T) {
 			var acks []uint32
 			for len(dev.Written()) > 0 {
 				p, derr := decodePacket(<-dev.Written())
-				if derr == nil && p.tcp != nil && p.tcp.flags == tcpwire.FlagACK {
-					acks = append(acks, p.tcp.ack-kernelISN)
+				if derr == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK {
+					acks = append(acks, uint32(p.TCP.Ack)-kernelISN)
 				}
 			}
 			if len(acks) < 2 || acks[1] != 1001 {

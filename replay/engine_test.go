@@ -90,17 +90,10 @@ func fakeSyscalls() map[string]SyscallFunc {
 func kernelTCP(flags tcpwire.Flags, seq, ack uint32, win uint16, opts []byte, payload int) []byte {
 	local := netip.MustParseAddr("192.168.0.1")
 	remote := netip.MustParseAddr("192.0.2.1")
-	b := make([]byte, 20+20+len(opts)+payload)
-	ipHeader(b, false, len(b), 0, 0, 64, protoTCP, local, remote)
-	t := b[20:]
-	binary.BigEndian.PutUint16(t[0:], 8080)
-	binary.BigEndian.PutUint16(t[2:], fakeEphemeralPort)
-	binary.BigEndian.PutUint32(t[4:], seq)
-	binary.BigEndian.PutUint32(t[8:], ack)
-	t[12] = byte((5 + len(opts)/4) << 4)
-	t[13] = byte(flags)
-	binary.BigEndian.PutUint16(t[14:], win)
-	copy(t[20:], opts)
+	h := tcpwire.TCPHeader{SrcPort: 8080, DstPort: fakeEphemeralPort, Seq: tcpwire.Seq(seq), Ack: tcpwire.Seq(ack), Flags: flags, Window: win, Options: opts}
+	b := tcpwire.AppendTCP(make([]byte, 20), &h)
+	b = append(b, make([]byte, payload)...)
+	ipHeader(b, false, len(b), 0, 0, 64, tcpwire.ProtoTCP, local, remote)
 	fillChecksums(b)
 	return b
 }
@@ -160,29 +153,29 @@ func TestInboundSYNBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.src != netip.MustParseAddr("192.0.2.1") || p.dst != netip.MustParseAddr("192.168.0.1") {
-		t.Errorf("addresses %v > %v", p.src, p.dst)
+	if p.IP.Src != netip.MustParseAddr("192.0.2.1") || p.IP.Dst != netip.MustParseAddr("192.168.0.1") {
+		t.Errorf("addresses %v > %v", p.IP.Src, p.IP.Dst)
 	}
-	if p.tcp.srcPort != fakeEphemeralPort || p.tcp.dstPort != 8080 {
-		t.Errorf("ports %d > %d", p.tcp.srcPort, p.tcp.dstPort)
+	if p.TCP.SrcPort != fakeEphemeralPort || p.TCP.DstPort != 8080 {
+		t.Errorf("ports %d > %d", p.TCP.SrcPort, p.TCP.DstPort)
 	}
-	if p.tcp.flags != tcpwire.FlagSYN || p.tcp.seq != 0 || p.tcp.ack != 0 || p.tcp.win != 4000 {
-		t.Errorf("tcp %+v", p.tcp)
+	if p.TCP.Flags != tcpwire.FlagSYN || p.TCP.Seq != 0 || p.TCP.Ack != 0 || p.TCP.Window != 4000 {
+		t.Errorf("tcp %+v", p.TCP)
 	}
-	if !bytes.Equal(p.tcp.options, []byte{2, 4, 0x03, 0xe8}) {
-		t.Errorf("options % x", p.tcp.options)
+	if !bytes.Equal(p.TCP.Options, []byte{2, 4, 0x03, 0xe8}) {
+		t.Errorf("options % x", p.TCP.Options)
 	}
-	if p.ttl != 255 || p.tos != 0 || !p.ipSumOK {
-		t.Errorf("ip ttl %d tos %d checksum ok %v", p.ttl, p.tos, p.ipSumOK)
+	if p.IP.TTL != 255 || p.IP.TOS != 0 || !p.ipSumOK {
+		t.Errorf("ip ttl %d tos %d checksum ok %v", p.IP.TTL, p.IP.TOS, p.ipSumOK)
 	}
-	if sum := tcpwire.Checksum(got[20:], tcpwire.PseudoHeaderSum(p.src, p.dst, protoTCP, len(got)-20)); sum != 0 {
+	if sum := tcpwire.Checksum(got[20:], tcpwire.PseudoHeaderSum(p.IP.Src, p.IP.Dst, tcpwire.ProtoTCP, len(got)-20)); sum != 0 {
 		t.Errorf("TCP checksum does not verify (%#x)", sum)
 	}
 	// The RST that frees the connection at the end.
 	select {
 	case rst := <-dev.Written():
 		r, err := decodePacket(rst)
-		if err != nil || r.tcp.flags != tcpwire.FlagRST|tcpwire.FlagACK {
+		if err != nil || r.TCP.Flags != tcpwire.FlagRST|tcpwire.FlagACK {
 			t.Errorf("end of script: want R., got %v %+v", err, r)
 		}
 	default:
@@ -440,13 +433,13 @@ func TestTimestampMapping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	val, _ := findTSVal(p.tcp.options)
-	ecr := binary.BigEndian.Uint32(p.tcp.options[8:])
+	val, _ := findTSVal(p.TCP.Options)
+	ecr := binary.BigEndian.Uint32(p.TCP.Options[8:])
 	if val != 800 || ecr != 5555 {
 		t.Errorf("injected TS val %d ecr %d, want 800 and the kernel's 5555", val, ecr)
 	}
-	if p.tcp.ack != kernelISN+1 {
-		t.Errorf("injected ack %d, want the kernel's ISN + 1", p.tcp.ack)
+	if p.TCP.Ack != kernelISN+1 {
+		t.Errorf("injected ack %d, want the kernel's ISN + 1", p.TCP.Ack)
 	}
 
 	// An ecr that no outbound TS val maps to is an error, unless

@@ -27,16 +27,9 @@ func familyKernelTCP(family string, flags tcpwire.Flags, seq, ack uint32, flowLa
 	local, remote := wireAddrs(family)
 	v6 := local.Is6()
 	hl := ipHeaderLen(v6)
-	b := make([]byte, hl+20)
-	ipHeader(b, v6, len(b), 0, flowLabel, 64, protoTCP, local, remote)
-	tcp := b[hl:]
-	binary.BigEndian.PutUint16(tcp[0:], 8080)
-	binary.BigEndian.PutUint16(tcp[2:], fakeEphemeralPort)
-	binary.BigEndian.PutUint32(tcp[4:], seq)
-	binary.BigEndian.PutUint32(tcp[8:], ack)
-	tcp[12] = 5 << 4
-	tcp[13] = byte(flags)
-	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	h := tcpwire.TCPHeader{SrcPort: 8080, DstPort: fakeEphemeralPort, Seq: tcpwire.Seq(seq), Ack: tcpwire.Seq(ack), Flags: flags, Window: 65535}
+	b := tcpwire.AppendTCP(make([]byte, hl), &h)
+	ipHeader(b, v6, len(b), 0, flowLabel, 64, tcpwire.ProtoTCP, local, remote)
 	fillChecksums(b)
 	return b
 }
@@ -47,14 +40,14 @@ func familyKernelTCP(family string, flags tcpwire.Flags, seq, ack uint32, flowLa
 func unsolicitedIPv6() [][]byte {
 	ll := netip.MustParseAddr("fe80::1c2d:3eff:fe4f:5a6b")
 	rs := make([]byte, 40+8)
-	ipHeader(rs, true, len(rs), 0, 0, 255, protoICMPv6, ll, netip.MustParseAddr("ff02::2"))
+	ipHeader(rs, true, len(rs), 0, 0, 255, tcpwire.ProtoICMPv6, ll, netip.MustParseAddr("ff02::2"))
 	rs[40] = 133
-	binary.BigEndian.PutUint16(rs[42:], tcpwire.Checksum(rs[40:], tcpwire.PseudoHeaderSum(ll, netip.MustParseAddr("ff02::2"), protoICMPv6, 8)))
+	binary.BigEndian.PutUint16(rs[42:], tcpwire.Checksum(rs[40:], tcpwire.PseudoHeaderSum(ll, netip.MustParseAddr("ff02::2"), tcpwire.ProtoICMPv6, 8)))
 
 	const hbh = 0
 	mld := make([]byte, 40+8+8)
 	ipHeader(mld, true, len(mld), 0, 0, 1, hbh, ll, netip.MustParseAddr("ff02::16"))
-	copy(mld[40:], []byte{protoICMPv6, 0, 5, 2, 0, 0, 1, 0}) // router alert (MLD), PadN
+	copy(mld[40:], []byte{tcpwire.ProtoICMPv6, 0, 5, 2, 0, 0, 1, 0}) // router alert (MLD), PadN
 	mld[48] = 143
 	return [][]byte{rs, mld}
 }
@@ -85,20 +78,20 @@ func TestFamilyInboundSYN(t *testing.T) {
 				t.Fatal(err)
 			}
 			local, remote := wireAddrs(tc.family)
-			if p.src != remote || p.dst != local {
-				t.Errorf("addresses %v > %v, want %v > %v", p.src, p.dst, remote, local)
+			if p.IP.Src != remote || p.IP.Dst != local {
+				t.Errorf("addresses %v > %v, want %v > %v", p.IP.Src, p.IP.Dst, remote, local)
 			}
-			if p.v6 != local.Is6() {
-				t.Errorf("IPv6 %v on the wire of %s", p.v6, tc.family)
+			if p.v6() != local.Is6() {
+				t.Errorf("IPv6 %v on the wire of %s", p.v6(), tc.family)
 			}
-			if p.ttl != 255 || p.flowLabel != tc.flowLabel || p.tos != tc.tos {
-				t.Errorf("hop limit %d flow label %#x class %#x, want 255 %#x %#x", p.ttl, p.flowLabel, p.tos, tc.flowLabel, tc.tos)
+			if p.IP.TTL != 255 || p.IP.FlowLabel != tc.flowLabel || p.IP.TOS != tc.tos {
+				t.Errorf("hop limit %d flow label %#x class %#x, want 255 %#x %#x", p.IP.TTL, p.IP.FlowLabel, p.IP.TOS, tc.flowLabel, tc.tos)
 			}
-			hl := ipHeaderLen(p.v6)
-			if p.v6 && int(binary.BigEndian.Uint16(got[4:])) != len(got)-40 {
+			hl := ipHeaderLen(p.v6())
+			if p.v6() && int(binary.BigEndian.Uint16(got[4:])) != len(got)-40 {
 				t.Errorf("payload length %d for %d bytes", binary.BigEndian.Uint16(got[4:]), len(got))
 			}
-			if sum := tcpwire.Checksum(got[hl:], tcpwire.PseudoHeaderSum(p.src, p.dst, protoTCP, len(got)-hl)); sum != 0 {
+			if sum := tcpwire.Checksum(got[hl:], tcpwire.PseudoHeaderSum(p.IP.Src, p.IP.Dst, tcpwire.ProtoTCP, len(got)-hl)); sum != 0 {
 				t.Errorf("TCP checksum does not verify (%#x)", sum)
 			}
 		})
@@ -170,10 +163,10 @@ func TestFamilyInboundICMP(t *testing.T) {
 		mtuAt, mtuSize int // offset and size of the MTU field; 0 if none
 		mtu            uint32
 	}{
-		{"ipv4", "icmp unreachable frag_needed mtu 1200 [1:1(0)]", protoICMP, 3, 4, 6, 2, 1200},
-		{"ipv4-mapped-ipv6", "icmp unreachable host_unreachable [1:1(0)]", protoICMP, 3, 1, 0, 0, 0},
-		{"ipv6", "icmp packet_too_big mtu 1280 [1:1(0)]", protoICMPv6, 2, 0, 4, 4, 1280},
-		{"ipv6", "icmp unreachable port_unreachable [1:1(0)]", protoICMPv6, 1, 4, 0, 0, 0},
+		{"ipv4", "icmp unreachable frag_needed mtu 1200 [1:1(0)]", tcpwire.ProtoICMP, 3, 4, 6, 2, 1200},
+		{"ipv4-mapped-ipv6", "icmp unreachable host_unreachable [1:1(0)]", tcpwire.ProtoICMP, 3, 1, 0, 0, 0},
+		{"ipv6", "icmp packet_too_big mtu 1280 [1:1(0)]", tcpwire.ProtoICMPv6, 2, 0, 4, 4, 1280},
+		{"ipv6", "icmp unreachable port_unreachable [1:1(0)]", tcpwire.ProtoICMPv6, 1, 4, 0, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.family+" "+tc.line, func(t *testing.T) {
@@ -190,10 +183,10 @@ func TestFamilyInboundICMP(t *testing.T) {
 				t.Fatal(err)
 			}
 			local, remote := wireAddrs(tc.family)
-			if p.proto != tc.proto || p.src != remote || p.dst != local {
-				t.Fatalf("protocol %d %v > %v, want %d %v > %v", p.proto, p.src, p.dst, tc.proto, remote, local)
+			if p.IP.Proto != tc.proto || p.IP.Src != remote || p.IP.Dst != local {
+				t.Fatalf("protocol %d %v > %v, want %d %v > %v", p.IP.Proto, p.IP.Src, p.IP.Dst, tc.proto, remote, local)
 			}
-			hl := ipHeaderLen(p.v6)
+			hl := ipHeaderLen(p.v6())
 			icmp := got[hl:]
 			if icmp[0] != tc.typ || icmp[1] != tc.code {
 				t.Errorf("type %d code %d, want %d %d", icmp[0], icmp[1], tc.typ, tc.code)
@@ -209,8 +202,8 @@ func TestFamilyInboundICMP(t *testing.T) {
 				}
 			}
 			initial := uint32(0)
-			if p.v6 {
-				initial = tcpwire.PseudoHeaderSum(p.src, p.dst, protoICMPv6, len(icmp))
+			if p.v6() {
+				initial = tcpwire.PseudoHeaderSum(p.IP.Src, p.IP.Dst, tcpwire.ProtoICMPv6, len(icmp))
 			}
 			if sum := tcpwire.Checksum(icmp, initial); sum != 0 {
 				t.Errorf("ICMP checksum does not verify (%#x)", sum)
@@ -219,7 +212,7 @@ func TestFamilyInboundICMP(t *testing.T) {
 			// to remote, with the ports of the connection.
 			q := icmp[8:]
 			qsrc, qdst, qports := q[12:16], q[16:20], q[20:]
-			if p.v6 {
+			if p.v6() {
 				qsrc, qdst, qports = q[8:24], q[24:40], q[40:]
 			}
 			if a, _ := netip.AddrFromSlice(qsrc); a.Unmap() != local {

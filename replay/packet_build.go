@@ -14,7 +14,7 @@ import (
 
 // buildInbound maps a compiled inbound packet to live values and encodes
 // it (the reference's map_inbound_packet and send_live_ip_packet).
-func (e *engine) buildInbound(sp *scriptPacket, s *socket) ([]byte, *tcpHeader, error) {
+func (e *engine) buildInbound(sp *scriptPacket, s *socket) ([]byte, *tcpwire.TCPHeader, error) {
 	src, dst := s.live.remote, s.live.local
 	if sp.srcPort != 0 {
 		src.port = sp.srcPort
@@ -27,31 +27,23 @@ func (e *engine) buildInbound(sp *scriptPacket, s *socket) ([]byte, *tcpHeader, 
 	}
 	hdr := ipHeaderLen(sp.v6)
 	var l4 []byte
-	var th *tcpHeader
+	var th *tcpwire.TCPHeader
 	switch sp.proto {
-	case protoTCP:
-		h, opts, err := e.mapInboundTCP(sp, s)
+	case tcpwire.ProtoTCP:
+		h, err := e.mapInboundTCP(sp, s)
 		if err != nil {
 			return nil, nil, err
 		}
-		h.srcPort, h.dstPort = src.port, dst.port
+		h.SrcPort, h.DstPort = src.port, dst.port
 		th = h
-		l4 = make([]byte, 20+len(opts)+sp.payloadLen)
-		binary.BigEndian.PutUint16(l4[0:], h.srcPort)
-		binary.BigEndian.PutUint16(l4[2:], h.dstPort)
-		binary.BigEndian.PutUint32(l4[4:], h.seq)
-		binary.BigEndian.PutUint32(l4[8:], h.ack)
-		l4[12] = byte(h.doff<<4) | byte(h.flags>>8&1)
-		l4[13] = byte(h.flags)
-		binary.BigEndian.PutUint16(l4[14:], h.win)
-		binary.BigEndian.PutUint16(l4[18:], h.urg)
-		copy(l4[20:], opts)
-	case protoUDP:
+		l4 = tcpwire.AppendTCP(make([]byte, 0, 20+len(h.Options)+sp.payloadLen), h)
+		l4 = l4[:len(l4)+sp.payloadLen]
+	case tcpwire.ProtoUDP:
 		l4 = make([]byte, 8+sp.udpLen)
 		binary.BigEndian.PutUint16(l4[0:], src.port)
 		binary.BigEndian.PutUint16(l4[2:], dst.port)
 		binary.BigEndian.PutUint16(l4[4:], uint16(8+sp.udpLen))
-	case protoICMP, protoICMPv6:
+	case tcpwire.ProtoICMP, tcpwire.ProtoICMPv6:
 		l4 = e.buildICMP(sp, s)
 	}
 	total := hdr + len(l4)
@@ -67,29 +59,27 @@ func (e *engine) buildInbound(sp *scriptPacket, s *socket) ([]byte, *tcpHeader, 
 
 // mapInboundTCP computes the live TCP header and options of an inbound
 // packet.
-func (e *engine) mapInboundTCP(sp *scriptPacket, s *socket) (*tcpHeader, []byte, error) {
+func (e *engine) mapInboundTCP(sp *scriptPacket, s *socket) (*tcpwire.TCPHeader, error) {
 	isSyn := sp.isSyn()
-	h := &tcpHeader{
-		seq:   uint32(tcpwire.Seq(sp.seq).Add(s.remoteSeqScriptToLive(isSyn))),
-		flags: sp.flags,
-		win:   uint16(sp.win),
-		urg:   sp.urg,
-		doff:  5 + len(sp.options)/4,
+	h := &tcpwire.TCPHeader{
+		Seq:    tcpwire.Seq(sp.seq).Add(s.remoteSeqScriptToLive(isSyn)),
+		Ack:    tcpwire.Seq(sp.ack),
+		Flags:  sp.flags,
+		Window: uint16(sp.win),
+		Urgent: sp.urg,
 	}
 	ackOffset := s.localSeqScriptToLive(isSyn)
 	if sp.flags&tcpwire.FlagACK != 0 {
-		h.ack = uint32(tcpwire.Seq(sp.ack).Add(ackOffset))
-	} else {
-		h.ack = sp.ack
+		h.Ack = h.Ack.Add(ackOffset)
 	}
-	opts := append([]byte(nil), sp.options...)
-	shiftSACK(opts, ackOffset)
+	h.Options = append([]byte(nil), sp.options...)
+	shiftSACK(h.Options, ackOffset)
 	if sp.flags&tcpwire.FlagACK == 0 {
-		return h, opts, nil
+		return h, nil
 	}
-	for o, err := range tcpwire.EachOption(opts) {
+	for o, err := range tcpwire.EachOption(h.Options) {
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		_, ecr, ok := o.Timestamp()
 		if !ok {
@@ -110,11 +100,11 @@ func (e *engine) mapInboundTCP(sp *scriptPacket, s *socket) (*tcpHeader, []byte,
 				live = s.lastLiveTSVal
 			}
 		default:
-			return nil, nil, fmt.Errorf("unable to infer live TS ecr for script TS ecr %d; no matching or preceding outbound TS val", ecr)
+			return nil, fmt.Errorf("unable to infer live TS ecr for script TS ecr %d; no matching or preceding outbound TS val", ecr)
 		}
 		binary.BigEndian.PutUint32(o.Data[4:], live)
 	}
-	return h, opts, nil
+	return h, nil
 }
 
 // shiftSACK moves the edges of the SACK blocks in opts (in place) by off:
@@ -135,9 +125,9 @@ func shiftSACK(opts []byte, off uint32) {
 // the socket.
 func (e *engine) buildICMP(sp *scriptPacket, s *socket) []byte {
 	var echoed []byte
-	if sp.echoedProto == protoTCP || sp.echoedProto == protoUDP {
+	if sp.echoedProto == tcpwire.ProtoTCP || sp.echoedProto == tcpwire.ProtoUDP {
 		l4len := 20
-		if sp.echoedProto == protoUDP {
+		if sp.echoedProto == tcpwire.ProtoUDP {
 			l4len = 8
 		}
 		ipLen := ipHeaderLen(sp.v6)
@@ -154,7 +144,7 @@ func (e *engine) buildICMP(sp *scriptPacket, s *socket) []byte {
 		copy(echoed, full)
 		binary.BigEndian.PutUint16(echoed[ipLen:], s.live.local.port)
 		binary.BigEndian.PutUint16(echoed[ipLen+2:], s.live.remote.port)
-		if sp.echoedProto == protoTCP {
+		if sp.echoedProto == tcpwire.ProtoTCP {
 			binary.BigEndian.PutUint32(echoed[ipLen+4:], uint32(tcpwire.Seq(sp.echoedSeq).Add(s.localSeqScriptToLive(false))))
 		}
 	} else {

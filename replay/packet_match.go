@@ -33,10 +33,10 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	if d := e.checkFlowLabel(sp, s, p); d != nil {
 		diffs = append(diffs, *d)
 	}
-	if sp.proto == protoTCP && p.tcp != nil && !sp.optionsAny {
+	if sp.proto == tcpwire.ProtoTCP && p.isTCP() && !sp.optionsAny {
 		diffs = append(diffs, e.compareOptions(es, sp, p)...)
 	}
-	if p.icmp == nil && len(diffs) == 0 && !bytes.Equal(p.payload, make([]byte, len(p.payload))) {
+	if !p.isICMP() && len(diffs) == 0 && !bytes.Equal(p.Payload, make([]byte, len(p.Payload))) {
 		diffs = append(diffs, fieldDiff{field: "payload", want: fmt.Sprintf("%d zero bytes", sp.payloadLen), got: "other bytes"})
 	}
 	if len(diffs) > 0 {
@@ -44,7 +44,7 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	}
 	kind, start, end := es.timeKind, es.startUsecs, es.endUsecs
 	earliest := es.earliestUsecs
-	if e.cfg.Extended && p.tcp != nil && len(p.payload) > 0 && e.lineNxtSet && tcpwire.Seq(sp.seq).Diff(e.lineNxt) < 0 {
+	if e.cfg.Extended && p.isTCP() && len(p.Payload) > 0 && e.lineNxtSet && tcpwire.Seq(sp.seq).Diff(e.lineNxt) < 0 {
 		// A retransmission may come from the first ACK that showed the
 		// data lost (see lossSignal).
 		if sig, ok := e.lossSignal(tcpwire.Seq(sp.seq), live.at); ok {
@@ -92,14 +92,14 @@ func (e *engine) dumpPair(es *eventState, sp *scriptPacket, live *sniffed) strin
 // packet whose line has a TS option, and rewrites the packet's TS val into
 // script space.
 func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
-	if p.tcp == nil || sp.optionsAny {
+	if !p.isTCP() || sp.optionsAny {
 		return
 	}
 	sVal, ok := findTSVal(sp.options)
 	if !ok {
 		return
 	}
-	aVal, ok := findTSVal(p.tcp.options)
+	aVal, ok := findTSVal(p.TCP.Options)
 	if !ok {
 		return
 	}
@@ -108,15 +108,13 @@ func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
 		s.foundFirstTS = true
 		s.firstScriptTSVal, s.firstActualTSVal = sVal, aVal
 	}
-	opts := append([]byte(nil), p.tcp.options...)
+	opts := append([]byte(nil), p.TCP.Options...)
 	for o, err := range tcpwire.EachOption(opts) {
 		if _, _, ok := o.Timestamp(); ok && err == nil {
 			binary.BigEndian.PutUint32(o.Data, s.firstScriptTSVal+(aVal-s.firstActualTSVal))
 		}
 	}
-	h := *p.tcp
-	h.options = opts
-	p.tcp = &h
+	p.TCP.Options = opts
 }
 
 // findTSVal returns the TS val of an option list.
@@ -144,68 +142,68 @@ func (e *engine) compareHeaders(sp *scriptPacket, p *wirePacket) []fieldDiff {
 	add := func(field string, want, got any) {
 		d = append(d, fieldDiff{field: field, want: fmt.Sprint(want), got: fmt.Sprint(got)})
 	}
-	if p.v6 != sp.v6 {
-		add("IP version", map[bool]int{false: 4, true: 6}[sp.v6], p.ipVersion)
+	if p.v6() != sp.v6 {
+		add("IP version", map[bool]int{false: 4, true: 6}[sp.v6], p.IP.Version)
 		return d
 	}
-	if p.proto != sp.proto {
-		add("protocol", protoName(sp.proto), protoName(p.proto))
+	if p.IP.Proto != sp.proto {
+		add("protocol", protoName(sp.proto), protoName(p.IP.Proto))
 		return d
 	}
-	if !p.v6 && p.ipHdrLen != 20 {
-		add("IPv4 header length", 20, p.ipHdrLen)
+	if !p.v6() && p.IP.HeaderLen != 20 {
+		add("IPv4 header length", 20, p.IP.HeaderLen)
 	}
 	switch sp.tosCheck {
 	case tosECT01:
-		if ecn := p.tos & 3; ecn != ecnECT0 && ecn != ecnECT1 {
+		if ecn := p.IP.TOS & 3; ecn != ecnECT0 && ecn != ecnECT1 {
 			add("ecn", "ect0 or ect1", ecnName(ecn))
 		}
 	case tosECN:
-		if p.tos&3 != sp.tos {
-			add("ecn", ecnName(sp.tos), ecnName(p.tos&3))
+		if p.IP.TOS&3 != sp.tos {
+			add("ecn", ecnName(sp.tos), ecnName(p.IP.TOS&3))
 		}
 	case tosFull:
-		if p.tos != sp.tos {
-			add("tos", fmt.Sprintf("%#x", sp.tos), fmt.Sprintf("%#x", p.tos))
+		if p.IP.TOS != sp.tos {
+			add("tos", fmt.Sprintf("%#x", sp.tos), fmt.Sprintf("%#x", p.IP.TOS))
 		}
 	}
-	if sp.ttl != ttlNone && p.ttl != sp.ttl {
-		add("ttl", sp.ttl, p.ttl)
+	if sp.ttl != ttlNone && p.IP.TTL != sp.ttl {
+		add("ttl", sp.ttl, p.IP.TTL)
 	}
 	switch {
-	case p.tcp != nil:
-		t := p.tcp
-		if sp.flags != t.flags {
-			add("flags", flagString(sp.flags, sp.ace), flagString(t.flags, sp.ace))
+	case p.isTCP():
+		t := &p.TCP
+		if sp.flags != t.Flags {
+			add("flags", flagString(sp.flags, sp.ace), flagString(t.Flags, sp.ace))
 		}
-		if t.res != 0 {
-			add("reserved bits", 0, t.res)
+		if t.Reserved != 0 {
+			add("reserved bits", 0, t.Reserved)
 		}
-		if t.seq != sp.seq {
-			add("seq", sp.seq, t.seq)
+		if uint32(t.Seq) != sp.seq {
+			add("seq", sp.seq, t.Seq)
 		}
-		if len(p.payload) != sp.payloadLen {
-			add("length", sp.payloadLen, len(p.payload))
+		if len(p.Payload) != sp.payloadLen {
+			add("length", sp.payloadLen, len(p.Payload))
 		}
-		if t.ack != sp.ack {
-			add("ack", sp.ack, t.ack)
+		if uint32(t.Ack) != sp.ack {
+			add("ack", sp.ack, t.Ack)
 		}
-		if sp.win >= 0 && int(t.win) != sp.win {
-			add("win", sp.win, t.win)
+		if sp.win >= 0 && int(t.Window) != sp.win {
+			add("win", sp.win, t.Window)
 		}
-		if t.urg != sp.urg {
-			add("urg", sp.urg, t.urg)
+		if t.Urgent != sp.urg {
+			add("urg", sp.urg, t.Urgent)
 		}
-	case p.udp != nil:
-		if int(p.udp.length) != 8+sp.udpLen {
-			add("udp length", sp.udpLen, int(p.udp.length)-8)
+	case p.isUDP():
+		if int(p.UDP.Length) != 8+sp.udpLen {
+			add("udp length", sp.udpLen, int(p.UDP.Length)-8)
 		}
-	case p.icmp != nil:
-		if p.icmp.typ != sp.icmpType {
-			add("icmp type", sp.icmpType, p.icmp.typ)
+	case p.isICMP():
+		if p.ICMP.Type != sp.icmpType {
+			add("icmp type", sp.icmpType, p.ICMP.Type)
 		}
-		if p.icmp.code != sp.icmpCode {
-			add("icmp code", sp.icmpCode, p.icmp.code)
+		if p.ICMP.Code != sp.icmpCode {
+			add("icmp code", sp.icmpCode, p.ICMP.Code)
 		}
 	}
 	return d
@@ -213,11 +211,11 @@ func (e *engine) compareHeaders(sp *scriptPacket, p *wirePacket) []fieldDiff {
 
 func protoName(p uint8) string {
 	switch p {
-	case protoTCP:
+	case tcpwire.ProtoTCP:
 		return "tcp"
-	case protoUDP:
+	case tcpwire.ProtoUDP:
 		return "udp"
-	case protoICMP, protoICMPv6:
+	case tcpwire.ProtoICMP, tcpwire.ProtoICMPv6:
 		return "icmp"
 	}
 	return fmt.Sprintf("protocol %d", p)
@@ -231,25 +229,25 @@ func ecnName(ecn uint8) string {
 // first labelled packet sets the mapping; a different script label must
 // come with a different live one, the same script label with the same.
 func (e *engine) checkFlowLabel(sp *scriptPacket, s *socket, p *wirePacket) *fieldDiff {
-	if !p.v6 || sp.flowLabel == 0 {
+	if !p.v6() || sp.flowLabel == 0 {
 		return nil
 	}
-	if p.flowLabel == 0 {
+	if p.IP.FlowLabel == 0 {
 		return &fieldDiff{field: "flowlabel", want: "a label", got: "none"}
 	}
 	if s.flowlabelScript == 0 {
-		s.flowlabelScript, s.flowlabelLive = sp.flowLabel, p.flowLabel
+		s.flowlabelScript, s.flowlabelLive = sp.flowLabel, p.IP.FlowLabel
 		return nil
 	}
 	if sp.flowLabel != s.flowlabelScript {
-		if p.flowLabel != s.flowlabelLive {
-			s.flowlabelScript, s.flowlabelLive = sp.flowLabel, p.flowLabel
+		if p.IP.FlowLabel != s.flowlabelLive {
+			s.flowlabelScript, s.flowlabelLive = sp.flowLabel, p.IP.FlowLabel
 			return nil
 		}
-		return &fieldDiff{field: "flowlabel", want: "a different label", got: fmt.Sprintf("the same %#x", p.flowLabel)}
+		return &fieldDiff{field: "flowlabel", want: "a different label", got: fmt.Sprintf("the same %#x", p.IP.FlowLabel)}
 	}
-	if p.flowLabel != s.flowlabelLive {
-		return &fieldDiff{field: "flowlabel", want: fmt.Sprintf("%#x", s.flowlabelLive), got: fmt.Sprintf("%#x", p.flowLabel)}
+	if p.IP.FlowLabel != s.flowlabelLive {
+		return &fieldDiff{field: "flowlabel", want: fmt.Sprintf("%#x", s.flowlabelLive), got: fmt.Sprintf("%#x", p.IP.FlowLabel)}
 	}
 	return nil
 }
@@ -259,7 +257,7 @@ func (e *engine) checkFlowLabel(sp *scriptPacket, s *socket, p *wirePacket) *fie
 // set) and a TS ecr (never checked), as in the reference.
 func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket) []fieldDiff {
 	want, _ := tcpwire.ParseOptions(sp.options)
-	got, err := tcpwire.ParseOptions(p.tcp.options)
+	got, err := tcpwire.ParseOptions(p.TCP.Options)
 	mismatch := func() []fieldDiff {
 		w := formatWireOptions(want)
 		if o := sp.ast.TCP.Options; o != nil && !o.Any {
@@ -331,16 +329,16 @@ func (e *engine) actualToAST(sp *scriptPacket, p *wirePacket) *parser.Packet {
 		in := &parser.IPInfo{Paren: sp.ast.IPInfo.Paren}
 		switch sp.tosCheck {
 		case tosECN, tosECT01:
-			in.TOS = ecnName(p.tos)
+			in.TOS = ecnName(p.IP.TOS)
 		case tosFull:
-			in.TOS, in.TOSValue = "tos", int64(p.tos)
+			in.TOS, in.TOSValue = "tos", int64(p.IP.TOS)
 		}
 		if sp.ast.IPInfo.FlowLabel != nil {
-			fl := int64(p.flowLabel)
+			fl := int64(p.IP.FlowLabel)
 			in.FlowLabel = &fl
 		}
 		if sp.ast.IPInfo.TTL != nil {
-			ttl := int64(p.ttl)
+			ttl := int64(p.IP.TTL)
 			in.TTL = &ttl
 		}
 		out.IPInfo = in
@@ -350,28 +348,28 @@ func (e *engine) actualToAST(sp *scriptPacket, p *wirePacket) *parser.Packet {
 		out.Ports = &parser.Ports{Src: int64(src), Dst: int64(dst)}
 	}
 	switch {
-	case p.tcp != nil:
-		t := p.tcp
-		tcp := &parser.TCP{Flags: flagString(t.flags, sp.ace), Seq: t.seq, Len: uint32(len(p.payload))}
-		if t.flags&tcpwire.FlagACK != 0 || t.ack != 0 {
-			ack := t.ack
+	case p.isTCP():
+		t := &p.TCP
+		tcp := &parser.TCP{Flags: flagString(t.Flags, sp.ace), Seq: uint32(t.Seq), Len: uint32(len(p.Payload))}
+		if t.Flags&tcpwire.FlagACK != 0 || t.Ack != 0 {
+			ack := uint32(t.Ack)
 			tcp.Ack = &ack
 		}
-		win := uint32(t.win)
+		win := uint32(t.Window)
 		tcp.Win = &win
-		if t.flags&tcpwire.FlagURG != 0 || t.urg != 0 {
-			urg := uint32(t.urg)
+		if t.Flags&tcpwire.FlagURG != 0 || t.Urgent != 0 {
+			urg := uint32(t.Urgent)
 			tcp.Urg = &urg
 		}
-		if len(t.options) > 0 {
-			opts, _ := tcpwire.ParseOptions(t.options)
+		if len(t.Options) > 0 {
+			opts, _ := tcpwire.ParseOptions(t.Options)
 			tcp.Options, _ = optionsToAST(opts)
 		}
 		out.TCP = tcp
-	case p.udp != nil:
-		out.UDP = &parser.UDP{Len: int64(len(p.payload))}
-	case p.icmp != nil:
-		typ, code := icmpNames(p.v6, p.icmp.typ, p.icmp.code)
+	case p.isUDP():
+		out.UDP = &parser.UDP{Len: int64(len(p.Payload))}
+	case p.isICMP():
+		typ, code := icmpNames(p.v6(), p.ICMP.Type, p.ICMP.Code)
 		out.ICMP = &parser.ICMP{Type: typ, Code: code}
 	}
 	return out

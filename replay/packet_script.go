@@ -94,10 +94,10 @@ func compilePacket(p *parser.Packet, v6 bool) (*scriptPacket, error) {
 	}
 	switch {
 	case p.TCP != nil:
-		sp.proto = protoTCP
+		sp.proto = tcpwire.ProtoTCP
 		return sp, sp.compileTCP(p.TCP)
 	case p.UDP != nil:
-		sp.proto = protoUDP
+		sp.proto = tcpwire.ProtoUDP
 		if sp.tosCheck == tosECN {
 			return nil, fmt.Errorf("ECN can only be used with TCP packets")
 		}
@@ -107,9 +107,9 @@ func compilePacket(p *parser.Packet, v6 bool) (*scriptPacket, error) {
 		sp.udpLen = int(p.UDP.Len)
 		return sp, nil
 	case p.ICMP != nil:
-		sp.proto = protoICMP
+		sp.proto = tcpwire.ProtoICMP
 		if v6 {
-			sp.proto = protoICMPv6
+			sp.proto = tcpwire.ProtoICMPv6
 		}
 		return sp, sp.compileICMP(p.ICMP)
 	}
@@ -294,13 +294,13 @@ func (sp *scriptPacket) compileICMP(ic *parser.ICMP) error {
 		}
 		sp.icmpID = *ic.ID
 	}
-	sp.echoedProto = protoTCP
+	sp.echoedProto = tcpwire.ProtoTCP
 	if e := ic.Echoed; e != nil {
 		switch e.Proto {
 		case "tcp":
-			sp.echoedProto, sp.echoedSeq = protoTCP, e.Seq
+			sp.echoedProto, sp.echoedSeq = tcpwire.ProtoTCP, e.Seq
 		case "udp":
-			sp.echoedProto = protoUDP
+			sp.echoedProto = tcpwire.ProtoUDP
 		case "raw":
 			sp.echoedProto = 255
 		default:

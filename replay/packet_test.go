@@ -55,7 +55,7 @@ func TestEncodeOptions(t *testing.T) {
 // samplePacket is an IPv4 TCP segment with options and payload.
 func samplePacket() []byte {
 	b := make([]byte, 20+32+100)
-	ipHeader(b, false, len(b), 0, 0, 64, protoTCP, netip.MustParseAddr("192.168.0.1"), netip.MustParseAddr("192.0.2.1"))
+	ipHeader(b, false, len(b), 0, 0, 64, tcpwire.ProtoTCP, netip.MustParseAddr("192.168.0.1"), netip.MustParseAddr("192.0.2.1"))
 	t := b[20:]
 	t[12] = 8 << 4
 	t[13] = byte(tcpwire.FlagACK | tcpwire.FlagPSH)
@@ -69,8 +69,8 @@ func TestDecodePacket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.tcp == nil || len(p.payload) != 100 || len(p.tcp.options) != 12 || !p.ipSumOK || p.tcp.flags != tcpwire.FlagACK|tcpwire.FlagPSH {
-		t.Errorf("decoded %+v %+v", p, p.tcp)
+	if !p.isTCP() || len(p.Payload) != 100 || len(p.TCP.Options) != 12 || !p.ipSumOK || p.TCP.Flags != tcpwire.FlagACK|tcpwire.FlagPSH {
+		t.Errorf("decoded %+v", p)
 	}
 	for _, bad := range [][]byte{nil, {0x45}, {0x60, 0, 0}, samplePacket()[:30]} {
 		if _, err := decodePacket(bad); err == nil {
@@ -87,8 +87,8 @@ func FuzzDecodePacket(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if p.tcp != nil {
-			opts, _ := tcpwire.ParseOptions(p.tcp.options)
+		if p.isTCP() {
+			opts, _ := tcpwire.ParseOptions(p.TCP.Options)
 			optionsToAST(opts)
 		}
 	})

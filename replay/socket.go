@@ -9,6 +9,8 @@ package replay
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 // sockState is how far a socket has gone, as in the reference.
@@ -59,8 +61,8 @@ type socket struct {
 	lastLiveTSVal                  uint32
 	liveTSSeen                     bool
 	flowlabelScript, flowlabelLive uint32
-	lastOutbound                   *tcpHeader // the last TCP header the kernel sent
-	lastInjected                   *tcpHeader // the last TCP header injected
+	lastOutbound                   *tcpwire.TCPHeader // the last TCP header the kernel sent
+	lastInjected                   *tcpwire.TCPHeader // the last TCP header injected
 	lastInjectedPayload            int
 }
 

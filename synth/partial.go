@@ -181,7 +181,7 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 	}
 	syn := capture.FlowPacket{
 		Time: sa.Time, From: capture.SideA, IPVersion: sa.IPVersion, TTL: 64, DF: sa.DF,
-		Seq: sa.Ack - 1, Flags: tcpwire.FlagSYN, Window: guessSYNWin, ChecksumState: capture.ChecksumGood,
+		Seq: sa.Ack - 1, Flags: tcpwire.FlagSYN, Window: guessSYNWin, ChecksumState: tcpwire.ChecksumGood,
 	}
 	if err := syn.SetOptions(raw); err != nil {
 		return f, ""

@@ -509,7 +509,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 				ws[p.From], hasWS[p.From] = min(o.WScale, 14), true
 			}
 		}
-		if p.ChecksumState == capture.ChecksumPartial {
+		if p.ChecksumState == tcpwire.ChecksumPartial {
 			b.count.partialCsum++
 		}
 		if p.Truncated {

@@ -53,7 +53,7 @@ func TestWriteSegments(t *testing.T) {
 		}
 		if p.Src() != s.Src || p.Dst() != s.Dst || p.TCP.Seq != tcpwire.Seq(s.Seq) || p.TCP.Window != s.Window ||
 			p.PayloadLen != s.Len || p.Truncated != s.Cut || !p.Time.Equal(captureStart.Add(s.At)) ||
-			!bytes.Equal(p.TCP.Options, s.Options) || p.TCP.ChecksumState != capture.ChecksumGood && !s.Cut {
+			!bytes.Equal(p.TCP.Options, s.Options) || p.TCP.ChecksumState != tcpwire.ChecksumGood && !s.Cut {
 			t.Errorf("packet %d: %v %v seq %d win %d len %d cut %v at %v opts % x csum %v, want %+v", i+1, p.Src(), p.Dst(),
 				p.TCP.Seq, p.TCP.Window, p.PayloadLen, p.Truncated, p.Time, p.TCP.Options, p.TCP.ChecksumState, s)
 		}

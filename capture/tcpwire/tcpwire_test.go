@@ -162,3 +162,58 @@ func TestOptions(t *testing.T) {
 		t.Error("a counter the option does not hold")
 	}
 }
+
+// TestDecode decodes what AppendTCP writes, a UDP datagram and an ICMPv6
+// message behind a hop-by-hop header, and the cases a caller must tell
+// apart: cut short, a fragment, another protocol.
+func TestDecode(t *testing.T) {
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.2")
+	h := TCPHeader{SrcPort: 8080, DstPort: 40000, Seq: 1, Ack: 0xFFFFFFFF, Flags: FlagSYN | FlagACK | FlagAE, Window: 1000, Urgent: 3, Options: []byte{2, 4, 5, 0xb4}}
+	ip4 := func(proto uint8, l4 []byte) []byte {
+		b := append([]byte{0x45, 0, 0, 0, 0, 7, 0x40, 0, 64, proto, 0, 0}, src.AsSlice()...)
+		b = append(append(b, dst.AsSlice()...), l4...)
+		b[2], b[3] = byte(len(b)>>8), byte(len(b))
+		return b
+	}
+	seg := append(AppendTCP(nil, &h), "data"...)
+	c := Checksum(seg, PseudoHeaderSum(src, dst, ProtoTCP, len(seg)))
+	seg[16], seg[17] = byte(c>>8), byte(c)
+	var d Datagram
+	if r := Decode(ip4(ProtoTCP, seg), &d); r != Decoded || d.IP.Proto != ProtoTCP || !d.IP.DF || d.IP.ID != 7 || d.IP.HeaderLen != 20 {
+		t.Fatalf("TCP: %v %+v", r, d.IP)
+	}
+	got := d.TCP
+	got.Checksum, got.ChecksumState, got.HeaderLen = 0, 0, 0
+	if got.Seq != h.Seq || got.Ack != h.Ack || got.Flags != h.Flags || got.Window != h.Window || got.Urgent != h.Urgent ||
+		string(got.Options) != string(h.Options) || string(d.Payload) != "data" || d.PayloadLen != 4 || d.TCP.ChecksumState != ChecksumGood {
+		t.Errorf("TCP round trip: %+v, payload %q", d.TCP, d.Payload)
+	}
+	whole := ip4(ProtoTCP, seg)
+	d = Datagram{}
+	if r := Decode(whole[:len(whole)-2], &d); r != Decoded || !d.Truncated || d.PayloadLen != 4 || d.TCP.ChecksumState != ChecksumUnknown {
+		t.Errorf("cut in the payload: %v, truncated %v, payload %d, checksum %v", r, d.Truncated, d.PayloadLen, d.TCP.ChecksumState)
+	}
+	if r := Decode(whole[:30], &Datagram{}); r != Short {
+		t.Errorf("cut in the TCP header: %v", r)
+	}
+	frag := ip4(ProtoTCP, seg)
+	frag[6] |= 0x20 // more fragments
+	if r := Decode(frag, &Datagram{}); r != Fragment {
+		t.Errorf("fragment: %v", r)
+	}
+	if r := Decode(ip4(47, []byte{0, 0, 0, 0}), &Datagram{}); r != Other {
+		t.Errorf("GRE: %v", r)
+	}
+	d = Datagram{}
+	if r := Decode(ip4(ProtoUDP, []byte{0, 53, 0x9c, 0x40, 0, 10, 0, 0, 'h', 'i'}), &d); r != Decoded || d.UDP != (UDPHeader{53, 40000, 10}) || string(d.Payload) != "hi" {
+		t.Errorf("UDP: %v %+v %q", r, d.UDP, d.Payload)
+	}
+	ll, all := netip.MustParseAddr("fe80::1"), netip.MustParseAddr("ff02::16")
+	mld := append([]byte{0x60, 0, 0, 0, 0, 16, 0, 1}, ll.AsSlice()...)
+	mld = append(mld, all.AsSlice()...)
+	mld = append(mld, ProtoICMPv6, 0, 5, 2, 0, 0, 1, 0, 143, 0, 0, 0, 0, 0, 0, 1)
+	d = Datagram{}
+	if r := Decode(mld, &d); r != Decoded || d.IP.Proto != ProtoICMPv6 || d.IP.HeaderLen != 48 || d.ICMP.Type != 143 || d.ICMP.Rest != 1 {
+		t.Errorf("ICMPv6 behind hop-by-hop: %v %+v %+v", r, d.IP, d.ICMP)
+	}
+}
