@@ -235,8 +235,8 @@ func (p *parser) parseScript(filename string, cfg *Config) *Script {
 			o := p.parseOption()
 			o.End = p.prev
 			s.Options = append(s.Options, o)
-			if msg := optionError(o); msg != "" {
-				p.semantic(o.Pos, "%s", msg)
+			if err := o.Check(); err != nil {
+				p.semantic(o.Pos, "%s", err)
 			}
 		}) {
 			p.recoverAfter(start)

@@ -90,10 +90,10 @@ type Config struct {
 // NewConfig returns a Config with the reference's defaults.
 func NewConfig() *Config {
 	return &Config{
-		BindPort:         8080,
-		ConnectPort:      8080,
-		MTU:              1500,
-		ToleranceUsecs:   4000,
+		BindPort:         parser.DefaultPort,
+		ConnectPort:      parser.DefaultPort,
+		MTU:              parser.DefaultMTU,
+		ToleranceUsecs:   parser.DefaultToleranceUsecs,
 		TolerancePercent: 12.5,
 		CodeCommand:      "python3",
 		CodeFormat:       "python",
@@ -103,32 +103,10 @@ func NewConfig() *Config {
 	}
 }
 
-// optionInfo describes one option: whether it takes a value.
-type optionInfo struct {
-	hasArg bool
-}
-
-// options lists every option of the reference, by its long name.
-var options = map[string]optionInfo{
-	"ip_version": {true}, "bind_port": {true}, "code_command": {true},
-	"code_format": {true}, "code_sockopt": {true}, "connect_port": {true},
-	"remote_ip": {true}, "local_ip": {true}, "gateway_ip": {true},
-	"netmask_ip": {true}, "speed": {true}, "mss": {true}, "mtu": {true},
-	"init_scripts": {true}, "tolerance_usecs": {true}, "tolerance_percent": {true},
-	"wire_client": {false}, "wire_server": {false}, "wire_server_ip": {true},
-	"wire_server_at": {true}, "wire_server_port": {true}, "wire_client_dev": {true},
-	"wire_server_dev": {true}, "so_filename": {true}, "so_flags": {true},
-	"tcp_ts_ecr_scaled": {false}, "tcp_ts_tick_usecs": {true},
-	"strict_segments": {false}, "non_fatal": {true}, "dry_run": {false},
-	"is_anyip": {false}, "send_omit_free": {false}, "psp_udp_port": {true},
-	"debug": {false}, "define": {true}, "verbose": {false},
-	parser.Pcap2pktOption: {true},
-}
-
 // OptionNames returns the long names of every option, sorted.
 func OptionNames() []string {
-	names := make([]string, 0, len(options))
-	for n := range options {
+	names := make([]string, 0, len(parser.ScriptOptions))
+	for n := range parser.ScriptOptions {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -138,8 +116,8 @@ func OptionNames() []string {
 // OptionTakesValue reports whether the named option needs a value
 // (false for flags such as send_omit_free) and whether it exists.
 func OptionTakesValue(name string) (takesValue, ok bool) {
-	info, ok := options[canonicalOption(name)]
-	return info.hasArg, ok
+	takesValue, ok = parser.ScriptOptions[canonicalOption(name)]
+	return takesValue, ok
 }
 
 func canonicalOption(name string) string {
@@ -177,17 +155,10 @@ func (c *Config) Set(name, value string) error {
 // line winning per symbol).
 func (c *Config) ApplyScriptOptions(s *parser.Script) error {
 	for _, o := range s.Options {
-		name := canonicalOption(o.Name)
-		info, ok := options[name]
-		if !ok {
-			return &ScriptError{File: s.File, Pos: o.Pos, Msg: fmt.Sprintf("option '%s' unknown", o.Name)}
+		if err := o.Check(); err != nil {
+			return &ScriptError{File: s.File, Pos: o.Pos, Msg: err.Error()}
 		}
-		if o.Set && !info.hasArg {
-			return &ScriptError{File: s.File, Pos: o.Pos, Msg: fmt.Sprintf("option '%s' forbids an argument", o.Name)}
-		}
-		if !o.Set && info.hasArg {
-			return &ScriptError{File: s.File, Pos: o.Pos, Msg: fmt.Sprintf("option '%s' requires an argument", o.Name)}
-		}
+		name := o.Name
 		value := unquoteOption(o.Value)
 		if name == "define" {
 			if sym, _, found := strings.Cut(value, "="); found && c.explicit["define:"+sym] {

@@ -67,7 +67,7 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 		switch {
 		case j-i >= maxRun:
 			return nil, 0
-		case q.Time.Sub(first.Time) > backlogSpan+toleranceUsecs*time.Microsecond:
+		case q.Time.Sub(first.Time) > backlogSpan+b.tolerance():
 			return nil, 0
 		case q.From == b.remote:
 			in = append(in, j)
@@ -94,7 +94,7 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 		}
 		end = end.Add(uint32(q.PayloadLen))
 	}
-	if n < 2 || end != a.Ack || a.Time.Sub(ps[in[n-1]].Time) >= toleranceUsecs*time.Microsecond ||
+	if n < 2 || end != a.Ack || a.Time.Sub(ps[in[n-1]].Time) >= b.tolerance() ||
 		int(end.Diff(first.Seq)) <= 2*size && !b.ackingEach(j, size) && !b.readingOn(i) {
 		return nil, 0
 	}
@@ -124,7 +124,7 @@ func (b *builder) edgeHeld(j int) bool {
 		if q.From != b.local {
 			continue
 		}
-		if !pureACK(q) || !a.Ack.LessThan(q.Ack) || q.Time.Sub(a.Time) >= toleranceUsecs*time.Microsecond {
+		if !pureACK(q) || !a.Ack.LessThan(q.Ack) || q.Time.Sub(a.Time) >= b.tolerance() {
 			return false
 		}
 		unit := int32(1) << b.localWScale
@@ -146,7 +146,7 @@ func (b *builder) updateFollows(j int) bool {
 	}
 	q := &ps[j+1]
 	return q.From == b.local && pureACK(q) && q.Ack == ps[j].Ack && b.outWin(q) > b.outWin(&ps[j]) &&
-		q.Options().NumSACK == 0 && q.Time.Sub(ps[j].Time) < toleranceUsecs*time.Microsecond
+		q.Options().NumSACK == 0 && q.Time.Sub(ps[j].Time) < b.tolerance()
 }
 
 // unacked returns the in-order inbound data segments from packet i on
@@ -166,14 +166,14 @@ func (b *builder) unacked(i int) (run []int, at int) {
 	defer func() { b.runBuf = got[:0] }()
 	for ; j < len(ps) && ps[j].From == b.remote; j++ {
 		q := &ps[j]
-		if j-i >= maxRun || q.Seq != end || !coalescible(q) || j == b.teardown || q.Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
+		if j-i >= maxRun || q.Seq != end || !coalescible(q) || j == b.teardown || q.Time.Sub(p.Time) >= b.tolerance() {
 			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen))
 		got = append(got, j)
 	}
 	if j == len(ps) || !pureACK(&ps[j]) || ps[j].Ack != p.Seq || ps[j].Options().NumSACK > 0 ||
-		ps[j].Time.Sub(p.Time) >= toleranceUsecs*time.Microsecond {
+		ps[j].Time.Sub(p.Time) >= b.tolerance() {
 		return nil, 0
 	}
 	return got, j

@@ -10,12 +10,6 @@ import (
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
-// The reference's defaults that a script changes with option lines.
-const (
-	defaultPort = 8080 // --bind_port and --connect_port
-	defaultMTU  = 1500 // --mtu (TUN_DRIVER_DEFAULT_MTU)
-)
-
 // Linux picks the window scale of its SYN from the largest receive buffer
 // the socket may get: ilog2(max(tcp_rmem[2], rmem_max)) - 15, or, when the
 // application set SO_RCVBUF, from that buffer (tcp_select_initial_window).
@@ -183,10 +177,10 @@ func (b *builder) setupEnvironment() {
 		e.options = append(e.options, &parser.Option{Name: "ip_version", Value: "ipv6", Set: true})
 	}
 	if b.server {
-		if p := int(f.LocalEndpoint().Port()); p != defaultPort {
+		if p := int(f.LocalEndpoint().Port()); p != parser.DefaultPort {
 			opt("bind_port", p)
 		}
-	} else if p := int(f.RemoteEndpoint().Port()); p != defaultPort {
+	} else if p := int(f.RemoteEndpoint().Port()); p != parser.DefaultPort {
 		opt("connect_port", p)
 	}
 	if cc := b.opts.CongestionControl; cc != "" {
@@ -209,7 +203,7 @@ func (b *builder) setupEnvironment() {
 		if family(f) == "IPv6" {
 			hdr = 60
 		}
-		if mtu := int(o.MSS) + hdr; mtu != defaultMTU {
+		if mtu := int(o.MSS) + hdr; mtu != parser.DefaultMTU {
 			opt("mtu", mtu)
 		}
 	}

@@ -162,15 +162,15 @@ func (b *builder) script() *parser.Script {
 			b.count.backwards++
 			d = 0
 		}
-		if e.react && d < toleranceUsecs {
+		if e.react && d < b.opts.ToleranceUsecs {
 			d = 0
 		}
 		switch {
 		case e.ack && d == 0 && e.afterFIN:
 			ends[i] = finAckSlack
-		case e.ack && d >= toleranceUsecs:
+		case e.ack && d >= b.opts.ToleranceUsecs:
 			ends[i] = d + ackSlack
-		case e.timer && d >= toleranceUsecs:
+		case e.timer && d >= b.opts.ToleranceUsecs:
 			d, ends[i] = d-timerSlack, d+timerSlack
 		}
 		deltas[i] = d

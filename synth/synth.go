@@ -42,15 +42,16 @@ type Options struct {
 	// sends that no line expects fails, and values that follow the host
 	// or a secret (a Fast Open cookie) are written `*`.
 	Exact bool
+	// ToleranceUsecs is the --tolerance_usecs the script will be replayed
+	// with (0: the reference's default): an outbound packet that follows
+	// its trigger within it is written at +0, and what came within it
+	// of each other is taken as one burst.
+	ToleranceUsecs int64
 }
 
 // ErrNoHandshake is matched (errors.Is) by the error for a flow whose
 // capture starts mid-stream when Options.AllowPartial is off.
 var ErrNoHandshake = errors.New("no handshake in the capture (starts mid-stream); use --allow-partial")
-
-// toleranceUsecs is the reference's default --tolerance_usecs: an outbound
-// packet that follows its trigger within it is written at +0.
-const toleranceUsecs = 4000
 
 // writeCap bounds a write that spans ACKs: the kernel queued its data while
 // waiting for them, and a blocking write larger than the free send buffer
@@ -480,6 +481,9 @@ func (s *slab[T]) reset() {
 }
 
 func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
+	if opts.ToleranceUsecs <= 0 {
+		opts.ToleranceUsecs = parser.DefaultToleranceUsecs
+	}
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
 		fd: -1, listenFD: -1, urgAt: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[tcpwire.Seq]bool{}}
 	b.server = f.Local == capture.SideB
@@ -800,7 +804,7 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	switch {
 	case in && p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagRST) && b.unread < readChunk:
 		return
-	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time.Sub(b.prevTime) >= toleranceUsecs*time.Microsecond:
+	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time.Sub(b.prevTime) >= b.tolerance():
 		// A delayed ACK: the application had not read yet, or its read
 		// would have made the kernel ACK at once.
 		return
@@ -1455,7 +1459,7 @@ func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
 		// tail stays: close() put the FIN on the queued data.)
 		return true
 	}
-	return p.Time.Sub(b.prevTime) > toleranceUsecs*time.Microsecond
+	return p.Time.Sub(b.prevTime) > b.tolerance()
 }
 
 // short reports whether the data segment p is not a whole number of full
@@ -1768,6 +1772,11 @@ func (b *builder) checkEcr(list []*parser.TCPOption, ack bool) {
 			b.scaleEcr = true
 		}
 	}
+}
+
+// tolerance is the replay's timing tolerance (Options.ToleranceUsecs).
+func (b *builder) tolerance() time.Duration {
+	return time.Duration(b.opts.ToleranceUsecs) * time.Microsecond
 }
 
 // fmtDur prints a duration in seconds with microseconds.

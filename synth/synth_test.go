@@ -410,3 +410,21 @@ func TestExactIsPacketdrill(t *testing.T) {
 		}
 	}
 }
+
+// TestToleranceUsecs synthesises with the tolerance a replay will allow:
+// the default is the reference's, and a wider one writes more outbound
+// packets at +0 after what triggered them.
+func TestToleranceUsecs(t *testing.T) {
+	const rel = "captures/local/zero_window_probe_cliside_eth.pcap"
+	text := func(us int64) string {
+		return string(parser.Format(flowScript(t, synthFile(t, rel, "", Options{ToleranceUsecs: us}), 1)))
+	}
+	def := text(0)
+	if text(parser.DefaultToleranceUsecs) != def {
+		t.Error("the default tolerance is not the reference's")
+	}
+	atZero := func(s string) int { return strings.Count(s, "\n+0 >") }
+	if wide := text(20_000); atZero(wide) <= atZero(def) {
+		t.Errorf("a 20 ms tolerance writes %d outbound packets at +0, the default %d", atZero(wide), atZero(def))
+	}
+}

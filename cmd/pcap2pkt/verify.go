@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -71,7 +72,17 @@ func verifyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	results, rerr, err := synthesiseCapture(c, name, synth.Options{Strict: c.Bool("strict"), Exact: c.Bool("exact"), CongestionControl: cc}, "verifying")
+	opts := synth.Options{Strict: c.Bool("strict"), Exact: c.Bool("exact"), CongestionControl: cc}
+	if c.IsSet("tolerance_usecs") {
+		// The synthesiser writes at +0 what came within the tolerance the
+		// replays will allow.
+		t, err := strconv.ParseInt(c.String("tolerance_usecs"), 10, 64)
+		if err != nil || t <= 0 {
+			return failf(exitInput, "verify: bad --tolerance_usecs %q: want a positive number of microseconds", c.String("tolerance_usecs"))
+		}
+		opts.ToleranceUsecs = t
+	}
+	results, rerr, err := synthesiseCapture(c, name, opts, "verifying")
 	if err != nil {
 		return err
 	}
