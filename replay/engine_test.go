@@ -41,10 +41,9 @@ func (h *fakeHost) StartTime(c Clock) time.Time        { return c.Now() }
 func fakeSyscalls() map[string]SyscallFunc {
 	next := 100
 	ok := func(c *CallContext) (int64, syscall.Errno, error) {
-		if _, err := c.LiveFD(0); err != nil {
-			return 0, 0, err
-		}
-		return 0, 0, nil
+		a := c.args(len(c.Args))
+		a.fd(0)
+		return 0, 0, a.err()
 	}
 	return map[string]SyscallFunc{
 		"socket": func(c *CallContext) (int64, syscall.Errno, error) {
@@ -62,11 +61,9 @@ func fakeSyscalls() map[string]SyscallFunc {
 		},
 		"bind": ok,
 		"listen": func(c *CallContext) (int64, syscall.Errno, error) {
-			fd, err := c.ScriptFD(0)
-			if err != nil {
-				return 0, 0, err
-			}
-			if _, err := c.ToLiveFD(fd); err != nil {
+			a := c.args(2)
+			fd, _ := a.fds(0)
+			if err := a.err(); err != nil {
 				return 0, 0, err
 			}
 			c.After(func() error {
@@ -76,8 +73,9 @@ func fakeSyscalls() map[string]SyscallFunc {
 			return 0, 0, nil
 		},
 		"write": func(c *CallContext) (int64, syscall.Errno, error) {
-			n, err := c.Int(2)
-			return n, 0, err
+			a := c.args(3)
+			n := a.int(2)
+			return n, 0, a.err()
 		},
 		"read": func(c *CallContext) (int64, syscall.Errno, error) {
 			return -1, syscall.EAGAIN, nil
@@ -356,8 +354,9 @@ func TestBlockingSyscall(t *testing.T) {
 			dev := notifyDevice{NewFakeDevice(), func() { once.Do(func() { close(released) }) }}
 			calls := fakeSyscalls()
 			calls["read"] = func(c *CallContext) (int64, syscall.Errno, error) {
-				if _, err := c.LiveFD(0); err != nil {
-					return 0, 0, err
+				a := c.args(3)
+				if a.fd(0); a.err() != nil {
+					return 0, 0, a.err()
 				}
 				ret, errno := c.Invoke(func() (int64, syscall.Errno) {
 					<-released

@@ -31,23 +31,23 @@ func errnoOf(err error) syscall.Errno {
 }
 
 func sysPipe(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(1); err != nil {
-		return 0, 0, err
-	}
-	l, ok := c.Args[0].(*parser.List)
-	if !ok || l.Brace {
-		return 0, 0, errAt(c.Args[0], "expected [<read fd>, <write fd>], got %s", exprKind(c.Args[0]))
-	}
-	if len(l.Elems) != 2 {
-		return 0, 0, errAt(l, "%d pipe file descriptors instead of 2", len(l.Elems))
-	}
+	a := c.args(1)
 	var script [2]int
-	for i, el := range l.Elems {
-		v, err := c.Eval.Int32(el)
-		if err != nil {
-			return 0, 0, err
+	if a.ok() {
+		l, ok := c.Args[0].(*parser.List)
+		switch {
+		case !ok || l.Brace:
+			a.keep(errAt(c.Args[0], "expected [<read fd>, <write fd>], got %s", exprKind(c.Args[0])))
+		case len(l.Elems) != 2:
+			a.keep(errAt(l, "%d pipe file descriptors instead of 2", len(l.Elems)))
+		default:
+			for i, el := range l.Elems {
+				script[i] = int(read(a, func() (int32, error) { return c.Eval.Int32(el) }))
+			}
 		}
-		script[i] = int(v)
+	}
+	if err := a.err(); err != nil {
+		return 0, 0, err
 	}
 	var live [2]int32
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -70,41 +70,20 @@ func sysPipe(c *CallContext) (int64, syscall.Errno, error) {
 
 // nullOffset evaluates a splice offset, which must be NULL: the reference
 // passes the number itself as the loff_t pointer.
-func nullOffset(c *CallContext, i int) error {
-	v, err := c.Int(i)
-	if err != nil {
-		return err
+func (a *argReader) nullOffset(i int) {
+	if v := a.int(i); v != 0 {
+		a.keep(errAt(a.c.Args[i], "splice offset must be NULL, got %d", v))
 	}
-	if v != 0 {
-		return errAt(c.Args[i], "splice offset must be NULL, got %d", v)
-	}
-	return nil
 }
 
 func sysSplice(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(6); err != nil {
-		return 0, 0, err
-	}
-	in, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := nullOffset(c, 1); err != nil {
-		return 0, 0, err
-	}
-	out, err := c.LiveFD(2)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := nullOffset(c, 3); err != nil {
-		return 0, 0, err
-	}
-	n, err := c.Int32(4)
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(5)
-	if err != nil {
+	a := c.args(6)
+	in := a.fd(0)
+	a.nullOffset(1)
+	out := a.fd(2)
+	a.nullOffset(3)
+	n, flags := a.int32(4), a.int32(5)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -119,18 +98,13 @@ func sysSplice(c *CallContext) (int64, syscall.Errno, error) {
 const openMode = 0o600
 
 func sysOpen(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(2); err != nil {
-		return 0, 0, err
+	a := c.args(2)
+	if a.ok() && !IsString(c.Args[0]) {
+		a.keep(errAt(c.Args[0], "expected a file name string, got %s", exprKind(c.Args[0])))
 	}
-	if !IsString(c.Args[0]) {
-		return 0, 0, errAt(c.Args[0], "expected a file name string, got %s", exprKind(c.Args[0]))
-	}
-	name, err := c.Eval.Bytes(c.Args[0])
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(1)
-	if err != nil {
+	name := read(a, func() ([]byte, error) { return c.Eval.Bytes(c.Args[0]) })
+	flags := a.int32(1)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	c.ResultIsFD()
@@ -146,26 +120,19 @@ func sysOpen(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysSendfile(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(4); err != nil {
+	a := c.args(4)
+	out, in := a.fd(0), a.fd(1)
+	offset := read(a, func() (int64, error) {
+		off, err := c.Eval.BracketedInt(c.Args[2])
+		if err != nil {
+			return 0, fmt.Errorf("sendfile offset: %w", err)
+		}
+		return off, nil
+	})
+	count := a.int32(3)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	out, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	in, err := c.LiveFD(1)
-	if err != nil {
-		return 0, 0, err
-	}
-	off, err := c.Eval.BracketedInt(c.Args[2])
-	if err != nil {
-		return 0, 0, fmt.Errorf("sendfile offset: %w", err)
-	}
-	count, err := c.Int32(3)
-	if err != nil {
-		return 0, 0, err
-	}
-	offset := off
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
 		r, _, e := unix.Syscall6(unix.SYS_SENDFILE, uintptr(out), uintptr(in),
 			uintptr(unsafe.Pointer(&offset)), uintptr(count), 0, 0)

@@ -95,23 +95,21 @@ func sysResult(r uintptr, errno syscall.Errno) (int64, syscall.Errno) {
 
 // vectorCall is readv/writev: fd, iovec array, count.
 func vectorCall(c *CallContext, trap uintptr) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
+	a := c.args(3)
+	fd := a.fd(0)
+	var bufs [][]byte
+	var iov []unix.Iovec
+	if a.ok() {
+		var err error
+		bufs, iov, err = iovecs(c.Args[1])
+		a.keep(err)
 	}
-	fd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
+	count := a.int32(2)
+	if a.ok() && int(count) != len(iov) {
+		a.failf("iov_count %d does not match %d-element iovec array", count, len(iov))
 	}
-	bufs, iov, err := iovecs(c.Args[1])
-	if err != nil {
+	if err := a.err(); err != nil {
 		return 0, 0, err
-	}
-	count, err := c.Int32(2)
-	if err != nil {
-		return 0, 0, err
-	}
-	if int(count) != len(iov) {
-		return 0, 0, fmt.Errorf("iov_count %d does not match %d-element iovec array", count, len(iov))
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
 		r, _, e := unix.Syscall(trap, uintptr(fd), uintptr(iovPtr(iov)), uintptr(count))
@@ -205,28 +203,16 @@ func (lm *liveMsghdr) checkReceived(timing CmsgTiming) error {
 }
 
 func sysSendmsg(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
-	}
-	scriptFD, fd, err := c.FDs(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	lm, err := msghdr(c.Eval, c.Args[1])
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(2)
-	if err != nil {
+	a := c.args(3)
+	scriptFD, fd := a.fds(0)
+	lm := read(a, func() (*liveMsghdr, error) { return msghdr(c.Eval, c.Args[1]) })
+	flags := a.int32(2)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	// The grammar always has msg_name(...)=...: the reference fills it with
 	// the address a connect() would use (a fast open sendmsg connects).
-	sa, err := c.ConnectAddr(scriptFD)
-	if err != nil {
-		return 0, 0, err
-	}
-	name, err := sockaddrBytes(sa)
+	name, err := sockaddrBytes(c.ConnectAddr(scriptFD))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -239,19 +225,11 @@ func sysSendmsg(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysRecvmsg(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	lm, err := msghdr(c.Eval, c.Args[1])
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(2)
-	if err != nil {
+	a := c.args(3)
+	fd := a.fd(0)
+	lm := read(a, func() (*liveMsghdr, error) { return msghdr(c.Eval, c.Args[1]) })
+	flags := a.int32(2)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	lm.setName(make([]byte, sockaddrStorageLen))

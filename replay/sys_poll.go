@@ -91,55 +91,50 @@ func checkRevents(fds []unix.PollFd, want []int16) error {
 }
 
 func sysPoll(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
+	a := c.args(3)
+	var fds []unix.PollFd
+	var want []int16
+	if a.ok() {
+		fds, want = a.pollfds(c.Args[0])
+	}
+	nfds, timeout := a.int32(1), a.int32(2)
+	if a.ok() && int(nfds) != len(fds) {
+		a.failf("nfds %d does not match %d-element pollfd array", nfds, len(fds))
+	}
+	if err := a.err(); err != nil {
 		return 0, 0, err
-	}
-	l, ok := c.Args[0].(*parser.List)
-	if !ok || l.Brace {
-		return 0, 0, errAt(c.Args[0], "expected a pollfd array, got %s", exprKind(c.Args[0]))
-	}
-	fds := make([]unix.PollFd, len(l.Elems))
-	want := make([]int16, len(l.Elems))
-	for i, el := range l.Elems {
-		p, ok := el.(*parser.Pollfd)
-		if !ok {
-			return 0, 0, errAt(el, "expected a pollfd, got %s", exprKind(el))
-		}
-		scriptFD, err := c.Eval.Int32(p.FD)
-		if err != nil {
-			return 0, 0, err
-		}
-		live, err := c.ToLiveFD(int(scriptFD))
-		if err != nil {
-			return 0, 0, err
-		}
-		events, err := c.Eval.Int32(p.Events)
-		if err != nil {
-			return 0, 0, err
-		}
-		if p.Revents != nil {
-			r, err := c.Eval.Int32(p.Revents)
-			if err != nil {
-				return 0, 0, err
-			}
-			want[i] = int16(r)
-		}
-		fds[i] = unix.PollFd{Fd: int32(live), Events: int16(events)}
-	}
-	nfds, err := c.Int32(1)
-	if err != nil {
-		return 0, 0, err
-	}
-	timeout, err := c.Int32(2)
-	if err != nil {
-		return 0, 0, err
-	}
-	if int(nfds) != len(fds) {
-		return 0, 0, fmt.Errorf("nfds %d does not match %d-element pollfd array", nfds, len(fds))
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) { return pollLive(fds, timeout) })
 	c.After(func() error { return checkRevents(fds, want) })
 	return ret, errno, nil
+}
+
+// pollfds evaluates a pollfd array into the live array and the revents
+// the script expects.
+func (a *argReader) pollfds(e parser.Expr) (fds []unix.PollFd, want []int16) {
+	l, ok := e.(*parser.List)
+	if !ok || l.Brace {
+		a.keep(errAt(e, "expected a pollfd array, got %s", exprKind(e)))
+		return nil, nil
+	}
+	fds = make([]unix.PollFd, len(l.Elems))
+	want = make([]int16, len(l.Elems))
+	ev := a.c.Eval
+	for i, el := range l.Elems {
+		p, ok := el.(*parser.Pollfd)
+		if !ok {
+			a.keep(errAt(el, "expected a pollfd, got %s", exprKind(el)))
+			return nil, nil
+		}
+		scriptFD := read(a, func() (int32, error) { return ev.Int32(p.FD) })
+		live := read(a, func() (int, error) { return a.c.ToLiveFD(int(scriptFD)) })
+		events := read(a, func() (int32, error) { return ev.Int32(p.Events) })
+		if p.Revents != nil {
+			want[i] = int16(read(a, func() (int32, error) { return ev.Int32(p.Revents) }))
+		}
+		fds[i] = unix.PollFd{Fd: int32(live), Events: int16(events)}
+	}
+	return fds, want
 }
 
 // addResultFD records the fd a call returned under the script's number for it.
@@ -155,11 +150,9 @@ func addResultFD(c *CallContext, ret int64) error {
 }
 
 func sysEpollCreate(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(1); err != nil {
-		return 0, 0, err
-	}
-	size, err := c.Int32(0)
-	if err != nil {
+	a := c.args(1)
+	size := a.int32(0)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	return epollCreate(c, func() (uintptr, syscall.Errno) {
@@ -175,11 +168,9 @@ func sysEpollCreate(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysEpollCreate1(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(1); err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(0)
-	if err != nil {
+	a := c.args(1)
+	flags := a.int32(0)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	return epollCreate(c, func() (uintptr, syscall.Errno) {
@@ -256,27 +247,11 @@ func setEpollData(ev *unix.EpollEvent, v uint64) {
 }
 
 func sysEpollCtl(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(4); err != nil {
-		return 0, 0, err
-	}
-	epfd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	op, err := c.Int32(1)
-	if err != nil {
-		return 0, 0, err
-	}
-	scriptFD, err := c.ScriptFD(2)
-	if err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.ToLiveFD(scriptFD)
-	if err != nil {
-		return 0, 0, err
-	}
-	d, err := epollEvent(c, c.Args[3], scriptFD, fd)
-	if err != nil {
+	a := c.args(4)
+	epfd, op := a.fd(0), a.int32(1)
+	scriptFD, fd := a.fds(2)
+	d := read(a, func() (epollData, error) { return epollEvent(c, c.Args[3], scriptFD, fd) })
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	ev := d.toLive()
@@ -319,27 +294,15 @@ func checkEpollEvent(want epollData, got *unix.EpollEvent) error {
 }
 
 func sysEpollWait(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(4); err != nil {
-		return 0, 0, err
+	a := c.args(4)
+	epfd := a.fd(0)
+	want := read(a, func() (epollData, error) { return epollEvent(c, c.Args[1], -1, -1) })
+	maxEvents, timeout := a.int32(2), a.int32(3)
+	if a.ok() && (maxEvents < 0 || maxEvents > maxEpollEvents) {
+		a.failf("maxevents %d out of range", maxEvents)
 	}
-	epfd, err := c.LiveFD(0)
-	if err != nil {
+	if err := a.err(); err != nil {
 		return 0, 0, err
-	}
-	want, err := epollEvent(c, c.Args[1], -1, -1)
-	if err != nil {
-		return 0, 0, err
-	}
-	maxEvents, err := c.Int32(2)
-	if err != nil {
-		return 0, 0, err
-	}
-	timeout, err := c.Int32(3)
-	if err != nil {
-		return 0, 0, err
-	}
-	if maxEvents < 0 || maxEvents > maxEpollEvents {
-		return 0, 0, fmt.Errorf("maxevents %d out of range", maxEvents)
 	}
 	// At least one slot, zeroed: the reference compares the first slot
 	// even when no event came back.

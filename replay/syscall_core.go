@@ -71,51 +71,17 @@ func (c *CallContext) socketAddr(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-// maxBuffer bounds the buffers a script can ask for, so that a typo in a
-// count fails the line instead of exhausting memory.
-const maxBuffer = 64 << 20
-
-// buffer evaluates a buffer argument: a zeroed buffer of n bytes, or nil
-// for NULL.
-func (c *CallContext) buffer(i, n int) ([]byte, error) {
-	a, err := c.Arg(i)
-	if err != nil {
-		return nil, err
-	}
-	isNull, err := c.Eval.Buffer(a)
-	if err != nil {
-		return nil, err
-	}
-	if isNull {
-		return nil, nil
-	}
-	if n < 0 || n > maxBuffer {
-		return nil, fmt.Errorf("count %d out of range 0..%d", n, maxBuffer)
-	}
-	return make([]byte, max(n, 1)), nil
-}
-
 func sysSocket(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
-	}
+	a := c.args(3)
 	domain := int64(unix.AF_INET)
 	if c.Config.socketIPv6() {
 		domain = unix.AF_INET6
 	}
-	if !c.IsEllipsis(0) {
-		d, err := c.Int32(0)
-		if err != nil {
-			return 0, 0, err
-		}
-		domain = int64(d)
+	if a.ok() && !a.isEllipsis(0) {
+		domain = int64(a.int32(0))
 	}
-	typ, err := c.Int32(1)
-	if err != nil {
-		return 0, 0, err
-	}
-	proto, err := c.Int32(2)
-	if err != nil {
+	typ, proto := a.int32(1), a.int32(2)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	c.ResultIsFD()
@@ -135,17 +101,11 @@ func sysSocket(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysBind(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(1); err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(2); err != nil {
+	a := c.args(3)
+	fd := a.fd(0)
+	a.ellipsis(1)
+	a.ellipsis(2)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	sa := rawSockaddr(c.socketAddr(c.Config.localAddr), c.Config.BindPort)
@@ -156,15 +116,10 @@ func sysBind(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysListen(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(2); err != nil {
-		return 0, 0, err
-	}
-	scriptFD, fd, err := c.FDs(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	backlog, err := c.Int32(1)
-	if err != nil {
+	a := c.args(2)
+	scriptFD, fd := a.fds(0)
+	backlog := a.int32(1)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -182,17 +137,11 @@ func sysListen(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysAccept(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(1); err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(2); err != nil {
+	a := c.args(3)
+	fd := a.fd(0)
+	a.ellipsis(1)
+	a.ellipsis(2)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	c.ResultIsFD()
@@ -235,7 +184,7 @@ func (e *engine) acceptSocket(scriptFD, liveFD int) error {
 // prepareConnect is the reference's run_syscall_connect: it picks the live
 // address (the remote address and --connect_port, or a bare family such as
 // AF_UNSPEC) and moves a new socket to the connecting state.
-func (c *CallContext) prepareConnect(scriptFD int, family int64) ([]byte, error) {
+func (c *CallContext) prepareConnect(scriptFD int, family int64) []byte {
 	var sa []byte
 	if family >= 0 {
 		sa = make([]byte, unix.SizeofSockaddrAny)
@@ -246,93 +195,65 @@ func (c *CallContext) prepareConnect(scriptFD int, family int64) ([]byte, error)
 	}
 	f := c.e.fds.byScript(scriptFD)
 	if f == nil || f.sock == nil {
-		return sa, nil
+		return sa
 	}
 	s := f.sock
 	if family == unix.AF_UNSPEC {
 		s.state = sockNew
-		return sa, nil
+		return sa
 	}
 	if s.state != sockNew {
-		return sa, nil
+		return sa
 	}
 	s.state = sockActiveConnecting
 	s.script.local, s.script.remote = endpoint{}, endpoint{}
 	s.live.remote = endpoint{ip: c.Config.remoteAddr, port: c.Config.ConnectPort}
 	c.e.underTest = s
-	return sa, nil
+	return sa
 }
 
 // ConnectAddr is the live remote address a connect() of scriptFD would
 // use (the remote address and --connect_port), and, if the socket is still
 // new, marks it actively connecting (a Fast Open sendmsg or sendto
 // connects).
-func (c *CallContext) ConnectAddr(scriptFD int) (unix.Sockaddr, error) {
-	if _, err := c.prepareConnect(scriptFD, -1); err != nil {
-		return nil, err
-	}
+func (c *CallContext) ConnectAddr(scriptFD int) unix.Sockaddr {
+	c.prepareConnect(scriptFD, -1)
 	ip := c.socketAddr(c.Config.remoteAddr)
 	if ip.Is4() {
-		return &unix.SockaddrInet4{Port: int(c.Config.ConnectPort), Addr: ip.As4()}, nil
+		return &unix.SockaddrInet4{Port: int(c.Config.ConnectPort), Addr: ip.As4()}
 	}
-	return &unix.SockaddrInet6{Port: int(c.Config.ConnectPort), Addr: ip.As16()}, nil
-}
-
-// familyArg evaluates an address argument that is `...` (-1: the live
-// address) or a bare family.
-func (c *CallContext) familyArg(i int) (int64, error) {
-	if c.IsEllipsis(i) {
-		return -1, nil
-	}
-	v, err := c.Int32(i)
-	return int64(v), err
+	return &unix.SockaddrInet6{Port: int(c.Config.ConnectPort), Addr: ip.As16()}
 }
 
 func sysConnect(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(3); err != nil {
+	a := c.args(3)
+	scriptFD, fd := a.fds(0)
+	family := a.family(1)
+	a.ellipsis(2)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	scriptFD, fd, err := c.FDs(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	family, err := c.familyArg(1)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(2); err != nil {
-		return 0, 0, err
-	}
-	sa, err := c.prepareConnect(scriptFD, family)
-	if err != nil {
-		return 0, 0, err
-	}
+	sa := c.prepareConnect(scriptFD, family)
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_CONNECT, uintptr(fd), bufPtr(sa), uintptr(len(sa)))
 	})
 	return ret, errno, nil
 }
 
-// ioArgs evaluates (fd, buffer, count) of read, write, send and recv.
-func (c *CallContext) ioArgs() (fd int, buf []byte, count int32, err error) {
-	if fd, err = c.LiveFD(0); err != nil {
-		return
-	}
-	if count, err = c.Int32(2); err != nil {
-		return
-	}
-	buf, err = c.buffer(1, int(count))
-	return
+// io reads (fd, buffer, count) of read, write, send and recv.
+func (a *argReader) io() (fd int, buf []byte, count int32) {
+	fd = a.fd(0)
+	count = a.int32(2)
+	buf = a.buffer(1, int(count))
+	return fd, buf, count
 }
 
 // ioCall is read(fd, buf, n) or write(fd, buf, n): nr is the call.
 func ioCall(nr uintptr) SyscallFunc {
 	return func(c *CallContext) (int64, syscall.Errno, error) {
-		if err := c.NArgs(3); err != nil {
-			return 0, 0, err
-		}
-		fd, buf, n, err := c.ioArgs()
-		if err != nil {
+		a := c.args(3)
+		fd, buf, n := a.io()
+		if err := a.err(); err != nil {
 			return 0, 0, err
 		}
 		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -346,15 +267,10 @@ func ioCall(nr uintptr) SyscallFunc {
 // as sendto or recvfrom (nr) without an address, as libc does.
 func ioFlagsCall(nr uintptr) SyscallFunc {
 	return func(c *CallContext) (int64, syscall.Errno, error) {
-		if err := c.NArgs(4); err != nil {
-			return 0, 0, err
-		}
-		fd, buf, n, err := c.ioArgs()
-		if err != nil {
-			return 0, 0, err
-		}
-		flags, err := c.Int32(3)
-		if err != nil {
+		a := c.args(4)
+		fd, buf, n := a.io()
+		flags := a.int32(3)
+		if err := a.err(); err != nil {
 			return 0, 0, err
 		}
 		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -365,32 +281,16 @@ func ioFlagsCall(nr uintptr) SyscallFunc {
 }
 
 func sysSendto(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(6); err != nil {
+	a := c.args(6)
+	scriptFD := a.scriptFD(0)
+	fd, buf, n := a.io()
+	flags := a.int32(3)
+	family := a.family(4)
+	a.ellipsis(5)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	scriptFD, err := c.ScriptFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	fd, buf, n, err := c.ioArgs()
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(3)
-	if err != nil {
-		return 0, 0, err
-	}
-	family, err := c.familyArg(4)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(5); err != nil {
-		return 0, 0, err
-	}
-	sa, err := c.prepareConnect(scriptFD, family)
-	if err != nil {
-		return 0, 0, err
-	}
+	sa := c.prepareConnect(scriptFD, family)
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
 		return rawSyscall6(unix.SYS_SENDTO, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), bufPtr(sa), uintptr(len(sa)))
 	})
@@ -398,21 +298,12 @@ func sysSendto(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysRecvfrom(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(6); err != nil {
-		return 0, 0, err
-	}
-	fd, buf, n, err := c.ioArgs()
-	if err != nil {
-		return 0, 0, err
-	}
-	flags, err := c.Int32(3)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(4); err != nil {
-		return 0, 0, err
-	}
-	if err := c.Ellipsis(5); err != nil {
+	a := c.args(6)
+	fd, buf, n := a.io()
+	flags := a.int32(3)
+	a.ellipsis(4)
+	a.ellipsis(5)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	var sa [unix.SizeofSockaddrAny]byte
@@ -425,11 +316,9 @@ func sysRecvfrom(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysClose(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(1); err != nil {
-		return 0, 0, err
-	}
-	scriptFD, fd, err := c.FDs(0)
-	if err != nil {
+	a := c.args(1)
+	scriptFD, fd := a.fds(0)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -440,15 +329,9 @@ func sysClose(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysShutdown(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(2); err != nil {
-		return 0, 0, err
-	}
-	fd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	how, err := c.Int32(1)
-	if err != nil {
+	a := c.args(2)
+	fd, how := a.fd(0), a.int32(1)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -457,35 +340,15 @@ func sysShutdown(c *CallContext) (int64, syscall.Errno, error) {
 	return ret, errno, nil
 }
 
-// sockoptArgs evaluates (fd, level, optname) of setsockopt and getsockopt.
-func (c *CallContext) sockoptArgs() (fd int, level, name int32, err error) {
-	if fd, err = c.LiveFD(0); err != nil {
-		return
-	}
-	if level, err = c.Int32(1); err != nil {
-		return
-	}
-	name, err = c.Int32(2)
-	return
-}
-
 func sysSetsockopt(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(5); err != nil {
-		return 0, 0, err
+	a := c.args(5)
+	fd, level, name := a.fd(0), a.int32(1), a.int32(2)
+	optlen := a.int32(4)
+	if a.ok() && optlen > maxBuffer {
+		a.failf("optlen %d larger than %d", optlen, maxBuffer)
 	}
-	fd, level, name, err := c.sockoptArgs()
-	if err != nil {
-		return 0, 0, err
-	}
-	optlen, err := c.Int32(4)
-	if err != nil {
-		return 0, 0, err
-	}
-	if optlen > maxBuffer {
-		return 0, 0, fmt.Errorf("optlen %d larger than %d", optlen, maxBuffer)
-	}
-	val, err := c.Eval.SockoptValue(c.Args[3], int(optlen))
-	if err != nil {
+	val := read(a, func() ([]byte, error) { return c.Eval.SockoptValue(c.Args[3], int(optlen)) })
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
@@ -495,19 +358,14 @@ func sysSetsockopt(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysGetsockopt(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(5); err != nil {
-		return 0, 0, err
+	a := c.args(5)
+	fd, level, name := a.fd(0), a.int32(1), a.int32(2)
+	scriptLen := a.bracketedInt32(4)
+	if a.ok() && (scriptLen < 0 || scriptLen > maxBuffer) {
+		a.failf("optlen %d out of range 0..%d", scriptLen, maxBuffer)
 	}
-	fd, level, name, err := c.sockoptArgs()
-	if err != nil {
+	if err := a.err(); err != nil {
 		return 0, 0, err
-	}
-	scriptLen, err := c.Eval.BracketedInt32(c.Args[4])
-	if err != nil {
-		return 0, 0, err
-	}
-	if scriptLen < 0 || scriptLen > maxBuffer {
-		return 0, 0, fmt.Errorf("optlen %d out of range 0..%d", scriptLen, maxBuffer)
 	}
 	val := make([]byte, scriptLen+1)
 	optlen := uint32(scriptLen)
@@ -521,22 +379,14 @@ func sysGetsockopt(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysFcntl(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(2, 3); err != nil {
-		return 0, 0, fmt.Errorf("fcntl expected 2-3 args but got %d", len(c.Args))
-	}
-	fd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	cmd, err := c.Int32(1)
-	if err != nil {
-		return 0, 0, err
-	}
+	a := c.args(2, 3)
+	fd, cmd := a.fd(0), a.int32(1)
 	var arg int32
 	if len(c.Args) == 3 {
-		if arg, err = c.Int32(2); err != nil {
-			return 0, 0, err
-		}
+		arg = a.int32(2)
+	}
+	if err := a.err(); err != nil {
+		return 0, 0, err
 	}
 	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
@@ -545,25 +395,19 @@ func sysFcntl(c *CallContext) (int64, syscall.Errno, error) {
 }
 
 func sysIoctl(c *CallContext) (int64, syscall.Errno, error) {
-	if err := c.NArgs(2, 3); err != nil {
-		return 0, 0, fmt.Errorf("ioctl expected 2-3 args but got %d", len(c.Args))
-	}
-	fd, err := c.LiveFD(0)
-	if err != nil {
-		return 0, 0, err
-	}
-	cmd, err := c.Int32(1)
-	if err != nil {
-		return 0, 0, err
-	}
+	a := c.args(2, 3)
+	fd, cmd := a.fd(0), a.int32(1)
 	if len(c.Args) == 2 {
+		if err := a.err(); err != nil {
+			return 0, 0, err
+		}
 		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
 			return rawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(uint32(cmd)), 0)
 		})
 		return ret, errno, nil
 	}
-	want, err := c.Eval.BracketedInt32(c.Args[2])
-	if err != nil {
+	want := a.bracketedInt32(2)
+	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
 	var live int32
