@@ -14,6 +14,7 @@ import (
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay/replaytest"
 )
 
 // fakeHost is a Host for engine tests: no fds, a fixed ephemeral port,
@@ -103,7 +104,7 @@ type kernelPacket struct {
 	pkt []byte
 }
 
-func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*FakeDevice, error) {
+func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*replaytest.Device, error) {
 	t.Helper()
 	s, err := parser.ParseFile("test.pkt", []byte(src), nil)
 	if err != nil {
@@ -116,8 +117,8 @@ func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*
 			t.Fatal(err)
 		}
 	}
-	dev := NewFakeDevice()
-	clock := NewFakeClock()
+	dev := replaytest.NewDevice()
+	clock := replaytest.NewClock()
 	start := clock.Now()
 	for _, k := range kernel {
 		if err := dev.Inject(k.pkt, start.Add(k.at)); err != nil {
@@ -323,14 +324,14 @@ func TestConfigSetAndScriptOptions(t *testing.T) {
 	}
 }
 
-// notifyDevice is a FakeDevice that calls onWrite for each injected packet.
+// notifyDevice is a fake Device that calls onWrite for each injected packet.
 type notifyDevice struct {
-	*FakeDevice
+	*replaytest.Device
 	onWrite func()
 }
 
 func (d notifyDevice) WritePacket(b []byte) error {
-	err := d.FakeDevice.WritePacket(b)
+	err := d.Device.WritePacket(b)
 	d.onWrite()
 	return err
 }
@@ -351,7 +352,7 @@ func TestBlockingSyscall(t *testing.T) {
 			}
 			released := make(chan struct{})
 			var once sync.Once
-			dev := notifyDevice{NewFakeDevice(), func() { once.Do(func() { close(released) }) }}
+			dev := notifyDevice{replaytest.NewDevice(), func() { once.Do(func() { close(released) }) }}
 			calls := fakeSyscalls()
 			calls["read"] = func(c *CallContext) (int64, syscall.Errno, error) {
 				a := c.args(3)
@@ -366,7 +367,7 @@ func TestBlockingSyscall(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			err = Run(ctx, s, NewConfig(), &Env{Device: dev, Clock: NewFakeClock(), Syscalls: calls, Host: &fakeHost{}, Dir: t.TempDir()})
+			err = Run(ctx, s, NewConfig(), &Env{Device: dev, Clock: replaytest.NewClock(), Syscalls: calls, Host: &fakeHost{}, Dir: t.TempDir()})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -403,7 +404,7 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err = Run(context.Background(), s, NewConfig(), &Env{Device: NewFakeDevice(), Clock: NewFakeClock(), Host: &fakeHost{}, Stdout: &out, Stderr: &errOut, Dir: t.TempDir()})
+	err = Run(context.Background(), s, NewConfig(), &Env{Device: replaytest.NewDevice(), Clock: replaytest.NewClock(), Host: &fakeHost{}, Stdout: &out, Stderr: &errOut, Dir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "cmd.pkt:2: error executing `exit 3` command: non-zero status 3") {
 		t.Errorf("got %v", err)
 	}

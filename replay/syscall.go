@@ -221,40 +221,39 @@ func (e *engine) runSyscall(ev *eventState, sc *parser.Syscall) *eventError {
 	return nil
 }
 
+// blockedPoll is how often waitBlocked looks at the call's thread.
+const blockedPoll = 20 * time.Microsecond
+
 // waitBlocked returns once the call returned or its thread sleeps inside
 // the call, as the reference's enqueue_system_call does. The caller does not
 // hold e.mu.
 func (e *engine) waitBlocked(cs *callState, deadline time.Time) *eventError {
 	for {
-		select {
-		case <-cs.done:
-			return nil
-		case <-e.ctx.Done():
-			return nil
-		default:
-		}
 		if cs.c.inCall.Load() && e.host.ThreadSleeping(cs.c.tid) {
 			return nil
 		}
 		if e.env.Clock.Now().After(deadline) {
 			return fatalf("%s call neither returned nor blocked by %v after its expected end", cs.c.Call.Name, nonBlockingLimit)
 		}
-		runtime.Gosched()
-		time.Sleep(20 * time.Microsecond)
+		select {
+		case <-cs.done:
+			return nil
+		case <-e.ctx.Done():
+			return nil
+		case <-e.env.Clock.After(blockedPoll):
+		}
 	}
 }
 
 // waitReturned waits for a non-blocking call to return. The caller does
 // not hold e.mu.
 func (e *engine) waitReturned(cs *callState) *eventError {
-	timer := time.NewTimer(nonBlockingLimit)
-	defer timer.Stop()
 	select {
 	case <-cs.done:
 		return nil
 	case <-e.ctx.Done():
 		return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: context.Cause(e.ctx)}
-	case <-timer.C:
+	case <-e.env.Clock.After(nonBlockingLimit):
 		return fatalf("%s call did not return within %v; a call expected to block needs `...` and an end time", cs.c.Call.Name, nonBlockingLimit)
 	}
 }
@@ -268,14 +267,12 @@ func (e *engine) awaitIdle(limit time.Duration) bool {
 	}
 	e.mu.Unlock()
 	defer e.mu.Lock()
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
 	select {
 	case <-cs.done:
 		return true
 	case <-e.ctx.Done():
 		return false
-	case <-timer.C:
+	case <-e.env.Clock.After(limit):
 		return false
 	}
 }

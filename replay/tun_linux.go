@@ -377,7 +377,7 @@ func (d *tunDevice) WritePacket(pkt []byte) error {
 	d.fdMu.RLock()
 	defer d.fdMu.RUnlock()
 	if d.tunFD < 0 || d.closed.Load() {
-		return ErrDeviceClosed
+		return errDeviceClosed
 	}
 	for {
 		_, err := unix.Writev(d.tunFD, [][]byte{hdr[:], pkt})
@@ -411,7 +411,7 @@ func (d *tunDevice) ReadPacket(ctx context.Context) ([]byte, time.Time, error) {
 	d.readMu.Lock()
 	defer d.readMu.Unlock()
 	if d.sniff == nil {
-		return nil, time.Time{}, ErrDeviceClosed
+		return nil, time.Time{}, errDeviceClosed
 	}
 	for {
 		pkt, at, err := d.readOnce(ctx)
@@ -470,7 +470,7 @@ func (d *tunDevice) readOnce(ctx context.Context) ([]byte, time.Time, error) {
 // readError reports a failed read; after Close, whatever the poller says.
 func (d *tunDevice) readError(err error) error {
 	if d.closed.Load() {
-		return ErrDeviceClosed
+		return errDeviceClosed
 	}
 	return fmt.Errorf("replay: read from the TUN device: %w", err)
 }

@@ -255,14 +255,14 @@ func TestTUNReadPacketEnds(t *testing.T) {
 			}
 
 			time.AfterFunc(20*time.Millisecond, func() { dev.Close() })
-			if _, _, err := dev.ReadPacket(context.Background()); !errors.Is(err, ErrDeviceClosed) {
-				t.Errorf("ReadPacket during Close = %v, want ErrDeviceClosed", err)
+			if _, _, err := dev.ReadPacket(context.Background()); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("ReadPacket during Close = %v, want errDeviceClosed", err)
 			}
-			if _, _, err := dev.ReadPacket(context.Background()); !errors.Is(err, ErrDeviceClosed) {
-				t.Errorf("ReadPacket after Close = %v, want ErrDeviceClosed", err)
+			if _, _, err := dev.ReadPacket(context.Background()); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("ReadPacket after Close = %v, want errDeviceClosed", err)
 			}
-			if err := dev.WritePacket(buildTCP(t, cfg, layers.TCP{SYN: true}, nil)); !errors.Is(err, ErrDeviceClosed) {
-				t.Errorf("WritePacket after Close = %v, want ErrDeviceClosed", err)
+			if err := dev.WritePacket(buildTCP(t, cfg, layers.TCP{SYN: true}, nil)); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("WritePacket after Close = %v, want errDeviceClosed", err)
 			}
 		})
 	}

@@ -28,7 +28,7 @@ func (d *tunDevice) CaptureTo(w *PcapWriter) error {
 	d.capMu.Lock()
 	defer d.capMu.Unlock()
 	if d.closed.Load() {
-		return ErrDeviceClosed
+		return errDeviceClosed
 	}
 	if d.capture != nil {
 		return errors.New("replay: the device is already being captured")
