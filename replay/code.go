@@ -24,9 +24,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SockoptReader reads a socket option into buf and returns its length; the
+// sockoptReader reads a socket option into buf and returns its length; the
 // Linux one is a getsockopt(2), tests use fakes.
-type SockoptReader func(fd, level, name int, buf []byte) (int, error)
+type sockoptReader func(fd, level, name int, buf []byte) (int, error)
 
 // PythonCode collects and runs a script's code blocks.
 type PythonCode struct {
@@ -34,7 +34,7 @@ type PythonCode struct {
 	scriptPath string
 	stdout     io.Writer
 	stderr     io.Writer
-	getsockopt SockoptReader
+	getsockopt sockoptReader
 	body       bytes.Buffer // everything after the preamble
 	blocks     int
 }
@@ -73,9 +73,6 @@ func NewPythonCode(o CodeOptions) (*PythonCode, error) {
 	}
 	return p, nil
 }
-
-// SetSockoptReader replaces getsockopt(2) (tests).
-func (p *PythonCode) SetSockoptReader(r SockoptReader) { p.getsockopt = r }
 
 func linuxGetsockopt(fd, level, name int, buf []byte) (int, error) {
 	if len(buf) == 0 {
@@ -139,8 +136,8 @@ sys.excepthook = excepthook
 
 `
 
-// Program returns the python program collected so far.
-func (p *PythonCode) Program() string { return pythonPreamble + "\n" + p.body.String() }
+// program returns the python program collected so far.
+func (p *PythonCode) program() string { return pythonPreamble + "\n" + p.body.String() }
 
 // Finish runs the collected program once; nothing runs if the script had
 // no block.
@@ -154,7 +151,7 @@ func (p *PythonCode) Finish(ctx context.Context) error {
 	}
 	path := f.Name()
 	defer os.Remove(path)
-	if _, err := f.WriteString(p.Program()); err != nil {
+	if _, err := f.WriteString(p.program()); err != nil {
 		f.Close()
 		return fmt.Errorf("writing the code file: %w", err)
 	}
@@ -270,7 +267,7 @@ func emit(w *bytes.Buffer, name string, v uint64) {
 
 func writeTCPInfo(w *bytes.Buffer, info []byte) {
 	for _, name := range codeSymbols {
-		v, _ := LookupSymbol(name)
+		v, _ := lookupSymbol(name)
 		emit(w, name, uint64(v))
 	}
 	for _, f := range tcpInfoVars {

@@ -14,7 +14,7 @@ import (
 
 // fakeSockopts answers getsockopt with fixed TCP_INFO, TCP_CC_INFO (none,
 // as for cubic) and SO_MEMINFO contents.
-func fakeSockopts(rtt, cwnd uint32) SockoptReader {
+func fakeSockopts(rtt, cwnd uint32) sockoptReader {
 	return func(fd, level, name int, buf []byte) (int, error) {
 		switch {
 		case level == unix.SOL_TCP && name == unix.TCP_INFO:
@@ -44,7 +44,7 @@ func newTestCode(t *testing.T, command string) (*PythonCode, *bytes.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.SetSockoptReader(fakeSockopts(10052, 10))
+	p.getsockopt = fakeSockopts(10052, 10)
 	return p, &out
 }
 
@@ -54,7 +54,7 @@ func TestPythonCodeProgram(t *testing.T) {
 	if err := p.Snapshot(context.Background(), code, 3); err != nil {
 		t.Fatal(err)
 	}
-	prog := p.Program()
+	prog := p.program()
 	for _, want := range []string{
 		"sys.excepthook = excepthook\n",
 		"TCP_ESTABLISHED = 1\n", "TCP_CA_Loss = 4\n", "TCPI_OPT_SYN_DATA = 32\n",
@@ -78,7 +78,7 @@ func TestPythonCodeErrors(t *testing.T) {
 		t.Errorf("accepted --code_format=perl")
 	}
 	p, _ := newTestCode(t, "python3")
-	p.SetSockoptReader(func(int, int, int, []byte) (int, error) { return 0, unix.EBADF })
+	p.getsockopt = func(int, int, int, []byte) (int, error) { return 0, unix.EBADF }
 	err := p.Snapshot(context.Background(), &parser.Code{Text: "pass"}, 3)
 	if err == nil || !strings.Contains(err.Error(), "can't find getsockopt to get TCP info") {
 		t.Errorf("Snapshot() = %v", err)

@@ -17,9 +17,9 @@ import (
 
 // IP versions accepted by --ip_version.
 const (
-	IPv4       = "ipv4"
-	IPv4Mapped = "ipv4-mapped-ipv6"
-	IPv6       = "ipv6"
+	ipv4       = "ipv4"
+	ipv4Mapped = "ipv4-mapped-ipv6"
+	ipv6       = "ipv6"
 )
 
 // Config is the configuration of one run. The zero value is not ready: use
@@ -150,10 +150,10 @@ func (c *Config) Set(name, value string) error {
 	return nil
 }
 
-// ApplyScriptOptions applies the `--name=value` lines of a script, leaving
+// applyScriptOptions applies the `--name=value` lines of a script, leaving
 // alone the options set on the command line (defines merge, the command
 // line winning per symbol).
-func (c *Config) ApplyScriptOptions(s *parser.Script) error {
+func (c *Config) applyScriptOptions(s *parser.Script) error {
 	for _, o := range s.Options {
 		if err := o.Check(); err != nil {
 			return &ScriptError{File: s.File, Pos: o.Pos, Msg: err.Error()}
@@ -214,7 +214,7 @@ func (c *Config) apply(name, value string) error {
 	switch name {
 	case "ip_version":
 		switch value {
-		case IPv4, IPv4Mapped, IPv6:
+		case ipv4, ipv4Mapped, ipv6:
 			c.IPVersion = value
 		default:
 			return bad()
@@ -344,16 +344,16 @@ func (c *Config) apply(name, value string) error {
 	return err
 }
 
-// Finalize fills in the address defaults of the IP version and checks the
+// finalize fills in the address defaults of the IP version and checks the
 // addresses. Run calls it after applying the script's options.
-func (c *Config) Finalize() error {
+func (c *Config) finalize() error {
 	if c.IPVersion == "" {
-		c.IPVersion = IPv4
+		c.IPVersion = ipv4
 	}
 	if c.WireClient || c.WireServer || c.SOFilename != "" {
 		return fmt.Errorf("wire mode and --so_filename are not supported")
 	}
-	v6 := c.IPVersion == IPv6
+	v6 := c.IPVersion == ipv6
 	remote := c.RemoteIP
 	if remote == "" {
 		remote = "192.0.2.1/24"
@@ -423,25 +423,14 @@ func (c *Config) Finalize() error {
 }
 
 // wireIPv6 reports whether packets on the wire are IPv6.
-func (c *Config) wireIPv6() bool { return c.IPVersion == IPv6 }
+func (c *Config) wireIPv6() bool { return c.IPVersion == ipv6 }
 
 // socketIPv6 reports whether sockets are AF_INET6 (ipv6 and ipv4-mapped-ipv6).
-func (c *Config) socketIPv6() bool { return c.IPVersion != IPv4 && c.IPVersion != "" }
+func (c *Config) socketIPv6() bool { return c.IPVersion != ipv4 && c.IPVersion != "" }
 
-// LocalAddr, RemoteAddr and GatewayAddr are the resolved addresses (after Finalize).
-func (c *Config) LocalAddr() netip.Addr   { return c.localAddr }
-func (c *Config) RemoteAddr() netip.Addr  { return c.remoteAddr }
-func (c *Config) GatewayAddr() netip.Addr { return c.gatewayAddr }
-
-// PrefixLen is the prefix length of the local interface (after Finalize).
-func (c *Config) PrefixLen() int { return c.prefixLen }
-
-// RemotePrefix is the remote network routed through the device (after Finalize).
-func (c *Config) RemotePrefix() netip.Prefix { return c.remotePrefix }
-
-// Clone returns a deep copy, so that Run can apply a script's options
+// clone returns a deep copy, so that Run can apply a script's options
 // without touching the caller's Config.
-func (c *Config) Clone() *Config {
+func (c *Config) clone() *Config {
 	n := *c
 	n.Defines = make(map[string]string, len(c.Defines))
 	for k, v := range c.Defines {
@@ -459,11 +448,11 @@ func (c *Config) Clone() *Config {
 // addresses resolved. Run does the same; the CLI calls it first to set up
 // the network (NetConfig) before Run.
 func (c *Config) Resolve(s *parser.Script) (*Config, error) {
-	r := c.Clone()
-	if err := r.ApplyScriptOptions(s); err != nil {
+	r := c.clone()
+	if err := r.applyScriptOptions(s); err != nil {
 		return nil, err
 	}
-	if err := r.Finalize(); err != nil {
+	if err := r.finalize(); err != nil {
 		return nil, &ScriptError{File: s.File, Msg: err.Error(), Err: err}
 	}
 	if err := r.checkPackets(s); err != nil {

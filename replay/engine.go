@@ -24,9 +24,9 @@ type Env struct {
 	Device Device // packets to and from the kernel under test
 	Clock  Clock  // the only source of time
 
-	// Syscalls overrides or adds system call implementations by name
+	// syscalls overrides or adds system call implementations by name
 	// (tests use fakes); the built-in ones are used otherwise.
-	Syscalls map[string]SyscallFunc
+	syscalls map[string]syscallFunc
 
 	Stdout, Stderr io.Writer // where commands and warnings write; nil discards
 
@@ -103,7 +103,7 @@ type engine struct {
 	env    *Env
 	host   Host
 	script *parser.Script
-	eval   *Evaluator
+	eval   *evaluator
 	dir    string
 
 	// mu is held by whoever changes the state below: the main loop while
@@ -185,7 +185,7 @@ func Run(ctx context.Context, s *parser.Script, cfg *Config, env *Env) error {
 	if e.dir == "" {
 		e.dir = filepath.Dir(s.File)
 	}
-	e.eval = &Evaluator{Defines: cfg.Defines}
+	e.eval = &evaluator{Defines: cfg.Defines}
 	e.ctx, e.cancel = context.WithCancelCause(ctx)
 	defer e.cancel(nil)
 	return e.run()

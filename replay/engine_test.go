@@ -39,46 +39,46 @@ func (h *fakeHost) StartTime(c Clock) time.Time        { return c.Now() }
 
 // fakeSyscalls stands in for the kernel's socket calls: socket returns
 // live fd 100+n, the others succeed.
-func fakeSyscalls() map[string]SyscallFunc {
+func fakeSyscalls() map[string]syscallFunc {
 	next := 100
-	ok := func(c *CallContext) (int64, syscall.Errno, error) {
+	ok := func(c *callContext) (int64, syscall.Errno, error) {
 		a := c.args(len(c.Args))
 		a.fd(0)
 		return 0, 0, a.err()
 	}
-	return map[string]SyscallFunc{
-		"socket": func(c *CallContext) (int64, syscall.Errno, error) {
-			c.ResultIsFD()
+	return map[string]syscallFunc{
+		"socket": func(c *callContext) (int64, syscall.Errno, error) {
+			c.resultIsFD()
 			live := next
 			next++
-			c.After(func() error {
-				want, err := c.ExpectedResult()
+			c.after(func() error {
+				want, err := c.expectedResult()
 				if err != nil {
 					return err
 				}
-				return c.AddSocket(int(want), live, syscall.AF_INET, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
+				return c.addSocket(int(want), live, syscall.AF_INET, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
 			})
 			return int64(live), 0, nil
 		},
 		"bind": ok,
-		"listen": func(c *CallContext) (int64, syscall.Errno, error) {
+		"listen": func(c *callContext) (int64, syscall.Errno, error) {
 			a := c.args(2)
 			fd, _ := a.fds(0)
 			if err := a.err(); err != nil {
 				return 0, 0, err
 			}
-			c.After(func() error {
+			c.after(func() error {
 				c.e.fds.byScript(fd).sock.state = sockListening
 				return nil
 			})
 			return 0, 0, nil
 		},
-		"write": func(c *CallContext) (int64, syscall.Errno, error) {
+		"write": func(c *callContext) (int64, syscall.Errno, error) {
 			a := c.args(3)
 			n := a.int(2)
 			return n, 0, a.err()
 		},
-		"read": func(c *CallContext) (int64, syscall.Errno, error) {
+		"read": func(c *callContext) (int64, syscall.Errno, error) {
 			return -1, syscall.EAGAIN, nil
 		},
 	}
@@ -128,7 +128,7 @@ func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: clock, Syscalls: fakeSyscalls(), Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
+	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: clock, syscalls: fakeSyscalls(), Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
 	return dev, err
 }
 
@@ -354,12 +354,12 @@ func TestBlockingSyscall(t *testing.T) {
 			var once sync.Once
 			dev := notifyDevice{replaytest.NewDevice(), func() { once.Do(func() { close(released) }) }}
 			calls := fakeSyscalls()
-			calls["read"] = func(c *CallContext) (int64, syscall.Errno, error) {
+			calls["read"] = func(c *callContext) (int64, syscall.Errno, error) {
 				a := c.args(3)
 				if a.fd(0); a.err() != nil {
 					return 0, 0, a.err()
 				}
-				ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+				ret, errno := c.invoke(func() (int64, syscall.Errno) {
 					<-released
 					return 5, 0
 				})
@@ -367,7 +367,7 @@ func TestBlockingSyscall(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			err = Run(ctx, s, NewConfig(), &Env{Device: dev, Clock: replaytest.NewClock(), Syscalls: calls, Host: &fakeHost{}, Dir: t.TempDir()})
+			err = Run(ctx, s, NewConfig(), &Env{Device: dev, Clock: replaytest.NewClock(), syscalls: calls, Host: &fakeHost{}, Dir: t.TempDir()})
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)

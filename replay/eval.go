@@ -18,8 +18,8 @@ import (
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
-// Evaluator evaluates syscall-line expressions.
-type Evaluator struct {
+// evaluator evaluates syscall-line expressions.
+type evaluator struct {
 	// Defines are the -D name=value definitions. The lexer substitutes
 	// them already; the evaluator resolves any name left over so that a
 	// tree built without the lexer (e.g. by the synthesiser) still runs.
@@ -46,14 +46,14 @@ func errAt(n parser.Node, format string, args ...any) error {
 // (-D A=B -D B=A) is an error instead of a hang.
 const maxDefineDepth = 16
 
-// Int evaluates an integer expression: a number, a symbol, a -D name, a
+// int evaluates an integer expression: a number, a symbol, a -D name, a
 // `|` of integers, or inet_addr("a.b.c.d") (the address as inet_addr(3)
 // returns it: network byte order in memory).
-func (ev *Evaluator) Int(e parser.Expr) (int64, error) {
+func (ev *evaluator) int(e parser.Expr) (int64, error) {
 	return ev.intDepth(e, 0)
 }
 
-func (ev *Evaluator) intDepth(e parser.Expr, depth int) (int64, error) {
+func (ev *evaluator) intDepth(e parser.Expr, depth int) (int64, error) {
 	switch x := e.(type) {
 	case nil:
 		return 0, errAt(nil, "missing integer expression")
@@ -95,7 +95,7 @@ func (ev *Evaluator) intDepth(e parser.Expr, depth int) (int64, error) {
 
 // word resolves a name: a -D definition first (its value may be a number or
 // another name), then the symbol table.
-func (ev *Evaluator) word(at parser.Node, name string, depth int) (int64, error) {
+func (ev *evaluator) word(at parser.Node, name string, depth int) (int64, error) {
 	if v, ok := ev.Defines[name]; ok {
 		if depth >= maxDefineDepth {
 			return 0, errAt(at, "definition of %q refers to itself", name)
@@ -106,7 +106,7 @@ func (ev *Evaluator) word(at parser.Node, name string, depth int) (int64, error)
 		}
 		return ev.word(at, v, depth+1)
 	}
-	if v, ok := LookupSymbol(name); ok {
+	if v, ok := lookupSymbol(name); ok {
 		return v, nil
 	}
 	return 0, errAt(at, "unknown symbol %q", name)
@@ -134,11 +134,11 @@ func parseCInt(s string) (int64, error) {
 	return int64(u), nil
 }
 
-// Int32 evaluates an integer that must fit a C int or unsigned int (as the
+// int32 evaluates an integer that must fit a C int or unsigned int (as the
 // reference requires of most arguments) and returns it as the C int the
 // kernel sees.
-func (ev *Evaluator) Int32(e parser.Expr) (int32, error) {
-	v, err := ev.Int(e)
+func (ev *evaluator) int32(e parser.Expr) (int32, error) {
+	v, err := ev.int(e)
 	if err != nil {
 		return 0, err
 	}
@@ -148,9 +148,9 @@ func (ev *Evaluator) Int32(e parser.Expr) (int32, error) {
 	return int32(v), nil
 }
 
-// Uint8 evaluates an integer that must fit a byte (signed or unsigned).
-func (ev *Evaluator) Uint8(e parser.Expr) (uint8, error) {
-	v, err := ev.Int(e)
+// uint8 evaluates an integer that must fit a byte (signed or unsigned).
+func (ev *evaluator) uint8(e parser.Expr) (uint8, error) {
+	v, err := ev.int(e)
 	if err != nil {
 		return 0, err
 	}
@@ -160,26 +160,26 @@ func (ev *Evaluator) Uint8(e parser.Expr) (uint8, error) {
 	return uint8(v), nil
 }
 
-// IsEllipsis reports whether e is `...`.
-func IsEllipsis(e parser.Expr) bool {
+// isEllipsis reports whether e is `...`.
+func isEllipsis(e parser.Expr) bool {
 	_, ok := e.(*parser.Ellipsis)
 	return ok
 }
 
-// Buffer evaluates a buffer argument, which is `...` (a live buffer) or
+// buffer evaluates a buffer argument, which is `...` (a live buffer) or
 // NULL/0 (a null pointer); it reports whether the pointer is null.
-func (ev *Evaluator) Buffer(e parser.Expr) (isNull bool, err error) {
-	if IsEllipsis(e) {
+func (ev *evaluator) buffer(e parser.Expr) (isNull bool, err error) {
+	if isEllipsis(e) {
 		return false, nil
 	}
-	if v, err := ev.Int(e); err == nil && v == 0 {
+	if v, err := ev.int(e); err == nil && v == 0 {
 		return true, nil
 	}
 	return false, errAt(e, "expected ... or NULL for a buffer, got %s", exprKind(e))
 }
 
-// Bracketed returns the single element of `[x]`.
-func Bracketed(e parser.Expr) (parser.Expr, error) {
+// bracketed returns the single element of `[x]`.
+func bracketed(e parser.Expr) (parser.Expr, error) {
 	l, ok := e.(*parser.List)
 	if !ok || l.Brace {
 		return nil, errAt(e, "expected [<value>], got %s", exprKind(e))
@@ -190,30 +190,30 @@ func Bracketed(e parser.Expr) (parser.Expr, error) {
 	return l.Elems[0], nil
 }
 
-// BracketedInt evaluates `[n]`.
-func (ev *Evaluator) BracketedInt(e parser.Expr) (int64, error) {
-	x, err := Bracketed(e)
+// bracketedInt evaluates `[n]`.
+func (ev *evaluator) bracketedInt(e parser.Expr) (int64, error) {
+	x, err := bracketed(e)
 	if err != nil {
 		return 0, err
 	}
-	return ev.Int(x)
+	return ev.int(x)
 }
 
-// BracketedInt32 evaluates `[n]` where n must fit a C int.
-func (ev *Evaluator) BracketedInt32(e parser.Expr) (int32, error) {
-	x, err := Bracketed(e)
+// bracketedInt32 evaluates `[n]` where n must fit a C int.
+func (ev *evaluator) bracketedInt32(e parser.Expr) (int32, error) {
+	x, err := bracketed(e)
 	if err != nil {
 		return 0, err
 	}
-	return ev.Int32(x)
+	return ev.int32(x)
 }
 
-// Bytes evaluates a string expression: a literal (C escapes decoded) or
+// bytes evaluates a string expression: a literal (C escapes decoded) or
 // adjacent literals (concatenated).
-func (ev *Evaluator) Bytes(e parser.Expr) ([]byte, error) {
+func (ev *evaluator) bytes(e parser.Expr) ([]byte, error) {
 	switch x := e.(type) {
 	case *parser.StringLit:
-		b, err := Unescape(x.Value)
+		b, err := unescape(x.Value)
 		if err != nil {
 			return nil, errAt(x, "%v", err)
 		}
@@ -222,11 +222,11 @@ func (ev *Evaluator) Bytes(e parser.Expr) ([]byte, error) {
 		if x.Op != "." {
 			break
 		}
-		a, err := ev.Bytes(x.X)
+		a, err := ev.bytes(x.X)
 		if err != nil {
 			return nil, err
 		}
-		b, err := ev.Bytes(x.Y)
+		b, err := ev.bytes(x.Y)
 		if err != nil {
 			return nil, err
 		}
@@ -235,8 +235,8 @@ func (ev *Evaluator) Bytes(e parser.Expr) ([]byte, error) {
 	return nil, errAt(e, "expected a string, got %s", exprKind(e))
 }
 
-// IsString reports whether e is a string expression.
-func IsString(e parser.Expr) bool {
+// isString reports whether e is a string expression.
+func isString(e parser.Expr) bool {
 	switch x := e.(type) {
 	case *parser.StringLit:
 		return true
@@ -246,9 +246,9 @@ func IsString(e parser.Expr) bool {
 	return false
 }
 
-// Unescape decodes the C escapes the script language allows in strings:
+// unescape decodes the C escapes the script language allows in strings:
 // \\ \" \f \n \r \t \v and \xHH.
-func Unescape(s string) ([]byte, error) {
+func unescape(s string) ([]byte, error) {
 	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -63,16 +63,16 @@ var tcpNLASizes = []struct {
 // tolerance (the reference's busy/rwnd/sndbuf-limited group).
 var tcpNLATimes = map[int]bool{1: true, 2: true, 3: true}
 
-// Cmsg is one control message: level, type and data bytes.
-type Cmsg struct {
+// cmsg is one control message: level, type and data bytes.
+type cmsg struct {
 	Level, Type int32
 	Data        []byte
 }
 
-// BuildControl evaluates a msg_control list into control messages and the
+// buildControl evaluates a msg_control list into control messages and the
 // buffer holding them (each message CMSG_SPACE-aligned, as CMSG_NXTHDR
 // walks them). A nil expression is an empty list.
-func (ev *Evaluator) BuildControl(e parser.Expr) ([]Cmsg, []byte, error) {
+func (ev *evaluator) buildControl(e parser.Expr) ([]cmsg, []byte, error) {
 	if e == nil {
 		return nil, nil, nil
 	}
@@ -80,7 +80,7 @@ func (ev *Evaluator) BuildControl(e parser.Expr) ([]Cmsg, []byte, error) {
 	if !ok {
 		return nil, nil, errAt(e, "msg_control must be a list, got %s", exprKind(e))
 	}
-	var msgs []Cmsg
+	var msgs []cmsg
 	var buf []byte
 	for _, el := range l.Elems {
 		ce, ok := el.(*parser.Cmsg)
@@ -97,7 +97,7 @@ func (ev *Evaluator) BuildControl(e parser.Expr) ([]Cmsg, []byte, error) {
 	return msgs, buf, nil
 }
 
-func appendCmsg(buf []byte, m Cmsg) []byte {
+func appendCmsg(buf []byte, m cmsg) []byte {
 	start := len(buf)
 	buf = append(buf, make([]byte, cmsgSpace(len(m.Data)))...)
 	binary.NativeEndian.PutUint64(buf[start:], uint64(cmsgHdrLen+len(m.Data)))
@@ -107,16 +107,16 @@ func appendCmsg(buf []byte, m Cmsg) []byte {
 	return buf
 }
 
-func (ev *Evaluator) cmsg(ce *parser.Cmsg) (Cmsg, error) {
-	level, err := ev.Int32(ce.Level)
+func (ev *evaluator) cmsg(ce *parser.Cmsg) (cmsg, error) {
+	level, err := ev.int32(ce.Level)
 	if err != nil {
-		return Cmsg{}, err
+		return cmsg{}, err
 	}
-	typ, err := ev.Int32(ce.Type)
+	typ, err := ev.int32(ce.Type)
 	if err != nil {
-		return Cmsg{}, err
+		return cmsg{}, err
 	}
-	m := Cmsg{Level: level, Type: typ}
+	m := cmsg{Level: level, Type: typ}
 	switch d := ce.Data.(type) {
 	case *parser.ScmTimestamping:
 		m.Data = make([]byte, scmTimestampingLen)
@@ -125,7 +125,7 @@ func (ev *Evaluator) cmsg(ce *parser.Cmsg) (Cmsg, error) {
 	case *parser.SockExtendedErr:
 		m.Data, err = ev.extendedErr(d)
 		if err != nil {
-			return Cmsg{}, err
+			return cmsg{}, err
 		}
 		// ip(v6)_recv_error appends the offender's address to the struct.
 		if level == unix.SOL_IP {
@@ -136,38 +136,38 @@ func (ev *Evaluator) cmsg(ce *parser.Cmsg) (Cmsg, error) {
 	case *parser.List:
 		m.Data, err = ev.optStats(d)
 		if err != nil {
-			return Cmsg{}, err
+			return cmsg{}, err
 		}
 	default:
-		v, err := ev.Int32(ce.Data)
+		v, err := ev.int32(ce.Data)
 		if err != nil {
-			return Cmsg{}, errAt(ce.Data, "unrecognized type for cmsg_data: %v", err)
+			return cmsg{}, errAt(ce.Data, "unrecognized type for cmsg_data: %v", err)
 		}
-		m.Data = Int32Bytes(v)
+		m.Data = int32Bytes(v)
 	}
 	return m, nil
 }
 
 // extendedErr is struct sock_extended_err.
-func (ev *Evaluator) extendedErr(d *parser.SockExtendedErr) ([]byte, error) {
+func (ev *evaluator) extendedErr(d *parser.SockExtendedErr) ([]byte, error) {
 	b := make([]byte, sockExtendedErrLen)
-	errno, err := ev.Int32(d.Errno)
+	errno, err := ev.int32(d.Errno)
 	if err != nil {
 		return nil, err
 	}
 	binary.NativeEndian.PutUint32(b, uint32(errno))
 	for i, e := range []parser.Expr{d.Origin, d.Type, d.Code} {
-		v, err := ev.Uint8(e)
+		v, err := ev.uint8(e)
 		if err != nil {
 			return nil, err
 		}
 		b[4+i] = v
 	}
-	info, err := ev.Int32(d.Info)
+	info, err := ev.int32(d.Info)
 	if err != nil {
 		return nil, err
 	}
-	data, err := ev.Int32(d.Data)
+	data, err := ev.int32(d.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -178,14 +178,14 @@ func (ev *Evaluator) extendedErr(d *parser.SockExtendedErr) ([]byte, error) {
 
 // optStats builds the netlink attributes of SCM_TIMESTAMPING_OPT_STATS
 // from `{TCP_NLA_X=value, ...}`; `...` as a value matches anything.
-func (ev *Evaluator) optStats(l *parser.List) ([]byte, error) {
+func (ev *evaluator) optStats(l *parser.List) ([]byte, error) {
 	var b []byte
 	for _, el := range l.Elems {
 		bin, ok := el.(*parser.Binary)
 		if !ok || bin.Op != "=" {
 			return nil, errAt(el, "expected TCP_NLA_<name>=<value>, got %s", exprKind(el))
 		}
-		key, err := ev.Int(bin.X)
+		key, err := ev.int(bin.X)
 		if err != nil {
 			return nil, err
 		}
@@ -194,8 +194,8 @@ func (ev *Evaluator) optStats(l *parser.List) ([]byte, error) {
 		}
 		size := tcpNLASizes[key].size
 		var val uint64 = nlaIgnore
-		if !IsEllipsis(bin.Y) {
-			v, err := ev.Int(bin.Y)
+		if !isEllipsis(bin.Y) {
+			v, err := ev.int(bin.Y)
 			if err != nil {
 				return nil, errAt(bin.Y, "values must be numeric or ellipsis")
 			}
@@ -215,18 +215,18 @@ func (ev *Evaluator) optStats(l *parser.List) ([]byte, error) {
 	return b, nil
 }
 
-// ParseControl splits a received msg_control buffer (cut to the returned
+// parseControl splits a received msg_control buffer (cut to the returned
 // msg_controllen) into messages, walking it as CMSG_FIRSTHDR/CMSG_NXTHDR
 // do and stopping at a zero cmsg_len as the reference's loop does.
-func ParseControl(buf []byte) []Cmsg {
-	var out []Cmsg
+func parseControl(buf []byte) []cmsg {
+	var out []cmsg
 	off := 0
 	for off+cmsgHdrLen <= len(buf) {
 		n := int(binary.NativeEndian.Uint64(buf[off:]))
 		if n < cmsgHdrLen || off+n > len(buf) {
 			break
 		}
-		out = append(out, Cmsg{
+		out = append(out, cmsg{
 			Level: int32(binary.NativeEndian.Uint32(buf[off+8:])),
 			Type:  int32(binary.NativeEndian.Uint32(buf[off+12:])),
 			Data:  buf[off+cmsgHdrLen : off+n],
@@ -236,8 +236,8 @@ func ParseControl(buf []byte) []Cmsg {
 	return out
 }
 
-// CmsgTiming converts and compares the times of SCM_TIMESTAMPING checks.
-type CmsgTiming struct {
+// cmsgTiming converts and compares the times of SCM_TIMESTAMPING checks.
+type cmsgTiming struct {
 	// ScriptToLiveUsecs turns a script time into the live wall-clock time
 	// (microseconds since the epoch) it stands for.
 	ScriptToLiveUsecs func(scriptUsecs int64) int64
@@ -246,8 +246,8 @@ type CmsgTiming struct {
 	ToleranceUsecs int64
 }
 
-// CheckControl compares received control messages with the expected ones.
-func CheckControl(want, got []Cmsg, timing CmsgTiming) error {
+// checkControl compares received control messages with the expected ones.
+func checkControl(want, got []cmsg, timing cmsgTiming) error {
 	i := 0
 	for ; i < len(want) && i < len(got); i++ {
 		w, g := want[i], got[i]
@@ -271,7 +271,7 @@ func CheckControl(want, got []Cmsg, timing CmsgTiming) error {
 			err = checkOptStats(i, w.Data, g.Data, timing.ToleranceUsecs)
 		default:
 			if string(g.Data) != string(w.Data) {
-				err = fmt.Errorf("bad data in cmsg %d: expected=%s actual=%s", i, Printable(w.Data), Printable(g.Data))
+				err = fmt.Errorf("bad data in cmsg %d: expected=%s actual=%s", i, printable(w.Data), printable(g.Data))
 			}
 		}
 		if err != nil {
@@ -311,7 +311,7 @@ func checkExtendedErr(i int, want, got []byte) error {
 	return nil
 }
 
-func checkTimestamping(i int, want, got []byte, timing CmsgTiming) error {
+func checkTimestamping(i int, want, got []byte, timing cmsgTiming) error {
 	for k := 0; k < 3 && 16*k+16 <= len(want) && 16*k+16 <= len(got); k++ {
 		sec := int64(binary.NativeEndian.Uint64(want[16*k:]))
 		nsec := int64(binary.NativeEndian.Uint64(want[16*k+8:]))

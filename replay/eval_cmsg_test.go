@@ -21,14 +21,14 @@ func extErr(errno, origin string, info string, data int64) *parser.SockExtendedE
 }
 
 func TestBuildControl(t *testing.T) {
-	ev := &Evaluator{}
+	ev := &evaluator{}
 	list := &parser.List{Elems: []parser.Expr{
 		cmsgExpr("SOL_SOCKET", "SCM_TIMESTAMPING", &parser.ScmTimestamping{Sec: 0, Nsec: 10000000}),
 		cmsgExpr("SOL_IP", "IP_RECVERR", extErr("ENOMSG", "SO_EE_ORIGIN_TIMESTAMPING", "SCM_TSTAMP_SND", 1999)),
 		cmsgExpr("SOL_IPV6", "IPV6_RECVERR", extErr("ENOMSG", "SO_EE_ORIGIN_TIMESTAMPING", "SCM_TSTAMP_ACK", 7)),
 		cmsgExpr("SOL_TCP", "TCP_CM_INQ", intLit(8000)),
 	}}
-	msgs, buf, err := ev.BuildControl(list)
+	msgs, buf, err := ev.buildControl(list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +46,8 @@ func TestBuildControl(t *testing.T) {
 	if len(buf) != space {
 		t.Errorf("buffer length %d, want %d", len(buf), space)
 	}
-	back := ParseControl(buf)
-	if err := CheckControl(msgs, back, CmsgTiming{}); err != nil {
+	back := parseControl(buf)
+	if err := checkControl(msgs, back, cmsgTiming{}); err != nil {
 		t.Errorf("a buffer does not match itself: %v", err)
 	}
 	if got := binary.NativeEndian.Uint32(msgs[1].Data[12:]); got != 1999 {
@@ -57,19 +57,19 @@ func TestBuildControl(t *testing.T) {
 		t.Errorf("TCP_CM_INQ message = %+v", msgs[3])
 	}
 
-	if _, _, err := ev.BuildControl(&parser.List{Elems: []parser.Expr{intLit(1)}}); err == nil {
+	if _, _, err := ev.buildControl(&parser.List{Elems: []parser.Expr{intLit(1)}}); err == nil {
 		t.Errorf("BuildControl accepted a non-cmsg element")
 	}
-	if msgs, buf, err := ev.BuildControl(nil); err != nil || msgs != nil || buf != nil {
+	if msgs, buf, err := ev.buildControl(nil); err != nil || msgs != nil || buf != nil {
 		t.Errorf("BuildControl(nil) = %v, %v, %v", msgs, buf, err)
 	}
 }
 
 func TestCheckControl(t *testing.T) {
-	ev := &Evaluator{}
-	build := func(elems ...parser.Expr) []Cmsg {
+	ev := &evaluator{}
+	build := func(elems ...parser.Expr) []cmsg {
 		t.Helper()
-		msgs, _, err := ev.BuildControl(&parser.List{Elems: elems})
+		msgs, _, err := ev.buildControl(&parser.List{Elems: elems})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func TestCheckControl(t *testing.T) {
 		return cmsgExpr("SOL_SOCKET", "SCM_TIMESTAMPING", &parser.ScmTimestamping{Nsec: nsec})
 	}
 	inq := func(v int64) parser.Expr { return cmsgExpr("SOL_TCP", "TCP_CM_INQ", intLit(v)) }
-	timing := CmsgTiming{
+	timing := cmsgTiming{
 		ScriptToLiveUsecs: func(us int64) int64 { return 1_000_000_000 + us },
 		LiveStartUsecs:    1_000_000_000,
 		ToleranceUsecs:    4000,
@@ -97,7 +97,7 @@ func TestCheckControl(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		want, got []Cmsg
+		want, got []cmsg
 		err       string
 	}{
 		{"same", build(zc(3), inq(5)), build(zc(3), inq(5)), ""},
@@ -112,7 +112,7 @@ func TestCheckControl(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckControl(tc.want, tc.got, timing)
+			err := checkControl(tc.want, tc.got, timing)
 			if tc.err == "" {
 				if err != nil {
 					t.Fatalf("CheckControl() = %v", err)
@@ -127,13 +127,13 @@ func TestCheckControl(t *testing.T) {
 }
 
 func TestOptStats(t *testing.T) {
-	ev := &Evaluator{}
+	ev := &evaluator{}
 	eq := func(k string, v parser.Expr) parser.Expr {
 		return &parser.Binary{Op: "=", X: word(k), Y: v}
 	}
-	build := func(elems ...parser.Expr) []Cmsg {
+	build := func(elems ...parser.Expr) []cmsg {
 		t.Helper()
-		msgs, _, err := ev.BuildControl(&parser.List{Elems: []parser.Expr{
+		msgs, _, err := ev.buildControl(&parser.List{Elems: []parser.Expr{
 			cmsgExpr("SOL_SOCKET", "SCM_TIMESTAMPING_OPT_STATS", &parser.List{Brace: true, Elems: elems}),
 		}})
 		if err != nil {
@@ -148,16 +148,16 @@ func TestOptStats(t *testing.T) {
 	}
 	got := build(eq("TCP_NLA_BUSY", intLit(12000)), eq("TCP_NLA_SND_CWND", intLit(10)),
 		eq("TCP_NLA_CA_STATE", intLit(0)), eq("TCP_NLA_DATA_SEGS_OUT", intLit(3)))
-	if err := CheckControl(want, got, CmsgTiming{ToleranceUsecs: 4000}); err != nil {
+	if err := checkControl(want, got, cmsgTiming{ToleranceUsecs: 4000}); err != nil {
 		t.Errorf("within tolerance: %v", err)
 	}
 	bad := build(eq("TCP_NLA_BUSY", intLit(10000)), eq("TCP_NLA_SND_CWND", intLit(10)),
 		eq("TCP_NLA_CA_STATE", intLit(0)), eq("TCP_NLA_DATA_SEGS_OUT", intLit(4)))
-	if err := CheckControl(want, bad, CmsgTiming{ToleranceUsecs: 4000}); err == nil ||
+	if err := checkControl(want, bad, cmsgTiming{ToleranceUsecs: 4000}); err == nil ||
 		!strings.Contains(err.Error(), "bad TCP_NLA_DATA_SEGS_OUT: expected=3 actual=4") {
 		t.Errorf("CheckControl() = %v", err)
 	}
-	if _, _, err := ev.BuildControl(&parser.List{Elems: []parser.Expr{
+	if _, _, err := ev.buildControl(&parser.List{Elems: []parser.Expr{
 		cmsgExpr("SOL_SOCKET", "SCM_TIMESTAMPING_OPT_STATS", &parser.List{Elems: []parser.Expr{intLit(1)}}),
 	}}); err == nil {
 		t.Errorf("accepted a stats list without name=value")
@@ -165,12 +165,12 @@ func TestOptStats(t *testing.T) {
 }
 
 func TestParseControlStopsAtBadLength(t *testing.T) {
-	buf := appendCmsg(nil, Cmsg{Level: 1, Type: 2, Data: []byte{1, 2, 3, 4}})
+	buf := appendCmsg(nil, cmsg{Level: 1, Type: 2, Data: []byte{1, 2, 3, 4}})
 	buf = append(buf, make([]byte, cmsgHdrLen)...) // a zero cmsg_len
-	if got := ParseControl(buf); len(got) != 1 {
+	if got := parseControl(buf); len(got) != 1 {
 		t.Errorf("ParseControl() = %d messages, want 1", len(got))
 	}
-	if got := ParseControl(buf[:cmsgHdrLen+2]); len(got) != 0 {
+	if got := parseControl(buf[:cmsgHdrLen+2]); len(got) != 0 {
 		t.Errorf("ParseControl(truncated) = %d messages, want 0", len(got))
 	}
 }

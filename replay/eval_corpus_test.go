@@ -91,7 +91,7 @@ func walkExpr(e parser.Expr, fn func(parser.Expr)) {
 func TestCorpusParsedSymbols(t *testing.T) {
 	calls := 0
 	corpusScripts(t, func(fam string, s *parser.Script) {
-		ev := &Evaluator{}
+		ev := &evaluator{}
 		for _, e := range s.Events {
 			sc, ok := e.Action.(*parser.Syscall)
 			if !ok {
@@ -101,7 +101,7 @@ func TestCorpusParsedSymbols(t *testing.T) {
 			for _, a := range append(append([]parser.Expr{}, sc.Args...), sc.Result) {
 				walkExpr(a, func(x parser.Expr) {
 					if w, ok := x.(*parser.Word); ok {
-						if _, ok := LookupSymbol(w.Name); !ok {
+						if _, ok := lookupSymbol(w.Name); !ok {
 							t.Errorf("%s:%s (%s): unknown symbol %q", s.File, w.Pos, fam, w.Name)
 						}
 					}
@@ -113,11 +113,11 @@ func TestCorpusParsedSymbols(t *testing.T) {
 				})
 			}
 			if sc.Errno != "" {
-				if _, ok := LookupErrno(sc.Errno); !ok {
+				if _, ok := lookupErrno(sc.Errno); !ok {
 					t.Errorf("%s:%s (%s): unknown errno %q", s.File, sc.Pos, fam, sc.Errno)
 				}
 			}
-			if _, err := ev.Int(sc.Result); err != nil {
+			if _, err := ev.int(sc.Result); err != nil {
 				t.Errorf("%s:%s (%s): result: %v", s.File, sc.Pos, fam, err)
 			}
 		}

@@ -32,10 +32,10 @@ const (
 	mplsStackStructLen  = mplsStackMaxEntries*4 + 4
 )
 
-// SockoptValue returns the optval buffer setsockopt passes for e. The
+// sockoptValue returns the optval buffer setsockopt passes for e. The
 // buffer is at least optlen bytes long (zero-padded) so the kernel never
 // reads past it; the call passes optlen itself as the length.
-func (ev *Evaluator) SockoptValue(e parser.Expr, optlen int) ([]byte, error) {
+func (ev *evaluator) sockoptValue(e parser.Expr, optlen int) ([]byte, error) {
 	val, err := ev.sockoptImage(e)
 	if err != nil {
 		return nil, err
@@ -46,10 +46,10 @@ func (ev *Evaluator) SockoptValue(e parser.Expr, optlen int) ([]byte, error) {
 	return val, nil
 }
 
-func (ev *Evaluator) sockoptImage(e parser.Expr) ([]byte, error) {
+func (ev *evaluator) sockoptImage(e parser.Expr) ([]byte, error) {
 	switch x := e.(type) {
 	case *parser.Linger:
-		return LingerBytes(x.OnOff, x.Linger), nil
+		return lingerBytes(x.OnOff, x.Linger), nil
 	case *parser.InAddr:
 		return inAddrBytes(x)
 	case *parser.GREExpr:
@@ -57,14 +57,14 @@ func (ev *Evaluator) sockoptImage(e parser.Expr) ([]byte, error) {
 	case *parser.MPLSStackExpr:
 		return mplsStackBytes(x)
 	case *parser.List:
-		v, err := ev.BracketedInt32(x)
+		v, err := ev.bracketedInt32(x)
 		if err != nil {
 			return nil, err
 		}
-		return Int32Bytes(v), nil
+		return int32Bytes(v), nil
 	}
-	if IsString(e) {
-		b, err := ev.Bytes(e)
+	if isString(e) {
+		b, err := ev.bytes(e)
 		if err != nil {
 			return nil, err
 		}
@@ -75,13 +75,13 @@ func (ev *Evaluator) sockoptImage(e parser.Expr) ([]byte, error) {
 	return nil, errAt(e, "unsupported setsockopt value type: %s", exprKind(e))
 }
 
-// Int32Bytes is the memory image of a C int.
-func Int32Bytes(v int32) []byte {
+// int32Bytes is the memory image of a C int.
+func int32Bytes(v int32) []byte {
 	return binary.NativeEndian.AppendUint32(nil, uint32(v))
 }
 
-// LingerBytes is the memory image of struct linger.
-func LingerBytes(onoff, linger int64) []byte {
+// lingerBytes is the memory image of struct linger.
+func lingerBytes(onoff, linger int64) []byte {
 	b := binary.NativeEndian.AppendUint32(nil, uint32(int32(onoff)))
 	return binary.NativeEndian.AppendUint32(b, uint32(int32(linger)))
 }
@@ -104,7 +104,7 @@ func inAddrBytes(x *parser.InAddr) ([]byte, error) {
 
 // greBytes is the reference's struct gre for a header expression: flags,
 // proto 0, then checksum and offset (16 bits each), key, sequence number.
-func (ev *Evaluator) greBytes(h *parser.GREHeader) ([]byte, error) {
+func (ev *evaluator) greBytes(h *parser.GREHeader) ([]byte, error) {
 	if h == nil {
 		return make([]byte, greStructLen), nil
 	}
@@ -165,10 +165,10 @@ func mplsStackBytes(x *parser.MPLSStackExpr) ([]byte, error) {
 	return b, nil
 }
 
-// CheckSockoptValue compares what getsockopt returned (live, already cut
+// checkSockoptValue compares what getsockopt returned (live, already cut
 // to the returned optlen) with the script's expected value e and optlen,
 // with the reference's rules and messages.
-func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []byte) error {
+func (ev *evaluator) checkSockoptValue(e parser.Expr, scriptOptlen int, live []byte) error {
 	if len(live) != scriptOptlen {
 		return errAt(e, "bad getsockopt optlen: expected: %d actual: %d", scriptOptlen, len(live))
 	}
@@ -179,7 +179,7 @@ func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []b
 		if scriptOptlen != 4 {
 			return errAt(e, "unsupported getsockopt optlen: %d", scriptOptlen)
 		}
-		want, err := ev.BracketedInt32(x)
+		want, err := ev.bracketedInt32(x)
 		if err != nil {
 			return err
 		}
@@ -229,26 +229,26 @@ func (ev *Evaluator) CheckSockoptValue(e parser.Expr, scriptOptlen int, live []b
 		}
 		return nil
 	}
-	if IsString(e) {
-		want, err := ev.Bytes(e)
+	if isString(e) {
+		want, err := ev.bytes(e)
 		if err != nil {
 			return err
 		}
 		if len(want) != scriptOptlen {
 			return errAt(e, "bad getsockopt optval: expected optlen (%d bytes) does not match length of expected optval string '%s' (%d bytes)",
-				scriptOptlen, Printable(want), len(want))
+				scriptOptlen, printable(want), len(want))
 		}
 		if !bytes.Equal(want, live) {
-			return errAt(e, "bad getsockopt optval: expected: '%s' actual: '%s'", Printable(want), Printable(live))
+			return errAt(e, "bad getsockopt optval: expected: '%s' actual: '%s'", printable(want), printable(live))
 		}
 		return nil
 	}
 	return errAt(e, "unsupported getsockopt value type: %s", exprKind(e))
 }
 
-// Printable renders bytes for an error message: printable ASCII as is,
+// printable renders bytes for an error message: printable ASCII as is,
 // everything else as \xHH.
-func Printable(b []byte) string {
+func printable(b []byte) string {
 	var sb bytes.Buffer
 	for _, c := range b {
 		if c >= 0x20 && c < 0x7f && c != '\\' {

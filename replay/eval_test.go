@@ -24,7 +24,7 @@ func bracket(e parser.Expr) *parser.List {
 }
 
 func TestEvaluatorInt(t *testing.T) {
-	ev := &Evaluator{Defines: map[string]string{"ONE": "1", "HEXY": "0x10", "ALIAS": "MSG_MORE", "LOOP": "LOOP"}}
+	ev := &evaluator{Defines: map[string]string{"ONE": "1", "HEXY": "0x10", "ALIAS": "MSG_MORE", "LOOP": "LOOP"}}
 	tests := []struct {
 		name    string
 		expr    parser.Expr
@@ -49,7 +49,7 @@ func TestEvaluatorInt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ev.Int(tc.expr)
+			got, err := ev.int(tc.expr)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Int() error = %v, want %q", err, tc.wantErr)
@@ -64,7 +64,7 @@ func TestEvaluatorInt(t *testing.T) {
 }
 
 func TestEvaluatorInt32Range(t *testing.T) {
-	ev := &Evaluator{}
+	ev := &evaluator{}
 	tests := []struct {
 		v    int64
 		want int32
@@ -76,7 +76,7 @@ func TestEvaluatorInt32Range(t *testing.T) {
 		{-0x80000001, 0, false},
 	}
 	for _, tc := range tests {
-		got, err := ev.Int32(intLit(tc.v))
+		got, err := ev.int32(intLit(tc.v))
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("Int32(%d) = %d, %v", tc.v, got, err)
 		}
@@ -97,7 +97,7 @@ func TestUnescape(t *testing.T) {
 		{`abc\`, "", "lone backslash"},
 	}
 	for _, tc := range tests {
-		got, err := Unescape(tc.in)
+		got, err := unescape(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("Unescape(%q) error = %v, want %q", tc.in, err, tc.err)
@@ -111,13 +111,13 @@ func TestUnescape(t *testing.T) {
 }
 
 func TestEvaluatorBytesAndBuffer(t *testing.T) {
-	ev := &Evaluator{}
+	ev := &evaluator{}
 	cat := &parser.Binary{Op: ".", X: &parser.StringLit{Value: `ab`}, Y: &parser.StringLit{Value: `\x00c`}}
-	b, err := ev.Bytes(cat)
+	b, err := ev.bytes(cat)
 	if err != nil || !bytes.Equal(b, []byte("ab\x00c")) {
 		t.Fatalf("Bytes(concat) = %q, %v", b, err)
 	}
-	if _, err := ev.Bytes(intLit(1)); err == nil {
+	if _, err := ev.bytes(intLit(1)); err == nil {
 		t.Errorf("Bytes(int) succeeded")
 	}
 	tests := []struct {
@@ -131,7 +131,7 @@ func TestEvaluatorBytesAndBuffer(t *testing.T) {
 		{intLit(5), false, false},
 	}
 	for _, tc := range tests {
-		isNull, err := ev.Buffer(tc.e)
+		isNull, err := ev.buffer(tc.e)
 		if isNull != tc.isNull || (err == nil) != tc.ok {
 			t.Errorf("Buffer(%s) = %v, %v", exprKind(tc.e), isNull, err)
 		}
@@ -139,7 +139,7 @@ func TestEvaluatorBytesAndBuffer(t *testing.T) {
 }
 
 func TestSockoptValue(t *testing.T) {
-	ev := &Evaluator{}
+	ev := &evaluator{}
 	le := func(vs ...uint32) []byte {
 		var b []byte
 		for _, v := range vs {
@@ -167,21 +167,21 @@ func TestSockoptValue(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ev.SockoptValue(tc.e, tc.optlen)
+			got, err := ev.sockoptValue(tc.e, tc.optlen)
 			if err != nil || !bytes.Equal(got, tc.want) {
 				t.Fatalf("SockoptValue() = %x, %v; want %x", got, err, tc.want)
 			}
 		})
 	}
-	if _, err := ev.SockoptValue(&parser.Pollfd{Pos: pos(9, 1)}, 4); err == nil ||
+	if _, err := ev.sockoptValue(&parser.Pollfd{Pos: pos(9, 1)}, 4); err == nil ||
 		!strings.Contains(err.Error(), "9:1: unsupported setsockopt value type: a pollfd") {
 		t.Errorf("SockoptValue(pollfd) error = %v", err)
 	}
 }
 
 func TestCheckSockoptValue(t *testing.T) {
-	ev := &Evaluator{}
-	four := Int32Bytes(1100)
+	ev := &evaluator{}
+	four := int32Bytes(1100)
 	tests := []struct {
 		name    string
 		e       parser.Expr
@@ -191,18 +191,18 @@ func TestCheckSockoptValue(t *testing.T) {
 	}{
 		{"int ok", bracket(intLit(1100)), 4, four, ""},
 		{"int bad", bracket(intLit(1000)), 4, four, "bad getsockopt optval: expected: 1000 actual: 1100"},
-		{"unsigned", bracket(intLit(0xffffffff)), 4, Int32Bytes(-1), ""},
+		{"unsigned", bracket(intLit(0xffffffff)), 4, int32Bytes(-1), ""},
 		{"optlen", bracket(intLit(1100)), 4, four[:2], "bad getsockopt optlen: expected: 4 actual: 2"},
 		{"int optlen 8", bracket(intLit(1)), 8, make([]byte, 8), "unsupported getsockopt optlen: 8"},
 		{"string ok", &parser.StringLit{Value: "cubic"}, 5, []byte("cubic"), ""},
 		{"string len", &parser.StringLit{Value: "cubic"}, 6, []byte("cubic\x00"), "does not match length"},
 		{"string bad", &parser.StringLit{Value: "cubic"}, 5, []byte("reno\x00"), "expected: 'cubic' actual: 'reno\\x00'"},
-		{"linger", &parser.Linger{OnOff: 1, Linger: 5}, 8, LingerBytes(1, 5), ""},
+		{"linger", &parser.Linger{OnOff: 1, Linger: 5}, 8, lingerBytes(1, 5), ""},
 		{"ellipsis", &parser.Ellipsis{}, 3, []byte{1, 2, 3}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := ev.CheckSockoptValue(tc.e, tc.optlen, tc.live)
+			err := ev.checkSockoptValue(tc.e, tc.optlen, tc.live)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("CheckSockoptValue() = %v", err)
@@ -223,7 +223,7 @@ func FuzzUnescape(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b, err := Unescape(s)
+		b, err := unescape(s)
 		if err != nil {
 			return
 		}

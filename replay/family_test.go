@@ -293,7 +293,7 @@ func TestFamilySocketAddr(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		c := &CallContext{Config: cfg}
+		c := &callContext{Config: cfg}
 		got := c.socketAddr(netip.MustParseAddr(tc.ip))
 		if got.String() != tc.want {
 			t.Errorf("%s: socket address %v, want %s", tc.family, got, tc.want)

@@ -26,8 +26,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SandboxEnv is the environment variable that marks the sandboxed child.
-const SandboxEnv = "PCAP2PKT_SANDBOX"
+// sandboxEnv is the environment variable that marks the sandboxed child.
+const sandboxEnv = "PCAP2PKT_SANDBOX"
 
 // handoffEnv gives the child the descriptor of its end of a socket to the
 // parent. Releasing a packet socket waits for an RCU grace period (10-15 ms
@@ -67,7 +67,7 @@ func handOff(fds ...int) bool {
 
 // InSandbox reports whether this process is the sandboxed child started by
 // RunSandboxed.
-func InSandbox() bool { return os.Getenv(SandboxEnv) == "1" }
+func InSandbox() bool { return os.Getenv(sandboxEnv) == "1" }
 
 // Unprivileged reports whether sandboxes run in a user namespace of their
 // own, because this process is not root.
@@ -129,7 +129,7 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 
 	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(os.Environ(), SandboxEnv+"=1", handoffEnv+"=3")
+	cmd.Env = append(os.Environ(), sandboxEnv+"=1", handoffEnv+"=3")
 	cmd.ExtraFiles = []*os.File{childEnd}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.WaitDelay = sandboxWaitDelay

@@ -354,9 +354,9 @@ var errnoNames = func() map[syscall.Errno]string {
 	return m
 }()
 
-// LookupSymbol returns the value of a constant name (including errno names),
+// lookupSymbol returns the value of a constant name (including errno names),
 // and whether the name is known.
-func LookupSymbol(name string) (int64, bool) {
+func lookupSymbol(name string) (int64, bool) {
 	if v, ok := symbols[name]; ok {
 		return v, true
 	}
@@ -366,15 +366,15 @@ func LookupSymbol(name string) (int64, bool) {
 	return 0, false
 }
 
-// LookupErrno returns the errno named name (e.g. "EINPROGRESS").
-func LookupErrno(name string) (syscall.Errno, bool) {
+// lookupErrno returns the errno named name (e.g. "EINPROGRESS").
+func lookupErrno(name string) (syscall.Errno, bool) {
 	e, ok := errnos[name]
 	return e, ok
 }
 
-// ErrnoName returns the symbolic name of e ("ETIMEDOUT"), or "errno N" for a
+// errnoName returns the symbolic name of e ("ETIMEDOUT"), or "errno N" for a
 // number without a name.
-func ErrnoName(e syscall.Errno) string {
+func errnoName(e syscall.Errno) string {
 	if name, ok := errnoNames[e]; ok {
 		return name
 	}

@@ -37,12 +37,12 @@ func TestLookupSymbol(t *testing.T) {
 		{"FIONREAD", 0x541b},
 	}
 	for _, tc := range tests {
-		got, ok := LookupSymbol(tc.name)
+		got, ok := lookupSymbol(tc.name)
 		if !ok || got != tc.want {
 			t.Errorf("LookupSymbol(%q) = %d, %v; want %d, true", tc.name, got, ok, tc.want)
 		}
 	}
-	if _, ok := LookupSymbol("NO_SUCH_THING"); ok {
+	if _, ok := lookupSymbol("NO_SUCH_THING"); ok {
 		t.Errorf("LookupSymbol(NO_SUCH_THING) resolved")
 	}
 }
@@ -59,17 +59,17 @@ func TestErrnoNames(t *testing.T) {
 		{syscall.Errno(4000), "errno 4000"},
 	}
 	for _, tc := range tests {
-		if got := ErrnoName(tc.e); got != tc.name {
+		if got := errnoName(tc.e); got != tc.name {
 			t.Errorf("ErrnoName(%d) = %q, want %q", int(tc.e), got, tc.name)
 		}
 	}
 	for name, e := range errnos {
-		got, ok := LookupErrno(name)
+		got, ok := lookupErrno(name)
 		if !ok || got != e {
-			t.Errorf("LookupErrno(%q) = %d, %v", name, got, ok)
+			t.Errorf("lookupErrno(%q) = %d, %v", name, got, ok)
 		}
-		if !errnoAliases[name] && ErrnoName(e) != name {
-			t.Errorf("ErrnoName(%d) = %q, want %q", int(e), ErrnoName(e), name)
+		if !errnoAliases[name] && errnoName(e) != name {
+			t.Errorf("ErrnoName(%d) = %q, want %q", int(e), errnoName(e), name)
 		}
 	}
 }
@@ -172,7 +172,7 @@ func TestCorpusSymbolsResolve(t *testing.T) {
 			if corpusDefines[w] {
 				continue
 			}
-			if _, ok := LookupSymbol(w); !ok {
+			if _, ok := lookupSymbol(w); !ok {
 				t.Errorf("%s: unknown symbol %q", path, w)
 			}
 		}

@@ -30,7 +30,7 @@ func errnoOf(err error) syscall.Errno {
 	return unix.EINVAL
 }
 
-func sysPipe(c *CallContext) (int64, syscall.Errno, error) {
+func sysPipe(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(1)
 	var script [2]int
 	if a.ok() {
@@ -42,7 +42,7 @@ func sysPipe(c *CallContext) (int64, syscall.Errno, error) {
 			a.keep(errAt(l, "%d pipe file descriptors instead of 2", len(l.Elems)))
 		default:
 			for i, el := range l.Elems {
-				script[i] = int(read(a, func() (int32, error) { return c.Eval.Int32(el) }))
+				script[i] = int(read(a, func() (int32, error) { return c.Eval.int32(el) }))
 			}
 		}
 	}
@@ -50,16 +50,16 @@ func sysPipe(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	var live [2]int32
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		r, _, e := unix.Syscall(unix.SYS_PIPE2, uintptr(unsafe.Pointer(&live)), 0, 0)
 		return sysResult(r, e)
 	})
-	c.After(func() error {
+	c.after(func() error {
 		if ret < 0 {
 			return nil
 		}
 		for i := range script {
-			if err := c.AddFD(script[i], int(live[i])); err != nil {
+			if err := c.addFD(script[i], int(live[i])); err != nil {
 				return err
 			}
 		}
@@ -76,7 +76,7 @@ func (a *argReader) nullOffset(i int) {
 	}
 }
 
-func sysSplice(c *CallContext) (int64, syscall.Errno, error) {
+func sysSplice(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(6)
 	in := a.fd(0)
 	a.nullOffset(1)
@@ -86,7 +86,7 @@ func sysSplice(c *CallContext) (int64, syscall.Errno, error) {
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		r, _, e := unix.Syscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), uintptr(flags))
 		return sysResult(r, e)
 	})
@@ -97,33 +97,33 @@ func sysSplice(c *CallContext) (int64, syscall.Errno, error) {
 // has no mode argument.
 const openMode = 0o600
 
-func sysOpen(c *CallContext) (int64, syscall.Errno, error) {
+func sysOpen(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(2)
-	if a.ok() && !IsString(c.Args[0]) {
+	if a.ok() && !isString(c.Args[0]) {
 		a.keep(errAt(c.Args[0], "expected a file name string, got %s", exprKind(c.Args[0])))
 	}
-	name := read(a, func() ([]byte, error) { return c.Eval.Bytes(c.Args[0]) })
+	name := read(a, func() ([]byte, error) { return c.Eval.bytes(c.Args[0]) })
 	flags := a.int32(1)
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	c.ResultIsFD()
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	c.resultIsFD()
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		fd, err := unix.Open(string(name), int(flags), openMode)
 		if err != nil {
 			return -1, errnoOf(err)
 		}
 		return int64(fd), 0
 	})
-	c.After(func() error { return addResultFD(c, ret) })
+	c.after(func() error { return addResultFD(c, ret) })
 	return ret, errno, nil
 }
 
-func sysSendfile(c *CallContext) (int64, syscall.Errno, error) {
+func sysSendfile(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(4)
 	out, in := a.fd(0), a.fd(1)
 	offset := read(a, func() (int64, error) {
-		off, err := c.Eval.BracketedInt(c.Args[2])
+		off, err := c.Eval.bracketedInt(c.Args[2])
 		if err != nil {
 			return 0, fmt.Errorf("sendfile offset: %w", err)
 		}
@@ -133,7 +133,7 @@ func sysSendfile(c *CallContext) (int64, syscall.Errno, error) {
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		r, _, e := unix.Syscall6(unix.SYS_SENDFILE, uintptr(out), uintptr(in),
 			uintptr(unsafe.Pointer(&offset)), uintptr(count), 0, 0)
 		return sysResult(r, e)

@@ -50,7 +50,7 @@ func scriptMsghdr(t *testing.T, text string) *liveMsghdr {
 	if err != nil {
 		t.Fatalf("parse %q: %v", src, err)
 	}
-	lm, err := msghdr(&Evaluator{}, s.Events[0].Action.(*parser.Syscall).Args[1])
+	lm, err := msghdr(&evaluator{}, s.Events[0].Action.(*parser.Syscall).Args[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestLoopbackRecvmsgInq(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := waitReadable(t, server, unix.POLLIN); got != unix.POLLIN {
-		t.Fatalf("revents = %s", PollFlags(got))
+		t.Fatalf("revents = %s", pollFlags(got))
 	}
 	// The data may arrive in pieces; read until only the last 8000 bytes are left.
 	for {
@@ -97,7 +97,7 @@ func TestLoopbackRecvmsgInq(t *testing.T) {
 	if n != 2000 || errno != 0 {
 		t.Fatalf("recvmsg = %d, %v", n, errno)
 	}
-	if err := lm.checkReceived(CmsgTiming{}); err != nil {
+	if err := lm.checkReceived(cmsgTiming{}); err != nil {
 		t.Errorf("check: %v", err)
 	}
 	lm = scriptMsghdr(t, `{msg_name(...)=..., msg_iov(1)=[{..., 8000}], msg_flags=0,
@@ -105,7 +105,7 @@ func TestLoopbackRecvmsgInq(t *testing.T) {
 	if n, errno := lm.call(unix.SYS_RECVMSG, server, 0); n != 8000 || errno != 0 {
 		t.Fatalf("recvmsg = %d, %v", n, errno)
 	}
-	if err := lm.checkReceived(CmsgTiming{}); err == nil || err.Error() != "bad data in cmsg 0: expected=\\x01\\x00\\x00\\x00 actual=\\x00\\x00\\x00\\x00" {
+	if err := lm.checkReceived(cmsgTiming{}); err == nil || err.Error() != "bad data in cmsg 0: expected=\\x01\\x00\\x00\\x00 actual=\\x00\\x00\\x00\\x00" {
 		t.Errorf("check of TCP_CM_INQ 1 for an empty queue: %v", err)
 	}
 }
@@ -119,7 +119,7 @@ func TestLoopbackZerocopyErrqueue(t *testing.T) {
 	if n, errno := empty.call(unix.SYS_RECVMSG, client, unix.MSG_ERRQUEUE); n != -1 || errno != unix.EAGAIN {
 		t.Fatalf("empty error queue: recvmsg = %d, %v", n, errno)
 	}
-	if err := empty.checkReceived(CmsgTiming{}); err != nil {
+	if err := empty.checkReceived(cmsgTiming{}); err != nil {
 		t.Errorf("a failed recvmsg must keep the script's msg_flags: %v", err)
 	}
 	send := scriptMsghdr(t, `{msg_name(...)=..., msg_iov(2)=[{..., 1000}, {..., 1000}], msg_flags=0}`)
@@ -135,7 +135,7 @@ func TestLoopbackZerocopyErrqueue(t *testing.T) {
 	if n, errno := lm.call(unix.SYS_RECVMSG, client, unix.MSG_ERRQUEUE); n != 0 || errno != 0 {
 		t.Fatalf("recvmsg(MSG_ERRQUEUE) = %d, %v", n, errno)
 	}
-	if err := lm.checkReceived(CmsgTiming{}); err != nil {
+	if err := lm.checkReceived(cmsgTiming{}); err != nil {
 		t.Errorf("check: %v", err)
 	}
 }

@@ -94,7 +94,7 @@ func sysResult(r uintptr, errno syscall.Errno) (int64, syscall.Errno) {
 }
 
 // vectorCall is readv/writev: fd, iovec array, count.
-func vectorCall(c *CallContext, trap uintptr) (int64, syscall.Errno, error) {
+func vectorCall(c *callContext, trap uintptr) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	fd := a.fd(0)
 	var bufs [][]byte
@@ -111,7 +111,7 @@ func vectorCall(c *CallContext, trap uintptr) (int64, syscall.Errno, error) {
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		r, _, e := unix.Syscall(trap, uintptr(fd), uintptr(iovPtr(iov)), uintptr(count))
 		return sysResult(r, e)
 	})
@@ -120,11 +120,11 @@ func vectorCall(c *CallContext, trap uintptr) (int64, syscall.Errno, error) {
 	return ret, errno, nil
 }
 
-func sysReadv(c *CallContext) (int64, syscall.Errno, error) {
+func sysReadv(c *callContext) (int64, syscall.Errno, error) {
 	return vectorCall(c, unix.SYS_READV)
 }
 
-func sysWritev(c *CallContext) (int64, syscall.Errno, error) {
+func sysWritev(c *callContext) (int64, syscall.Errno, error) {
 	return vectorCall(c, unix.SYS_WRITEV)
 }
 
@@ -136,13 +136,13 @@ type liveMsghdr struct {
 	bufs    [][]byte
 	iov     []unix.Iovec
 	control []byte
-	cmsgs   []Cmsg // the control messages as evaluated (expected, for recvmsg)
+	cmsgs   []cmsg // the control messages as evaluated (expected, for recvmsg)
 	flags   int32  // msg_flags as written
 }
 
 // msghdr evaluates `{msg_name(...)=..., msg_iov(N)=[...], msg_flags=F,
 // msg_control=[...]}`.
-func msghdr(ev *Evaluator, e parser.Expr) (*liveMsghdr, error) {
+func msghdr(ev *evaluator, e parser.Expr) (*liveMsghdr, error) {
 	m, ok := e.(*parser.Msghdr)
 	if !ok {
 		return nil, errAt(e, "expected a msghdr, got %s", exprKind(e))
@@ -160,11 +160,11 @@ func msghdr(ev *Evaluator, e parser.Expr) (*liveMsghdr, error) {
 	}
 	lm := &liveMsghdr{bufs: bufs, iov: iov}
 	if m.Flags != nil {
-		if lm.flags, err = ev.Int32(m.Flags); err != nil {
+		if lm.flags, err = ev.int32(m.Flags); err != nil {
 			return nil, err
 		}
 	}
-	if lm.cmsgs, lm.control, err = ev.BuildControl(m.Control); err != nil {
+	if lm.cmsgs, lm.control, err = ev.buildControl(m.Control); err != nil {
 		return nil, err
 	}
 	// The kernel writes msg_flags only when recvmsg succeeds; a failed
@@ -194,15 +194,15 @@ func (lm *liveMsghdr) call(trap uintptr, fd int, flags int32) (int64, syscall.Er
 
 // checkReceived compares what recvmsg returned in the msghdr with the
 // script: msg_flags, then the control messages.
-func (lm *liveMsghdr) checkReceived(timing CmsgTiming) error {
+func (lm *liveMsghdr) checkReceived(timing cmsgTiming) error {
 	if lm.hdr.Flags != lm.flags {
 		return fmt.Errorf("expected msg_flags 0x%08X but got 0x%08X", uint32(lm.flags), uint32(lm.hdr.Flags))
 	}
 	n := min(int(lm.hdr.Controllen), len(lm.control))
-	return CheckControl(lm.cmsgs, ParseControl(lm.control[:n]), timing)
+	return checkControl(lm.cmsgs, parseControl(lm.control[:n]), timing)
 }
 
-func sysSendmsg(c *CallContext) (int64, syscall.Errno, error) {
+func sysSendmsg(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	scriptFD, fd := a.fds(0)
 	lm := read(a, func() (*liveMsghdr, error) { return msghdr(c.Eval, c.Args[1]) })
@@ -212,7 +212,7 @@ func sysSendmsg(c *CallContext) (int64, syscall.Errno, error) {
 	}
 	// The grammar always has msg_name(...)=...: the reference fills it with
 	// the address a connect() would use (a fast open sendmsg connects).
-	name, err := sockaddrBytes(c.ConnectAddr(scriptFD))
+	name, err := sockaddrBytes(c.connectAddr(scriptFD))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -220,11 +220,11 @@ func sysSendmsg(c *CallContext) (int64, syscall.Errno, error) {
 	if lm.flags != 0 {
 		return 0, 0, fmt.Errorf("sendmsg ignores msg_flags field in msghdr")
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) { return lm.call(unix.SYS_SENDMSG, fd, flags) })
+	ret, errno := c.invoke(func() (int64, syscall.Errno) { return lm.call(unix.SYS_SENDMSG, fd, flags) })
 	return ret, errno, nil
 }
 
-func sysRecvmsg(c *CallContext) (int64, syscall.Errno, error) {
+func sysRecvmsg(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	fd := a.fd(0)
 	lm := read(a, func() (*liveMsghdr, error) { return msghdr(c.Eval, c.Args[1]) })
@@ -233,16 +233,16 @@ func sysRecvmsg(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	lm.setName(make([]byte, sockaddrStorageLen))
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) { return lm.call(unix.SYS_RECVMSG, fd, flags) })
+	ret, errno := c.invoke(func() (int64, syscall.Errno) { return lm.call(unix.SYS_RECVMSG, fd, flags) })
 	timing := c.cmsgTiming()
-	c.After(func() error { return lm.checkReceived(timing) })
+	c.after(func() error { return lm.checkReceived(timing) })
 	return ret, errno, nil
 }
 
 // cmsgTiming is how SCM_TIMESTAMPING times of this run are checked.
-func (c *CallContext) cmsgTiming() CmsgTiming {
+func (c *callContext) cmsgTiming() cmsgTiming {
 	e := c.e
-	return CmsgTiming{
+	return cmsgTiming{
 		ScriptToLiveUsecs: func(us int64) int64 { return e.liveTime(us).UnixMicro() },
 		LiveStartUsecs:    e.liveStart.UnixMicro(),
 		ToleranceUsecs:    c.Config.ToleranceUsecs,

@@ -35,8 +35,8 @@ var pollFlagNames = []struct {
 	{unix.POLLERR, "POLLERR"}, {unix.POLLHUP, "POLLHUP"}, {unix.POLLNVAL, "POLLNVAL"},
 }
 
-// PollFlags renders poll event bits as `POLLIN|POLLOUT`.
-func PollFlags(v int16) string {
+// pollFlags renders poll event bits as `POLLIN|POLLOUT`.
+func pollFlags(v int16) string {
 	if v == 0 {
 		return "0"
 	}
@@ -84,13 +84,13 @@ func checkRevents(fds []unix.PollFd, want []int16) error {
 	for i := range fds {
 		if fds[i].Revents != want[i] {
 			return fmt.Errorf("expected revents of %s but got %s for pollfd %d",
-				PollFlags(want[i]), PollFlags(fds[i].Revents), i)
+				pollFlags(want[i]), pollFlags(fds[i].Revents), i)
 		}
 	}
 	return nil
 }
 
-func sysPoll(c *CallContext) (int64, syscall.Errno, error) {
+func sysPoll(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	var fds []unix.PollFd
 	var want []int16
@@ -104,8 +104,8 @@ func sysPoll(c *CallContext) (int64, syscall.Errno, error) {
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) { return pollLive(fds, timeout) })
-	c.After(func() error { return checkRevents(fds, want) })
+	ret, errno := c.invoke(func() (int64, syscall.Errno) { return pollLive(fds, timeout) })
+	c.after(func() error { return checkRevents(fds, want) })
 	return ret, errno, nil
 }
 
@@ -126,11 +126,11 @@ func (a *argReader) pollfds(e parser.Expr) (fds []unix.PollFd, want []int16) {
 			a.keep(errAt(el, "expected a pollfd, got %s", exprKind(el)))
 			return nil, nil
 		}
-		scriptFD := read(a, func() (int32, error) { return ev.Int32(p.FD) })
-		live := read(a, func() (int, error) { return a.c.ToLiveFD(int(scriptFD)) })
-		events := read(a, func() (int32, error) { return ev.Int32(p.Events) })
+		scriptFD := read(a, func() (int32, error) { return ev.int32(p.FD) })
+		live := read(a, func() (int, error) { return a.c.toLiveFD(int(scriptFD)) })
+		events := read(a, func() (int32, error) { return ev.int32(p.Events) })
 		if p.Revents != nil {
-			want[i] = int16(read(a, func() (int32, error) { return ev.Int32(p.Revents) }))
+			want[i] = int16(read(a, func() (int32, error) { return ev.int32(p.Revents) }))
 		}
 		fds[i] = unix.PollFd{Fd: int32(live), Events: int16(events)}
 	}
@@ -138,18 +138,18 @@ func (a *argReader) pollfds(e parser.Expr) (fds []unix.PollFd, want []int16) {
 }
 
 // addResultFD records the fd a call returned under the script's number for it.
-func addResultFD(c *CallContext, ret int64) error {
+func addResultFD(c *callContext, ret int64) error {
 	if ret < 0 {
 		return nil
 	}
-	scriptFD, err := c.Eval.Int32(c.Call.Result)
+	scriptFD, err := c.Eval.int32(c.Call.Result)
 	if err != nil {
 		return err
 	}
-	return c.AddFD(int(scriptFD), int(ret))
+	return c.addFD(int(scriptFD), int(ret))
 }
 
-func sysEpollCreate(c *CallContext) (int64, syscall.Errno, error) {
+func sysEpollCreate(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(1)
 	size := a.int32(0)
 	if err := a.err(); err != nil {
@@ -167,7 +167,7 @@ func sysEpollCreate(c *CallContext) (int64, syscall.Errno, error) {
 	})
 }
 
-func sysEpollCreate1(c *CallContext) (int64, syscall.Errno, error) {
+func sysEpollCreate1(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(1)
 	flags := a.int32(0)
 	if err := a.err(); err != nil {
@@ -179,10 +179,10 @@ func sysEpollCreate1(c *CallContext) (int64, syscall.Errno, error) {
 	})
 }
 
-func epollCreate(c *CallContext, call func() (uintptr, syscall.Errno)) (int64, syscall.Errno, error) {
-	c.ResultIsFD()
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) { return sysResult(call()) })
-	c.After(func() error { return addResultFD(c, ret) })
+func epollCreate(c *callContext, call func() (uintptr, syscall.Errno)) (int64, syscall.Errno, error) {
+	c.resultIsFD()
+	ret, errno := c.invoke(func() (int64, syscall.Errno) { return sysResult(call()) })
+	c.after(func() error { return addResultFD(c, ret) })
 	return ret, errno, nil
 }
 
@@ -195,24 +195,24 @@ type epollData struct {
 
 // epollEvent evaluates an epoll_event expression; wantFD is the script fd
 // the event must name (-1 for any: the fd is then mapped to its live fd).
-func epollEvent(c *CallContext, e parser.Expr, scriptFD, liveFD int) (epollData, error) {
+func epollEvent(c *callContext, e parser.Expr, scriptFD, liveFD int) (epollData, error) {
 	x, ok := e.(*parser.EpollEvent)
 	if !ok {
 		return epollData{}, errAt(e, "expected an epoll_event, got %s", exprKind(e))
 	}
-	events, err := c.Eval.Int32(x.Events)
+	events, err := c.Eval.int32(x.Events)
 	if err != nil {
 		return epollData{}, err
 	}
 	d := epollData{events: uint32(events), field: x.Field}
-	v, err := c.Eval.Int(x.Value)
+	v, err := c.Eval.int(x.Value)
 	if err != nil {
 		return epollData{}, err
 	}
 	switch x.Field {
 	case "fd":
 		if scriptFD == -1 {
-			if liveFD, err = c.ToLiveFD(int(v)); err != nil {
+			if liveFD, err = c.toLiveFD(int(v)); err != nil {
 				return epollData{}, err
 			}
 		} else if v != int64(scriptFD) {
@@ -246,7 +246,7 @@ func setEpollData(ev *unix.EpollEvent, v uint64) {
 	ev.Pad = int32(uint32(v >> 32))
 }
 
-func sysEpollCtl(c *CallContext) (int64, syscall.Errno, error) {
+func sysEpollCtl(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(4)
 	epfd, op := a.fd(0), a.int32(1)
 	scriptFD, fd := a.fds(2)
@@ -255,7 +255,7 @@ func sysEpollCtl(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	ev := d.toLive()
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		r, _, e := unix.Syscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
 			uintptr(unsafe.Pointer(&ev)), 0, 0)
 		return sysResult(r, e)
@@ -293,7 +293,7 @@ func checkEpollEvent(want epollData, got *unix.EpollEvent) error {
 	return nil
 }
 
-func sysEpollWait(c *CallContext) (int64, syscall.Errno, error) {
+func sysEpollWait(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(4)
 	epfd := a.fd(0)
 	want := read(a, func() (epollData, error) { return epollEvent(c, c.Args[1], -1, -1) })
@@ -307,7 +307,7 @@ func sysEpollWait(c *CallContext) (int64, syscall.Errno, error) {
 	// At least one slot, zeroed: the reference compares the first slot
 	// even when no event came back.
 	events := make([]unix.EpollEvent, max(int(maxEvents), 1))
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) { return epollWaitLive(epfd, events, maxEvents, timeout) })
-	c.After(func() error { return checkEpollEvent(want, &events[0]) })
+	ret, errno := c.invoke(func() (int64, syscall.Errno) { return epollWaitLive(epfd, events, maxEvents, timeout) })
+	c.after(func() error { return checkEpollEvent(want, &events[0]) })
 	return ret, errno, nil
 }

@@ -47,7 +47,7 @@ func TestIovecs(t *testing.T) {
 }
 
 func TestMsghdr(t *testing.T) {
-	ev := &Evaluator{}
+	ev := &evaluator{}
 	m := &parser.Msghdr{
 		IovLen: &parser.IntLit{Value: 2}, Iov: iovList(10, 20),
 		Flags:   or(word("MSG_ERRQUEUE"), word("MSG_TRUNC")),
@@ -63,7 +63,7 @@ func TestMsghdr(t *testing.T) {
 	if lm.hdr.Flags != lm.flags {
 		t.Errorf("msg_flags not preset to the script's value")
 	}
-	if err := lm.checkReceived(CmsgTiming{}); err != nil {
+	if err := lm.checkReceived(cmsgTiming{}); err != nil {
 		t.Errorf("an untouched msghdr does not match itself: %v", err)
 	}
 	m.IovLen.Value = 3
@@ -83,7 +83,7 @@ func TestPollFlags(t *testing.T) {
 		{0x4000, "0x4000"},
 	}
 	for _, tc := range tests {
-		if got := PollFlags(tc.v); got != tc.want {
+		if got := pollFlags(tc.v); got != tc.want {
 			t.Errorf("PollFlags(%#x) = %q, want %q", tc.v, got, tc.want)
 		}
 	}

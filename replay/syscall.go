@@ -1,6 +1,6 @@
 package replay
 
-// This file is the system call dispatcher: the CallContext a system call
+// This file is the system call dispatcher: the callContext a system call
 // implementation receives, the registry (registerSyscall, used from init()
 // in the sys_*.go files), the running of a call (on a goroutine locked to its
 // OS thread, so that a blocking call can be seen sleeping in the kernel, as
@@ -19,49 +19,49 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SyscallFunc runs one system call line. It evaluates the arguments
-// through c, makes the live call through c.Invoke and returns the call's
+// syscallFunc runs one system call line. It evaluates the arguments
+// through c, makes the live call through c.invoke and returns the call's
 // result and errno; the engine then checks them against the script. err is
 // for what is not a result of the call (bad arguments, unknown fd), and is
 // reported as a runtime error at the line.
-type SyscallFunc func(c *CallContext) (ret int64, errno syscall.Errno, err error)
+type syscallFunc func(c *callContext) (ret int64, errno syscall.Errno, err error)
 
 // syscalls is the registry of built-in system calls, filled by init().
-var syscalls = map[string]SyscallFunc{}
+var syscalls = map[string]syscallFunc{}
 
 // registerSyscall adds a system call implementation under its script name.
 // It is called from init() functions; a duplicate name is a programming
 // error.
-func registerSyscall(name string, f SyscallFunc) {
+func registerSyscall(name string, f syscallFunc) {
 	if _, dup := syscalls[name]; dup {
 		panic("replay: system call registered twice: " + name)
 	}
 	syscalls[name] = f
 }
 
-// CallContext is what a SyscallFunc sees: the call line, its arguments,
+// callContext is what a syscallFunc sees: the call line, its arguments,
 // the evaluator, the configuration, and the engine's fd and socket tables
 // through methods.
-type CallContext struct {
+type callContext struct {
 	Ctx    context.Context
 	Call   *parser.Syscall
 	Args   []parser.Expr
-	Eval   *Evaluator
+	Eval   *evaluator
 	Config *Config
 
 	e        *engine
 	blocking bool
 
-	resultIsFD bool
-	after      []func() error
+	fdResult bool
+	checks   []func() error
 
 	tid     int          // the OS thread making the call
 	inCall  atomic.Bool  // set while the live call is in progress
 	endTime atomic.Int64 // unix nanoseconds when a blocking call returned
 }
 
-// ToLiveFD maps a script fd to its live fd.
-func (c *CallContext) ToLiveFD(scriptFD int) (int, error) {
+// toLiveFD maps a script fd to its live fd.
+func (c *callContext) toLiveFD(scriptFD int) (int, error) {
 	f := c.e.fds.byScript(scriptFD)
 	if f == nil {
 		return -1, fmt.Errorf("unable to find fd with script fd %d", scriptFD)
@@ -69,34 +69,34 @@ func (c *CallContext) ToLiveFD(scriptFD int) (int, error) {
 	return f.liveFD, nil
 }
 
-// ExpectedResult evaluates the script's expected return value.
-func (c *CallContext) ExpectedResult() (int64, error) {
-	return c.Eval.Int(c.Call.Result)
+// expectedResult evaluates the script's expected return value.
+func (c *callContext) expectedResult() (int64, error) {
+	return c.Eval.int(c.Call.Result)
 }
 
-// ResultIsFD makes the result check the reference's "fd" mode: a
+// resultIsFD makes the result check the reference's "fd" mode: a
 // non-negative expected result only requires a non-negative live result,
 // since the script's fd number is mapped rather than compared.
-func (c *CallContext) ResultIsFD() { c.resultIsFD = true }
+func (c *callContext) resultIsFD() { c.fdResult = true }
 
-// After registers f to run once the result and errno matched the script
+// after registers f to run once the result and errno matched the script
 // (fd table updates, checks of values returned through memory).
-func (c *CallContext) After(f func() error) { c.after = append(c.after, f) }
+func (c *callContext) after(f func() error) { c.checks = append(c.checks, f) }
 
-// AddFD records a new non-socket fd (pipe, epoll, file) whose script number
+// addFD records a new non-socket fd (pipe, epoll, file) whose script number
 // is the expected result or an out-parameter.
-func (c *CallContext) AddFD(scriptFD, liveFD int) error {
+func (c *callContext) addFD(scriptFD, liveFD int) error {
 	return c.e.fds.add(&fdEntry{scriptFD: scriptFD, liveFD: liveFD})
 }
 
-// AddSocket records a socket made by socket(); later packets of the script
+// addSocket records a socket made by socket(); later packets of the script
 // are mapped to it.
-func (c *CallContext) AddSocket(scriptFD, liveFD, domain, typ, protocol int) error {
+func (c *callContext) addSocket(scriptFD, liveFD, domain, typ, protocol int) error {
 	return c.e.newSyscallSocket(scriptFD, liveFD, domain, typ, protocol)
 }
 
-// MarkClosed records that the script closed scriptFD.
-func (c *CallContext) MarkClosed(scriptFD, liveFD int) error {
+// markClosed records that the script closed scriptFD.
+func (c *callContext) markClosed(scriptFD, liveFD int) error {
 	f := c.e.fds.byScript(scriptFD)
 	if f == nil || f.liveFD != liveFD {
 		return fmt.Errorf("unable to find fd with script fd %d and live fd %d", scriptFD, liveFD)
@@ -105,10 +105,10 @@ func (c *CallContext) MarkClosed(scriptFD, liveFD int) error {
 	return nil
 }
 
-// Invoke makes the live call. For a blocking call (`...` in the script)
+// invoke makes the live call. For a blocking call (`...` in the script)
 // it releases the engine so that later events run while the call sleeps,
 // and records when the call returned.
-func (c *CallContext) Invoke(call func() (int64, syscall.Errno)) (int64, syscall.Errno) {
+func (c *callContext) invoke(call func() (int64, syscall.Errno)) (int64, syscall.Errno) {
 	c.e.mu.Unlock()
 	c.inCall.Store(true)
 	ret, errno := call()
@@ -141,7 +141,7 @@ func rawSyscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (int64, syscall.Errno) {
 
 // callState tracks the call running on the syscall goroutine.
 type callState struct {
-	c    *CallContext
+	c    *callContext
 	line parser.Pos
 	done chan struct{}
 	err  *eventError // the outcome, valid once done is closed
@@ -149,8 +149,8 @@ type callState struct {
 
 // lookupSyscall finds the implementation of a call: the Env's own first
 // (tests), then the built-in registry.
-func (e *engine) lookupSyscall(name string) SyscallFunc {
-	if f, ok := e.env.Syscalls[name]; ok {
+func (e *engine) lookupSyscall(name string) syscallFunc {
+	if f, ok := e.env.syscalls[name]; ok {
 		return f
 	}
 	return syscalls[name]
@@ -178,7 +178,7 @@ func (e *engine) runSyscall(ev *eventState, sc *parser.Syscall) *eventError {
 	if f == nil {
 		return fatalf("runtime error in %s call: Unknown system call: '%s'", sc.Name, sc.Name)
 	}
-	c := &CallContext{
+	c := &callContext{
 		Ctx: e.ctx, Call: sc, Args: sc.Args, Eval: e.eval, Config: e.cfg,
 		e: e, blocking: blocking,
 	}
@@ -279,7 +279,7 @@ func (e *engine) awaitIdle(limit time.Duration) bool {
 
 // callAndCheck runs f and checks its outcome against the script. It runs
 // on the call's goroutine with e.mu held (f releases it inside Invoke).
-func (e *engine) callAndCheck(f SyscallFunc, c *CallContext, ev *eventState) *eventError {
+func (e *engine) callAndCheck(f syscallFunc, c *callContext, ev *eventState) *eventError {
 	sc := c.Call
 	ret, errno, err := f(c)
 	if err != nil {
@@ -291,7 +291,7 @@ func (e *engine) callAndCheck(f SyscallFunc, c *CallContext, ev *eventState) *ev
 	if cerr := e.checkResult(c, ret, errno); cerr != nil {
 		return cerr
 	}
-	for _, a := range c.after {
+	for _, a := range c.checks {
 		if err := a(); err != nil {
 			return &eventError{kind: syscallError, msg: err.Error(), err: err}
 		}
@@ -308,13 +308,13 @@ func (e *engine) callAndCheck(f SyscallFunc, c *CallContext, ev *eventState) *ev
 }
 
 // checkResult compares the live result and errno with the script's.
-func (e *engine) checkResult(c *CallContext, ret int64, errno syscall.Errno) *eventError {
+func (e *engine) checkResult(c *callContext, ret int64, errno syscall.Errno) *eventError {
 	sc := c.Call
-	expected, err := c.ExpectedResult()
+	expected, err := c.expectedResult()
 	if err != nil {
 		return &eventError{kind: fatalError, msg: fmt.Sprintf("runtime error in %s call: bad result: %v", sc.Name, err), err: err}
 	}
-	if c.resultIsFD && expected >= 0 {
+	if c.fdResult && expected >= 0 {
 		if ret < 0 {
 			return &eventError{kind: syscallError, msg: fmt.Sprintf("%s: expected non-negative result but got %d%s", sc.Name, ret, withErrno(ret, errno))}
 		}
@@ -322,7 +322,7 @@ func (e *engine) checkResult(c *CallContext, ret int64, errno syscall.Errno) *ev
 		return &eventError{kind: syscallError, msg: fmt.Sprintf("%s: expected result %d but got %d%s", sc.Name, expected, ret, withErrno(ret, errno))}
 	}
 	if sc.Errno != "" {
-		want, ok := LookupErrno(sc.Errno)
+		want, ok := lookupErrno(sc.Errno)
 		if !ok {
 			return fatalf("runtime error in %s call: unknown errno %s", sc.Name, sc.Errno)
 		}
@@ -343,7 +343,7 @@ func withErrno(ret int64, errno syscall.Errno) string {
 
 // describeErrno is "11 (EAGAIN)".
 func describeErrno(e syscall.Errno) string {
-	name := ErrnoName(e)
+	name := errnoName(e)
 	if name == "" {
 		name = e.Error()
 	}

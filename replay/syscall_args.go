@@ -13,13 +13,13 @@ import (
 // bufio.Scanner does: a handler reads them all, then checks err() once.
 // Once an error is kept, reads evaluate nothing and return zero values.
 type argReader struct {
-	c     *CallContext
+	c     *callContext
 	first error
 }
 
 // args starts reading the call's arguments, checking that there are n of
 // them, or from n to max (fcntl's and ioctl's 2-3).
-func (c *CallContext) args(n int, max ...int) *argReader {
+func (c *callContext) args(n int, max ...int) *argReader {
 	a := &argReader{c: c}
 	switch {
 	case len(max) == 0 && len(c.Args) != n:
@@ -72,19 +72,19 @@ func (a *argReader) arg(i int) parser.Expr {
 // int evaluates argument i as an integer.
 func (a *argReader) int(i int) int64 {
 	e := a.arg(i)
-	return read(a, func() (int64, error) { return a.c.Eval.Int(e) })
+	return read(a, func() (int64, error) { return a.c.Eval.int(e) })
 }
 
 // int32 evaluates argument i as a C int.
 func (a *argReader) int32(i int) int32 {
 	e := a.arg(i)
-	return read(a, func() (int32, error) { return a.c.Eval.Int32(e) })
+	return read(a, func() (int32, error) { return a.c.Eval.int32(e) })
 }
 
 // bracketedInt32 evaluates argument i written as `[N]` (an int in memory).
 func (a *argReader) bracketedInt32(i int) int32 {
 	e := a.arg(i)
-	return read(a, func() (int32, error) { return a.c.Eval.BracketedInt32(e) })
+	return read(a, func() (int32, error) { return a.c.Eval.bracketedInt32(e) })
 }
 
 // scriptFD evaluates argument i as a script fd.
@@ -100,18 +100,18 @@ func (a *argReader) fd(i int) int {
 // for calls that need both (the socket table is keyed by script fd).
 func (a *argReader) fds(i int) (scriptFD, liveFD int) {
 	scriptFD = a.scriptFD(i)
-	liveFD = read(a, func() (int, error) { return a.c.ToLiveFD(scriptFD) })
+	liveFD = read(a, func() (int, error) { return a.c.toLiveFD(scriptFD) })
 	return scriptFD, liveFD
 }
 
 // isEllipsis reports whether argument i is `...`.
 func (a *argReader) isEllipsis(i int) bool {
-	return a.ok() && i < len(a.c.Args) && IsEllipsis(a.c.Args[i])
+	return a.ok() && i < len(a.c.Args) && isEllipsis(a.c.Args[i])
 }
 
 // ellipsis checks that argument i is `...`.
 func (a *argReader) ellipsis(i int) {
-	if e := a.arg(i); a.ok() && !IsEllipsis(e) {
+	if e := a.arg(i); a.ok() && !isEllipsis(e) {
 		a.failf("argument %d must be `...` (the replay fills it in)", i+1)
 	}
 }
@@ -133,7 +133,7 @@ const maxBuffer = 64 << 20
 // for NULL.
 func (a *argReader) buffer(i, n int) []byte {
 	e := a.arg(i)
-	isNull := read(a, func() (bool, error) { return a.c.Eval.Buffer(e) })
+	isNull := read(a, func() (bool, error) { return a.c.Eval.buffer(e) })
 	if !a.ok() || isNull {
 		return nil
 	}

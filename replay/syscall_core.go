@@ -64,14 +64,14 @@ func rawSockaddr(ip netip.Addr, port uint16) []byte {
 
 // socketAddr is the address sockets use for a wire address: the
 // IPv4-mapped IPv6 form in ipv4-mapped-ipv6 mode.
-func (c *CallContext) socketAddr(ip netip.Addr) netip.Addr {
-	if c.Config.IPVersion == IPv4Mapped {
+func (c *callContext) socketAddr(ip netip.Addr) netip.Addr {
+	if c.Config.IPVersion == ipv4Mapped {
 		return netip.AddrFrom16(ip.As16())
 	}
 	return ip
 }
 
-func sysSocket(c *CallContext) (int64, syscall.Errno, error) {
+func sysSocket(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	domain := int64(unix.AF_INET)
 	if c.Config.socketIPv6() {
@@ -84,23 +84,23 @@ func sysSocket(c *CallContext) (int64, syscall.Errno, error) {
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	c.ResultIsFD()
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	c.resultIsFD()
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_SOCKET, uintptr(domain), uintptr(typ), uintptr(proto))
 	})
 	if ret >= 0 {
-		c.After(func() error {
-			want, err := c.ExpectedResult()
+		c.after(func() error {
+			want, err := c.expectedResult()
 			if err != nil {
 				return err
 			}
-			return c.AddSocket(int(want), int(ret), int(domain), int(typ), int(proto))
+			return c.addSocket(int(want), int(ret), int(domain), int(typ), int(proto))
 		})
 	}
 	return ret, errno, nil
 }
 
-func sysBind(c *CallContext) (int64, syscall.Errno, error) {
+func sysBind(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	fd := a.fd(0)
 	a.ellipsis(1)
@@ -109,23 +109,23 @@ func sysBind(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	sa := rawSockaddr(c.socketAddr(c.Config.localAddr), c.Config.BindPort)
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_BIND, uintptr(fd), bufPtr(sa), uintptr(len(sa)))
 	})
 	return ret, errno, nil
 }
 
-func sysListen(c *CallContext) (int64, syscall.Errno, error) {
+func sysListen(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(2)
 	scriptFD, fd := a.fds(0)
 	backlog := a.int32(1)
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_LISTEN, uintptr(fd), uintptr(backlog), 0)
 	})
-	c.After(func() error {
+	c.after(func() error {
 		f := c.e.fds.byScript(scriptFD)
 		if f == nil || f.sock == nil {
 			return fmt.Errorf("unable to find socket with script fd %d", scriptFD)
@@ -136,7 +136,7 @@ func sysListen(c *CallContext) (int64, syscall.Errno, error) {
 	return ret, errno, nil
 }
 
-func sysAccept(c *CallContext) (int64, syscall.Errno, error) {
+func sysAccept(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	fd := a.fd(0)
 	a.ellipsis(1)
@@ -144,15 +144,15 @@ func sysAccept(c *CallContext) (int64, syscall.Errno, error) {
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	c.ResultIsFD()
+	c.resultIsFD()
 	var sa [unix.SizeofSockaddrAny]byte
 	salen := uint32(len(sa))
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_ACCEPT, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(unsafe.Pointer(&salen)))
 	})
 	if ret >= 0 {
-		c.After(func() error {
-			want, err := c.ExpectedResult()
+		c.after(func() error {
+			want, err := c.expectedResult()
 			if err != nil {
 				return err
 			}
@@ -184,7 +184,7 @@ func (e *engine) acceptSocket(scriptFD, liveFD int) error {
 // prepareConnect is the reference's run_syscall_connect: it picks the live
 // address (the remote address and --connect_port, or a bare family such as
 // AF_UNSPEC) and moves a new socket to the connecting state.
-func (c *CallContext) prepareConnect(scriptFD int, family int64) []byte {
+func (c *callContext) prepareConnect(scriptFD int, family int64) []byte {
 	var sa []byte
 	if family >= 0 {
 		sa = make([]byte, unix.SizeofSockaddrAny)
@@ -212,11 +212,11 @@ func (c *CallContext) prepareConnect(scriptFD int, family int64) []byte {
 	return sa
 }
 
-// ConnectAddr is the live remote address a connect() of scriptFD would
+// connectAddr is the live remote address a connect() of scriptFD would
 // use (the remote address and --connect_port), and, if the socket is still
 // new, marks it actively connecting (a Fast Open sendmsg or sendto
 // connects).
-func (c *CallContext) ConnectAddr(scriptFD int) unix.Sockaddr {
+func (c *callContext) connectAddr(scriptFD int) unix.Sockaddr {
 	c.prepareConnect(scriptFD, -1)
 	ip := c.socketAddr(c.Config.remoteAddr)
 	if ip.Is4() {
@@ -225,7 +225,7 @@ func (c *CallContext) ConnectAddr(scriptFD int) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: int(c.Config.ConnectPort), Addr: ip.As16()}
 }
 
-func sysConnect(c *CallContext) (int64, syscall.Errno, error) {
+func sysConnect(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
 	scriptFD, fd := a.fds(0)
 	family := a.family(1)
@@ -234,7 +234,7 @@ func sysConnect(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	sa := c.prepareConnect(scriptFD, family)
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_CONNECT, uintptr(fd), bufPtr(sa), uintptr(len(sa)))
 	})
 	return ret, errno, nil
@@ -249,14 +249,14 @@ func (a *argReader) io() (fd int, buf []byte, count int32) {
 }
 
 // ioCall is read(fd, buf, n) or write(fd, buf, n): nr is the call.
-func ioCall(nr uintptr) SyscallFunc {
-	return func(c *CallContext) (int64, syscall.Errno, error) {
+func ioCall(nr uintptr) syscallFunc {
+	return func(c *callContext) (int64, syscall.Errno, error) {
 		a := c.args(3)
 		fd, buf, n := a.io()
 		if err := a.err(); err != nil {
 			return 0, 0, err
 		}
-		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		ret, errno := c.invoke(func() (int64, syscall.Errno) {
 			return rawSyscall(nr, uintptr(fd), bufPtr(buf), uintptr(n))
 		})
 		return ret, errno, nil
@@ -265,22 +265,22 @@ func ioCall(nr uintptr) SyscallFunc {
 
 // ioFlagsCall is send(fd, buf, n, flags) or recv(fd, buf, n, flags), made
 // as sendto or recvfrom (nr) without an address, as libc does.
-func ioFlagsCall(nr uintptr) SyscallFunc {
-	return func(c *CallContext) (int64, syscall.Errno, error) {
+func ioFlagsCall(nr uintptr) syscallFunc {
+	return func(c *callContext) (int64, syscall.Errno, error) {
 		a := c.args(4)
 		fd, buf, n := a.io()
 		flags := a.int32(3)
 		if err := a.err(); err != nil {
 			return 0, 0, err
 		}
-		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		ret, errno := c.invoke(func() (int64, syscall.Errno) {
 			return rawSyscall6(nr, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), 0, 0)
 		})
 		return ret, errno, nil
 	}
 }
 
-func sysSendto(c *CallContext) (int64, syscall.Errno, error) {
+func sysSendto(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(6)
 	scriptFD := a.scriptFD(0)
 	fd, buf, n := a.io()
@@ -291,13 +291,13 @@ func sysSendto(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	sa := c.prepareConnect(scriptFD, family)
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall6(unix.SYS_SENDTO, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags), bufPtr(sa), uintptr(len(sa)))
 	})
 	return ret, errno, nil
 }
 
-func sysRecvfrom(c *CallContext) (int64, syscall.Errno, error) {
+func sysRecvfrom(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(6)
 	fd, buf, n := a.io()
 	flags := a.int32(3)
@@ -308,56 +308,56 @@ func sysRecvfrom(c *CallContext) (int64, syscall.Errno, error) {
 	}
 	var sa [unix.SizeofSockaddrAny]byte
 	salen := uint32(len(sa))
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall6(unix.SYS_RECVFROM, uintptr(fd), bufPtr(buf), uintptr(n), uintptr(flags),
 			uintptr(unsafe.Pointer(&sa[0])), uintptr(unsafe.Pointer(&salen)))
 	})
 	return ret, errno, nil
 }
 
-func sysClose(c *CallContext) (int64, syscall.Errno, error) {
+func sysClose(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(1)
 	scriptFD, fd := a.fds(0)
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 	})
-	c.After(func() error { return c.MarkClosed(scriptFD, fd) })
+	c.after(func() error { return c.markClosed(scriptFD, fd) })
 	return ret, errno, nil
 }
 
-func sysShutdown(c *CallContext) (int64, syscall.Errno, error) {
+func sysShutdown(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(2)
 	fd, how := a.fd(0), a.int32(1)
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
 	})
 	return ret, errno, nil
 }
 
-func sysSetsockopt(c *CallContext) (int64, syscall.Errno, error) {
+func sysSetsockopt(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(5)
 	fd, level, name := a.fd(0), a.int32(1), a.int32(2)
 	optlen := a.int32(4)
 	if a.ok() && optlen > maxBuffer {
 		a.failf("optlen %d larger than %d", optlen, maxBuffer)
 	}
-	val := read(a, func() ([]byte, error) { return c.Eval.SockoptValue(c.Args[3], int(optlen)) })
+	val := read(a, func() ([]byte, error) { return c.Eval.sockoptValue(c.Args[3], int(optlen)) })
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name), bufPtr(val), uintptr(optlen), 0)
 	})
 	return ret, errno, nil
 }
 
-func sysGetsockopt(c *CallContext) (int64, syscall.Errno, error) {
+func sysGetsockopt(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(5)
 	fd, level, name := a.fd(0), a.int32(1), a.int32(2)
 	scriptLen := a.bracketedInt32(4)
@@ -369,16 +369,16 @@ func sysGetsockopt(c *CallContext) (int64, syscall.Errno, error) {
 	}
 	val := make([]byte, scriptLen+1)
 	optlen := uint32(scriptLen)
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name), bufPtr(val), uintptr(unsafe.Pointer(&optlen)), 0)
 	})
-	c.After(func() error {
-		return c.Eval.CheckSockoptValue(c.Args[3], int(scriptLen), val[:min(int(optlen), len(val))])
+	c.after(func() error {
+		return c.Eval.checkSockoptValue(c.Args[3], int(scriptLen), val[:min(int(optlen), len(val))])
 	})
 	return ret, errno, nil
 }
 
-func sysFcntl(c *CallContext) (int64, syscall.Errno, error) {
+func sysFcntl(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(2, 3)
 	fd, cmd := a.fd(0), a.int32(1)
 	var arg int32
@@ -388,20 +388,20 @@ func sysFcntl(c *CallContext) (int64, syscall.Errno, error) {
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
 	})
 	return ret, errno, nil
 }
 
-func sysIoctl(c *CallContext) (int64, syscall.Errno, error) {
+func sysIoctl(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(2, 3)
 	fd, cmd := a.fd(0), a.int32(1)
 	if len(c.Args) == 2 {
 		if err := a.err(); err != nil {
 			return 0, 0, err
 		}
-		ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+		ret, errno := c.invoke(func() (int64, syscall.Errno) {
 			return rawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(uint32(cmd)), 0)
 		})
 		return ret, errno, nil
@@ -411,10 +411,10 @@ func sysIoctl(c *CallContext) (int64, syscall.Errno, error) {
 		return 0, 0, err
 	}
 	var live int32
-	ret, errno := c.Invoke(func() (int64, syscall.Errno) {
+	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(uint32(cmd)), uintptr(unsafe.Pointer(&live)))
 	})
-	c.After(func() error {
+	c.after(func() error {
 		if live != want {
 			return fmt.Errorf("bad ioctl optval: expected: %d actual: %d", want, live)
 		}
