@@ -1,22 +1,76 @@
 package parser
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
-// Error is one problem found in a script, at a position.
+// Error is one problem with a script, at a position: a syntax error found
+// by the parser, or a failure found by running it (a replay reports the
+// line of the event, column 0, and what differed in Msg, with the packets
+// or times in Detail). It is the one error type for both, as go/scanner
+// has one.
 type Error struct {
-	File string
-	Pos  Pos
-	Msg  string
+	File   string
+	Pos    Pos    // Col is 0 when only the line is known
+	Msg    string // one line
+	Detail string // optional further lines (packet dumps, timing)
+	Err    error  // the underlying error, if any
 }
 
+// Error prints "file:line:col: msg" ("file:line: msg" without a column),
+// then the detail lines.
 func (e *Error) Error() string {
-	if e.File == "" {
-		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteByte(':')
 	}
-	return fmt.Sprintf("%s:%s: %s", e.File, e.Pos, e.Msg)
+	switch {
+	case e.Pos.Col > 0:
+		fmt.Fprintf(&b, "%d:%d: ", e.Pos.Line, e.Pos.Col)
+	case e.Pos.Line > 0:
+		fmt.Fprintf(&b, "%d: ", e.Pos.Line)
+	case e.File == "":
+		b.WriteString("-: ")
+	default:
+		b.WriteByte(' ')
+	}
+	b.WriteString(e.Msg)
+	if e.Detail != "" {
+		b.WriteByte('\n')
+		b.WriteString(strings.TrimRight(e.Detail, "\n"))
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// errorJSON is the JSON form of an Error: what `--format=json` prints for
+// a failure, and what a sandboxed replay hands its parent.
+type errorJSON struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// MarshalJSON writes {"file", "line", "column", "message", "detail"}.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	return json.Marshal(errorJSON{File: e.File, Line: e.Pos.Line, Column: e.Pos.Col, Message: e.Msg, Detail: e.Detail})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (Err is not carried).
+func (e *Error) UnmarshalJSON(b []byte) error {
+	var j errorJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*e = Error{File: j.File, Pos: Pos{Line: j.Line, Col: j.Column}, Msg: j.Message, Detail: j.Detail}
+	return nil
 }
 
 // ErrorList is a list of errors sorted by position.

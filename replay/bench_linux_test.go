@@ -49,7 +49,8 @@ func BenchmarkSandboxSetup(b *testing.B) {
 			var setup time.Duration
 			for b.Loop() {
 				var out bytes.Buffer
-				code, err := RunSandboxed(context.Background(), []string{"-test.run=" + bc.run, "-test.v"}, nil, &out, &out)
+				res, err := RunSandboxed(context.Background(), []string{"-test.run=" + bc.run, "-test.v"}, nil, &out, &out)
+				code := res.ExitCode
 				if err != nil || code != 0 {
 					b.Fatalf("exit %d, %v:\n%s", code, err, out.String())
 				}
@@ -188,7 +189,8 @@ func proxyBenchmark(b *testing.B) {
 	requireTUN(b)
 	var out bytes.Buffer
 	args := []string{"-test.run=^$", "-test.bench=" + testRunPattern(b.Name()), "-test.benchtime=" + strconv.Itoa(b.N) + "x"}
-	code, err := RunSandboxed(context.Background(), args, nil, &out, &out)
+	res, err := RunSandboxed(context.Background(), args, nil, &out, &out)
+	code := res.ExitCode
 	if err != nil || code != 0 {
 		b.Fatalf("sandboxed benchmark: exit %d, %v:\n%s", code, err, out.String())
 	}

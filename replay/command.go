@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
 // runShell runs a command; es is the event (nil for the init and cleanup
@@ -62,7 +64,7 @@ func (e *engine) runInitScripts() error {
 	}
 	for _, c := range strings.Split(e.cfg.InitScripts, ",") {
 		if err := e.runShell(c, nil); err != nil {
-			return &ScriptError{File: e.script.File, Msg: fmt.Sprintf("error executing init script '%s': %v", c, err), Err: err}
+			return &parser.Error{File: e.script.File, Msg: fmt.Sprintf("error executing init script '%s': %v", c, err), Err: err}
 		}
 	}
 	return nil

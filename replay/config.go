@@ -156,7 +156,7 @@ func (c *Config) Set(name, value string) error {
 func (c *Config) applyScriptOptions(s *parser.Script) error {
 	for _, o := range s.Options {
 		if err := o.Check(); err != nil {
-			return &ScriptError{File: s.File, Pos: o.Pos, Msg: err.Error()}
+			return &parser.Error{File: s.File, Pos: lineOf(o.Pos), Msg: err.Error()}
 		}
 		name := o.Name
 		value := unquoteOption(o.Value)
@@ -168,7 +168,7 @@ func (c *Config) applyScriptOptions(s *parser.Script) error {
 			continue
 		}
 		if err := c.apply(name, value); err != nil {
-			return &ScriptError{File: s.File, Pos: o.Pos, Msg: err.Error()}
+			return &parser.Error{File: s.File, Pos: lineOf(o.Pos), Msg: err.Error()}
 		}
 	}
 	return nil
@@ -453,7 +453,7 @@ func (c *Config) Resolve(s *parser.Script) (*Config, error) {
 		return nil, err
 	}
 	if err := r.finalize(); err != nil {
-		return nil, &ScriptError{File: s.File, Msg: err.Error(), Err: err}
+		return nil, &parser.Error{File: s.File, Msg: err.Error(), Err: err}
 	}
 	if err := r.checkPackets(s); err != nil {
 		return nil, err

@@ -351,7 +351,8 @@ func runConformanceChild(t *testing.T, family, path string, timeout time.Duratio
 	t.Setenv(conformanceChildEnv, path)
 	t.Setenv(conformanceFamilyEnv, family)
 	var out bytes.Buffer
-	code, err := RunSandboxed(ctx, []string{"-test.run=^TestConformanceChild$", "-test.v", "-test.count=1"}, nil, &out, &out)
+	res, err := RunSandboxed(ctx, []string{"-test.run=^TestConformanceChild$", "-test.v", "-test.count=1"}, nil, &out, &out)
+	code := res.ExitCode
 	if err != nil {
 		fmt.Fprintf(&out, "\nsandbox: %v", err)
 	}

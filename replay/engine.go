@@ -3,7 +3,7 @@ package replay
 // This file is the engine's main loop: one timeline for the whole script,
 // events run in order at their scheduled times, relative times anchored as
 // the reference anchors them, and every check's failure turned into a
-// ScriptError naming the line.
+// *parser.Error naming the line.
 
 import (
 	"context"
@@ -149,7 +149,7 @@ type engine struct {
 // Run runs a parsed script against the kernel reached through env.Device.
 // cfg holds the command line's options; the script's own options are
 // applied on a copy. It returns nil when every event matched, and a
-// *ScriptError naming the line otherwise.
+// *parser.Error naming the line otherwise.
 func Run(ctx context.Context, s *parser.Script, cfg *Config, env *Env) error {
 	if s == nil || cfg == nil || env == nil {
 		return errors.New("replay: Run needs a script, a config and an env")
@@ -201,7 +201,7 @@ func (e *engine) run() error {
 	}
 	if e.script.Init != nil {
 		if err := e.runShell(e.script.Init.Text, nil); err != nil {
-			return &ScriptError{File: e.script.File, Pos: e.script.Init.Pos, Msg: "error executing init command: " + err.Error(), Err: err}
+			return &parser.Error{File: e.script.File, Pos: lineOf(e.script.Init.Pos), Msg: "error executing init command: " + err.Error(), Err: err}
 		}
 		e.initDone = true
 	}
@@ -252,7 +252,7 @@ func (e *engine) run() error {
 			return e.cleanupAfter(aerr)
 		}
 		cs := e.blockingCall
-		return e.cleanupAfter(&ScriptError{File: e.script.File, Pos: cs.line, Msg: "runtime error: exiting while a blocking system call is in progress"})
+		return e.cleanupAfter(&parser.Error{File: e.script.File, Pos: lineOf(cs.line), Msg: "runtime error: exiting while a blocking system call is in progress"})
 	}
 	if aerr := e.asyncErr; aerr != nil {
 		return e.cleanupAfter(aerr)
@@ -266,7 +266,7 @@ func (e *engine) run() error {
 	if e.env.Code != nil {
 		if err := e.env.Code.Finish(e.ctx); err != nil {
 			e.closeAll()
-			return &ScriptError{File: e.script.File, Msg: "error executing code: " + err.Error(), Err: err}
+			return &parser.Error{File: e.script.File, Msg: "error executing code: " + err.Error(), Err: err}
 		}
 	}
 	return e.closeAll()
@@ -294,7 +294,7 @@ func (e *engine) runCleanupCommand() error {
 	}
 	e.initDone = false
 	if err := e.runShell(c.Text, nil); err != nil {
-		return &ScriptError{File: e.script.File, Pos: c.Pos, Msg: "error executing cleanup command: " + err.Error(), Err: err}
+		return &parser.Error{File: e.script.File, Pos: lineOf(c.Pos), Msg: "error executing cleanup command: " + err.Error(), Err: err}
 	}
 	return nil
 }
@@ -319,24 +319,24 @@ func (e *engine) nextEvent(i int, ev *parser.Event) (*eventState, error) {
 	case *parser.Code:
 		es.kind = evCode
 	default:
-		return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: fmt.Sprintf("unknown event %T", ev.Action)}
+		return nil, &parser.Error{File: e.script.File, Pos: lineOf(ev.Pos), Msg: fmt.Sprintf("unknown event %T", ev.Action)}
 	}
 	if es.timeKind == parser.TimeAny || es.timeKind == parser.TimeAbsoluteRange || es.timeKind == parser.TimeRelativeRange {
 		if es.kind != evOutbound {
-			return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: "event time * or a time range can only be used with outbound packets"}
+			return nil, &parser.Error{File: e.script.File, Pos: lineOf(ev.Pos), Msg: "event time * or a time range can only be used with outbound packets"}
 		}
 	}
 	if i == 0 {
 		e.scriptStart = es.startUsecs
 		if es.startUsecs != 0 {
-			return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: "first event should be at time 0"}
+			return nil, &parser.Error{File: e.script.File, Pos: lineOf(ev.Pos), Msg: "first event should be at time 0"}
 		}
 	} else {
 		e.last = e.cur
 	}
 	e.cur = es
 	if e.last != nil && isAbsolute(e.last.timeKind) && isAbsolute(es.timeKind) && es.startUsecs < e.last.startUsecs {
-		return nil, &ScriptError{File: e.script.File, Pos: ev.Pos, Msg: fmt.Sprintf("time goes backward in script from %d usec to %d usec", e.last.startUsecs, es.startUsecs)}
+		return nil, &parser.Error{File: e.script.File, Pos: lineOf(ev.Pos), Msg: fmt.Sprintf("time goes backward in script from %d usec to %d usec", e.last.startUsecs, es.startUsecs)}
 	}
 	return es, nil
 }
@@ -432,14 +432,14 @@ func (e *engine) runEvent(es *eventState) error {
 	return nil
 }
 
-// report turns an event's failure into a ScriptError, or prints it as a
+// report turns an event's failure into a *parser.Error, or prints it as a
 // warning and returns nil under --non_fatal.
 func (e *engine) report(es *eventState, err error) error {
 	var ee *eventError
 	if !errors.As(err, &ee) {
 		ee = &eventError{kind: fatalError, msg: err.Error(), err: err}
 	}
-	se := &ScriptError{File: e.script.File, Pos: es.ev.Pos, Msg: ee.msg, Detail: ee.detail, Err: ee.err}
+	se := &parser.Error{File: e.script.File, Pos: lineOf(es.ev.Pos), Msg: ee.msg, Detail: ee.detail, Err: ee.err}
 	if se.Detail == "" {
 		line, _, _ := strings.Cut(parser.FormatEvent(es.ev), "\n")
 		se.Detail = "  script line: " + line

@@ -140,12 +140,12 @@ func TestKernelArticleMutated(t *testing.T) {
 				t.Fatalf("mutation %q not applied", tc.from)
 			}
 			out, err := runKernelScriptRetrying(t, "article.pkt", mut)
-			var se *ScriptError
+			var se *parser.Error
 			if !errors.As(err, &se) {
-				t.Fatalf("got %v, want a ScriptError; output:\n%s", err, out)
+				t.Fatalf("got %v, want a *parser.Error; output:\n%s", err, out)
 			}
-			if se.Line() != tc.line {
-				t.Errorf("line %d, want %d: %v", se.Line(), tc.line, err)
+			if se.Pos.Line != tc.line {
+				t.Errorf("line %d, want %d: %v", se.Pos.Line, tc.line, err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

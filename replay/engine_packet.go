@@ -476,7 +476,7 @@ func (e *engine) closeAll() error {
 		}
 	}
 	if len(errs) > 0 {
-		return &ScriptError{File: e.script.File, Msg: errors.Join(errs...).Error(), Err: errors.Join(errs...)}
+		return &parser.Error{File: e.script.File, Msg: errors.Join(errs...).Error(), Err: errors.Join(errs...)}
 	}
 	return nil
 }

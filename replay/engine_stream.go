@@ -503,7 +503,7 @@ func (e *engine) expectNothing() error {
 		lines = append(lines, fmt.Sprintf("  actual packet: %9.6f %s", secs(e.liveUsecs(x.at)), parser.FormatPacket(e.liveToAST(x.p))))
 	}
 	first := lines[0][strings.Index(lines[0], "> "):]
-	se := &ScriptError{File: e.script.File, Msg: "expected nothing, got " + first,
+	se := &parser.Error{File: e.script.File, Msg: "expected nothing, got " + first,
 		Detail: "  the kernel sent packets that no line of the script expects:\n" + strings.Join(lines, "\n")}
 	// The line to blame is the last one started when the first of them
 	// left: the packet answers it, or came while it waited.
@@ -512,7 +512,7 @@ func (e *engine) expectNothing() error {
 		if d.usecs > t {
 			break
 		}
-		se.Pos = d.pos
+		se.Pos = lineOf(d.pos)
 	}
 	return se
 }

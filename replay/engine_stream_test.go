@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
+	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
 // TestStreamMatching runs outbound lines of a --pcap2pkt=1 script against
@@ -89,7 +90,7 @@ func TestWildOptions(t *testing.T) {
 }
 
 // checkRunError checks a run's outcome: success when want is empty, else a
-// ScriptError that says each of want.
+// script failure (a parser.Error) that says each of want.
 func checkRunError(t *testing.T, err error, want []string) {
 	t.Helper()
 	if len(want) == 0 {
@@ -98,9 +99,9 @@ func checkRunError(t *testing.T, err error, want []string) {
 		}
 		return
 	}
-	var se *ScriptError
+	var se *parser.Error
 	if !errors.As(err, &se) {
-		t.Fatalf("got %v, want a ScriptError", err)
+		t.Fatalf("got %v, want a parser.Error", err)
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {

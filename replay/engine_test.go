@@ -227,9 +227,9 @@ func TestOutboundMatch(t *testing.T) {
 				}
 				return
 			}
-			var se *ScriptError
+			var se *parser.Error
 			if !errors.As(err, &se) {
-				t.Fatalf("got %v, want a ScriptError", err)
+				t.Fatalf("got %v, want a *parser.Error", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

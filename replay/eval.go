@@ -26,20 +26,12 @@ type evaluator struct {
 	Defines map[string]string
 }
 
-// EvalError is an evaluation problem at a position of the script.
-type EvalError struct {
-	Pos parser.Pos
-	Msg string
-}
-
-func (e *EvalError) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
-
 func errAt(n parser.Node, format string, args ...any) error {
 	var pos parser.Pos
 	if n != nil {
 		pos = n.Position()
 	}
-	return &EvalError{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+	return &parser.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
 }
 
 // maxDefineDepth bounds define-to-define resolution so that a cycle

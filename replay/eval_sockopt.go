@@ -122,7 +122,7 @@ func (ev *evaluator) greBytes(h *parser.GREHeader) ([]byte, error) {
 		case "sequence present":
 			flags |= greFlagSequence
 		default:
-			return nil, &EvalError{Pos: h.Pos, Msg: fmt.Sprintf("unknown GRE flag %q", name)}
+			return nil, &parser.Error{Pos: h.Pos, Msg: fmt.Sprintf("unknown GRE flag %q", name)}
 		}
 	}
 	val := func(l *parser.IntLit) int64 {

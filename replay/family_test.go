@@ -264,8 +264,8 @@ func TestFamilyICMPNames(t *testing.T) {
 				}
 				return
 			}
-			var se *ScriptError
-			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) || se.Line() != 5 {
+			var se *parser.Error
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) || se.Pos.Line != 5 {
 				t.Fatalf("got %v, want test.pkt:5: ...%s", err, tc.want)
 			}
 		})

@@ -57,7 +57,8 @@ func runInSandbox(t *testing.T) (child bool, output string) {
 	defer cancel()
 	var out bytes.Buffer
 	args := []string{"-test.run=" + testRunPattern(t.Name()), "-test.v", "-test.count=1"}
-	code, err := RunSandboxed(ctx, args, nil, &out, &out)
+	res, err := RunSandboxed(ctx, args, nil, &out, &out)
+	code := res.ExitCode
 	if err != nil || code != 0 {
 		t.Fatalf("sandboxed run of %s: exit %d, %v; output:\n%s", t.Name(), code, err, out.String())
 	}

@@ -14,7 +14,7 @@ func (c *Config) checkPackets(s *parser.Script) error {
 			continue
 		}
 		if _, err := compilePacket(p, c.wireIPv6()); err != nil {
-			return &ScriptError{File: s.File, Pos: ev.Pos, Msg: "semantic error: " + err.Error(), Err: err}
+			return &parser.Error{File: s.File, Pos: lineOf(ev.Pos), Msg: "semantic error: " + err.Error(), Err: err}
 		}
 	}
 	return nil

@@ -1,44 +1,18 @@
 package replay
 
-// This file defines how a failed run is reported: a ScriptError names the
+// This file defines how a failed run is reported: a *parser.Error names the
 // script line, says what differed in one line, and carries the details
 // (expected and actual packets in script syntax, timing) below it.
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
-// ScriptError is a failure at one line of a script.
-type ScriptError struct {
-	File   string
-	Pos    parser.Pos
-	Msg    string // one line: what differed
-	Detail string // optional further lines (packet dumps, timing)
-	Err    error  // the underlying error, if any
-}
-
-// Line is the 1-based line of the failure (0 when unknown).
-func (e *ScriptError) Line() int { return e.Pos.Line }
-
-func (e *ScriptError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Pos.IsValid() {
-		fmt.Fprintf(&b, ":%d", e.Pos.Line)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Msg)
-	if e.Detail != "" {
-		b.WriteString("\n")
-		b.WriteString(strings.TrimRight(e.Detail, "\n"))
-	}
-	return b.String()
-}
-
-func (e *ScriptError) Unwrap() error { return e.Err }
+// lineOf is the position a replay reports a failure at: the line of the
+// event (its column says nothing of what differed).
+func lineOf(p parser.Pos) parser.Pos { return parser.Pos{Line: p.Line} }
 
 // errorKind says which --non_fatal class a failure belongs to.
 type errorKind int

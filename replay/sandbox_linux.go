@@ -10,6 +10,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/parser"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,10 +61,39 @@ func init() {
 // and its cost, happen there; the caller still closes its own copies.
 // It reports whether the parent got them.
 func handOff(fds ...int) bool {
-	if handoffFD < 0 || len(fds) == 0 {
+	if handoffFD < 0 || len(fds) == 0 || len(fds) > maxHandoffFDs {
 		return false
 	}
 	return unix.Sendmsg(handoffFD, []byte{0}, unix.UnixRights(fds...), nil, 0) == nil
+}
+
+// maxHandoffFDs bounds the descriptors of one handOff, so that the parent
+// always has room to receive them.
+const maxHandoffFDs = 8
+
+// ReportFailure hands the parent the failure this sandboxed child ends
+// with, as data: the JSON that --format=json prints for it, which
+// RunSandboxed returns decoded in SandboxResult.Failure. A parse error
+// list gives its first error; any other error its text. It reports
+// whether the parent got it (false outside a sandbox).
+func ReportFailure(err error) bool {
+	if handoffFD < 0 || err == nil {
+		return false
+	}
+	var pe *parser.Error
+	var list parser.ErrorList
+	switch {
+	case errors.As(err, &pe):
+	case errors.As(err, &list) && len(list) > 0:
+		pe = list[0]
+	default:
+		pe = &parser.Error{Msg: err.Error()}
+	}
+	b, jerr := json.Marshal(pe)
+	if jerr != nil {
+		return false
+	}
+	return unix.Sendmsg(handoffFD, b, nil, nil, 0) == nil
 }
 
 // InSandbox reports whether this process is the sandboxed child started by
@@ -101,15 +132,22 @@ func UserNamespacesAllowed() error {
 // pipes to close after the child has died.
 const sandboxWaitDelay = 2 * time.Second
 
+// SandboxResult is how a sandboxed run ended.
+type SandboxResult struct {
+	ExitCode int           // the child's exit code; 128+signal if a signal killed it
+	Failure  *parser.Error // the failure the child reported (ReportFailure), or nil
+}
+
 // RunSandboxed runs this executable again (/proc/self/exe) with args, in a new
 // network namespace and a new process group, with SandboxEnv set. SIGINT and
 // SIGTERM received meanwhile are forwarded to the child's process group. When
 // the child exits, or ctx ends, the whole group is killed. It returns the
-// child's exit code (128+signal if a signal killed it); err is ctx.Err() if
-// ctx ended the run, or the reason the child could not be run.
-func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error) {
+// child's exit code and the failure it reported; err is ctx.Err() if ctx
+// ended the run, or the reason the child could not be run.
+func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (res SandboxResult, err error) {
+	res.ExitCode = -1
 	if InSandbox() {
-		return -1, errors.New("replay: already inside the sandbox")
+		return res, errors.New("replay: already inside the sandbox")
 	}
 	// Pdeathsig is delivered when the creating thread dies, not the process:
 	// keep this goroutine on one thread until the child is gone.
@@ -119,11 +157,11 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	keepTimestampsOn()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("replay: sandbox handoff socket: %w", err)
+		return res, fmt.Errorf("replay: sandbox handoff socket: %w", err)
 	}
-	// Closing our end releases whatever the child handed off: slow, so in
-	// the background, once the child is gone.
-	defer func() { go unix.Close(pair[0]) }()
+	// What the child handed off is read once it is gone: descriptors,
+	// whose release is slow, are closed in the background.
+	defer func() { res.Failure = collectHandoff(pair[0]) }()
 	childEnd := os.NewFile(uintptr(pair[1]), "sandbox-handoff")
 	defer childEnd.Close()
 
@@ -155,7 +193,7 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	defer signal.Stop(sigs)
 
 	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("replay: start sandbox (new network namespace): %w", err)
+		return res, fmt.Errorf("replay: start sandbox (new network namespace): %w", err)
 	}
 	pgid := cmd.Process.Pid
 	childEnd.Close()
@@ -177,7 +215,7 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			if werr != nil {
 				_ = unix.Kill(-pgid, unix.SIGKILL)
 				_ = cmd.Wait()
-				return -1, fmt.Errorf("replay: wait for sandbox: %w", werr)
+				return res, fmt.Errorf("replay: wait for sandbox: %w", werr)
 			}
 			done = true
 		}
@@ -186,16 +224,56 @@ func RunSandboxed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	// killing the group reaches exactly the processes it left behind.
 	_ = unix.Kill(-pgid, unix.SIGKILL)
 	werr := cmd.Wait()
-	code := exitStatus(cmd.ProcessState)
+	res.ExitCode = exitStatus(cmd.ProcessState)
 	if ctxErr != nil {
-		return code, ctxErr
+		return res, ctxErr
 	}
 	var exitErr *exec.ExitError
 	if werr != nil && !errors.As(werr, &exitErr) {
-		return code, fmt.Errorf("replay: sandbox: %w", werr)
+		return res, fmt.Errorf("replay: sandbox: %w", werr)
 	}
-	return code, nil
+	return res, nil
 }
+
+// collectHandoff reads what the child sent on the handoff socket (the
+// parent's end, fd) and closes it: descriptors, closed in the background,
+// and the failure the child reported, if any.
+func collectHandoff(fd int) *parser.Error {
+	var failure *parser.Error
+	var fds []int
+	buf := make([]byte, maxFailureBytes)
+	oob := make([]byte, unix.CmsgSpace(4*maxHandoffFDs))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		if err != nil {
+			break
+		}
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, m := range msgs {
+				if rights, err := unix.ParseUnixRights(&m); err == nil {
+					fds = append(fds, rights...)
+				}
+			}
+		}
+		if n > 1 {
+			var e parser.Error
+			if json.Unmarshal(buf[:n], &e) == nil {
+				failure = &e
+			}
+		}
+	}
+	go func() {
+		for _, f := range fds {
+			unix.Close(f)
+		}
+		unix.Close(fd)
+	}()
+	return failure
+}
+
+// maxFailureBytes bounds the JSON of a reported failure: its detail holds
+// a few packets in script syntax.
+const maxFailureBytes = 1 << 20
 
 // timestampsOnce guards keepTimestampsOn.
 var timestampsOnce sync.Once

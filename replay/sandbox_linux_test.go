@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+	"golang.org/x/sys/unix"
 )
 
 const timestampsSysctl = "/proc/sys/net/ipv4/tcp_timestamps"
@@ -166,7 +170,8 @@ func TestRunSandboxedTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	code, err := RunSandboxed(ctx, []string{"-test.run=^TestSandboxHang$"}, nil, io.Discard, io.Discard)
+	res, err := RunSandboxed(ctx, []string{"-test.run=^TestSandboxHang$"}, nil, io.Discard, io.Discard)
+	code := res.ExitCode
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("RunSandboxed past its deadline = %d, %v; want DeadlineExceeded", code, err)
 	}
@@ -192,7 +197,8 @@ func TestRunSandboxedForwardsSIGTERM(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := RunSandboxed(ctx, []string{"-test.run=^TestSandboxHang$", "-test.v"}, nil, w, w)
+		res, err := RunSandboxed(ctx, []string{"-test.run=^TestSandboxHang$", "-test.v"}, nil, w, w)
+		code := res.ExitCode
 		done <- result{code, err}
 	}()
 	select {
@@ -225,5 +231,43 @@ func TestSetupNetworkRefusedOutsideSandbox(t *testing.T) {
 	}
 	if _, err := SetupNetwork(NetConfig{IPVersion: "ipv4"}); err == nil {
 		t.Fatal("SetupNetwork outside the sandbox succeeded")
+	}
+}
+
+// reportedFailure is what TestSandboxReportsFailure's child reports.
+var reportedFailure = &parser.Error{File: "/x/t.pkt", Pos: parser.Pos{Line: 19}, Msg: "expected ack 3, got ack 2",
+	Detail: "  script packet:  0.300658 > . 11:11(0) ack 3\n  actual packet:  0.303667 > . 11:11(0) ack 2 win 65535"}
+
+// TestSandboxReportsFailure: the child hands a descriptor off, then
+// reports its failure; the parent gets the failure as data, whole, and
+// the descriptor does not get in the way.
+func TestSandboxReportsFailure(t *testing.T) {
+	if InSandbox() {
+		if os.Getenv("PCAP2PKT_TEST_REPORT") != "1" {
+			t.Skip("run by its parent")
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil || !handOff(fd) {
+			t.Fatalf("hand off: %v", err)
+		}
+		unix.Close(fd)
+		if !ReportFailure(fmt.Errorf("run: %w", reportedFailure)) {
+			t.Fatal("the failure did not reach the parent")
+		}
+		return
+	}
+	requireTUN(t)
+	t.Setenv("PCAP2PKT_TEST_REPORT", "1")
+	var out bytes.Buffer
+	res, err := RunSandboxed(context.Background(), []string{"-test.run=^TestSandboxReportsFailure$", "-test.v"}, nil, &out, &out)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("child: exit %d, %v\n%s", res.ExitCode, err, out.String())
+	}
+	if res.Failure == nil || res.Failure.Error() != reportedFailure.Error() {
+		t.Errorf("reported failure %v, want %v", res.Failure, reportedFailure)
+	}
+	res, err = RunSandboxed(context.Background(), []string{"-test.run=^$"}, nil, io.Discard, io.Discard)
+	if err != nil || res.Failure != nil {
+		t.Errorf("a child that reported nothing gave %v", res.Failure)
 	}
 }

@@ -30,21 +30,22 @@ func kernelFlags() []cli.Flag {
 }
 
 // sandboxRunner runs one sandboxed child (pcap2pkt's own arguments) on this
-// kernel or in a VM, and says how long it took there.
+// kernel or in a VM, and says how it ended (its exit code and the failure
+// it reported) and how long it took there.
 // A run that exceeds timeout is killed and returns context.DeadlineExceeded.
 type sandboxRunner interface {
-	run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (code int, took time.Duration, err error)
+	run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (res replay.SandboxResult, took time.Duration, err error)
 }
 
 // hostRunner runs children on this kernel.
 type hostRunner struct{ stdin io.Reader }
 
-func (h hostRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (int, time.Duration, error) {
+func (h hostRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (replay.SandboxResult, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t0 := time.Now()
-	code, err := replay.RunSandboxed(ctx, args, h.stdin, stdout, stderr)
-	return code, time.Since(t0), err
+	res, err := replay.RunSandboxed(ctx, args, h.stdin, stdout, stderr)
+	return res, time.Since(t0), err
 }
 
 // vmRunner runs children in up to max VMs, booting them as runs need them.
@@ -156,10 +157,10 @@ func (r *vmRunner) machine(ctx context.Context) (*vm.Machine, error) {
 }
 
 // run's timeout and the time it returns are the host's.
-func (r *vmRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (int, time.Duration, error) {
+func (r *vmRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (replay.SandboxResult, time.Duration, error) {
 	m, err := r.machine(ctx)
 	if err != nil {
-		return -1, 0, err
+		return replay.SandboxResult{ExitCode: -1}, 0, err
 	}
 	req := vm.Request{Args: args, Dir: r.dir, SplitStderr: stdout != stderr}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
@@ -175,22 +176,23 @@ func (r *vmRunner) run(ctx context.Context, timeout time.Duration, args []string
 		r.mu.Unlock()
 		m.Close()
 		if ctx.Err() != nil {
-			return -1, 0, ctx.Err()
+			return replay.SandboxResult{ExitCode: -1}, 0, ctx.Err()
 		}
-		return -1, 0, fmt.Errorf("VM: %w", err)
+		return replay.SandboxResult{ExitCode: -1}, 0, fmt.Errorf("VM: %w", err)
 	}
 	r.idle <- m
 	stdout.Write(res.Stdout)
 	stderr.Write(res.Stderr)
+	sr := replay.SandboxResult{ExitCode: res.Code, Failure: res.Failure}
 	switch {
 	case res.Canceled && ctx.Err() != nil:
-		return res.Code, took, ctx.Err()
+		return sr, took, ctx.Err()
 	case res.Canceled:
-		return res.Code, took, context.DeadlineExceeded
+		return sr, took, context.DeadlineExceeded
 	case res.Err != "":
-		return res.Code, took, errors.New(res.Err)
+		return sr, took, errors.New(res.Err)
 	}
-	return res.Code, took, nil
+	return sr, took, nil
 }
 
 // longestFirst orders runs by their estimated cost, the costliest first.

@@ -104,7 +104,7 @@ func TestKernelReplay(t *testing.T) {
 	got := map[string]string{}
 	for _, r := range report.Runs {
 		got[filepath.Base(r.Script)] = r.Verdict
-		if r.Verdict == "fail" && (r.Failure == nil || r.Failure.Line != 10 || !strings.Contains(r.Failure.Message, "ack")) {
+		if r.Verdict == "fail" && (r.Failure == nil || r.Failure.Pos.Line != 10 || !strings.Contains(r.Failure.Msg, "ack")) {
 			t.Errorf("%s: failure %+v, want line 10 about the ack", r.Script, r.Failure)
 		}
 	}

@@ -140,7 +140,8 @@ func replayAction(c *cli.Context) error {
 	prefix := sandboxPrefix(c)
 	failed := 0
 	for _, name := range c.Args().Slice() {
-		code, _, err := runner.run(ctx, c.Duration("timeout"), append(prefix, name), c.App.Writer, c.App.ErrWriter)
+		res, _, err := runner.run(ctx, c.Duration("timeout"), append(prefix, name), c.App.Writer, c.App.ErrWriter)
+		code := res.ExitCode
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			fmt.Fprintf(c.App.ErrWriter, "%s: timed out after %s; its namespace and processes were removed\n", name, c.Duration("timeout"))
@@ -261,12 +262,22 @@ func loadScript(name string, cfg *replay.Config) (*parser.Script, *replay.Config
 }
 
 // replayInSandbox runs one script; this process is the child that
-// RunSandboxed started in a new network namespace.
+// RunSandboxed started in a new network namespace. Its parent gets the
+// failure it ends with as data (replay.ReportFailure), besides its output.
 func replayInSandbox(c *cli.Context, cfg *replay.Config) error {
+	err := runInSandbox(c, cfg)
+	if ee := (*exitError)(nil); errors.As(err, &ee) && ee.err.Error() != "" {
+		replay.ReportFailure(ee.err)
+	}
+	return err
+}
+
+func runInSandbox(c *cli.Context, cfg *replay.Config) error {
 	name := c.Args().First()
 	s, rc, err := loadScript(name, cfg)
 	if err != nil {
 		printErrors(c.App.ErrWriter, err)
+		replay.ReportFailure(err)
 		return reported(exitInput)
 	}
 	dev, err := replay.SetupNetwork(rc.NetConfig())
@@ -327,6 +338,7 @@ func replayInSandbox(c *cli.Context, cfg *replay.Config) error {
 	}
 	if err != nil {
 		fmt.Fprintln(c.App.ErrWriter, err)
+		replay.ReportFailure(err)
 		return reported(exitFail)
 	}
 	return nil

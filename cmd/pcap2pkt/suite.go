@@ -11,13 +11,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/parser"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -63,17 +62,10 @@ type suiteRun struct {
 	Family  string        `json:"family,omitempty"`
 	Verdict string        `json:"verdict"` // pass, fail, timeout, error
 	Seconds float64       `json:"seconds"`
-	Failure *suiteFailure `json:"failure,omitempty"`
+	Failure *parser.Error `json:"failure,omitempty"`
 	Output  string        `json:"output,omitempty"`
 
 	args []string
-}
-
-// suiteFailure is the first difference a failed run reported.
-type suiteFailure struct {
-	Line    int    `json:"line,omitempty"`
-	Message string `json:"message"`
-	Detail  string `json:"detail,omitempty"`
 }
 
 // findScripts expands folders into the .pkt files below them, sorted.
@@ -282,51 +274,30 @@ func runSuite(c *cli.Context) error {
 // script's folder, as under the upstream runner.
 func runOne(ctx context.Context, c *cli.Context, runner sandboxRunner, r *suiteRun) {
 	var out bytes.Buffer
-	code, took, err := runner.run(ctx, c.Duration("timeout"), r.args, &out, &out)
+	res, took, err := runner.run(ctx, c.Duration("timeout"), r.args, &out, &out)
 	r.Seconds = took.Seconds()
 	r.Output = out.String()
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		r.Verdict = "timeout"
-		r.Failure = &suiteFailure{Message: fmt.Sprintf("timed out after %s; its namespace and processes were removed", c.Duration("timeout"))}
+		r.Failure = &parser.Error{Msg: fmt.Sprintf("timed out after %s; its namespace and processes were removed", c.Duration("timeout"))}
 	case err != nil:
 		r.Verdict = "error"
-		r.Failure = &suiteFailure{Message: err.Error()}
-	case code == exitOK:
+		r.Failure = &parser.Error{Msg: err.Error()}
+	case res.ExitCode == exitOK:
 		r.Verdict = "pass"
 	default:
 		r.Verdict = "fail"
-		if code != exitFail {
+		if res.ExitCode != exitFail {
 			r.Verdict = "error"
 		}
-		r.Failure = parseFailure(r.Output, filepath.Base(r.Script))
-	}
-}
-
-var failureLine = regexp.MustCompile(`^(.*?\.pkt):(\d+):(?:\d+:)? (.*)$`)
-
-// parseFailure picks the first difference out of a failed run's output:
-// the first "file:line: message" line and the indented lines after it.
-func parseFailure(out, base string) *suiteFailure {
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	for i, l := range lines {
-		m := failureLine.FindStringSubmatch(l)
-		if m == nil || filepath.Base(m[1]) != base {
-			continue
+		// The child reports its failure as data; one that died before it
+		// could (a crash, a signal) leaves only its output.
+		r.Failure = res.Failure
+		if r.Failure == nil {
+			r.Failure = &parser.Error{Msg: firstLine(r.Output)}
 		}
-		n, _ := strconv.Atoi(m[2])
-		f := &suiteFailure{Line: n, Message: m[3]}
-		var detail []string
-		for _, d := range lines[i+1:] {
-			if !strings.HasPrefix(d, " ") {
-				break
-			}
-			detail = append(detail, d)
-		}
-		f.Detail = strings.Join(detail, "\n")
-		return f
 	}
-	return &suiteFailure{Message: firstLine(out)}
 }
 
 func runtimeCores() int {
@@ -430,7 +401,7 @@ func writeReport(w io.Writer, format string, runs []*suiteRun, wall time.Duratio
 		fmt.Fprintf(w, "TAP version 13\n1..%d\n", len(runs))
 		for i, r := range runs {
 			if r.Verdict == "skipped" {
-				fmt.Fprintf(w, "ok %d - %s # SKIP %s\n", i+1, runName(r), r.Failure.Message)
+				fmt.Fprintf(w, "ok %d - %s # SKIP %s\n", i+1, runName(r), r.Failure.Msg)
 				continue
 			}
 			status := "ok"
@@ -439,7 +410,7 @@ func writeReport(w io.Writer, format string, runs []*suiteRun, wall time.Duratio
 			}
 			fmt.Fprintf(w, "%s %d - %s\n", status, i+1, runName(r))
 			if r.Failure != nil {
-				fmt.Fprintf(w, "  ---\n  message: %q\n  line: %d\n  verdict: %s\n  ...\n", r.Failure.Message, r.Failure.Line, r.Verdict)
+				fmt.Fprintf(w, "  ---\n  message: %q\n  line: %d\n  verdict: %s\n  ...\n", r.Failure.Msg, r.Failure.Pos.Line, r.Verdict)
 			}
 		}
 		fmt.Fprintf(w, "# %s\n", summary)
@@ -491,10 +462,10 @@ func writeJUnit(w io.Writer, runs []*suiteRun, wall time.Duration) error {
 		}
 		switch {
 		case r.Verdict == "skipped":
-			tc.Skipped = &failure{Message: r.Failure.Message, Type: r.Verdict}
+			tc.Skipped = &failure{Message: r.Failure.Msg, Type: r.Verdict}
 		case r.Failure != nil:
 			s.Failures++
-			tc.Failure = &failure{Message: r.Failure.Message, Type: r.Verdict, Text: r.Output}
+			tc.Failure = &failure{Message: r.Failure.Msg, Type: r.Verdict, Text: r.Output}
 		}
 		s.Cases = append(s.Cases, tc)
 	}

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
 func TestFindScripts(t *testing.T) {
@@ -60,22 +62,11 @@ func TestFamilies(t *testing.T) {
 	}
 }
 
-func TestParseFailure(t *testing.T) {
-	out := "finish\n/x/y/t.pkt:19: expected ack 3, got ack 2\n  script packet:  0.3 > . 11:11(0) ack 3\n  actual packet:  0.3 > . 11:11(0) ack 2\nafter\n"
-	f := parseFailure(out, "t.pkt")
-	if f.Line != 19 || f.Message != "expected ack 3, got ack 2" || strings.Count(f.Detail, "\n") != 1 {
-		t.Errorf("parseFailure = %+v", f)
-	}
-	if f := parseFailure("boom\n", "t.pkt"); f.Message != "boom" || f.Line != 0 {
-		t.Errorf("parseFailure without a line = %+v", f)
-	}
-}
-
 func sampleRuns() []*suiteRun {
 	return []*suiteRun{
 		{Script: "a.pkt", Family: "ipv4", Verdict: "pass", Seconds: 0.2},
 		{Script: "b.pkt", Family: "ipv6", Verdict: "fail", Seconds: 0.3, Output: "b.pkt:3: expected ack 2, got ack 1\n",
-			Failure: &suiteFailure{Line: 3, Message: "expected ack 2, got ack 1"}},
+			Failure: &parser.Error{File: "b.pkt", Pos: parser.Pos{Line: 3}, Msg: "expected ack 2, got ack 1"}},
 	}
 }
 
@@ -91,7 +82,7 @@ func TestReportFormats(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &decoded); err != nil {
 		t.Fatalf("json: %v\n%s", err, buf.String())
 	}
-	if len(decoded.Runs) != 2 || decoded.Runs[1].Failure.Line != 3 || decoded.Counts["fail"] != 1 {
+	if len(decoded.Runs) != 2 || decoded.Runs[1].Failure.Pos.Line != 3 || decoded.Counts["fail"] != 1 {
 		t.Errorf("json decoded to %+v", decoded)
 	}
 

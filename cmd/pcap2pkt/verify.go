@@ -58,6 +58,9 @@ type verdict struct {
 	result string // "pass", "FAIL", "skipped", "error", nothingToCheck
 	detail string // the first difference or the reason
 	full   string // everything the replay printed
+	// failure is the first difference as the replay reported it, with
+	// the script's base name, if it reported one.
+	failure *parser.Error
 }
 
 func verifyAction(c *cli.Context) error {
@@ -185,10 +188,15 @@ func verifyFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, r syn
 	}
 	args = append(args, script)
 	var out bytes.Buffer
-	code, _, err := runner.run(ctx, c.Duration("timeout"), args, &out, &out)
+	res, _, err := runner.run(ctx, c.Duration("timeout"), args, &out, &out)
+	code := res.ExitCode
 	// Name the script by its base name: the folder is ours, and temporary
 	// unless --keep was given.
 	v.full = strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")
+	if f := res.Failure; f != nil {
+		f.File = filepath.Base(f.File)
+		v.failure = f
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		v.result, v.detail = "FAIL", fmt.Sprintf("timed out after %s", c.Duration("timeout"))
@@ -196,6 +204,8 @@ func verifyFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, r syn
 		v.result, v.detail = "error", err.Error()
 	case code == exitOK:
 		v.result = "pass"
+	case code == exitFail && v.failure != nil:
+		v.result, v.detail = "FAIL", firstLine(v.failure.Error())
 	case code == exitFail:
 		v.result, v.detail = "FAIL", firstLine(v.full)
 	default:

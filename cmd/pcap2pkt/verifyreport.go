@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/parser"
 	"github.com/pcap2pkt/pcap2pkt/synth"
 	"github.com/urfave/cli/v2"
 )
@@ -72,8 +73,11 @@ func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, wall tim
 			r.Verdict = "error"
 			failed++
 		}
-		if v.result != "pass" {
-			r.Failure = &suiteFailure{Message: v.detail}
+		switch {
+		case v.failure != nil:
+			r.Failure = v.failure
+		case v.result != "pass":
+			r.Failure = &parser.Error{Msg: v.detail}
 		}
 		runs = append(runs, r)
 	}

@@ -409,8 +409,8 @@ func runRequest(ctx context.Context, req *Request) *Result {
 	if req.SplitStderr {
 		errw = &stderr
 	}
-	code, err := replay.RunSandboxed(ctx, req.Args, nil, &stdout, errw)
-	res.Code, res.Stdout, res.Stderr = code, stdout.Bytes(), stderr.Bytes()
+	sr, err := replay.RunSandboxed(ctx, req.Args, nil, &stdout, errw)
+	res.Code, res.Failure, res.Stdout, res.Stderr = sr.ExitCode, sr.Failure, stdout.Bytes(), stderr.Bytes()
 	switch {
 	case ctx.Err() != nil:
 		res.Canceled = true

@@ -1,5 +1,7 @@
 package vm
 
+import "github.com/pcap2pkt/pcap2pkt/parser"
+
 // The host and the guest speak in JSON lines over the guest's second serial
 // port (ttyS1; the first is the kernel's console): the guest says it is
 // ready (or why it cannot run scripts), then answers each Request with one
@@ -29,6 +31,8 @@ type Result struct {
 	Stderr   []byte `json:"stderr,omitempty"`
 	Canceled bool   `json:"canceled,omitempty"` // the host canceled the run; it was killed
 	Err      string `json:"err,omitempty"`      // the child could not be run
+	// Failure is the failure the child reported (replay.SandboxResult).
+	Failure *parser.Error `json:"failure,omitempty"`
 }
 
 // guestMessage is one line from the guest.
