@@ -692,6 +692,14 @@ func (p *parser) parseFields(fields []field) {
 	p.expectChar('}', "'}'")
 }
 
+// wrapped reads `fn(X)`, X read by arg.
+func (p *parser) wrapped(fn string, arg func()) {
+	p.expectKw(fn, strconv.Quote(fn))
+	p.expectChar('(', "'('")
+	arg()
+	p.expectChar(')', "')'")
+}
+
 func (p *parser) parseSockaddr(pos Pos) *Sockaddr {
 	s := &Sockaddr{Pos: pos}
 	p.expectField("sa_family")
@@ -703,21 +711,17 @@ func (p *parser) parseSockaddr(pos Pos) *Sockaddr {
 	p.next()
 	p.expectChar(',', "','")
 	p.expectField("sin_port")
-	p.expectKw("htons", `"htons"`)
-	p.expectChar('(', "'('")
-	s.Port, _ = p.intTok("port number")
-	p.expectChar(')', "')'")
+	p.wrapped("htons", func() { s.Port, _ = p.intTok("port number") })
 	p.expectChar(',', "','")
 	p.expectField("sin_addr")
-	p.expectKw("inet_addr", `"inet_addr"`)
-	p.expectChar('(', "'('")
-	if p.tok.kind != tString {
-		p.expected("address string")
-	}
-	s.Addr = p.tok.text
-	apos := p.tok.pos
-	p.next()
-	p.expectChar(')', "')'")
+	var apos Pos
+	p.wrapped("inet_addr", func() {
+		if p.tok.kind != tString {
+			p.expected("address string")
+		}
+		s.Addr, apos = p.tok.text, p.tok.pos
+		p.next()
+	})
 	p.expectChar('}', "'}'")
 	ip, err := netip.ParseAddr(s.Addr)
 	switch s.Family {

@@ -381,23 +381,11 @@ func TestConformanceChild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	rc, err := cfg.Resolve(s)
-	if err != nil {
-		t.Fatalf("%v", err)
+	env := kernelEnv(t, cfg, s, path, os.Stdout)
+	defer env.Device.Close()
+	env.Timing = func(s TimingSample) {
+		fmt.Printf("%s\t%s\t%d\n", timingTag, s.What, s.Offset.Microseconds())
 	}
-	dev, err := SetupNetwork(rc.NetConfig())
-	if err != nil {
-		t.Fatalf("network: %v", err)
-	}
-	defer dev.Close()
-	code, err := NewPythonCode(CodeOptions{Command: rc.CodeCommand, Format: rc.CodeFormat, Sockopt: rc.CodeSockopt, ScriptPath: path, Stdout: os.Stdout, Stderr: os.Stderr})
-	if err != nil {
-		t.Fatalf("code runner: %v", err)
-	}
-	env := &Env{Device: dev, Clock: SystemClock{}, Stdout: os.Stdout, Stderr: os.Stderr, Code: code,
-		Timing: func(s TimingSample) {
-			fmt.Printf("%s\t%s\t%d\n", timingTag, s.What, s.Offset.Microseconds())
-		}}
 	if err := Run(context.Background(), s, cfg, env); err != nil {
 		t.Fatalf("%v", err)
 	}

@@ -75,23 +75,17 @@ func runKernelScript(t *testing.T, name, src string, opts ...string) (string, er
 			t.Fatalf("option %s: %v", o, err)
 		}
 	}
-	rc, err := cfg.Resolve(s)
-	if err != nil {
-		t.Fatalf("resolve: %v", err)
-	}
-	dev, err := SetupNetwork(rc.NetConfig())
-	if err != nil {
-		t.Fatalf("network: %v", err)
-	}
-	defer dev.Close()
 	var out bytes.Buffer
+	env := kernelEnv(t, cfg, s, name, &out)
+	defer env.Device.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dir := filepath.Dir(name)
 	if dir == "." {
 		dir = t.TempDir()
 	}
-	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: SystemClock{}, Stdout: &out, Stderr: &out, Dir: dir})
+	env.Dir = dir
+	err = Run(ctx, s, cfg, env)
 	return out.String(), err
 }
 

@@ -51,12 +51,8 @@ func fakeSyscalls() map[string]syscallFunc {
 			c.resultIsFD()
 			live := next
 			next++
-			c.after(func() error {
-				want, err := c.expectedResult()
-				if err != nil {
-					return err
-				}
-				return c.addSocket(int(want), live, syscall.AF_INET, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
+			c.afterResultFD(int64(live), func(scriptFD int) error {
+				return c.addSocket(scriptFD, live, syscall.AF_INET, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
 			})
 			return int64(live), 0, nil
 		},

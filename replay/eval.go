@@ -130,26 +130,27 @@ func parseCInt(s string) (int64, error) {
 // reference requires of most arguments) and returns it as the C int the
 // kernel sees.
 func (ev *evaluator) int32(e parser.Expr) (int32, error) {
-	v, err := ev.int(e)
-	if err != nil {
-		return 0, err
-	}
-	if v > 0xffffffff || v < -0x80000000 {
-		return 0, errAt(e, "value out of range for 32-bit integer: %d", v)
-	}
-	return int32(v), nil
+	v, err := ev.sized(e, 32)
+	return int32(v), err
 }
 
 // uint8 evaluates an integer that must fit a byte (signed or unsigned).
 func (ev *evaluator) uint8(e parser.Expr) (uint8, error) {
+	v, err := ev.sized(e, 8)
+	return uint8(v), err
+}
+
+// sized evaluates an integer that must fit in bits bits, signed or
+// unsigned.
+func (ev *evaluator) sized(e parser.Expr, bits uint) (int64, error) {
 	v, err := ev.int(e)
 	if err != nil {
 		return 0, err
 	}
-	if v > 0xff || v < -0x80 {
-		return 0, errAt(e, "value out of range for 8-bit integer: %d", v)
+	if v > 1<<bits-1 || v < -(1<<(bits-1)) {
+		return 0, errAt(e, "value out of range for %d-bit integer: %d", bits, v)
 	}
-	return uint8(v), nil
+	return v, nil
 }
 
 // isEllipsis reports whether e is `...`.
@@ -238,6 +239,10 @@ func isString(e parser.Expr) bool {
 	return false
 }
 
+// cEscapes are the one-letter C escapes the script language allows in
+// strings.
+var cEscapes = map[byte]byte{'\\': '\\', '"': '"', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
+
 // unescape decodes the C escapes the script language allows in strings:
 // \\ \" \f \n \r \t \v and \xHH.
 func unescape(s string) ([]byte, error) {
@@ -252,34 +257,22 @@ func unescape(s string) ([]byte, error) {
 		if i >= len(s) {
 			return nil, errors.New("string ends with a lone backslash")
 		}
-		switch s[i] {
-		case '\\':
-			out = append(out, '\\')
-		case '"':
-			out = append(out, '"')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'v':
-			out = append(out, '\v')
-		case 'x':
-			if i+2 >= len(s) {
-				return nil, fmt.Errorf("invalid hex escape (\\xhh): %q", s[i-1:])
-			}
-			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			if err != nil {
-				return nil, fmt.Errorf("invalid hex escape (\\xhh): %q", s[i-1:i+3])
-			}
-			out = append(out, byte(v))
-			i += 2
-		default:
+		if e, ok := cEscapes[s[i]]; ok {
+			out = append(out, e)
+			continue
+		}
+		if s[i] != 'x' {
 			return nil, fmt.Errorf("unsupported escape code: '%c'", s[i])
 		}
+		if i+2 >= len(s) {
+			return nil, fmt.Errorf("invalid hex escape (\\xhh): %q", s[i-1:])
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return nil, fmt.Errorf("invalid hex escape (\\xhh): %q", s[i-1:i+3])
+		}
+		out = append(out, byte(v))
+		i += 2
 	}
 	return out, nil
 }

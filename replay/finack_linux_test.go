@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -22,18 +21,7 @@ func BenchmarkFINAckGap(b *testing.B) {
 		return
 	}
 	cfg := netConfigs[0]
-	dev, err := SetupNetwork(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(b.TempDir(), "finack.pcap")
-	w, err := NewPcapWriter(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := dev.(Capturer).CaptureTo(w); err != nil {
-		b.Fatal(err)
-	}
+	dev, w, path := recordingDevice(b, cfg)
 	for i := 0; b.Loop(); i++ {
 		articleFlow(b, dev, cfg, uint16(9000+i))
 	}

@@ -3,12 +3,16 @@ package replay
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
 // requireRoot skips the test, with the reason, unless it runs as root.
@@ -83,3 +87,45 @@ func testRunPattern(name string) string {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// kernelEnv resolves s's configuration, sets up the sandbox's network for
+// it and returns the environment of a run that writes to w: the TUN
+// device (the caller closes it), the system clock and a code runner for
+// the script at path.
+func kernelEnv(t *testing.T, cfg *Config, s *parser.Script, path string, w io.Writer) *Env {
+	t.Helper()
+	rc, err := cfg.Resolve(s)
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	dev, err := SetupNetwork(rc.NetConfig())
+	if err != nil {
+		t.Fatalf("network: %v", err)
+	}
+	code, err := NewPythonCode(CodeOptions{Command: rc.CodeCommand, Format: rc.CodeFormat,
+		Sockopt: rc.CodeSockopt, ScriptPath: path, Stdout: w, Stderr: w})
+	if err != nil {
+		dev.Close()
+		t.Fatalf("code runner: %v", err)
+	}
+	return &Env{Device: dev, Clock: SystemClock{}, Stdout: w, Stderr: w, Code: code}
+}
+
+// recordingDevice sets up the sandbox's network and records what passes
+// on its TUN device into the pcap file at path (in a temporary folder);
+// the caller closes the device, then w.
+func recordingDevice(tb testing.TB, cfg NetConfig) (dev Device, w *PcapWriter, path string) {
+	tb.Helper()
+	dev, err := SetupNetwork(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path = filepath.Join(tb.TempDir(), "run.pcap")
+	if w, err = NewPcapWriter(path); err != nil {
+		tb.Fatal(err)
+	}
+	if err := dev.(Capturer).CaptureTo(w); err != nil {
+		tb.Fatal(err)
+	}
+	return dev, w, path
+}

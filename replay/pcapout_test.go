@@ -57,15 +57,7 @@ func TestPcapWriter(t *testing.T) {
 		t.Errorf("directory holds %d entries after Close, want only the capture", len(entries))
 	}
 
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openPcap(t, path)
 	if r.LinkType() != layers.LinkTypeLinuxSLL2 {
 		t.Fatalf("link type %v, want LINUX_SLL2", r.LinkType())
 	}
@@ -115,4 +107,19 @@ func TestPcapWriterBadDir(t *testing.T) {
 	if _, err := NewPcapWriter(filepath.Join(t.TempDir(), "missing", "run.pcap")); err == nil {
 		t.Error("NewPcapWriter in a missing directory succeeded")
 	}
+}
+
+// openPcap opens a pcap file for reading until the test ends.
+func openPcap(t testing.TB, path string) *pcapgo.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

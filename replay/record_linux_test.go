@@ -1,14 +1,11 @@
 package replay
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,15 +19,7 @@ type capturedTCP struct {
 // readCapturedTCP returns the TCP packets of a LINUX_SLL2 capture.
 func readCapturedTCP(t testing.TB, path string) []capturedTCP {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openPcap(t, path)
 	var out []capturedTCP
 	for {
 		data, ci, err := r.ReadPacketData()
@@ -56,18 +45,7 @@ func TestTUNCapture(t *testing.T) {
 			if !inSandbox(t) {
 				return
 			}
-			dev, err := SetupNetwork(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(t.TempDir(), "run.pcap")
-			w, err := NewPcapWriter(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := dev.(Capturer).CaptureTo(w); err != nil {
-				t.Fatal(err)
-			}
+			dev, w, path := recordingDevice(t, cfg)
 			if err := dev.(Capturer).CaptureTo(w); err == nil {
 				t.Error("a second CaptureTo succeeded")
 			}

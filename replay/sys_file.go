@@ -115,7 +115,7 @@ func sysOpen(c *callContext) (int64, syscall.Errno, error) {
 		}
 		return int64(fd), 0
 	})
-	c.after(func() error { return addResultFD(c, ret) })
+	c.afterResultFD(ret, func(scriptFD int) error { return c.addFD(scriptFD, int(ret)) })
 	return ret, errno, nil
 }
 

@@ -139,26 +139,14 @@ func runCorpusScript(t *testing.T, rel, family string) (string, error) {
 			t.Fatal(err)
 		}
 	}
-	rc, err := cfg.Resolve(s)
-	if err != nil {
-		t.Fatalf("resolve: %v", err)
-	}
-	dev, err := SetupNetwork(rc.NetConfig())
-	if err != nil {
-		t.Fatalf("network: %v", err)
-	}
-	defer dev.Close()
 	var out bytes.Buffer
-	code, err := NewPythonCode(CodeOptions{Command: rc.CodeCommand, Format: rc.CodeFormat,
-		Sockopt: rc.CodeSockopt, ScriptPath: path, Stdout: &out, Stderr: &out})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := kernelEnv(t, cfg, s, path, &out)
+	defer env.Device.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dir := filepath.Join(mirrorCorpus(t), "tcp", filepath.Dir(rel))
-	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: SystemClock{}, Stdout: &out, Stderr: &out,
-		Dir: dir, Code: code})
+	env.Dir = dir
+	err = Run(ctx, s, cfg, env)
 	return out.String(), err
 }
 

@@ -18,8 +18,8 @@ import (
 
 func init() {
 	registerSyscall("poll", sysPoll)
-	registerSyscall("epoll_create", sysEpollCreate)
-	registerSyscall("epoll_create1", sysEpollCreate1)
+	registerSyscall("epoll_create", epollCreate(false))
+	registerSyscall("epoll_create1", epollCreate(true))
 	registerSyscall("epoll_ctl", sysEpollCtl)
 	registerSyscall("epoll_wait", sysEpollWait)
 }
@@ -137,53 +137,33 @@ func (a *argReader) pollfds(e parser.Expr) (fds []unix.PollFd, want []int16) {
 	return fds, want
 }
 
-// addResultFD records the fd a call returned under the script's number for it.
-func addResultFD(c *callContext, ret int64) error {
-	if ret < 0 {
-		return nil
-	}
-	scriptFD, err := c.Eval.int32(c.Call.Result)
-	if err != nil {
-		return err
-	}
-	return c.addFD(int(scriptFD), int(ret))
-}
-
-func sysEpollCreate(c *callContext) (int64, syscall.Errno, error) {
-	a := c.args(1)
-	size := a.int32(0)
-	if err := a.err(); err != nil {
-		return 0, 0, err
-	}
-	return epollCreate(c, func() (uintptr, syscall.Errno) {
-		// epoll_create(2) refuses a non-positive size; epoll_create1 has
-		// no size (and some architectures lack epoll_create), so the
-		// check is made here.
-		if size <= 0 {
-			return 0, unix.EINVAL
+// epollCreate is epoll_create(size), or epoll_create1(flags) with create1:
+// both are made as epoll_create1, since some architectures lack
+// epoll_create.
+func epollCreate(create1 bool) syscallFunc {
+	return func(c *callContext) (int64, syscall.Errno, error) {
+		a := c.args(1)
+		arg := a.int32(0)
+		if err := a.err(); err != nil {
+			return 0, 0, err
 		}
-		r, _, e := unix.Syscall(unix.SYS_EPOLL_CREATE1, 0, 0, 0)
-		return r, e
-	})
-}
-
-func sysEpollCreate1(c *callContext) (int64, syscall.Errno, error) {
-	a := c.args(1)
-	flags := a.int32(0)
-	if err := a.err(); err != nil {
-		return 0, 0, err
+		flags := uintptr(arg)
+		if !create1 {
+			flags = 0
+		}
+		c.resultIsFD()
+		ret, errno := c.invoke(func() (int64, syscall.Errno) {
+			// epoll_create(2) refuses a non-positive size; epoll_create1
+			// has none, so the check is made here.
+			if !create1 && arg <= 0 {
+				return -1, unix.EINVAL
+			}
+			r, _, e := unix.Syscall(unix.SYS_EPOLL_CREATE1, flags, 0, 0)
+			return sysResult(r, e)
+		})
+		c.afterResultFD(ret, func(scriptFD int) error { return c.addFD(scriptFD, int(ret)) })
+		return ret, errno, nil
 	}
-	return epollCreate(c, func() (uintptr, syscall.Errno) {
-		r, _, e := unix.Syscall(unix.SYS_EPOLL_CREATE1, uintptr(flags), 0, 0)
-		return r, e
-	})
-}
-
-func epollCreate(c *callContext, call func() (uintptr, syscall.Errno)) (int64, syscall.Errno, error) {
-	c.resultIsFD()
-	ret, errno := c.invoke(func() (int64, syscall.Errno) { return sysResult(call()) })
-	c.after(func() error { return addResultFD(c, ret) })
-	return ret, errno, nil
 }
 
 // epollData is an evaluated `{events=E, fd|ptr|u32|u64=V}`.

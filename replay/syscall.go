@@ -74,6 +74,21 @@ func (c *callContext) expectedResult() (int64, error) {
 	return c.Eval.int(c.Call.Result)
 }
 
+// afterResultFD registers f to run, once the result matched, with the
+// number the script gives the fd the call returned (not if it failed).
+func (c *callContext) afterResultFD(ret int64, f func(scriptFD int) error) {
+	if ret < 0 {
+		return
+	}
+	c.after(func() error {
+		want, err := c.expectedResult()
+		if err != nil {
+			return err
+		}
+		return f(int(want))
+	})
+}
+
 // resultIsFD makes the result check the reference's "fd" mode: a
 // non-negative expected result only requires a non-negative live result,
 // since the script's fd number is mapped rather than compared.
@@ -235,27 +250,44 @@ func (e *engine) waitBlocked(cs *callState, deadline time.Time) *eventError {
 		if e.env.Clock.Now().After(deadline) {
 			return fatalf("%s call neither returned nor blocked by %v after its expected end", cs.c.Call.Name, nonBlockingLimit)
 		}
-		select {
-		case <-cs.done:
+		if e.await(cs, blockedPoll) != timedOut {
 			return nil
-		case <-e.ctx.Done():
-			return nil
-		case <-e.env.Clock.After(blockedPoll):
 		}
+	}
+}
+
+// waited is what await saw first.
+type waited int
+
+const (
+	returned waited = iota // the call returned
+	ended                  // the run ended
+	timedOut
+)
+
+// await waits up to limit, on the engine's clock, for the call cs to
+// return.
+func (e *engine) await(cs *callState, limit time.Duration) waited {
+	select {
+	case <-cs.done:
+		return returned
+	case <-e.ctx.Done():
+		return ended
+	case <-e.env.Clock.After(limit):
+		return timedOut
 	}
 }
 
 // waitReturned waits for a non-blocking call to return. The caller does
 // not hold e.mu.
 func (e *engine) waitReturned(cs *callState) *eventError {
-	select {
-	case <-cs.done:
-		return nil
-	case <-e.ctx.Done():
+	switch e.await(cs, nonBlockingLimit) {
+	case ended:
 		return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: context.Cause(e.ctx)}
-	case <-e.env.Clock.After(nonBlockingLimit):
+	case timedOut:
 		return fatalf("%s call did not return within %v; a call expected to block needs `...` and an end time", cs.c.Call.Name, nonBlockingLimit)
 	}
+	return nil
 }
 
 // awaitIdle waits up to limit for a running blocking call to finish. It
@@ -267,14 +299,7 @@ func (e *engine) awaitIdle(limit time.Duration) bool {
 	}
 	e.mu.Unlock()
 	defer e.mu.Lock()
-	select {
-	case <-cs.done:
-		return true
-	case <-e.ctx.Done():
-		return false
-	case <-e.env.Clock.After(limit):
-		return false
-	}
+	return e.await(cs, limit) == returned
 }
 
 // callAndCheck runs f and checks its outcome against the script. It runs

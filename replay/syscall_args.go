@@ -116,6 +116,15 @@ func (a *argReader) ellipsis(i int) {
 	}
 }
 
+// fdWithAddress reads (fd, ..., ...) of bind and accept: the address and
+// its length are the replay's to fill in.
+func (a *argReader) fdWithAddress() int {
+	fd := a.fd(0)
+	a.ellipsis(1)
+	a.ellipsis(2)
+	return fd
+}
+
 // family evaluates an address argument that is `...` (-1: the live
 // address) or a bare family.
 func (a *argReader) family(i int) int64 {

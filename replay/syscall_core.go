@@ -88,23 +88,15 @@ func sysSocket(c *callContext) (int64, syscall.Errno, error) {
 	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_SOCKET, uintptr(domain), uintptr(typ), uintptr(proto))
 	})
-	if ret >= 0 {
-		c.after(func() error {
-			want, err := c.expectedResult()
-			if err != nil {
-				return err
-			}
-			return c.addSocket(int(want), int(ret), int(domain), int(typ), int(proto))
-		})
-	}
+	c.afterResultFD(ret, func(scriptFD int) error {
+		return c.addSocket(scriptFD, int(ret), int(domain), int(typ), int(proto))
+	})
 	return ret, errno, nil
 }
 
 func sysBind(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
-	fd := a.fd(0)
-	a.ellipsis(1)
-	a.ellipsis(2)
+	fd := a.fdWithAddress()
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
@@ -138,9 +130,7 @@ func sysListen(c *callContext) (int64, syscall.Errno, error) {
 
 func sysAccept(c *callContext) (int64, syscall.Errno, error) {
 	a := c.args(3)
-	fd := a.fd(0)
-	a.ellipsis(1)
-	a.ellipsis(2)
+	fd := a.fdWithAddress()
 	if err := a.err(); err != nil {
 		return 0, 0, err
 	}
@@ -150,15 +140,7 @@ func sysAccept(c *callContext) (int64, syscall.Errno, error) {
 	ret, errno := c.invoke(func() (int64, syscall.Errno) {
 		return rawSyscall(unix.SYS_ACCEPT, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(unsafe.Pointer(&salen)))
 	})
-	if ret >= 0 {
-		c.after(func() error {
-			want, err := c.expectedResult()
-			if err != nil {
-				return err
-			}
-			return c.e.acceptSocket(int(want), int(ret))
-		})
-	}
+	c.afterResultFD(ret, func(scriptFD int) error { return c.e.acceptSocket(scriptFD, int(ret)) })
 	return ret, errno, nil
 }
 
