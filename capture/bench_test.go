@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
@@ -94,12 +95,7 @@ func BenchmarkFlows(b *testing.B) {
 			}
 			tr.Add(p)
 			if i%200000 == 100000 {
-				b.StopTimer()
-				runtime.GC()
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				peak = max(peak, m.HeapAlloc)
-				b.StartTimer()
+				capturetest.SampleHeap(b, &peak)
 			}
 		}
 		tr.Close()

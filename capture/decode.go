@@ -154,11 +154,28 @@ func (d *decoder) link(lt layers.LinkType, data []byte, p *Packet) outcome {
 // tunnel decodes what a tunnel carries: a link frame of type lt, one level
 // deeper.
 func (d *decoder) tunnel(lt layers.LinkType, data []byte, p *Packet) outcome {
-	if d.depth >= maxEncap {
+	if !d.deeper() {
 		return outNonTCP
 	}
-	d.depth++
 	return d.link(lt, data, p)
+}
+
+// deeper enters one more tunnel; false when maxEncap are entered already.
+func (d *decoder) deeper() bool {
+	if d.depth >= maxEncap {
+		return false
+	}
+	d.depth++
+	return true
+}
+
+// etherTunnel decodes what a tunnel carries from an ethertype on, one
+// level deeper.
+func (d *decoder) etherTunnel(et uint16, data []byte, p *Packet) outcome {
+	if !d.deeper() {
+		return outNonTCP
+	}
+	return d.ether(et, data, p)
 }
 
 // pppoe skips a PPPoE session header (version/type, code, session id,
@@ -234,11 +251,7 @@ func (d *decoder) gre(data []byte, p *Packet) outcome {
 	if len(data) < off {
 		return outShort
 	}
-	if d.depth >= maxEncap {
-		return outNonTCP
-	}
-	d.depth++
-	return d.ether(binary.BigEndian.Uint16(data[2:]), data[off:], p)
+	return d.etherTunnel(binary.BigEndian.Uint16(data[2:]), data[off:], p)
 }
 
 // udp decodes the tunnels carried over UDP: VXLAN and Geneve by their
@@ -261,11 +274,7 @@ func (d *decoder) udp(dstPort uint16, body []byte, p *Packet) outcome {
 		if len(body) < off {
 			return outShort
 		}
-		if d.depth >= maxEncap {
-			return outNonTCP
-		}
-		d.depth++
-		return d.ether(binary.BigEndian.Uint16(body[2:]), body[off:], p)
+		return d.etherTunnel(binary.BigEndian.Uint16(body[2:]), body[off:], p)
 	}
 	return outNonTCP
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 )
 
 const sharedDir = "../../shared"
@@ -22,16 +24,9 @@ type manifestRow struct {
 	packets                       int
 }
 
-// sharedOrSkip returns the path of a file under /work/shared, skipping the
-// test when the shared tree is not there (e.g. in CI).
-func sharedOrSkip(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(sharedDir, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared data missing: %v", err)
-	}
-	return p
-}
+// sharedOrSkip returns the path of a file of the shared test data,
+// skipping the test when the shared tree is not there (e.g. in CI).
+func sharedOrSkip(t testing.TB, rel string) string { return capturetest.SharedFile(t, rel) }
 
 func readManifest(t testing.TB) []manifestRow {
 	t.Helper()

@@ -73,13 +73,8 @@ func TestCorpus(t *testing.T) {
 	}
 	withoutDefines, fixedPoints := 0, 0
 	for _, path := range files {
-		src, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ParseFile(path, src, &Config{Defines: definesFor(path)})
-		if err != nil {
-			t.Errorf("%v", err)
+		s, src := readScript(t, path, &Config{Defines: definesFor(path)})
+		if s == nil {
 			continue
 		}
 		if _, err := ParseFile(path, src, nil); err != nil {
@@ -113,4 +108,20 @@ func firstDiff(a, b []byte) string {
 		}
 	}
 	return "length differs"
+}
+
+// readScript reads and parses the script at path; a parse error fails the
+// test (and the script is nil), a read error stops it.
+func readScript(tb testing.TB, path string, cfg *Config) (*Script, []byte) {
+	tb.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := ParseFile(path, src, cfg)
+	if err != nil {
+		tb.Errorf("%v", err)
+		return nil, src
+	}
+	return s, src
 }

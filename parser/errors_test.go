@@ -95,13 +95,9 @@ func TestParseErrors(t *testing.T) {
 // testdata/check, which must parse.
 func TestCheck(t *testing.T) {
 	for _, path := range testdataFiles(t, "check") {
-		src, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ParseFile(path, src, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+		s, src := readScript(t, path, nil)
+		if s == nil {
+			continue
 		}
 		matchMarkers(t, path, Check(s), readMarkers(t, src))
 	}
@@ -110,13 +106,8 @@ func TestCheck(t *testing.T) {
 // TestCheckCorpus: the upstream scripts pass the static checks.
 func TestCheckCorpus(t *testing.T) {
 	for _, path := range corpusFiles(t) {
-		src, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ParseFile(path, src, &Config{Defines: definesFor(path)})
-		if err != nil {
-			t.Errorf("%v", err)
+		s, _ := readScript(t, path, &Config{Defines: definesFor(path)})
+		if s == nil {
 			continue
 		}
 		if errs := Check(s); len(errs) > 0 {

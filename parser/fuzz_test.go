@@ -92,13 +92,9 @@ func BenchmarkFormat(b *testing.B) {
 	var scripts []*Script
 	total := 0
 	for _, path := range corpusFiles(b) {
-		src, err := os.ReadFile(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := ParseFile(path, src, &Config{Defines: definesFor(path)})
-		if err != nil {
-			b.Fatal(err)
+		s, src := readScript(b, path, &Config{Defines: definesFor(path)})
+		if s == nil {
+			b.FailNow()
 		}
 		scripts = append(scripts, s)
 		total += len(src)

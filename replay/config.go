@@ -7,6 +7,7 @@ package replay
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -200,16 +201,20 @@ func parsePort(name, value string) (uint16, error) {
 	return uint16(p), nil
 }
 
+// setNumber sets *dst to value, a decimal integer within [lo, hi]; false
+// (*dst unchanged) if it is not one.
+func setNumber[T ~int | ~int64](dst *T, value string, lo, hi int64) bool {
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return false
+	}
+	*dst = T(n)
+	return true
+}
+
 // apply sets one option, validating it as the reference does.
 func (c *Config) apply(name, value string) error {
 	bad := func() error { return fmt.Errorf("bad --%s: %s", name, value) }
-	atoi := func() (int, error) {
-		n, err := strconv.Atoi(value)
-		if err != nil {
-			return 0, bad()
-		}
-		return n, nil
-	}
 	var err error
 	switch name {
 	case "ip_version":
@@ -238,31 +243,23 @@ func (c *Config) apply(name, value string) error {
 	case "netmask_ip":
 		c.NetmaskIP = value
 	case "speed":
-		n, e := strconv.ParseUint(value, 10, 32)
-		if e != nil {
+		if !setNumber(&c.Speed, value, 0, math.MaxUint32) {
 			return bad()
 		}
-		c.Speed = int(n)
 	case "mss":
-		n, e := atoi()
-		if e != nil || n <= 0 {
+		if !setNumber(&c.MSS, value, 1, math.MaxInt) {
 			return bad()
 		}
-		c.MSS = n
 	case "mtu":
-		n, e := atoi()
-		if e != nil || n < 0 {
+		if !setNumber(&c.MTU, value, 0, math.MaxInt) {
 			return bad()
 		}
-		c.MTU = n
 	case "init_scripts":
 		c.InitScripts = value
 	case "tolerance_usecs":
-		n, e := strconv.ParseInt(value, 10, 64)
-		if e != nil || n <= 0 {
+		if !setNumber(&c.ToleranceUsecs, value, 1, math.MaxInt64) {
 			return bad()
 		}
-		c.ToleranceUsecs = n
 	case "tolerance_percent":
 		f, e := strconv.ParseFloat(value, 64)
 		if e != nil || f < 0 || f > 100 {
@@ -272,11 +269,9 @@ func (c *Config) apply(name, value string) error {
 	case "tcp_ts_ecr_scaled":
 		c.TCPTSECRScaled, err = parseFlag(name, value)
 	case "tcp_ts_tick_usecs":
-		n, e := atoi()
-		if e != nil || n < 0 || n > 1000000 {
+		if !setNumber(&c.TCPTSTickUsecs, value, 0, 1000000) {
 			return bad()
 		}
-		c.TCPTSTickUsecs = n
 	case "strict_segments":
 		c.StrictSegments, err = parseFlag(name, value)
 	case parser.Pcap2pktOption:

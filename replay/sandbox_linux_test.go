@@ -162,11 +162,17 @@ func (w *readyWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestRunSandboxedTimeout(t *testing.T) {
+// sandboxParent skips t inside the sandbox: t starts sandboxes of its own.
+func sandboxParent(t *testing.T) {
+	t.Helper()
 	requireTUN(t)
 	if InSandbox() {
 		t.Skip("not nested")
 	}
+}
+
+func TestRunSandboxedTimeout(t *testing.T) {
+	sandboxParent(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -184,10 +190,7 @@ func TestRunSandboxedTimeout(t *testing.T) {
 }
 
 func TestRunSandboxedForwardsSIGTERM(t *testing.T) {
-	requireTUN(t)
-	if InSandbox() {
-		t.Skip("not nested")
-	}
+	sandboxParent(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w := &readyWriter{ready: make(chan struct{})}

@@ -109,12 +109,7 @@ func BenchmarkSynth(b *testing.B) {
 			}
 			out += int64(len(parser.Format(r.Script)))
 			if flows++; flows%1000 == 500 {
-				b.StopTimer()
-				runtime.GC()
-				var m runtime.MemStats
-				runtime.ReadMemStats(&m)
-				peak = max(peak, m.HeapAlloc)
-				b.StartTimer()
+				capturetest.SampleHeap(b, &peak)
 			}
 			return nil
 		})

@@ -11,6 +11,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -67,21 +68,11 @@ func conversation(t testing.TB, segs []seg) []byte {
 			tcp.SrcPort, tcp.DstPort = 80, 40000
 			tcp.Seq, tcp.Ack = srvISN+s.seq, cliISN+s.ack
 		}
-		for _, c := range s.flags {
-			switch c {
-			case 'S':
-				tcp.SYN = true
-			case 'F':
-				tcp.FIN = true
-			case 'R':
-				tcp.RST = true
-			case 'P':
-				tcp.PSH = true
-			case 'U':
-				tcp.URG, tcp.Urgent = true, s.urg
-			case '.':
-				tcp.ACK = true
-			}
+		if err := capturetest.SetFlags(tcp, s.flags); err != nil {
+			t.Fatal(err)
+		}
+		if tcp.URG {
+			tcp.Urgent = s.urg
 		}
 		if !tcp.ACK {
 			tcp.Ack = 0

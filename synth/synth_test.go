@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
@@ -20,16 +21,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const sharedDir = "../../shared"
 
-// sharedOrSkip returns the path of a file under /work/shared, skipping the
-// test when the shared tree is not there.
-func sharedOrSkip(t testing.TB, rel string) string {
-	t.Helper()
-	p := filepath.Join(sharedDir, rel)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared data missing: %v", err)
-	}
-	return p
-}
+// sharedOrSkip returns the path of a file of the shared test data,
+// skipping the test when the shared tree is not there.
+func sharedOrSkip(t testing.TB, rel string) string { return capturetest.SharedFile(t, rel) }
 
 // synthFile synthesises every flow of a shared capture, with local naming
 // the kernel under test as MANIFEST.tsv does ("" for the heuristics).

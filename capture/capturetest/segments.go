@@ -57,10 +57,10 @@ func WriteSegments(w io.Writer, segs []Segment) error {
 	return nil
 }
 
-// segmentFrame returns the Ethernet frame of s (IP ID id for IPv4).
-func segmentFrame(s Segment, id uint16) ([]byte, error) {
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(s.Src.Port()), DstPort: layers.TCPPort(s.Dst.Port()), Seq: s.Seq, Ack: s.Ack, Window: s.Window}
-	for _, c := range s.Flags {
+// SetFlags sets the flags of tcp from letters: S, F, R, P, U, E (ECE), C
+// (CWR) and "." (ACK).
+func SetFlags(tcp *layers.TCP, flags string) error {
+	for _, c := range flags {
 		switch c {
 		case 'S':
 			tcp.SYN = true
@@ -79,8 +79,17 @@ func segmentFrame(s Segment, id uint16) ([]byte, error) {
 		case '.':
 			tcp.ACK = true
 		default:
-			return nil, fmt.Errorf("flag %q", c)
+			return fmt.Errorf("flag %q", c)
 		}
+	}
+	return nil
+}
+
+// segmentFrame returns the Ethernet frame of s (IP ID id for IPv4).
+func segmentFrame(s Segment, id uint16) ([]byte, error) {
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(s.Src.Port()), DstPort: layers.TCPPort(s.Dst.Port()), Seq: s.Seq, Ack: s.Ack, Window: s.Window}
+	if err := SetFlags(tcp, s.Flags); err != nil {
+		return nil, err
 	}
 	if len(s.Options)%4 != 0 || len(s.Options) > 40 {
 		return nil, fmt.Errorf("%d bytes of options", len(s.Options))
