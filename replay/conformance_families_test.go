@@ -36,13 +36,7 @@ var familyScripts = []string{
 // reference fails for a reason other than timing must fail (an accidental
 // pass would mean a family's packets or addresses are built wrong).
 func TestConformanceFamilies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping in -short mode: runs scripts against the kernel")
-	}
-	if InSandbox() {
-		t.Skip("the parent runs outside the sandbox")
-	}
-	requireTUN(t)
+	conformanceParent(t)
 	root := copyCorpus(t)
 	defer ensureCubicAllowed(t)()
 	for _, family := range []string{"ipv6", "ipv4-mapped-ipv6"} {

@@ -202,14 +202,21 @@ func conformanceScripts(t *testing.T, folders map[string]bool) []string {
 	return out
 }
 
-func TestConformance(t *testing.T) {
+// conformanceParent skips a conformance run in -short mode (it takes
+// minutes) and inside the sandbox (the parent starts a sandbox per script).
+func conformanceParent(t *testing.T) {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("skipping in -short mode: the reference corpus takes minutes")
+		t.Skip("skipping in -short mode: running the reference corpus takes minutes")
 	}
 	if InSandbox() {
 		t.Skip("the parent runs outside the sandbox")
 	}
 	requireTUN(t)
+}
+
+func TestConformance(t *testing.T) {
+	conformanceParent(t)
 	sel := os.Getenv(conformanceEnv)
 	var folders map[string]bool
 	if sel != "" && sel != "1" {
