@@ -250,8 +250,8 @@ func (b *builder) readingOn(i int) bool {
 // injected later (backlogRun, unacked): the next in-order data, no hole
 // pending, on an open connection, and not a Strict synthesis.
 func (b *builder) nextInOrder(p *capture.FlowPacket) bool {
-	return !b.opts.Strict && b.rcvInit && b.ooo.len() == 0 && b.fd >= 0 && !b.closed && b.established &&
-		p.Seq == b.rcvNxt && coalescible(p)
+	return !b.opts.Strict && b.rcv.init && b.rcv.ooo.len() == 0 && b.fd >= 0 && !b.closed && b.established &&
+		p.Seq == b.rcv.nxt && coalescible(p)
 }
 
 // coalescible reports whether p can be part of a coalesced run: data with

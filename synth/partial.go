@@ -90,7 +90,7 @@ func (b *builder) fabricateHandshake() {
 	}
 	b.comment("From here on, the captured packets.")
 	b.established = true
-	b.rcvNxt, b.rcvInit = b.remoteISN.Add(1), true
+	b.rcv.start(b.remoteISN.Add(1))
 	b.sndMax, b.outSeen = b.localISN.Add(1), true
 	b.lastOutAck = b.remoteISN.Add(1)
 }

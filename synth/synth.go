@@ -315,12 +315,7 @@ type builder struct {
 
 	sndMax     tcpwire.Seq // end of the highest local data sent
 	finSent    bool
-	finRcvd    bool // the remote's FIN arrived in order
-	rcvNxt     tcpwire.Seq
-	rcvInit    bool
-	ooo        outOfOrder
-	unread     int64
-	urgAt      int64 // unread bytes before the remote's urgent byte, or -1 (see trackUrgent)
+	rcv        receiver // the remote's data as the local side receives it
 	lastOutAck tcpwire.Seq
 	lastOutWin uint16 // in scaled units (see outWin)
 	holding    bool   // the local side's window shows its application is not reading
@@ -485,7 +480,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 		opts.ToleranceUsecs = parser.DefaultToleranceUsecs
 	}
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
-		fd: -1, listenFD: -1, urgAt: -1, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[tcpwire.Seq]bool{}}
+		fd: -1, listenFD: -1, rcv: receiver{urgAt: -1}, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[tcpwire.Seq]bool{}}
 	b.server = f.Local == capture.SideB
 	// Nearly every packet becomes a script packet, most with timestamps;
 	// about one in two a read or write too, which is an event as well.
@@ -797,12 +792,12 @@ func (b *builder) prelude() {
 // ACK), or because it read (tcp_cleanup_rbuf). A window update follows the
 // read that made room.
 func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
-	if b.unread == 0 {
+	if b.rcv.unread == 0 {
 		return
 	}
 	fl := p.Flags
 	switch {
-	case in && p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagRST) && b.unread < readChunk:
+	case in && p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagRST) && b.rcv.unread < readChunk:
 		return
 	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time.Sub(b.prevTime) >= b.tolerance():
 		// A delayed ACK: the application had not read yet, or its read
@@ -850,7 +845,7 @@ func (b *builder) flushRead() { b.flushReadAt(b.lastAt()) }
 
 // flushReadAt emits the pending read at time at.
 func (b *builder) flushReadAt(at time.Time) {
-	if b.unread == 0 {
+	if b.rcv.unread == 0 {
 		return
 	}
 	b.holding = false
@@ -858,10 +853,7 @@ func (b *builder) flushReadAt(at time.Time) {
 		// Data before accept() (in the SYN, with Fast Open): read later.
 		return
 	}
-	n := b.unread
-	b.unread = 0
-	urg := b.urgAt
-	b.urgAt = -1
+	n, urg := b.rcv.take()
 	if b.closed {
 		return
 	}
@@ -912,8 +904,8 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	closing := p.Window == 0 && (!b.inSeen || b.lastInWin != 0)
 	b.inSeen, b.lastInWin = true, p.Window
 	fl := p.Flags
-	if fl.Has(tcpwire.FlagSYN) && !b.rcvInit {
-		b.rcvNxt, b.rcvInit = p.Seq.Add(1), true
+	if fl.Has(tcpwire.FlagSYN) && !b.rcv.init {
+		b.rcv.start(p.Seq.Add(1))
 	}
 	b.trackInbound(p)
 	if pk := b.packet(p, true); pk != nil {
@@ -1040,7 +1032,7 @@ func (b *builder) md5Dropped(p *capture.FlowPacket) bool {
 // trackInbound follows the remote's data: what becomes readable in order,
 // retransmissions and segments that arrive out of order.
 func (b *builder) trackInbound(p *capture.FlowPacket) {
-	if !b.rcvInit {
+	if !b.rcv.init {
 		return
 	}
 	if p.Flags.Has(tcpwire.FlagSYN) {
@@ -1048,54 +1040,20 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 		// Fast Open server takes it; others drop it): see outbound.
 		return
 	}
-	seq := p.Seq
-	end := seq.Add(uint32(p.PayloadLen))
 	if p.PayloadLen > 0 {
-		b.trackData(p, seq, end)
+		if m := b.segSize(p, b.remote); m > 0 && p.PayloadLen > m {
+			b.count.bigIn++
+		}
+		switch b.rcv.data(p) {
+		case again:
+			b.count.retransIn++
+			b.comment("The remote retransmits data the kernel already has.")
+		case ahead:
+			b.count.ooo++
+			b.comment("Out of order: a hole precedes this segment.")
+		}
 	}
-	// The FIN takes the sequence number after the data once it is in order.
-	if p.Flags.Has(tcpwire.FlagFIN) && end == b.rcvNxt {
-		b.rcvNxt = b.rcvNxt.Add(1)
-		b.finRcvd = true
-	}
-}
-
-func (b *builder) trackData(p *capture.FlowPacket, seq, end tcpwire.Seq) {
-	if m := b.segSize(p, b.remote); m > 0 && p.PayloadLen > m {
-		b.count.bigIn++
-	}
-	switch {
-	case end.LessThanEq(b.rcvNxt):
-		b.count.retransIn++
-		b.comment("The remote retransmits data the kernel already has.")
-		return
-	case b.rcvNxt.LessThan(seq):
-		b.count.ooo++
-		b.comment("Out of order: a hole precedes this segment.")
-		b.ooo.push(span{seq, end}, b.rcvNxt)
-		return
-	}
-	adv := int64(end.Diff(b.rcvNxt))
-	b.trackUrgent(p, end)
-	next, more := b.ooo.fill(end)
-	b.rcvNxt = next
-	b.unread += adv + more
-}
-
-// trackUrgent notes where the urgent byte of the in-order inbound segment
-// p (ending at end) falls among the unread bytes. Linux (tcp_stdurg off)
-// takes the byte before the urgent pointer out of band: a read never
-// returns it, and stops before it when it has copied data already
-// (tcp_recvmsg).
-func (b *builder) trackUrgent(p *capture.FlowPacket, end tcpwire.Seq) {
-	if !p.Flags.Has(tcpwire.FlagURG) || p.Urgent == 0 {
-		return
-	}
-	u := p.Seq.Add(uint32(p.Urgent) - 1)
-	if u.LessThan(b.rcvNxt) || !u.LessThan(end) {
-		return
-	}
-	b.urgAt = b.unread + int64(u.Diff(b.rcvNxt))
+	b.rcv.fin(p)
 }
 
 // remoteReset makes the application's next call fail as the kernel reports
@@ -1111,14 +1069,14 @@ func (b *builder) remoteReset(p *capture.FlowPacket) {
 		b.callErr(at, "connect", "ECONNREFUSED", "Connection refused", fd, any3(), any3())
 	case b.fd < 0 || b.closed:
 		return
-	case b.rcvInit && p.Seq != b.rcvNxt:
+	case b.rcv.init && p.Seq != b.rcv.nxt:
 		b.comment("The RST above is not at the next expected sequence number: the kernel answers with a challenge ACK.")
 		return
-	case b.lastCall == "write" && b.finRcvd:
+	case b.lastCall == "write" && b.rcv.finRcvd:
 		b.callErr(at, "write", "EPIPE", "Broken pipe", fd, any3(), num(b.lastWriteN))
 	case b.lastCall == "write":
 		b.callErr(at, "write", "ECONNRESET", "Connection reset by peer", fd, any3(), num(b.lastWriteN))
-	case b.finRcvd:
+	case b.rcv.finRcvd:
 		b.call(at, "read", 0, fd, any3(), num(b.readLen()))
 	default:
 		b.callErr(at, "read", "ECONNRESET", "Connection reset by peer", fd, any3(), num(b.readLen()))
@@ -1256,10 +1214,8 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if b.toBlocking && pureACK(p) {
 		b.switchToBlocking(p.Time)
 	}
-	if fl.Has(tcpwire.FlagSYN|tcpwire.FlagACK) && b.rcvInit && b.rcvNxt.LessThan(p.Ack) && p.Ack.Diff(b.rcvNxt) < 1<<16 {
-		// The SYN-ACK takes the data of the SYN.
-		b.unread += int64(p.Ack.Diff(b.rcvNxt))
-		b.rcvNxt = p.Ack
+	if fl.Has(tcpwire.FlagSYN | tcpwire.FlagACK) {
+		b.rcv.synData(p.Ack) // the SYN-ACK takes the data of the SYN
 	}
 	if b.server && b.fd < 0 && !b.refused && b.acceptICMP < 0 && fl.Has(tcpwire.FlagSYN|tcpwire.FlagACK) && b.fastOpenChild(p) {
 		// With Fast Open the connection is accepted with the SYN's data,
