@@ -28,6 +28,24 @@ const backlogSpan = time.Millisecond
 // the packets (8,000 segments: 1.4 s).
 const maxRun = 256
 
+// readChunk bounds the bytes one read covers while inbound data keeps
+// coming: a replayed receiver that reads late would see its window close
+// and drop injected data that the captured kernel, whose application read
+// as data came, accepted.
+const readChunk = 32 << 10
+
+// coalescing is the builder's state for the inbound runs injected later
+// than captured (deferInbound): the pending run, and the segment size of
+// the runs injected as GSO packets.
+type coalescing struct {
+	gsoSize  int   // segment size of the coalesced runs injected as GSO packets (--mss), 0 if none
+	run      []int // indexes of inbound packets injected after packet runAt (see deferInbound)
+	runBuf   []int // backlogRun's and unacked's memory for run (which they find only while it is nil)
+	runAt    int
+	merge    bool // the run is one the kernel coalesced (see backlogRun)
+	runReads bool // the application reads the run before its ACK
+}
+
 // backlogFlags are the flags that keep a segment out of a coalesced run:
 // the kernel's backlog does not coalesce SYN, RST or URG segments
 // (tcp_add_backlog), and a FIN ends what the run can hold.
@@ -346,4 +364,87 @@ func (b *builder) inboundGroup(g []*capture.FlowPacket) {
 	if b.fits(last, pk) {
 		b.emit(last.Time, pk)
 	}
+}
+
+// maybeFlushRead emits the read for the inbound data received so far
+// unless p continues the burst: more inbound data (up to readChunk), a
+// delayed ACK the kernel sends for it, or anything inbound while the local
+// side advertises a zero window. The read comes before an ACK sent at once:
+// the kernel sends that one whether or not the application reads (quick
+// ACK), or because it read (tcp_cleanup_rbuf). A window update follows the
+// read that made room.
+func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
+	if b.rcv.unread == 0 {
+		return
+	}
+	fl := p.Flags
+	switch {
+	case in && p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagRST) && b.rcv.unread < readChunk:
+		return
+	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time.Sub(b.prevTime) >= b.tolerance():
+		// A delayed ACK: the application had not read yet, or its read
+		// would have made the kernel ACK at once.
+		return
+	case !in && pureACK(p) && b.outSeen && (b.outWin(p) < b.lastOutWin || b.outWin(p) == 0 || b.holding && b.outWin(p) <= b.lastOutWin):
+		// The ACK offers less window than before, or none: the data sits
+		// unread. The application reads where the window opens again.
+		b.holding = true
+		return
+	case in && b.outSeen && (b.lastOutWin == 0 || b.holding) && !fl.Has(tcpwire.FlagRST):
+		// The local side is not reading (it advertised less window, or
+		// none): it reads where the window opens again.
+		return
+	case !in && pureACK(p) && b.windowUpdate(p):
+		// A window update follows the read that made room.
+		b.flushReadAt(p.Time)
+		return
+	}
+	b.flushRead()
+}
+
+// windowUpdate reports whether the outbound pure ACK p only opens the window.
+func (b *builder) windowUpdate(p *capture.FlowPacket) bool {
+	return b.outSeen && p.Ack == b.lastOutAck && b.outWin(p) > b.lastOutWin
+}
+
+// flushRead emits `read(fd, ..., N) = N` for the data received in order
+// and not read yet.
+func (b *builder) flushRead() { b.flushReadAt(b.lastAt()) }
+
+// flushReadAt emits the pending read at time at.
+func (b *builder) flushReadAt(at time.Time) {
+	if b.rcv.unread == 0 {
+		return
+	}
+	b.holding = false
+	if b.fd < 0 {
+		// Data before accept() (in the SYN, with Fast Open): read later.
+		return
+	}
+	n, urg := b.rcv.take()
+	if b.closed {
+		return
+	}
+	if urg >= 0 && urg < n {
+		// The urgent byte is not read; a read stops before it.
+		n--
+		if urg > 0 && urg < n {
+			b.reads(at, urg)
+			n -= urg
+		}
+		if n == 0 {
+			return
+		}
+	}
+	b.reads(at, n)
+	b.lastCall, b.lastReadN = "read", min(n, maxCall)
+}
+
+// reads emits the reads of n bytes, one unless n is over maxCall.
+func (b *builder) reads(at time.Time, n int64) {
+	for ; n > maxCall; n -= maxCall {
+		b.count.bigCalls++
+		b.rwCall(at, "read", maxCall)
+	}
+	b.rwCall(at, "read", n)
 }
