@@ -24,8 +24,7 @@ const aheadLimit = 1000 // µs
 // later. Injected first, the ACK opens the window as it did in the
 // capture; a kernel that sends the data before it still matches, early by
 // less than aheadLimit, well within the tolerance.
-func (b *builder) acksAhead() {
-	evs := b.events
+func acksAhead(evs []*event) {
 	var lastTS uint32 // TS val of the latest outbound packet before i
 	hasTS := false
 	for i := 0; i+1 < len(evs); i++ {

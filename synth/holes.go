@@ -21,22 +21,18 @@ import (
 // is injected at most an eighth of the handshake's RTT after the SACK,
 // inside the window in which no RACK timer can fire; the rest of the
 // script keeps its timing relative to it.
-func (b *builder) fillsEarly() {
-	rtt, ok := handshakeRTT(b.events)
+func fillsEarly(evs []*event) {
+	rtt, ok := handshakeRTT(evs)
 	if !ok {
 		return
 	}
-	var shift time.Duration
+	sh := shifter{evs: evs}
 	var holeAt time.Time
 	var holeStart uint32
 	hole := false
 	var resent map[uint32]bool // first bytes of segments the kernel sent again
-	for i, e := range b.events {
-		e.at = e.at.Add(-shift)
-		p, ok := e.action.(*parser.Packet)
-		if !ok || p.TCP == nil {
-			continue
-		}
+	for i, p := range sh.packets() {
+		e := evs[i]
 		if p.Dir == parser.Outbound {
 			if p.TCP.Len > 0 && !e.fresh {
 				// The kernel retransmitted: no race left to keep, and an
@@ -55,30 +51,13 @@ func (b *builder) fillsEarly() {
 		ack := *p.TCP.Ack
 		if hole && tcpwire.Seq(holeStart).LessThan(tcpwire.Seq(ack)) {
 			hole = false
-			shift += b.moveEarlier(i, holeAt.Add(min(e.at.Sub(holeAt), rtt/8)))
+			sh.moveEarlier(i, holeAt.Add(min(e.at.Sub(holeAt), rtt/8)))
 			continue
 		}
 		if !hole && !resent[ack] && sacksAbove(p, ack) {
 			hole, holeAt, holeStart = true, e.at, ack
 		}
 	}
-}
-
-// moveEarlier moves event i to time to, or to the event before it if that
-// is later, and returns how far it moved (0 if to is not earlier). The
-// caller moves the events after it by as much: they keep their timing
-// relative to it.
-func (b *builder) moveEarlier(i int, to time.Time) time.Duration {
-	e := b.events[i]
-	if prev := b.events[i-1].at; to.Before(prev) {
-		to = prev
-	}
-	d := e.at.Sub(to)
-	if d <= 0 {
-		return 0
-	}
-	e.at = to
-	return d
 }
 
 // sacksAbove reports whether inbound packet p selectively acknowledges

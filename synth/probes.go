@@ -26,38 +26,26 @@ const (
 // (one capture in 36 over a reordering path, 3 replays in 10). The smoothed
 // RTT is estimated from the capture as the kernel does (gain 1/8, from
 // segments not sent twice); only connections that negotiated SACK probe.
-func (b *builder) acksBeforeProbe() {
-	if !b.useSACK {
-		return
-	}
-	mss := b.mss[b.remote]
-	if l := b.mss[b.local]; l > 0 && (mss == 0 || l < mss) {
-		mss = l
-	}
-	if mss <= 0 {
-		return
-	}
+//
+// mss is the smaller of the two sides' MSS options; flight is memory for
+// the data in flight, returned (emptied) for the next flow.
+func acksBeforeProbe(evs []*event, mss int, flight []sentData) []sentData {
 	// Outbound data not acknowledged yet, in order, from flight[head]:
 	// an ACK drops what it covers by moving head, and the list is
 	// compacted once half of it is dropped, so that each entry is copied
 	// a bounded number of times (copying the rest on each ACK made
 	// thousands of segments in flight take quadratic time).
-	flight := b.nodes.inFlight[:0]
+	flight = flight[:0]
 	head := 0
-	defer func() { b.nodes.inFlight = flight[:0] }()
+	sh := shifter{evs: evs}
 	var (
 		una   tcpwire.Seq
 		armed time.Time // the latest transmission or ACK of new data
 		srtt  time.Duration
-		shift time.Duration
 		quiet bool // nothing went out since armed but new data
 	)
-	for i, e := range b.events {
-		e.at = e.at.Add(-shift)
-		p, ok := e.action.(*parser.Packet)
-		if !ok || p.TCP == nil {
-			continue
-		}
+	for i, p := range sh.packets() {
+		e := evs[i]
 		if p.Dir == parser.Outbound {
 			if p.TCP.Len > 0 && !strings.ContainsAny(p.TCP.Flags, "SR") {
 				end := tcpwire.Seq(p.TCP.Seq).Add(p.TCP.Len)
@@ -78,7 +66,7 @@ func (b *builder) acksBeforeProbe() {
 		if quiet && srtt > 0 && flight[len(flight)-1].end.Diff(una) > int32(mss) {
 			earliest := armed.Add(2*srtt + probeSlack)
 			if !e.at.Before(earliest) && e.at.Before(earliest.Add(probeJiffy+probeMargin)) {
-				shift += b.moveEarlier(i, earliest.Add(-probeMargin))
+				sh.moveEarlier(i, earliest.Add(-probeMargin))
 			}
 		}
 		// The RTT sample of the newest segment this ACK covers, unless it
@@ -106,6 +94,21 @@ func (b *builder) acksBeforeProbe() {
 		}
 		una, armed, quiet = ack, e.at, head < len(flight)
 	}
+	return flight[:0]
+}
+
+// probeMSS is the segment size acksBeforeProbe reckons with: the smaller
+// of the two sides' MSS options; 0 when the connection did not negotiate
+// SACK (only those probe) or no MSS is known.
+func (b *builder) probeMSS() int {
+	if !b.useSACK {
+		return 0
+	}
+	mss := b.mss[b.remote]
+	if l := b.mss[b.local]; l > 0 && (mss == 0 || l < mss) {
+		mss = l
+	}
+	return max(mss, 0)
 }
 
 // sentData is outbound data in flight: where it ends, when it left, and

@@ -165,9 +165,11 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
 	}
 	if !b.opts.Strict {
-		b.fillsEarly()
-		b.acksBeforeProbe()
-		b.acksAhead()
+		fillsEarly(b.events)
+		if mss := b.probeMSS(); mss > 0 {
+			b.nodes.inFlight = acksBeforeProbe(b.events, mss, b.nodes.inFlight)
+		}
+		acksAhead(b.events)
 	}
 	return b.script(), nil
 }
