@@ -1,0 +1,189 @@
+package synth
+
+// This file converts one captured packet into a script packet line.
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// packet converts one captured packet to a script packet, or returns nil
+// for one the script language cannot write.
+func (b *builder) packet(p *capture.FlowPacket, in bool) *parser.Packet {
+	pk := b.convert(p, in)
+	if !b.fits(p, pk) {
+		return nil
+	}
+	if m := b.segSize(p, b.local); !in && m > 0 && p.PayloadLen > m {
+		b.count.bigOut++
+	}
+	return pk
+}
+
+// fits reports whether the script can write pk, converted from p: the
+// script language has no way to write a range that wraps, nor a segment
+// larger than an IPv4 datagram holds (an IPv6 one can claim 20 bytes more).
+func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
+	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) > math.MaxUint32 {
+		b.count.wraps++
+		b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
+			p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
+		return false
+	}
+	if limit := parser.MaxSegmentBytes(pk.TCP.Options.WireLen()); int(pk.TCP.Len) > limit {
+		b.count.tooLarge++
+		b.comment(fmt.Sprintf("Left out: packet %d, whose %d bytes of data are more than a script's packet holds (%d with its options).",
+			p.Index, pk.TCP.Len, limit))
+		return false
+	}
+	return true
+}
+
+// convert builds the script packet for p with the numbers the reference
+// reads: inbound sequence numbers relative to the remote ISN and acks to
+// the local ISN, outbound the other way round.
+func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
+	pk := b.convertPacket(p, in)
+	if b.opts.Frames && p.Index > 0 { // a made-up packet has no frame
+		if b.frameOf == nil {
+			b.frameOf = map[*parser.Packet]int{}
+		}
+		b.frameOf[pk] = p.Index
+	}
+	return pk
+}
+
+func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
+	seqBase, ackBase := b.localISN, b.remoteISN
+	dir := parser.Outbound
+	if in {
+		seqBase, ackBase = b.remoteISN, b.localISN
+		dir = parser.Inbound
+	}
+	// One allocation for the packet's nodes: a capture has millions.
+	n := b.pkSlab.new()
+	tcp := &n.tcp
+	*tcp = parser.TCP{
+		Flags: flagText(p.Flags),
+		Seq:   rel(p.Seq, seqBase),
+		Len:   uint32(p.PayloadLen),
+	}
+	if p.Flags.Has(tcpwire.FlagACK) {
+		n.ack = rel(p.Ack, ackBase)
+		tcp.Ack = &n.ack
+	}
+	if in || b.opts.Strict {
+		n.win = uint32(p.Window)
+		tcp.Win = &n.win
+	}
+	if p.Flags.Has(tcpwire.FlagURG) {
+		u := uint32(p.Urgent)
+		tcp.Urg = &u
+	}
+	pk := &n.pk
+	*pk = parser.Packet{Dir: dir, TCP: tcp}
+	if ecn := p.TOS & 3; in && ecn != 0 {
+		pk.IPInfo = &parser.IPInfo{TOS: [...]string{"", "ect1", "ect0", "ce"}[ecn]}
+	}
+	raw := p.RawOptions()
+	if len(raw) == 0 {
+		return pk
+	}
+	if !in && !b.exactOptions(p) {
+		tcp.Options = &parser.TCPOptions{Any: true}
+		return pk
+	}
+	if opts, ok := b.tsOnly(raw); ok {
+		tcp.Options = opts
+		if in {
+			b.checkEcr(opts.List, p.Flags.Has(tcpwire.FlagACK))
+		}
+		return pk
+	}
+	list, notes := convertOptions(raw, ackBase)
+	if len(notes) > 0 {
+		b.count.unknownOpt++
+		b.comment(notes...)
+	}
+	if !in && b.wildCookies(list) {
+		tcp.Options = &parser.TCPOptions{Any: true}
+		return pk
+	}
+	if len(list) > 0 {
+		tcp.Options = &parser.TCPOptions{List: list}
+	}
+	if in {
+		b.checkEcr(list, p.Flags.Has(tcpwire.FlagACK))
+	}
+	return pk
+}
+
+// wildCookies writes the Fast Open cookies of an outbound option list as
+// `*`: the captured host's secret key made them, which no replay has. In
+// packetdrill's language, which has no `*`, it reports that the whole list
+// must be left unchecked instead.
+func (b *builder) wildCookies(list []*parser.TCPOption) (unchecked bool) {
+	for i, o := range list {
+		if (o.Kind != parser.OptFastOpen && o.Kind != parser.OptFastOpenExp) || o.Cookie == "" {
+			continue
+		}
+		if b.opts.Exact {
+			return true
+		}
+		w := *o // the node may be shared (see tcpopts.go)
+		w.Cookie, w.Wild = "", w.Wild|parser.WildCookie
+		list[i] = &w
+	}
+	return false
+}
+
+// packetNodes holds the nodes of one script packet.
+type packetNodes struct {
+	pk       parser.Packet
+	tcp      parser.TCP
+	ack, win uint32
+}
+
+// flagTexts caches the text of each combination of the low nine flags:
+// every packet needs one.
+var flagTexts = func() (t [1 << 9]string) {
+	for i := range t {
+		t[i] = tcpwire.Flags(i).String()
+	}
+	return t
+}()
+
+func flagText(f tcpwire.Flags) string {
+	if int(f) < len(flagTexts) {
+		return flagTexts[f]
+	}
+	return f.String()
+}
+
+// noteTSVal records the TS val of an outbound expectation written with
+// exact options: the reference maps inbound TS ecr values through the vals
+// of the outbound packets it has matched.
+func (b *builder) noteTSVal(pk *parser.Packet) {
+	if pk.TCP.Options == nil {
+		return
+	}
+	for _, o := range pk.TCP.Options.List {
+		if o.Kind == parser.OptTimestamp {
+			b.tsVals[o.TSVal] = true
+		}
+	}
+}
+
+// checkEcr notes an inbound TS ecr that echoes no outbound TS val written
+// before it: the reference then needs --tcp_ts_ecr_scaled to map it.
+func (b *builder) checkEcr(list []*parser.TCPOption, ack bool) {
+	for _, o := range list {
+		if o.Kind == parser.OptTimestamp && ack && !b.tsVals[o.TSEcr] {
+			b.scaleEcr = true
+		}
+	}
+}

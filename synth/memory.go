@@ -1,0 +1,118 @@
+package synth
+
+// This file holds the memory the nodes of a script come from (slabs and
+// reused slices), so that a capture of millions of packets does not
+// allocate each node on its own.
+
+import "github.com/pcap2pkt/pcap2pkt/parser"
+
+// nodes is the memory a script and its builder take their nodes and
+// lists from: a flow has a few nodes per packet, a capture millions.
+// Stream reuses it from one flow to the next (reset) once its caller is
+// done with the script.
+type nodes struct {
+	evSlab      slab[event]
+	pkSlab      slab[packetNodes]
+	tsSlab      slab[tsNodes]
+	callSlab    slab[callNodes]
+	commentSlab slab[parser.Comment]
+
+	events       []*event // the builder's event list
+	deltas, ends []int64
+	evs          []parser.Event
+	evPtrs       []*parser.Event
+	comments     []*parser.Comment
+	inFlight     []sentData // acksBeforeProbe's working list
+}
+
+// reset makes the slabs hand out their memory again, zeroed, and the
+// lists too: every node and list handed out before is dead.
+func (n *nodes) reset() {
+	n.evSlab.reset()
+	n.pkSlab.reset()
+	n.tsSlab.reset()
+	n.callSlab.reset()
+	n.commentSlab.reset()
+	drop(&n.events)
+	drop(&n.deltas)
+	drop(&n.ends)
+	drop(&n.evs)
+	drop(&n.evPtrs)
+	drop(&n.comments)
+}
+
+// reuse returns n zeroed values from *buf, which it replaces by a larger
+// list when too small.
+func reuse[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	l := (*buf)[:n]
+	clear(l)
+	return l
+}
+
+// drop lets a list that outgrew maxKept go back to the garbage collector.
+func drop[T any](buf *[]T) {
+	if cap(*buf) > maxKept {
+		*buf = nil
+	}
+}
+
+// slab hands out zeroed values from chunks: one allocation per chunk
+// instead of one per value. The chunks are sized from how many values the
+// flow is expected to need (want), or else start small and grow.
+type slab[T any] struct {
+	buf    []T   // the chunk values come from
+	chunks [][]T // every chunk, in order, for reset
+	next   int   // chunks[next] is the chunk after buf
+	n      int   // values handed out since reset
+	want   int
+}
+
+// maxFirstChunk bounds a chunk sized from want: a guess from a long flow's
+// packets may be far too many.
+const maxFirstChunk = 1024
+
+// maxKept bounds the values whose chunks a slab keeps at reset: one huge
+// flow's memory goes back to the garbage collector.
+const maxKept = 1 << 15
+
+func (s *slab[T]) new() *T {
+	if len(s.buf) == cap(s.buf) {
+		s.grow()
+	}
+	s.n++
+	s.buf = s.buf[:len(s.buf)+1]
+	return &s.buf[len(s.buf)-1]
+}
+
+func (s *slab[T]) grow() {
+	if s.next < len(s.chunks) {
+		s.buf = s.chunks[s.next][:0]
+		s.next++
+		return
+	}
+	n := min(max(2*cap(s.buf), 8), 256)
+	if s.want > s.n {
+		n = max(n, min(s.want-s.n, maxFirstChunk))
+	}
+	s.buf = make([]T, 0, n)
+	s.chunks = append(s.chunks, s.buf)
+	s.next++
+}
+
+// reset zeroes the values handed out and hands them out again.
+func (s *slab[T]) reset() {
+	kept := 0
+	for i, c := range s.chunks {
+		if i < s.next {
+			clear(c[:cap(c)])
+		}
+		kept += cap(c)
+	}
+	if kept > maxKept {
+		s.chunks = nil
+	}
+	s.buf, s.next, s.n = nil, 0, 0
+}
