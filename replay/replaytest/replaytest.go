@@ -1,8 +1,9 @@
 // Package replaytest is test support for replay: an in-memory Device and a
 // virtual Clock, so that the engine is tested without root, a TUN device or
-// real time, as wireguard-go's tun/tuntest stands in for a TUN. It imports
-// nothing of replay (replay's own tests use it); its types satisfy
-// replay.Device and replay.Clock.
+// real time, as wireguard-go's tun/tuntest stands in for a TUN; and the
+// lock that the test binaries timing the kernel share (LockKernelTests).
+// It imports nothing of replay (replay's own tests use it); its types
+// satisfy replay.Device and replay.Clock.
 package replaytest
 
 import (

@@ -1,54 +1,56 @@
-package replay
+package replaytest
 
 import (
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// kernelTestLock is a lock file shared by the test binaries of every package
-// whose tests time the kernel (replay and cmd/pcap2pkt, each with this
-// file). `go test ./...` runs packages in parallel; on a 2-core machine one
-// package's bulk transfers would otherwise make the other's timing checks
-// fail. Sandboxed children of the tests do not take it.
-const kernelTestLock = "/tmp/pcap2pkt-kernel-tests.lock"
+// KernelTestLock is a lock file shared by the test binaries of every
+// package whose tests time the kernel (replay and cmd/pcap2pkt). `go test
+// ./...` runs packages in parallel; on a 2-core machine one package's bulk
+// transfers would otherwise make the other's timing checks fail.
+const KernelTestLock = "/tmp/pcap2pkt-kernel-tests.lock"
 
-// lockFile holds the lock until the process exits; a package variable so
-// that no finalizer closes it (and drops the lock) early.
-var lockFile *os.File
-
-func TestMain(m *testing.M) {
-	// PCAP2PKT_TEST_LOCK=off skips the lock, for a developer who runs one
-	// light test while a long suite holds it.
-	if os.Geteuid() == 0 && os.Getenv("PCAP2PKT_TEST_LOCK") != "off" && !InSandbox() {
-		if f, err := os.OpenFile(kernelTestLock, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
-			lockFile = f
-			if err := lockUnlessAncestorHolds(f); err != nil {
-				fmt.Fprintf(os.Stderr, "replay tests: %s: %v (running without it)\n", kernelTestLock, err)
-			}
-		}
+// LockKernelTests takes KernelTestLock for the rest of the process, from a
+// test binary's TestMain, when it runs as root (the kernel tests run only
+// then). It does not when sandboxed (a sandboxed child of a test, whose
+// parent holds the lock) or with PCAP2PKT_TEST_LOCK=off, for a developer
+// who runs one light test while a long suite holds it. who names the
+// tests in the message when the lock cannot be had.
+func LockKernelTests(who string, sandboxed bool) {
+	if os.Geteuid() != 0 || os.Getenv("PCAP2PKT_TEST_LOCK") == "off" || sandboxed {
+		return
 	}
-	os.Exit(m.Run())
+	// A descriptor of its own, not an *os.File, whose finalizer would
+	// close it (and drop the lock) once nothing refers to it; it stays open
+	// until the process exits.
+	fd, err := unix.Open(KernelTestLock, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return
+	}
+	if err := lockUnlessAncestorHolds(fd); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %s: %v (running without it)\n", who, KernelTestLock, err)
+	}
 }
 
 // lockUnlessAncestorHolds takes the lock, unless a process this one descends
 // from holds it: `flock LOCKFILE go test -bench ...`, as the house runs long
 // benchmarks and fuzzing, holds it for this binary, which would otherwise
 // wait for its own parent for ever.
-func lockUnlessAncestorHolds(f *os.File) error {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+func lockUnlessAncestorHolds(fd int) error {
+	err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	if err != unix.EWOULDBLOCK {
 		return err
 	}
 	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) == nil && ancestorHolds(st.Ino) {
+	if unix.Fstat(fd, &st) == nil && ancestorHolds(st.Ino) {
 		return nil
 	}
-	return unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	return unix.Flock(fd, unix.LOCK_EX)
 }
 
 // ancestorHolds reports whether /proc/locks shows a flock on inode ino held
