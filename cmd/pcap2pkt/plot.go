@@ -327,15 +327,11 @@ draws each verified connection with its replay overlaid.
 				return failf(exitInput, "plot: want one capture (usage: pcap2pkt plot [-o DIR] CAPTURE)")
 			}
 			name := c.Args().First()
-			fo, err := flowOptions(c)
-			if err != nil {
-				return err
-			}
 			sel, chosen, err := flowSelection(c)
 			if err != nil {
 				return err
 			}
-			in, err := openCapture(c, name)
+			in, fo, err := openFlows(c, name)
 			if err != nil {
 				return err
 			}

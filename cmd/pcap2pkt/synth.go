@@ -80,23 +80,28 @@ func flowOptions(c *cli.Context) (capture.FlowOptions, error) {
 	return o, nil
 }
 
-// openCapture opens a capture named on the command line; "-" is stdin.
-func openCapture(c *cli.Context, name string) (io.ReadCloser, error) {
+// openFlows opens the capture named on the command line ("-" is stdin)
+// and returns it with the flow options of the command's flags.
+func openFlows(c *cli.Context, name string) (io.ReadCloser, capture.FlowOptions, error) {
+	fo, err := flowOptions(c)
+	if err != nil {
+		return nil, fo, err
+	}
 	if name == "-" {
-		return io.NopCloser(c.App.Reader), nil
+		return io.NopCloser(c.App.Reader), fo, nil
 	}
 	f, err := os.Open(name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, failf(exitInput, "%s: no such file", name)
+		return nil, fo, failf(exitInput, "%s: no such file", name)
 	case err != nil:
-		return nil, failf(exitInput, "%v", err)
+		return nil, fo, failf(exitInput, "%v", err)
 	}
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
 		f.Close()
-		return nil, failf(exitInput, "%s: is a directory, not a capture", name)
+		return nil, fo, failf(exitInput, "%s: is a directory, not a capture", name)
 	}
-	return f, nil
+	return f, fo, nil
 }
 
 // captureError turns a capture reading error into an exit code: a damaged
@@ -160,11 +165,7 @@ func synthAction(c *cli.Context) error {
 // any (already reported: verb says what is done with the connections read
 // before it); err ends the command.
 func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb string) (results []synth.Result, rerr, err error) {
-	fo, err := flowOptions(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	in, err := openCapture(c, name)
+	in, fo, err := openFlows(c, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -298,15 +299,11 @@ func resultOrError(r synth.Result) (synth.Result, error) {
 // not with the capture. Each file is written atomically; a connection that
 // could not be synthesised is listed in the index with the reason.
 func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error {
-	fo, err := flowOptions(c)
-	if err != nil {
-		return err
-	}
 	sel, chosen, err := flowSelection(c)
 	if err != nil {
 		return err
 	}
-	in, err := openCapture(c, name)
+	in, fo, err := openFlows(c, name)
 	if err != nil {
 		return err
 	}
@@ -392,12 +389,8 @@ for scripts, with the local side's role and whether it is a guess.
 			default:
 				return failf(exitInput, "flows: --format %q: want text, tsv or json", c.String("format"))
 			}
-			fo, err := flowOptions(c)
-			if err != nil {
-				return err
-			}
 			name := c.Args().First()
-			in, err := openCapture(c, name)
+			in, fo, err := openFlows(c, name)
 			if err != nil {
 				return err
 			}
