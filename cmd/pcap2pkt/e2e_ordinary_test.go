@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -324,7 +325,7 @@ func TestE2EOrdinary(t *testing.T) {
 				return errors.Join(err, serr)
 			}}
 			var err error
-			ln, err = lc.Listen(nil, "tcp", srv4.String())
+			ln, err = lc.Listen(context.Background(), "tcp", srv4.String())
 			return err
 		})
 		if err != nil {
