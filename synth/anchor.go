@@ -10,6 +10,15 @@ import (
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
+// answered is what the local side sent, and what the remote acknowledged
+// and SACKed so far, for anchored inbound times (see answers).
+type answered struct {
+	sent       []sentSeg
+	peerAck    tcpwire.Seq
+	peerAckSet bool
+	peerSacked spans
+}
+
 // sentSeg is a local segment that occupies sequence space, as captured.
 type sentSeg struct {
 	start, end tcpwire.Seq

@@ -15,6 +15,38 @@ import (
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
+// sending is the builder's state for the local side's writes and the
+// expectations of their segments.
+type sending struct {
+	write      *parser.Syscall      // the open write, while its segments keep coming
+	burst      *burst               // the expectation its segments are gathered into
+	tail       *writeTail           // the write's last expectation so far
+	ackedSince bool                 // an ACK came in since the write's last segment
+	writeEnd   tcpwire.Seq          // where the open write's data ends
+	writeEnds  map[tcpwire.Seq]bool // where the script's writes end (PSH goes there)
+	multiSeg   bool                 // an expectation holds more than one segment of data
+	writeN     int64
+	lastData   *capture.FlowPacket
+	sndMax     tcpwire.Seq // end of the highest local data sent
+	finSent    bool
+	queued     int64 // bytes written ahead of their segments (for zero-window probes)
+	// notPushed holds where a local retransmission without PSH ended: no
+	// write ended there (see unpushedEnds).
+	notPushed map[tcpwire.Seq]bool
+	// heldBack is the index of the local side's last new data segment when
+	// it shows that its write had more data than left (see lastUnpushed),
+	// or -1; moreQueued says the script's write holds that data.
+	heldBack   int
+	moreQueued bool
+	// writesAfter holds the writes that probe placed after an event
+	// other than the latest, for spliceWrites.
+	writesAfter map[*event][]*event
+	// freshScanned says that nextFresh found no new local data after
+	// packet noFreshAfter.
+	freshScanned bool
+	noFreshAfter int
+}
+
 // writeCap bounds a write that spans ACKs: the kernel queued its data while
 // waiting for them, and a blocking write larger than the free send buffer
 // would stall the script (the reference runs such calls inline). The

@@ -265,20 +265,8 @@ type builder struct {
 	resetACK       int    // index of the remote segment the local side answers with a bare RST first, or -1
 	acceptICMP     int    // index in f.ICMP of the error after which a Fast Open child is accepted, or -1
 	nextICMP       int    // the next of f.ICMP to inject
-	// notPushed holds where a local retransmission without PSH ended: no
-	// write ended there (see unpushedEnds).
-	notPushed map[tcpwire.Seq]bool
-	// heldBack is the index of the local side's last new data segment when
-	// it shows that its write had more data than left (see lastUnpushed),
-	// or -1; moreQueued says the script's write holds that data.
-	heldBack   int
-	moreQueued bool
-	// What the local side sent, and what the remote acknowledged and
-	// SACKed so far, for anchored inbound times (see answers).
-	sent       []sentSeg
-	peerAck    tcpwire.Seq
-	peerAckSet bool
-	peerSacked spans
+	sending               // the local side's writes and their segments (send.go)
+	answered              // what the local side sent, for anchored inbound times (anchor.go)
 	// localMD5 is 1 when a local segment carries an MD5 signature option
 	// (the local socket has a key), -1 when none does, 0 until asked.
 	localMD5 int8
@@ -301,15 +289,12 @@ type builder struct {
 	lastReadN   int64
 	lastWriteN  int64
 
-	sndMax     tcpwire.Seq // end of the highest local data sent
-	finSent    bool
 	rcv        receiver // the remote's data as the local side receives it
 	lastOutAck tcpwire.Seq
 	lastOutWin uint16 // in scaled units (see outWin)
 	holding    bool   // the local side's window shows its application is not reading
 	outSeen    bool
 
-	queued    int64  // bytes written ahead of their segments (for zero-window probes)
 	inSeen    bool   // an inbound packet was seen
 	lastInWin uint16 // its window field
 	zeroWin   int    // index in events of the inbound packet that closed the window, or -1
@@ -317,13 +302,6 @@ type builder struct {
 	// packet: a search back through the events crossed every call made
 	// since, thousands where packets were left out (see fits).
 	lastPkt *parser.Packet
-	// writesAfter holds the writes that probe placed after an event
-	// other than the latest, for spliceWrites.
-	writesAfter map[*event][]*event
-	// freshScanned says that nextFresh found no new local data after
-	// packet noFreshAfter.
-	freshScanned bool
-	noFreshAfter int
 	// dataFirst is 1 when the local side sends data before the remote's
 	// first ACK (see fastOpenChild), -1 when not, 0 until asked;
 	// remoteSYNAt is 1 + the index of the remote's SYN, -1 for none, 0
@@ -331,17 +309,8 @@ type builder struct {
 	dataFirst   int8
 	remoteSYNAt int
 
-	write      *parser.Syscall      // the open write, while its segments keep coming
-	burst      *burst               // the expectation its segments are gathered into
-	tail       *writeTail           // the write's last expectation so far
-	ackedSince bool                 // an ACK came in since the write's last segment
-	writeEnd   tcpwire.Seq          // where the open write\'s data ends
-	writeEnds  map[tcpwire.Seq]bool // where the script\'s writes end (PSH goes there)
-	prevTime   time.Time            // time of the previous captured packet
-	multiSeg   bool                 // an expectation holds more than one segment of data
-	writeN     int64
-	lastData   *capture.FlowPacket
-	coalescing // inbound runs injected later than captured (coalesce.go)
+	prevTime   time.Time // time of the previous captured packet
+	coalescing           // inbound runs injected later than captured (coalesce.go)
 
 	*nodes
 	nop *parser.TCPOption // the NOP of every tsOnly list
@@ -352,7 +321,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 		opts.ToleranceUsecs = parser.DefaultToleranceUsecs
 	}
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
-		fd: -1, listenFD: -1, rcv: receiver{urgAt: -1}, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, writeEnds: map[tcpwire.Seq]bool{}}
+		fd: -1, listenFD: -1, rcv: receiver{urgAt: -1}, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, sending: sending{writeEnds: map[tcpwire.Seq]bool{}}}
 	b.server = f.Local == capture.SideB
 	// Nearly every packet becomes a script packet, most with timestamps;
 	// about one in two a read or write too, which is an event as well.
