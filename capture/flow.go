@@ -313,29 +313,26 @@ func loopbackCopy(f *Flow, p *Packet) bool {
 func (t *Tracker) update(f *Flow, p *Packet) {
 	s := f.sideOf(p)
 	fl := p.TCP.Flags
-	switch {
-	case fl&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN:
-		if !f.clientFixed && s == SideB {
+	if fl&tcpwire.FlagSYN != 0 {
+		// The SYN comes from the client, side A, and the SYN-ACK from the
+		// server, side B: the first of them seen fixes which side is which.
+		want := SideA
+		if fl&tcpwire.FlagACK != 0 {
+			want = SideB
+		}
+		if !f.clientFixed && s != want {
 			f.swap()
-			s = SideA
+			s = want
 		}
 		f.clientFixed = true
-		if s == SideA {
-			f.SYN = true
-			if !f.HasISN[0] {
-				f.ISN[0], f.HasISN[0] = p.TCP.Seq, true
+		if s == want {
+			if s == SideA {
+				f.SYN = true
+			} else {
+				f.SYNACK = true
 			}
-		}
-	case fl&(tcpwire.FlagSYN|tcpwire.FlagACK) == tcpwire.FlagSYN|tcpwire.FlagACK:
-		if !f.clientFixed && s == SideA {
-			f.swap()
-			s = SideB
-		}
-		f.clientFixed = true
-		if s == SideB {
-			f.SYNACK = true
-			if !f.HasISN[1] {
-				f.ISN[1], f.HasISN[1] = p.TCP.Seq, true
+			if !f.HasISN[s] {
+				f.ISN[s], f.HasISN[s] = p.TCP.Seq, true
 			}
 		}
 	}
