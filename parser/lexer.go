@@ -182,8 +182,7 @@ func (l *lexer) scan() (tok token, ok bool) {
 	c := src[start]
 	switch {
 	case c == 0:
-		l.errs.add(p, "binary file: NUL byte")
-		l.fatal = true
+		l.stop(p, "binary file: NUL byte")
 		return token{}, false
 	case c == '/' && start+1 < len(src) && src[start+1] == '/':
 		end := start + 2
@@ -193,19 +192,13 @@ func (l *lexer) scan() (tok token, ok bool) {
 		l.comment(start, end)
 		return token{}, false
 	case c == '/' && start+1 < len(src) && src[start+1] == '*':
-		end, found := scanPaired(src, start+2, '*', '/')
-		if !found {
-			l.errs.add(p, "comment not terminated")
-			l.fatal = true
-			return token{}, false
+		if end, ok := l.scanPaired(p, start, '*', '/', "comment not terminated"); ok {
+			l.comment(start, end)
 		}
-		l.comment(start, end)
 		return token{}, false
 	case c == '%' && start+1 < len(src) && src[start+1] == '{':
-		end, found := scanPaired(src, start+2, '}', '%')
-		if !found {
-			l.errs.add(p, "code block not terminated: expected }%")
-			l.fatal = true
+		end, ok := l.scanPaired(p, start, '}', '%', "code block not terminated: expected }%")
+		if !ok {
 			return token{}, false
 		}
 		raw := src[start:end]
@@ -224,15 +217,13 @@ func (l *lexer) scan() (tok token, ok bool) {
 			if c == '`' {
 				what = "command"
 			}
-			l.errs.add(p, what+" not terminated")
-			l.fatal = true
+			l.stop(p, what+" not terminated")
 			return token{}, false
 		}
 		end++
 		raw := src[start:end]
 		if !utf8.ValidString(raw) {
-			l.errs.add(p, "invalid UTF-8 (binary file?)")
-			l.fatal = true
+			l.stop(p, "invalid UTF-8 (binary file?)")
 			return token{}, false
 		}
 		l.advance(end)
@@ -253,8 +244,7 @@ func (l *lexer) scan() (tok token, ok bool) {
 	if c >= utf8.RuneSelf {
 		r, size := utf8.DecodeRuneInString(src[start:])
 		if r == utf8.RuneError && size <= 1 {
-			l.errs.add(p, "invalid UTF-8 (binary file?)")
-			l.fatal = true
+			l.stop(p, "invalid UTF-8 (binary file?)")
 			return token{}, false
 		}
 		l.off = start + size
@@ -278,14 +268,24 @@ func (l *lexer) comment(start, end int) {
 	l.comments = append(l.comments, &Comment{Pos: p, Text: text})
 }
 
-// scanPaired finds the end of a comment or code block whose body is, as in
-// the reference lexer, any number of (non-a) or (a then non-b), closed by
-// "ab". It returns the offset after the closing pair.
-func scanPaired(src string, i int, a, b byte) (int, bool) {
-	for i < len(src) {
+// stop reports an error the lexer cannot go on after (the rest of the
+// file would be misread): it returns EOF from then on.
+func (l *lexer) stop(p Pos, msg string) {
+	l.errs.add(p, msg)
+	l.fatal = true
+}
+
+// scanPaired finds the end of the comment or code block at start (two
+// opening bytes, then a body that is, as in the reference lexer, any
+// number of (non-a) or (a then non-b), closed by "ab"). It returns the
+// offset after the closing pair, or stops the lexer with msg (at p) when
+// the file ends first.
+func (l *lexer) scanPaired(p Pos, start int, a, b byte, msg string) (int, bool) {
+	src := l.src
+	for i := start + 2; i < len(src); {
 		if src[i] == a {
 			if i+1 >= len(src) {
-				return 0, false
+				break
 			}
 			if src[i+1] == b {
 				return i + 2, true
@@ -295,6 +295,7 @@ func scanPaired(src string, i int, a, b byte) (int, bool) {
 		}
 		i++
 	}
+	l.stop(p, msg)
 	return 0, false
 }
 
