@@ -69,21 +69,11 @@ func chooseLocal(f *Flow, o *FlowOptions, echo *echoScratch) {
 			return
 		}
 	}
-	if s, why, ok := byCaptureDir(f); ok {
-		set(s, why)
-		return
-	}
-	if s, why, ok := bySilence(f); ok {
-		set(s, why)
-		return
-	}
-	if s, why, ok := byChecksum(f); ok {
-		set(s, why)
-		return
-	}
-	if s, why, ok := byTTL(f); ok {
-		set(s, why)
-		return
+	for _, by := range [...]func(*Flow) (Side, string, bool){byCaptureDir, bySilence, byChecksum, byTTL} {
+		if s, why, ok := by(f); ok {
+			set(s, why)
+			return
+		}
 	}
 	if s, why, ok := byEchoDelay(f, echo); ok {
 		set(s, why)
