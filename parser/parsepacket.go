@@ -510,7 +510,7 @@ func (p *parser) parseTCPOption() *TCPOption {
 			p.expected(`digest after "md5"`)
 		}
 		o.Cookie = d
-		if len(d)/2 > 16 {
+		if len(d)/2 > MaxMD5DigestBytes {
 			p.semantic(pos, "TCP MD5 digest longer than 16 bytes")
 		} else if !isHexString(d) {
 			p.semantic(pos, "TCP MD5 digest is not a valid hex string")

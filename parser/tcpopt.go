@@ -43,6 +43,10 @@ func (o *TCPOption) WireLen() int {
 	return 0
 }
 
+// MaxMD5DigestBytes is the length of an MD5 signature (RFC 2385), the
+// most an md5 option holds.
+const MaxMD5DigestBytes = 16
+
 // wildCookieBytes is the size taken for a cookie written `*`: Linux's
 // Fast Open cookies are 8 bytes (TCP_FASTOPEN_COOKIE_SIZE); the matcher
 // takes a cookie of any length.
@@ -96,7 +100,7 @@ func EncodeTCPOptions(list []*TCPOption) ([]byte, error) {
 			b = append(b, byte(o.TSEcr>>24), byte(o.TSEcr>>16), byte(o.TSEcr>>8), byte(o.TSEcr))
 		case OptMD5:
 			d, err := hex.DecodeString(padHex(o.Cookie))
-			if err != nil || len(d) > 16 {
+			if err != nil || len(d) > MaxMD5DigestBytes {
 				return nil, fmt.Errorf("TCP MD5 digest is not a valid hex string of at most 16 bytes")
 			}
 			b = append(b, tcpwire.OptKindMD5, byte(2+len(o.Cookie)/2))
@@ -186,10 +190,13 @@ func encodeAccECN(fields []AccECNField) ([]byte, error) {
 }
 
 // TCPOptionFromWire returns the script form of a wire option; false for
-// an option the script language cannot write (an unknown kind, or an MSS,
-// window scale or timestamp option of the wrong length). SACK blocks keep
-// their absolute edges; a SACK option keeps its whole blocks and an
-// AccECN option its whole counters.
+// an option the script language cannot write: an unknown kind, an MSS,
+// window scale or timestamp option of the wrong length, and (the parser,
+// as the reference's, wants at least one block, a 1-16 byte digest, one
+// counter) a SACK option without a whole block, an MD5 option without a
+// digest or with one over 16 bytes, an AccECN option without a whole
+// counter. SACK blocks keep their absolute edges; a SACK option keeps its
+// whole blocks and an AccECN option its whole counters.
 func TCPOptionFromWire(o tcpwire.Option) (TCPOption, bool) {
 	switch o.Kind {
 	case tcpwire.OptKindNOP:
@@ -210,12 +217,12 @@ func TCPOptionFromWire(o tcpwire.Option) (TCPOption, bool) {
 			blk := o.SACKBlock(i)
 			t.SACK = append(t.SACK, SACKBlock{Left: uint32(blk.Left), Right: uint32(blk.Right)})
 		}
-		return t, true
+		return t, len(t.SACK) > 0
 	case tcpwire.OptKindTimestamp:
 		val, ecr, ok := o.Timestamp()
 		return TCPOption{Kind: OptTimestamp, TSVal: val, TSEcr: ecr}, ok
 	case tcpwire.OptKindMD5:
-		return TCPOption{Kind: OptMD5, Cookie: hex.EncodeToString(o.Data)}, true
+		return TCPOption{Kind: OptMD5, Cookie: hex.EncodeToString(o.Data)}, len(o.Data) > 0 && len(o.Data) <= MaxMD5DigestBytes
 	case tcpwire.OptKindAccECN0, tcpwire.OptKindAccECN1:
 		t := TCPOption{Kind: OptAccECN}
 		for i, name := range tcpwire.AccECNNames(o.Kind) {
@@ -225,7 +232,7 @@ func TCPOptionFromWire(o tcpwire.Option) (TCPOption, bool) {
 			}
 			t.AccECN = append(t.AccECN, AccECNField{Name: name, Value: v})
 		}
-		return t, true
+		return t, len(t.AccECN) > 0
 	}
 	if c, exp, ok := o.FastOpenCookie(); ok {
 		if exp {

@@ -94,6 +94,12 @@ func leftOut(o tcpwire.Option) string {
 		return fmt.Sprintf("wscale option of length %d left out", o.Len)
 	case tcpwire.OptKindTimestamp:
 		return fmt.Sprintf("timestamp option of length %d left out", o.Len)
+	case tcpwire.OptKindSACK:
+		return fmt.Sprintf("sack option of length %d (no block) left out", o.Len)
+	case tcpwire.OptKindMD5:
+		return fmt.Sprintf("md5 option with a digest of %d bytes left out: the script language writes 1 to %d", len(o.Data), parser.MaxMD5DigestBytes)
+	case tcpwire.OptKindAccECN0, tcpwire.OptKindAccECN1:
+		return fmt.Sprintf("AccECN option of length %d (no counter) left out: the script language writes at least one", o.Len)
 	case tcpwire.OptKindExp:
 		return fmt.Sprintf("experimental option (kind 254, %d bytes) left out: the script language has no form for it", o.Len)
 	}
