@@ -41,16 +41,19 @@ func FuzzSynthesize(f *testing.F) {
 	})
 }
 
-// synthRoundTrip synthesises every flow of data with File and with Stream and
-// checks that both make the same scripts, each parsing back to its tree.
+// synthRoundTrip synthesises every flow of data with File and with Stream
+// and checks that both make the same scripts, each parsing back to its
+// tree; and with Strict, whose scripts write what the others gather or
+// leave out (windows, options, segments).
 func synthRoundTrip(data []byte) error {
-	res, _ := File("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{}, Options{AllowPartial: true})
+	opts := Options{AllowPartial: true}
+	res, _ := File("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{}, opts)
 	// Stream reuses the memory of one connection's packets and nodes for
 	// the next: each of its scripts must be the one File makes. (A long
 	// linger hands flows out only when superseded or at the end, as File
 	// sees them.)
 	streamed := map[int]string{}
-	Stream("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{Linger: time.Duration(1) << 62}, Options{AllowPartial: true}, func(r Result) error {
+	Stream("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{Linger: time.Duration(1) << 62}, opts, func(r Result) error {
 		if r.Err == nil {
 			streamed[r.Flow.Index] = string(parser.Format(r.Script))
 		}
@@ -64,13 +67,30 @@ func synthRoundTrip(data []byte) error {
 		if got, ok := streamed[r.Flow.Index]; !ok || got != string(text) {
 			return fmt.Errorf("flow %d: Stream made another script than File:\n%s\n---\n%s", r.Flow.Index, got, text)
 		}
-		parsed, err := parser.ParseFile("fuzz.pkt", text, nil)
-		if err != nil {
-			return fmt.Errorf("synthesised script does not parse: %v\n%s", err, text)
+		if err := parsesBack(r.Script, text); err != nil {
+			return err
 		}
-		if !parser.Equal(parsed, r.Script) {
-			return fmt.Errorf("synthesised script does not parse back to its tree:\n%s", text)
+	}
+	opts.Strict = true
+	res, _ = File("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{}, opts)
+	for _, r := range res {
+		if r.Err == nil {
+			if err := parsesBack(r.Script, parser.Format(r.Script)); err != nil {
+				return fmt.Errorf("--strict: %w", err)
+			}
 		}
+	}
+	return nil
+}
+
+// parsesBack checks that text, printed from s, parses to s.
+func parsesBack(s *parser.Script, text []byte) error {
+	parsed, err := parser.ParseFile("fuzz.pkt", text, nil)
+	if err != nil {
+		return fmt.Errorf("synthesised script does not parse: %v\n%s", err, text)
+	}
+	if !parser.Equal(parsed, s) {
+		return fmt.Errorf("synthesised script does not parse back to its tree:\n%s", text)
 	}
 	return nil
 }
