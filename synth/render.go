@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
@@ -134,6 +135,8 @@ func (b *builder) artefacts() []string {
 	add(c.ooo, "%d inbound segment(s) out of order: injected in the captured order.", c.ooo)
 	add(c.partialCsum, "%d packet(s) with unfilled TCP checksums (TX checksum offload on the capturing host): irrelevant to the script.", c.partialCsum)
 	add(c.truncated, "%d packet(s) cut by the snaplen: payload lengths taken from the IP headers.", c.truncated)
+	add(c.longWaits, "%d wait(s) of over an hour between events, the longest %s: a replay waits them out, unless its --timeout (120 s by default) ends it first.",
+		c.longWaits, fmtDur(time.Duration(c.longestWait)*time.Microsecond))
 	add(c.backwards, "%d packet(s) time-stamped before the packet captured ahead of them: written at +0.", c.backwards)
 	add(c.dup, "%d packet(s) captured twice (leaving and arriving, as -i any shows loopback): the copies are left out.", c.dup)
 	add(c.wraps, "%d packet(s) left out: their sequence range wraps past 2^32 relative to the ISN (over 4 GiB sent, or garbage).", c.wraps)
@@ -146,6 +149,10 @@ func (b *builder) artefacts() []string {
 	}
 	return append(out, b.notes...)
 }
+
+// longWait is the wait between two events (µs) past which the header
+// warns: a capture's clock can jump by years, and a replay waits as long.
+const longWait = int64(time.Hour / time.Microsecond)
 
 // script assembles the tree: header comments, option lines, then the events
 // with relative times. Every event and comment gets a line number in print
@@ -174,6 +181,10 @@ func (b *builder) script() *parser.Script {
 			d, ends[i] = d-timerSlack, d+timerSlack
 		}
 		deltas[i] = d
+		if d > longWait {
+			b.count.longWaits++
+			b.count.longestWait = max(b.count.longestWait, int(d))
+		}
 	}
 	shareGatheredNotes(b.events)
 	header := Header(b.f, b.opts.Source, b.opts, b.artefacts())

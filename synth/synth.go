@@ -276,7 +276,7 @@ type builder struct {
 	comments []string               // comments for the next event
 	frameOf  map[*parser.Packet]int // capture frame of each packet line (Options.Frames)
 	notes    []string               // capture artefacts, for the header
-	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther, bigCalls, tooLarge int }
+	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther, bigCalls, tooLarge, longWaits, longestWait int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 

@@ -99,7 +99,7 @@ var pathologicalCaptures = []struct {
 		}
 		return s
 	},
-	notes: []string{"time-stamped before the packet captured ahead of them"},
+	notes: []string{"time-stamped before the packet captured ahead of them", "wait(s) of over an hour between events"},
 }}
 
 // TestPathologicalCaptures runs the binary on each pathological capture,
