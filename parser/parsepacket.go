@@ -462,7 +462,8 @@ func (p *parser) parseTCPOptions() *TCPOptions {
 
 // hexBlob reads a cookie or digest: a word or an integer, as written.
 func (p *parser) hexBlob() (string, Pos, bool) {
-	if p.tok.kind != tWord && p.tok.kind != tInt {
+	// A one-byte blob can spell a keyword ("fd", "ce"): it is hex here.
+	if p.tok.kind != tWord && p.tok.kind != tInt && !(p.tok.kind == tKeyword && isHexString(p.tok.text)) {
 		return "", Pos{}, false
 	}
 	t := p.tok

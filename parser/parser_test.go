@@ -77,6 +77,8 @@ func TestEventForms(t *testing.T) {
 		{"+0 > S 0:0(0) <FO 0011223344556677,nop,nop>", "+0 > S 0:0(0) <FO 0011223344556677,nop,nop>"},
 		{"+0 > S 0:0(0) <FO,nop,nop>", "+0 > S 0:0(0) <FO,nop,nop>"},
 		{"+0 > S 0:0(0) <FOEXP abcd,nop,nop>", "+0 > S 0:0(0) <FOEXP abcd,nop,nop>"},
+		{"+0 > S 0:0(0) <md5 fd,nop>", "+0 > S 0:0(0) <md5 fd,nop>"},
+		{"+0 > S 0:0(0) <FO ce,eol>", "+0 > S 0:0(0) <FO ce,eol>"},
 		{"+0 > S 0:0(0) <md5 000102030405060708090a0b0c0d0e0f,nop,nop>", "+0 > S 0:0(0) <md5 000102030405060708090a0b0c0d0e0f,nop,nop>"},
 		{"+0 > S 0:0(0) <ECN e1b 1 ceb 2 e0b 3,nop>", "+0 > S 0:0(0) <ECN e1b 1 ceb 2 e0b 3,nop>"},
 		{"+0 > S 0:0(0) <eol,nop,nop,nop>", "+0 > S 0:0(0) <eol,nop,nop,nop>"},
