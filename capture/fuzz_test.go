@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,12 +12,14 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
+	"github.com/pcap2pkt/pcap2pkt/parser/fuzztest"
 )
 
 // FuzzCapture feeds arbitrary bytes to the reader and the flow tracker:
-// no panic, no hang, every error after the header is io.EOF or damage,
-// and the per-packet invariants hold. Run it with a short minimisation
-// budget, or a minimising worker reports nothing for a minute:
+// no panic, no input taking over fuzztest.Deadline, every error after the
+// header is io.EOF or damage, and the per-packet invariants hold. Run it
+// with a short minimisation budget, or a minimising worker reports nothing
+// for a minute:
 //
 //	go test ./capture -run X -fuzz FuzzCapture -fuzztime 60s -fuzzminimizetime 2s
 func FuzzCapture(f *testing.F) {
@@ -48,45 +51,51 @@ func FuzzCapture(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := NewReader(bytes.NewReader(data), "fuzz")
+		fuzztest.Within(t, func() error { return readAndTrack(data) })
+	})
+}
+
+// readAndTrack reads data as a capture and tracks its flows, checking the
+// invariants FuzzCapture promises.
+func readAndTrack(data []byte) error {
+	r, err := NewReader(bytes.NewReader(data), "fuzz")
+	if err != nil {
+		return nil
+	}
+	r.ICMPErrors = true
+	tr := NewTracker(FlowOptions{PayloadBytes: 8})
+	last := 0
+	for {
+		p, err := r.Next()
 		if err != nil {
-			return
+			if err != io.EOF && !errors.Is(err, ErrDamaged) {
+				return fmt.Errorf("error is neither EOF nor damage: %v", err)
+			}
+			break
 		}
-		r.ICMPErrors = true
-		tr := NewTracker(FlowOptions{PayloadBytes: 8})
-		last := 0
-		for {
-			p, err := r.Next()
-			if err != nil {
-				if err != io.EOF && !errors.Is(err, ErrDamaged) {
-					t.Fatalf("error is neither EOF nor damage: %v", err)
-				}
-				break
-			}
-			if e := p.ICMPError; e != nil {
-				if p.Index <= last || e.PayloadLen < 0 || !e.Src.IsValid() || !e.Dst.IsValid() {
-					t.Fatalf("ICMP packet %d (after %d): %+v", p.Index, last, e)
-				}
-				last = p.Index
-				tr.Add(p)
-				continue
-			}
-			if p.Index <= last || p.CapLen > MaxRecordLen || len(p.Payload) > p.PayloadLen || p.PayloadLen < 0 ||
-				(p.IP.Version != 4 && p.IP.Version != 6) || p.TCP.HeaderLen < 20 {
-				t.Fatalf("packet %d (after %d): caplen %d payload %d/%d ipv%d tcp header %d",
-					p.Index, last, p.CapLen, len(p.Payload), p.PayloadLen, p.IP.Version, p.TCP.HeaderLen)
+		if e := p.ICMPError; e != nil {
+			if p.Index <= last || e.PayloadLen < 0 || !e.Src.IsValid() || !e.Dst.IsValid() {
+				return fmt.Errorf("ICMP packet %d (after %d): %+v", p.Index, last, e)
 			}
 			last = p.Index
-			tcpwire.DecodeOptions(p.TCP.Options)
 			tr.Add(p)
+			continue
 		}
-		tr.Close()
-		if err := WriteFlowTable(io.Discard, tr.Flows()); err != nil {
-			t.Fatal(err)
+		if p.Index <= last || p.CapLen > MaxRecordLen || len(p.Payload) > p.PayloadLen || p.PayloadLen < 0 ||
+			(p.IP.Version != 4 && p.IP.Version != 6) || p.TCP.HeaderLen < 20 {
+			return fmt.Errorf("packet %d (after %d): caplen %d payload %d/%d ipv%d tcp header %d",
+				p.Index, last, p.CapLen, len(p.Payload), p.PayloadLen, p.IP.Version, p.TCP.HeaderLen)
 		}
-		st := r.Stats()
-		if st.TCP+st.NonIP+st.NonTCP+st.Fragments+st.Short+st.Unsupported != st.Records {
-			t.Fatalf("stats do not add up: %+v", st)
-		}
-	})
+		last = p.Index
+		tcpwire.DecodeOptions(p.TCP.Options)
+		tr.Add(p)
+	}
+	tr.Close()
+	if err := WriteFlowTable(io.Discard, tr.Flows()); err != nil {
+		return err
+	}
+	if st := r.Stats(); st.TCP+st.NonIP+st.NonTCP+st.Fragments+st.Short+st.Unsupported != st.Records {
+		return fmt.Errorf("stats do not add up: %+v", st)
+	}
+	return nil
 }

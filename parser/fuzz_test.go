@@ -2,8 +2,11 @@ package parser
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"testing"
+
+	"github.com/pcap2pkt/pcap2pkt/parser/fuzztest"
 )
 
 func addCorpusSeeds(f *testing.F) {
@@ -20,46 +23,53 @@ func addCorpusSeeds(f *testing.F) {
 	}
 }
 
-// FuzzParse: no input makes the parser panic or hang, and errors come as
-// a non-empty ErrorList of at most maxErrors entries.
+// FuzzParse: no input makes the parser panic or take over
+// fuzztest.Deadline, and errors come as a non-empty ErrorList of at most
+// maxErrors entries.
 func FuzzParse(f *testing.F) {
 	addCorpusSeeds(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
-		s, err := ParseFile("fuzz.pkt", src, &Config{Defines: upstreamDefines})
-		if s == nil {
-			t.Fatal("nil script")
-		}
-		if err != nil {
-			list, ok := err.(ErrorList)
-			if !ok || len(list) == 0 || len(list) > maxErrors {
-				t.Fatalf("bad error %T %v", err, err)
+		fuzztest.Within(t, func() error {
+			s, err := ParseFile("fuzz.pkt", src, &Config{Defines: upstreamDefines})
+			if s == nil {
+				return fmt.Errorf("nil script")
 			}
-			return
-		}
-		Check(s)
+			if err != nil {
+				if list, ok := err.(ErrorList); !ok || len(list) == 0 || len(list) > maxErrors {
+					return fmt.Errorf("bad error %T %v", err, err)
+				}
+				return nil
+			}
+			Check(s)
+			return nil
+		})
 	})
 }
 
 // FuzzPrintRoundTrip: any script that parses prints to text that parses
-// to an Equal tree, and the printed text is a fixed point.
+// to an Equal tree, and the printed text is a fixed point; parsing and
+// printing each input take at most fuzztest.Deadline.
 func FuzzPrintRoundTrip(f *testing.F) {
 	addCorpusSeeds(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
-		s, err := ParseFile("fuzz.pkt", src, nil)
-		if err != nil {
-			return
-		}
-		out := Format(s)
-		s2, err := ParseFile("printed.pkt", out, nil)
-		if err != nil {
-			t.Fatalf("printed form does not parse: %v\n%s", err, out)
-		}
-		if !Equal(s, s2) {
-			t.Fatalf("printed form parses to a different tree:\n%s", out)
-		}
-		if again := Format(s2); !bytes.Equal(again, out) {
-			t.Fatalf("not a fixed point:\n%s", firstDiff(out, again))
-		}
+		fuzztest.Within(t, func() error {
+			s, err := ParseFile("fuzz.pkt", src, nil)
+			if err != nil {
+				return nil
+			}
+			out := Format(s)
+			s2, err := ParseFile("printed.pkt", out, nil)
+			if err != nil {
+				return fmt.Errorf("printed form does not parse: %v\n%s", err, out)
+			}
+			if !Equal(s, s2) {
+				return fmt.Errorf("printed form parses to a different tree:\n%s", out)
+			}
+			if again := Format(s2); !bytes.Equal(again, out) {
+				return fmt.Errorf("not a fixed point:\n%s", firstDiff(out, again))
+			}
+			return nil
+		})
 	})
 }
 

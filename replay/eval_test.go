@@ -3,10 +3,12 @@ package replay
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/parser/fuzztest"
 )
 
 func pos(l, c int) parser.Pos { return parser.Pos{Line: l, Col: c} }
@@ -217,21 +219,25 @@ func TestCheckSockoptValue(t *testing.T) {
 }
 
 // FuzzUnescape checks that any string from a script decodes or fails
-// cleanly, and that text without backslashes comes back unchanged.
+// cleanly within fuzztest.Deadline, and that text without backslashes
+// comes back unchanged.
 func FuzzUnescape(f *testing.F) {
 	for _, s := range []string{`abc`, `\xf7\x63\xbf`, `\n\t\\`, `\x`, `\`, `\q`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b, err := unescape(s)
-		if err != nil {
-			return
-		}
-		if len(b) > len(s) {
-			t.Fatalf("Unescape(%q) grew to %d bytes", s, len(b))
-		}
-		if !strings.Contains(s, `\`) && string(b) != s {
-			t.Fatalf("Unescape(%q) = %q", s, b)
-		}
+		fuzztest.Within(t, func() error {
+			b, err := unescape(s)
+			if err != nil {
+				return nil
+			}
+			if len(b) > len(s) {
+				return fmt.Errorf("Unescape(%q) grew to %d bytes", s, len(b))
+			}
+			if !strings.Contains(s, `\`) && string(b) != s {
+				return fmt.Errorf("Unescape(%q) = %q", s, b)
+			}
+			return nil
+		})
 	})
 }

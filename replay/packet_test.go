@@ -7,6 +7,7 @@ import (
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/parser/fuzztest"
 )
 
 func TestEncodeOptions(t *testing.T) {
@@ -79,18 +80,20 @@ func TestDecodePacket(t *testing.T) {
 	}
 }
 
+// FuzzDecodePacket: no packet the kernel could send makes decoding it or
+// its TCP options panic or take over fuzztest.Deadline.
 func FuzzDecodePacket(f *testing.F) {
 	f.Add(samplePacket())
 	f.Add(kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, 1, 1, 100, []byte{2, 4, 5, 0xb4}, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := decodePacket(b)
-		if err != nil {
-			return
-		}
-		if p.isTCP() {
-			opts, _ := tcpwire.ParseOptions(p.TCP.Options)
-			optionsToAST(opts)
-		}
+		fuzztest.Within(t, func() error {
+			p, err := decodePacket(b)
+			if err == nil && p.isTCP() {
+				opts, _ := tcpwire.ParseOptions(p.TCP.Options)
+				optionsToAST(opts)
+			}
+			return nil
+		})
 	})
 }
 

@@ -2,7 +2,6 @@ package synth
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,10 +11,11 @@ import (
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/parser/fuzztest"
 )
 
 // FuzzSynthesize feeds arbitrary capture bytes through the whole pipeline:
-// no panic, no input taking over fuzzDeadline, and every script
+// no panic, no input taking over fuzztest.Deadline, and every script
 // synthesised must parse back to its own tree.
 func FuzzSynthesize(f *testing.F) {
 	f.Add(conversation(f, append(handshake(),
@@ -35,9 +35,7 @@ func FuzzSynthesize(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := withDeadline(func() error { return synthRoundTrip(data) }); err != nil {
-			t.Fatal(err)
-		}
+		fuzztest.Within(t, func() error { return synthRoundTrip(data) })
 	})
 }
 
@@ -93,34 +91,4 @@ func parsesBack(s *parser.Script, text []byte) error {
 		return fmt.Errorf("synthesised script does not parse back to its tree:\n%s", text)
 	}
 	return nil
-}
-
-// fuzzDeadline is how long one input may take while fuzzing. The engine
-// has no deadline of its own: an input that makes synthesis slow stalls
-// every worker that meets it (0 execs/s) and is never saved. Plain test
-// runs, which replay the corpus on loaded CI machines and under -race,
-// get a generous hang guard instead.
-func fuzzDeadline() time.Duration {
-	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
-		return time.Second
-	}
-	return time.Minute
-}
-
-// withDeadline returns what fn returns, or an error when fn does not
-// return within fuzzDeadline, so that the fuzzing engine saves the input.
-// fn then goes on in the background (a Go function cannot be stopped)
-// until the failing worker exits.
-func withDeadline(fn func() error) error {
-	done := make(chan error, 1)
-	go func() { done <- fn() }()
-	d := fuzzDeadline()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-timer.C:
-		return fmt.Errorf("input took over %v (a hang or work that grows faster than the input)", d)
-	}
 }
