@@ -109,9 +109,12 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 		b.count.unknownOpt++
 		b.comment(notes...)
 	}
-	if !in && b.wildCookies(list) {
-		tcp.Options = &parser.TCPOptions{Any: true}
-		return pk
+	if !in {
+		var unchecked bool
+		if list, unchecked = b.wildCookies(list); unchecked {
+			tcp.Options = &parser.TCPOptions{Any: true}
+			return pk
+		}
 	}
 	if len(list) > 0 {
 		tcp.Options = &parser.TCPOptions{List: list}
@@ -125,20 +128,40 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 // wildCookies writes the Fast Open cookies of an outbound option list as
 // `*`: the captured host's secret key made them, which no replay has. In
 // packetdrill's language, which has no `*`, it reports that the whole list
-// must be left unchecked instead.
-func (b *builder) wildCookies(list []*parser.TCPOption) (unchecked bool) {
+// must be left unchecked instead. A `*` counts as Linux's 8-byte cookie:
+// after a cookie of another size the nops at the end of the list, which
+// padded the captured one, are replaced by those that pad the list to 4
+// bytes again, and a list that then no longer fits in a TCP header is left
+// unchecked too.
+func (b *builder) wildCookies(list []*parser.TCPOption) (_ []*parser.TCPOption, unchecked bool) {
+	wild := false
 	for i, o := range list {
 		if (o.Kind != parser.OptFastOpen && o.Kind != parser.OptFastOpenExp) || o.Cookie == "" {
 			continue
 		}
 		if b.opts.Exact {
-			return true
+			return list, true
 		}
 		w := *o // the node may be shared (see tcpopts.go)
 		w.Cookie, w.Wild = "", w.Wild|parser.WildCookie
-		list[i] = &w
+		list[i], wild = &w, true
 	}
-	return false
+	if !wild {
+		return list, false
+	}
+	captured := 0
+	for len(list) > 0 && list[len(list)-1].Kind == parser.OptNOP {
+		list, captured = list[:len(list)-1], captured+1
+	}
+	n := (&parser.TCPOptions{List: list}).WireLen()
+	pad := (4 - n%4) % 4
+	for range pad {
+		list = append(list, &parser.TCPOption{Kind: parser.OptNOP})
+	}
+	if pad != captured {
+		b.comment(fmt.Sprintf("Nops at the end: %d instead of the %d captured (the Fast Open cookie written * counts as 8 bytes; the reference wants the option list padded to 4 bytes).", pad, captured))
+	}
+	return list, n+pad > tcpwire.MaxOptionBytes
 }
 
 // packetNodes holds the nodes of one script packet.
