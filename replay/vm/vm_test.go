@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -134,5 +135,58 @@ func TestELFRelease(t *testing.T) {
 	}
 	if got := elfRelease([]byte("nothing here")); got != "" {
 		t.Errorf("got %q from no banner", got)
+	}
+}
+
+// TestGuestEnv: the system's folders come first in the guest's search path,
+// the host's others after them, each once; nothing else of the host's
+// environment but its locale passes.
+func TestGuestEnv(t *testing.T) {
+	t.Setenv("PATH", "/root/.pyenv/shims:/usr/bin:/opt/tools/bin::/bin/")
+	t.Setenv("LANG", "de_DE.UTF-8")
+	t.Setenv("SECRET_TOKEN", "x")
+	env := guestEnv()
+	want := "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/root/.pyenv/shims:/opt/tools/bin"
+	if !slices.Contains(env, want) {
+		t.Errorf("env %q lacks %q", env, want)
+	}
+	if !slices.Contains(env, "LANG=de_DE.UTF-8") {
+		t.Errorf("env %q lacks the locale", env)
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "SECRET_TOKEN=") {
+			t.Errorf("env passes %s", kv)
+		}
+	}
+}
+
+func TestLocaleNames(t *testing.T) {
+	got := localeNames([]string{"PATH=/bin", "LANG=de_DE.UTF-8", "LC_TIME=sr_RS.UTF-8@latin", "LC_CTYPE=../../etc", "LC_ALL="})
+	want := []string{"C.UTF-8", "C.utf8", "de_DE.UTF-8", "de_DE.utf8", "sr_RS.UTF-8@latin", "sr_RS.utf8@latin"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestHotLayer: the layer holds the shell and python3's standard library
+// without the static libpython, and the C library's locale.
+func TestHotLayer(t *testing.T) {
+	l := hotLayer([]string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"})
+	sh, err := lookPath("sh", "/usr/bin:/bin")
+	if err != nil {
+		t.Skip("skipping: no sh")
+	}
+	if _, ok := l.entries[sh]; !ok {
+		t.Errorf("no %s in the layer", sh)
+	}
+	for p := range l.entries {
+		if strings.Contains(p, "/config-") && strings.Contains(p, "/python") {
+			t.Fatalf("the layer holds %s", p)
+		}
+	}
+	if fi, err := os.Stat("/usr/lib/locale/C.utf8/LC_CTYPE"); err == nil && fi.Mode().IsRegular() {
+		if _, ok := l.entries["/usr/lib/locale/C.utf8/LC_CTYPE"]; !ok {
+			t.Error("no C.utf8 locale in the layer")
+		}
 	}
 }
