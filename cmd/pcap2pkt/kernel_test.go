@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -179,5 +180,21 @@ func TestKernelVerify(t *testing.T) {
 	}
 	if b, err := os.ReadFile(pcaps[0]); err != nil || len(b) < 100 || !bytes.HasPrefix(b, []byte{0xd4, 0xc3, 0xb2, 0xa1}) && !bytes.HasPrefix(b, []byte{0x4d, 0x3c, 0xb2, 0xa1}) {
 		t.Errorf("%s: %d bytes, %v: not a pcap of the replay", pcaps[0], len(b), err)
+	}
+
+	// Two connections in two VMs side by side: both verify, reported in
+	// the capture's order.
+	const refused = "../../../shared/captures/local/conn_refused_srvside_eth.pcap"
+	if _, err := os.Stat(refused); err != nil {
+		t.Skipf("skipping the two-connection capture: %v", err)
+	}
+	keep = t.TempDir()
+	code, stdout, stderr = execCLI(t, bin, "verify", "--kernel", kernel, "-j", "2", "--keep", keep, refused)
+	rows := regexp.MustCompile(`(?m)^([0-9]+) .* pass`).FindAllStringSubmatch(stdout, -1)
+	if code != exitOK || len(rows) != 2 || rows[0][1] != "1" || rows[1][1] != "2" {
+		t.Errorf("verify -j 2: exit %d, rows %q\nstdout:\n%s\nstderr:\n%s", code, rows, stdout, stderr)
+	}
+	if pcaps, _ := filepath.Glob(filepath.Join(keep, "*.replay.pcap")); len(pcaps) != 2 {
+		t.Errorf("replay captures in --keep: %v", pcaps)
 	}
 }
