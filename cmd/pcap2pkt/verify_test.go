@@ -64,8 +64,13 @@ func TestVerifySeed(t *testing.T) {
 	}
 	svg := validSVG(t, svgs[0])
 	m := regexp.MustCompile(`\.pkt:(\d+): `).FindStringSubmatch(out)
-	if m == nil || !strings.Contains(svg, "first difference (line "+m[1]+")") || !strings.Contains(svg, "replayed: ACKs") {
-		t.Errorf("the graph does not mark the report's line %v or lacks the replay\n%s", m, out)
+	if m == nil || !strings.Contains(svg, "first difference (line "+m[1]+")") {
+		t.Errorf("the graph does not mark the report's line %v\n%s", m, out)
+	}
+	// Within 1 µs the first difference can also be the bind, a few µs
+	// late on a busy machine, before any packet: then nothing was replayed.
+	if !strings.Contains(out, "expected system call") && !strings.Contains(svg, "replayed: ACKs") {
+		t.Errorf("the graph lacks the replay\n%s", out)
 	}
 }
 
