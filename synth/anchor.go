@@ -13,16 +13,10 @@ import (
 // answered is what the local side sent, and what the remote acknowledged
 // and SACKed so far, for anchored inbound times (see answers).
 type answered struct {
-	sent       []sentSeg
+	sent       sentLog
 	peerAck    tcpwire.Seq
 	peerAckSet bool
 	peerSacked spans
-}
-
-// sentSeg is a local segment that occupies sequence space, as captured.
-type sentSeg struct {
-	start, end tcpwire.Seq
-	at         time.Time
 }
 
 // noteSent logs a local packet that occupies sequence space (data, SYN,
@@ -36,7 +30,7 @@ func (b *builder) noteSent(p *capture.FlowPacket) {
 		end = end.Add(1)
 	}
 	if end != p.Seq {
-		b.sent = append(b.sent, sentSeg{p.Seq, end, p.Time})
+		b.sent.add(p.Seq, end, p.Time)
 	}
 }
 
@@ -69,13 +63,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	if !found {
 		return time.Time{}, 0, false
 	}
-	var at time.Time
-	n := 0
-	for _, s := range b.sent {
-		if s.start.LessThanEq(x) && x.LessThan(s.end) && !p.Time.Before(s.at) {
-			at, n = s.at, n+1
-		}
-	}
+	at, n := b.sent.latest(x, p.Time)
 	return at, n, n > 0
 }
 

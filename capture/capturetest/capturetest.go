@@ -20,10 +20,13 @@ import (
 // An exchange is a Request-byte request from the client (none if 0), a
 // Response-byte answer from the server in segments of at most 1448 bytes,
 // PSH on the last, and the client's ACK. Every packet after the SYNs
-// carries a timestamp option; packets are 10 µs apart.
+// carries a timestamp option; packets are 10 µs apart. Snap, if not 0,
+// keeps at most Snap bytes of each frame in the file, as tcpdump -s does
+// (the checksums stay those of the whole segment).
 type Config struct {
 	Flows, Concurrent, Rounds int
 	Request, Response         int
+	Snap                      int
 }
 
 // mss is the payload of a full segment with timestamps (1460 - 12).
@@ -50,11 +53,30 @@ func (c Config) round() []step {
 	return append(r, step{false, ack, 0})
 }
 
+// steps returns the packets of one connection, in order.
+func (c Config) steps() []step {
+	steps := []step{{false, syn, 0}, {true, syn | ack, 0}, {false, ack, 0}}
+	round := c.round()
+	for range c.Rounds {
+		steps = append(steps, round...)
+	}
+	return append(steps, step{false, fin | ack, 0}, step{true, ack, 0}, step{true, fin | ack, 0}, step{false, ack, 0})
+}
+
 // step is one packet of a connection: its sender, TCP flags and payload.
 type step struct {
 	srv   bool
 	flags byte
 	n     int
+}
+
+// frameLen is the length of st's Ethernet frame: SYNs carry 20 bytes of
+// options, other packets 12 (timestamps).
+func (st step) frameLen() int {
+	if st.flags&syn != 0 {
+		return 14 + 20 + 20 + 20 + st.n
+	}
+	return 14 + 20 + 20 + 12 + st.n
 }
 
 const fin, syn, psh, ack = 1, 2, 8, 16
@@ -89,6 +111,13 @@ func (s *sliceWriter) Write(p []byte) (int, error) {
 // size returns the size of the file c generates.
 func (c Config) size() int {
 	const hdr = 16 + 14 + 20 + 20 + 12 // record, Ethernet, IPv4, TCP, timestamps
+	if c.Snap > 0 {
+		per := 0
+		for _, st := range c.steps() {
+			per += 16 + min(st.frameLen(), c.Snap)
+		}
+		return 24 + c.Flows*per
+	}
 	payload := 2*8 + c.Rounds*(c.Request+c.Response)
 	return 24 + c.Flows*(c.perFlow()*hdr+payload)
 }
@@ -98,12 +127,7 @@ func write(w io.Writer, c Config) (int, error) {
 	if _, err := w.Write(hdr); err != nil {
 		return 0, err
 	}
-	steps := []step{{false, syn, 0}, {true, syn | ack, 0}, {false, ack, 0}}
-	round := c.round()
-	for range c.Rounds {
-		steps = append(steps, round...)
-	}
-	steps = append(steps, step{false, fin | ack, 0}, step{true, ack, 0}, step{true, fin | ack, 0}, step{false, ack, 0})
+	steps := c.steps()
 
 	type flow struct {
 		cli        [4]byte
@@ -137,6 +161,10 @@ func write(w io.Writer, c Config) (int, error) {
 			}
 			n++
 			frame = record(frame[:0], n, src, dst, sp, dp, seq, ackn, st.flags, st.n)
+			if c.Snap > 0 && len(frame) > 16+c.Snap {
+				frame = frame[:16+c.Snap]
+				binary.LittleEndian.PutUint32(frame[8:], uint32(c.Snap))
+			}
 			if _, err := w.Write(frame); err != nil {
 				return n, err
 			}

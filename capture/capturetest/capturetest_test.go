@@ -16,6 +16,7 @@ func TestGenerate(t *testing.T) {
 		{Flows: 3, Concurrent: 2, Rounds: 2, Request: 100, Response: 1948},
 		{Flows: 20, Concurrent: 3, Rounds: 5, Response: 32},
 		{Flows: 1, Concurrent: 1},
+		{Flows: 2, Concurrent: 2, Rounds: 3, Response: 2 * mss, Snap: 96},
 	} {
 		data, n := Generate(c)
 		if n != c.Packets() || len(data) != c.size() {
@@ -60,5 +61,33 @@ func TestWriteSegments(t *testing.T) {
 	}
 	if _, err := r.Next(); err != io.EOF {
 		t.Errorf("after the last packet: %v", err)
+	}
+}
+
+// TestSnap checks that a cut capture still says each segment's length and
+// marks the cut ones truncated.
+func TestSnap(t *testing.T) {
+	c := Config{Flows: 2, Concurrent: 2, Rounds: 3, Response: 2 * mss, Snap: 96}
+	data, n := Generate(c)
+	r, err := capture.NewReader(bytes.NewReader(data), "snap.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, payload := 0, 0
+	for range n {
+		p, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.CapLen > c.Snap || p.Truncated != (p.WireLen > c.Snap) {
+			t.Fatalf("packet %d: %d of %d bytes captured, truncated %v", p.Index, p.CapLen, p.WireLen, p.Truncated)
+		}
+		if p.Truncated {
+			cut++
+		}
+		payload += p.PayloadLen
+	}
+	if want := c.Flows * c.Rounds * c.Response; cut != 2*c.Flows*c.Rounds || payload != want {
+		t.Errorf("%d packets cut, %d payload bytes (want %d)", cut, payload, want)
 	}
 }

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 )
 
 // BenchmarkReplay measures a replay as a user runs it, through the binary:
@@ -59,4 +64,94 @@ func BenchmarkReplay(b *testing.B) {
 		b.ReportMetric(all50/float64(b.N), "all-p50-µs")
 		b.ReportMetric(all99, "all-p99-µs")
 	})
+}
+
+// longFlows is the capture of BenchmarkLongFlows: two bulk transfers of
+// 540,007 packets each (1,080,014 in all), the receiver ACKing every
+// second 1448-byte segment, cut to 96 bytes a packet as `tcpdump -s 96`
+// does (121 MB): the shape of a capture where memory per connection
+// grows with its packets, not with the connections open.
+var longFlows = capturetest.Config{Flows: 2, Concurrent: 2, Rounds: 180000, Response: 2 * 1448, Snap: 96}
+
+// BenchmarkLongFlows runs the built binary as a user does, on a capture of
+// long connections written by the benchmark, and tcpdump -nn -r on the
+// same file in the same iteration as the peer: for each command, packets/s
+// of the whole process, its peak RSS, the CPU time it used per second of
+// wall time (above 1: more than one core), and how many times faster it
+// was than tcpdump (tcpdump's wall time over ours). The commands: all
+// (-o DIR/, a script per connection), one (--flow 2, the script on
+// standard output), flows (the table).
+func BenchmarkLongFlows(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "pcap2pkt")
+	buildCLITo(b, bin)
+	name := filepath.Join(dir, "long.pcap")
+	fw, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := capturetest.Write(fw, longFlows)
+	if err == nil {
+		err = fw.Close()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		b.Logf("no tcpdump to compare with: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"all", []string{"-o", filepath.Join(dir, "out") + "/", name}},
+		{"one", []string{"--flow", "2", name}},
+		{"flows", []string{"flows", name}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var ours, theirs time.Duration
+			var cpu time.Duration
+			var rss int64
+			for b.Loop() {
+				u := runMeasured(b, bin, c.args...)
+				ours += u.wall
+				cpu += u.cpu
+				rss = max(rss, u.maxRSS)
+				if tcpdump != "" {
+					theirs += runMeasured(b, tcpdump, "-nn", "-r", name).wall
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/ours.Seconds(), "packets/s")
+			b.ReportMetric(float64(rss)/(1<<20), "MiB-rss-peak")
+			b.ReportMetric(cpu.Seconds()/ours.Seconds(), "cpu/wall")
+			if theirs > 0 {
+				b.ReportMetric(theirs.Seconds()/ours.Seconds(), "x-tcpdump")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// usage is what one run of a command cost: wall and CPU (user and system)
+// time, and its peak resident set in bytes.
+type usage struct {
+	wall, cpu time.Duration
+	maxRSS    int64
+}
+
+// runMeasured runs a command with its output thrown away and says what it
+// cost; it fails b if the command fails.
+func runMeasured(b *testing.B, bin string, args ...string) usage {
+	b.Helper()
+	cmd := exec.Command(bin, args...)
+	var errw bytes.Buffer
+	cmd.Stderr = &errw
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, errw.String())
+	}
+	wall := time.Since(start)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return usage{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), maxRSS: ru.Maxrss << 10}
 }
