@@ -107,9 +107,10 @@ type Flow struct {
 	Index   int     // 1-based, in order of first packet
 	Key     FlowKey // the 4-tuple
 	A, B    netip.AddrPort
-	Packets []FlowPacket
-	ICMP    []FlowICMP // ICMP errors about its segments, in capture order (with Reader.ICMPErrors)
-	Bytes   [2]int64   // payload bytes sent by SideA, SideB (from IP lengths)
+	Packets []FlowPacket // empty with FlowOptions.NoPackets
+	Count   int          // packets filed (len(Packets) when they are kept)
+	ICMP    []FlowICMP   // ICMP errors about its segments, in capture order (with Reader.ICMPErrors)
+	Bytes   [2]int64     // payload bytes sent by SideA, SideB (from IP lengths)
 	First   time.Time
 	Last    time.Time
 
@@ -133,9 +134,11 @@ type Flow struct {
 	// server by convention, and must be presented as a guess.
 	LocalGuessed bool
 
-	clientFixed bool // A/B are settled by a SYN or SYN-ACK
-	pastSYN     bool // a packet without SYN was seen
-	done        bool // handed out by the tracker
+	evidence    evidence   // for the choice of the local side
+	last        FlowPacket // the packet filed last, with FlowOptions.NoPackets
+	clientFixed bool       // A/B are settled by a SYN or SYN-ACK
+	pastSYN     bool       // a packet without SYN was seen
+	done        bool       // handed out by the tracker
 }
 
 // Endpoint returns the address and port of side s.
@@ -184,6 +187,8 @@ func (f *Flow) swap() {
 	for i := range f.Packets {
 		f.Packets[i].From ^= 1
 	}
+	f.last.From ^= 1
+	f.evidence.swap()
 	for i := range f.ICMP {
 		f.ICMP[i].To ^= 1
 	}
@@ -191,6 +196,12 @@ func (f *Flow) swap() {
 
 // FlowOptions configures flow tracking and the choice of the local side.
 type FlowOptions struct {
+	// NoPackets keeps no packets: a flow's Packets stay empty, and its
+	// counters, state and local side are all it holds ('pcap2pkt flows'),
+	// so memory grows with the flows, not with their packets (the
+	// timestamp echoes that may choose the local side excepted: the first
+	// time of each TS val, about a thousand a second of a connection).
+	NoPackets bool
 	// PayloadBytes is how many payload bytes each FlowPacket keeps (0: none).
 	PayloadBytes int
 	// Local and Remote, if set, name the kernel under test or its peer
@@ -265,7 +276,12 @@ func (t *Tracker) Add(p *Packet) *Flow {
 	}
 	if f == nil {
 		t.n++
-		f = &Flow{Index: t.n, Key: key, A: src, B: dst, First: p.Time, Packets: t.take()}
+		f = &Flow{Index: t.n, Key: key, A: src, B: dst, First: p.Time}
+		if t.opts.NoPackets {
+			f.evidence.echo = new(echoTrack)
+		} else {
+			f.Packets = t.take()
+		}
 		t.table[key] = f
 		if t.opts.Done == nil {
 			t.all = append(t.all, f)
@@ -301,10 +317,13 @@ func (t *Tracker) newConnection(f *Flow, p *Packet) bool {
 // loopbackCopy reports whether p is the incoming copy of the outgoing
 // packet just before it in f.
 func loopbackCopy(f *Flow, p *Packet) bool {
-	if p.CaptureDir != DirIn || len(f.Packets) == 0 {
+	if p.CaptureDir != DirIn || f.Count == 0 {
 		return false
 	}
-	q := &f.Packets[len(f.Packets)-1]
+	q := &f.last
+	if len(f.Packets) > 0 {
+		q = &f.Packets[len(f.Packets)-1]
+	}
 	return q.CaptureDir == DirOut && q.From == f.sideOf(p) && q.Seq == p.TCP.Seq && q.Ack == p.TCP.Ack &&
 		q.Flags == p.TCP.Flags && q.PayloadLen == p.PayloadLen && q.IPID == p.IP.ID && q.Window == p.TCP.Window &&
 		q.Checksum == p.TCP.Checksum
@@ -370,10 +389,17 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 		PayloadLen:    p.PayloadLen,
 	}
 	fp.optLen = uint8(copy(fp.opts[:], p.TCP.Options))
+	f.Count++
+	if t.opts.NoPackets {
+		f.last = fp
+		f.evidence.add(&f.last)
+		return
+	}
 	if n := min(t.opts.PayloadBytes, len(p.Payload)); n > 0 {
 		fp.Payload = slices.Clone(p.Payload[:n])
 	}
 	f.Packets = append(f.Packets, fp)
+	f.evidence.add(&f.Packets[len(f.Packets)-1])
 }
 
 // sweep hands out closed flows idle for Linger. It runs at most once per
@@ -407,6 +433,7 @@ func (t *Tracker) finish(f *Flow) {
 	}
 	f.done = true
 	chooseLocal(f, &t.opts, &t.echo)
+	f.evidence.echo = nil // its maps are done with
 	if t.opts.Done != nil {
 		t.opts.Done(f)
 	}

@@ -165,6 +165,8 @@ func TestLocalSide(t *testing.T) {
 		{at: 20*time.Millisecond + 30*time.Microsecond, from: cli, to: srv, flags: tcpwire.FlagACK, seq: 2, ack: 1, tsVal: 11, tsEcr: 500},
 	}
 	noHandshake := conn(0, cli, srv, 1)[3:5]
+	// The server's packet comes first: the SYN after it swaps the sides.
+	lateSYN := append([]pk{{at: 0, from: srv, to: cli, flags: tcpwire.FlagACK, seq: 4000, ack: 1, dir: DirIn}}, withDir...)
 	for _, tc := range []struct {
 		name   string
 		pks    []pk
@@ -176,6 +178,7 @@ func TestLocalSide(t *testing.T) {
 		{"--remote", conn(0, cli, srv, 1), FlowOptions{Remote: HostPort{netip.MustParseAddr("10.0.0.2"), 8080}}, cli, "--remote 10.0.0.2:8080"},
 		{"--local wins over direction", withDir, FlowOptions{Local: HostPort{netip.MustParseAddr("10.0.0.2"), 8080}}, srv, "--local"},
 		{"capture direction", withDir, FlowOptions{}, cli, "outgoing"},
+		{"capture direction, SYN late", lateSYN, FlowOptions{}, cli, "marks 5 of its packets outgoing and 4 of the peer's incoming"},
 		{"checksum offload", offload, FlowOptions{}, cli, "TX offload"},
 		{"initial TTL", ttl, FlowOptions{}, cli, "TTL 64"},
 		{"echo delay", echo, FlowOptions{}, cli, "path delay"},
@@ -187,6 +190,13 @@ func TestLocalSide(t *testing.T) {
 			f := track(tc.opts, tc.pks)[0]
 			if f.LocalEndpoint().String() != tc.local || !strings.Contains(f.LocalReason, tc.reason) {
 				t.Errorf("local %s (%s), want %s (%s)", f.LocalEndpoint(), f.LocalReason, tc.local, tc.reason)
+			}
+			// Without the packets, the counters gathered on the way choose alike.
+			light := tc.opts
+			light.NoPackets = true
+			g := track(light, tc.pks)[0]
+			if g.Local != f.Local || g.LocalReason != f.LocalReason || g.LocalGuessed != f.LocalGuessed || g.Count != len(f.Packets) || len(g.Packets) != 0 {
+				t.Errorf("without packets: local %s (%s), %d packets counted, %d kept", g.LocalEndpoint(), g.LocalReason, g.Count, len(g.Packets))
 			}
 			// Only the fallbacks are guesses, and they say so.
 			if guess := strings.HasPrefix(f.LocalReason, "guessed: "); guess != f.LocalGuessed || guess != (tc.name == "server" || tc.name == "--local elsewhere" || tc.name == "lower port") {
@@ -330,8 +340,10 @@ func TestLoopbackCopies(t *testing.T) {
 		out.dir, in.dir = DirOut, DirIn
 		pks = append(pks, out, in)
 	}
-	f := track(FlowOptions{}, pks)[0]
-	if len(f.Packets) != 8 || f.LoopbackCopies != 8 || !f.Complete() {
-		t.Errorf("%d packets, %d copies, %s", len(f.Packets), f.LoopbackCopies, flowState(f))
+	for _, o := range []FlowOptions{{}, {NoPackets: true}} {
+		f := track(o, pks)[0]
+		if f.Count != 8 || f.LoopbackCopies != 8 || !f.Complete() {
+			t.Errorf("%+v: %d packets, %d copies, %s", o, f.Count, f.LoopbackCopies, flowState(f))
+		}
 	}
 }

@@ -69,13 +69,13 @@ func chooseLocal(f *Flow, o *FlowOptions, echo *echoScratch) {
 			return
 		}
 	}
-	for _, by := range [...]func(*Flow) (Side, string, bool){byCaptureDir, bySilence, byChecksum, byTTL} {
-		if s, why, ok := by(f); ok {
+	for _, by := range [...]func(*evidence) (Side, string, bool){byCaptureDir, bySilence, byChecksum, byTTL} {
+		if s, why, ok := by(&f.evidence); ok {
 			set(s, why)
 			return
 		}
 	}
-	if s, why, ok := byEchoDelay(f, echo); ok {
+	if s, why, ok := byEchoDelay(f, &f.evidence, echo); ok {
 		set(s, why)
 		return
 	}
@@ -104,25 +104,65 @@ func GuessedNote(f *Flow) string {
 		"shows which end it was taken on; if it is the other end, say --local %s", f.Index, f.LocalEndpoint(), f.RemoteEndpoint().Addr())
 }
 
+// evidence is what chooseLocal weighs, gathered packet by packet as the
+// tracker files them (add), so that a flow whose packets are not kept
+// (FlowOptions.NoPackets) has its local side chosen as one that keeps
+// them. Counts are per sender.
+type evidence struct {
+	out, in [2]int    // packets marked outgoing, incoming by the capture
+	sent    [2]int    // packets
+	csum    [2][4]int // packets per ChecksumState, RSTs left out
+	ttl     [2]uint8  // TTL (hop limit) of the first packet
+	ttlSeen [2]bool
+	// echo, when not nil, gathers the timestamp echoes too; otherwise
+	// byEchoDelay reads them from the flow's packets, only for a flow
+	// that the cheaper evidence does not settle.
+	echo *echoTrack
+}
+
+// add counts packet p.
+func (e *evidence) add(p *FlowPacket) {
+	s := p.From
+	switch p.CaptureDir {
+	case DirOut:
+		e.out[s]++
+	case DirIn:
+		e.in[s]++
+	}
+	e.sent[s]++
+	if p.Flags&tcpwire.FlagRST == 0 {
+		e.csum[s][p.ChecksumState]++
+	}
+	if !e.ttlSeen[s] {
+		e.ttl[s], e.ttlSeen[s] = p.TTL, true
+	}
+	if e.echo != nil {
+		e.echo.add(p)
+	}
+}
+
+// swap exchanges the sides, as Flow.swap does.
+func (e *evidence) swap() {
+	e.out[0], e.out[1] = e.out[1], e.out[0]
+	e.in[0], e.in[1] = e.in[1], e.in[0]
+	e.sent[0], e.sent[1] = e.sent[1], e.sent[0]
+	e.csum[0], e.csum[1] = e.csum[1], e.csum[0]
+	e.ttl[0], e.ttl[1] = e.ttl[1], e.ttl[0]
+	e.ttlSeen[0], e.ttlSeen[1] = e.ttlSeen[1], e.ttlSeen[0]
+	if e.echo != nil {
+		e.echo.swap()
+	}
+}
+
 // byCaptureDir uses SLL/SLL2 packet types and pcapng EPB flags: what the
 // capturing host sent is from the local side, what it received from the
 // remote side. Loopback traffic is both sent and received by the host, so
 // conflicting marks decide nothing.
-func byCaptureDir(f *Flow) (Side, string, bool) {
-	var out, in [2]int // per sender: packets marked outgoing, incoming
-	for i := range f.Packets {
-		p := &f.Packets[i]
-		switch p.CaptureDir {
-		case DirOut:
-			out[p.From]++
-		case DirIn:
-			in[p.From]++
-		}
-	}
+func byCaptureDir(e *evidence) (Side, string, bool) {
 	for _, s := range []Side{SideA, SideB} {
 		o := s.Other()
-		if out[s]+in[o] > 0 && out[o]+in[s] == 0 {
-			return s, fmt.Sprintf("the capture marks %d of its packets outgoing and %d of the peer's incoming", out[s], in[o]), true
+		if e.out[s]+e.in[o] > 0 && e.out[o]+e.in[s] == 0 {
+			return s, fmt.Sprintf("the capture marks %d of its packets outgoing and %d of the peer's incoming", e.out[s], e.in[o]), true
 		}
 	}
 	return 0, "", false
@@ -132,14 +172,10 @@ func byCaptureDir(f *Flow) (Side, string, bool) {
 // a firewall dropped, say. Its kernel's behaviour (the SYN retransmissions)
 // is all the capture shows; the silent side's kernel may never have seen a
 // packet, so nothing it did can be checked.
-func bySilence(f *Flow) (Side, string, bool) {
-	var n [2]int
-	for i := range f.Packets {
-		n[f.Packets[i].From]++
-	}
+func bySilence(e *evidence) (Side, string, bool) {
 	for _, s := range []Side{SideA, SideB} {
-		if n[s] > 0 && n[s.Other()] == 0 {
-			return s, fmt.Sprintf("the only side that sent anything (%d packets; the peer sent none)", n[s]), true
+		if e.sent[s] > 0 && e.sent[s.Other()] == 0 {
+			return s, fmt.Sprintf("the only side that sent anything (%d packets; the peer sent none)", e.sent[s]), true
 		}
 	}
 	return 0, "", false
@@ -150,14 +186,8 @@ func bySilence(f *Flow) (Side, string, bool) {
 // packets fail to verify, while the peer's, having crossed a wire, verify.
 // RSTs are left out: the kernel sends socketless RSTs with a software
 // checksum whatever the offload.
-func byChecksum(f *Flow) (Side, string, bool) {
-	var n [2][4]int
-	for i := range f.Packets {
-		p := &f.Packets[i]
-		if p.Flags&tcpwire.FlagRST == 0 {
-			n[p.From][p.ChecksumState]++
-		}
-	}
+func byChecksum(e *evidence) (Side, string, bool) {
+	n := &e.csum
 	bad := func(s Side) int { return n[s][tcpwire.ChecksumPartial] + n[s][tcpwire.ChecksumBad] }
 	for _, s := range []Side{SideA, SideB} {
 		b := bad(s)
@@ -171,18 +201,11 @@ func byChecksum(f *Flow) (Side, string, bool) {
 // byTTL uses initial TTLs: a packet still carrying 64, 128 or 255 has not
 // crossed a router, so it was captured on its sender, while the peer's
 // decremented TTL shows it came from elsewhere.
-func byTTL(f *Flow) (Side, string, bool) {
-	var ttl [2]uint8
-	var seen [2]bool
-	for i := range f.Packets {
-		p := &f.Packets[i]
-		if !seen[p.From] {
-			ttl[p.From], seen[p.From] = p.TTL, true
-		}
-	}
-	if !seen[0] || !seen[1] {
+func byTTL(e *evidence) (Side, string, bool) {
+	if !e.ttlSeen[0] || !e.ttlSeen[1] {
 		return 0, "", false
 	}
+	ttl := e.ttl
 	initial := func(t uint8) bool { return t == 64 || t == 128 || t == 255 }
 	for _, s := range []Side{SideA, SideB} {
 		if initial(ttl[s]) && !initial(ttl[s.Other()]) {
@@ -196,66 +219,96 @@ func byTTL(f *Flow) (Side, string, bool) {
 // point's own side echoes a timestamp soon after the peer's packet carrying
 // it was captured, while the peer's echo of a local timestamp shows up a
 // round trip later. It decides only when the slower side's quickest echo
-// is at least a millisecond and ten times the faster side's.
-func byEchoDelay(f *Flow, first *echoScratch) (Side, string, bool) {
-	for s := range first {
-		if len(first[s]) > maxEchoScratch {
-			// Clearing costs what the map grew to: let a huge one go.
-			first[s] = nil
+// is at least a millisecond and ten times the faster side's. The echoes
+// are e.echo's when it gathered them, else read from f's packets with the
+// tracker's scratch maps.
+func byEchoDelay(f *Flow, e *evidence, scratch *echoScratch) (Side, string, bool) {
+	t := e.echo
+	if t == nil {
+		t = &echoTrack{first: *scratch}
+		for s := range t.first {
+			if len(t.first[s]) > maxEchoScratch {
+				// Clearing costs what the map grew to: let a huge one go.
+				t.first[s] = nil
+			}
+			clear(t.first[s])
 		}
-		clear(first[s])
+		for i := range f.Packets {
+			t.add(&f.Packets[i])
+		}
+		*scratch = t.first
 	}
-	var best [2]time.Duration
-	var have [2]bool
-	// Consecutive packets mostly repeat the TS val of the packet before
-	// (one clock tick spans many) and echo the same one: the last val
-	// filed and the last echo found spare most map operations.
-	var lastVal, lastEcr [2]uint32
-	var filed, found [2]bool
-	var ecrAt [2]time.Time
-	for i := range f.Packets {
-		p := &f.Packets[i]
-		val, ecr, ok := timestamps(p)
-		if !ok {
-			continue
-		}
-		s := p.From
-		if !filed[s] || val != lastVal[s] {
-			if first[s] == nil {
-				first[s] = make(map[uint32]time.Time)
-			}
-			if _, ok := first[s][val]; !ok {
-				first[s][val] = p.Time
-			}
-			lastVal[s], filed[s] = val, true
-		}
-		if p.Flags&tcpwire.FlagACK == 0 {
-			continue
-		}
-		t0, ok := ecrAt[s], found[s] && ecr == lastEcr[s]
-		if !ok {
-			// A miss is not cached: the val may be filed later.
-			t0, ok = first[s.Other()][ecr]
-			if ok {
-				lastEcr[s], ecrAt[s], found[s] = ecr, t0, true
-			}
-		}
-		if ok {
-			if d := p.Time.Sub(t0); !have[s] || d < best[s] {
-				best[s], have[s] = d, true
-			}
-		}
-	}
-	if !have[0] || !have[1] {
+	if !t.have[0] || !t.have[1] {
 		return 0, "", false
 	}
 	for _, s := range []Side{SideA, SideB} {
-		fast, slow := best[s], best[s.Other()]
+		fast, slow := t.best[s], t.best[s.Other()]
 		if slow >= time.Millisecond && slow >= 10*fast {
 			return s, fmt.Sprintf("it echoes timestamps within %v, its peer only after %v (path delay)", fast, slow), true
 		}
 	}
 	return 0, "", false
+}
+
+// echoTrack follows a flow's timestamp echoes packet by packet: per
+// sender, the time each TS val was first seen, and the quickest echo of
+// the peer's.
+type echoTrack struct {
+	first echoScratch
+	best  [2]time.Duration
+	have  [2]bool
+	// Consecutive packets mostly repeat the TS val of the packet before
+	// (one clock tick spans many) and echo the same one: the last val
+	// filed and the last echo found spare most map operations.
+	lastVal, lastEcr [2]uint32
+	filed, found     [2]bool
+	ecrAt            [2]time.Time
+}
+
+// add follows packet p.
+func (t *echoTrack) add(p *FlowPacket) {
+	val, ecr, ok := timestamps(p)
+	if !ok {
+		return
+	}
+	s := p.From
+	if !t.filed[s] || val != t.lastVal[s] {
+		if t.first[s] == nil {
+			t.first[s] = make(map[uint32]time.Time)
+		}
+		if _, ok := t.first[s][val]; !ok {
+			t.first[s][val] = p.Time
+		}
+		t.lastVal[s], t.filed[s] = val, true
+	}
+	if p.Flags&tcpwire.FlagACK == 0 {
+		return
+	}
+	t0, ok := t.ecrAt[s], t.found[s] && ecr == t.lastEcr[s]
+	if !ok {
+		// A miss is not cached: the val may be filed later.
+		t0, ok = t.first[s.Other()][ecr]
+		if ok {
+			t.lastEcr[s], t.ecrAt[s], t.found[s] = ecr, t0, true
+		}
+	}
+	if ok {
+		if d := p.Time.Sub(t0); !t.have[s] || d < t.best[s] {
+			t.best[s], t.have[s] = d, true
+		}
+	}
+}
+
+// swap exchanges the sides.
+func (t *echoTrack) swap() {
+	t.first[0], t.first[1] = t.first[1], t.first[0]
+	t.best[0], t.best[1] = t.best[1], t.best[0]
+	t.have[0], t.have[1] = t.have[1], t.have[0]
+	t.lastVal[0], t.lastVal[1] = t.lastVal[1], t.lastVal[0]
+	t.lastEcr[0], t.lastEcr[1] = t.lastEcr[1], t.lastEcr[0]
+	t.filed[0], t.filed[1] = t.filed[1], t.filed[0]
+	t.found[0], t.found[1] = t.found[1], t.found[0]
+	t.ecrAt[0], t.ecrAt[1] = t.ecrAt[1], t.ecrAt[0]
 }
 
 // timestamps returns the TS val and ecr of p, if it has them. Nearly

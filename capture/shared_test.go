@@ -92,6 +92,7 @@ func TestManifestCaptures(t *testing.T) {
 			if len(flows) == 0 {
 				t.Fatalf("no TCP flows (stats %+v)", st)
 			}
+			sameRows(t, flows, path)
 			var tab strings.Builder
 			if err := WriteFlowTable(&tab, flows); err != nil {
 				t.Fatal(err)
@@ -122,6 +123,24 @@ func TestManifestCaptures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sameRows checks that reading path without keeping packets gives the
+// flows table of flows, each local side chosen for the same reason.
+func sameRows(t *testing.T, flows []*Flow, path string) {
+	t.Helper()
+	light, _, err := readAll(t, path, FlowOptions{NoPackets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(light) != len(flows) {
+		t.Fatalf("without packets: %d flows, with them %d", len(light), len(flows))
+	}
+	for i, f := range light {
+		if len(f.Packets) != 0 || Row(f) != Row(flows[i]) {
+			t.Errorf("without packets (%d kept): %+v\nwith them: %+v", len(f.Packets), Row(f), Row(flows[i]))
+		}
 	}
 }
 

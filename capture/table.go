@@ -34,7 +34,7 @@ func Row(f *Flow) FlowRow {
 	return FlowRow{
 		Flow: f.Index, TCPStream: f.Index - 1,
 		Local: f.LocalEndpoint().String(), Remote: f.RemoteEndpoint().String(), LocalRole: role,
-		Packets: len(f.Packets), Bytes: f.Bytes[0] + f.Bytes[1], Seconds: f.Duration().Seconds(),
+		Packets: f.Count, Bytes: f.Bytes[0] + f.Bytes[1], Seconds: f.Duration().Seconds(),
 		State: flowState(f), LocalGuessed: f.LocalGuessed, LocalReason: f.LocalReason,
 	}
 }

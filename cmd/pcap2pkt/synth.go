@@ -209,7 +209,7 @@ func warnGuessed(c *cli.Context, flows []*capture.Flow) {
 func noTCP(c *cli.Context, name string, stats *capture.Stats) error {
 	if stats == nil && name != "-" {
 		if f, err := os.Open(name); err == nil {
-			_, st, _ := capture.ReadFlows(f, name, capture.FlowOptions{})
+			_, st, _ := capture.ReadFlows(f, name, capture.FlowOptions{NoPackets: true})
 			f.Close()
 			stats = &st
 		}
@@ -395,6 +395,7 @@ for scripts, with the local side's role and whether it is a guess.
 				return err
 			}
 			defer in.Close()
+			fo.NoPackets = true
 			src, stop := withProgress(in, name, c.App.ErrWriter)
 			flows, stats, rerr := capture.ReadFlows(src, name, fo)
 			stop()
