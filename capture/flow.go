@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
@@ -230,6 +231,7 @@ type Tracker struct {
 	closed    []*Flow // closed flows awaiting Linger, when streaming
 	n         int
 	lastSweep time.Time
+	mu        sync.Mutex     // guards free and pooled: Release may run on another goroutine
 	free      [][]FlowPacket // packet storage given back by Release, for new flows
 	pooled    int            // packets of capacity in free
 	echo      echoScratch
@@ -444,13 +446,17 @@ func (t *Tracker) finish(f *Flow) {
 // f.Packets is nil afterwards. Call it once nothing refers to f.Packets
 // or its elements any more. A capture has thousands of flows: reusing
 // their storage spares an allocation (and its growth) per flow and the
-// garbage collector most of its work. Other flows are left alone.
+// garbage collector most of its work. Other flows are left alone. Release
+// may be called on another goroutine than the one adding packets (one
+// that synthesises the flows Done handed out).
 func (t *Tracker) Release(f *Flow) {
 	p := f.Packets
 	if t.opts.Done == nil || !f.done || p == nil {
 		return
 	}
 	f.Packets = nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if c := cap(p); c == 0 || t.pooled+c > maxPooled {
 		return
 	}
@@ -465,6 +471,8 @@ func (t *Tracker) Release(f *Flow) {
 // take returns packet storage for a new flow: some that Release gave
 // back, or nil.
 func (t *Tracker) take() []FlowPacket {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	n := len(t.free)
 	if n == 0 {
 		return nil

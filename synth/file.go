@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/parser"
@@ -42,6 +45,11 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 // stops at the first error fn returns. flows.Done is replaced. A damaged
 // capture yields the flows before the damage and then its error.
 //
+// Reading and flow tracking run in a goroutine of their own, and the
+// connections that have ended are synthesised by a pool of GOMAXPROCS
+// goroutines, while fn is called on the caller's goroutine, one
+// connection at a time, in the order they ended.
+//
 // fn must not keep r.Script or r.Flow.Packets, nor anything they point
 // to: once fn returns, their memory is reused for a later connection
 // (r.Flow.Packets is then nil). Print or copy what it needs inside fn; the
@@ -55,34 +63,77 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 		return err
 	}
 	rd.ICMPErrors = true
-	var fnErr error
+	// A job is one ended connection: a worker synthesises it into res,
+	// and the caller's goroutine, taking jobs in the order they ended,
+	// hands the result to fn and closes done, after which the worker
+	// reuses the memory.
+	type job struct {
+		f    *capture.Flow
+		res  chan Result
+		done chan struct{}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	// Both queues are short: a connection waiting in them keeps its
+	// packets, and the reader waits when synthesis falls behind.
+	jobs := make(chan *job, workers)
+	order := make(chan *job, 2*workers)
+	var stopped atomic.Bool // fn failed: read no further
 	var tr *capture.Tracker
-	var mem nodes
 	flows.Done = func(f *capture.Flow) {
-		if fnErr != nil {
+		if stopped.Load() {
 			return
 		}
-		s, serr := synthesize(f, opts, &mem)
-		fnErr = fn(Result{Flow: f, Script: s, Err: serr})
-		tr.Release(f)
-		mem.reset()
+		j := &job{f: f, res: make(chan Result, 1), done: make(chan struct{})}
+		order <- j
+		jobs <- j
 	}
 	tr = capture.NewTracker(flows)
-	for fnErr == nil {
-		p, err := rd.Next()
-		if err != nil {
-			tr.Close()
-			if fnErr != nil {
-				return fnErr
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mem nodes
+			for j := range jobs {
+				s, serr := synthesize(j.f, opts, &mem)
+				j.res <- Result{Flow: j.f, Script: s, Err: serr}
+				<-j.done
+				tr.Release(j.f)
+				mem.reset()
 			}
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-		tr.Add(p)
+		}()
 	}
-	return fnErr
+	var readErr error
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for !stopped.Load() {
+			p, err := rd.Next()
+			if err != nil {
+				tr.Close()
+				if err != io.EOF {
+					readErr = err
+				}
+				return
+			}
+			tr.Add(p)
+		}
+	}()
+	var fnErr error
+	for j := range order {
+		res := <-j.res
+		if fnErr == nil {
+			if fnErr = fn(res); fnErr != nil {
+				stopped.Store(true)
+			}
+		}
+		close(j.done)
+	}
+	wg.Wait()
+	if fnErr != nil {
+		return fnErr
+	}
+	return readErr
 }
 
 // FileName is a file name for flow f's script in an output directory:

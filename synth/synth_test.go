@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
@@ -423,5 +426,60 @@ func TestToleranceUsecs(t *testing.T) {
 	atZero := func(s string) int { return strings.Count(s, "\n+0 >") }
 	if wide := text(20_000); atZero(wide) <= atZero(def) {
 		t.Errorf("a 20 ms tolerance writes %d outbound packets at +0, the default %d", atZero(wide), atZero(def))
+	}
+}
+
+// TestStreamOrder checks that the pool of synthesisers hands fn the
+// connections in the order they ended, each with Synthesize's script, and
+// that an error from fn stops the stream.
+func TestStreamOrder(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	data, _ := capturetest.Generate(capturetest.Config{Flows: 60, Concurrent: 7, Rounds: 3, Request: 100, Response: 3000})
+	var ended []int
+	want := map[int][]byte{}
+	tr := capture.NewTracker(capture.FlowOptions{Linger: time.Millisecond, Done: func(f *capture.Flow) {
+		s, err := Synthesize(f, Options{Source: "gen.pcap"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended = append(ended, f.Index)
+		want[f.Index] = parser.Format(s)
+	}})
+	rd, err := capture.NewReader(bytes.NewReader(data), "gen.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		p, err := rd.Next()
+		if err != nil {
+			break
+		}
+		tr.Add(p)
+	}
+	tr.Close()
+	var got []int
+	err = Stream("gen.pcap", bytes.NewReader(data), capture.FlowOptions{Linger: time.Millisecond}, Options{}, func(r Result) error {
+		if r.Err != nil {
+			return r.Err
+		}
+		if text := parser.Format(r.Script); !bytes.Equal(text, want[r.Flow.Index]) {
+			t.Errorf("flow %d differs:\n%s", r.Flow.Index, firstDiff(want[r.Flow.Index], text))
+		}
+		got = append(got, r.Flow.Index)
+		return nil
+	})
+	if err != nil || !slices.Equal(got, ended) {
+		t.Fatalf("%v; flows in the order %v, want %v", err, got, ended)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = Stream("gen.pcap", bytes.NewReader(data), capture.FlowOptions{Linger: time.Millisecond}, Options{}, func(r Result) error {
+		if n++; n == 5 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 5 {
+		t.Errorf("%v after %d flows, want stop after 5", err, n)
 	}
 }
