@@ -162,7 +162,7 @@ func verifyAction(c *cli.Context) error {
 	if ctx.Err() != nil {
 		return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
 	}
-	failed, passed, err := reportVerdicts(c, filepath.Base(name), verdicts, time.Since(start))
+	failed, passed, err := reportVerdicts(c, filepath.Base(name), verdicts, time.Since(start), min(jobs, len(results)))
 	if err != nil {
 		return err
 	}
@@ -249,9 +249,10 @@ func firstLine(s string) string {
 	return s
 }
 
-// printVerdicts prints the table, then each failure's whole report, and
-// returns how many connections failed and how many passed.
-func printVerdicts(c *cli.Context, verdicts []verdict) (failed, passed int) {
+// printVerdicts prints the table, then each failure's whole report, then
+// how long the replays took (wall, jobs of them at once), and returns how
+// many connections failed and how many passed.
+func printVerdicts(c *cli.Context, verdicts []verdict, wall time.Duration, jobs int) (failed, passed int) {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tLOCAL\tREMOTE\tVERDICT\tFIRST DIFFERENCE")
 	for _, v := range verdicts {
@@ -278,6 +279,11 @@ func printVerdicts(c *cli.Context, verdicts []verdict) (failed, passed int) {
 			}
 		}
 	}
+	other := ""
+	if n := len(verdicts) - passed - failed; n > 0 {
+		other = fmt.Sprintf(", %d not replayed", n)
+	}
+	fmt.Fprintf(c.App.Writer, "%d connection(s): %d passed, %d failed%s; %.1fs, %d at a time\n", len(verdicts), passed, failed, other, wall.Seconds(), jobs)
 	return failed, passed
 }
 

@@ -102,3 +102,23 @@ func TestBulkNote(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyJobs: replaying a capture's connections two at a time gives
+// the table of one at a time, in flow order, and says how long it took.
+func TestVerifyJobs(t *testing.T) {
+	const refused = "../../../shared/captures/local/conn_refused_srvside_eth.pcap"
+	needShared(t, refused)
+	requireReplay(t)
+	bin := buildCLI(t)
+	table := func(jobs string) string {
+		code, out, errs := execCLI(t, bin, "verify", "-j", jobs, refused)
+		summary := regexp.MustCompile(`(?m)^2 connection\(s\): 2 passed, 0 failed; [0-9.]+s, ` + jobs + ` at a time\n\z`)
+		if code != exitOK || !summary.MatchString(out) {
+			t.Fatalf("verify -j %s: exit %d\nstdout:\n%s\nstderr:\n%s", jobs, code, out, errs)
+		}
+		return summary.ReplaceAllString(out, "")
+	}
+	if one, two := table("1"), table("2"); one != two {
+		t.Errorf("-j 1:\n%s\n-j 2:\n%s", one, two)
+	}
+}

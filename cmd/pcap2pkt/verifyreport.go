@@ -48,10 +48,10 @@ func shardResults(c *cli.Context, results []synth.Result) ([]synth.Result, error
 
 // reportVerdicts prints the verdicts in --format and returns how many
 // connections failed and how many passed.
-func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, wall time.Duration) (failed, passed int, err error) {
+func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, wall time.Duration, jobs int) (failed, passed int, err error) {
 	format := c.String("format")
 	if format == "text" {
-		failed, passed = printVerdicts(c, verdicts)
+		failed, passed = printVerdicts(c, verdicts, wall, jobs)
 		return failed, passed, nil
 	}
 	runs := make([]*suiteRun, 0, len(verdicts))

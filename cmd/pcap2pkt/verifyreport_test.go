@@ -29,7 +29,7 @@ func TestVerifyFormats(t *testing.T) {
 		set := flag.NewFlagSet("verify", flag.ContinueOnError)
 		set.String("format", format, "")
 		app := &cli.App{Writer: &out}
-		failed, passed, err := reportVerdicts(cli.NewContext(app, set, nil), "x.pcap", verdicts, time.Second)
+		failed, passed, err := reportVerdicts(cli.NewContext(app, set, nil), "x.pcap", verdicts, 1500*time.Millisecond, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,5 +58,8 @@ func TestVerifyFormats(t *testing.T) {
 	}
 	if js, _, _ := report("json"); !strings.Contains(js, `"verdict": "skipped"`) {
 		t.Errorf("json:\n%s", js)
+	}
+	if text, _, _ := report("text"); !strings.HasSuffix(text, "3 connection(s): 1 passed, 1 failed, 1 not replayed; 1.5s, 2 at a time\n") {
+		t.Errorf("text:\n%s", text)
 	}
 }
