@@ -136,11 +136,16 @@ type Flow struct {
 	LocalGuessed bool
 
 	evidence    evidence   // for the choice of the local side
-	last        FlowPacket // the packet filed last, with FlowOptions.NoPackets
+	light       bool       // keeps no packets (FlowOptions.NoPackets, Keep)
+	last        FlowPacket // the packet filed last, when light
 	clientFixed bool       // A/B are settled by a SYN or SYN-ACK
 	pastSYN     bool       // a packet without SYN was seen
 	done        bool       // handed out by the tracker
 }
+
+// KeptPackets reports whether f keeps its packets (see FlowOptions.NoPackets
+// and Keep).
+func (f *Flow) KeptPackets() bool { return !f.light }
 
 // Endpoint returns the address and port of side s.
 func (f *Flow) Endpoint(s Side) netip.AddrPort {
@@ -203,6 +208,10 @@ type FlowOptions struct {
 	// timestamp echoes that may choose the local side excepted: the first
 	// time of each TS val, about a thousand a second of a connection).
 	NoPackets bool
+	// Keep, if set, is asked about each new flow (its number and
+	// endpoints known): one it rejects keeps no packets, as with
+	// NoPackets, while the others keep theirs.
+	Keep func(*Flow) bool
 	// PayloadBytes is how many payload bytes each FlowPacket keeps (0: none).
 	PayloadBytes int
 	// Local and Remote, if set, name the kernel under test or its peer
@@ -279,7 +288,8 @@ func (t *Tracker) Add(p *Packet) *Flow {
 	if f == nil {
 		t.n++
 		f = &Flow{Index: t.n, Key: key, A: src, B: dst, First: p.Time}
-		if t.opts.NoPackets {
+		f.light = t.opts.NoPackets || t.opts.Keep != nil && !t.opts.Keep(f)
+		if f.light {
 			f.evidence.echo = new(echoTrack)
 		} else {
 			f.Packets = t.take()
@@ -392,7 +402,7 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 	}
 	fp.optLen = uint8(copy(fp.opts[:], p.TCP.Options))
 	f.Count++
-	if t.opts.NoPackets {
+	if f.light {
 		f.last = fp
 		f.evidence.add(&f.last)
 		return

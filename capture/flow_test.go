@@ -134,6 +134,14 @@ func TestFlowSplitting(t *testing.T) {
 			if n != len(tc.pks) {
 				t.Errorf("%d packets in flows, want %d", n, len(tc.pks))
 			}
+			// Keeping the packets of the second flow only splits alike
+			// and lists the same rows.
+			some := track(FlowOptions{Keep: func(f *Flow) bool { return f.Index == 2 }}, tc.pks)
+			for i, f := range some {
+				if Row(f) != Row(flows[i]) || f.KeptPackets() != (f.Index == 2) || len(f.Packets) != map[bool]int{true: f.Count}[f.Index == 2] {
+					t.Errorf("keeping flow 2: flow %d (%d of %d packets kept): %+v, want %+v", f.Index, len(f.Packets), f.Count, Row(f), Row(flows[i]))
+				}
+			}
 		})
 	}
 }

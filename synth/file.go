@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -21,23 +22,45 @@ type Result struct {
 }
 
 // File reads a whole capture from r (name is used in messages and headers)
-// and synthesises every TCP connection in it. flows configures the flow
-// tracker (--local/--remote). On a damaged capture it returns the results
-// for the flows read before the damage together with the capture's error
-// (errors.Is(err, capture.ErrDamaged)). Per-flow failures are in the
-// results, not in err.
+// and synthesises every TCP connection in it, GOMAXPROCS at a time.
+// flows configures the flow tracker (--local/--remote; a flow that
+// flows.Keep rejects is not synthesised: its result's Err is ErrNotKept).
+// On a damaged capture it returns the results for the flows read before
+// the damage together with the capture's error (errors.Is(err,
+// capture.ErrDamaged)). Per-flow failures are in the results, not in err.
 func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]Result, error) {
 	fl, _, err := capture.ReadFlows(r, name, flows)
 	if opts.Source == "" {
 		opts.Source = filepath.Base(name)
 	}
-	out := make([]Result, 0, len(fl))
-	for _, f := range fl {
-		s, serr := Synthesize(f, opts)
-		out = append(out, Result{Flow: f, Script: s, Err: serr})
+	out := make([]Result, len(fl))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(fl)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f := fl[i]
+				out[i] = Result{Flow: f, Err: ErrNotKept}
+				if f.KeptPackets() {
+					s, serr := Synthesize(f, opts)
+					out[i] = Result{Flow: f, Script: s, Err: serr}
+				}
+			}
+		}()
 	}
+	for i := range fl {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	return out, err
 }
+
+// ErrNotKept is the error of a flow that File did not synthesise because
+// FlowOptions.Keep rejected it.
+var ErrNotKept = errors.New("not synthesised: not a connection asked for")
 
 // Stream synthesises the TCP connections of a capture as they end, calling
 // fn with each (in the order they end, not in flow order), so that memory

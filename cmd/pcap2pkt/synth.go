@@ -165,11 +165,20 @@ func synthAction(c *cli.Context) error {
 // any (already reported: verb says what is done with the connections read
 // before it); err ends the command.
 func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb string) (results []synth.Result, rerr, err error) {
+	sel, chosen, err := flowSelection(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	in, fo, err := openFlows(c, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer in.Close()
+	if chosen {
+		// The others are only counted: they keep no packets and are not
+		// synthesised.
+		fo.Keep = sel.matches
+	}
 	src, stop := withProgress(in, name, c.App.ErrWriter)
 	results, rerr = synth.File(name, src, fo, opts)
 	stop()

@@ -37,7 +37,7 @@ func shardResults(c *cli.Context, results []synth.Result) ([]synth.Result, error
 	}
 	items := make([]shardItem, len(results))
 	for i, r := range results {
-		items[i] = shardItem{key: fmt.Sprintf("%09d", r.Flow.Index), weight: float64(len(r.Flow.Packets))}
+		items[i] = shardItem{key: fmt.Sprintf("%09d", r.Flow.Index), weight: float64(r.Flow.Count)}
 	}
 	var out []synth.Result
 	for _, i := range spec.pick(items) {
