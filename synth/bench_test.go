@@ -77,14 +77,7 @@ func TestNodesReuse(t *testing.T) {
 // memory the Go runtime got from the OS.
 func BenchmarkSynth(b *testing.B) {
 	name := filepath.Join(b.TempDir(), "bench.pcap")
-	fw, err := os.Create(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := capturetest.Write(fw, benchConfig)
-	if err == nil {
-		err = fw.Close()
-	}
+	n, err := capturetest.WriteFile(name, benchConfig)
 	if err != nil {
 		b.Fatal(err)
 	}

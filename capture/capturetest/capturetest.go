@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net/netip"
+	"os"
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
@@ -99,6 +100,20 @@ func Write(w io.Writer, c Config) (int, error) {
 		return n, err
 	}
 	return n, bw.Flush()
+}
+
+// WriteFile writes the capture to the file name (a benchmark's: the
+// capture is not held in memory) and returns its number of packets.
+func WriteFile(name string, c Config) (int, error) {
+	f, err := os.Create(name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := Write(f, c)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }
 
 type sliceWriter struct{ b []byte }

@@ -86,14 +86,7 @@ func BenchmarkLongFlows(b *testing.B) {
 	bin := filepath.Join(dir, "pcap2pkt")
 	buildCLITo(b, bin)
 	name := filepath.Join(dir, "long.pcap")
-	fw, err := os.Create(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := capturetest.Write(fw, longFlows)
-	if err == nil {
-		err = fw.Close()
-	}
+	n, err := capturetest.WriteFile(name, longFlows)
 	if err != nil {
 		b.Fatal(err)
 	}
