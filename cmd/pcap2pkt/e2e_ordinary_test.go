@@ -49,7 +49,10 @@ func startTcpdump(t *testing.T, ns netns.NsHandle, iface, path string) *toolCapt
 	tc := &toolCapture{}
 	pr, pw := io.Pipe()
 	err = inNS(ns, func() error {
-		tc.cmd = exec.Command(bin, "--immediate-mode", "-Z", "root", "-U", "-n", "-i", iface, "-w", path)
+		// -B 16384 (KiB): with the default 2 MiB ring, tcpdump -i any did
+		// not record 27-74 KB GRO packets of a 100 KB response in 4 of 10
+		// captures (0 of 20 with it).
+		tc.cmd = exec.Command(bin, "--immediate-mode", "-B", "16384", "-Z", "root", "-U", "-n", "-i", iface, "-w", path)
 		tc.cmd.Stderr = io.MultiWriter(&tc.errb, pw)
 		return tc.cmd.Start()
 	})
@@ -244,26 +247,46 @@ func TestE2EOrdinary(t *testing.T) {
 
 	t.Run("ipv6_client_tcpdump_any", func(t *testing.T) {
 		dir := keepDir(t)
-		tp := newTopo(t, nil)
 		cp := filepath.Join(dir, "client.pcap")
-		tc := startTcpdump(t, tp.client.ns, "any", cp)
-		ln, err := listenIn(tp.server.ns, srv6)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		errc := serveOnce(ln, answer(50, 102604, false))
-		if err := fetch(tp.client.ns, srv6, 50, 102604); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Millisecond)
-		tc.stop()
-		flows := flowsOf(t, cp)
-		if len(flows) != 1 || flows[0].Packets[0].CaptureDir == capture.DirUnknown {
-			t.Fatalf("%d connection(s), want one captured with directions (LINUX_SLL2)", len(flows))
+		// A capture that lacks some of the response (tcpdump did not
+		// record a GRO packet the client's ACKs show arrived) holds a hole
+		// the client never saw, which synthesis does not fill yet (see the
+		// notes of issue 11); take it again. tcpdump's -B makes it rare.
+		var flows []*capture.Flow
+		for attempt := 1; ; attempt++ {
+			tp := newTopo(t, nil)
+			tc := startTcpdump(t, tp.client.ns, "any", cp)
+			ln, err := listenIn(tp.server.ns, srv6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errc := serveOnce(ln, answer(50, 102604, false))
+			if err := fetch(tp.client.ns, srv6, 50, 102604); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			ln.Close()
+			time.Sleep(200 * time.Millisecond)
+			tc.stop()
+			flows = flowsOf(t, cp)
+			if len(flows) != 1 || flows[0].Packets[0].CaptureDir == capture.DirUnknown {
+				t.Fatalf("%d connection(s), want one captured with directions (LINUX_SLL2)", len(flows))
+			}
+			got := 0
+			for _, p := range flows[0].Packets {
+				if p.From == flows[0].Packets[0].From.Other() {
+					got += p.PayloadLen
+				}
+			}
+			if got >= 102604 {
+				break
+			}
+			if attempt == 3 {
+				t.Fatalf("three captures lack some of the response (this one %d of 102604 bytes)", got)
+			}
+			t.Logf("capture %d lacks %d bytes of the response (tcpdump did not record them); again", attempt, 102604-got)
 		}
 		// No --local: the SLL2 direction marks say which side is local.
 		verifyCapture(t, bin, cp, filepath.Join(dir, "client"), 1)
