@@ -80,7 +80,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			fresh = int64(end.Diff(start))
 		} else {
 			b.count.retransOut++
-			b.comment("The kernel retransmits (its own timer or fast retransmit).")
+			b.comment(retransCause(b.f, i, b.local, b.sndMax))
 		}
 	}
 	if fl.Has(tcpwire.FlagSYN) && b.outSeen {
