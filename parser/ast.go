@@ -38,6 +38,12 @@ type Script struct {
 	Events   []*Event   // the timed events in order
 	Cleanup  *Command   // an untimed backquoted command after the last event
 	Comments []*Comment // every comment, in source order (for the printer)
+	// TimeColumn is the layout of the event times: 0 when each line starts
+	// with its time, N when times are right-aligned to end in column N
+	// (a range by its start), as most upstream scripts align them in
+	// column 5. The parser takes it from the source; built trees leave it
+	// 0.
+	TimeColumn int
 }
 
 // Option is a `--name=value` or `--name` line.
@@ -53,6 +59,9 @@ type Option struct {
 type Comment struct {
 	Pos  Pos
 	Text string
+	// Indent is the blanks before a comment that begins its line, which
+	// the printer keeps; "" for trailing comments and in built trees.
+	Indent string
 }
 
 // TimeKind says how an event's time is written.
@@ -84,7 +93,15 @@ type Time struct {
 	// answered); AnchorN is 0 for `^`, the first.
 	Anchor  bool
 	AnchorN int
+	Text    Spelling // Usecs as written, without '+' (".1", "0.100")
+	EndText Spelling // End as written
 }
+
+// Spelling is a number as the source wrote it, so that the printer keeps
+// ".1" rather than writing 0.100000; "" in built trees. The printer uses a
+// spelling only while it still reads as its node's value, so code that
+// changes the value need not clear it.
+type Spelling string
 
 // Event is one timed line of a script.
 type Event struct {
@@ -92,6 +109,21 @@ type Event struct {
 	End    Pos // just after the event's last token (zero in built trees)
 	Time   Time
 	Action Action // *Packet, *Syscall, *Command or *Code
+	// Breaks are where the source continued the action on a new line
+	// (a long recvmsg(...) written one field a line), which the printer
+	// keeps; nil in built trees and for one-line events.
+	Breaks []Break
+}
+
+// Break is a line break inside an event: the action's Token-th token
+// (counted from 0, its first), Text, began a line after the blanks
+// Indent. The printer breaks the line there only while that token is
+// still Text, so a tree changed since the parse loses the break, not its
+// meaning.
+type Break struct {
+	Token  int
+	Text   string
+	Indent string
 }
 
 // Action is what an event does.
@@ -262,6 +294,11 @@ type TCPOption struct {
 	Cookie string        // FO/FOEXP cookie or md5 digest, hex as written; "" if none
 	AccECN []AccECNField // ECN fields in the order written
 	Wild   OptWild       // values written as `*` (a pcap2pkt extension)
+	// Sym is the -D symbol written for the value (mss, wscale) or the
+	// cookie or digest (FO, FOEXP, md5), which the printer writes back;
+	// "" when the value was written. Value or Cookie hold the symbol's
+	// definition, or nothing when it was undefined (Config.AllowUndefined).
+	Sym string
 }
 
 // OptWild marks the values of a TCP option written as `*`: `mss *`,
@@ -298,12 +335,13 @@ type UDP struct {
 
 // ICMP is `icmp type [code] [mtu N] [id N] [[echoed]]`.
 type ICMP struct {
-	Pos    Pos
-	Type   string
-	Code   string // "" if absent
-	MTU    *int64
-	ID     *int64
-	Echoed *ICMPEchoed // the quoted inner packet; nil if absent
+	Pos     Pos
+	Type    string
+	Code    string // "" if absent
+	CodeSym string // the -D symbol written for the code; "" if the code was written
+	MTU     *int64
+	ID      *int64
+	Echoed  *ICMPEchoed // the quoted inner packet; nil if absent
 }
 
 // ICMPEchoed is the bracketed description of the packet an ICMP error quotes.
@@ -342,12 +380,14 @@ type IntLit struct {
 	Pos   Pos
 	Value int64
 	Hex   bool
+	Sym   string // the -D symbol written for it (Value is 0 if undefined); "" if none
 }
 
 // Word is a symbol such as SOCK_STREAM or a -D definition's name.
 type Word struct {
 	Pos  Pos
 	Name string
+	Sym  string // the -D symbol written, when Name is its definition; "" if none
 }
 
 // StringLit is a double-quoted string; Ellipsis is the `"abc"...` form.
@@ -355,6 +395,7 @@ type StringLit struct {
 	Pos      Pos
 	Value    string // as written between the quotes (escapes not decoded)
 	Ellipsis bool
+	Sym      string // the -D symbol written, when Value is its definition; "" if none
 }
 
 // Binary is `x | y`, `x . y` (adjacent strings) or `name = value`.

@@ -71,7 +71,7 @@ func TestCorpus(t *testing.T) {
 	if len(files) < 178 {
 		t.Errorf("found %d scripts, want at least 178", len(files))
 	}
-	withoutDefines, fixedPoints := 0, 0
+	withoutDefines, fixedPoints, unchanged := 0, 0, 0
 	for _, path := range files {
 		s, src := readScript(t, path, &Config{Defines: definesFor(path)})
 		if s == nil {
@@ -82,6 +82,16 @@ func TestCorpus(t *testing.T) {
 			t.Logf("without defines: %v", err)
 		}
 		out := Format(s)
+		if bytes.Equal(out, src) {
+			unchanged++
+		}
+		// As fmt reads it: symbols print as written, defined or not.
+		s0, err := ParseFile(path, src, &Config{AllowUndefined: true})
+		if err != nil {
+			t.Errorf("without defines, undefined symbols allowed: %v", err)
+		} else if out0 := Format(s0); !bytes.Equal(out0, out) {
+			t.Errorf("%s: printed differently without the defines:\n%s", path, firstDiff(out0, out))
+		}
 		s2, err := ParseFile(path, out, &Config{Defines: definesFor(path)})
 		if err != nil {
 			t.Errorf("%s: reparse of printed form: %v", path, err)
@@ -96,8 +106,14 @@ func TestCorpus(t *testing.T) {
 			fixedPoints++
 		}
 	}
-	t.Logf("%d files, %d round trips to a fixed point; %d fail to parse without the upstream defines",
-		len(files), fixedPoints, withoutDefines)
+	t.Logf("%d files, %d round trips to a fixed point, %d unchanged by Format; %d fail to parse without the upstream defines",
+		len(files), fixedPoints, unchanged, withoutDefines)
+	// Format keeps the layout most upstream scripts have (number
+	// spellings, the time column, line breaks in calls); what it changes
+	// in the others is blanks inside lines and runs of blank lines.
+	if want := 71; unchanged < want {
+		t.Errorf("Format leaves %d of the scripts unchanged, want at least %d", unchanged, want)
+	}
 }
 
 func firstDiff(a, b []byte) string {

@@ -3,9 +3,11 @@ package parser
 import "reflect"
 
 // Equal reports whether two scripts have the same tree, ignoring positions
-// (Pos and End fields, comments' included), the file name, and the
-// difference between a nil and an empty list. Comments are compared by
-// text and order.
+// (Pos and End fields, comments' included), the file name, the layout the
+// printer keeps from the source (spellings of numbers, the time column,
+// line breaks inside events, comments' indentation) and the difference
+// between a nil and an empty list. Comments are compared by text and
+// order.
 func Equal(a, b *Script) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -13,7 +15,13 @@ func Equal(a, b *Script) bool {
 	return equalValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
 }
 
-var posType = reflect.TypeFor[Pos]()
+var (
+	posType      = reflect.TypeFor[Pos]()
+	spellingType = reflect.TypeFor[Spelling]()
+)
+
+// layoutFields are the fields of layout, by name.
+var layoutFields = map[string]bool{"TimeColumn": true, "Breaks": true, "Indent": true}
 
 func equalValue(a, b reflect.Value) bool {
 	if a.Type() != b.Type() {
@@ -41,11 +49,9 @@ func equalValue(a, b reflect.Value) bool {
 		}
 		t := a.Type()
 		for i := 0; i < t.NumField(); i++ {
-			switch t.Field(i).Name {
-			case "File":
-				if t == reflect.TypeFor[Script]() {
-					continue
-				}
+			f := t.Field(i)
+			if f.Type == spellingType || layoutFields[f.Name] || f.Name == "File" && t == reflect.TypeFor[Script]() {
+				continue
 			}
 			if !equalValue(a.Field(i), b.Field(i)) {
 				return false

@@ -47,26 +47,31 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzPrintRoundTrip: any script that parses prints to text that parses
-// to an Equal tree, and the printed text is a fixed point; parsing and
-// printing each input take at most fuzztest.Deadline.
+// to an Equal tree, and the printed text is a fixed point, so too with
+// -D definitions and undefined symbols allowed, as fmt reads scripts;
+// parsing and printing each input take at most fuzztest.Deadline.
 func FuzzPrintRoundTrip(f *testing.F) {
 	addCorpusSeeds(f)
+	f.Add([]byte("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n +.1 < S 0:0(0) win 1 <mss MSS,FO TFO_COOKIE,nop>\n" +
+		"   +0...0.02 x(CMSG_LEVEL_IP,\n\t 1) = 0\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		fuzztest.Within(t, func() error {
-			s, err := ParseFile("fuzz.pkt", src, nil)
-			if err != nil {
-				return nil
-			}
-			out := Format(s)
-			s2, err := ParseFile("printed.pkt", out, nil)
-			if err != nil {
-				return fmt.Errorf("printed form does not parse: %v\n%s", err, out)
-			}
-			if !Equal(s, s2) {
-				return fmt.Errorf("printed form parses to a different tree:\n%s", out)
-			}
-			if again := Format(s2); !bytes.Equal(again, out) {
-				return fmt.Errorf("not a fixed point:\n%s", firstDiff(out, again))
+			for _, cfg := range []*Config{nil, {Defines: upstreamDefines, AllowUndefined: true}} {
+				s, err := ParseFile("fuzz.pkt", src, cfg)
+				if err != nil {
+					continue
+				}
+				out := Format(s)
+				s2, err := ParseFile("printed.pkt", out, cfg)
+				if err != nil {
+					return fmt.Errorf("printed form does not parse: %v\n%s", err, out)
+				}
+				if !Equal(s, s2) {
+					return fmt.Errorf("printed form parses to a different tree:\n%s", out)
+				}
+				if again := Format(s2); !bytes.Equal(again, out) {
+					return fmt.Errorf("not a fixed point:\n%s", firstDiff(out, again))
+				}
 			}
 			return nil
 		})

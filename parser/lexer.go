@@ -57,6 +57,20 @@ type token struct {
 	// nl is set when the token is the first one on its line, which is
 	// where error recovery restarts.
 	nl bool
+	// defined is set when the token is a -D symbol (raw) replaced by its
+	// definition (text).
+	defined bool
+	// off is the offset of the token in the source (int32 keeps the
+	// token, copied for every one read, as small as without it).
+	off int32
+}
+
+// sym returns the -D symbol the source wrote for the token, or "".
+func (t token) sym() string {
+	if t.defined {
+		return t.raw
+	}
+	return ""
 }
 
 func (t token) is(c byte) bool { return t.kind == tChar && len(t.text) == 1 && t.text[0] == c }
@@ -117,6 +131,7 @@ type lexer struct {
 	lastLine int // line of the previous token, to set token.nl
 	defines  map[string]string
 	comments []*Comment
+	start    int // offset of the token being scanned
 	errs     *errorSink
 	fatal    bool
 }
@@ -132,6 +147,19 @@ func isHexDigit(c byte) bool {
 }
 
 func (l *lexer) pos(off int) Pos { return Pos{Line: l.line, Col: off - l.lineOff + 1} }
+
+// indent returns the blanks before offset off on its line, or "" when
+// something else precedes it there.
+func (l *lexer) indent(off int) string {
+	i := off
+	for i > 0 && (l.src[i-1] == ' ' || l.src[i-1] == '\t') {
+		i--
+	}
+	if i > 0 && l.src[i-1] != '\n' {
+		return ""
+	}
+	return l.src[i:off]
+}
 
 // advance moves to off, counting the newlines crossed.
 func (l *lexer) advance(off int) {
@@ -149,6 +177,7 @@ func (l *lexer) next() token {
 		t, ok := l.scan()
 		if ok {
 			t.end = l.pos(l.off)
+			t.off = int32(l.start)
 			t.nl = t.pos.Line != l.lastLine
 			l.lastLine = t.pos.Line
 			return t
@@ -178,6 +207,7 @@ func (l *lexer) scan() (tok token, ok bool) {
 		return token{kind: tEOF, pos: l.pos(l.off)}, true
 	}
 	start := l.off
+	l.start = start
 	p := l.pos(start)
 	c := src[start]
 	switch {
@@ -257,15 +287,14 @@ func (l *lexer) scan() (tok token, ok bool) {
 }
 
 func (l *lexer) comment(start, end int) {
-	p := l.pos(start)
-	text := l.src[start:end]
+	c := &Comment{Pos: l.pos(start), Text: l.src[start:end], Indent: l.indent(start)}
 	l.advance(end)
-	if !utf8.ValidString(text) {
+	if !utf8.ValidString(c.Text) {
 		// Comments may hold any text, but the printer writes them back,
 		// so keep them valid for the tools that read its output.
-		text = strings.ToValidUTF8(text, "\uFFFD")
+		c.Text = strings.ToValidUTF8(c.Text, "\uFFFD")
 	}
-	l.comments = append(l.comments, &Comment{Pos: p, Text: text})
+	l.comments = append(l.comments, c)
 }
 
 // stop reports an error the lexer cannot go on after (the rest of the
@@ -399,7 +428,7 @@ func (l *lexer) lexWordish(start int) (token, int) {
 // word() decides it: a quoted value is a string or command, a value strtol
 // parses whole is an integer, anything else is a word.
 func defineToken(name, v string) token {
-	t := token{kind: tWord, text: v, raw: name}
+	t := token{kind: tWord, text: v, raw: name, defined: true}
 	if len(v) >= 2 && (v[0] == '"' || v[0] == '`') {
 		t.text = v[1 : len(v)-1]
 		t.kind = tString

@@ -296,7 +296,7 @@ func (p *parser) parseICMP() *ICMP {
 	ic.Type = p.tok.text
 	p.next()
 	if p.tok.kind == tWord {
-		ic.Code = p.tok.text
+		ic.Code, ic.CodeSym = p.tok.text, p.tok.sym()
 		p.next()
 	}
 	if p.tok.isKw("mtu") {
@@ -460,15 +460,36 @@ func (p *parser) parseTCPOptions() *TCPOptions {
 	return opts
 }
 
-// hexBlob reads a cookie or digest: a word or an integer, as written.
-func (p *parser) hexBlob() (string, Pos, bool) {
+// hexBlob reads a cookie or digest: a word or an integer, as written; sym
+// is the -D symbol written for it.
+func (p *parser) hexBlob() (text string, pos Pos, sym string, ok bool) {
 	// A one-byte blob can spell a keyword ("fd", "ce"): it is hex here.
 	if p.tok.kind != tWord && p.tok.kind != tInt && !(p.tok.kind == tKeyword && isHexString(p.tok.text)) {
-		return "", Pos{}, false
+		return "", Pos{}, "", false
 	}
 	t := p.tok
 	p.next()
-	return t.text, t.pos, true
+	if !t.defined && p.undefined && t.kind == tWord && !isHexString(t.text) {
+		// An undefined symbol such as TFO_COOKIE: no value.
+		return "", t.pos, t.text, true
+	}
+	return t.text, t.pos, t.sym(), true
+}
+
+// optionInt reads the value of a TCP option (an MSS, a shift count) and
+// the -D symbol written for it; an undefined symbol, where allowed, has
+// no value.
+func (p *parser) optionInt(what string, limit int64, name string) (int64, string) {
+	if p.tok.kind == tWord && p.undefined {
+		sym := p.tok.text
+		p.next()
+		return 0, sym
+	}
+	if p.tok.kind == tWord {
+		p.fail(p.tok.pos, "%s is not defined: expected %s (define it with -D %s=VALUE)", p.tok.text, what, p.tok.text)
+	}
+	sym := p.tok.sym()
+	return p.intIn(what, limit, name), sym
 }
 
 func (p *parser) parseTCPOption() *TCPOption {
@@ -486,11 +507,11 @@ func (p *parser) parseTCPOption() *TCPOption {
 	switch o.Kind {
 	case OptMSS:
 		if !p.wild(o, WildValue) {
-			o.Value = p.intIn(`MSS value after "mss"`, math.MaxUint16, "mss value")
+			o.Value, o.Sym = p.optionInt(`MSS value after "mss"`, math.MaxUint16, "mss value")
 		}
 	case OptWScale:
 		if !p.wild(o, WildValue) {
-			o.Value = p.intIn(`shift count after "wscale"`, math.MaxUint8, "window scale shift count")
+			o.Value, o.Sym = p.optionInt(`shift count after "wscale"`, math.MaxUint8, "window scale shift count")
 		}
 	case OptSACK:
 		for p.tok.kind == tInt || len(o.SACK) == 0 {
@@ -506,14 +527,17 @@ func (p *parser) parseTCPOption() *TCPOption {
 			o.SACK = append(o.SACK, SACKBlock{Left: uint32(l), Right: uint32(r)})
 		}
 	case OptMD5:
-		d, pos, ok := p.hexBlob()
+		d, pos, sym, ok := p.hexBlob()
 		if !ok {
 			p.expected(`digest after "md5"`)
 		}
-		o.Cookie = d
-		if len(d)/2 > MaxMD5DigestBytes {
+		o.Cookie, o.Sym = d, sym
+		switch {
+		case d == "":
+			// An undefined symbol.
+		case len(d)/2 > MaxMD5DigestBytes:
 			p.semantic(pos, "TCP MD5 digest longer than 16 bytes")
-		} else if !isHexString(d) {
+		case !isHexString(d):
 			p.semantic(pos, "TCP MD5 digest is not a valid hex string")
 		}
 	case OptTimestamp:
@@ -541,9 +565,11 @@ func (p *parser) parseTCPOption() *TCPOption {
 		if p.wild(o, WildCookie) {
 			break
 		}
-		if c, pos, ok := p.hexBlob(); ok {
-			o.Cookie = c
+		if c, pos, sym, ok := p.hexBlob(); ok {
+			o.Cookie, o.Sym = c, sym
 			switch {
+			case c == "":
+				// An undefined symbol.
 			case len(c)%2 != 0:
 				p.semantic(pos, "TCP fast open cookie has an odd number of digits")
 			case len(c)/2 > limit:

@@ -17,6 +17,11 @@ type Config struct {
 	// is read as VALUE (a string if VALUE is "quoted", a command if it is
 	// `backquoted`, an integer if it is one, a word otherwise).
 	Defines map[string]string
+	// AllowUndefined accepts a word that is not defined where a -D
+	// symbol can stand for a value (an MSS or window scale, a fast open
+	// cookie or MD5 digest), as `fmt` needs: the tree keeps the symbol
+	// and no value.
+	AllowUndefined bool
 }
 
 // maxErrors is how many errors a parse reports before giving up.
@@ -55,7 +60,24 @@ type parser struct {
 	nest  int
 	ahead []token
 	depth int
+	// ntok counts the tokens consumed: the current token is the ntok-th.
+	ntok int
+	// action is the ntok of the current event's action's first token, or
+	// -1 outside an action; breaks collects where the action's tokens
+	// began new lines.
+	action int
+	breaks []Break
+	// timeEnd is the end of the current event's time (of its start, for
+	// a range); times collects the column span of each event's time.
+	timeEnd Pos
+	times   []timeSpan
+	// undefined is Config.AllowUndefined.
+	undefined bool
 }
+
+// timeSpan is the columns of an event's time (of its start, for a range):
+// first and last character.
+type timeSpan struct{ first, last int }
 
 // ParseFile parses one script. src is its text; filename is used in
 // positions of errors. A non-nil error is an ErrorList.
@@ -76,8 +98,10 @@ func ParseFile(filename string, src []byte, cfg *Config) (*Script, error) {
 		}
 	}
 	p := &parser{
-		lx:   &lexer{src: string(src), line: 1, defines: defines, errs: errs},
-		errs: errs,
+		lx:        &lexer{src: string(src), line: 1, defines: defines, errs: errs},
+		errs:      errs,
+		action:    -1,
+		undefined: cfg != nil && cfg.AllowUndefined,
 	}
 	s := p.parseScript(filename, cfg)
 	s.Comments = p.lx.comments
@@ -101,9 +125,14 @@ func (p *parser) next() {
 	if len(p.ahead) > 0 {
 		p.tok = p.ahead[0]
 		p.ahead = p.ahead[1:]
-		return
+	} else {
+		p.tok = p.lx.next()
 	}
-	p.tok = p.lx.next()
+	p.ntok++
+	if p.action >= 0 && p.tok.pos.Line > p.prev.Line && p.prev.IsValid() {
+		// A line break inside an action, which the printer keeps.
+		p.breaks = append(p.breaks, Break{Token: p.ntok - p.action, Text: p.tok.raw, Indent: p.lx.indent(int(p.tok.off))})
+	}
 }
 
 // peek returns the token n places after the current one (n >= 1).
@@ -186,7 +215,7 @@ func (p *parser) anyInt(what string) *IntLit {
 	}
 	t := p.tok
 	p.next()
-	return &IntLit{Pos: t.pos, Value: p.intValue(t), Hex: t.kind == tHex}
+	return &IntLit{Pos: t.pos, Value: p.intValue(t), Hex: t.kind == tHex, Sym: t.sym()}
 }
 
 // protect runs f, turning a bailout into a false result.
@@ -269,7 +298,34 @@ func (p *parser) parseScript(filename string, cfg *Config) *Script {
 	if len(s.Events) == 0 && len(p.errs.list) == 0 {
 		p.errs.add(p.tok.pos, "script has no events: at least one timed event is required")
 	}
+	s.TimeColumn = timeColumn(p.times)
 	return s
+}
+
+// timeColumn finds how a script lays out its times: the column N in which
+// the most times end, counting a time that starts its line and ends after
+// N as laid out so too (it is too long to right-align), or 0 when more
+// times start their lines than that (N = 1). A tie goes to the smaller N.
+func timeColumn(spans []timeSpan) int {
+	ending := map[int]int{} // times by the column they end in
+	var flushLast []int     // where the times that start their lines end
+	for _, t := range spans {
+		ending[t.last]++
+		if t.first == 1 {
+			flushLast = append(flushLast, t.last)
+		}
+	}
+	slices.Sort(flushLast)
+	best, bestN := 0, len(flushLast)
+	for col, n := range ending {
+		// The flush times that end after col.
+		i, _ := slices.BinarySearch(flushLast, col+1)
+		n += len(flushLast) - i
+		if col > 1 && (n > bestN || n == bestN && best != 0 && col < best) {
+			best, bestN = col, n
+		}
+	}
+	return best
 }
 
 // applyScriptDefines adds the script's --define=NAME=VALUE options to the
@@ -333,6 +389,22 @@ func (p *parser) parseOption() *Option {
 func (p *parser) parseEvent() *Event {
 	ev := &Event{Pos: p.tok.pos}
 	ev.Time = p.parseEventTime()
+	if p.timeEnd.Line == ev.Pos.Line {
+		p.times = append(p.times, timeSpan{ev.Pos.Col, p.timeEnd.Col - 1})
+	}
+	p.action, p.breaks = p.ntok, p.breaks[:0]
+	defer func() {
+		// Keep the breaks before tokens of the action, not the one
+		// before the next event's first token.
+		n, k := p.ntok-p.action, 0
+		for k < len(p.breaks) && p.breaks[k].Token < n {
+			k++
+		}
+		if k > 0 {
+			ev.Breaks = slices.Clone(p.breaks[:k])
+		}
+		p.action = -1
+	}()
 	switch {
 	case p.tok.is('<') || p.tok.is('>'):
 		ev.Action = p.parsePacket()
@@ -356,10 +428,12 @@ func (p *parser) parseEventTime() Time {
 	case p.tok.is('*'):
 		t.Kind = TimeAny
 		p.next()
+		p.timeEnd = p.prev
 	case p.tok.is('+'):
 		p.next()
 		t.Kind = TimeRelative
-		t.Usecs = p.parseTimeValue("time after '+'")
+		t.Usecs, t.Text = p.parseTimeValue("time after '+'")
+		p.timeEnd = p.prev
 		if p.tok.is('^') {
 			p.next()
 			t.Anchor = true
@@ -369,21 +443,23 @@ func (p *parser) parseEventTime() Time {
 					p.semantic(t.Pos, "transmissions are counted from 1")
 				}
 			}
+			p.timeEnd = p.prev
 			break
 		}
 		if p.tok.is('~') {
 			p.next()
 			p.expectChar('+', "'+' before the end of a relative time range")
 			t.Kind = TimeRelativeRange
-			t.End = p.parseTimeValue("end of time range")
+			t.End, t.EndText = p.parseTimeValue("end of time range")
 		}
 	case p.tok.kind == tInt || p.tok.kind == tFloat:
 		t.Kind = TimeAbsolute
-		t.Usecs = p.parseTimeValue("time")
+		t.Usecs, t.Text = p.parseTimeValue("time")
+		p.timeEnd = p.prev
 		if p.tok.is('~') {
 			p.next()
 			t.Kind = TimeAbsoluteRange
-			t.End = p.parseTimeValue("end of time range")
+			t.End, t.EndText = p.parseTimeValue("end of time range")
 		}
 	default:
 		if p.tok.kind == tEOF {
@@ -404,7 +480,7 @@ func (p *parser) parseEventTime() Time {
 // about 1.5% of six-digit values (0.000249 becomes 248); exact conversion
 // keeps printed times parsing back to the same value, and no script of
 // the upstream corpus is affected.
-func (p *parser) parseTimeValue(what string) int64 {
+func (p *parser) parseTimeValue(what string) (int64, Spelling) {
 	if p.tok.kind != tInt && p.tok.kind != tFloat {
 		p.expected(what)
 	}
@@ -414,7 +490,7 @@ func (p *parser) parseTimeValue(what string) int64 {
 	if err != "" {
 		p.semantic(t.pos, "%s", err)
 	}
-	return usecs
+	return usecs, Spelling(t.text)
 }
 
 func parseSeconds(text string) (int64, string) {
@@ -446,7 +522,7 @@ func (p *parser) parseSyscall() *Syscall {
 	if p.tok.kind == tEllipsis {
 		p.next()
 		end := Time{Pos: p.tok.pos, Kind: TimeAbsolute}
-		end.Usecs = p.parseTimeValue("end time after '...'")
+		end.Usecs, end.Text = p.parseTimeValue("end time after '...'")
 		c.End = &end
 	}
 	if p.tok.kind != tWord {
@@ -547,7 +623,7 @@ func (p *parser) parsePrimary() Expr {
 		return p.anyInt("integer")
 	case t.kind == tWord:
 		p.next()
-		w := &Word{Pos: t.pos, Name: t.text}
+		w := &Word{Pos: t.pos, Name: t.text, Sym: t.sym()}
 		if p.tok.is('=') {
 			p.next()
 			p.enter()
@@ -558,12 +634,12 @@ func (p *parser) parsePrimary() Expr {
 		p.next()
 		if p.tok.kind == tEllipsis {
 			p.next()
-			return &StringLit{Pos: t.pos, Value: t.text, Ellipsis: true}
+			return &StringLit{Pos: t.pos, Value: t.text, Ellipsis: true, Sym: t.sym()}
 		}
-		var e Expr = &StringLit{Pos: t.pos, Value: t.text}
+		var e Expr = &StringLit{Pos: t.pos, Value: t.text, Sym: t.sym()}
 		for p.tok.kind == tString {
 			p.enter()
-			e = &Binary{Pos: t.pos, Op: ".", X: e, Y: &StringLit{Pos: p.tok.pos, Value: p.tok.text}}
+			e = &Binary{Pos: t.pos, Op: ".", X: e, Y: &StringLit{Pos: p.tok.pos, Value: p.tok.text, Sym: p.tok.sym()}}
 			p.next()
 		}
 		return e

@@ -9,8 +9,9 @@ import (
 	"sync"
 )
 
-// FormatTime prints an event time in canonical form: whole seconds as
-// integers, other times with six decimals; "+" for relative times.
+// FormatTime prints an event time: as the source spelled it (Text,
+// EndText), else in canonical form: whole seconds as integers, other times
+// with six decimals; "+" for relative times.
 func FormatTime(t Time) string { return string(appendTime(nil, t)) }
 
 func appendTime(b []byte, t Time) []byte {
@@ -18,7 +19,7 @@ func appendTime(b []byte, t Time) []byte {
 	case TimeAny:
 		return append(b, '*')
 	case TimeRelative:
-		b = appendSeconds(append(b, '+'), t.Usecs)
+		b = t.Text.append(append(b, '+'), t.Usecs)
 		if t.Anchor {
 			b = append(b, '^')
 			if t.AnchorN > 0 {
@@ -27,11 +28,38 @@ func appendTime(b []byte, t Time) []byte {
 		}
 		return b
 	case TimeAbsoluteRange:
-		return appendSeconds(append(appendSeconds(b, t.Usecs), '~'), t.End)
+		return t.EndText.append(append(t.Text.append(b, t.Usecs), '~'), t.End)
 	case TimeRelativeRange:
-		return appendSeconds(append(appendSeconds(append(b, '+'), t.Usecs), "~+"...), t.End)
+		return t.EndText.append(append(t.Text.append(append(b, '+'), t.Usecs), "~+"...), t.End)
 	}
-	return appendSeconds(b, t.Usecs)
+	return t.Text.append(b, t.Usecs)
+}
+
+// append appends a time of us microseconds as spelled, if the spelling is
+// a number that reads as that time, else in canonical form.
+func (s Spelling) append(b []byte, us int64) []byte {
+	if s != "" && isNumber(string(s)) {
+		if v, err := parseSeconds(string(s)); err == "" && v == us {
+			return append(b, s...)
+		}
+	}
+	return appendSeconds(b, us)
+}
+
+// isNumber reports whether s is one INTEGER or FLOAT token: [-]digits,
+// [-][digits].digits.
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, dot := strings.Cut(s, ".")
+	if dot && frac == "" || !dot && whole == "" {
+		return false
+	}
+	for _, c := range []byte(whole + frac) {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
 }
 
 func appendSeconds(b []byte, us int64) []byte {
@@ -171,7 +199,10 @@ func formatMPLSStack(stack []MPLSEntry) string {
 func formatICMP(ic *ICMP) string {
 	var b strings.Builder
 	b.WriteString("icmp " + ic.Type)
-	if ic.Code != "" {
+	switch {
+	case ic.CodeSym != "":
+		b.WriteString(" " + ic.CodeSym)
+	case ic.Code != "":
 		b.WriteString(" " + ic.Code)
 	}
 	if ic.MTU != nil {
@@ -241,6 +272,10 @@ func appendTCPOption(b []byte, o *TCPOption) []byte {
 		return fmt.Appendf(b, "?option%d", o.Kind)
 	}
 	b = append(b, optionNames[o.Kind]...)
+	if o.Sym != "" {
+		// The -D symbol written for the value, cookie or digest.
+		return append(append(b, ' '), o.Sym...)
+	}
 	switch o.Kind {
 	case OptMSS, OptWScale:
 		b = appendWildInt(append(b, ' '), o, WildValue, o.Value)
@@ -283,7 +318,11 @@ func FormatSyscall(c *Syscall) string { return string(appendSyscall(nil, c)) }
 
 func appendSyscall(b []byte, c *Syscall) []byte {
 	if c.End != nil {
-		b = append(appendTime(append(b, "..."...), Time{Kind: TimeAbsolute, Usecs: c.End.Usecs}), ' ')
+		end := c.End.Text
+		if strings.HasPrefix(string(end), ".") {
+			end = "0" + end // "...0.02", not "....02"
+		}
+		b = append(end.append(append(b, "..."...), c.End.Usecs), ' ')
 	}
 	b = append(append(b, c.Name...), '(')
 	for i, a := range c.Args {
@@ -312,11 +351,13 @@ func appendExpr(b []byte, e Expr) []byte {
 	case *Ellipsis:
 		return append(b, "..."...)
 	case *IntLit:
-		if !e.Hex || e.Value < 0 {
+		if (!e.Hex || e.Value < 0) && e.Sym == "" {
 			return strconv.AppendInt(b, e.Value, 10)
 		}
 	case *Word:
-		return append(b, e.Name...)
+		if e.Sym == "" {
+			return append(b, e.Name...)
+		}
 	}
 	return append(b, FormatExpr(e)...)
 }
@@ -343,15 +384,25 @@ func writeExpr(b *strings.Builder, e Expr) {
 	case *Ellipsis:
 		b.WriteString("...")
 	case *IntLit:
-		if e.Hex && e.Value >= 0 {
+		if e.Sym != "" {
+			b.WriteString(e.Sym)
+		} else if e.Hex && e.Value >= 0 {
 			fmt.Fprintf(b, "%#x", e.Value)
 		} else {
 			b.WriteString(strconv.FormatInt(e.Value, 10))
 		}
 	case *Word:
-		b.WriteString(e.Name)
+		if e.Sym != "" {
+			b.WriteString(e.Sym)
+		} else {
+			b.WriteString(e.Name)
+		}
 	case *StringLit:
-		b.WriteString(`"` + e.Value + `"`)
+		if e.Sym != "" {
+			b.WriteString(e.Sym)
+		} else {
+			b.WriteString(`"` + e.Value + `"`)
+		}
 		if e.Ellipsis {
 			b.WriteString("...")
 		}
@@ -459,7 +510,74 @@ func appendAction(b []byte, a Action) []byte {
 func FormatEvent(ev *Event) string { return string(appendEvent(nil, ev)) }
 
 func appendEvent(b []byte, ev *Event) []byte {
-	return appendAction(append(appendTime(b, ev.Time), ' '), ev.Action)
+	return appendEventAction(appendTime(b, ev.Time), ev)
+}
+
+// appendEventAction appends what follows an event's time.
+func appendEventAction(b []byte, ev *Event) []byte {
+	if c, ok := ev.Action.(*Syscall); !ok || c.End == nil {
+		// "+0...0.010 read(...)": the end of a blocking call follows the
+		// time as upstream scripts write it.
+		b = append(b, ' ')
+	}
+	return appendAction(b, ev.Action)
+}
+
+// alignTime right-aligns the time in b[from:] (its start, for a range) to
+// end in column col, as Script.TimeColumn says; a longer time stays at the
+// start of its line.
+func alignTime(b []byte, from, col int) []byte {
+	width := len(b) - from
+	if i := bytes.IndexByte(b[from:], '~'); i >= 0 {
+		width = i
+	}
+	pad := col - width
+	if pad <= 0 {
+		return b
+	}
+	n := len(b)
+	b = append(b, make([]byte, pad)...)
+	copy(b[from+pad:], b[from:n])
+	for i := from; i < from+pad; i++ {
+		b[i] = ' '
+	}
+	return b
+}
+
+// breakLines starts a new line where each break says in the action
+// printed in b[from:]: before its Token-th token, after its indent. A
+// break whose token is not there (a tree changed since the parse) is
+// dropped.
+func breakLines(b []byte, from int, breaks []Break) []byte {
+	act := string(b[from:])
+	starts := tokenStarts(act, breaks[len(breaks)-1].Token+1)
+	out := b[:from]
+	prev := 0
+	for _, br := range breaks {
+		k := br.Token
+		if k <= 0 || k >= len(starts) || starts[k] <= prev || !strings.HasPrefix(act[starts[k]:], br.Text) {
+			continue
+		}
+		cut := strings.TrimRight(act[prev:starts[k]], " ")
+		out = append(out, cut...)
+		out = append(append(out, '\n'), br.Indent...)
+		prev = starts[k]
+	}
+	return append(out, act[prev:]...)
+}
+
+// tokenStarts returns the offsets of the first n tokens of text.
+func tokenStarts(text string, n int) []int {
+	l := &lexer{src: text, line: 1, errs: &errorSink{}}
+	starts := make([]int, 0, n)
+	for len(starts) < n {
+		t := l.next()
+		if t.kind == tEOF {
+			break
+		}
+		starts = append(starts, int(t.off))
+	}
+	return starts
 }
 
 func formatOption(o *Option) string {
@@ -541,7 +659,15 @@ func printScript(s *Script) []byte {
 	}
 	for _, ev := range s.Events {
 		from := len(text)
-		text = appendEvent(text, ev)
+		text = appendTime(text, ev.Time)
+		if s.TimeColumn > 1 {
+			text = alignTime(text, from, s.TimeColumn)
+		}
+		act := len(text)
+		text = appendEventAction(text, ev)
+		if len(ev.Breaks) > 0 {
+			text = breakLines(text, act, ev.Breaks)
+		}
 		add(ev.Pos, ev.End, from)
 	}
 	if s.Cleanup != nil {
@@ -554,7 +680,7 @@ func printScript(s *Script) []byte {
 	// newline, and the blank lines between them.
 	size := len(text) + 2*len(items)
 	for _, c := range s.Comments {
-		size += len(c.Text) + 3
+		size += len(c.Indent) + len(c.Text) + 3
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
 	comments := sc.comments[:0]
@@ -595,6 +721,7 @@ func printScript(s *Script) []byte {
 			// first line, so no blank line separates it from the item.
 			line := min(c.Pos.Line, it.start.Line)
 			atLine(line)
+			buf.WriteString(c.Indent)
 			buf.WriteString(c.Text)
 			buf.WriteByte('\n')
 			prevLine = line + strings.Count(c.Text, "\n")
@@ -615,6 +742,7 @@ func printScript(s *Script) []byte {
 	for ; ci < len(comments); ci++ {
 		c := comments[ci]
 		atLine(c.Pos.Line)
+		buf.WriteString(c.Indent)
 		buf.WriteString(c.Text)
 		buf.WriteByte('\n')
 		prevLine = c.Pos.Line + strings.Count(c.Text, "\n")

@@ -96,6 +96,89 @@ func TestFormatTime(t *testing.T) {
 	}
 }
 
+// TestFormatTimeSpelling: a time keeps its spelling while the spelling
+// reads as its value; a changed value prints in canonical form.
+func TestFormatTimeSpelling(t *testing.T) {
+	tests := []struct {
+		t    Time
+		want string
+	}{
+		{Time{Kind: TimeRelative, Usecs: 100000, Text: ".1"}, "+.1"},
+		{Time{Kind: TimeRelative, Usecs: 200000, Text: ".1"}, "+0.200000"},
+		{Time{Kind: TimeAbsolute, Usecs: 0, Text: "0.000"}, "0.000"},
+		{Time{Kind: TimeRelativeRange, Usecs: 300000, Text: ".3", End: 310000, EndText: ".310"}, "+.3~+.310"},
+		{Time{Kind: TimeAbsoluteRange, Usecs: 1e6, Text: "1.0", End: 2e6, EndText: "3"}, "1.0~2"},
+		// Not a number: canonical form.
+		{Time{Kind: TimeRelative, Usecs: 1e6, Text: "1e0"}, "+1"},
+		{Time{Kind: TimeRelative, Usecs: 1e6, Text: "1."}, "+1"},
+		{Time{Kind: TimeRelative, Usecs: 0, Text: "."}, "+0"},
+	}
+	for _, tt := range tests {
+		if got := FormatTime(tt.t); got != tt.want {
+			t.Errorf("FormatTime(%+v) = %q, want %q", tt.t, got, tt.want)
+		}
+	}
+}
+
+// TestLayoutKept: a script laid out as upstream scripts are (times
+// right-aligned in column 5, numbers as written, a call continued on
+// lines indented with spaces or a tab, indented comments) prints
+// unchanged; each line not so laid out is laid out so.
+func TestLayoutKept(t *testing.T) {
+	kept := "`../common/defaults.sh`\n\n" +
+		"    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n" +
+		"   +0 bind(3, ..., ...) = 0\n" +
+		"   // indented comment\n" +
+		" +.01 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>\n" +
+		"+0.100 > S. 0:0(0) ack 1 <mss 1460,nop,wscale 8>\n" +
+		"  +.1~+.105 > . 1:1(0) ack 1\n" +
+		"   +0...0.020 sendmsg(4, {msg_name(...)=...,\n" +
+		"                          msg_iov(1)=[{..., 1000}],\n" +
+		"\t\t\t  msg_flags=0}, MSG_FASTOPEN) = 1000 // blocks\n" +
+		"    * > . 1:1(0) ack 1\n"
+	for _, tt := range []struct{ src, want string }{
+		{kept, kept},
+		// Times starting their lines stay so.
+		{"0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+.1 close(3) = 0\n", ""},
+		// The minority is realigned, and blanks between tokens are one.
+		{"   0 socket(..., SOCK_STREAM,  IPPROTO_TCP) = 3\n  +0 close(3) = 0\n+0 close(3) = 0\n  +.1 >  .  1:1(0) ack 1\n",
+			"   0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n  +0 close(3) = 0\n  +0 close(3) = 0\n +.1 > . 1:1(0) ack 1\n"},
+	} {
+		want := tt.want
+		if want == "" {
+			want = tt.src
+		}
+		s := mustParse(t, tt.src)
+		got := Format(s)
+		if string(got) != want {
+			t.Errorf("printed\n%s\nwant\n%s", got, want)
+		}
+		s2 := mustParse(t, string(got))
+		if !Equal(s, s2) || !bytes.Equal(Format(s2), got) {
+			t.Errorf("not a fixed point:\n%s", got)
+		}
+	}
+}
+
+// TestLayoutOfChangedTree: line breaks kept from the source follow the
+// tokens they were before, and a tree changed since the parse still
+// prints as a script that parses to it.
+func TestLayoutOfChangedTree(t *testing.T) {
+	s := mustParse(t, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"+
+		"+0 setsockopt(3, SOL_SOCKET,\n              SO_REUSEADDR, [1],\n              4) = 0\n")
+	c := s.Events[1].Action.(*Syscall)
+	c.Args = c.Args[:2] // fewer tokens than the breaks count
+	s.Events[1].Time.Usecs = 5000
+	got := string(Format(s))
+	want := "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0.005000 setsockopt(3, SOL_SOCKET) = 0\n"
+	if got != want {
+		t.Errorf("printed\n%s\nwant\n%s", got, want)
+	}
+	if !Equal(s, mustParse(t, got)) {
+		t.Errorf("printed form parses to a different tree:\n%s", got)
+	}
+}
+
 // TestCheckBuiltTree: Check reports what a tree built by code gets wrong.
 func TestCheckBuiltTree(t *testing.T) {
 	win := uint32(70000)
