@@ -190,7 +190,9 @@ func TestKernelVerify(t *testing.T) {
 	}
 	keep = t.TempDir()
 	code, stdout, stderr = execCLI(t, bin, "verify", "--kernel", kernel, "-j", "2", "--keep", keep, refused)
-	rows := regexp.MustCompile(`(?m)^([0-9]+) .* pass`).FindAllStringSubmatch(stdout, -1)
+	// A row: number, local, remote, verdict (the closing line, "2
+	// connection(s): 2 passed, ...", is not one).
+	rows := regexp.MustCompile(`(?m)^([0-9]+) +\S+ +\S+ +pass +`).FindAllStringSubmatch(stdout, -1)
 	if code != exitOK || len(rows) != 2 || rows[0][1] != "1" || rows[1][1] != "2" {
 		t.Errorf("verify -j 2: exit %d, rows %q\nstdout:\n%s\nstderr:\n%s", code, rows, stdout, stderr)
 	}
