@@ -164,6 +164,25 @@ func fetch(ns netns.NsHandle, addr netip.AddrPort, n, want int) error {
 	return readEOF(c, want)
 }
 
+// requestOnce serves one connection on addr in the server's namespace:
+// the client sends n bytes and reads size back (cork: the server's FIN
+// rides on its last data).
+func requestOnce(t *testing.T, tp *topo, addr netip.AddrPort, n, size int, cork bool) {
+	t.Helper()
+	ln, err := listenIn(tp.server.ns, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	errc := serveOnce(ln, answer(n, size, cork))
+	if err := fetch(tp.client.ns, addr, n, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // verifyCapture runs `pcap2pkt verify` and requires every connection to
 // pass; a failure gets a second try (a loaded machine can miss a timing).
 func verifyCapture(t *testing.T, bin, pcap, keep string, conns int, args ...string) {
@@ -216,18 +235,7 @@ func TestE2EOrdinary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := listenIn(tp.server.ns, srv4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		errc := serveOnce(ln, answer(50, 300, true))
-		if err := fetch(tp.client.ns, srv4, 50, 300); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
+		requestOnce(t, tp, srv4, 50, 300, true)
 		time.Sleep(200 * time.Millisecond)
 		_, serr := ss.stop()
 		_, cerr := cs.stop()
@@ -256,18 +264,7 @@ func TestE2EOrdinary(t *testing.T) {
 		for attempt := 1; ; attempt++ {
 			tp := newTopo(t, nil)
 			tc := startTcpdump(t, tp.client.ns, "any", cp)
-			ln, err := listenIn(tp.server.ns, srv6)
-			if err != nil {
-				t.Fatal(err)
-			}
-			errc := serveOnce(ln, answer(50, 102604, false))
-			if err := fetch(tp.client.ns, srv6, 50, 102604); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-errc; err != nil {
-				t.Fatal(err)
-			}
-			ln.Close()
+			requestOnce(t, tp, srv6, 50, 102604, false)
 			time.Sleep(200 * time.Millisecond)
 			tc.stop()
 			flows = flowsOf(t, cp)
@@ -306,18 +303,7 @@ func TestE2EOrdinary(t *testing.T) {
 		}
 		tc := startTcpdump(t, tp.server.ns, "nflog:5", sp)
 		for _, addr := range []netip.AddrPort{srv4, srv6} {
-			ln, err := listenIn(tp.server.ns, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			errc := serveOnce(ln, answer(50, 3000, false))
-			if err := fetch(tp.client.ns, addr, 50, 3000); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-errc; err != nil {
-				t.Fatal(err)
-			}
-			ln.Close()
+			requestOnce(t, tp, addr, 50, 3000, false)
 			// Apart by more than NFLOG's one-second flush: the records of
 			// the second connection come in a batch of their own.
 			time.Sleep(1200 * time.Millisecond)
