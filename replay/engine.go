@@ -48,6 +48,12 @@ type Env struct {
 	// Timing, if set, receives how far from its scheduled time each timed
 	// event happened (for statistics; checks are not affected).
 	Timing func(TimingSample)
+
+	// AfterInit, if set, runs once --init_scripts and the script's init
+	// command have run, before its first event: `verify --mutate` changes
+	// a setting of the namespace there, where the script's own settings
+	// cannot undo it. An error stops the run.
+	AfterInit func() error
 }
 
 // TimingSample is one timed event's offset from its scheduled time:
@@ -204,6 +210,15 @@ func (e *engine) run() error {
 			return &parser.Error{File: e.script.File, Pos: lineOf(e.script.Init.Pos), Msg: "error executing init command: " + err.Error(), Err: err}
 		}
 		e.initDone = true
+	}
+	if e.env.AfterInit != nil {
+		if err := e.env.AfterInit(); err != nil {
+			pe := &parser.Error{File: e.script.File, Msg: "after the init command: " + err.Error(), Err: err}
+			if e.script.Init != nil {
+				pe.Pos = lineOf(e.script.Init.Pos)
+			}
+			return e.cleanupAfter(pe)
+		}
 	}
 	port, err := e.host.EphemeralPort(e.cfg.socketIPv6())
 	if err != nil {
