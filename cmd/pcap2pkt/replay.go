@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -69,6 +70,10 @@ func replayCommand() *cli.Command {
 		&cli.StringFlag{Name: "capture", Usage: "write every packet that crossed the TUN device to `FILE` (pcap, LINUX_SLL2 with directions)"},
 		&cli.DurationFlag{Name: "timeout", Value: 120 * time.Second, Usage: "give up on a script after `DURATION`"},
 		&cli.BoolFlag{Name: "stats", Usage: "print how far packets and calls were from their scheduled times (p50, p99, max)"},
+		&cli.StringFlag{Name: "mutation", Usage: "change `NAME` (one of verify --mutate's) in the run's namespace after the script's init command"},
+		// Where the sandboxed child writes what the mutation came to, as
+		// JSON, for verify --mutate.
+		&cli.StringFlag{Name: "mutation-report", Hidden: true},
 	)
 	flags = append(flags, kernelFlags()...)
 	return &cli.Command{
@@ -106,6 +111,17 @@ func replayAction(c *cli.Context) error {
 	}
 	if replay.InSandbox() {
 		return replayInSandbox(c, cfg)
+	}
+	if m := c.String("mutation"); m != "" {
+		mut, err := replay.LookupMutation(m)
+		if err != nil {
+			return failf(exitInput, "--mutation: %v", err)
+		}
+		// With --kernel the guest's settings decide, and the replay in
+		// the VM reports a change it cannot make.
+		if err := mut.Available(); err != nil && !c.IsSet("kernel") {
+			return failf(exitEnv, "--mutation %s: not available here: %v", m, err)
+		}
 	}
 	if suiteMode(c) {
 		return runSuite(c)
@@ -331,15 +347,83 @@ func runInSandbox(c *cli.Context, cfg *replay.Config) error {
 	if c.Bool("stats") {
 		env.Timing = stats.add
 	}
+	mut, err := startMutation(c, env)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	err = replay.Run(c.Context, s, cfg, env)
 	if c.Bool("stats") {
 		stats.write(c.App.ErrWriter, time.Since(start))
+	}
+	if mut != nil {
+		if merr := mut.finish(c); merr != nil || mut.failed {
+			if err != nil {
+				fmt.Fprintln(c.App.ErrWriter, err)
+			}
+			return withCode(exitEnv, errors.Join(merr, fmt.Errorf("--mutation %s: cannot make the change here", c.String("mutation"))))
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(c.App.ErrWriter, err)
 		replay.ReportFailure(err)
 		return reported(exitFail)
 	}
+	return nil
+}
+
+// sandboxMutation is the --mutation of a sandboxed run.
+type sandboxMutation struct {
+	run    *replay.MutationRun
+	failed bool // applying it failed: the run says nothing of the script
+}
+
+// startMutation reads the setting --mutation changes, as the new
+// namespace has it, and makes the engine change it after the script's init
+// command. It returns nil without --mutation.
+func startMutation(c *cli.Context, env *replay.Env) (*sandboxMutation, error) {
+	name := c.String("mutation")
+	if name == "" {
+		return nil, nil
+	}
+	m, err := replay.LookupMutation(name)
+	if err != nil {
+		return nil, failf(exitInput, "--mutation: %v", err)
+	}
+	run, err := replay.StartMutation(m)
+	if err != nil {
+		sm := &sandboxMutation{run: run, failed: true}
+		if run != nil {
+			err = errors.Join(err, sm.finish(c))
+		}
+		return nil, withCode(exitEnv, fmt.Errorf("--mutation %s: %w", name, err))
+	}
+	sm := &sandboxMutation{run: run}
+	env.AfterInit = func() error {
+		if err := run.Apply(); err != nil {
+			sm.failed = true
+			return err
+		}
+		return nil
+	}
+	return sm, nil
+}
+
+// finish records where the setting ended and writes the report: as JSON
+// into --mutation-report for verify, else as a note for people.
+func (sm *sandboxMutation) finish(c *cli.Context) error {
+	rep := sm.run.Finish()
+	if p := c.String("mutation-report"); p != "" {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		return writeFileAtomic(p, b)
+	}
+	note := fmt.Sprintf("pcap2pkt: --mutation %s: %s=%s: %s", rep.Name, rep.Setting, rep.Value, rep.State)
+	if rep.Why != "" {
+		note += " (" + rep.Why + ")"
+	}
+	fmt.Fprintln(c.App.ErrWriter, note)
 	return nil
 }

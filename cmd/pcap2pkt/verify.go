@@ -22,7 +22,7 @@ import (
 )
 
 func verifyCommand() *cli.Command {
-	flags := append(append(flowFlags(), verifyReportFlags()...),
+	flags := append(append(append(flowFlags(), verifyReportFlags()...), mutateFlags()...),
 		flowFlag("verify only the connections FLOW names"),
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured"},
 		ccFlag(),
@@ -63,6 +63,9 @@ type verdict struct {
 	// failure is the first difference as the replay reported it, with
 	// the script's base name, if it reported one.
 	failure *parser.Error
+	base    string // the script's path without .pkt, once written
+
+	mutations []mutationOutcome // with --mutate, in the order of the mutations
 }
 
 func verifyAction(c *cli.Context) error {
@@ -71,6 +74,10 @@ func verifyAction(c *cli.Context) error {
 	}
 	name := c.Args().First()
 	if err := checkVerifyFormat(c); err != nil {
+		return err
+	}
+	muts, err := chosenMutations(c)
+	if err != nil {
 		return err
 	}
 	cc, err := checkCC(c)
@@ -162,7 +169,12 @@ func verifyAction(c *cli.Context) error {
 	if ctx.Err() != nil {
 		return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
 	}
-	failed, passed, err := reportVerdicts(c, filepath.Base(name), verdicts, time.Since(start), min(jobs, len(results)))
+	if muts != nil {
+		if err := mutateFlows(ctx, c, runner, verdicts, muts); err != nil {
+			return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
+		}
+	}
+	failed, passed, err := reportVerdicts(c, filepath.Base(name), verdicts, muts, time.Since(start), min(jobs, len(results)))
 	if err != nil {
 		return err
 	}
@@ -203,42 +215,73 @@ func verifyFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, r syn
 		v.result, v.detail = nothingToCheck, why
 		return v
 	}
-	base := strings.TrimSuffix(synth.FileName(r.Flow), ".pkt")
-	script := filepath.Join(dir, base+".pkt")
-	if err := writeFileAtomic(script, parser.Format(r.Script)); err != nil {
+	v.base = filepath.Join(dir, strings.TrimSuffix(synth.FileName(r.Flow), ".pkt"))
+	if err := writeFileAtomic(v.base+".pkt", parser.Format(r.Script)); err != nil {
 		v.result, v.detail = "error", err.Error()
 		return v
 	}
-	args := []string{"replay", "--capture", filepath.Join(dir, base+".replay.pcap")}
+	run := replayFlow(ctx, c, runner, v.base, "")
+	v.full, v.failure = run.out, run.failure
+	switch {
+	case errors.Is(run.err, context.DeadlineExceeded):
+		v.result, v.detail = "FAIL", fmt.Sprintf("timed out after %s", c.Duration("timeout"))
+	case run.err != nil:
+		v.result, v.detail = "error", run.err.Error()
+	case run.code == exitOK:
+		v.result = "pass"
+	case run.code == exitFail:
+		v.result, v.detail = "FAIL", run.firstDifference()
+	default:
+		v.result, v.detail = "error", fmt.Sprintf("replay exited %d: %s", run.code, firstLine(v.full))
+	}
+	return v
+}
+
+// flowRun is one replay of a connection's script.
+type flowRun struct {
+	code int
+	out  string // everything the replay printed
+	err  error
+	// failure is the first difference as the replay reported it, with
+	// the script's base name, if it reported one.
+	failure *parser.Error
+}
+
+// firstDifference is the first line of the replay's failure.
+func (r flowRun) firstDifference() string {
+	if r.failure != nil {
+		return firstLine(r.failure.Error())
+	}
+	return firstLine(r.out)
+}
+
+// replayFlow replays the script base.pkt in a sandbox of its own, under
+// --mutation mutation unless it is "", recording into a pcap beside it.
+func replayFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, base, mutation string) flowRun {
+	suffix := ""
+	if mutation != "" {
+		suffix = "." + mutation
+	}
+	args := []string{"replay", "--capture", base + suffix + ".replay.pcap"}
+	if mutation != "" {
+		args = append(args, "--mutation", mutation, "--mutation-report", base+suffix+".mutation.json")
+	}
 	if c.IsSet("tolerance_usecs") {
 		args = append(args, "--tolerance_usecs="+c.String("tolerance_usecs"))
 	}
-	args = append(args, script)
+	args = append(args, base+".pkt")
 	var out bytes.Buffer
 	res, _, err := runner.run(ctx, c.Duration("timeout"), args, &out, &out)
 	code := res.ExitCode
 	// Name the script by its base name: the folder is ours, and temporary
 	// unless --keep was given.
-	v.full = strings.ReplaceAll(out.String(), dir+string(filepath.Separator), "")
+	dir := filepath.Dir(base)
+	run := flowRun{code: code, out: strings.ReplaceAll(out.String(), dir+string(filepath.Separator), ""), err: err}
 	if f := res.Failure; f != nil {
 		f.File = filepath.Base(f.File)
-		v.failure = f
+		run.failure = f
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		v.result, v.detail = "FAIL", fmt.Sprintf("timed out after %s", c.Duration("timeout"))
-	case err != nil:
-		v.result, v.detail = "error", err.Error()
-	case code == exitOK:
-		v.result = "pass"
-	case code == exitFail && v.failure != nil:
-		v.result, v.detail = "FAIL", firstLine(v.failure.Error())
-	case code == exitFail:
-		v.result, v.detail = "FAIL", firstLine(v.full)
-	default:
-		v.result, v.detail = "error", fmt.Sprintf("replay exited %d: %s", code, firstLine(v.full))
-	}
-	return v
+	return run
 }
 
 func firstLine(s string) string {

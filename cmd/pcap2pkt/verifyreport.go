@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay"
 	"github.com/pcap2pkt/pcap2pkt/synth"
 	"github.com/urfave/cli/v2"
 )
@@ -46,13 +47,28 @@ func shardResults(c *cli.Context, results []synth.Result) ([]synth.Result, error
 	return out, nil
 }
 
-// reportVerdicts prints the verdicts in --format and returns how many
-// connections failed and how many passed.
-func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, wall time.Duration, jobs int) (failed, passed int, err error) {
+// reportVerdicts prints the verdicts in --format (with --mutate's matrix
+// when muts is not nil) and returns how many connections failed and how
+// many passed.
+func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, muts []replay.Mutation, wall time.Duration, jobs int) (failed, passed int, err error) {
 	format := c.String("format")
-	if format == "text" {
+	switch {
+	case format == "text":
 		failed, passed = printVerdicts(c, verdicts, wall, jobs)
+		if muts != nil {
+			printMutations(c.App.Writer, verdicts, muts)
+		}
 		return failed, passed, nil
+	case muts != nil:
+		for _, v := range verdicts {
+			switch v.result {
+			case "pass":
+				passed++
+			case "FAIL", "error":
+				failed++
+			}
+		}
+		return failed, passed, writeMutationsJSON(c.App.Writer, capture, verdicts, muts, wall)
 	}
 	runs := make([]*suiteRun, 0, len(verdicts))
 	for _, v := range verdicts {

@@ -29,7 +29,7 @@ func TestVerifyFormats(t *testing.T) {
 		set := flag.NewFlagSet("verify", flag.ContinueOnError)
 		set.String("format", format, "")
 		app := &cli.App{Writer: &out}
-		failed, passed, err := reportVerdicts(cli.NewContext(app, set, nil), "x.pcap", verdicts, 1500*time.Millisecond, 2)
+		failed, passed, err := reportVerdicts(cli.NewContext(app, set, nil), "x.pcap", verdicts, nil, 1500*time.Millisecond, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
