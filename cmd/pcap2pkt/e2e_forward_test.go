@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,13 @@ type impairment struct {
 	reorder float64       // probability of holding a TCP segment back by reorderBy
 	dup     float64       // probability of sending a TCP segment twice
 	seed    uint64
+	// synDrops drops the client's first SYNs: a path that loses the
+	// opening SYNs, as a firewall or a full queue does.
+	synDrops int
+	// dropData drops, per direction (0: from the client), the data
+	// segments of these 1-based ordinal numbers, retransmissions counted:
+	// a loss pattern that is the same in every run.
+	dropData [2][]int
 }
 
 // reorderBy is how long a held-back segment waits on top of the delay: far
@@ -120,6 +128,7 @@ func (f *forwarder) receive(fd int, dir uint64, q *frameQueue) {
 	buf := make([]byte, 65536)
 	isn := map[uint32]uint32{}  // initial sequence number per port pair
 	seen := map[[3]uint32]int{} // times each (ports, seq, len) came by
+	syns, data := 0, 0          // SYNs and data segments that came by
 	for !f.stopped.Load() {
 		size, from, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
@@ -134,8 +143,16 @@ func (f *forwarder) receive(fd int, dir uint64, q *frameQueue) {
 		ports, seq, n, syn := segmentOf(frame)
 		if syn {
 			isn[ports] = seq
+			if syns++; dir == 0 && syns <= f.imp.synDrops {
+				f.count("drop")
+				continue
+			}
 		}
 		if n > 0 {
+			if data++; slices.Contains(f.imp.dropData[dir], data) {
+				f.count("drop")
+				continue
+			}
 			seq -= isn[ports]
 			k := [3]uint32{ports, seq, n}
 			nth := seen[k]

@@ -324,10 +324,19 @@ func listenIn(ns netns.NsHandle, addr netip.AddrPort) (net.Listener, error) {
 
 // dialIn connects from ns.
 func dialIn(ns netns.NsHandle, addr netip.AddrPort) (*net.TCPConn, error) {
+	return dialFromIn(ns, netip.AddrPort{}, addr)
+}
+
+// dialFromIn connects from ns, from the address and port of from when it
+// is valid and its port not 0.
+func dialFromIn(ns netns.NsHandle, from, addr netip.AddrPort) (*net.TCPConn, error) {
 	var c net.Conn
 	err := inNS(ns, func() error {
 		var err error
 		d := net.Dialer{Timeout: 5 * time.Second}
+		if from.IsValid() && from.Port() != 0 {
+			d.LocalAddr = net.TCPAddrFromAddrPort(from)
+		}
 		c, err = d.Dial("tcp", addr.String())
 		return err
 	})

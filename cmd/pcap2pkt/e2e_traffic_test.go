@@ -377,6 +377,27 @@ const knownBulk = "known failure: bulk transfers (receiver ACK coalescing; a pac
 // ends capturing, and returns the server-side and client-side pcaps.
 func runTraffic(t *testing.T, tc trafficCase, dir string) (serverPcap, clientPcap string) {
 	t.Helper()
+	serverPcap, clientPcap, err := runTrafficWith(t, tc, dir, trafficSetup{})
+	if err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+	return serverPcap, clientPcap
+}
+
+// trafficSetup changes how runTrafficWith runs a case.
+type trafficSetup struct {
+	// prepare runs once the namespaces have their addresses, before any
+	// traffic: a test changes one side's settings there.
+	prepare func(*topo) error
+	// clientPort, if set, is the client's port: a path that impairs by
+	// segment then drops the same segments in every run.
+	clientPort uint16
+}
+
+// runTrafficWith is runTraffic with a setup; the exchange's error is
+// returned (the captures hold what happened), the harness's are fatal.
+func runTrafficWith(t *testing.T, tc trafficCase, dir string, setup trafficSetup) (serverPcap, clientPcap string, runErr error) {
+	t.Helper()
 	tp := newTopo(t, tc.imp)
 	if tc.cc != "" {
 		if tc.cc == "cubic" {
@@ -388,9 +409,14 @@ func runTraffic(t *testing.T, tc trafficCase, dir string) (serverPcap, clientPca
 			}
 		}
 	}
-	srv := e2eServer4
+	if setup.prepare != nil {
+		if err := setup.prepare(tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, cli := e2eServer4, e2eClient4
 	if tc.ipv6 {
-		srv = e2eServer6
+		srv, cli = e2eServer6, e2eClient6
 	}
 	serverPcap, clientPcap = filepath.Join(dir, "server.pcap"), filepath.Join(dir, "client.pcap")
 	ss, err := startSniffer(tp.server, serverPcap)
@@ -417,8 +443,9 @@ func runTraffic(t *testing.T, tc trafficCase, dir string) (serverPcap, clientPca
 		}
 		return c.(*net.TCPConn), nil
 	}
-	dial := func() (*net.TCPConn, error) { return dialIn(tp.client.ns, addr) }
-	runErr := tc.run(dial, accept)
+	from := netip.AddrPortFrom(cli, setup.clientPort)
+	dial := func() (*net.TCPConn, error) { return dialFromIn(tp.client.ns, from, addr) }
+	runErr = tc.run(dial, accept)
 	ln.Close()
 	// The last ACKs (and any retransmitted FIN on a lossy path) come after
 	// the sockets' close returns.
@@ -428,14 +455,11 @@ func runTraffic(t *testing.T, tc trafficCase, dir string) (serverPcap, clientPca
 	if tp.fwd != nil {
 		t.Logf("forwarder: %s", tp.fwd.Counts())
 	}
-	if runErr != nil {
-		t.Fatalf("traffic: %v", runErr)
-	}
 	if serr != nil || cerr != nil {
 		t.Fatalf("capture: %v %v", serr, cerr)
 	}
 	t.Logf("captured %d frames on the server, %d on the client", ns, nc)
-	return serverPcap, clientPcap
+	return serverPcap, clientPcap, runErr
 }
 
 // TestE2ETraffic runs each case and verifies both captures.

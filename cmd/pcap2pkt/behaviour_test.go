@@ -1,0 +1,601 @@
+package main
+
+// The ground truth of verify --mutate's measurement: whether two captures
+// of the same traffic show the local kernel doing something different, by
+// the rules a synthesised script judges it by (issue 12): the handshake's
+// option set; which bytes it retransmitted, by what kind of trigger and
+// when; when it first sent each byte; how far its cumulative ACK and its
+// SACK blocks had got by each time, give or take the delayed-ACK slack;
+// its FIN and RST. Segment boundaries, PSH, windows and option values that
+// the host decides are not behaviour by those rules.
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
+)
+
+// Tolerances of the comparison.
+const (
+	// behaviourTolerance is the replay's own default timing tolerance
+	// (--tolerance_usecs), and behaviourPercent its --tolerance_percent
+	// of the time since the previous event: a timer a second long fires
+	// some milliseconds either way (its jiffies, the timer wheel's slack).
+	behaviourTolerance = 4 * time.Millisecond
+	behaviourPercent   = 12.5
+	// ackSlack is the rules' slack for a delayed ACK.
+	ackSlack = 48 * time.Millisecond
+	// ackReaction is how soon after a packet of the peer a retransmission
+	// counts as that packet's doing (fast retransmit, RACK on an ACK); a
+	// later one is a timer's.
+	ackReaction = time.Millisecond
+	// rtoFloor: a timer retransmission of the first unacknowledged byte at
+	// least this long after the kernel's last transmission is an RTO
+	// (tcp_rto_min is 200 ms; loss probes and RACK's reordering timer fire
+	// within a few round trips).
+	rtoFloor = 150 * time.Millisecond
+)
+
+// behaviour is what the local kernel did on one connection; times are
+// from the connection's first packet, sequence numbers relative to each
+// side's first byte of data.
+type behaviour struct {
+	rtt     time.Duration   // of the handshake, seen from the local side
+	synOpts string          // option kinds of the local SYN or SYN-ACK
+	synECN  string          // its ECN flags
+	syns    []time.Duration // each transmission of the local SYN or SYN-ACK
+	sent    int64           // bytes of data the local side sent
+	first   []txSpan        // first transmissions, by offset
+	retrans []retransmission
+	acks    []ackStep // cumulative ACK progress
+	sacks   []sackSeen
+	fin     *time.Duration // first local FIN
+	finSeq  int64
+	rst     *time.Duration  // first local RST
+	times   []time.Duration // of every packet, both ways
+	// The peer's first transmission of each byte and its FIN: what the
+	// local side's packets answer, and what a replay injects as
+	// scripted.
+	peerFirst []txSpan
+	peerFin   *time.Duration
+}
+
+type txSpan struct {
+	lo, hi int64
+	at     time.Duration
+}
+
+// Kinds of retransmission trigger.
+const (
+	trigAck   = "ack"   // right after a packet of the peer: fast retransmit, RACK on an ACK
+	trigProbe = "probe" // a timer, of the highest byte sent: a tail loss probe
+	trigRTO   = "rto"   // a timer, of the first unacknowledged byte, long after the last transmission
+	trigTimer = "timer" // another timer: RACK's reordering timer
+)
+
+type retransmission struct {
+	lo, hi int64
+	at     time.Duration
+	kind   string
+}
+
+type ackStep struct {
+	ack int64 // relative to the peer's first byte: the SYN counts as -1
+	at  time.Duration
+}
+
+type sackSeen struct {
+	lo, hi int64
+	at     time.Duration
+	dsack  bool
+}
+
+// readBehaviour reads the capture's one connection between the given
+// local address and the peer, as the local side did it.
+func readBehaviour(pcap string, local capture.HostPort) (*behaviour, error) {
+	f, err := os.Open(pcap)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	flows, _, err := capture.ReadFlows(f, pcap, capture.FlowOptions{Local: local})
+	if err != nil {
+		return nil, err
+	}
+	var fl *capture.Flow
+	for _, x := range flows {
+		if x.Handshake() {
+			if fl != nil {
+				return nil, fmt.Errorf("%s: more than one connection", pcap)
+			}
+			fl = x
+		}
+	}
+	if fl == nil {
+		return nil, fmt.Errorf("%s: no connection with a handshake", pcap)
+	}
+	return flowBehaviour(fl), nil
+}
+
+// flowBehaviour extracts the local side's behaviour from a flow.
+func flowBehaviour(fl *capture.Flow) *behaviour {
+	b := &behaviour{}
+	loc, rem := fl.Local, fl.Local.Other()
+	start := fl.Packets[0].Time
+	var (
+		highest     int64 // local bytes sent so far (offset past the last)
+		peerHighest int64 // the same of the peer
+		una         int64 // the peer's cumulative ACK of local data
+		lastIn      = time.Duration(-1 << 62)
+		lastOut     = time.Duration(-1 << 62)
+		ack         = int64(-2)
+		synSent     time.Duration
+		synAnswered bool
+		sackHave    []txSpan // SACKed ranges so far (at is unused)
+	)
+	rel := func(s tcpwire.Seq, side capture.Side) int64 {
+		return int64(s.Diff(fl.ISN[side].Add(1)))
+	}
+	for i := range fl.Packets {
+		p := &fl.Packets[i]
+		at := p.Time.Sub(start)
+		b.times = append(b.times, at)
+		if p.From == rem {
+			if p.Flags.Has(tcpwire.FlagACK) && fl.HasISN[loc] {
+				una = max(una, rel(p.Ack, loc))
+			}
+			if !synAnswered && len(b.syns) > 0 && p.Flags.Has(tcpwire.FlagACK) {
+				b.rtt, synAnswered = at-synSent, true
+			}
+			if fl.HasISN[rem] && p.PayloadLen > 0 {
+				lo := rel(p.Seq, rem)
+				if hi := lo + int64(p.PayloadLen); hi > peerHighest {
+					b.peerFirst = append(b.peerFirst, txSpan{max(lo, peerHighest), hi, at})
+					peerHighest = hi
+				}
+			}
+			if p.Flags.Has(tcpwire.FlagFIN) && b.peerFin == nil {
+				t := at
+				b.peerFin = &t
+			}
+			lastIn = at
+			continue
+		}
+		if p.Flags.Has(tcpwire.FlagSYN) {
+			if len(b.syns) == 0 {
+				b.synOpts = optionKinds(p)
+				b.synECN = (p.Flags & (tcpwire.FlagECE | tcpwire.FlagCWR | tcpwire.FlagAE)).String()
+			}
+			b.syns = append(b.syns, at)
+			synSent = at
+			lastOut = at
+			continue
+		}
+		if p.Flags.Has(tcpwire.FlagRST) && b.rst == nil {
+			t := at
+			b.rst = &t
+		}
+		if p.Flags.Has(tcpwire.FlagACK) && fl.HasISN[rem] {
+			if a := rel(p.Ack, rem); a > ack {
+				ack = a
+				b.acks = append(b.acks, ackStep{a, at})
+			}
+			opts := p.Options()
+			for _, blk := range opts.SACK[:opts.NumSACK] {
+				lo, hi := rel(blk.Left, rem), rel(blk.Right, rem)
+				dsack := lo < ack || covered(sackHave, lo, hi)
+				if !dsack {
+					sackHave = addSpan(sackHave, lo, hi)
+				}
+				if !sackCovers(b.sacks, lo, hi, dsack) {
+					b.sacks = append(b.sacks, sackSeen{lo, hi, at, dsack})
+				}
+			}
+		}
+		if fl.HasISN[loc] && p.PayloadLen > 0 {
+			lo := rel(p.Seq, loc)
+			hi := lo + int64(p.PayloadLen)
+			if lo < highest {
+				r := retransmission{lo: lo, hi: min(hi, highest), at: at}
+				switch {
+				case at-lastIn <= ackReaction:
+					r.kind = trigAck
+				case lo <= una && at-lastOut >= rtoFloor:
+					r.kind = trigRTO
+				case r.hi == highest:
+					r.kind = trigProbe
+				default:
+					r.kind = trigTimer
+				}
+				b.retrans = append(b.retrans, r)
+			}
+			if hi > highest {
+				b.first = append(b.first, txSpan{max(lo, highest), hi, at})
+				highest = hi
+			}
+		}
+		if p.Flags.Has(tcpwire.FlagFIN) && b.fin == nil && fl.HasISN[loc] {
+			t := at
+			b.fin = &t
+			b.finSeq = rel(p.Seq, loc) + int64(p.PayloadLen)
+		}
+		lastOut = at
+	}
+	b.sent = highest
+	return b
+}
+
+// optionKinds names the TCP options of a packet, sorted, without NOP/EOL.
+func optionKinds(p *capture.FlowPacket) string {
+	list, _ := p.OptionList()
+	var kinds []string
+	for _, o := range list {
+		if o.Kind == tcpwire.OptKindNOP || o.Kind == tcpwire.OptKindEOL {
+			continue
+		}
+		kinds = append(kinds, map[uint8]string{
+			tcpwire.OptKindMSS: "mss", tcpwire.OptKindWScale: "wscale", tcpwire.OptKindSACKOK: "sackOK",
+			tcpwire.OptKindTimestamp: "TS", tcpwire.OptKindFastOpen: "FO", tcpwire.OptKindMD5: "md5",
+		}[o.Kind])
+		if kinds[len(kinds)-1] == "" {
+			kinds[len(kinds)-1] = fmt.Sprintf("kind%d", o.Kind)
+		}
+	}
+	sort.Strings(kinds)
+	return strings.Join(kinds, ",")
+}
+
+func addSpan(spans []txSpan, lo, hi int64) []txSpan {
+	spans = append(spans, txSpan{lo: lo, hi: hi})
+	slices.SortFunc(spans, func(a, b txSpan) int { return int(a.lo - b.lo) })
+	out := spans[:1]
+	for _, s := range spans[1:] {
+		if last := &out[len(out)-1]; s.lo <= last.hi {
+			last.hi = max(last.hi, s.hi)
+		} else {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func covered(spans []txSpan, lo, hi int64) bool {
+	for _, s := range spans {
+		if s.lo <= lo && hi <= s.hi {
+			return true
+		}
+	}
+	return false
+}
+
+func sackCovers(seen []sackSeen, lo, hi int64, dsack bool) bool {
+	for _, s := range seen {
+		if s.dsack == dsack && s.lo <= lo && hi <= s.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// tolerance is the timing window of the comparison: the replay's
+// tolerance, or half the round trip where that is longer (a shift by a
+// round trip is a different round of the protocol; less is jitter).
+func (b *behaviour) tolerance() time.Duration {
+	return max(behaviourTolerance, b.rtt/2)
+}
+
+// clock compares the times of events of one capture (from) with those of
+// their counterparts in another (to), as a replay judges them: each event
+// against the time of the last earlier event both share (a SYN
+// transmission by its number, the first transmission of a byte by either
+// side, a retransmission of the same bytes by the same trigger, either
+// FIN), not against the first packet, so that a timer that fired 5 ms
+// early, here or at the peer, does not make everything after it early;
+// within the larger of the tolerance and behaviourPercent of the time
+// since the previous packet.
+type clock struct {
+	tol   time.Duration
+	times []time.Duration // of every packet of from
+	refs  [][2]time.Duration
+}
+
+func newClock(from, to *behaviour, tol time.Duration) *clock {
+	c := &clock{tol: tol, times: from.times}
+	for i := range min(len(from.syns), len(to.syns)) {
+		c.refs = append(c.refs, [2]time.Duration{from.syns[i], to.syns[i]})
+	}
+	for _, s := range from.first {
+		if tb, ok := to.firstAt(s.lo); ok {
+			c.refs = append(c.refs, [2]time.Duration{s.at, tb})
+		}
+	}
+	for _, s := range from.peerFirst {
+		if tb, ok := firstAt(to.peerFirst, s.lo); ok {
+			c.refs = append(c.refs, [2]time.Duration{s.at, tb})
+		}
+	}
+	used := make([]bool, len(to.retrans))
+	for _, r := range from.retrans {
+		for i, s := range to.retrans {
+			if !used[i] && s.lo == r.lo && s.kind == r.kind {
+				used[i] = true
+				c.refs = append(c.refs, [2]time.Duration{r.at, s.at})
+				break
+			}
+		}
+	}
+	for _, f := range [][2]*time.Duration{{from.fin, to.fin}, {from.peerFin, to.peerFin}} {
+		if f[0] != nil && f[1] != nil {
+			c.refs = append(c.refs, [2]time.Duration{*f[0], *f[1]})
+		}
+	}
+	slices.SortFunc(c.refs, func(a, b [2]time.Duration) int { return int(a[0] - b[0]) })
+	return c
+}
+
+// drift is how much later the other capture was at the last shared event
+// before t.
+func (c *clock) drift(t time.Duration) time.Duration {
+	i := sort.Search(len(c.refs), func(i int) bool { return c.refs[i][0] >= t })
+	if i == 0 {
+		return 0
+	}
+	return c.refs[i-1][1] - c.refs[i-1][0]
+}
+
+// tolerance at t: the larger of the tolerance and behaviourPercent of the
+// time since the packet before t.
+func (c *clock) tolerance(t time.Duration) time.Duration {
+	i := sort.Search(len(c.times), func(i int) bool { return c.times[i] >= t })
+	if i == 0 {
+		return c.tol
+	}
+	return max(c.tol, time.Duration(behaviourPercent/100*float64(t-c.times[i-1])))
+}
+
+// late is how much later than its counterpart at ta one at tb is, beyond
+// the drift before ta (negative: earlier).
+func (c *clock) late(ta, tb time.Duration) time.Duration { return tb - ta - c.drift(ta) }
+
+// near reports whether tb is ta's time within the tolerance.
+func (c *clock) near(ta, tb time.Duration) bool {
+	d, tol := c.late(ta, tb), c.tolerance(ta)
+	return -tol <= d && d <= tol
+}
+
+// firstAt returns when byte off was first sent, or false.
+func (b *behaviour) firstAt(off int64) (time.Duration, bool) { return firstAt(b.first, off) }
+
+// firstAt returns when spans first held byte off, or false.
+func firstAt(spans []txSpan, off int64) (time.Duration, bool) {
+	i := sort.Search(len(spans), func(i int) bool { return spans[i].hi > off })
+	if i == len(spans) || spans[i].lo > off {
+		return 0, false
+	}
+	return spans[i].at, true
+}
+
+// ackedBy returns when the cumulative ACK first reached ack, or false.
+func (b *behaviour) ackedBy(ack int64) (time.Duration, bool) {
+	for _, s := range b.acks {
+		if s.ack >= ack {
+			return s.at, true
+		}
+	}
+	return 0, false
+}
+
+// sackedBy returns when the range was first reported (SACKed, or
+// cumulatively acknowledged unless it is a D-SACK), or false.
+func (b *behaviour) sackedBy(lo, hi int64, dsack bool) (time.Duration, bool) {
+	best, ok := time.Duration(0), false
+	for _, s := range b.sacks {
+		if s.dsack == dsack && s.lo <= lo && hi <= s.hi && (!ok || s.at < best) {
+			best, ok = s.at, true
+		}
+	}
+	if !dsack {
+		if at, acked := b.ackedBy(hi); acked && (!ok || at < best) {
+			best, ok = at, true
+		}
+	}
+	return best, ok
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+
+// behaviourDiff lists how re differs from orig by the rules, the first few
+// of each kind; nothing means the same behaviour.
+func behaviourDiff(orig, re *behaviour) []string {
+	var out []string
+	tol := max(orig.tolerance(), re.tolerance())
+	fwd, back := newClock(orig, re, tol), newClock(re, orig, tol)
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+
+	if orig.synOpts != re.synOpts {
+		add("handshake options %s, now %s", orig.synOpts, re.synOpts)
+	}
+	if orig.synECN != re.synECN {
+		add("handshake ECN flags %s, now %s", orig.synECN, re.synECN)
+	}
+	if len(orig.syns) != len(re.syns) {
+		add("%d SYN transmission(s), now %d", len(orig.syns), len(re.syns))
+	} else {
+		for i := range orig.syns {
+			if !fwd.near(orig.syns[i], re.syns[i]) {
+				add("SYN transmission %d at %s, now %s", i+1, ms(orig.syns[i]), ms(re.syns[i]))
+				break
+			}
+		}
+	}
+	if orig.sent != re.sent {
+		add("sent %d bytes, now %d", orig.sent, re.sent)
+	}
+	// First transmissions: compared at every segment edge of either.
+	n := 0
+	for _, pair := range [][2]*behaviour{{orig, re}, {re, orig}} {
+		for _, s := range pair[0].first {
+			for _, off := range []int64{s.lo, s.hi - 1} {
+				ta, _ := orig.firstAt(off)
+				tb, ok := re.firstAt(off)
+				if !ok {
+					continue // counted in sent
+				}
+				if !fwd.near(ta, tb) && n < 3 {
+					add("byte %d first sent at %s, now %s", off, ms(ta), ms(tb))
+					n++
+				}
+			}
+		}
+	}
+	// Each transmission is compared with the one before it: a kernel
+	// that falls behind a little in every round trip shows here instead.
+	if len(orig.first) > 0 && len(re.first) > 0 {
+		ta, tb := orig.first[len(orig.first)-1].at, re.first[len(re.first)-1].at
+		if d := tb - ta; d > max(tol, time.Duration(behaviourPercent/100*float64(ta))) || -d > max(tol, time.Duration(behaviourPercent/100*float64(ta))) {
+			add("the last new data sent at %s, now %s", ms(ta), ms(tb))
+		}
+	}
+	out = append(out, retransDiff(orig.retrans, re.retrans, fwd, "")...)
+	out = append(out, retransDiff(re.retrans, orig.retrans, back, "now ")...)
+	n = 0
+	for _, s := range orig.acks {
+		at, ok := re.ackedBy(s.ack)
+		if (!ok || fwd.late(s.at, at) > fwd.tolerance(s.at)+ackSlack) && n < 3 {
+			if ok {
+				add("ack %d at %s, now at %s", s.ack, ms(s.at), ms(at))
+			} else {
+				add("ack %d at %s, now never", s.ack, ms(s.at))
+			}
+			n++
+		}
+	}
+	n = 0
+	for _, s := range orig.sacks {
+		at, ok := re.sackedBy(s.lo, s.hi, s.dsack)
+		if (!ok || fwd.late(s.at, at) > fwd.tolerance(s.at)+ackSlack) && n < 3 {
+			what := "SACK"
+			if s.dsack {
+				what = "D-SACK"
+			}
+			add("%s %d:%d at %s, now %s", what, s.lo, s.hi, ms(s.at), atOrNever(at, ok))
+			n++
+		}
+	}
+	switch {
+	case (orig.fin == nil) != (re.fin == nil):
+		add("FIN %s, now %s", present(orig.fin), present(re.fin))
+	case orig.fin != nil && (orig.finSeq != re.finSeq || !fwd.near(*orig.fin, *re.fin)):
+		add("FIN after %d bytes at %s, now after %d at %s", orig.finSeq, ms(*orig.fin), re.finSeq, ms(*re.fin))
+	}
+	switch {
+	case (orig.rst == nil) != (re.rst == nil):
+		add("RST %s, now %s", present(orig.rst), present(re.rst))
+	case orig.rst != nil && !fwd.near(*orig.rst, *re.rst):
+		add("RST at %s, now at %s", ms(*orig.rst), ms(*re.rst))
+	}
+	return out
+}
+
+func atOrNever(at time.Duration, ok bool) string {
+	if !ok {
+		return "never"
+	}
+	return "at " + ms(at)
+}
+
+func present(t *time.Duration) string {
+	if t == nil {
+		return "none"
+	}
+	return "at " + ms(*t)
+}
+
+// retransDiff lists retransmissions of a that b has no counterpart of: an
+// overlapping range, the same kind of trigger, near in time by c (from a
+// to b).
+func retransDiff(a, b []retransmission, c *clock, now string) []string {
+	var out []string
+	for _, r := range a {
+		found := false
+		for _, s := range b {
+			if s.lo < r.hi && r.lo < s.hi && s.kind == r.kind && c.near(r.at, s.at) {
+				found = true
+				break
+			}
+		}
+		if !found && len(out) < 3 {
+			out = append(out, fmt.Sprintf("%sretransmission of %d:%d (%s) at %s has no counterpart", now, r.lo, r.hi, r.kind, ms(r.at)))
+		}
+	}
+	return out
+}
+
+// TestBehaviourDiff: a real capture with losses (a 4 MB transfer over 20
+// ms with 1% loss, the server's side) is the same as itself, and each kind
+// of change the rules judge makes it differ; changes they do not judge
+// (an ACK late by less than the delayed-ACK slack) do not.
+func TestBehaviourDiff(t *testing.T) {
+	const pcap = "../../../shared/captures/local/bulk4m_delay20_loss1_srvside_snap128.pcap"
+	needShared(t, pcap)
+	f, err := os.Open(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	flows, _, err := capture.ReadFlows(f, pcap, capture.FlowOptions{})
+	if err != nil || len(flows) != 1 {
+		t.Fatalf("%d flows, %v", len(flows), err)
+	}
+	read := func() *behaviour { return flowBehaviour(flows[0]) }
+	orig := read()
+	kinds := map[string]int{}
+	for _, r := range orig.retrans {
+		kinds[r.kind]++
+	}
+	t.Logf("rtt %s, %d bytes sent, %d first transmissions, retransmissions by trigger %v, %d ACK steps",
+		orig.rtt, orig.sent, len(orig.first), kinds, len(orig.acks))
+	if len(orig.retrans) == 0 || orig.sent < 4<<20 || orig.fin == nil || orig.rtt < 20*time.Millisecond {
+		t.Fatalf("behaviour of the capture not read: %+v", orig)
+	}
+	if d := behaviourDiff(orig, read()); len(d) != 0 {
+		t.Fatalf("a capture differs from itself: %v", d)
+	}
+	later := func(d time.Duration) func(b *behaviour) {
+		return func(b *behaviour) {
+			for i := len(b.first) / 2; i < len(b.first); i++ {
+				b.first[i].at += d
+			}
+		}
+	}
+	cases := []struct {
+		name   string
+		change func(b *behaviour)
+		differ bool
+	}{
+		{"handshake options", func(b *behaviour) { b.synOpts = "mss" }, true},
+		{"half the data a round trip later", later(orig.rtt), true},
+		{"half the data 1 ms later", later(time.Millisecond), false},
+		{"a retransmission missing", func(b *behaviour) { b.retrans = b.retrans[1:] }, true},
+		{"a retransmission by another trigger", func(b *behaviour) { b.retrans[0].kind += "x" }, true},
+		{"an ACK 30 ms late", func(b *behaviour) { b.acks[len(b.acks)/2].at += 30 * time.Millisecond }, false},
+		{"an ACK 100 ms late", func(b *behaviour) { b.acks[len(b.acks)/2].at += 100 * time.Millisecond }, true},
+		{"no FIN", func(b *behaviour) { b.fin = nil }, true},
+		{"a RST", func(b *behaviour) { at := time.Second; b.rst = &at }, true},
+	}
+	for _, c := range cases {
+		re := read()
+		c.change(re)
+		d := behaviourDiff(orig, re)
+		if (len(d) > 0) != c.differ {
+			t.Errorf("%s: differences %v, want some: %v", c.name, d, c.differ)
+		}
+	}
+}

@@ -1,0 +1,348 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture"
+	"github.com/pcap2pkt/pcap2pkt/replay"
+)
+
+// The strength of synthesised scripts, measured on real traffic: each case
+// is captured, then captured again with one behaviour change applied in
+// the local side's namespace (the one verify --mutate applies in a
+// replay's). Where the re-capture shows the local kernel doing something
+// different (behaviourDiff), the script synthesised from the original
+// capture must fail under that change; where it shows nothing different,
+// the script must pass under it.
+
+// mutateClientPort is the client's port in these captures: the impaired
+// paths drop segments by a hash of their ports and offset, so every run
+// loses the same segments.
+const mutateClientPort = 40123
+
+// mutateCases are the measured cases: the simple exchanges, small ones
+// over an impaired path, SYNs lost, and a tail loss that only a timer
+// repairs.
+var mutateCases = []trafficCase{
+	{name: "request_response", run: requestResponse},
+	{name: "server_closes_first", run: serverClosesFirst},
+	{name: "client_abort_rst", run: clientAbort},
+	{name: "half_close", run: halfClose},
+	{name: "ipv6_request_response", ipv6: true, run: requestResponse},
+	{name: "syn_lost_twice", imp: &impairment{synDrops: 2}, run: requestResponse},
+	// The server's second data segment and the next one (its loss probe)
+	// are lost: an RTO repairs the tail.
+	{name: "tail_loss", imp: &impairment{delay: 2 * time.Millisecond, dropData: [2][]int{1: {2, 3}}}, run: requestResponse},
+	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20)},
+	{name: "exchanges_reorder_dup", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 6}, run: exchanges(20)},
+	{name: "bulk_256K_delay", imp: &impairment{delay: 5 * time.Millisecond, seed: 8}, run: bulk(256 << 10)},
+}
+
+// mutateSide is one side of a case as the kernel under test.
+type mutateSide struct {
+	name  string // "server" or "client"
+	local netip.Addr
+	ns    func(*topo) link
+}
+
+func mutateSides(tc trafficCase) []mutateSide {
+	srv, cli := e2eServer4, e2eClient4
+	if tc.ipv6 {
+		srv, cli = e2eServer6, e2eClient6
+	}
+	return []mutateSide{
+		{"server", srv, func(tp *topo) link { return tp.server }},
+		{"client", cli, func(tp *topo) link { return tp.client }},
+	}
+}
+
+// applyMutation makes the change in l's namespace, as replay does in its
+// own (replay.StartMutation refuses the host's namespace). A setting that
+// has the value already (bbr, where it is the host's default) is no
+// change: the capture is then of the unchanged kernel, as verify's run.
+func applyMutation(l link, m replay.Mutation) error {
+	return inNS(l.ns, func() error {
+		run, err := replay.StartMutation(m)
+		if err != nil {
+			return err
+		}
+		if err := run.Apply(); err != nil {
+			return err
+		}
+		if rep := run.Report(); rep.State != replay.MutationApplied && rep.State != replay.MutationNoChange {
+			return fmt.Errorf("%s: %s (%s)", m.Name, rep.State, rep.Why)
+		}
+		return nil
+	})
+}
+
+// captureCase runs the case once, with m applied on side (m.Name == ""
+// for none), into dir, and returns that side's pcap. An exchange that
+// fails under a change is behaviour too (a connect that gave up): the
+// capture stands.
+func captureCase(t *testing.T, tc trafficCase, side mutateSide, m replay.Mutation, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	setup := trafficSetup{clientPort: mutateClientPort}
+	if m.Name != "" {
+		setup.prepare = func(tp *topo) error { return applyMutation(side.ns(tp), m) }
+	}
+	sp, cp, err := runTrafficWith(t, tc, dir, setup)
+	if err != nil && m.Name == "" {
+		t.Fatalf("traffic: %v", err)
+	} else if err != nil {
+		t.Logf("traffic under %s: %v", m.Name, err)
+	}
+	if side.name == "server" {
+		return sp
+	}
+	return cp
+}
+
+// sideBehaviour reads what the local side did in pcap.
+func sideBehaviour(t *testing.T, pcap string, side mutateSide) *behaviour {
+	t.Helper()
+	b, err := readBehaviour(pcap, capture.HostPort{Addr: side.local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// verifyMutations runs verify --mutations on pcap with side as local and
+// returns the outcome of each change (nil if the connection did not verify
+// unchanged, with the report).
+func verifyMutations(t *testing.T, bin, pcap string, side mutateSide, muts []replay.Mutation, keep string, extra ...string) (map[string]mutationOutcome, string) {
+	t.Helper()
+	names := make([]string, len(muts))
+	for i, m := range muts {
+		names[i] = m.Name
+	}
+	args := append([]string{"verify", "--local", side.local.String(), "--format", "json", "--keep", keep,
+		"--mutations", strings.Join(names, ",")}, extra...)
+	code, out, errs := execCLI(t, bin, append(args, pcap)...)
+	var rep mutationsJSON
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("verify %s: exit %d, not JSON (%v)\n%s\n%s", strings.Join(args, " "), code, err, out, errs)
+	}
+	if len(rep.Connections) != 1 {
+		t.Fatalf("verify: %d connections", len(rep.Connections))
+	}
+	c := rep.Connections[0]
+	if c.Verdict != "pass" {
+		return nil, fmt.Sprintf("%s: %s\n%s", c.Verdict, c.Detail, c.Output)
+	}
+	got := map[string]mutationOutcome{}
+	for _, o := range c.Mutations {
+		got[o.Mutation] = o
+	}
+	return got, ""
+}
+
+// pairResult is one (capture, change) pair of the measurement.
+type pairResult struct {
+	differs  []string        // behaviourDiff of the re-capture
+	verdict  mutationOutcome // verify --mutate's, on the original
+	exact    mutationOutcome // the same with --exact, when measured
+	measured bool            // the connection verified unchanged
+}
+
+// cell is the pair's mark in the matrix: TP (differs, detected), FN
+// (differs, missed), TN (same, passes), FP (same, detected), or the
+// change's outcome when it did not act.
+func (p pairResult) cell(o mutationOutcome) string {
+	switch {
+	case !p.measured:
+		return "-"
+	case o.Result == mutDetected && len(p.differs) > 0:
+		return "TP"
+	case o.Result == mutMissed && len(p.differs) > 0:
+		return "FN"
+	case o.Result == mutMissed:
+		return "TN"
+	case o.Result == mutDetected:
+		return "FP"
+	case o.Result == mutNoChange:
+		return "nc"
+	case o.Result == mutUnavailable:
+		return "na"
+	}
+	return "err"
+}
+
+// TestE2EMutateMatrix is the full measurement behind the README's figures
+// (several minutes per case): PCAP2PKT_MUTATE_MATRIX names the cases
+// (comma-separated, or "all"), PCAP2PKT_MUTATE_EXACT=1 also measures
+// --exact scripts, PCAP2PKT_MUTATE_OUT appends one TSV row per pair to a
+// file, and PCAP2PKT_MUTATE_SAME=N takes N more unchanged captures per
+// case to count how often behaviourDiff calls the same kernel different.
+func TestE2EMutateMatrix(t *testing.T) {
+	which := os.Getenv("PCAP2PKT_MUTATE_MATRIX")
+	if which == "" {
+		t.Skip("the full measurement: set PCAP2PKT_MUTATE_MATRIX=all (or case names)")
+	}
+	requireReplay(t)
+	allowCubic(t)
+	bin := buildCLI(t)
+	muts := replay.Mutations()
+	if m := os.Getenv("PCAP2PKT_MUTATE_MUTATIONS"); m != "" {
+		var err error
+		if muts, err = replay.LookupMutations(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := 0
+	fmt.Sscan(os.Getenv("PCAP2PKT_MUTATE_SAME"), &same)
+	var out *os.File
+	if p := os.Getenv("PCAP2PKT_MUTATE_OUT"); p != "" {
+		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		out = f
+	}
+	for _, tc := range mutateCases {
+		if which != "all" && !slices.Contains(strings.Split(which, ","), tc.name) {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			dir := keepDir(t)
+			for _, side := range mutateSides(tc) {
+				orig := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, "orig-"+side.name))
+				ob := sideBehaviour(t, orig, side)
+				for i := range same {
+					again := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, fmt.Sprintf("same%d-%s", i, side.name)))
+					d := behaviourDiff(ob, sideBehaviour(t, again, side))
+					t.Logf("%s side, unchanged capture %d: %d difference(s) %v", side.name, i+1, len(d), d)
+					if out != nil {
+						fmt.Fprintf(out, "%s\t%s\tsame%d\t%d\t%s\n", tc.name, side.name, i+1, len(d), strings.Join(d, "; "))
+					}
+				}
+				pairs := map[string]*pairResult{}
+				for _, m := range muts {
+					p := &pairResult{}
+					pairs[m.Name] = p
+					if m.Available() != nil {
+						continue
+					}
+					re := captureCase(t, tc, side, m, filepath.Join(dir, side.name+"-"+m.Name))
+					p.differs = behaviourDiff(ob, sideBehaviour(t, re, side))
+				}
+				got, why := verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "verify-"+side.name))
+				if got == nil {
+					t.Logf("%s side does not verify unchanged: %s", side.name, why)
+				}
+				var exact map[string]mutationOutcome
+				if os.Getenv("PCAP2PKT_MUTATE_EXACT") == "1" {
+					exact, why = verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "exact-"+side.name), "--exact")
+					if exact == nil {
+						t.Logf("%s side's --exact script does not verify unchanged: %s", side.name, why)
+					}
+				}
+				var rows []string
+				for _, m := range muts {
+					p := pairs[m.Name]
+					p.measured = got != nil
+					p.verdict = got[m.Name]
+					ex := "-"
+					if exact != nil {
+						p.exact = exact[m.Name]
+						ex = (&pairResult{differs: p.differs, measured: true}).cell(p.exact)
+					}
+					rows = append(rows, fmt.Sprintf("%-20s %-3s %-3s %s | %s", m.Name, p.cell(p.verdict), ex, strings.Join(p.differs, "; "), p.verdict.Detail))
+					if out != nil {
+						fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", tc.name, side.name, m.Name, p.cell(p.verdict), ex,
+							strings.Join(p.differs, "; "), strings.ReplaceAll(p.verdict.Detail, "\t", " "))
+					}
+				}
+				t.Logf("%s side (change, pcap2pkt, exact, what the re-capture shows | first difference):\n%s", side.name, strings.Join(rows, "\n"))
+			}
+		})
+	}
+}
+
+// mutateCase returns the measured case of that name.
+func mutateCase(t *testing.T, name string) trafficCase {
+	for _, tc := range mutateCases {
+		if tc.name == name {
+			return tc
+		}
+	}
+	t.Fatalf("no case %s", name)
+	return trafficCase{}
+}
+
+// TestE2EMutate: a few cases and changes of the measurement, checked
+// every run. Where the re-capture under a change shows the local kernel
+// doing something different, the script of the original capture must fail
+// under that change (verify --mutate says "detected"); where it shows
+// nothing different, the script must pass under it.
+func TestE2EMutate(t *testing.T) {
+	requireReplay(t)
+	bin := buildCLI(t)
+	for _, c := range []struct {
+		tcase, side string
+		muts        string
+	}{
+		{"request_response", "server", "timestamps-off,sack-off,cc-reno,initcwnd-4"},
+		{"tail_loss", "server", "tlp-off,rto-min-400ms,rack-off"},
+		{"syn_lost_twice", "client", "syn-linear-off,wscale-off,autocork-off"},
+	} {
+		tc := mutateCase(t, c.tcase)
+		t.Run(c.tcase+"_"+c.side, func(t *testing.T) {
+			muts, err := replay.LookupMutations(c.muts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			side := mutateSides(tc)[0]
+			if c.side == "client" {
+				side = mutateSides(tc)[1]
+			}
+			dir := keepDir(t)
+			orig := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, "orig"))
+			ob := sideBehaviour(t, orig, side)
+			differs := map[string][]string{}
+			for _, m := range muts {
+				if err := m.Available(); err != nil {
+					t.Fatalf("%s: %v", m.Name, err)
+				}
+				re := captureCase(t, tc, side, m, filepath.Join(dir, m.Name))
+				differs[m.Name] = behaviourDiff(ob, sideBehaviour(t, re, side))
+			}
+			got, why := verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "verify"))
+			if got == nil {
+				t.Fatalf("the capture does not verify unchanged: %s", why)
+			}
+			for _, m := range muts {
+				o, d := got[m.Name], differs[m.Name]
+				switch {
+				case len(d) > 0 && o.Result != mutDetected:
+					t.Errorf("%s: the re-capture differs (%s), but the script %s", m.Name, strings.Join(d, "; "), o.Result)
+				case len(d) == 0 && o.Result == mutDetected:
+					// A replay can miss a timing on a loaded machine: a
+					// second try before calling it a false detection.
+					again, _ := verifyMutations(t, bin, orig, side, []replay.Mutation{m}, filepath.Join(dir, "verify-again"))
+					if again[m.Name].Result == mutDetected {
+						t.Errorf("%s: the re-capture shows no difference, but the script fails under it: %s", m.Name, o.Detail)
+					}
+				case len(d) == 0 && o.Result != mutMissed:
+					t.Errorf("%s: %s (%s)", m.Name, o.Result, o.Detail)
+				}
+				t.Logf("%s: %s; re-capture: %v", m.Name, o.Result, d)
+			}
+		})
+	}
+}
