@@ -324,13 +324,30 @@ func TestE2EMutate(t *testing.T) {
 			}
 			got, why := verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "verify"))
 			if got == nil {
+				// The replay injects late when the machine is busy (other
+				// packages' tests run beside this one): one more try
+				// before the capture counts as not verifying.
+				t.Logf("the capture does not verify unchanged, trying again: %s", why)
+				got, why = verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "verify-again"))
+			}
+			if got == nil {
 				t.Fatalf("the capture does not verify unchanged: %s", why)
 			}
 			for _, m := range muts {
 				o, d := got[m.Name], differs[m.Name]
 				switch {
 				case len(d) > 0 && o.Result != mutDetected:
-					t.Errorf("%s: the re-capture differs (%s), but the script %s", m.Name, strings.Join(d, "; "), o.Result)
+					// A capture taken while the machine is busy can put a
+					// timing difference between two runs that the change
+					// did not make: the pair counts only when a second
+					// original and re-capture differ too.
+					o2 := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, "orig-again"))
+					re2 := captureCase(t, tc, side, m, filepath.Join(dir, m.Name+"-again"))
+					if d2 := behaviourDiff(sideBehaviour(t, o2, side), sideBehaviour(t, re2, side)); len(d2) > 0 {
+						t.Errorf("%s: the re-capture differs (%s; again: %s), but the script %s", m.Name, strings.Join(d, "; "), strings.Join(d2, "; "), o.Result)
+					} else {
+						t.Logf("%s: the difference (%s) did not repeat in a second pair of captures", m.Name, strings.Join(d, "; "))
+					}
 				case len(d) == 0 && o.Result == mutDetected:
 					// A replay can miss a timing on a loaded machine: a
 					// second try before calling it a false detection.
