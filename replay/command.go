@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
@@ -25,6 +26,9 @@ import (
 // runShell runs a command; es is the event (nil for the init and cleanup
 // commands). The caller holds e.mu; it is released while the command runs.
 func (e *engine) runShell(text string, es *eventState) error {
+	if e.shellSince.IsZero() {
+		e.shellSince = time.Now()
+	}
 	cmd := exec.CommandContext(e.ctx, "/bin/sh", "-c", text)
 	cmd.Dir = e.dir
 	cmd.Env = append(os.Environ(), "PACKETDRILL_PID="+strconv.Itoa(os.Getpid()))
@@ -55,6 +59,22 @@ func (e *engine) runShell(text string, es *eventState) error {
 		return fmt.Errorf("non-zero status %d", ee.ExitCode())
 	}
 	return err
+}
+
+// removeRestoreScript removes /tmp/sysctl_restore_${PACKETDRILL_PID}.sh
+// when a command of this run wrote it (the upstream scripts' set_sysctls.py
+// does, and their last command runs it but leaves it). It undoes settings
+// of this run's namespace, which is gone when the run ends; left behind,
+// a suite leaves one per script in /tmp, and a later process given the
+// same pid could run it where it does harm: under the reference, which
+// runs in the host's namespace, against the host's own settings. A file
+// older than the run's first command (with a second's margin for the
+// coarse clock of file times) is not this run's and stays.
+func removeRestoreScript(since time.Time) {
+	path := fmt.Sprintf("/tmp/sysctl_restore_%d.sh", os.Getpid())
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.ModTime().After(since.Add(-time.Second)) {
+		os.Remove(path)
+	}
 }
 
 // runInitScripts runs --init_scripts, a comma-separated list of commands.

@@ -150,6 +150,9 @@ type engine struct {
 	started []startedEvent // when each event started, in order
 
 	initDone bool
+	// shellSince is when the run's first shell command started (zero if
+	// none ran): see removeRestoreScript.
+	shellSince time.Time
 }
 
 // Run runs a parsed script against the kernel reached through env.Device.
@@ -194,7 +197,11 @@ func Run(ctx context.Context, s *parser.Script, cfg *Config, env *Env) error {
 	e.eval = &evaluator{Defines: cfg.Defines}
 	e.ctx, e.cancel = context.WithCancelCause(ctx)
 	defer e.cancel(nil)
-	return e.run()
+	err = e.run()
+	if !e.shellSince.IsZero() {
+		removeRestoreScript(e.shellSince)
+	}
+	return err
 }
 
 // run is the interpreter loop (the reference's run_script).

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -446,5 +448,45 @@ func TestTimestampMapping(t *testing.T) {
 	}
 	if _, err := fakeRun(t, bad, kernel, "tcp_ts_ecr_scaled="); err != nil {
 		t.Errorf("--tcp_ts_ecr_scaled: %v", err)
+	}
+}
+
+// TestRestoreScriptRemoved: the restore script upstream's set_sysctls.py
+// writes for the run's namespace is gone after the run (it still exists
+// for the script's own last command), and one that was there before the
+// run is not touched.
+func TestRestoreScriptRemoved(t *testing.T) {
+	path := fmt.Sprintf("/tmp/sysctl_restore_%d.sh", os.Getpid())
+	if _, err := os.Stat(path); err == nil {
+		t.Skipf("%s exists already", path)
+	}
+	run := func(src string) error {
+		s, err := parser.ParseFile("restore.pkt", []byte(src), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Run(context.Background(), s, NewConfig(), &Env{Device: replaytest.NewDevice(), Clock: replaytest.NewClock(), Host: &fakeHost{}, Dir: t.TempDir()})
+	}
+	write := "0 `echo 'echo 1 > /dev/null' > /tmp/sysctl_restore_${PACKETDRILL_PID}.sh`\n" +
+		"+0 `sh /tmp/sysctl_restore_${PACKETDRILL_PID}.sh`\n"
+	if err := run(write); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		os.Remove(path)
+		t.Fatalf("%s left after the run (%v)", path, err)
+	}
+
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(path)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(path, old, old)
+	if err := run("0 `true`\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("a restore script older than the run was removed: %v", err)
 	}
 }
