@@ -1,6 +1,7 @@
 package parser
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -587,13 +588,11 @@ func formatOption(o *Option) string {
 	return "--" + o.Name
 }
 
-// item is one printed element of a script with its source span; its text
-// is text[from:to] of the script's printed elements.
+// item is one printed element of a script with its source span.
 type item struct {
-	start    Pos
-	end      Pos // just after the last token; zero if unknown
-	from, to int
-	endLine  int // last source line of the element
+	start   Pos
+	end     Pos // just after the last token; zero if unknown
+	endLine int // last source line of the element
 }
 
 func lastLine(start Pos, end Pos, text []byte) int {
@@ -606,91 +605,76 @@ func lastLine(start Pos, end Pos, text []byte) int {
 	return start.Line + bytes.Count(text, []byte("\n"))
 }
 
-// Format returns the canonical text of a script.
-func Format(s *Script) []byte { return printScript(s) }
+// Format returns the canonical text of a script (see Print).
+func Format(s *Script) []byte {
+	var buf bytes.Buffer
+	buf.Grow(sizeHint(s))
+	printScript(&buf, s)
+	return buf.Bytes()
+}
+
+// sizeHint guesses the size of a script's text, so that Format grows its
+// buffer once or twice rather than doubling it from nothing.
+func sizeHint(s *Script) int {
+	n := 40*(len(s.Options)+len(s.Events)) + 64
+	for _, c := range s.Comments {
+		n += len(c.Indent) + len(c.Text) + 3
+	}
+	return n
+}
 
 // Print writes the canonical text of a script: one line per option and
 // event, times as FormatTime prints them, comments where the source had
 // them (a comment that ended an event's line still ends it), and at most
 // one blank line wherever the source had blank lines. In trees built by
 // code (zero positions), a comment at line L is printed before the L-th
-// element (option, command or event).
+// element (option, command or event). It writes as it goes, element by
+// element: a script of millions of lines needs no copy of its text.
 func Print(w io.Writer, s *Script) error {
-	_, err := w.Write(Format(s))
-	return err
+	bw := bufio.NewWriterSize(w, 64<<10)
+	printScript(bw, s)
+	return bw.Flush()
 }
 
-// scratch is printScript's working memory, kept between calls: a script is
-// printed element by element into text, then copied out once its size is
-// known. A capture prints thousands of scripts.
-type scratch struct {
-	text     []byte
-	items    []item
-	comments []*Comment
+// sink is where printScript writes: a bytes.Buffer or a bufio.Writer,
+// whose write errors it keeps for Flush.
+type sink interface {
+	io.Writer
+	io.StringWriter
+	io.ByteWriter
 }
+
+// scratch is printScript's working memory for the text of one element,
+// kept between calls: a capture prints thousands of scripts.
+type scratch struct{ text []byte }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// maxScratch is the largest text printScript keeps for the next script.
-const maxScratch = 16 << 20
+// maxScratch is the largest element text printScript keeps for the next
+// script.
+const maxScratch = 1 << 20
 
-func printScript(s *Script) []byte {
+// printScript prints s to buf in one pass: each element (option, command,
+// event) is formatted on its own, then written after the comments that go
+// before it.
+func printScript(buf sink, s *Script) {
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
 		if cap(sc.text) <= maxScratch {
-			clear(sc.comments) // not to keep the script alive
 			scratchPool.Put(sc)
 		}
 	}()
-	items := sc.items[:0]
-	text := sc.text[:0]
-	add := func(start, end Pos, from int) {
-		items = append(items, item{start: start, end: end, from: from, to: len(text), endLine: lastLine(start, end, text[from:])})
-	}
-	for _, o := range s.Options {
-		from := len(text)
-		text = append(text, formatOption(o)...)
-		add(o.Pos, o.End, from)
-	}
-	if s.Init != nil {
-		from := len(text)
-		text = appendAction(text, s.Init)
-		add(s.Init.Pos, s.Init.End, from)
-	}
-	for _, ev := range s.Events {
-		from := len(text)
-		text = appendTime(text, ev.Time)
-		if s.TimeColumn > 1 {
-			text = alignTime(text, from, s.TimeColumn)
+	comments := s.Comments
+	// next skips the comments without a position, which print nowhere.
+	next := func() *Comment {
+		for len(comments) > 0 && !comments[0].Pos.IsValid() {
+			comments = comments[1:]
 		}
-		act := len(text)
-		text = appendEventAction(text, ev)
-		if len(ev.Breaks) > 0 {
-			text = breakLines(text, act, ev.Breaks)
+		if len(comments) == 0 {
+			return nil
 		}
-		add(ev.Pos, ev.End, from)
+		return comments[0]
 	}
-	if s.Cleanup != nil {
-		from := len(text)
-		text = appendAction(text, s.Cleanup)
-		add(s.Cleanup.Pos, s.Cleanup.End, from)
-	}
-	sc.items, sc.text = items, text
-	// Room for every element and comment, each with a separator and a
-	// newline, and the blank lines between them.
-	size := len(text) + 2*len(items)
-	for _, c := range s.Comments {
-		size += len(c.Indent) + len(c.Text) + 3
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	comments := sc.comments[:0]
-	for _, c := range s.Comments {
-		if c.Pos.IsValid() {
-			comments = append(comments, c)
-		}
-	}
-	sc.comments = comments
-	ci := 0
 	prevLine := 0 // last source line printed so far; 0 if unknown
 	atLine := func(line int) {
 		if prevLine > 0 && line > prevLine+1 {
@@ -698,25 +682,25 @@ func printScript(s *Script) []byte {
 		}
 	}
 	virtual := 0
-	for _, it := range items {
+	emit := func(start, end Pos, text []byte) {
+		it := item{start: start, end: end, endLine: lastLine(start, end, text)}
 		virtual++
 		if !it.start.IsValid() {
-			for ci < len(comments) && comments[ci].Pos.Line <= virtual {
-				buf.WriteString(comments[ci].Text)
+			for c := next(); c != nil && c.Pos.Line <= virtual; c = next() {
+				buf.WriteString(c.Text)
 				buf.WriteByte('\n')
-				ci++
+				comments = comments[1:]
 			}
-			buf.Write(text[it.from:it.to])
+			buf.Write(text)
 			buf.WriteByte('\n')
 			prevLine = 0
-			continue
+			return
 		}
 		virtual = it.endLine
 		// Comments before the item, and those inside a multi-line item
 		// that the one-line form cannot keep in place, go on their own
 		// lines before it.
-		for ci < len(comments) && before(comments[ci].Pos, it) {
-			c := comments[ci]
+		for c := next(); c != nil && before(c.Pos, it); c = next() {
 			// A comment from inside the item counts as being on its
 			// first line, so no blank line separates it from the item.
 			line := min(c.Pos.Line, it.start.Line)
@@ -725,29 +709,53 @@ func printScript(s *Script) []byte {
 			buf.WriteString(c.Text)
 			buf.WriteByte('\n')
 			prevLine = line + strings.Count(c.Text, "\n")
-			ci++
+			comments = comments[1:]
 		}
 		atLine(it.start.Line)
-		buf.Write(text[it.from:it.to])
+		buf.Write(text)
 		prevLine = it.endLine
-		for ci < len(comments) && comments[ci].Pos.Line == it.endLine {
-			c := comments[ci]
+		for c := next(); c != nil && c.Pos.Line == it.endLine; c = next() {
 			buf.WriteByte(' ')
 			buf.WriteString(c.Text)
 			prevLine = c.Pos.Line + strings.Count(c.Text, "\n")
-			ci++
+			comments = comments[1:]
 		}
 		buf.WriteString("\n")
 	}
-	for ; ci < len(comments); ci++ {
-		c := comments[ci]
+	text := sc.text
+	for _, o := range s.Options {
+		text = append(text[:0], formatOption(o)...)
+		emit(o.Pos, o.End, text)
+	}
+	if s.Init != nil {
+		text = appendAction(text[:0], s.Init)
+		emit(s.Init.Pos, s.Init.End, text)
+	}
+	for _, ev := range s.Events {
+		text = appendTime(text[:0], ev.Time)
+		if s.TimeColumn > 1 {
+			text = alignTime(text, 0, s.TimeColumn)
+		}
+		act := len(text)
+		text = appendEventAction(text, ev)
+		if len(ev.Breaks) > 0 {
+			text = breakLines(text, act, ev.Breaks)
+		}
+		emit(ev.Pos, ev.End, text)
+	}
+	if s.Cleanup != nil {
+		text = appendAction(text[:0], s.Cleanup)
+		emit(s.Cleanup.Pos, s.Cleanup.End, text)
+	}
+	sc.text = text
+	for c := next(); c != nil; c = next() {
 		atLine(c.Pos.Line)
 		buf.WriteString(c.Indent)
 		buf.WriteString(c.Text)
 		buf.WriteByte('\n')
 		prevLine = c.Pos.Line + strings.Count(c.Text, "\n")
+		comments = comments[1:]
 	}
-	return buf.Bytes()
 }
 
 // before reports whether a comment at p cannot trail the item's last line.

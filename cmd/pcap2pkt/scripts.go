@@ -237,6 +237,21 @@ func parseDefines(list []string) (map[string]string, error) {
 // writeFileAtomic replaces name with data so that a reader sees either the
 // old or the new file, never a half-written one.
 func writeFileAtomic(name string, data []byte) error {
+	return writeAtomic(name, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeScriptAtomic writes script s to name as writeFileAtomic does,
+// printing it straight into the file: a script of a long connection has
+// tens of megabytes of text.
+func writeScriptAtomic(name string, s *parser.Script) error {
+	return writeAtomic(name, func(w io.Writer) error { return parser.Print(w, s) })
+}
+
+// writeAtomic replaces name with what write writes, as writeFileAtomic.
+func writeAtomic(name string, write func(io.Writer) error) error {
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(name); err == nil {
 		mode = fi.Mode().Perm()
@@ -251,7 +266,7 @@ func writeFileAtomic(name string, data []byte) error {
 		return fmt.Errorf("%s: cannot create a file in %s: %w", name, filepath.Dir(name), err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("%s: %w", name, err)
 	}

@@ -149,12 +149,11 @@ func synthAction(c *cli.Context) error {
 		return err
 	}
 	warnGuessed(c, []*capture.Flow{r.Flow})
-	text := parser.Format(r.Script)
 	if out == "" {
-		if _, err := c.App.Writer.Write(text); err != nil {
+		if err := parser.Print(c.App.Writer, r.Script); err != nil {
 			return err
 		}
-	} else if err := writeFileAtomic(out, text); err != nil {
+	} else if err := writeScriptAtomic(out, r.Script); err != nil {
 		return withCode(exitInput, err)
 	}
 	return captureExit(rerr)
@@ -337,7 +336,7 @@ func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error
 			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v\n", r.Err)
 			return nil
 		}
-		if err := writeFileAtomic(filepath.Join(dir, synth.FileName(r.Flow)), parser.Format(r.Script)); err != nil {
+		if err := writeScriptAtomic(filepath.Join(dir, synth.FileName(r.Flow)), r.Script); err != nil {
 			return withCode(exitInput, err)
 		}
 		written++

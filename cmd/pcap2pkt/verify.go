@@ -216,7 +216,7 @@ func verifyFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, r syn
 		return v
 	}
 	v.base = filepath.Join(dir, strings.TrimSuffix(synth.FileName(r.Flow), ".pkt"))
-	if err := writeFileAtomic(v.base+".pkt", parser.Format(r.Script)); err != nil {
+	if err := writeScriptAtomic(v.base+".pkt", r.Script); err != nil {
 		v.result, v.detail = "error", err.Error()
 		return v
 	}
