@@ -73,10 +73,11 @@ var ErrNotKept = errors.New("not synthesised: not a connection asked for")
 // goroutines, while fn is called on the caller's goroutine, one
 // connection at a time, in the order they ended.
 //
-// fn must not keep r.Script or r.Flow.Packets, nor anything they point
-// to: once fn returns, their memory is reused for a later connection
-// (r.Flow.Packets is then nil). Print or copy what it needs inside fn; the
-// rest of r.Flow stays valid.
+// fn must not keep r.Script, nor anything it points to: once fn returns,
+// its memory is reused for a later connection. Print or copy what it needs
+// inside fn. r.Flow.Packets is nil by then (their memory went back to the
+// tracker once the script was made: r.Flow.Count says how many there
+// were); the rest of r.Flow stays valid.
 func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, fn func(Result) error) error {
 	if opts.Source == "" {
 		opts.Source = filepath.Base(name)
@@ -119,9 +120,12 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 			var mem nodes
 			for j := range jobs {
 				s, serr := synthesize(j.f, opts, &mem)
+				// The script holds nothing of the packets: they go back
+				// before it is printed, which for a long connection
+				// takes as long as making it.
+				tr.Release(j.f)
 				j.res <- Result{Flow: j.f, Script: s, Err: serr}
 				<-j.done
-				tr.Release(j.f)
 				mem.reset()
 			}
 		}()
@@ -182,7 +186,7 @@ type IndexRow struct {
 // Row is r's line of the index.
 func (r Result) Row() IndexRow {
 	row := IndexRow{Flow: r.Flow.Index, File: FileName(r.Flow), Local: r.Flow.LocalEndpoint().String(),
-		Remote: r.Flow.RemoteEndpoint().String(), Packets: len(r.Flow.Packets), Status: "ok"}
+		Remote: r.Flow.RemoteEndpoint().String(), Packets: r.Flow.Count, Status: "ok"}
 	if r.Err != nil {
 		row.File, row.Status = "-", r.Err.Error()
 	}

@@ -274,6 +274,12 @@ func (b *builder) script() *parser.Script {
 		n := len("// ") + len(c.Text)
 		c.Text, off = text[off:off+n], off+n
 	}
+	if len(b.events) > maxKept {
+		// The script holds none of them: a long connection's events and
+		// times go to the garbage collector before the script is printed,
+		// rather than once it is (reset would drop them then).
+		mem.events, mem.evSlab, mem.deltas, mem.ends = nil, slab[event]{}, nil, nil
+	}
 	return s
 }
 
