@@ -23,6 +23,9 @@ type nodes struct {
 	evPtrs       []*parser.Event
 	comments     []*parser.Comment
 	inFlight     []sentData // acksBeforeProbe's working list
+	// calls are the nodes of the reads and writes made so far, each
+	// shared by the calls that look the same (see rwCall).
+	calls map[rwKey]*parser.Syscall
 }
 
 // reset makes the slabs hand out their memory again, zeroed, and the
@@ -33,6 +36,7 @@ func (n *nodes) reset() {
 	n.tsSlab.reset()
 	n.callSlab.reset()
 	n.commentSlab.reset()
+	clear(n.calls)
 	drop(&n.events)
 	drop(&n.deltas)
 	drop(&n.ends)

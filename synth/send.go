@@ -55,6 +55,7 @@ const writeCap = 16 << 10
 
 // closeWrite ends the open write: later segments need a write of their own.
 func (b *builder) closeWrite() {
+	b.settleWrite()
 	b.write, b.writeN, b.lastData, b.burst = nil, 0, nil, nil
 }
 

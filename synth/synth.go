@@ -152,6 +152,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	}
 	b.icmpUpTo(int(^uint(0) >> 1))
 	b.flushRead()
+	b.settleWrite()
 	b.spliceWrites()
 	if b.gsoSize > 0 {
 		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
@@ -313,7 +314,12 @@ type builder struct {
 	coalescing           // inbound runs injected later than captured (coalesce.go)
 
 	*nodes
-	nop *parser.TCPOption // the NOP of every tsOnly list
+	nop    *parser.TCPOption // the NOP of every tsOnly list
+	// openWrite holds the nodes of the open write, and writeEv its event,
+	// until settleWrite.
+	openWrite callNodes
+	writeEv   *event
+	tsLast [2]*tsNodes       // the last two lists tsOnly made, the latest first
 }
 
 func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
@@ -415,16 +421,61 @@ type callNodes struct {
 	any        parser.Ellipsis
 }
 
-// rwCall emits `name(fd, ..., n) = n` (a read or a write), allocating its
-// nodes together.
-func (b *builder) rwCall(at time.Time, name string, n int64) *parser.Syscall {
-	c := b.callSlab.new()
-	c.fd.Value, c.n.Value, c.res.Value = b.fd, n, n
+// set makes c the nodes of `name(fd, ..., n) = n`.
+func (c *callNodes) set(name string, fd, n int64) {
+	c.fd.Value, c.n.Value, c.res.Value = fd, n, n
 	c.args = [3]parser.Expr{&c.fd, &c.any, &c.n}
 	c.call = parser.Syscall{Name: name, Args: c.args[:], Result: &c.res}
-	b.emit(at, &c.call)
+}
+
+// rwKey identifies the text of a read or write call.
+type rwKey struct {
+	name  string
+	fd, n int64
+}
+
+// rwCall emits `name(fd, ..., n) = n` (a read or a write). A read is done
+// with once emitted, and shares its nodes with the reads of the script
+// that look the same (nothing changes a built tree's nodes; a bulk
+// transfer makes hundreds of thousands of calls of a few sizes). A write
+// stays open while its segments come (setWriteN changes its numbers) in
+// the builder's own nodes, until settleWrite.
+func (b *builder) rwCall(at time.Time, name string, n int64) *parser.Syscall {
 	b.closeWrite()
+	if name == "write" {
+		b.openWrite.set(name, b.fd, n)
+		b.writeEv = b.emit(at, &b.openWrite.call)
+		return &b.openWrite.call
+	}
+	c := b.sharedCall(name, b.fd, n)
+	b.emit(at, c)
+	return c
+}
+
+// sharedCall returns the nodes of `name(fd, ..., n) = n` that every such
+// read or settled write of the script shares.
+func (b *builder) sharedCall(name string, fd, n int64) *parser.Syscall {
+	k := rwKey{name, fd, n}
+	if c := b.calls[k]; c != nil {
+		return c
+	}
+	c := b.callSlab.new()
+	c.set(name, fd, n)
+	if b.calls == nil {
+		b.calls = map[rwKey]*parser.Syscall{}
+	}
+	b.calls[k] = &c.call
 	return &c.call
+}
+
+// settleWrite gives the open write, whose numbers are final, the nodes
+// shared by the writes that look the same.
+func (b *builder) settleWrite() {
+	if b.write == nil || b.write != &b.openWrite.call {
+		return
+	}
+	c := &b.openWrite
+	b.writeEv.action = b.sharedCall(c.call.Name, c.fd.Value, c.n.Value)
 }
 
 // callErr emits a failing system call: `= -1 ERRNO (text)`.
