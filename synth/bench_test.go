@@ -58,7 +58,7 @@ func TestNodesReuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := synthesize(f, Options{}, &mem)
+		got, err := synthesize(f, Options{}, &mem, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

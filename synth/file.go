@@ -119,11 +119,12 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 			defer wg.Done()
 			var mem nodes
 			for j := range jobs {
-				s, serr := synthesize(j.f, opts, &mem)
 				// The script holds nothing of the packets: they go back
-				// before it is printed, which for a long connection
-				// takes as long as making it.
-				tr.Release(j.f)
+				// once the builder is done with them, before the passes
+				// over its events and the tree (the peak of a long
+				// connection's memory), and its printing.
+				s, serr := synthesize(j.f, opts, &mem, func() { tr.Release(j.f) })
+				tr.Release(j.f) // if synthesize failed before
 				j.res <- Result{Flow: j.f, Script: s, Err: serr}
 				<-j.done
 				mem.reset()

@@ -23,10 +23,10 @@ func localLine(f *capture.Flow, role string) string {
 }
 
 // Header returns the header comment lines (without "// ") describing flow
-// f of the capture source: the endpoints, which side the script runs as and
-// why, what the outbound lines check (strict or not), and the capture
-// artefacts the synthesis dealt with.
-func Header(f *capture.Flow, source string, opts Options, artefacts []string) []string {
+// f, of the given number of packets, of the capture source: the endpoints,
+// which side the script runs as and why, what the outbound lines check
+// (strict or not), and the capture artefacts the synthesis dealt with.
+func Header(f *capture.Flow, packets int, source string, opts Options, artefacts []string) []string {
 	if source == "" {
 		source = "the capture"
 	}
@@ -42,7 +42,7 @@ func Header(f *capture.Flow, source string, opts Options, artefacts []string) []
 	lines := []string{
 		fmt.Sprintf("Synthesised by pcap2pkt from %s, flow %d.", source, f.Index),
 		fmt.Sprintf("Connection: %s (client) -> %s (server)%s, %s, %d packets over %s.",
-			f.Endpoint(srv.Other()), f.Endpoint(srv), guess, family(f), len(f.Packets), fmtDur(f.Duration())),
+			f.Endpoint(srv.Other()), f.Endpoint(srv), guess, family(f), packets, fmtDur(f.Duration())),
 		localLine(f, role),
 		"Packet lines carry no addresses: a replay uses its own; option lines keep the captured ports.",
 		"Sequence numbers are relative to each side's ISN; times to the previous event.",
@@ -187,7 +187,7 @@ func (b *builder) script() *parser.Script {
 		}
 	}
 	shareGatheredNotes(b.events)
-	header := Header(b.f, b.opts.Source, b.opts, b.artefacts())
+	header := Header(b.f, b.packets, b.opts.Source, b.opts, b.artefacts())
 	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR, send buffer and offload notes
 	for _, e := range b.events {
 		n += len(e.comments)

@@ -87,11 +87,13 @@ const defaultErrReadLen = 1000
 // kernel on f's local side. The flow must have its local side chosen (as
 // capture's Tracker and ReadFlows do).
 func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
-	return synthesize(f, opts, new(nodes))
+	return synthesize(f, opts, new(nodes), nil)
 }
 
-// synthesize is Synthesize with the script's nodes from mem.
-func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, error) {
+// synthesize is Synthesize with the script's nodes from mem. release, if
+// set, is called once f.Packets are done with, before the passes over the
+// events and the tree are made (memory for a long connection).
+func synthesize(f *capture.Flow, opts Options, mem *nodes, release func()) (*parser.Script, error) {
 	if len(f.Packets) == 0 {
 		return nil, fmt.Errorf("flow %d: no packets", f.Index)
 	}
@@ -153,6 +155,9 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes) (*parser.Script, erro
 	b.icmpUpTo(int(^uint(0) >> 1))
 	b.flushRead()
 	b.settleWrite()
+	if release != nil {
+		release()
+	}
 	b.spliceWrites()
 	if b.gsoSize > 0 {
 		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
@@ -250,6 +255,7 @@ type span struct{ start, end tcpwire.Seq }
 
 type builder struct {
 	f              *capture.Flow
+	packets        int // len(f.Packets), which may be released before the header is written
 	opts           Options
 	local, remote  capture.Side
 	server         bool // the local side received the SYN
@@ -314,12 +320,12 @@ type builder struct {
 	coalescing           // inbound runs injected later than captured (coalesce.go)
 
 	*nodes
-	nop    *parser.TCPOption // the NOP of every tsOnly list
+	nop *parser.TCPOption // the NOP of every tsOnly list
 	// openWrite holds the nodes of the open write, and writeEv its event,
 	// until settleWrite.
 	openWrite callNodes
 	writeEv   *event
-	tsLast [2]*tsNodes       // the last two lists tsOnly made, the latest first
+	tsLast    [2]*tsNodes // the last two lists tsOnly made, the latest first
 }
 
 func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
@@ -329,6 +335,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
 		fd: -1, listenFD: -1, rcv: receiver{urgAt: -1}, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, sending: sending{writeEnds: map[tcpwire.Seq]bool{}}}
 	b.server = f.Local == capture.SideB
+	b.packets = len(f.Packets)
 	// Nearly every packet becomes a script packet, most with timestamps;
 	// about one in two a read or write too, which is an event as well.
 	n := len(f.Packets)
