@@ -100,7 +100,11 @@ func BenchmarkSynth(b *testing.B) {
 			if r.Err != nil {
 				return r.Err
 			}
-			out += int64(len(parser.Format(r.Script)))
+			var text bytes.Buffer
+			if err := r.Print(&text); err != nil {
+				return err
+			}
+			out += int64(text.Len())
 			if flows++; flows%1000 == 500 {
 				capturetest.SampleHeap(b, &peak)
 			}

@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +18,28 @@ import (
 // Result is the synthesis of one flow: its script, or why there is none.
 type Result struct {
 	Flow   *capture.Flow
-	Script *parser.Script // nil when Err is set
+	Script *parser.Script // nil when Err is set, and from Stream (see Print)
 	Err    error
+	// print writes the script of a Stream result, which has no tree.
+	print func(io.Writer) error
 }
+
+// Print writes the script's text, as parser.Print writes r.Script. A
+// result of Stream, which makes no tree, can print its script once.
+func (r Result) Print(w io.Writer) error {
+	if r.print != nil {
+		return r.print(w)
+	}
+	if r.Script == nil {
+		return fmt.Errorf("flow %d: no script: %v", r.Flow.Index, r.Err)
+	}
+	return parser.Print(w, r.Script)
+}
+
+// printChunk is how many events of a long connection Stream's results
+// print at a time: the tree of one chunk at a time exists, not the whole
+// script's (a node set of about 150 bytes an event).
+const printChunk = 4096
 
 // File reads a whole capture from r (name is used in messages and headers)
 // and synthesises every TCP connection in it, GOMAXPROCS at a time.
@@ -73,11 +93,12 @@ var ErrNotKept = errors.New("not synthesised: not a connection asked for")
 // goroutines, while fn is called on the caller's goroutine, one
 // connection at a time, in the order they ended.
 //
-// fn must not keep r.Script, nor anything it points to: once fn returns,
-// its memory is reused for a later connection. Print or copy what it needs
-// inside fn. r.Flow.Packets is nil by then (their memory went back to the
-// tracker once the script was made: r.Flow.Count says how many there
-// were); the rest of r.Flow stays valid.
+// A result has no tree (r.Script is nil): fn prints the script with
+// r.Print, which makes its tree a chunk of events at a time. fn must do so
+// before it returns, and not call r.Print after: its memory is reused for
+// a later connection then. r.Flow.Packets is nil (their memory went back
+// to the tracker once the script's events were made: r.Flow.Count says
+// how many there were); the rest of r.Flow stays valid.
 func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, fn func(Result) error) error {
 	if opts.Source == "" {
 		opts.Source = filepath.Base(name)
@@ -123,9 +144,24 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 				// once the builder is done with them, before the passes
 				// over its events and the tree (the peak of a long
 				// connection's memory), and its printing.
-				s, serr := synthesize(j.f, opts, &mem, func() { tr.Release(j.f) })
-				tr.Release(j.f) // if synthesize failed before
-				j.res <- Result{Flow: j.f, Script: s, Err: serr}
+				b, serr := build(j.f, opts, &mem, func() { tr.Release(j.f) })
+				tr.Release(j.f) // if build failed before
+				res := Result{Flow: j.f, Err: serr}
+				if serr == nil {
+					printed := false
+					res.print = func(w io.Writer) error {
+						if printed {
+							return fmt.Errorf("flow %d: its script was printed already", j.f.Index)
+						}
+						printed = true
+						bw := bufio.NewWriterSize(w, 64<<10)
+						if err := b.render(printChunk, func(s *parser.Script) error { return parser.Print(bw, s) }); err != nil {
+							return err
+						}
+						return bw.Flush()
+					}
+				}
+				j.res <- res
 				<-j.done
 				mem.reset()
 			}

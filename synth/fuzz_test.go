@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,11 @@ func synthRoundTrip(data []byte) error {
 	streamed := map[int]string{}
 	Stream("fuzz.pcap", bytes.NewReader(data), capture.FlowOptions{Linger: time.Duration(1) << 62}, opts, func(r Result) error {
 		if r.Err == nil {
-			streamed[r.Flow.Index] = string(parser.Format(r.Script))
+			var text strings.Builder
+			if err := r.Print(&text); err != nil {
+				return err
+			}
+			streamed[r.Flow.Index] = text.String()
 		}
 		return nil
 	})

@@ -17,12 +17,11 @@ type nodes struct {
 	callSlab    slab[callNodes]
 	commentSlab slab[parser.Comment]
 
-	events       []*event // the builder's event list
-	deltas, ends []int64
-	evs          []parser.Event
-	evPtrs       []*parser.Event
-	comments     []*parser.Comment
-	inFlight     []sentData // acksBeforeProbe's working list
+	events   []*event // the builder's event list
+	evs      []parser.Event
+	evPtrs   []*parser.Event
+	comments []*parser.Comment
+	inFlight []sentData // acksBeforeProbe's working list
 	// calls are the nodes of the reads and writes made so far, each
 	// shared by the calls that look the same (see rwCall).
 	calls map[rwKey]*parser.Syscall
@@ -38,8 +37,6 @@ func (n *nodes) reset() {
 	n.commentSlab.reset()
 	clear(n.calls)
 	drop(&n.events)
-	drop(&n.deltas)
-	drop(&n.ends)
 	drop(&n.evs)
 	drop(&n.evPtrs)
 	drop(&n.comments)

@@ -154,33 +154,61 @@ func (b *builder) artefacts() []string {
 // warns: a capture's clock can jump by years, and a replay waits as long.
 const longWait = int64(time.Hour / time.Microsecond)
 
-// script assembles the tree: header comments, option lines, then the events
-// with relative times. Every event and comment gets a line number in print
-// order, which is how the printer interleaves comments with events.
+// script assembles the tree in one piece (see render).
 func (b *builder) script() *parser.Script {
+	var s *parser.Script
+	b.render(0, func(piece *parser.Script) error {
+		s = piece
+		return nil
+	})
+	if len(b.events) > maxKept {
+		// The script holds none of them: a long connection's events go to
+		// the garbage collector before the script is printed, rather than
+		// once it is (reset would drop them then).
+		b.nodes.events, b.nodes.evSlab = nil, slab[event]{}
+	}
+	return s
+}
+
+// delta returns the time of event i (i > 0) relative to the event before
+// it, in µs, and the end of its range (0: none); backwards says it was
+// captured before that event.
+func (b *builder) delta(i int) (d, end int64, backwards bool) {
+	e := b.events[i]
+	d = e.at.Sub(b.events[i-1].at).Microseconds()
+	if d < 0 {
+		backwards, d = true, 0
+	}
+	if e.react && d < b.opts.ToleranceUsecs {
+		d = 0
+	}
+	switch {
+	case e.ack && d == 0 && e.afterFIN:
+		end = finAckSlack
+	case e.ack && d >= b.opts.ToleranceUsecs:
+		end = d + ackSlack
+	case e.timer && d >= b.opts.ToleranceUsecs:
+		d, end = d-timerSlack, d+timerSlack
+	}
+	return d, end, backwards
+}
+
+// render assembles the tree: header comments, option lines, then the
+// events with relative times. Every event and comment gets a line number
+// in print order, which is how the printer interleaves comments with
+// events. With chunk 0 it hands out the whole tree; otherwise the head
+// (header, options, initial command) and then the events chunk at a time,
+// each piece a Script of its own, whose texts printed one after the other
+// are the whole tree's (no line of a built tree is blank, and no element
+// spans lines). A piece is dead once out returns: its memory is reused.
+func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 	mem := b.nodes
 	mem.events = b.events // the list goes back for the next flow
-	deltas := reuse(&mem.deltas, len(b.events))
-	ends := reuse(&mem.ends, len(b.events)) // end of a time range; 0 for none
 	for i := 1; i < len(b.events); i++ {
-		e := b.events[i]
-		d := e.at.Sub(b.events[i-1].at).Microseconds()
-		if d < 0 {
+		d, _, backwards := b.delta(i)
+		if backwards {
 			b.count.backwards++
-			d = 0
 		}
-		if e.react && d < b.opts.ToleranceUsecs {
-			d = 0
-		}
-		switch {
-		case e.ack && d == 0 && e.afterFIN:
-			ends[i] = finAckSlack
-		case e.ack && d >= b.opts.ToleranceUsecs:
-			ends[i] = d + ackSlack
-		case e.timer && d >= b.opts.ToleranceUsecs:
-			d, ends[i] = d-timerSlack, d+timerSlack
-		}
-		deltas[i] = d
 		if d > longWait {
 			b.count.longWaits++
 			b.count.longestWait = max(b.count.longestWait, int(d))
@@ -188,18 +216,30 @@ func (b *builder) script() *parser.Script {
 	}
 	shareGatheredNotes(b.events)
 	header := Header(b.f, b.packets, b.opts.Source, b.opts, b.artefacts())
-	n := len(header) + len(b.comments) + 5 + len(b.env.initWhy) // + the ECR, send buffer and offload notes
-	for _, e := range b.events {
-		n += len(e.comments)
-		if len(e.frames) > 0 {
-			n++
-		}
+	piece := chunk
+	if piece == 0 {
+		piece = len(b.events)
 	}
-	mem.commentSlab.want = n
-	s := &parser.Script{File: b.opts.Source, Comments: reuse(&mem.comments, n)[:0]}
+	// comments counts the comments of events [from, to).
+	comments := func(from, to int) int {
+		n := 0
+		for _, e := range b.events[from:to] {
+			n += len(e.comments)
+			if len(e.frames) > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	var s *parser.Script
+	// start begins a piece with room for n comments (and events[from:to]).
+	start := func(n int) {
+		mem.commentSlab.want = n
+		s = &parser.Script{File: b.opts.Source, Comments: reuse(&mem.comments, n)[:0]}
+	}
 	line := 0
 	next := func() parser.Pos { line++; return parser.Pos{Line: line, Col: 1} }
-	// The texts get their "// " below, all in one string.
+	// The texts get their "// " below, all in one string per piece.
 	size := 0
 	addComments := func(texts []string) {
 		for _, t := range texts {
@@ -210,6 +250,27 @@ func (b *builder) script() *parser.Script {
 			size += len("// ") + len(t)
 		}
 	}
+	// finish gives the piece's comments their "// " and hands it out.
+	finish := func() error {
+		var all strings.Builder
+		all.Grow(size)
+		for _, c := range s.Comments {
+			all.WriteString("// ")
+			all.WriteString(c.Text)
+		}
+		text, off := all.String(), 0
+		for _, c := range s.Comments {
+			n := len("// ") + len(c.Text)
+			c.Text, off = text[off:off+n], off+n
+		}
+		size = 0
+		return out(s)
+	}
+	n := len(header) + 5 + len(b.env.initWhy) // + the ECR, send buffer and offload notes
+	if chunk == 0 {
+		n += comments(0, len(b.events)) + len(b.comments)
+	}
+	start(n)
 	addComments(header)
 	if !b.opts.Exact {
 		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: parser.Pcap2pktOption, Value: parser.Pcap2pktVersion, Set: true})
@@ -235,52 +296,60 @@ func (b *builder) script() *parser.Script {
 		addComments(why)
 		s.Init = &parser.Command{Pos: next(), Text: strings.Join(init, " && ")}
 	}
-	evs := reuse(&mem.evs, len(b.events))
-	s.Events = reuse(&mem.evPtrs, len(b.events))[:0]
-	for i, e := range b.events {
-		addComments(e.comments)
-		pos := next()
-		t := parser.Time{Pos: pos, Kind: parser.TimeRelative, Usecs: deltas[i]}
-		switch {
-		case i == 0:
-			t.Kind = parser.TimeAbsolute
-		case e.anchored:
-			t.Usecs, t.Anchor = max(e.at.Sub(e.anchor).Microseconds(), 0), true
-			if e.anchorN > 1 {
-				t.AnchorN = e.anchorN
+	evs := reuse(&mem.evs, min(piece, len(b.events)))
+	for from := 0; from < len(b.events) || from == 0; from += piece {
+		to := min(from+piece, len(b.events))
+		if chunk > 0 {
+			if err := finish(); err != nil {
+				return err
 			}
-		case ends[i] > 0:
-			t.Kind, t.End = parser.TimeRelativeRange, ends[i]
+			mem.commentSlab.reset()
+			n := comments(from, to)
+			if to == len(b.events) {
+				n += len(b.comments)
+			}
+			start(n)
 		}
-		evs[i] = parser.Event{Pos: pos, Time: t, Action: e.action}
-		s.Events = append(s.Events, &evs[i])
-		if len(e.frames) > 0 {
-			// On the event's line, after it: a trailing comment.
-			c := mem.commentSlab.new()
-			*c = parser.Comment{Pos: parser.Pos{Line: pos.Line, Col: 2}, Text: framesText(e.frames)}
-			s.Comments = append(s.Comments, c)
-			size += len("// ") + len(c.Text)
+		s.Events = reuse(&mem.evPtrs, to-from)[:0]
+		for i := from; i < to; i++ {
+			e := b.events[i]
+			addComments(e.comments)
+			pos := next()
+			t := parser.Time{Pos: pos, Kind: parser.TimeRelative}
+			var d, end int64
+			if i > 0 {
+				d, end, _ = b.delta(i)
+			}
+			switch {
+			case i == 0:
+				t.Kind = parser.TimeAbsolute
+			case e.anchored:
+				t.Usecs, t.Anchor = max(e.at.Sub(e.anchor).Microseconds(), 0), true
+				if e.anchorN > 1 {
+					t.AnchorN = e.anchorN
+				}
+			case end > 0:
+				t.Kind, t.Usecs, t.End = parser.TimeRelativeRange, d, end
+			default:
+				t.Usecs = d
+			}
+			ev := &evs[i-from]
+			*ev = parser.Event{Pos: pos, Time: t, Action: e.action}
+			s.Events = append(s.Events, ev)
+			if len(e.frames) > 0 {
+				// On the event's line, after it: a trailing comment.
+				c := mem.commentSlab.new()
+				*c = parser.Comment{Pos: parser.Pos{Line: pos.Line, Col: 2}, Text: framesText(e.frames)}
+				s.Comments = append(s.Comments, c)
+				size += len("// ") + len(c.Text)
+			}
+		}
+		if to == len(b.events) {
+			break
 		}
 	}
 	addComments(b.comments)
-	var all strings.Builder
-	all.Grow(size)
-	for _, c := range s.Comments {
-		all.WriteString("// ")
-		all.WriteString(c.Text)
-	}
-	text, off := all.String(), 0
-	for _, c := range s.Comments {
-		n := len("// ") + len(c.Text)
-		c.Text, off = text[off:off+n], off+n
-	}
-	if len(b.events) > maxKept {
-		// The script holds none of them: a long connection's events and
-		// times go to the garbage collector before the script is printed,
-		// rather than once it is (reset would drop them then).
-		mem.events, mem.evSlab, mem.deltas, mem.ends = nil, slab[event]{}, nil, nil
-	}
-	return s
+	return finish()
 }
 
 // shareGatheredNotes gives a run of writes gathered from several segments

@@ -94,6 +94,16 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 // set, is called once f.Packets are done with, before the passes over the
 // events and the tree are made (memory for a long connection).
 func synthesize(f *capture.Flow, opts Options, mem *nodes, release func()) (*parser.Script, error) {
+	b, err := build(f, opts, mem, release)
+	if err != nil {
+		return nil, err
+	}
+	return b.script(), nil
+}
+
+// build makes the events of f's script, for the builder's render, as
+// synthesize.
+func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder, error) {
 	if len(f.Packets) == 0 {
 		return nil, fmt.Errorf("flow %d: no packets", f.Index)
 	}
@@ -169,7 +179,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes, release func()) (*par
 		}
 		acksAhead(b.events)
 	}
-	return b.script(), nil
+	return b, nil
 }
 
 // algorithmName reports whether s can be a congestion control algorithm's

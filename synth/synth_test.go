@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,7 +293,11 @@ func TestStream(t *testing.T) {
 		if r.Err != nil {
 			return r.Err
 		}
-		got[r.Flow.Index] = parser.Format(r.Script)
+		var text bytes.Buffer
+		if err := r.Print(&text); err != nil {
+			return err
+		}
+		got[r.Flow.Index] = text.Bytes()
 		return nil
 	})
 	if err != nil {
@@ -462,7 +467,11 @@ func TestStreamOrder(t *testing.T) {
 		if r.Err != nil {
 			return r.Err
 		}
-		if text := parser.Format(r.Script); !bytes.Equal(text, want[r.Flow.Index]) {
+		var buf bytes.Buffer
+		if err := r.Print(&buf); err != nil {
+			return err
+		}
+		if text := buf.Bytes(); !bytes.Equal(text, want[r.Flow.Index]) {
 			t.Errorf("flow %d differs:\n%s", r.Flow.Index, firstDiff(want[r.Flow.Index], text))
 		}
 		got = append(got, r.Flow.Index)
@@ -481,5 +490,47 @@ func TestStreamOrder(t *testing.T) {
 	})
 	if err != stop || n != 5 {
 		t.Errorf("%v after %d flows, want stop after 5", err, n)
+	}
+}
+
+// TestStreamLong checks that Stream's results, which print a long
+// connection's script a chunk of events at a time, print what File's whole
+// trees print: connections of several chunks, with comments before lines
+// (the notes of gathered writes) and after them (Frames), in each mode.
+func TestStreamLong(t *testing.T) {
+	data, _ := capturetest.Generate(capturetest.Config{Flows: 2, Concurrent: 2, Rounds: 3 * printChunk, Response: 2 * 1448, Snap: 96})
+	for _, opts := range []Options{{}, {Frames: true}, {Exact: true}, {Strict: true}} {
+		res, err := File("long.pcap", bytes.NewReader(data), capture.FlowOptions{}, opts)
+		if err != nil || len(res) != 2 {
+			t.Fatalf("%+v: %v, %d flows", opts, err, len(res))
+		}
+		want := map[int][]byte{}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			if n := len(r.Script.Events); n < 3*printChunk {
+				t.Fatalf("flow %d: %d events: not several chunks", r.Flow.Index, n)
+			}
+			want[r.Flow.Index] = parser.Format(r.Script)
+		}
+		n := 0
+		err = Stream("long.pcap", bytes.NewReader(data), capture.FlowOptions{}, opts, func(r Result) error {
+			n++
+			var buf bytes.Buffer
+			if err := r.Print(&buf); err != nil {
+				return err
+			}
+			if !bytes.Equal(buf.Bytes(), want[r.Flow.Index]) {
+				t.Errorf("%+v: flow %d differs:\n%s", opts, r.Flow.Index, firstDiff(want[r.Flow.Index], buf.Bytes()))
+			}
+			if err := r.Print(io.Discard); err == nil {
+				t.Errorf("flow %d: printed twice", r.Flow.Index)
+			}
+			return nil
+		})
+		if err != nil || n != 2 {
+			t.Fatalf("%+v: %v after %d flows", opts, err, n)
+		}
 	}
 }

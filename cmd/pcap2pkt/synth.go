@@ -336,7 +336,7 @@ func writeAll(c *cli.Context, name string, opts synth.Options, dir string) error
 			fmt.Fprintf(c.App.ErrWriter, "pcap2pkt: %v\n", r.Err)
 			return nil
 		}
-		if err := writeScriptAtomic(filepath.Join(dir, synth.FileName(r.Flow)), r.Script); err != nil {
+		if err := writeAtomic(filepath.Join(dir, synth.FileName(r.Flow)), r.Print); err != nil {
 			return withCode(exitInput, err)
 		}
 		written++
