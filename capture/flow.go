@@ -45,31 +45,38 @@ func (s Side) String() string {
 }
 
 // FlowPacket is a compact copy of one packet of a flow: header fields, the
-// raw option bytes (decode with Options or OptionList), the payload length
-// and at most FlowOptions.PayloadBytes payload bytes.
+// raw option bytes (decode with Options or OptionList) and the payload
+// length (the first payload bytes, with FlowOptions.PayloadBytes, are the
+// flow's: Flow.Payload). A long connection keeps millions: the fields are
+// laid out without padding, and options longer than a timestamp option
+// (SACK blocks, a handshake's) go in storage of their own.
 type FlowPacket struct {
 	Index         int // packet number in the file (1-based)
 	Time          time.Time
+	PayloadLen    int
+	Seq, Ack      tcpwire.Seq
+	FlowLabel     uint32
+	Flags         tcpwire.Flags
+	Window        uint16
+	Urgent        uint16
+	Checksum      uint16
+	IPID          uint16
 	From          Side      // sender within the flow
 	CaptureDir    Direction // as the capture recorded it
 	Truncated     bool      // the snaplen cut the datagram
 	IPVersion     uint8
 	TTL           uint8
 	TOS           uint8
-	FlowLabel     uint32
-	IPID          uint16
 	DF            bool
-	Seq, Ack      tcpwire.Seq
-	Flags         tcpwire.Flags
-	Window        uint16
-	Urgent        uint16
-	Checksum      uint16
 	ChecksumState tcpwire.ChecksumState
-	PayloadLen    int
-	Payload       []byte // first bytes of the payload (nil unless FlowOptions.PayloadBytes > 0)
 	optLen        uint8
-	opts          [40]byte
+	opts          [inlineOptions]byte           // the options, when they fit
+	longOpts      *[tcpwire.MaxOptionBytes]byte // the options, when they do not
 }
+
+// inlineOptions is how many option bytes a FlowPacket holds in itself:
+// NOP, NOP, timestamp, which nearly every packet after a handshake has.
+const inlineOptions = 12
 
 // FlowICMP is an ICMP error about one of a flow's segments.
 type FlowICMP struct {
@@ -85,18 +92,34 @@ type FlowICMP struct {
 // SetOptions replaces the TCP option bytes (at most 40), for a packet made
 // up from what the capture shows (a SYN whose SYN-ACK alone was captured).
 func (p *FlowPacket) SetOptions(raw []byte) error {
-	if len(raw) > len(p.opts) {
-		return fmt.Errorf("%d bytes of TCP options: at most %d fit", len(raw), len(p.opts))
+	if len(raw) > tcpwire.MaxOptionBytes {
+		return fmt.Errorf("%d bytes of TCP options: at most %d fit", len(raw), tcpwire.MaxOptionBytes)
 	}
-	p.optLen = uint8(copy(p.opts[:], raw))
+	p.setOptions(raw)
 	return nil
 }
 
+// setOptions stores raw, at most tcpwire.MaxOptionBytes long.
+func (p *FlowPacket) setOptions(raw []byte) {
+	p.optLen, p.longOpts = uint8(len(raw)), nil
+	if len(raw) <= inlineOptions {
+		copy(p.opts[:], raw)
+		return
+	}
+	p.longOpts = new([tcpwire.MaxOptionBytes]byte)
+	copy(p.longOpts[:], raw)
+}
+
 // RawOptions returns the TCP option bytes as captured.
-func (p *FlowPacket) RawOptions() []byte { return p.opts[:p.optLen] }
+func (p *FlowPacket) RawOptions() []byte {
+	if p.longOpts != nil {
+		return p.longOpts[:p.optLen]
+	}
+	return p.opts[:p.optLen]
+}
 
 // Options decodes the TCP options.
-func (p *FlowPacket) Options() tcpwire.Options { return tcpwire.DecodeOptions(p.opts[:p.optLen]) }
+func (p *FlowPacket) Options() tcpwire.Options { return tcpwire.DecodeOptions(p.RawOptions()) }
 
 // OptionList returns the TCP options in wire order (allocates).
 func (p *FlowPacket) OptionList() ([]tcpwire.Option, error) {
@@ -110,10 +133,14 @@ type Flow struct {
 	A, B    netip.AddrPort
 	Packets []FlowPacket // empty with FlowOptions.NoPackets
 	Count   int          // packets filed (len(Packets) when they are kept)
-	ICMP    []FlowICMP   // ICMP errors about its segments, in capture order (with Reader.ICMPErrors)
-	Bytes   [2]int64     // payload bytes sent by SideA, SideB (from IP lengths)
-	First   time.Time
-	Last    time.Time
+	// payload holds the first payload bytes of each packet, with
+	// FlowOptions.PayloadBytes: those of Packets[i] end at payloadEnd[i].
+	payload    []byte
+	payloadEnd []int
+	ICMP       []FlowICMP // ICMP errors about its segments, in capture order (with Reader.ICMPErrors)
+	Bytes      [2]int64   // payload bytes sent by SideA, SideB (from IP lengths)
+	First      time.Time
+	Last       time.Time
 
 	SYN      bool           // a SYN (no ACK) from A was seen
 	SYNACK   bool           // a SYN-ACK from B was seen
@@ -141,6 +168,19 @@ type Flow struct {
 	clientFixed bool       // A/B are settled by a SYN or SYN-ACK
 	pastSYN     bool       // a packet without SYN was seen
 	done        bool       // handed out by the tracker
+}
+
+// Payload returns the first payload bytes of Packets[i] that the flow
+// keeps (FlowOptions.PayloadBytes; nil without).
+func (f *Flow) Payload(i int) []byte {
+	if i >= len(f.payloadEnd) {
+		return nil
+	}
+	start := 0
+	if i > 0 {
+		start = f.payloadEnd[i-1]
+	}
+	return f.payload[start:f.payloadEnd[i]]
 }
 
 // KeptPackets reports whether f keeps its packets (see FlowOptions.NoPackets
@@ -212,7 +252,8 @@ type FlowOptions struct {
 	// endpoints known): one it rejects keeps no packets, as with
 	// NoPackets, while the others keep theirs.
 	Keep func(*Flow) bool
-	// PayloadBytes is how many payload bytes each FlowPacket keeps (0: none).
+	// PayloadBytes is how many payload bytes of each packet a flow keeps
+	// (Flow.Payload; 0: none).
 	PayloadBytes int
 	// Local and Remote, if set, name the kernel under test or its peer
 	// (--local/--remote IP[:PORT]); they win over every heuristic.
@@ -400,15 +441,16 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 		ChecksumState: p.TCP.ChecksumState,
 		PayloadLen:    p.PayloadLen,
 	}
-	fp.optLen = uint8(copy(fp.opts[:], p.TCP.Options))
+	fp.setOptions(p.TCP.Options[:min(len(p.TCP.Options), tcpwire.MaxOptionBytes)])
 	f.Count++
 	if f.light {
 		f.last = fp
 		f.evidence.add(&f.last)
 		return
 	}
-	if n := min(t.opts.PayloadBytes, len(p.Payload)); n > 0 {
-		fp.Payload = slices.Clone(p.Payload[:n])
+	if t.opts.PayloadBytes > 0 {
+		f.payload = append(f.payload, p.Payload[:min(t.opts.PayloadBytes, len(p.Payload))]...)
+		f.payloadEnd = append(f.payloadEnd, len(f.payload))
 	}
 	f.Packets = append(f.Packets, fp)
 	f.evidence.add(&f.Packets[len(f.Packets)-1])
@@ -470,10 +512,9 @@ func (t *Tracker) Release(f *Flow) {
 	if c := cap(p); c == 0 || t.pooled+c > maxPooled {
 		return
 	}
-	if t.opts.PayloadBytes > 0 {
-		// The payload copies would otherwise stay alive in the pool.
-		clear(p)
-	}
+	// The copies of long option lists would otherwise stay alive in the
+	// pool.
+	clear(p)
 	t.free = append(t.free, p[:0])
 	t.pooled += cap(p)
 }

@@ -257,6 +257,7 @@ func TestRelease(t *testing.T) {
 	}
 	want := NewTracker(FlowOptions{PayloadBytes: 4})
 	got := map[int][]FlowPacket{}
+	payloads := map[int][][]byte{}
 	released := map[*FlowPacket]bool{}
 	reused := 0
 	var tr *Tracker
@@ -266,6 +267,9 @@ func TestRelease(t *testing.T) {
 		}
 		released[&f.Packets[0]] = true
 		got[f.Index] = slices.Clone(f.Packets)
+		for i := range f.Packets {
+			payloads[f.Index] = append(payloads[f.Index], f.Payload(i))
+		}
 		tr.Release(f)
 		if f.Packets != nil {
 			t.Errorf("flow %d: packets kept after Release", f.Index)
@@ -286,6 +290,9 @@ func TestRelease(t *testing.T) {
 			if !reflect.DeepEqual(g[i], f.Packets[i]) {
 				t.Fatalf("flow %d packet %d: %+v, want %+v", f.Index, i, g[i], f.Packets[i])
 			}
+			if p, w := payloads[f.Index][i], f.Payload(i); !bytes.Equal(p, w) || len(w) != min(4, f.Packets[i].PayloadLen) {
+				t.Fatalf("flow %d packet %d: payload %q, want %q", f.Index, i, p, w)
+			}
 		}
 	}
 	if reused == 0 {
@@ -300,8 +307,23 @@ func TestFlowPacketCopy(t *testing.T) {
 	f := tr.Add(p)
 	p.Payload[0], p.TCP.Options[4] = 'X', 0xFF
 	fp := &f.Packets[0]
-	if string(fp.Payload) != "0123" || fp.PayloadLen != 10 || fp.Options().TSVal != 7 || len(fp.RawOptions()) != 12 {
-		t.Errorf("payload %q len %d options %+v", fp.Payload, fp.PayloadLen, fp.Options())
+	if string(f.Payload(0)) != "0123" || fp.PayloadLen != 10 || fp.Options().TSVal != 7 || len(fp.RawOptions()) != 12 {
+		t.Errorf("payload %q len %d options %+v", f.Payload(0), fp.PayloadLen, fp.Options())
+	}
+	// Options longer than a timestamp's, copied too.
+	long := []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 3}
+	p.TCP.Options = slices.Clone(long)
+	fp = &tr.Add(p).Packets[1]
+	p.TCP.Options[2] = 0xFF
+	if !bytes.Equal(fp.RawOptions(), long) || fp.Options().TSVal != 9 || fp.Options().NumSACK != 1 {
+		t.Errorf("options %x, want %x (%+v)", fp.RawOptions(), long, fp.Options())
+	}
+	var q FlowPacket
+	if err := q.SetOptions(long); err != nil || !bytes.Equal(q.RawOptions(), long) {
+		t.Errorf("SetOptions: %v, %x", err, q.RawOptions())
+	}
+	if err := q.SetOptions(make([]byte, 41)); err == nil {
+		t.Error("SetOptions took 41 bytes")
 	}
 }
 
