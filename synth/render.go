@@ -225,7 +225,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 		n := 0
 		for _, e := range b.events[from:to] {
 			n += len(e.comments)
-			if len(e.frames) > 0 {
+			if len(b.frames[e]) > 0 {
 				n++
 			}
 		}
@@ -336,10 +336,10 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 			ev := &evs[i-from]
 			*ev = parser.Event{Pos: pos, Time: t, Action: e.action}
 			s.Events = append(s.Events, ev)
-			if len(e.frames) > 0 {
+			if frames := b.frames[e]; len(frames) > 0 {
 				// On the event's line, after it: a trailing comment.
 				c := mem.commentSlab.new()
-				*c = parser.Comment{Pos: parser.Pos{Line: pos.Line, Col: 2}, Text: framesText(e.frames)}
+				*c = parser.Comment{Pos: parser.Pos{Line: pos.Line, Col: 2}, Text: framesText(frames)}
 				s.Comments = append(s.Comments, c)
 				size += len("// ") + len(c.Text)
 			}
@@ -370,10 +370,10 @@ func shareGatheredNotes(events []*event) {
 		switch {
 		case e.gathered > 0 && start >= 0 && len(e.comments) == 1:
 			e.comments = e.comments[:0]
-			n, lo, hi = n+1, min(lo, e.gathered), max(hi, e.gathered)
+			n, lo, hi = n+1, min(lo, int(e.gathered)), max(hi, int(e.gathered))
 		case e.gathered > 0:
 			end()
-			start, n, lo, hi = i, 1, e.gathered, e.gathered
+			start, n, lo, hi = i, 1, int(e.gathered), int(e.gathered)
 		case len(e.comments) > 0:
 			end()
 		}

@@ -476,11 +476,14 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	// by its spread, and a long transfer would drift late by milliseconds.
 	u.ev.at = p.Time
 	if b.opts.Frames {
-		u.ev.frames = append(u.ev.frames, p.Index)
+		if b.frames == nil {
+			b.frames = map[*event][]int{}
+		}
+		b.frames[u.ev] = append(b.frames[u.ev], p.Index)
 	}
 	b.count.gathered++
 	u.ev.comments = append(u.ev.comments[:u.base:u.base], gatheredNote(u.segs))
-	u.ev.gathered = u.segs
+	u.ev.gathered = int32(u.segs)
 	return true
 }
 

@@ -210,7 +210,9 @@ func duplicate(q, p *capture.FlowPacket) bool {
 		p.Time.Sub(q.Time) <= dupWindow && !p.Time.Before(q.Time)
 }
 
-// event is one line of the script under construction.
+// event is one line of the script under construction. A long connection
+// has millions: what few of them have (the frame numbers of Options.Frames)
+// is the builder's (frames).
 type event struct {
 	at       time.Time
 	action   parser.Action
@@ -228,12 +230,9 @@ type event struct {
 	timer bool
 	// fresh marks an outbound packet that carries new data.
 	fresh bool
-	// frames are the capture's frame numbers of the packets the event
-	// stands for (with Options.Frames).
-	frames []int
 	// gathered is the number of captured segments gathered into this
 	// expectation of one write, whose note is its last comment (0: none).
-	gathered int
+	gathered int32
 	// anchored marks an inbound packet that answers what the local side
 	// sent (it acknowledges or SACKs it first): its time is written from
 	// the latest transmission of that, at anchor (`+d^`, --pcap2pkt).
@@ -292,6 +291,7 @@ type builder struct {
 	events   []*event
 	comments []string               // comments for the next event
 	frameOf  map[*parser.Packet]int // capture frame of each packet line (Options.Frames)
+	frames   map[*event][]int       // the capture's frame numbers of the packets each event stands for (Options.Frames)
 	notes    []string               // capture artefacts, for the header
 	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther, bigCalls, tooLarge, longWaits, longestWait int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
@@ -407,7 +407,10 @@ func (b *builder) emit(at time.Time, a parser.Action) *event {
 	e := b.evSlab.new()
 	*e = event{at: at, action: a, comments: b.comments}
 	if pk, ok := a.(*parser.Packet); ok && b.frameOf[pk] > 0 {
-		e.frames = append(e.frames, b.frameOf[pk])
+		if b.frames == nil {
+			b.frames = map[*event][]int{}
+		}
+		b.frames[e] = append(b.frames[e], b.frameOf[pk])
 	}
 	b.comments = nil
 	b.events = append(b.events, e)
