@@ -20,8 +20,18 @@ const (
 	cpioSymlink = 0o120000
 )
 
-// add writes one entry: its header, name and data, each padded to four bytes.
+// add writes one entry made here, with no modification time.
 func (c *cpioWriter) add(name string, mode int, data []byte) error {
+	return c.addTimed(name, mode, 0, data)
+}
+
+// addTimed writes one entry: its header, name and data, each padded to four
+// bytes. mtime (seconds since 1970) is kept as the kernel unpacks it: a
+// copy of a host file keeps the host's modification time, which python3
+// checks before it uses a compiled module (__pycache__/*.pyc records its
+// source's), so that the copies of the standard library's compiled modules
+// are used and not compiled anew at every import.
+func (c *cpioWriter) addTimed(name string, mode int, mtime int64, data []byte) error {
 	if c.err != nil {
 		return c.err
 	}
@@ -31,7 +41,7 @@ func (c *cpioWriter) add(name string, mode int, data []byte) error {
 		nlink = 2
 	}
 	hdr := fmt.Sprintf("070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		c.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
+		c.ino, mode, 0, 0, nlink, uint32(mtime), len(data), 0, 0, 0, 0, len(name)+1, 0)
 	c.write([]byte(hdr))
 	c.write(append([]byte(name), 0))
 	c.pad(len(hdr) + len(name) + 1)

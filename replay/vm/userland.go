@@ -272,17 +272,18 @@ func (l *layer) write(c *cpioWriter, prefix string) error {
 	for _, p := range paths {
 		fi := l.entries[p]
 		name := prefix + p
+		mtime := fi.ModTime().Unix()
 		switch {
 		case fi.Mode()&fs.ModeSymlink != 0:
-			c.add(name, cpioSymlink|0o777, []byte(l.links[p]))
+			c.addTimed(name, cpioSymlink|0o777, mtime, []byte(l.links[p]))
 		case fi.IsDir():
-			c.add(name, cpioDir|int(fi.Mode().Perm()), nil)
+			c.addTimed(name, cpioDir|int(fi.Mode().Perm()), mtime, nil)
 		case fi.Mode().IsRegular():
 			data, err := os.ReadFile(p)
 			if err != nil {
 				continue // unreadable: the guest reads it over 9p, or fails as the host would
 			}
-			c.add(name, cpioFile|int(fi.Mode().Perm()), data)
+			c.addTimed(name, cpioFile|int(fi.Mode().Perm()), mtime, data)
 		}
 	}
 	return c.err

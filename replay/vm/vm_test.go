@@ -24,6 +24,8 @@ func TestCPIO(t *testing.T) {
 	c.add("dir/a", cpioFile|0o644, []byte("hello"))
 	c.add("link", cpioSymlink|0o777, []byte("dir/a"))
 	c.add("b", cpioFile|0o755, []byte("odd length!"))
+	const mtime = 1700000000
+	c.addTimed("dated", cpioFile|0o644, mtime, []byte("kept"))
 	if err := c.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func TestCPIO(t *testing.T) {
 		t.Errorf("archive length %d is not a multiple of 4", buf.Len())
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("cpio", "-id", "--quiet")
+	cmd := exec.Command("cpio", "-idm", "--quiet")
 	cmd.Dir, cmd.Stdin = dir, &buf
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cpio -i: %v\n%s", err, out)
@@ -47,6 +49,11 @@ func TestCPIO(t *testing.T) {
 	}
 	if target, err := os.Readlink(filepath.Join(dir, "link")); err != nil || target != "dir/a" {
 		t.Errorf("link -> %q, %v", target, err)
+	}
+	// A copy keeps its modification time (python3 checks it against its
+	// compiled modules').
+	if fi, err := os.Stat(filepath.Join(dir, "dated")); err != nil || fi.ModTime().Unix() != mtime {
+		t.Errorf("dated: %v, %v; want modification time %d", fi, err, mtime)
 	}
 }
 
