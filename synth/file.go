@@ -25,7 +25,8 @@ type Result struct {
 }
 
 // Print writes the script's text, as parser.Print writes r.Script. A
-// result of Stream, which makes no tree, can print its script once.
+// result of Stream or Scripts, which make no tree, can print its script
+// once.
 func (r Result) Print(w io.Writer) error {
 	if r.print != nil {
 		return r.print(w)
@@ -36,10 +37,27 @@ func (r Result) Print(w io.Writer) error {
 	return parser.Print(w, r.Script)
 }
 
-// printChunk is how many events of a long connection Stream's results
-// print at a time: the tree of one chunk at a time exists, not the whole
-// script's (a node set of about 150 bytes an event).
+// printChunk is how many events of a long connection the results of
+// Stream and Scripts print at a time: the tree of one chunk at a time
+// exists, not the whole script's (a node set of about 170 bytes an event).
 const printChunk = 4096
+
+// printer returns the print function of a result without a tree, whose
+// events b made: it renders and prints them a chunk at a time, once.
+func (b *builder) printer() func(io.Writer) error {
+	printed := false
+	return func(w io.Writer) error {
+		if printed {
+			return fmt.Errorf("flow %d: its script was printed already", b.f.Index)
+		}
+		printed = true
+		bw := bufio.NewWriterSize(w, 64<<10)
+		if err := b.render(printChunk, func(s *parser.Script) error { return parser.Print(bw, s) }); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+}
 
 // File reads a whole capture from r (name is used in messages and headers)
 // and synthesises every TCP connection in it, GOMAXPROCS at a time.
@@ -49,6 +67,21 @@ const printChunk = 4096
 // the damage together with the capture's error (errors.Is(err,
 // capture.ErrDamaged)). Per-flow failures are in the results, not in err.
 func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]Result, error) {
+	return file(name, r, flows, opts, true)
+}
+
+// Scripts is File without the trees: its results' Script is nil, and each
+// prints its script with Print, once, a chunk of events at a time; their
+// Flow.Packets are nil too (Flow.Count says how many there were), once
+// the synthesis is done with them. For scripts that are only printed: a
+// long connection's whole tree takes about half as much memory again as
+// the rest of its synthesis.
+func Scripts(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]Result, error) {
+	return file(name, r, flows, opts, false)
+}
+
+// file is File, with trees or (Scripts) without.
+func file(name string, r io.Reader, flows capture.FlowOptions, opts Options, trees bool) ([]Result, error) {
 	fl, _, err := capture.ReadFlows(r, name, flows)
 	if opts.Source == "" {
 		opts.Source = filepath.Base(name)
@@ -63,9 +96,17 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 			for i := range next {
 				f := fl[i]
 				out[i] = Result{Flow: f, Err: ErrNotKept}
-				if f.KeptPackets() {
+				switch {
+				case !f.KeptPackets():
+				case trees:
 					s, serr := Synthesize(f, opts)
 					out[i] = Result{Flow: f, Script: s, Err: serr}
+				default:
+					b, serr := build(f, opts, new(nodes), func() { f.Packets = nil })
+					out[i] = Result{Flow: f, Err: serr}
+					if serr == nil {
+						out[i].print = b.printer()
+					}
 				}
 			}
 		}()
@@ -148,18 +189,7 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 				tr.Release(j.f) // if build failed before
 				res := Result{Flow: j.f, Err: serr}
 				if serr == nil {
-					printed := false
-					res.print = func(w io.Writer) error {
-						if printed {
-							return fmt.Errorf("flow %d: its script was printed already", j.f.Index)
-						}
-						printed = true
-						bw := bufio.NewWriterSize(w, 64<<10)
-						if err := b.render(printChunk, func(s *parser.Script) error { return parser.Print(bw, s) }); err != nil {
-							return err
-						}
-						return bw.Flush()
-					}
+					res.print = b.printer()
 				}
 				j.res <- res
 				<-j.done

@@ -493,10 +493,11 @@ func TestStreamOrder(t *testing.T) {
 	}
 }
 
-// TestStreamLong checks that Stream's results, which print a long
-// connection's script a chunk of events at a time, print what File's whole
-// trees print: connections of several chunks, with comments before lines
-// (the notes of gathered writes) and after them (Frames), in each mode.
+// TestStreamLong checks that the results of Stream and Scripts, which
+// print a long connection's script a chunk of events at a time, print what
+// File's whole trees print: connections of several chunks, with comments
+// before lines (the notes of gathered writes) and after them (Frames), in
+// each mode.
 func TestStreamLong(t *testing.T) {
 	data, _ := capturetest.Generate(capturetest.Config{Flows: 2, Concurrent: 2, Rounds: 3 * printChunk, Response: 2 * 1448, Snap: 96})
 	for _, opts := range []Options{{}, {Frames: true}, {Exact: true}, {Strict: true}} {
@@ -531,6 +532,19 @@ func TestStreamLong(t *testing.T) {
 		})
 		if err != nil || n != 2 {
 			t.Fatalf("%+v: %v after %d flows", opts, err, n)
+		}
+		lazy, err := Scripts("long.pcap", bytes.NewReader(data), capture.FlowOptions{}, opts)
+		if err != nil || len(lazy) != 2 {
+			t.Fatalf("%+v: %v, %d flows", opts, err, len(lazy))
+		}
+		for _, r := range lazy {
+			var buf bytes.Buffer
+			if err := r.Print(&buf); err != nil || r.Script != nil {
+				t.Fatalf("flow %d: %v; a tree: %v", r.Flow.Index, err, r.Script != nil)
+			}
+			if !bytes.Equal(buf.Bytes(), want[r.Flow.Index]) {
+				t.Errorf("%+v: Scripts' flow %d differs:\n%s", opts, r.Flow.Index, firstDiff(want[r.Flow.Index], buf.Bytes()))
+			}
 		}
 	}
 }

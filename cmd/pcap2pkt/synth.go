@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
-	"github.com/pcap2pkt/pcap2pkt/parser"
 	"github.com/pcap2pkt/pcap2pkt/synth"
 	"github.com/urfave/cli/v2"
 )
@@ -139,7 +138,7 @@ func synthAction(c *cli.Context) error {
 	if out != "" && isDirTarget(out) {
 		return writeAll(c, name, opts, out)
 	}
-	results, rerr, err := synthesiseCapture(c, name, opts, "using")
+	results, rerr, err := synthesiseCapture(c, name, opts, "using", synth.Scripts)
 	if err != nil {
 		return err
 	}
@@ -150,20 +149,22 @@ func synthAction(c *cli.Context) error {
 	}
 	warnGuessed(c, []*capture.Flow{r.Flow})
 	if out == "" {
-		if err := parser.Print(c.App.Writer, r.Script); err != nil {
+		if err := r.Print(c.App.Writer); err != nil {
 			return err
 		}
-	} else if err := writeScriptAtomic(out, r.Script); err != nil {
+	} else if err := writeAtomic(out, r.Print); err != nil {
 		return withCode(exitInput, err)
 	}
 	return captureExit(rerr)
 }
 
 // synthesiseCapture reads the capture named on the command line and
-// synthesises each of its connections. rerr is the capture's damage, if
+// synthesises each of its connections with synthesise (synth.File, or
+// synth.Scripts for scripts that are only printed). rerr is the capture's damage, if
 // any (already reported: verb says what is done with the connections read
 // before it); err ends the command.
-func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb string) (results []synth.Result, rerr, err error) {
+func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb string,
+	synthesise func(string, io.Reader, capture.FlowOptions, synth.Options) ([]synth.Result, error)) (results []synth.Result, rerr, err error) {
 	sel, chosen, err := flowSelection(c)
 	if err != nil {
 		return nil, nil, err
@@ -179,7 +180,7 @@ func synthesiseCapture(c *cli.Context, name string, opts synth.Options, verb str
 		fo.Keep = sel.matches
 	}
 	src, stop := withProgress(in, name, c.App.ErrWriter)
-	results, rerr = synth.File(name, src, fo, opts)
+	results, rerr = synthesise(name, src, fo, opts)
 	stop()
 	if rerr != nil && !errors.Is(rerr, capture.ErrDamaged) {
 		return nil, nil, captureError(rerr)

@@ -94,7 +94,7 @@ func verifyAction(c *cli.Context) error {
 		}
 		opts.ToleranceUsecs = t
 	}
-	results, rerr, err := synthesiseCapture(c, name, opts, "verifying")
+	results, rerr, err := synthesiseCapture(c, name, opts, "verifying", synth.File)
 	if err != nil {
 		return err
 	}
