@@ -607,20 +607,11 @@ func lastLine(start Pos, end Pos, text []byte) int {
 
 // Format returns the canonical text of a script (see Print).
 func Format(s *Script) []byte {
-	var buf bytes.Buffer
-	buf.Grow(sizeHint(s))
-	printScript(&buf, s)
-	return buf.Bytes()
-}
-
-// sizeHint guesses the size of a script's text, so that Format grows its
-// buffer once or twice rather than doubling it from nothing.
-func sizeHint(s *Script) int {
-	n := 40*(len(s.Options)+len(s.Events)) + 64
-	for _, c := range s.Comments {
-		n += len(c.Indent) + len(c.Text) + 3
-	}
-	return n
+	sc := scratchPool.Get().(*scratch)
+	defer sc.put()
+	sc.out.Reset()
+	printScript(&sc.out, s, sc)
+	return bytes.Clone(sc.out.Bytes())
 }
 
 // Print writes the canonical text of a script: one line per option and
@@ -631,8 +622,10 @@ func sizeHint(s *Script) int {
 // element (option, command or event). It writes as it goes, element by
 // element: a script of millions of lines needs no copy of its text.
 func Print(w io.Writer, s *Script) error {
+	sc := scratchPool.Get().(*scratch)
+	defer sc.put()
 	bw := bufio.NewWriterSize(w, 64<<10)
-	printScript(bw, s)
+	printScript(bw, s, sc)
 	return bw.Flush()
 }
 
@@ -644,26 +637,30 @@ type sink interface {
 	io.ByteWriter
 }
 
-// scratch is printScript's working memory for the text of one element,
-// kept between calls: a capture prints thousands of scripts.
-type scratch struct{ text []byte }
+// scratch is the printer's working memory, kept between calls: a capture
+// prints thousands of scripts. text holds one element's, out a script's
+// for Format, which copies it out once its size is known.
+type scratch struct {
+	text []byte
+	out  bytes.Buffer
+}
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// maxScratch is the largest element text printScript keeps for the next
-// script.
-const maxScratch = 1 << 20
+// maxScratch is the most memory a scratch keeps for the next script.
+const maxScratch = 16 << 20
+
+// put gives sc back to the pool, unless a huge script made it too large.
+func (sc *scratch) put() {
+	if cap(sc.text)+sc.out.Cap() <= maxScratch {
+		scratchPool.Put(sc)
+	}
+}
 
 // printScript prints s to buf in one pass: each element (option, command,
-// event) is formatted on its own, then written after the comments that go
-// before it.
-func printScript(buf sink, s *Script) {
-	sc := scratchPool.Get().(*scratch)
-	defer func() {
-		if cap(sc.text) <= maxScratch {
-			scratchPool.Put(sc)
-		}
-	}()
+// event) is formatted on its own into sc.text, then written after the
+// comments that go before it.
+func printScript(buf sink, s *Script, sc *scratch) {
 	comments := s.Comments
 	// next skips the comments without a position, which print nowhere.
 	next := func() *Comment {
