@@ -624,10 +624,19 @@ func Format(s *Script) []byte {
 func Print(w io.Writer, s *Script) error {
 	sc := scratchPool.Get().(*scratch)
 	defer sc.put()
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := writerPool.Get().(*bufio.Writer)
+	defer writerPool.Put(bw)
+	bw.Reset(w)
 	printScript(bw, s, sc)
-	return bw.Flush()
+	err := bw.Flush()
+	bw.Reset(nil) // not to keep w alive
+	return err
 }
+
+// writerPool holds Print's buffers: large enough for few writes to a file
+// of a long script, reused because a capture prints thousands of short
+// ones.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 // sink is where printScript writes: a bytes.Buffer or a bufio.Writer,
 // whose write errors it keeps for Flush.

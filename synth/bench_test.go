@@ -96,11 +96,12 @@ func BenchmarkSynth(b *testing.B) {
 			b.Fatal(err)
 		}
 		flows := 0
+		var text bytes.Buffer
 		err = Stream(name, fr, capture.FlowOptions{Linger: time.Second}, Options{}, func(r Result) error {
 			if r.Err != nil {
 				return r.Err
 			}
-			var text bytes.Buffer
+			text.Reset()
 			if err := r.Print(&text); err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package synth
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -51,11 +50,7 @@ func (b *builder) printer() func(io.Writer) error {
 			return fmt.Errorf("flow %d: its script was printed already", b.f.Index)
 		}
 		printed = true
-		bw := bufio.NewWriterSize(w, 64<<10)
-		if err := b.render(printChunk, func(s *parser.Script) error { return parser.Print(bw, s) }); err != nil {
-			return err
-		}
-		return bw.Flush()
+		return b.render(printChunk, func(s *parser.Script) error { return parser.Print(w, s) })
 	}
 }
 
