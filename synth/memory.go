@@ -24,7 +24,7 @@ type nodes struct {
 	inFlight []sentData // acksBeforeProbe's working list
 	// calls are the nodes of the reads and writes made so far, each
 	// shared by the calls that look the same (see rwCall).
-	calls map[rwKey]*parser.Syscall
+	calls map[rwKey]*callNodes
 }
 
 // reset makes the slabs hand out their memory again, zeroed, and the

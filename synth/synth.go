@@ -335,7 +335,9 @@ type builder struct {
 	// until settleWrite.
 	openWrite callNodes
 	writeEv   *event
-	tsLast    [2]*tsNodes // the last two lists tsOnly made, the latest first
+	// lastShared is the call sharedCall returned last.
+	lastShared *callNodes
+	tsLast     [2]*tsNodes // the last two lists tsOnly made, the latest first
 }
 
 func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
@@ -475,16 +477,22 @@ func (b *builder) rwCall(at time.Time, name string, n int64) *parser.Syscall {
 // sharedCall returns the nodes of `name(fd, ..., n) = n` that every such
 // read or settled write of the script shares.
 func (b *builder) sharedCall(name string, fd, n int64) *parser.Syscall {
+	if c := b.lastShared; c != nil && c.n.Value == n && c.fd.Value == fd && c.call.Name == name {
+		// The same as the call before, as a bulk transfer's calls are:
+		// no hashing of the name.
+		return &c.call
+	}
 	k := rwKey{name, fd, n}
-	if c := b.calls[k]; c != nil {
-		return c
+	c := b.calls[k]
+	if c == nil {
+		c = b.callSlab.new()
+		c.set(name, fd, n)
+		if b.calls == nil {
+			b.calls = map[rwKey]*callNodes{}
+		}
+		b.calls[k] = c
 	}
-	c := b.callSlab.new()
-	c.set(name, fd, n)
-	if b.calls == nil {
-		b.calls = map[rwKey]*parser.Syscall{}
-	}
-	b.calls[k] = &c.call
+	b.lastShared = c
 	return &c.call
 }
 
