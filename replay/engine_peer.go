@@ -276,7 +276,10 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 	if err != nil {
 		return err
 	}
-	es.startUsecs = e.liveUsecs(at) + e.scriptStart
+	// The line counts as starting when it goes in: at its time, or now
+	// when the run reached it only after that (the line before held it).
+	// A line after it that is not anchored counts from then.
+	es.startUsecs = e.liveUsecs(laterOf(at, e.env.Clock.Now())) + e.scriptStart
 	if at.After(e.env.Clock.Now()) {
 		e.mu.Unlock()
 		serr := e.env.Clock.SleepUntil(e.ctx, at)
@@ -394,4 +397,12 @@ func (e *engine) injectedAhead(i int) (int64, bool) {
 		}
 	}
 	return 0, true
+}
+
+// laterOf returns the later of two instants.
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
