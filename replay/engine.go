@@ -142,12 +142,21 @@ type engine struct {
 	// The peer's side (engine_peer.go): what the kernel sent and when,
 	// what the injected lines acknowledged, and the lines injected ahead
 	// of the event the run is at.
-	sent    []transmission
-	signals []peerSignal // injected ACKs with SACK blocks, for lossSignal
-	peer    peerState
-	ahead   map[int]bool
-	aheadAt []aheadInjection
-	started []startedEvent // when each event started, in order
+	sent     []transmission
+	sentHigh seqHigh      // the highest sequence number in sent
+	signals  []peerSignal // injected ACKs with SACK blocks, for lossSignal
+	peer     peerState    // what the lines, as written, acknowledged
+	told     peerState    // what the packets injected acknowledged
+	// lastSentSeen is the latest kernel transmission an injected line
+	// answered: what a line that answers nothing new has received.
+	lastSentSeen time.Time
+	// lost: the transmissions the captured peer never got (lostDone: worked
+	// out), see engine_receiver.go.
+	lost     []lostRange
+	lostDone bool
+	ahead    map[int]bool
+	aheadAt  []aheadInjection
+	started  []startedEvent // when each event started, in order
 
 	initDone bool
 	// shellSince is when the run's first shell command started (zero if

@@ -31,6 +31,7 @@ import (
 type transmission struct {
 	start, end tcpwire.Seq
 	at         time.Time
+	n          int // which transmission of its bytes (see nthOf)
 }
 
 // noteTransmission logs a packet of the connection that occupies
@@ -41,20 +42,35 @@ func (e *engine) noteTransmission(t *tcpwire.TCPHeader, payload int, at time.Tim
 	if start == end {
 		return
 	}
-	e.sent = append(e.sent, transmission{start, end, at})
+	n := nthOf(e.sent, func(t transmission) (seqRange, int) { return seqRange{t.start, t.end}, t.n }, seqRange{start, end}, &e.sentHigh)
+	e.sent = append(e.sent, transmission{start, end, at, n})
 }
 
-// nthSent returns when the kernel sent the byte (sequence number) x for
-// the n-th time (from 1), and whether it has.
-func (e *engine) nthSent(x tcpwire.Seq, n int) (time.Time, bool) {
-	for _, t := range e.sent {
-		if t.start.Diff(x) <= 0 && x.Diff(t.end) < 0 {
-			if n--; n == 0 {
-				return t.at, true
+// seqHigh is the end of the highest sequence number sent so far.
+type seqHigh struct {
+	end tcpwire.Seq
+	set bool
+}
+
+// nthOf returns which transmission of its bytes r is, given those before
+// it: one more than the most times any of its bytes was sent (a
+// retransmission cut otherwise than the first sending is its second
+// transmission, however many segments it spans), 1 for new data. The
+// synthesiser numbers the captured kernel's transmissions the same way
+// (synth's noteSent). It moves high past r.
+func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqHigh) int {
+	n := 1
+	if high.set && r.start.Diff(high.end) > 0 {
+		for _, t := range before {
+			if u, un := tx(t); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
+				n = max(n, un+1)
 			}
 		}
 	}
-	return time.Time{}, false
+	if !high.set || high.end.Diff(r.end) > 0 {
+		high.end, high.set = r.end, true
+	}
+	return n
 }
 
 // peerState is what the injected peer has acknowledged so far, in script
@@ -65,27 +81,78 @@ type peerState struct {
 	sacked []seqRange
 }
 
-// anchorOf returns the sequence number an inbound line answers: the last
-// byte it acknowledges or SACKs beyond what the peer did before, or false
-// when it answers nothing new.
-func (e *engine) anchorOf(sp *scriptPacket) (tcpwire.Seq, bool) {
+// news returns what line sp acknowledges or SACKs beyond what peer saw
+// before (the ranges it answers), empty when nothing.
+func news(peer *peerState, sp *scriptPacket) []seqRange {
 	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 {
-		return 0, false
+		return nil
 	}
-	var x tcpwire.Seq
-	found := false
-	if a := tcpwire.Seq(sp.ack); !e.peer.ackSet || e.peer.ack.Diff(a) < 0 {
-		x, found = a.Add(^uint32(0)), true // a-1
+	var out []seqRange
+	a := tcpwire.Seq(sp.ack)
+	switch {
+	case !peer.ackSet:
+		out = append(out, seqRange{a.Add(^uint32(0)), a}) // the SYN (or FIN) it answers
+	case peer.ack.Diff(a) < 0:
+		out = append(out, seqRange{peer.ack, a})
 	}
-	for b := range eachSACK(sp.options) {
-		if covers(e.peer.sacked, b) {
+	for _, b := range sackBlocks(sp.options) {
+		if !covers(peer.sacked, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// anchorIn returns which of txs (transmissions in the order they were
+// sent) an ACK that answers ranges and came after the n-th transmission of
+// some of their bytes answers: the later of the one that completed the
+// first transmission of all of them (no ACK acknowledges data not sent)
+// and the first n-th transmission of any of them (the retransmission that
+// filled a hole). False when txs do not hold that yet.
+func anchorIn[T any](txs []T, tx func(T) (seqRange, int), ranges []seqRange, n int) (int, bool) {
+	covered := make([]seqRange, 0, 4)
+	full, reach := -1, -1
+	for i, t := range txs {
+		r, rn := tx(t)
+		hit := false
+		for _, x := range ranges {
+			if r.start.Diff(x.end) < 0 && x.start.Diff(r.end) < 0 {
+				hit = true
+				break
+			}
+		}
+		if !hit {
 			continue
 		}
-		if last := b.end.Add(^uint32(0)); !found || x.Diff(last) < 0 {
-			x, found = last, true
+		if full < 0 {
+			covered = append(covered, r)
+			all := true
+			for _, x := range ranges {
+				all = all && covers(covered, x)
+			}
+			if all {
+				full = i
+			}
+		}
+		if reach < 0 && rn >= n {
+			reach = i
+		}
+		if full >= 0 && reach >= 0 {
+			return max(full, reach), true
 		}
 	}
-	return x, found
+	return -1, false
+}
+
+// notePeerState adds what line sp (as written) acknowledged and SACKed.
+func notePeerState(peer *peerState, sp *scriptPacket) {
+	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 {
+		return
+	}
+	if a := tcpwire.Seq(sp.ack); !peer.ackSet || peer.ack.Diff(a) < 0 {
+		peer.ack, peer.ackSet = a, true
+	}
+	peer.sacked = append(peer.sacked, sackBlocks(sp.options)...)
 }
 
 // peerSignal is an injected ACK as loss detection sees it: when it went
@@ -122,13 +189,13 @@ func (e *engine) lossSignal(seq tcpwire.Seq, before time.Time) (time.Time, bool)
 	return time.Time{}, false
 }
 
-// notePeer records what an injected line acknowledged and SACKed.
-func (e *engine) notePeer(sp *scriptPacket) {
+// noteSignal records an injected ACK that SACKs, for lossSignal.
+func (e *engine) noteSignal(sp *scriptPacket) {
 	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 {
 		return
 	}
 	sig := peerSignal{at: e.env.Clock.Now(), ack: tcpwire.Seq(sp.ack)}
-	for b := range eachSACK(sp.options) {
+	for _, b := range sackBlocks(sp.options) {
 		if !sig.sacked || sig.sackHigh.Diff(b.end) < 0 {
 			sig.sackHigh, sig.sacked = b.end, true
 		}
@@ -136,39 +203,37 @@ func (e *engine) notePeer(sp *scriptPacket) {
 	if sig.sacked {
 		e.signals = append(e.signals, sig)
 	}
-	if a := tcpwire.Seq(sp.ack); !e.peer.ackSet || e.peer.ack.Diff(a) < 0 {
-		e.peer.ack, e.peer.ackSet = a, true
-	}
-	for b := range eachSACK(sp.options) {
-		e.peer.sacked = append(e.peer.sacked, b)
-	}
 }
 
-// anchoredTime returns when an anchored inbound line is due (live time),
-// and whether the kernel has sent what it answers. A line that answers
-// nothing new is due at once.
-func (e *engine) anchoredTime(ev *parser.Event, sp *scriptPacket) (time.Time, bool) {
-	x, ok := e.anchorOf(sp)
+// transmissionOf gives anchorIn a transmission's range and number.
+func transmissionOf(t transmission) (seqRange, int) { return seqRange{t.start, t.end}, t.n }
+
+// anchoredTime returns when an anchored inbound line is due (live time)
+// and when the kernel sent what it answers, and whether it has. A line
+// that answers nothing new is due at once.
+func (e *engine) anchoredTime(ev *parser.Event, sp *scriptPacket) (due, sent time.Time, ok bool) {
+	ranges := news(&e.peer, sp)
+	if len(ranges) == 0 {
+		return e.env.Clock.Now(), e.lastSentSeen, true
+	}
+	i, ok := anchorIn(e.sent, transmissionOf, ranges, max(ev.Time.AnchorN, 1))
 	if !ok {
-		return e.env.Clock.Now(), true
+		return time.Time{}, time.Time{}, false
 	}
-	at, sent := e.nthSent(x, max(ev.Time.AnchorN, 1))
-	if !sent {
-		return time.Time{}, false
-	}
-	return at.Add(time.Duration(ev.Time.Usecs) * time.Microsecond), true
+	at := e.sent[i].at
+	return at.Add(time.Duration(ev.Time.Usecs) * time.Microsecond), at, true
 }
 
 // awaitAnchor reads the kernel's packets until it has sent what the
 // anchored inbound line es answers, and returns when the line is due.
-func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (time.Time, *eventError) {
+func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (due, sent time.Time, err *eventError) {
 	delay := time.Duration(es.ev.Time.Usecs) * time.Microsecond
 	limit := delay + 2*time.Second
 	ctx, cancel := context.WithTimeout(e.ctx, limit)
 	defer cancel()
 	for {
-		if at, ok := e.anchoredTime(es.ev, sp); ok {
-			return at, nil
+		if due, sent, ok := e.anchoredTime(es.ev, sp); ok {
+			return due, sent, nil
 		}
 		// The kernel may wait for an ACK before it sends what this line
 		// answers (its window is smaller than the captured one's was): a
@@ -176,7 +241,7 @@ func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (time.
 		// kernel has sent nothing new for the line's delay, the peer
 		// acknowledges what it sent, that long after.
 		rctx, rcancel := ctx, context.CancelFunc(func() {})
-		partial, due := e.partialAck(sp, delay)
+		partial, due := e.partialAck(es.ev, sp, delay)
 		if partial {
 			rctx, rcancel = context.WithDeadline(ctx, due)
 		}
@@ -184,20 +249,22 @@ func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (time.
 		rcancel()
 		if err != nil && partial && ctx.Err() == nil && e.ctx.Err() == nil {
 			if ierr := e.injectPartial(sp, s); ierr != nil {
-				return time.Time{}, &eventError{kind: fatalError, msg: ierr.Error(), err: ierr}
+				return time.Time{}, time.Time{}, &eventError{kind: fatalError, msg: ierr.Error(), err: ierr}
 			}
 			continue
 		}
 		if err != nil {
 			if e.ctx.Err() == nil {
-				x, _ := e.anchorOf(sp)
-				what := fmt.Sprintf("seq %d", uint32(x))
+				what := "data"
+				if r := news(&e.peer, sp); len(r) > 0 {
+					what = fmt.Sprintf("seq %d:%d", uint32(r[0].start), uint32(r[len(r)-1].end))
+				}
 				if n := es.ev.Time.AnchorN; n > 1 {
-					what = fmt.Sprintf("transmission %d of seq %d", n, uint32(x))
+					what = fmt.Sprintf("transmission %d of %s", n, what)
 				}
 				err = &eventError{kind: fatalError, msg: fmt.Sprintf("error handling packet: this packet answers %s, which the kernel has not sent (waited %v)", what, limit)}
 			}
-			return time.Time{}, err
+			return time.Time{}, time.Time{}, err
 		}
 		e.learn(s, sn, false)
 		if !e.noteAck(s, sn) {
@@ -207,72 +274,44 @@ func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (time.
 }
 
 // partialMinDelay bounds from below how long the kernel must have been
-// quiet before the peer acknowledges part of what a line acknowledges.
+// quiet before the peer acknowledges what it got of a line's data.
 const partialMinDelay = 200 * time.Microsecond
 
-// partialAck reports whether the peer should acknowledge, at due, the part
-// of the cumulative ACK of line sp that the kernel has sent: it sent data
-// beyond what the peer acknowledged and has been quiet since (see
-// awaitAnchor). Lines with SACK blocks, and lines that acknowledge no new
-// data, are left whole.
-func (e *engine) partialAck(sp *scriptPacket, delay time.Duration) (bool, time.Time) {
-	if len(e.sent) == 0 || !e.sndNxtSet || !e.peer.ackSet || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.payloadLen > 0 {
+// partialAck reports whether the peer should acknowledge, at due, what it
+// got so far (see awaitAnchor): the kernel has not yet sent what line sp
+// answers at all (a line that answers a retransmission waits for it), has
+// sent something the peer has not acknowledged yet, and has been quiet
+// since.
+func (e *engine) partialAck(ev *parser.Event, sp *scriptPacket, delay time.Duration) (bool, time.Time) {
+	if len(e.sent) == 0 || !e.sndNxtSet || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.payloadLen > 0 {
 		return false, time.Time{}
 	}
-	if hasSACK(sp.options) {
+	ranges := news(&e.peer, sp)
+	if len(ranges) == 0 || ev.Time.AnchorN > 1 {
 		return false, time.Time{}
 	}
-	want := tcpwire.Seq(sp.ack)
-	if e.peer.ack.Diff(e.sndNxt) >= 0 || e.sndNxt.Diff(want) >= 0 {
-		return false, time.Time{}
+	if _, sent := anchorIn(e.sent, transmissionOf, ranges, 1); sent {
+		return false, time.Time{} // all sent: the line itself is due soon
 	}
 	last := e.sent[len(e.sent)-1].at
+	if len(news(&e.told, e.asReceived(sp, last))) == 0 {
+		return false, time.Time{}
+	}
 	return true, last.Add(max(delay, partialMinDelay))
 }
 
-// hasSACK reports whether an option list holds a SACK option.
-func hasSACK(opts []byte) bool {
-	for o, err := range tcpwire.EachOption(opts) {
-		if err != nil {
-			break
-		}
-		if o.Kind == tcpwire.OptKindSACK {
-			return true
-		}
-	}
-	return false
-}
-
-// eachSACK yields the SACK blocks of an option list in wire order.
-func eachSACK(opts []byte) iter.Seq[seqRange] {
-	return func(yield func(seqRange) bool) {
-		for o, err := range tcpwire.EachOption(opts) {
-			if err != nil {
-				return
-			}
-			for i := range o.NumSACK() {
-				b := o.SACKBlock(i)
-				if !yield(seqRange{b.Left, b.Right}) {
-					return
-				}
-			}
-		}
-	}
-}
-
-// injectPartial injects line sp acknowledging only what the kernel sent.
+// injectPartial injects line sp as the peer would send it having got what
+// the kernel has sent so far; the line itself stays to come.
 func (e *engine) injectPartial(sp *scriptPacket, s *socket) error {
-	part := *sp
-	part.ack = uint32(e.sndNxt)
 	if e.cfg.Verbose {
-		fmt.Fprintf(e.env.Stdout, "partial ACK %d of line's ack %d\n", part.ack, sp.ack)
+		fmt.Fprintf(e.env.Stdout, "an ACK for what the kernel sent so far, before the line's\n")
 	}
-	return e.injectLine(&part, s)
+	return e.injectAs(sp, s, e.sent[len(e.sent)-1].at)
 }
 
 // doAnchoredInbound injects an anchored inbound line when it is due.
 func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) error {
-	at, err := e.awaitAnchor(es, sp, s)
+	at, sent, err := e.awaitAnchor(es, sp, s)
 	if err != nil {
 		return err
 	}
@@ -288,15 +327,39 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 			return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: serr}
 		}
 	}
-	return e.injectLine(sp, s)
+	return e.injectLine(sp, s, sent)
 }
 
-// injectLine injects an inbound line and notes what it answered.
-func (e *engine) injectLine(sp *scriptPacket, s *socket) error {
-	if err := e.doInbound(sp, s); err != nil {
+// injectLine injects an inbound line. Under --pcap2pkt a pure ACK goes
+// in as the peer would send it having received what the kernel sent up to
+// sent (engine_receiver.go); what the line wrote moves the captured
+// peer's view, which anchors answer to.
+func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time) error {
+	if err := e.injectAs(sp, s, sent); err != nil {
 		return err
 	}
-	e.notePeer(sp)
+	notePeerState(&e.peer, sp)
+	if sent.After(e.lastSentSeen) {
+		e.lastSentSeen = sent
+	}
+	return nil
+}
+
+// injectAs injects line sp as the peer would send it having received what
+// the kernel sent up to sent, and notes what that told the kernel.
+func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time) error {
+	live := sp
+	if e.cfg.Extended {
+		live = e.asReceived(sp, sent)
+		if e.cfg.Verbose && live != sp {
+			fmt.Fprintf(e.env.Stdout, "as received: ack %d sack %v (the line's ack %d sack %v)\n", live.ack, sackBlocks(live.options), sp.ack, sackBlocks(sp.options))
+		}
+	}
+	if err := e.doInbound(live, s); err != nil {
+		return err
+	}
+	notePeerState(&e.told, live)
+	e.noteSignal(live)
 	return nil
 }
 
@@ -351,9 +414,9 @@ func (e *engine) injectAhead() (time.Time, error) {
 		if i < 0 {
 			return time.Time{}, nil
 		}
-		at, ok := e.anchoredTime(e.script.Events[i], sp)
+		at, sent, ok := e.anchoredTime(e.script.Events[i], sp)
 		if !ok {
-			partial, due := e.partialAck(sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond)
+			partial, due := e.partialAck(e.script.Events[i], sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond)
 			switch {
 			case !partial:
 				return time.Time{}, nil
@@ -368,7 +431,7 @@ func (e *engine) injectAhead() (time.Time, error) {
 		if at.After(e.env.Clock.Now()) {
 			return at, nil
 		}
-		if err := e.injectLine(sp, s); err != nil {
+		if err := e.injectLine(sp, s, sent); err != nil {
 			return time.Time{}, err
 		}
 		if e.ahead == nil {
@@ -405,4 +468,21 @@ func laterOf(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// eachSACK yields the SACK blocks of an option list in wire order.
+func eachSACK(opts []byte) iter.Seq[seqRange] {
+	return func(yield func(seqRange) bool) {
+		for o, err := range tcpwire.EachOption(opts) {
+			if err != nil {
+				return
+			}
+			for i := range o.NumSACK() {
+				b := o.SACKBlock(i)
+				if !yield(seqRange{b.Left, b.Right}) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -199,7 +199,7 @@ func TestAnchoredInbound(t *testing.T) {
 			[]kernelPacket{data(0, 0, 1000)}, nil},
 		{"what it acknowledges never sent",
 			"+0 > P. 1:1001(1000) ack 1\n+0.010^ < . 1:1(0) ack 2001 win 4000\n",
-			[]kernelPacket{data(0, 0, 1000)}, []string{"this packet answers seq 2000, which the kernel has not sent"}},
+			[]kernelPacket{data(0, 0, 1000)}, []string{"this packet answers seq 1:2001, which the kernel has not sent"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,19 +34,27 @@ func (b *builder) noteSent(p *capture.FlowPacket) {
 	}
 }
 
-// answers returns the capture time of the local segment that the inbound
-// packet p answers: the latest transmission before p of the last byte it
-// acknowledges or SACKs beyond what the remote did before (or of the SYN
-// its SYN-ACK acknowledges), which transmission of that byte it was (from
-// 1), and whether there is one. It also records what p acknowledged.
+// answers returns the capture time of the local transmission that the
+// inbound packet p answers, which transmission of its bytes that was (from
+// 1), and whether there is one. p answers what it acknowledges or SACKs
+// beyond what the remote did before; the transmission is the later of the
+// one that completed the first sending of all of that (an ACK answers what
+// was sent) and the first that sent some of it the n-th time, n being the
+// most times any of it was sent before p (the retransmission that filled a
+// hole). The engine finds the same transmission of the replayed kernel's
+// (replay/engine_peer.go anchorIn). It also records what p acknowledged.
 func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	if !p.Flags.Has(tcpwire.FlagACK) {
 		return time.Time{}, 0, false
 	}
-	var x tcpwire.Seq
-	found := false
+	var ranges spans
+	switch {
+	case !b.peerAckSet:
+		ranges = append(ranges, span{p.Ack.Add(^uint32(0)), p.Ack})
+	case b.peerAck.LessThan(p.Ack):
+		ranges = append(ranges, span{b.peerAck, p.Ack})
+	}
 	if !b.peerAckSet || b.peerAck.LessThan(p.Ack) {
-		x, found = p.Ack.Add(^uint32(0)), true
 		b.peerAck, b.peerAckSet = p.Ack, true
 	}
 	o := p.Options()
@@ -56,19 +64,95 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 			continue
 		}
 		b.peerSacked = append(b.peerSacked, span{l, r})
-		if last := r.Add(^uint32(0)); !found || x.LessThan(last) {
-			x, found = last, true
-		}
+		ranges = append(ranges, span{l, r})
 	}
-	if !found {
+	b.dropSackedBelow(b.peerAck)
+	if len(ranges) == 0 {
 		return time.Time{}, 0, false
 	}
-	at, n := b.sent.latest(x, p.Time)
-	return at, n, n > 0
+	// The transmissions before p of any of it, in the order they were sent
+	// (the acknowledged ones too, for a D-SACK of a duplicate).
+	log := b.sent.touching(ranges, p.Time)
+	n := 0
+	for _, i := range log {
+		n = max(n, b.sent.segs[i].n)
+	}
+	if n == 0 {
+		return time.Time{}, 0, false
+	}
+	// What of the ranges no transmission has covered yet, in send order.
+	missing := append(spans(nil), ranges...)
+	var full, reach time.Time
+	for _, i := range log {
+		s := &b.sent.segs[i]
+		if full.IsZero() {
+			missing = missing.without(span{s.start, s.end})
+			if len(missing) == 0 {
+				full = s.at
+			}
+		}
+		if reach.IsZero() && s.n >= n {
+			reach = s.at
+		}
+		if !full.IsZero() && !reach.IsZero() {
+			break
+		}
+	}
+	if full.IsZero() {
+		// The capture misses some of what p acknowledges: the latest that
+		// it holds.
+		full = reach
+	}
+	if reach.After(full) {
+		return reach, n, true
+	}
+	return full, n, true
+}
+
+// dropSackedBelow forgets the SACKed ranges the cumulative ACK ack has
+// passed (a D-SACK's too, so that the next D-SACK of the same bytes
+// answers the next duplicate): the list would otherwise grow with the
+// connection.
+func (b *builder) dropSackedBelow(ack tcpwire.Seq) {
+	sacked := b.peerSacked[:0]
+	for _, r := range b.peerSacked {
+		if ack.LessThan(r.end) {
+			sacked = append(sacked, r)
+		}
+	}
+	b.peerSacked = sacked
 }
 
 // spans is a set of sequence ranges.
 type spans []span
+
+// overlap reports whether [start, end) overlaps any of the spans.
+func (ss spans) overlap(start, end tcpwire.Seq) bool {
+	for _, r := range ss {
+		if start.LessThan(r.end) && r.start.LessThan(end) {
+			return true
+		}
+	}
+	return false
+}
+
+// without returns the spans less the bytes of x.
+func (ss spans) without(x span) spans {
+	var out spans
+	for _, s := range ss {
+		if !s.start.LessThan(x.end) || !x.start.LessThan(s.end) {
+			out = append(out, s)
+			continue
+		}
+		if s.start.LessThan(x.start) {
+			out = append(out, span{s.start, x.start})
+		}
+		if x.end.LessThan(s.end) {
+			out = append(out, span{x.end, s.end})
+		}
+	}
+	return out
+}
 
 // covers reports whether the union of the spans covers [l, r).
 func (ss spans) covers(l, r tcpwire.Seq) bool {

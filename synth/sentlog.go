@@ -1,6 +1,7 @@
 package synth
 
 import (
+	"slices"
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
@@ -8,49 +9,105 @@ import (
 
 // sentLog is what the local side sent that occupies sequence space, in
 // the order it was captured, indexed by 64 KiB blocks of sequence space:
-// an inbound ACK looks up the transmissions of one byte among the few
-// segments that touch its block, not among every segment sent before (a
-// bulk sender's capture has hundreds of thousands, and as many ACKs).
+// an inbound ACK looks up the transmissions of what it answers among the
+// few segments that touch its blocks, not among every segment sent before
+// (a bulk sender's capture has hundreds of thousands, and as many ACKs).
 type sentLog struct {
 	segs   []sentSeg
 	blocks map[uint32][]int32 // block (seq >> blockShift) -> indices into segs, in order
+	// high is the end of the highest segment logged: a block that new
+	// data enters again after 4 GiB starts its list afresh, the segments
+	// of the lap before being other bytes.
+	high    tcpwire.Seq
+	highSet bool
 }
 
 // sentSeg is a local segment that occupies sequence space, as captured.
 type sentSeg struct {
 	start, end tcpwire.Seq
 	at         time.Time
+	// n is which transmission of its bytes it is: one more than the most
+	// times any of them was sent before (1: new data). The engine numbers
+	// the replayed kernel's the same way (replay's nthOf).
+	n int
 }
 
-const blockShift = 16
+const (
+	blockShift = 16
+	blockMask  = 1<<(32-blockShift) - 1
+)
 
-// add logs a segment [start, end), non-empty, shorter than 2^31 bytes.
+// add logs a segment [start, end), non-empty, shorter than 2^31 bytes,
+// and numbers its transmission.
 func (l *sentLog) add(start, end tcpwire.Seq, at time.Time) {
 	if l.blocks == nil {
 		l.blocks = make(map[uint32][]int32)
 	}
+	s := sentSeg{start, end, at, 1}
+	if l.highSet && start.LessThan(l.high) {
+		l.visit(start, end, func(i int32) {
+			if u := &l.segs[i]; u.start.LessThan(end) && start.LessThan(u.end) {
+				s.n = max(s.n, u.n+1)
+			}
+		})
+	}
 	i := int32(len(l.segs))
-	l.segs = append(l.segs, sentSeg{start, end, at})
+	l.segs = append(l.segs, s)
 	last := uint32(end.Add(^uint32(0))) >> blockShift
-	for blk := uint32(start) >> blockShift; ; blk = (blk + 1) & (1<<(32-blockShift) - 1) {
+	for blk := uint32(start) >> blockShift; ; blk = (blk + 1) & blockMask {
+		if l.highSet && !tcpwire.Seq(blk<<blockShift).LessThan(l.high) {
+			l.blocks[blk] = l.blocks[blk][:0]
+		}
 		l.blocks[blk] = append(l.blocks[blk], i)
+		if blk == last {
+			break
+		}
+	}
+	if !l.highSet || l.high.LessThan(end) {
+		l.high, l.highSet = end, true
+	}
+}
+
+// visit calls fn with the index of each segment logged in a block that
+// [start, end) touches, a segment that spans blocks once per block.
+func (l *sentLog) visit(start, end tcpwire.Seq, fn func(int32)) {
+	if end == start {
+		return
+	}
+	first, last := uint32(start)>>blockShift, uint32(end.Add(^uint32(0)))>>blockShift
+	if n := (last - first) & blockMask; int(n) >= len(l.blocks) {
+		// A range wider than the blocks in use (a stray SACK block): the
+		// blocks in use that fall in it.
+		for blk, idx := range l.blocks {
+			if (blk-first)&blockMask <= n {
+				for _, i := range idx {
+					fn(i)
+				}
+			}
+		}
+		return
+	}
+	for blk := first; ; blk = (blk + 1) & blockMask {
+		for _, i := range l.blocks[blk] {
+			fn(i)
+		}
 		if blk == last {
 			break
 		}
 	}
 }
 
-// latest returns the capture time of the last segment logged that holds
-// byte x and was sent no later than t, and how many such segments there
-// are (0: none).
-func (l *sentLog) latest(x tcpwire.Seq, t time.Time) (time.Time, int) {
-	var at time.Time
-	n := 0
-	for _, i := range l.blocks[uint32(x)>>blockShift] {
-		s := &l.segs[i]
-		if s.start.LessThanEq(x) && x.LessThan(s.end) && !t.Before(s.at) {
-			at, n = s.at, n+1
-		}
+// touching returns the indices of the segments sent no later than t that
+// overlap any of the ranges, in the order they were sent.
+func (l *sentLog) touching(ranges spans, t time.Time) []int32 {
+	var out []int32
+	for _, r := range ranges {
+		l.visit(r.start, r.end, func(i int32) {
+			if s := &l.segs[i]; !t.Before(s.at) && ranges.overlap(s.start, s.end) {
+				out = append(out, i)
+			}
+		})
 	}
-	return at, n
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -1,0 +1,92 @@
+package replay
+
+import (
+	"bytes"
+	"encoding/binary"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+func TestReceiverView(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	d := func(s, e uint32, ms int) deliveredRange {
+		return deliveredRange{seqRange{tcpwire.Seq(s), tcpwire.Seq(e)}, t0.Add(time.Duration(ms) * time.Millisecond)}
+	}
+	tests := []struct {
+		name   string
+		in     []deliveredRange
+		ack    uint32
+		blocks []seqRange
+	}{
+		{"in order", []deliveredRange{d(0, 1, 0), d(1, 1001, 1), d(1001, 2001, 2)}, 2001, nil},
+		{"a hole", []deliveredRange{d(0, 1, 0), d(1, 1001, 1), d(2001, 3001, 3), d(3001, 4001, 4)}, 1001,
+			[]seqRange{{2001, 4001}}},
+		{"two holes, the latest block first", []deliveredRange{d(0, 1, 0), d(5001, 6001, 5), d(2001, 3001, 6)}, 1,
+			[]seqRange{{2001, 3001}, {5001, 6001}}},
+		{"the hole filled late", []deliveredRange{d(0, 1, 0), d(1001, 2001, 1), d(1, 1001, 9)}, 2001, nil},
+	}
+	for _, tc := range tests {
+		ack, blocks := receiverView(0, tc.in, 3)
+		if uint32(ack) != tc.ack || !reflect.DeepEqual(blocks, tc.blocks) {
+			t.Errorf("%s: ack %d blocks %v, want %d %v", tc.name, ack, blocks, tc.ack, tc.blocks)
+		}
+	}
+}
+
+func TestWithSACK(t *testing.T) {
+	ts := []byte{tcpwire.OptKindNOP, tcpwire.OptKindNOP, tcpwire.OptKindTimestamp, 10, 0, 0, 0, 1, 0, 0, 0, 2}
+	sack := func(blocks ...uint32) []byte {
+		b := []byte{tcpwire.OptKindNOP, tcpwire.OptKindNOP, tcpwire.OptKindSACK, byte(2 + 4*len(blocks))}
+		for _, v := range blocks {
+			b = binary.BigEndian.AppendUint32(b, v)
+		}
+		return b
+	}
+	tests := []struct {
+		name   string
+		in     []byte
+		blocks []seqRange
+		want   []byte
+	}{
+		{"a SACK option replaced", append(append([]byte(nil), ts...), sack(100, 200)...), []seqRange{{300, 400}}, append(append([]byte(nil), ts...), sack(300, 400)...)},
+		{"added", ts, []seqRange{{300, 400}, {500, 600}}, append(append([]byte(nil), ts...), sack(300, 400, 500, 600)...)},
+		{"removed", append(append([]byte(nil), ts...), sack(100, 200)...), nil, ts},
+		{"none, none", ts, nil, ts},
+	}
+	for _, tc := range tests {
+		if got := withSACK(tc.in, tc.blocks); !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: % x, want % x", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestLostInCapture: the transmissions the captured peer did not get are
+// those its ACKs, answering later data, report missing.
+func TestLostInCapture(t *testing.T) {
+	src := `--pcap2pkt=1
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 4000 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
++0.010^ < . 1:1(0) ack 1 win 4000
++0 > P. 1:3001(3000) ack 1
++0.010^ < . 1:1(0) ack 1001 win 4000 <nop,nop,sack 2001:3001>
++0 > . 1001:2001(1000) ack 1
++0.010^2 < . 1:1(0) ack 3001 win 4000
+`
+	s, err := parser.ParseFile("t.pkt", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &engine{script: s, cfg: NewConfig()}
+	got := e.lostInCapture()
+	want := []lostRange{{1001, 2001, 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("lost %v, want %v", got, want)
+	}
+}
