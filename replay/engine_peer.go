@@ -60,14 +60,14 @@ type seqHigh struct {
 // (synth's noteSent). It moves high past r.
 func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqHigh) int {
 	n := 1
-	if high.set && r.start.Diff(high.end) > 0 {
+	if high.set && r.start.Diff(high.end) < 0 {
 		for _, t := range before {
 			if u, un := tx(t); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
 				n = max(n, un+1)
 			}
 		}
 	}
-	if !high.set || high.end.Diff(r.end) > 0 {
+	if !high.set || high.end.Diff(r.end) < 0 {
 		high.end, high.set = r.end, true
 	}
 	return n
@@ -292,6 +292,9 @@ func (e *engine) partialAck(ev *parser.Event, sp *scriptPacket, delay time.Durat
 	}
 	if _, sent := anchorIn(e.sent, transmissionOf, ranges, 1); sent {
 		return false, time.Time{} // all sent: the line itself is due soon
+	}
+	if !e.told.ackSet || e.told.ack.Diff(e.sndNxt) >= 0 {
+		return false, time.Time{} // nothing sent that the peer has not acknowledged
 	}
 	last := e.sent[len(e.sent)-1].at
 	if len(news(&e.told, e.asReceived(sp, last))) == 0 {

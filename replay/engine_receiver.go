@@ -130,6 +130,32 @@ func (e *engine) lostInCapture() []lostRange {
 				}
 				missing = keep
 			}
+			// What a later ACK reports before the bytes were sent again
+			// came late (reordered), not lost.
+			until := len(e.script.Events)
+			if next < len(txs) {
+				until = txs[next].index
+			}
+			for _, later := range acks {
+				if later.index <= a.index || later.index >= until || len(missing) == 0 {
+					continue
+				}
+				var keep []seqRange
+				for _, m := range missing {
+					for _, r := range subtract(m, seqRange{m.start - 1<<30, later.ack}) {
+						rest := []seqRange{r}
+						for _, b := range later.sacked {
+							var k []seqRange
+							for _, x := range rest {
+								k = append(k, subtract(x, b)...)
+							}
+							rest = k
+						}
+						keep = append(keep, rest...)
+					}
+				}
+				missing = keep
+			}
 			for _, m := range missing {
 				e.lost = append(e.lost, lostRange{m.start, m.end, t.n})
 			}
@@ -260,7 +286,20 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time) *scriptPacket {
 	if _, ok := findTSVal(sp.options); ok {
 		maxBlocks = 3
 	}
-	ack, blocks := receiverView(0, e.delivered(at), maxBlocks)
+	// The peer reports what it got of what the captured peer reported:
+	// less where the kernel has not delivered it (cut otherwise, lost in
+	// the capture), never more (the captured peer's pace of arrivals,
+	// say a slow link, is the script's to say).
+	told := append([]seqRange{{0, tcpwire.Seq(sp.ack)}}, sackBlocks(sp.options)...)
+	var got []deliveredRange
+	for _, d := range e.delivered(at) {
+		for _, c := range told {
+			if x := (seqRange{later(d.r.start, c.start), earlier(d.r.end, c.end)}); x.start.Diff(x.end) < 0 {
+				got = append(got, deliveredRange{x, d.at})
+			}
+		}
+	}
+	ack, blocks := receiverView(0, got, maxBlocks)
 	out := *sp
 	out.ack = uint32(ack)
 	out.options = withSACK(sp.options, blocks)
@@ -305,4 +344,20 @@ func withSACK(opts []byte, blocks []seqRange) []byte {
 		}
 	}
 	return out
+}
+
+// later and earlier return the later and the earlier of two sequence
+// numbers.
+func later(a, b tcpwire.Seq) tcpwire.Seq {
+	if a.Diff(b) < 0 {
+		return b
+	}
+	return a
+}
+
+func earlier(a, b tcpwire.Seq) tcpwire.Seq {
+	if a.Diff(b) < 0 {
+		return a
+	}
+	return b
 }

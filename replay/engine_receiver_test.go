@@ -67,7 +67,7 @@ func TestWithSACK(t *testing.T) {
 // TestLostInCapture: the transmissions the captured peer did not get are
 // those its ACKs, answering later data, report missing.
 func TestLostInCapture(t *testing.T) {
-	src := `--pcap2pkt=1
+	const head = `--pcap2pkt=1
 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0 bind(3, ..., ...) = 0
 +0 listen(3, 1) = 0
@@ -76,17 +76,44 @@ func TestLostInCapture(t *testing.T) {
 +0.010^ < . 1:1(0) ack 1 win 4000
 +0 > P. 1:3001(3000) ack 1
 +0.010^ < . 1:1(0) ack 1001 win 4000 <nop,nop,sack 2001:3001>
-+0 > . 1001:2001(1000) ack 1
-+0.010^2 < . 1:1(0) ack 3001 win 4000
 `
-	s, err := parser.ParseFile("t.pkt", []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, tail string
+		want       []lostRange
+	}{
+		{"lost, then resent", "+0 > . 1001:2001(1000) ack 1\n+0.010^2 < . 1:1(0) ack 3001 win 4000\n",
+			[]lostRange{{1001, 2001, 1}}},
+		// The peer acknowledges the hole with nothing sent again: it came
+		// late (reordered), it was not lost.
+		{"late, not lost", "+0.002 < . 1:1(0) ack 3001 win 4000\n", nil},
 	}
-	e := &engine{script: s, cfg: NewConfig()}
-	got := e.lostInCapture()
-	want := []lostRange{{1001, 2001, 1}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("lost %v, want %v", got, want)
+	for _, tc := range tests {
+		s, err := parser.ParseFile("t.pkt", []byte(head+tc.tail), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &engine{script: s, cfg: NewConfig()}
+		if got := e.lostInCapture(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: lost %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestNthOf(t *testing.T) {
+	// New data, a retransmission cut otherwise than the first sending
+	// (the second of its bytes), a third sending of part of it, new data.
+	sends := []seqRange{{1, 1001}, {1001, 2001}, {1, 2001}, {501, 1001}, {2001, 3001}}
+	want := []int{1, 1, 2, 3, 1}
+	var txs []txLine
+	var high seqHigh
+	for i, r := range sends {
+		n := nthOf(txs, txLineOf, r, &high)
+		if n != want[i] {
+			t.Errorf("sending %d (%d:%d): transmission %d, want %d", i, r.start, r.end, n, want[i])
+		}
+		txs = append(txs, txLine{r.start, r.end, n, i})
+	}
+	if high.end != 3001 {
+		t.Errorf("highest end %d, want 3001", high.end)
 	}
 }
