@@ -150,13 +150,23 @@ type engine struct {
 	// lastSentSeen is the latest kernel transmission an injected line
 	// answered: what a line that answers nothing new has received.
 	lastSentSeen time.Time
+	// lastInjected is when the peer last injected a packet (--pcap2pkt).
+	lastInjected time.Time
 	// lost: the transmissions the captured peer never got (lostDone: worked
 	// out), see engine_receiver.go.
 	lost     []lostRange
 	lostDone bool
-	ahead    map[int]bool
-	aheadAt  []aheadInjection
-	started  []startedEvent // when each event started, in order
+	// scriptTxs: the script's transmissions; scriptSeen: for each inbound
+	// line (event index), how many of them its peer had got some answer
+	// to (see lostInCapture, asWritten).
+	scriptTxs  []txLine
+	scriptSeen map[int]int
+	// kernelCover, scriptCover: what asWritten last compared.
+	kernelCover, scriptCover coverage
+
+	ahead   map[int]bool
+	aheadAt []aheadInjection
+	started []startedEvent // when each event started, in order
 
 	initDone bool
 	// shellSince is when the run's first shell command started (zero if

@@ -38,7 +38,7 @@ func (e *engine) runPacket(es *eventState, p *parser.Packet) error {
 		return werr
 	}
 	if e.cfg.Extended {
-		return e.injectLine(sp, s, e.lastSentSeen)
+		return e.injectLine(sp, s, e.lastSentSeen, es.index)
 	}
 	return e.doInbound(sp, s)
 }

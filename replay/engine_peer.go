@@ -241,14 +241,14 @@ func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (due, 
 		// kernel has sent nothing new for the line's delay, the peer
 		// acknowledges what it sent, that long after.
 		rctx, rcancel := ctx, context.CancelFunc(func() {})
-		partial, due := e.partialAck(es.ev, sp, delay)
+		partial, due := e.partialAck(es.index, sp, delay)
 		if partial {
 			rctx, rcancel = context.WithDeadline(ctx, due)
 		}
 		sn, err := e.sniffCtx(rctx, es, s)
 		rcancel()
 		if err != nil && partial && ctx.Err() == nil && e.ctx.Err() == nil {
-			if ierr := e.injectPartial(sp, s); ierr != nil {
+			if ierr := e.injectPartial(sp, s, es.index); ierr != nil {
 				return time.Time{}, time.Time{}, &eventError{kind: fatalError, msg: ierr.Error(), err: ierr}
 			}
 			continue
@@ -282,7 +282,8 @@ const partialMinDelay = 200 * time.Microsecond
 // answers at all (a line that answers a retransmission waits for it), has
 // sent something the peer has not acknowledged yet, and has been quiet
 // since.
-func (e *engine) partialAck(ev *parser.Event, sp *scriptPacket, delay time.Duration) (bool, time.Time) {
+func (e *engine) partialAck(index int, sp *scriptPacket, delay time.Duration) (bool, time.Time) {
+	ev := e.script.Events[index]
 	if len(e.sent) == 0 || !e.sndNxtSet || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.payloadLen > 0 {
 		return false, time.Time{}
 	}
@@ -297,19 +298,26 @@ func (e *engine) partialAck(ev *parser.Event, sp *scriptPacket, delay time.Durat
 		return false, time.Time{} // nothing sent that the peer has not acknowledged
 	}
 	last := e.sent[len(e.sent)-1].at
-	if len(news(&e.told, e.asReceived(sp, last))) == 0 {
+	if len(news(&e.told, e.asReceived(sp, last, index))) == 0 {
 		return false, time.Time{}
 	}
-	return true, last.Add(max(delay, partialMinDelay))
+	// Quiet since its last packet and since the peer's last: it may be
+	// about to answer an ACK just injected with the data this line
+	// answers.
+	quiet := last
+	if e.lastInjected.After(quiet) {
+		quiet = e.lastInjected
+	}
+	return true, quiet.Add(max(delay, partialMinDelay))
 }
 
 // injectPartial injects line sp as the peer would send it having got what
 // the kernel has sent so far; the line itself stays to come.
-func (e *engine) injectPartial(sp *scriptPacket, s *socket) error {
+func (e *engine) injectPartial(sp *scriptPacket, s *socket, index int) error {
 	if e.cfg.Verbose {
 		fmt.Fprintf(e.env.Stdout, "an ACK for what the kernel sent so far, before the line's\n")
 	}
-	return e.injectAs(sp, s, e.sent[len(e.sent)-1].at)
+	return e.injectAs(sp, s, e.sent[len(e.sent)-1].at, index)
 }
 
 // doAnchoredInbound injects an anchored inbound line when it is due.
@@ -330,15 +338,15 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 			return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: serr}
 		}
 	}
-	return e.injectLine(sp, s, sent)
+	return e.injectLine(sp, s, sent, es.index)
 }
 
 // injectLine injects an inbound line. Under --pcap2pkt a pure ACK goes
 // in as the peer would send it having received what the kernel sent up to
 // sent (engine_receiver.go); what the line wrote moves the captured
 // peer's view, which anchors answer to.
-func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time) error {
-	if err := e.injectAs(sp, s, sent); err != nil {
+func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time, index int) error {
+	if err := e.injectAs(sp, s, sent, index); err != nil {
 		return err
 	}
 	notePeerState(&e.peer, sp)
@@ -350,10 +358,10 @@ func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time) error {
 
 // injectAs injects line sp as the peer would send it having received what
 // the kernel sent up to sent, and notes what that told the kernel.
-func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time) error {
+func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int) error {
 	live := sp
 	if e.cfg.Extended {
-		live = e.asReceived(sp, sent)
+		live = e.asReceived(sp, sent, index)
 		if e.cfg.Verbose && live != sp {
 			fmt.Fprintf(e.env.Stdout, "as received: ack %d sack %v (the line's ack %d sack %v)\n", live.ack, sackBlocks(live.options), sp.ack, sackBlocks(sp.options))
 		}
@@ -361,6 +369,7 @@ func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time) error {
 	if err := e.doInbound(live, s); err != nil {
 		return err
 	}
+	e.lastInjected = e.env.Clock.Now()
 	notePeerState(&e.told, live)
 	e.noteSignal(live)
 	return nil
@@ -419,14 +428,14 @@ func (e *engine) injectAhead() (time.Time, error) {
 		}
 		at, sent, ok := e.anchoredTime(e.script.Events[i], sp)
 		if !ok {
-			partial, due := e.partialAck(e.script.Events[i], sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond)
+			partial, due := e.partialAck(i, sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond)
 			switch {
 			case !partial:
 				return time.Time{}, nil
 			case due.After(e.env.Clock.Now()):
 				return due, nil
 			}
-			if err := e.injectPartial(sp, s); err != nil {
+			if err := e.injectPartial(sp, s, i); err != nil {
 				return time.Time{}, err
 			}
 			continue
@@ -434,7 +443,7 @@ func (e *engine) injectAhead() (time.Time, error) {
 		if at.After(e.env.Clock.Now()) {
 			return at, nil
 		}
-		if err := e.injectLine(sp, s, sent); err != nil {
+		if err := e.injectLine(sp, s, sent, i); err != nil {
 			return time.Time{}, err
 		}
 		if e.ahead == nil {

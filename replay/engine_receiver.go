@@ -2,17 +2,20 @@ package replay
 
 // The injected peer as a receiver (--pcap2pkt scripts): an inbound pure ACK
 // acknowledges and SACKs what the peer has received of what the kernel
-// actually sent, not the numbers the captured peer wrote. When the kernel
-// sends as the captured one did, the two are the same; when it cuts its
-// data otherwise, sends a retransmission before the new data the captured
-// one sent first, or is a segment behind, a real peer would have
-// acknowledged what it got, and so does this one. What the capture lost
-// stays lost: a transmission of bytes that the captured peer did not get
-// (later data arrived, it did not) is not delivered when the kernel sends
-// those bytes that many times again.
+// actually sent, not the numbers the captured peer wrote. Where the
+// kernel sent what the captured one had when the captured peer sent the
+// line (the same bytes the same number of times, however cut), the line
+// goes in as written. Where it cuts its data otherwise, sends a
+// retransmission before the new data the captured one sent first, or is a
+// segment behind, a real peer would have acknowledged what it got, and so
+// does this one. What the capture shows lost stays lost: a transmission
+// of bytes that were sent again after the captured peer's ACKs showed them
+// in a hole below a SACK block is not delivered when the kernel sends
+// those bytes that many times.
 //
-// Delivered means: sent no later than the transmission the ACK answers
-// (its anchor), the path keeping its order.
+// Delivered means: sent no later than the latest transmission the peer
+// has answered, this line included (its anchor), the path keeping its
+// order.
 
 import (
 	"encoding/binary"
@@ -40,11 +43,27 @@ type txLine struct {
 // txLineOf gives anchorIn and nthOf an outbound line's range and number.
 func txLineOf(t txLine) (seqRange, int) { return seqRange{t.start, t.end}, t.n }
 
+// ackLine is an inbound line that acknowledges, as lostInCapture reads
+// it: what it reports received, and its index among the events.
+type ackLine struct {
+	ack    tcpwire.Seq
+	sacked []seqRange
+	index  int
+	// seen is how many of the script's transmissions (txLines) its peer
+	// had got some answer to: the line answers the seen-1'th or earlier.
+	seen int
+}
+
 // lostInCapture works out, once, which outbound lines' transmissions the
-// captured peer did not get: for the n-th transmission of a range, the
-// first ACK line answering something the kernel sent after it (and before
-// the range's next transmission) tells: it either covers the range, or
-// the range was lost.
+// captured peer did not get, from what a real receiver's ACKs can show: a
+// part of the n-th transmission of some bytes that is sent again later
+// was lost if, before it was, an ACK sent after the peer got that
+// transmission or a later one reported bytes above it (a SACK block) and
+// no ACK reported it. Bytes never sent again arrived (late, maybe); bytes
+// sent again with nothing above them reported (a tail, an RTO with every
+// ACK lost) may have arrived: neither counts as lost. It also keeps the
+// script's transmissions and what each line's peer had got of them, for
+// asWritten.
 func (e *engine) lostInCapture() []lostRange {
 	if e.lostDone {
 		return e.lost
@@ -53,13 +72,9 @@ func (e *engine) lostInCapture() []lostRange {
 	var txs []txLine
 	var high seqHigh
 	var peer peerState
-	type ackLine struct {
-		anchor int // index into txs of the transmission it answers
-		ack    tcpwire.Seq
-		sacked []seqRange
-		index  int
-	}
 	var acks []ackLine
+	e.scriptSeen = map[int]int{}
+	seen := 0
 	for i, ev := range e.script.Events {
 		p, ok := ev.Action.(*parser.Packet)
 		if !ok || p.TCP == nil {
@@ -84,85 +99,89 @@ func (e *engine) lostInCapture() []lostRange {
 		}
 		ranges := news(&peer, sp)
 		notePeerState(&peer, sp)
-		if len(ranges) == 0 {
-			continue
+		if len(ranges) > 0 {
+			if at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1)); ok {
+				seen = max(seen, at+1)
+			}
 		}
-		at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1))
-		if !ok {
-			continue
+		e.scriptSeen[i] = seen
+		if sp.flags&tcpwire.FlagACK != 0 {
+			acks = append(acks, ackLine{tcpwire.Seq(sp.ack), sackBlocks(sp.options), i, seen})
 		}
-		a := ackLine{anchor: at, ack: tcpwire.Seq(sp.ack), index: i}
-		a.sacked = sackBlocks(sp.options)
-		acks = append(acks, a)
+	}
+	e.scriptTxs = txs
+	// lowestAfter[j]: the lowest start of a transmission after txs[j],
+	// relative to the first; a transmission wholly below it is never sent
+	// again.
+	lowestAfter := make([]int64, len(txs))
+	low := int64(1) << 40
+	for j := len(txs) - 1; j >= 0; j-- {
+		lowestAfter[j] = low
+		if len(txs) > 0 {
+			low = min(low, int64(txs[j].start.Diff(txs[0].start)))
+		}
 	}
 	for j, t := range txs {
-		next := len(txs)
-		for k := j + 1; k < len(txs); k++ {
-			if txs[k].start.Diff(t.end) < 0 && t.start.Diff(txs[k].end) < 0 {
-				next = k
-				break
-			}
+		if int64(t.end.Diff(txs[0].start)) <= lowestAfter[j] {
+			continue
 		}
-		for _, a := range acks {
-			if a.anchor < j || a.anchor >= next {
-				continue
-			}
-			// What of it lies below the highest byte this ACK reports, and
-			// is neither acknowledged nor SACKed, the peer did not get.
-			high := a.ack
-			for _, b := range a.sacked {
-				if high.Diff(b.end) < 0 {
-					high = b.end
-				}
-			}
-			part := seqRange{t.start, t.end}
-			if high.Diff(part.end) < 0 {
-				part.end = high
-			}
-			if part.start.Diff(part.end) >= 0 {
-				continue // nothing of it below: a later ACK tells
-			}
-			missing := subtract(part, seqRange{part.start - 1<<30, a.ack})
-			for _, b := range a.sacked {
-				var keep []seqRange
-				for _, m := range missing {
-					keep = append(keep, subtract(m, b)...)
-				}
-				missing = keep
-			}
-			// What a later ACK reports before the bytes were sent again
-			// came late (reordered), not lost.
-			until := len(e.script.Events)
-			if next < len(txs) {
-				until = txs[next].index
-			}
-			for _, later := range acks {
-				if later.index <= a.index || later.index >= until || len(missing) == 0 {
+		// Each part of t with the next transmission of its bytes.
+		rest := []seqRange{{t.start, t.end}}
+		for k := j + 1; k < len(txs) && len(rest) > 0; k++ {
+			u := seqRange{txs[k].start, txs[k].end}
+			var keep []seqRange
+			for _, r := range rest {
+				x := seqRange{later(r.start, u.start), earlier(r.end, u.end)}
+				if x.start.Diff(x.end) >= 0 {
+					keep = append(keep, r)
 					continue
 				}
-				var keep []seqRange
-				for _, m := range missing {
-					for _, r := range subtract(m, seqRange{m.start - 1<<30, later.ack}) {
-						rest := []seqRange{r}
-						for _, b := range later.sacked {
-							var k []seqRange
-							for _, x := range rest {
-								k = append(k, subtract(x, b)...)
-							}
-							rest = k
-						}
-						keep = append(keep, rest...)
-					}
+				for _, m := range e.lostBefore(x, t, txs[k].index, j, acks) {
+					e.lost = append(e.lost, lostRange{m.start, m.end, t.n})
 				}
-				missing = keep
+				keep = append(keep, subtract(r, u)...)
 			}
-			for _, m := range missing {
-				e.lost = append(e.lost, lostRange{m.start, m.end, t.n})
-			}
-			break
+			rest = keep
 		}
 	}
 	return e.lost
+}
+
+// lostBefore returns the bytes of x, part of transmission t (the j-th),
+// that the ACK lines after t and before event until show the captured
+// peer did not get (see lostInCapture).
+func (e *engine) lostBefore(x seqRange, t txLine, until, j int, acks []ackLine) []seqRange {
+	var above tcpwire.Seq
+	shown := false
+	var got []seqRange
+	first := sort.Search(len(acks), func(i int) bool { return acks[i].index > t.index })
+	for _, a := range acks[first:] {
+		if a.index >= until {
+			break
+		}
+		got = append(got, seqRange{x.start - 1<<30, a.ack})
+		got = append(got, a.sacked...)
+		if a.seen <= j {
+			continue // sent before the peer could have got t
+		}
+		for _, b := range a.sacked {
+			if !shown || above.Diff(b.end) < 0 {
+				above, shown = b.end, true
+			}
+		}
+	}
+	if !shown || above.Diff(x.start) <= 0 {
+		return nil
+	}
+	missing := []seqRange{{x.start, earlier(x.end, above)}}
+	for _, g := range got {
+		var keep []seqRange
+		for _, m := range missing {
+			keep = append(keep, subtract(m, g)...)
+		}
+		missing = keep
+	}
+	return missing
 }
 
 // sackBlocks returns the SACK blocks of an option list.
@@ -268,11 +287,21 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 	return ack, out
 }
 
-// asReceived returns line sp with the ACK and SACK blocks of a peer that
-// received what the kernel sent up to at (see the file comment); sp itself
-// when the line is not a pure ACK of a connection that sent data.
-func (e *engine) asReceived(sp *scriptPacket, at time.Time) *scriptPacket {
+// asReceived returns line sp (the index-th event) with the ACK and SACK
+// blocks of a peer that received what the kernel sent up to at (see the
+// file comment); sp itself when the line is not a pure ACK of a
+// connection that sent data, or when the kernel sent what the captured one
+// had when the captured peer sent the line (asWritten).
+func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPacket {
 	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.payloadLen > 0 {
+		return sp
+	}
+	// The peer has what it reported before, whatever this line answers
+	// (an ACK of bytes that came late answers an early transmission).
+	if e.lastSentSeen.After(at) {
+		at = e.lastSentSeen
+	}
+	if e.asWritten(at, index) {
 		return sp
 	}
 	hasData := false
@@ -304,6 +333,67 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time) *scriptPacket {
 	out.ack = uint32(ack)
 	out.options = withSACK(sp.options, blocks)
 	return &out
+}
+
+// asWritten reports whether the kernel's transmissions up to at are the
+// captured kernel's up to those the index-th line's peer had got an answer
+// to: the same bytes sent the same number of times, however cut. The line
+// as written is then what a real peer would send: what it reports needs
+// no model of what the captured peer got.
+func (e *engine) asWritten(at time.Time, index int) bool {
+	e.lostInCapture()
+	seen, ok := e.scriptSeen[index]
+	if !ok {
+		return false
+	}
+	kn := sort.Search(len(e.sent), func(i int) bool { return e.sent[i].at.After(at) })
+	return coverUpTo(&e.kernelCover, e.sent, kn, transmissionOf).equal(coverUpTo(&e.scriptCover, e.scriptTxs, seen, txLineOf))
+}
+
+// coverage is which bytes a list of transmissions sent how many times: for
+// each number n (see nthOf), the merged ranges sent as the n-th
+// transmission, kept for the first count of the list's transmissions.
+type coverage struct {
+	count int
+	byN   map[int][]seqRange
+}
+
+// coverUpTo brings c to the first count of txs (a list appended to since
+// c last read it) and returns it.
+func coverUpTo[T any](c *coverage, txs []T, count int, tx func(T) (seqRange, int)) *coverage {
+	if count < c.count || c.byN == nil {
+		*c = coverage{byN: map[int][]seqRange{}}
+	}
+	for _, t := range txs[c.count:count] {
+		r, n := tx(t)
+		c.byN[n] = mergeRange(c.byN[n], r)
+	}
+	c.count = count
+	return c
+}
+
+// mergeRange adds r to rs, sorted and merged, and returns them.
+func mergeRange(rs []seqRange, r seqRange) []seqRange {
+	i := sort.Search(len(rs), func(i int) bool { return r.start.Diff(rs[i].end) <= 0 })
+	j := i
+	for j < len(rs) && rs[j].start.Diff(r.end) <= 0 {
+		r = seqRange{earlier(r.start, rs[j].start), later(r.end, rs[j].end)}
+		j++
+	}
+	return slices.Replace(rs, i, j, r)
+}
+
+// equal reports whether two coverages hold the same ranges.
+func (c *coverage) equal(d *coverage) bool {
+	if len(c.byN) != len(d.byN) {
+		return false
+	}
+	for n, rs := range c.byN {
+		if !slices.Equal(rs, d.byN[n]) {
+			return false
+		}
+	}
+	return true
 }
 
 // withSACK returns opts with its SACK option (if any, and the two NOPs

@@ -65,27 +65,39 @@ func TestWithSACK(t *testing.T) {
 }
 
 // TestLostInCapture: the transmissions the captured peer did not get are
-// those its ACKs, answering later data, report missing.
+// the parts sent again that its ACKs, sent after it could have got them,
+// showed in a hole below a SACK block until then.
 func TestLostInCapture(t *testing.T) {
 	const head = `--pcap2pkt=1
 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
 +0 bind(3, ..., ...) = 0
 +0 listen(3, 1) = 0
-+0 < S 0:0(0) win 4000 <mss 1000>
++0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>
 +0 > S. 0:0(0) ack 1 <...>
 +0.010^ < . 1:1(0) ack 1 win 4000
-+0 > P. 1:3001(3000) ack 1
-+0.010^ < . 1:1(0) ack 1001 win 4000 <nop,nop,sack 2001:3001>
 `
+	const hole = "+0 > P. 1:3001(3000) ack 1\n+0.010^ < . 1:1(0) ack 1001 win 4000 <nop,nop,sack 2001:3001>\n"
 	tests := []struct {
 		name, tail string
 		want       []lostRange
 	}{
-		{"lost, then resent", "+0 > . 1001:2001(1000) ack 1\n+0.010^2 < . 1:1(0) ack 3001 win 4000\n",
+		{"lost, then resent", hole + "+0 > . 1001:2001(1000) ack 1\n+0.010^2 < . 1:1(0) ack 3001 win 4000\n",
 			[]lostRange{{1001, 2001, 1}}},
 		// The peer acknowledges the hole with nothing sent again: it came
 		// late (reordered), it was not lost.
-		{"late, not lost", "+0.002 < . 1:1(0) ack 3001 win 4000\n", nil},
+		{"late, not lost", hole + "+0.002 < . 1:1(0) ack 3001 win 4000\n", nil},
+		{"reported before it was resent", hole + "+0.002 < . 1:1(0) ack 3001 win 4000\n+0 > . 1001:2001(1000) ack 1\n", nil},
+		// A tail sent again with nothing above it reported (a loss probe):
+		// the first may have arrived.
+		{"a tail resent", "+0 > P. 1:3001(3000) ack 1\n+0.010^ < . 1:1(0) ack 2001 win 4000\n+0 > P. 2001:3001(1000) ack 1\n+0.010^2 < . 1:1(0) ack 3001 win 4000\n", nil},
+		// Part of a line SACKed, the rest sent again in pieces: only the
+		// pieces sent again were lost.
+		{"part of a line", "+0 > P. 1:4001(4000) ack 1\n+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 3001:4001>\n+0 > . 1:1001(1000) ack 1\n+0 > . 1001:2001(1000) ack 1\n+0.010^2 < . 1:1(0) ack 2001 win 4000 <nop,nop,sack 3001:4001>\n+0.010 < . 1:1(0) ack 4001 win 4000\n",
+			[]lostRange{{1, 1001, 1}, {1001, 2001, 1}}},
+		// The duplicate ACK after the retransmission left before the peer
+		// could have got it: it does not show the retransmission lost.
+		{"an ACK in flight", "+0 > P. 1:3001(3000) ack 1\n+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>\n+0 > . 1:1001(1000) ack 1\n+0.001 < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>\n+0.3 > . 1:1001(1000) ack 1\n+0.010^3 < . 1:1(0) ack 3001 win 4000\n",
+			[]lostRange{{1, 1001, 1}}},
 	}
 	for _, tc := range tests {
 		s, err := parser.ParseFile("t.pkt", []byte(head+tc.tail), nil)
@@ -96,6 +108,43 @@ func TestLostInCapture(t *testing.T) {
 		if got := e.lostInCapture(); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: lost %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestCoverage: transmissions cut otherwise cover the same bytes; a
+// retransmission, or a transmission missing, makes them differ.
+func TestCoverage(t *testing.T) {
+	tx := func(s, e uint32, n int) txLine { return txLine{tcpwire.Seq(s), tcpwire.Seq(e), n, 0} }
+	captured := []txLine{tx(0, 1, 1), tx(1, 4001, 1), tx(1, 1001, 2), tx(4001, 6001, 1)}
+	tests := []struct {
+		name  string
+		txs   []txLine
+		count int // of captured
+		equal bool
+	}{
+		{"cut otherwise", []txLine{tx(0, 1, 1), tx(1, 2001, 1), tx(2001, 4001, 1), tx(1, 1001, 2), tx(4001, 5001, 1), tx(5001, 6001, 1)}, 4, true},
+		{"in another order", []txLine{tx(0, 1, 1), tx(1, 4001, 1), tx(4001, 6001, 1), tx(1, 1001, 2)}, 4, true},
+		{"a retransmission more", []txLine{tx(0, 1, 1), tx(1, 4001, 1), tx(1, 1001, 2), tx(1001, 2001, 2)}, 3, false},
+		{"one short", []txLine{tx(0, 1, 1), tx(1, 3001, 1)}, 2, false},
+	}
+	for _, tc := range tests {
+		var a, b coverage
+		got := coverUpTo(&a, tc.txs, len(tc.txs), txLineOf).equal(coverUpTo(&b, captured, tc.count, txLineOf))
+		if got != tc.equal {
+			t.Errorf("%s: equal %v, want %v", tc.name, got, tc.equal)
+		}
+	}
+	// Read in steps, and again from fewer, it is as read at once.
+	var c coverage
+	coverUpTo(&c, captured, 2, txLineOf)
+	coverUpTo(&c, captured, 4, txLineOf)
+	var whole coverage
+	if !c.equal(coverUpTo(&whole, captured, 4, txLineOf)) {
+		t.Errorf("read in steps: %v, want %v", c.byN, whole.byN)
+	}
+	coverUpTo(&c, captured, 1, txLineOf)
+	if got := c.byN[1]; !reflect.DeepEqual(got, []seqRange{{0, 1}}) || len(c.byN) != 1 {
+		t.Errorf("read again from fewer: %v", c.byN)
 	}
 }
 
