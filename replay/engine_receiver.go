@@ -258,11 +258,7 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 	// What is left lies above a hole: merge it into blocks, each with the
 	// time of its latest delivery.
 	sort.Slice(rest, func(i, j int) bool { return rest[i].r.start.Diff(rest[j].r.start) < 0 })
-	type block struct {
-		r  seqRange
-		at time.Time
-	}
-	var blocks []block
+	var blocks []deliveredRange
 	for _, d := range rest {
 		if n := len(blocks); n > 0 && d.r.start.Diff(blocks[n-1].r.end) <= 0 {
 			b := &blocks[n-1]
@@ -274,7 +270,7 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 			}
 			continue
 		}
-		blocks = append(blocks, block{d.r, d.at})
+		blocks = append(blocks, d)
 	}
 	sort.SliceStable(blocks, func(i, j int) bool { return blocks[i].at.After(blocks[j].at) })
 	var out []seqRange
