@@ -223,3 +223,34 @@ func TestAnchoredInbound(t *testing.T) {
 		})
 	}
 }
+
+// TestHandshakeOptionSet: with --pcap2pkt a SYN-ACK's options are a set:
+// another order and other padding match, a missing or different option
+// does not; packetdrill's rule stays positional.
+func TestHandshakeOptionSet(t *testing.T) {
+	linux := []byte{2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7} // mss 1460, nop, nop, sackOK, nop, wscale 7
+	tests := []struct {
+		name     string
+		extended bool
+		synack   string
+		want     []string
+	}{
+		{"another order", true, "> S. 0:0(0) ack 1 <sackOK,wscale 7,nop,nop,nop,mss 1460>", nil},
+		{"packetdrill's rule: in order", false, "> S. 0:0(0) ack 1 <sackOK,wscale 7,nop,nop,nop,mss 1460>", []string{"expected options"}},
+		{"a wildcard in another order", true, "> S. 0:0(0) ack 1 <wscale *,mss 1460,sackOK,nop,nop,nop>", nil},
+		{"an option missing", true, "> S. 0:0(0) ack 1 <mss 1460,sackOK,nop,wscale 7,nop,nop,nop,nop,TS val 1 ecr 0>", []string{"expected options"}},
+		{"an option the script lacks", true, "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 7>", []string{"expected options"}},
+		{"another value", true, "> S. 0:0(0) ack 1 <wscale 8,mss 1460,sackOK,nop,nop,nop>", []string{"expected option wscale 8"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []string
+			if tc.extended {
+				opts = append(opts, "pcap2pkt=1")
+			}
+			synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, linux, 0)}
+			_, err := fakeRun(t, handshakeScript(tc.synack), []kernelPacket{synack}, opts...)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}

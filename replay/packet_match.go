@@ -254,7 +254,8 @@ func (e *engine) checkFlowLabel(sp *scriptPacket, s *socket, p *wirePacket) *fie
 
 // compareOptions compares TCP options in order: same kinds, same bytes,
 // except a TS val (checked within the tolerance when --tcp_ts_tick_usecs is
-// set) and a TS ecr (never checked), as in the reference.
+// set) and a TS ecr (never checked), as in the reference; with --pcap2pkt,
+// a SYN's as a set (compareOptionSet).
 func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket) []fieldDiff {
 	want, _ := tcpwire.ParseOptions(sp.options)
 	got, err := tcpwire.ParseOptions(p.TCP.Options)
@@ -265,7 +266,7 @@ func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket)
 		}
 		return []fieldDiff{{field: "options", want: w, got: formatWireOptions(got)}}
 	}
-	if err != nil || len(want) != len(got) {
+	if err != nil {
 		return mismatch()
 	}
 	tol := e.cfg.ToleranceUsecs
@@ -273,35 +274,94 @@ func (e *engine) compareOptions(es *eventState, sp *scriptPacket, p *wirePacket)
 		tol = dyn
 	}
 	wild := optionWilds(sp, len(want))
+	if e.cfg.Extended && sp.flags&tcpwire.FlagSYN != 0 {
+		return e.compareOptionSet(want, got, wild, tol, mismatch)
+	}
+	if len(want) != len(got) {
+		return mismatch()
+	}
 	for i := range want {
-		w, g := want[i], got[i]
-		if w.Kind != g.Kind {
+		if want[i].Kind != got[i].Kind {
 			return mismatch()
 		}
-		if wild[i]&(parser.WildValue|parser.WildCookie) != 0 {
-			continue // `mss *`, `wscale *`, `FO *`: present, any value
+		if d := e.compareOption(want[i], got[i], wild[i], tol); d != nil {
+			return []fieldDiff{*d}
 		}
-		if w.Kind == tcpwire.OptKindTimestamp && wild[i]&parser.WildTSVal != 0 {
+	}
+	return nil
+}
+
+// compareOptionSet compares a handshake's options as a set (--pcap2pkt):
+// which options a SYN carries, and their values, are the kernel's
+// decisions; their order and the padding between them are not (a capture
+// of another system's stack puts them in its own order).
+func (e *engine) compareOptionSet(want, got []tcpwire.Option, wild []parser.OptWild, tol int64, mismatch func() []fieldDiff) []fieldDiff {
+	padding := func(o tcpwire.Option) bool { return o.Kind == tcpwire.OptKindEOL || o.Kind == tcpwire.OptKindNOP }
+	used := make([]bool, len(got))
+	n := 0
+	for i, w := range want {
+		if padding(w) {
 			continue
 		}
-		switch w.Kind {
-		case tcpwire.OptKindEOL, tcpwire.OptKindNOP:
-		case tcpwire.OptKindTimestamp:
-			if e.cfg.TCPTSTickUsecs == 0 || len(w.Data) != 8 || len(g.Data) != 8 {
-				continue
+		n++
+		j := -1
+		for k, g := range got {
+			if !used[k] && g.Kind == w.Kind {
+				j = k
+				break
 			}
-			sv, av := tcpwire.Seq(binary.BigEndian.Uint32(w.Data)), tcpwire.Seq(binary.BigEndian.Uint32(g.Data))
-			dist := int64(av.Diff(sv))
-			if dist < 0 {
-				dist = -dist
-			}
-			if dist*int64(e.cfg.TCPTSTickUsecs) > tol {
-				return []fieldDiff{{field: "TS val", want: fmt.Sprintf("%d (±%d µs)", uint32(sv), tol), got: fmt.Sprint(uint32(av))}}
-			}
-		default:
-			if w.Len != g.Len || !bytes.Equal(w.Data, g.Data) {
-				return []fieldDiff{{field: "option", want: describeOption(w), got: describeOption(g)}}
-			}
+		}
+		if j < 0 {
+			return mismatch()
+		}
+		used[j] = true
+		if d := e.compareOption(w, got[j], wild[i], tol); d != nil {
+			return []fieldDiff{*d}
+		}
+	}
+	if n != len(got)-countFunc(got, padding) {
+		return mismatch()
+	}
+	return nil
+}
+
+// countFunc counts the options for which f holds.
+func countFunc(opts []tcpwire.Option, f func(tcpwire.Option) bool) int {
+	n := 0
+	for _, o := range opts {
+		if f(o) {
+			n++
+		}
+	}
+	return n
+}
+
+// compareOption compares one option of the kind the script wants with
+// the kernel's, within its `*` marks; tol bounds a TS val's distance.
+func (e *engine) compareOption(w, g tcpwire.Option, wild parser.OptWild, tol int64) *fieldDiff {
+	if wild&(parser.WildValue|parser.WildCookie) != 0 {
+		return nil // `mss *`, `wscale *`, `FO *`: present, any value
+	}
+	if w.Kind == tcpwire.OptKindTimestamp && wild&parser.WildTSVal != 0 {
+		return nil
+	}
+	switch w.Kind {
+	case tcpwire.OptKindEOL, tcpwire.OptKindNOP:
+	case tcpwire.OptKindTimestamp:
+		if e.cfg.TCPTSTickUsecs == 0 || len(w.Data) != 8 || len(g.Data) != 8 {
+			return nil
+		}
+		sv, av := tcpwire.Seq(binary.BigEndian.Uint32(w.Data)), tcpwire.Seq(binary.BigEndian.Uint32(g.Data))
+		dist := int64(av.Diff(sv))
+		if dist < 0 {
+			dist = -dist
+		}
+		if dist*int64(e.cfg.TCPTSTickUsecs) > tol {
+			return &fieldDiff{field: "TS val", want: fmt.Sprintf("%d (±%d µs)", uint32(sv), tol), got: fmt.Sprint(uint32(av))}
+		}
+	default:
+		if w.Len != g.Len || !bytes.Equal(w.Data, g.Data) {
+			return &fieldDiff{field: "option", want: describeOption(w), got: describeOption(g)}
 		}
 	}
 	return nil
