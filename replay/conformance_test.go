@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay/replaytest"
 )
 
 // The conformance test runs the reference's own test corpus the way
@@ -38,7 +39,6 @@ const (
 	conformanceFamilyEnv = "PCAP2PKT_CONFORMANCE_FAMILY"
 	conformanceEnv       = "PCAP2PKT_CONFORMANCE"
 	conformanceChildEnv  = "PCAP2PKT_CONFORMANCE_SCRIPT"
-	allowedCCPath        = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
 )
 
 // conformanceArgs are upstream's arguments per family (run_all.py).
@@ -150,29 +150,21 @@ func readExpected(t *testing.T, family string) map[string]bool {
 // asks for cubic) and returns the function that restores the old list.
 func ensureCubicAllowed(t *testing.T) func() {
 	t.Helper()
-	old, err := os.ReadFile(allowedCCPath)
-	if err != nil {
-		t.Logf("cannot read %s: %v; cubic tests may run under another algorithm", allowedCCPath, err)
-		return func() {}
-	}
-	cur := strings.Fields(string(old))
-	for _, a := range cur {
-		if a == "cubic" {
-			t.Logf("cubic already in net.ipv4.tcp_allowed_congestion_control (%s)", strings.Join(cur, " "))
-			return func() {}
-		}
-	}
-	next := strings.Join(append(cur, "cubic"), " ")
-	if err := os.WriteFile(allowedCCPath, []byte(next), 0o644); err != nil {
+	was, added, err := replaytest.AllowCubic()
+	switch {
+	case err != nil:
 		t.Logf("WARNING: cannot add cubic to net.ipv4.tcp_allowed_congestion_control: %v; cubic tests will run under the default algorithm", err)
 		return func() {}
+	case !added:
+		t.Logf("cubic already in net.ipv4.tcp_allowed_congestion_control (%s)", strings.Join(was, " "))
+		return func() {}
 	}
-	t.Logf("set host sysctl net.ipv4.tcp_allowed_congestion_control=%q (was %q) for the run, as the reference verdicts were taken", next, strings.Join(cur, " "))
+	t.Logf("set host sysctl net.ipv4.tcp_allowed_congestion_control=%q (was %q) for the run, as the reference verdicts were taken", strings.Join(was, " ")+" cubic", strings.Join(was, " "))
 	return func() {
-		if err := os.WriteFile(allowedCCPath, []byte(strings.Join(cur, " ")), 0o644); err != nil {
+		if err := replaytest.RestoreAllowed(was); err != nil {
 			t.Errorf("restoring net.ipv4.tcp_allowed_congestion_control: %v", err)
 		} else {
-			t.Logf("restored net.ipv4.tcp_allowed_congestion_control=%q", strings.Join(cur, " "))
+			t.Logf("restored net.ipv4.tcp_allowed_congestion_control=%q", strings.Join(was, " "))
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pcap2pkt/pcap2pkt/capture"
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
+	"github.com/pcap2pkt/pcap2pkt/replay/replaytest"
 )
 
 // The fixed point: replay a script with --capture, synthesise a script
@@ -514,25 +515,18 @@ var upstreamCC = []string{"--congestion-control", "cubic"}
 // when the test ends. The kernel-test lock (TestMain) keeps replay's tests,
 // which change the same setting, from running meanwhile.
 func allowCubic(t *testing.T) {
-	const path = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
-	old, err := os.ReadFile(path)
+	was, added, err := replaytest.AllowCubic()
 	if err != nil {
-		t.Logf("cannot read %s: %v; scripts that set cubic are not counted", path, err)
+		t.Logf("cannot add cubic to net.ipv4.tcp_allowed_congestion_control: %v; scripts that set cubic are not counted", err)
 		return
 	}
-	cur := strings.Fields(string(old))
-	if slices.Contains(cur, "cubic") {
+	if !added {
 		return
 	}
-	next := strings.Join(append(slices.Clone(cur), "cubic"), " ")
-	if err := os.WriteFile(path, []byte(next), 0o644); err != nil {
-		t.Logf("cannot add cubic to %s: %v; scripts that set cubic are not counted", path, err)
-		return
-	}
-	t.Logf("host sysctl net.ipv4.tcp_allowed_congestion_control=%q for the test (was %q)", next, strings.Join(cur, " "))
+	t.Logf("host sysctl net.ipv4.tcp_allowed_congestion_control=%q for the test (was %q)", strings.Join(was, " ")+" cubic", strings.Join(was, " "))
 	t.Cleanup(func() {
-		if err := os.WriteFile(path, []byte(strings.Join(cur, " ")), 0o644); err != nil {
-			t.Errorf("restoring %s: %v", path, err)
+		if err := replaytest.RestoreAllowed(was); err != nil {
+			t.Errorf("restoring net.ipv4.tcp_allowed_congestion_control: %v", err)
 		}
 	})
 }

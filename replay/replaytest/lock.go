@@ -32,25 +32,32 @@ func LockKernelTests(who string, sandboxed bool) {
 	if err != nil {
 		return
 	}
-	if err := lockUnlessAncestorHolds(fd); err != nil {
+	ancestor, err := lockUnlessAncestorHolds(fd)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s: %v (running without it)\n", who, KernelTestLock, err)
+		return
+	}
+	if !ancestor {
+		// Holding the lock itself: nothing else is changing the host's
+		// settings now, so a journal left behind is a dead run's.
+		restoreFromJournal(who)
 	}
 }
 
 // lockUnlessAncestorHolds takes the lock, unless a process this one descends
 // from holds it: `flock LOCKFILE go test -bench ...`, as the house runs long
 // benchmarks and fuzzing, holds it for this binary, which would otherwise
-// wait for its own parent for ever.
-func lockUnlessAncestorHolds(fd int) error {
-	err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+// wait for its own parent for ever. ancestor reports that case.
+func lockUnlessAncestorHolds(fd int) (ancestor bool, err error) {
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	if err != unix.EWOULDBLOCK {
-		return err
+		return false, err
 	}
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) == nil && ancestorHolds(st.Ino) {
-		return nil
+		return true, nil
 	}
-	return unix.Flock(fd, unix.LOCK_EX)
+	return false, unix.Flock(fd, unix.LOCK_EX)
 }
 
 // ancestorHolds reports whether /proc/locks shows a flock on inode ino held

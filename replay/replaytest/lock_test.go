@@ -19,8 +19,8 @@ func TestLockHeld(t *testing.T) {
 		t.Cleanup(func() { unix.Close(fd) })
 		return fd
 	}
-	if err := lockUnlessAncestorHolds(open()); err != nil {
-		t.Fatalf("an unheld lock: %v", err)
+	if ancestor, err := lockUnlessAncestorHolds(open()); err != nil || ancestor {
+		t.Fatalf("an unheld lock: %v (held by an ancestor: %v)", err, ancestor)
 	}
 	if err := unix.Flock(open(), unix.LOCK_EX|unix.LOCK_NB); err != unix.EWOULDBLOCK {
 		t.Fatalf("a second open took the lock (%v)", err)
