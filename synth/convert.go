@@ -115,6 +115,9 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 			tcp.Options = &parser.TCPOptions{Any: true}
 			return pk
 		}
+		if p.Flags.Has(tcpwire.FlagSYN) {
+			list = b.wildWScale(list)
+		}
 	}
 	if len(list) > 0 {
 		tcp.Options = &parser.TCPOptions{List: list}
@@ -162,6 +165,27 @@ func (b *builder) wildCookies(list []*parser.TCPOption) (_ []*parser.TCPOption, 
 		b.comment(fmt.Sprintf("Nops at the end: %d instead of the %d captured (the Fast Open cookie written * counts as 8 bytes; the reference wants the option list padded to 4 bytes).", pad, captured))
 	}
 	return list, n+pad > tcpwire.MaxOptionBytes
+}
+
+// wildWScale writes the window scale of the kernel's own SYN or SYN-ACK
+// as `wscale *`: the kernel picks it from its receive buffer limits, which
+// follow the host's memory and the kernel's version (6.1 announces 2 where
+// 6.18 announces 4 under the same settings), and it only scales the
+// kernel's own windows, which the script leaves unchecked too. The option
+// itself is still required (a kernel that stops scaling fails). --strict,
+// which checks those windows, and --exact keep the captured value.
+func (b *builder) wildWScale(list []*parser.TCPOption) []*parser.TCPOption {
+	if b.opts.Strict || b.opts.Exact {
+		return list
+	}
+	for i, o := range list {
+		if o.Kind == parser.OptWScale {
+			w := *o // the node may be shared (see tcpopts.go)
+			w.Value, w.Sym, w.Wild = 0, "", w.Wild|parser.WildValue
+			list[i] = &w
+		}
+	}
+	return list
 }
 
 // packetNodes holds the nodes of one script packet.

@@ -322,7 +322,7 @@ func TestMissingSYN(t *testing.T) {
 	text := string(parser.Format(flowScript(t, res, 1)))
 	for _, want := range []string{
 		"the SYN of the handshake is made up from the captured SYN-ACK",
-		"+0 > S 0:0(0) <mss 1460,nop,nop,TS val 1772677970 ecr 0,nop,wscale 7>\n",
+		"+0 > S 0:0(0) <mss 1460,nop,nop,TS val 1772677970 ecr 0,nop,wscale *>\n",
 		"+0^ < S. 0:0(0) ack 1 win 57344 <mss 1460,nop,wscale 0,nop,nop,TS val 391880539 ecr 1772677970>\n",
 		"+0 > P. 1:99(98) ack 1 ",
 		"< . 1:1449(1448) ack 99 ",
@@ -335,6 +335,11 @@ func TestMissingSYN(t *testing.T) {
 		if got := strings.Count(text, line); got != n {
 			t.Errorf("%q %d times, want %d", line, got, n)
 		}
+	}
+	// --strict keeps the window scale the SYN-ACK's window says the SYN had.
+	res = synthFile(t, "captures/public/zeek__tcp_missing-syn.pcap", "", Options{AllowPartial: true, Strict: true})
+	if strict := string(parser.Format(flowScript(t, res, 1))); !strings.Contains(strict, ",nop,wscale 7>\n") {
+		t.Errorf("--strict: the made-up SYN lacks wscale 7:\n%s", strict)
 	}
 	if t.Failed() {
 		t.Log(text)
