@@ -37,7 +37,7 @@ func TestGenCapture(t *testing.T) {
 		}
 		for _, p := range f.Packets {
 			if p.ChecksumState != tcpwire.ChecksumGood {
-				t.Fatalf("flow %d packet %d: checksum %v", f.Index, p.Index, p.ChecksumState)
+				t.Fatalf("flow %d packet %d: checksum %v", f.Index, p.Index(), p.ChecksumState)
 			}
 		}
 	}

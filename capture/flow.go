@@ -47,36 +47,93 @@ func (s Side) String() string {
 // FlowPacket is a compact copy of one packet of a flow: header fields, the
 // raw option bytes (decode with Options or OptionList) and the payload
 // length (the first payload bytes, with FlowOptions.PayloadBytes, are the
-// flow's: Flow.Payload). A long connection keeps millions: the fields are
-// laid out without padding, and options longer than a timestamp option
-// (SACK blocks, a handshake's) go in storage of their own.
+// flow's: Flow.Payload). A long connection keeps millions, so a record is
+// 64 bytes: the time in nanoseconds, the packet number and payload length
+// in 32 bits, the IP header's rarer fields in one word (FlowLabel, DF,
+// Truncated, IPVersion), and options longer than a timestamp option (SACK
+// blocks, a handshake's) in storage of their own.
 type FlowPacket struct {
-	Index         int // packet number in the file (1-based)
-	Time          time.Time
-	PayloadLen    int
+	ns            int64                         // Time, in nanoseconds since 1970
+	longOpts      *[tcpwire.MaxOptionBytes]byte // the options, when they do not fit in opts
 	Seq, Ack      tcpwire.Seq
-	FlowLabel     uint32
+	payloadLen    int32  // PayloadLen
+	index         uint32 // Index
+	ip            uint32 // FlowLabel, then the ipDF, ipTruncated and IP version bits
 	Flags         tcpwire.Flags
 	Window        uint16
 	Urgent        uint16
 	Checksum      uint16
 	IPID          uint16
-	From          Side      // sender within the flow
-	CaptureDir    Direction // as the capture recorded it
-	Truncated     bool      // the snaplen cut the datagram
-	IPVersion     uint8
 	TTL           uint8
 	TOS           uint8
-	DF            bool
+	From          Side      // sender within the flow
+	CaptureDir    Direction // as the capture recorded it
 	ChecksumState tcpwire.ChecksumState
 	optLen        uint8
-	opts          [inlineOptions]byte           // the options, when they fit
-	longOpts      *[tcpwire.MaxOptionBytes]byte // the options, when they do not
+	opts          [inlineOptions]byte // the options, when they fit
 }
+
+// The bits of FlowPacket.ip above the 20 of the flow label.
+const (
+	ipDF          = 1 << 20
+	ipTruncated   = 1 << 21
+	ipVersionBits = 24 // the IP version, in 8 bits from here
+	ipFlowLabel   = 1<<20 - 1
+)
 
 // inlineOptions is how many option bytes a FlowPacket holds in itself:
 // NOP, NOP, timestamp, which nearly every packet after a handshake has.
 const inlineOptions = 12
+
+// IPFields are the IP header fields of a FlowPacket packed in one word,
+// for SetIP.
+type IPFields struct {
+	Version   uint8
+	FlowLabel uint32 // 20 bits
+	DF        bool
+	Truncated bool // the snaplen cut the datagram
+}
+
+// SetIP sets the packed IP fields.
+func (p *FlowPacket) SetIP(f IPFields) {
+	p.ip = f.FlowLabel&ipFlowLabel | uint32(f.Version)<<ipVersionBits
+	if f.DF {
+		p.ip |= ipDF
+	}
+	if f.Truncated {
+		p.ip |= ipTruncated
+	}
+}
+
+// Index is the packet's number in the file (1-based), modulo 2^32: a
+// capture of more packets (300 GB of the shortest) numbers its later
+// packets from 0 again.
+func (p *FlowPacket) Index() int { return int(p.index) }
+
+// PayloadLen is the TCP payload's length from the IP header.
+func (p *FlowPacket) PayloadLen() int { return int(p.payloadLen) }
+
+// SetPayloadLen sets the payload length, for a packet made up.
+func (p *FlowPacket) SetPayloadLen(n int) { p.payloadLen = int32(n) }
+
+// Time is the capture timestamp.
+func (p *FlowPacket) Time() time.Time { return time.Unix(0, p.ns).UTC() }
+
+// SetTime sets the capture timestamp (kept in nanoseconds since 1970: a
+// time outside 1678-2262 does not fit).
+func (p *FlowPacket) SetTime(t time.Time) { p.ns = t.UnixNano() }
+
+// IPVersion is 4 or 6.
+func (p *FlowPacket) IPVersion() uint8 { return uint8(p.ip >> ipVersionBits) }
+
+// FlowLabel is the IPv6 flow label (0 for IPv4).
+func (p *FlowPacket) FlowLabel() uint32 { return p.ip & ipFlowLabel }
+
+// DF reports the IPv4 don't-fragment bit.
+func (p *FlowPacket) DF() bool { return p.ip&ipDF != 0 }
+
+// Truncated reports whether the snaplen cut the datagram.
+func (p *FlowPacket) Truncated() bool { return p.ip&ipTruncated != 0 }
 
 // FlowICMP is an ICMP error about one of a flow's segments.
 type FlowICMP struct {
@@ -378,7 +435,7 @@ func loopbackCopy(f *Flow, p *Packet) bool {
 		q = &f.Packets[len(f.Packets)-1]
 	}
 	return q.CaptureDir == DirOut && q.From == f.sideOf(p) && q.Seq == p.TCP.Seq && q.Ack == p.TCP.Ack &&
-		q.Flags == p.TCP.Flags && q.PayloadLen == p.PayloadLen && q.IPID == p.IP.ID && q.Window == p.TCP.Window &&
+		q.Flags == p.TCP.Flags && q.PayloadLen() == p.PayloadLen && q.IPID == p.IP.ID && q.Window == p.TCP.Window &&
 		q.Checksum == p.TCP.Checksum
 }
 
@@ -421,17 +478,13 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 	f.Checksum[s][p.TCP.ChecksumState]++
 	f.Last = p.Time
 	fp := FlowPacket{
-		Index:         p.Index,
-		Time:          p.Time,
+		ns:            p.Time.UnixNano(),
+		index:         uint32(p.Index),
 		From:          s,
 		CaptureDir:    p.CaptureDir,
-		Truncated:     p.Truncated,
-		IPVersion:     p.IP.Version,
 		TTL:           p.IP.TTL,
 		TOS:           p.IP.TOS,
-		FlowLabel:     p.IP.FlowLabel,
 		IPID:          p.IP.ID,
-		DF:            p.IP.DF,
 		Seq:           p.TCP.Seq,
 		Ack:           p.TCP.Ack,
 		Flags:         fl,
@@ -439,8 +492,9 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 		Urgent:        p.TCP.Urgent,
 		Checksum:      p.TCP.Checksum,
 		ChecksumState: p.TCP.ChecksumState,
-		PayloadLen:    p.PayloadLen,
+		payloadLen:    int32(p.PayloadLen),
 	}
+	fp.SetIP(IPFields{Version: p.IP.Version, FlowLabel: p.IP.FlowLabel, DF: p.IP.DF, Truncated: p.Truncated})
 	fp.setOptions(p.TCP.Options[:min(len(p.TCP.Options), tcpwire.MaxOptionBytes)])
 	f.Count++
 	if f.light {

@@ -290,7 +290,7 @@ func TestRelease(t *testing.T) {
 			if !reflect.DeepEqual(g[i], f.Packets[i]) {
 				t.Fatalf("flow %d packet %d: %+v, want %+v", f.Index, i, g[i], f.Packets[i])
 			}
-			if p, w := payloads[f.Index][i], f.Payload(i); !bytes.Equal(p, w) || len(w) != min(4, f.Packets[i].PayloadLen) {
+			if p, w := payloads[f.Index][i], f.Payload(i); !bytes.Equal(p, w) || len(w) != min(4, f.Packets[i].PayloadLen()) {
 				t.Fatalf("flow %d packet %d: payload %q, want %q", f.Index, i, p, w)
 			}
 		}
@@ -307,8 +307,8 @@ func TestFlowPacketCopy(t *testing.T) {
 	f := tr.Add(p)
 	p.Payload[0], p.TCP.Options[4] = 'X', 0xFF
 	fp := &f.Packets[0]
-	if string(f.Payload(0)) != "0123" || fp.PayloadLen != 10 || fp.Options().TSVal != 7 || len(fp.RawOptions()) != 12 {
-		t.Errorf("payload %q len %d options %+v", f.Payload(0), fp.PayloadLen, fp.Options())
+	if string(f.Payload(0)) != "0123" || fp.PayloadLen() != 10 || fp.Options().TSVal != 7 || len(fp.RawOptions()) != 12 {
+		t.Errorf("payload %q len %d options %+v", f.Payload(0), fp.PayloadLen(), fp.Options())
 	}
 	// Options longer than a timestamp's, copied too.
 	long := []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 3}

@@ -277,7 +277,7 @@ func (t *echoTrack) add(p *FlowPacket) {
 			t.first[s] = make(map[uint32]time.Time)
 		}
 		if _, ok := t.first[s][val]; !ok {
-			t.first[s][val] = p.Time
+			t.first[s][val] = p.Time()
 		}
 		t.lastVal[s], t.filed[s] = val, true
 	}
@@ -293,7 +293,7 @@ func (t *echoTrack) add(p *FlowPacket) {
 		}
 	}
 	if ok {
-		if d := p.Time.Sub(t0); !t.have[s] || d < t.best[s] {
+		if d := p.Time().Sub(t0); !t.have[s] || d < t.best[s] {
 			t.best[s], t.have[s] = d, true
 		}
 	}

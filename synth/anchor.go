@@ -22,7 +22,7 @@ type answered struct {
 // noteSent logs a local packet that occupies sequence space (data, SYN,
 // FIN), for the anchors of the packets that answer it.
 func (b *builder) noteSent(p *capture.FlowPacket) {
-	end := p.Seq.Add(uint32(p.PayloadLen))
+	end := p.Seq.Add(uint32(p.PayloadLen()))
 	if p.Flags.Has(tcpwire.FlagSYN) {
 		end = end.Add(1)
 	}
@@ -30,7 +30,7 @@ func (b *builder) noteSent(p *capture.FlowPacket) {
 		end = end.Add(1)
 	}
 	if end != p.Seq {
-		b.sent.add(p.Seq, end, p.Time)
+		b.sent.add(p.Seq, end, p.Time())
 	}
 }
 
@@ -72,7 +72,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	}
 	// The transmissions before p of any of it, in the order they were sent
 	// (the acknowledged ones too, for a D-SACK of a duplicate).
-	log := b.sent.touching(ranges, p.Time)
+	log := b.sent.touching(ranges, p.Time())
 	n := 0
 	for _, i := range log {
 		n = max(n, b.sent.segs[i].n)

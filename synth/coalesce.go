@@ -73,7 +73,7 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 		return nil, 0
 	}
 	size := b.segSize(first, b.remote)
-	if size == 0 || first.PayloadLen%size != 0 || b.gsoSize != 0 && size != b.gsoSize {
+	if size == 0 || first.PayloadLen()%size != 0 || b.gsoSize != 0 && size != b.gsoSize {
 		return nil, 0
 	}
 	in := b.runBuf[:0]
@@ -85,7 +85,7 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 		switch {
 		case j-i >= maxRun:
 			return nil, 0
-		case q.Time.Sub(first.Time) > backlogSpan+b.tolerance():
+		case q.Time().Sub(first.Time()) > backlogSpan+b.tolerance():
 			return nil, 0
 		case q.From == b.remote:
 			in = append(in, j)
@@ -105,14 +105,14 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 	for ; n < len(in) && end != a.Ack; n++ {
 		k := in[n]
 		q := &ps[k]
-		if n > 0 && ps[in[n-1]].PayloadLen%size != 0 || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
-			q.TOS != first.TOS || q.Window == 0 || k == b.teardown || q.Time.Sub(first.Time) > backlogSpan ||
-			a.Ack.LessThan(q.Seq.Add(uint32(q.PayloadLen))) {
+		if n > 0 && ps[in[n-1]].PayloadLen()%size != 0 || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
+			q.TOS != first.TOS || q.Window == 0 || k == b.teardown || q.Time().Sub(first.Time()) > backlogSpan ||
+			a.Ack.LessThan(q.Seq.Add(uint32(q.PayloadLen()))) {
 			return nil, 0
 		}
-		end = end.Add(uint32(q.PayloadLen))
+		end = end.Add(uint32(q.PayloadLen()))
 	}
-	if n < 2 || end != a.Ack || a.Time.Sub(ps[in[n-1]].Time) >= b.tolerance() ||
+	if n < 2 || end != a.Ack || a.Time().Sub(ps[in[n-1]].Time()) >= b.tolerance() ||
 		int(end.Diff(first.Seq)) <= 2*size && !b.ackingEach(j, size) && !b.readingOn(i) {
 		return nil, 0
 	}
@@ -124,7 +124,7 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 		if q.Seq != end || q.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 			return nil, 0
 		}
-		end = end.Add(uint32(q.PayloadLen))
+		end = end.Add(uint32(q.PayloadLen()))
 	}
 	b.runReads = !b.updateFollows(j) && !b.edgeHeld(j)
 	return in[:n], max(at, in[n-1])
@@ -142,7 +142,7 @@ func (b *builder) edgeHeld(j int) bool {
 		if q.From != b.local {
 			continue
 		}
-		if !pureACK(q) || !a.Ack.LessThan(q.Ack) || q.Time.Sub(a.Time) >= b.tolerance() {
+		if !pureACK(q) || !a.Ack.LessThan(q.Ack) || q.Time().Sub(a.Time()) >= b.tolerance() {
 			return false
 		}
 		unit := int32(1) << b.localWScale
@@ -164,7 +164,7 @@ func (b *builder) updateFollows(j int) bool {
 	}
 	q := &ps[j+1]
 	return q.From == b.local && pureACK(q) && q.Ack == ps[j].Ack && b.outWin(q) > b.outWin(&ps[j]) &&
-		q.Options().NumSACK == 0 && q.Time.Sub(ps[j].Time) < b.tolerance()
+		q.Options().NumSACK == 0 && q.Time().Sub(ps[j].Time()) < b.tolerance()
 }
 
 // unacked returns the in-order inbound data segments from packet i on
@@ -184,14 +184,14 @@ func (b *builder) unacked(i int) (run []int, at int) {
 	defer func() { b.runBuf = got[:0] }()
 	for ; j < len(ps) && ps[j].From == b.remote; j++ {
 		q := &ps[j]
-		if j-i >= maxRun || q.Seq != end || !coalescible(q) || j == b.teardown || q.Time.Sub(p.Time) >= b.tolerance() {
+		if j-i >= maxRun || q.Seq != end || !coalescible(q) || j == b.teardown || q.Time().Sub(p.Time()) >= b.tolerance() {
 			return nil, 0
 		}
-		end = end.Add(uint32(q.PayloadLen))
+		end = end.Add(uint32(q.PayloadLen()))
 		got = append(got, j)
 	}
 	if j == len(ps) || !pureACK(&ps[j]) || ps[j].Ack != p.Seq || ps[j].Options().NumSACK > 0 ||
-		ps[j].Time.Sub(p.Time) >= b.tolerance() {
+		ps[j].Time().Sub(p.Time()) >= b.tolerance() {
 		return nil, 0
 	}
 	return got, j
@@ -258,7 +258,7 @@ func (b *builder) readingOn(i int) bool {
 	ps := b.f.Packets
 	for k := i - 1; k >= 0; k-- {
 		if q := &ps[k]; q.From == b.local {
-			return pureACK(q) && ps[i].Time.Sub(q.Time) <= backlogSpan
+			return pureACK(q) && ps[i].Time().Sub(q.Time()) <= backlogSpan
 		}
 	}
 	return false
@@ -275,7 +275,7 @@ func (b *builder) nextInOrder(p *capture.FlowPacket) bool {
 // coalescible reports whether p can be part of a coalesced run: data with
 // an ACK and none of backlogFlags.
 func coalescible(p *capture.FlowPacket) bool {
-	return p.PayloadLen > 0 && p.Flags.Has(tcpwire.FlagACK) && p.Flags&backlogFlags == 0
+	return p.PayloadLen() > 0 && p.Flags.Has(tcpwire.FlagACK) && p.Flags&backlogFlags == 0
 }
 
 // deferred reports whether packet i belongs to the pending coalesced run,
@@ -300,17 +300,17 @@ func (b *builder) deferred(i int) bool {
 // edge, which shows that the application was not reading. The segments
 // that unacked found go one by one.
 func (b *builder) inboundRun() {
-	at := b.f.Packets[b.runAt].Time
+	at := b.f.Packets[b.runAt].Time()
 	run := make([]*capture.FlowPacket, len(b.run))
 	segs := 0
 	for k, i := range b.run {
 		q := b.f.Packets[i]
-		if q.Time.Before(at) {
-			q.Time = at
+		if q.Time().Before(at) {
+			q.SetTime(at)
 		}
 		run[k] = &q
 		if m := b.segSize(&q, b.remote); m > 0 {
-			segs += q.PayloadLen / m
+			segs += q.PayloadLen() / m
 		}
 	}
 	b.run = nil
@@ -330,9 +330,9 @@ func (b *builder) inboundRun() {
 	b.count.merged += len(run)
 	b.comment(fmt.Sprintf("%d segments that the captured kernel took as one (then acknowledged at once): injected as one GSO packet.", len(run)))
 	for k := 0; k < len(run); {
-		n, total := 1, run[k].PayloadLen
-		for k+n < len(run) && total+run[k+n].PayloadLen <= maxGSOPayload {
-			total += run[k+n].PayloadLen
+		n, total := 1, run[k].PayloadLen()
+		for k+n < len(run) && total+run[k+n].PayloadLen() <= maxGSOPayload {
+			total += run[k+n].PayloadLen()
 			n++
 		}
 		b.inboundGroup(run[k : k+n])
@@ -359,10 +359,10 @@ func (b *builder) inboundGroup(g []*capture.FlowPacket) {
 	}
 	pk := b.convert(last, true)
 	pk.TCP.Seq = rel(g[0].Seq, b.remoteISN)
-	pk.TCP.Len = uint32(last.Seq.Add(uint32(last.PayloadLen)).Diff(g[0].Seq))
+	pk.TCP.Len = uint32(last.Seq.Add(uint32(last.PayloadLen())).Diff(g[0].Seq))
 	pk.TCP.Flags = flagText(last.Flags | fl&tcpwire.FlagPSH)
 	if b.fits(last, pk) {
-		b.emit(last.Time, pk)
+		b.emit(last.Time(), pk)
 	}
 }
 
@@ -379,9 +379,9 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 	}
 	fl := p.Flags
 	switch {
-	case in && p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagRST) && b.rcv.unread < readChunk:
+	case in && p.PayloadLen() > 0 && !fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagRST) && b.rcv.unread < readChunk:
 		return
-	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time.Sub(b.prevTime) >= b.tolerance():
+	case !in && pureACK(p) && !b.windowUpdate(p) && p.Time().Sub(b.prevTime) >= b.tolerance():
 		// A delayed ACK: the application had not read yet, or its read
 		// would have made the kernel ACK at once.
 		return
@@ -396,7 +396,7 @@ func (b *builder) maybeFlushRead(p *capture.FlowPacket, in bool) {
 		return
 	case !in && pureACK(p) && b.windowUpdate(p):
 		// A window update follows the read that made room.
-		b.flushReadAt(p.Time)
+		b.flushReadAt(p.Time())
 		return
 	}
 	b.flushRead()

@@ -18,7 +18,7 @@ func (b *builder) packet(p *capture.FlowPacket, in bool) *parser.Packet {
 	if !b.fits(p, pk) {
 		return nil
 	}
-	if m := b.segSize(p, b.local); !in && m > 0 && p.PayloadLen > m {
+	if m := b.segSize(p, b.local); !in && m > 0 && p.PayloadLen() > m {
 		b.count.bigOut++
 	}
 	return pk
@@ -31,13 +31,13 @@ func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
 	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) > math.MaxUint32 {
 		b.count.wraps++
 		b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
-			p.Index, pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
+			p.Index(), pk.TCP.Seq, uint64(pk.TCP.Seq)+uint64(pk.TCP.Len)))
 		return false
 	}
 	if limit := parser.MaxSegmentBytes(pk.TCP.Options.WireLen()); int(pk.TCP.Len) > limit {
 		b.count.tooLarge++
 		b.comment(fmt.Sprintf("Left out: packet %d, whose %d bytes of data are more than a script's packet holds (%d with its options).",
-			p.Index, pk.TCP.Len, limit))
+			p.Index(), pk.TCP.Len, limit))
 		return false
 	}
 	return true
@@ -48,11 +48,11 @@ func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
 // the local ISN, outbound the other way round.
 func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
 	pk := b.convertPacket(p, in)
-	if b.opts.Frames && p.Index > 0 { // a made-up packet has no frame
+	if b.opts.Frames && p.Index() > 0 { // a made-up packet has no frame
 		if b.frameOf == nil {
 			b.frameOf = map[*parser.Packet]int{}
 		}
-		b.frameOf[pk] = p.Index
+		b.frameOf[pk] = p.Index()
 	}
 	return pk
 }
@@ -70,7 +70,7 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 	*tcp = parser.TCP{
 		Flags: flagText(p.Flags),
 		Seq:   rel(p.Seq, seqBase),
-		Len:   uint32(p.PayloadLen),
+		Len:   uint32(p.PayloadLen()),
 	}
 	if p.Flags.Has(tcpwire.FlagACK) {
 		n.ack = rel(p.Ack, ackBase)

@@ -54,7 +54,7 @@ func (b *builder) setupSYNFeatures(syn *capture.FlowPacket) {
 	case b.server && !syn.Flags.Has(tcpwire.FlagECE) && b.remoteSYN() != nil && b.remoteSYN().Flags&ecn == ecn:
 		e.addInit("sysctl -q net.ipv4.tcp_ecn=0", "The captured server ignored the client's ECN request: so does this one.")
 	}
-	if o := syn.Options(); !b.server && o.FastOpen && !o.FastOpenExp && o.CookieLen == 0 && syn.PayloadLen == 0 {
+	if o := syn.Options(); !b.server && o.FastOpen && !o.FastOpenExp && o.CookieLen == 0 && syn.PayloadLen() == 0 {
 		// A cookie request without data: what connect() sends with
 		// TCP_FASTOPEN_CONNECT and no cookie cached.
 		b.env.fastOpenConnect = true
@@ -119,7 +119,7 @@ func (b *builder) fastOpenChild(syn *capture.FlowPacket) bool {
 			if p.From == b.remote && p.Flags.Has(tcpwire.FlagACK) && !p.Flags.Has(tcpwire.FlagSYN) {
 				break
 			}
-			if p.From == b.local && p.PayloadLen > 0 && !p.Flags.Has(tcpwire.FlagSYN) {
+			if p.From == b.local && p.PayloadLen() > 0 && !p.Flags.Has(tcpwire.FlagSYN) {
 				b.dataFirst = 1
 				break
 			}
@@ -132,7 +132,7 @@ func (b *builder) fastOpenChild(syn *capture.FlowPacket) bool {
 // that came in the remote's SYN.
 func (b *builder) remoteSYNData(syn *capture.FlowPacket) bool {
 	p := b.remoteSYN()
-	return p != nil && p.PayloadLen > 0 && syn.Ack == p.Seq.Add(uint32(p.PayloadLen)+1)
+	return p != nil && p.PayloadLen() > 0 && syn.Ack == p.Seq.Add(uint32(p.PayloadLen())+1)
 }
 
 // remoteSYNOrSYNACK returns the remote side's first SYN or SYN-ACK, or nil.
@@ -273,7 +273,7 @@ func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
 	grown := false // the window grew with data received (tcp_grow_window)
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
-		if p.From == b.remote && p.PayloadLen >= 128 {
+		if p.From == b.remote && p.PayloadLen() >= 128 {
 			grown = true
 		}
 		if p.From != b.local || p.Flags.Has(tcpwire.FlagSYN) || !p.Flags.Has(tcpwire.FlagACK) || p.Flags.Has(tcpwire.FlagRST) {
@@ -367,7 +367,7 @@ func (b *builder) rcvbufCall(fd int64) {
 		return
 	}
 	b.comment(fmt.Sprintf("The captured SYN's window scale says the application shrank its receive buffer: about %d bytes.", b.env.rcvbuf))
-	b.call(b.f.Packets[0].Time, "setsockopt", 0, num(fd), word("SOL_SOCKET"), word("SO_RCVBUF"), &parser.List{Elems: []parser.Expr{num(b.env.rcvbuf)}}, num(4))
+	b.call(b.f.Packets[0].Time(), "setsockopt", 0, num(fd), word("SOL_SOCKET"), word("SO_RCVBUF"), &parser.List{Elems: []parser.Expr{num(b.env.rcvbuf)}}, num(4))
 }
 
 // noDelay reports whether the local side sent a segment of new data
@@ -388,10 +388,10 @@ func (b *builder) noDelay() bool {
 			}
 			continue
 		}
-		if p.PayloadLen == 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
+		if p.PayloadLen() == 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 			continue
 		}
-		end := p.Seq.Add(uint32(p.PayloadLen))
+		end := p.Seq.Add(uint32(p.PayloadLen()))
 		if !high.advance(end) {
 			continue // a retransmission
 		}
@@ -399,7 +399,7 @@ func (b *builder) noDelay() bool {
 		// an MTU probe, which does not update the Nagle state
 		// (tcp_mtu_probe), and a TSO super-segment with a short tail is
 		// not told from it.
-		if m := b.segSize(p, b.local); m == 0 || p.PayloadLen >= m {
+		if m := b.segSize(p, b.local); m == 0 || p.PayloadLen() >= m {
 			continue
 		}
 		if small && acked && una.LessThan(sml) && !p.Flags.Has(tcpwire.FlagFIN) {
@@ -431,18 +431,18 @@ func (b *builder) uncollapsedRetrans() bool {
 	prevLen := 0
 	for i := range b.f.Packets {
 		p := &b.f.Packets[i]
-		if p.From != b.local || p.PayloadLen == 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST|tcpwire.FlagFIN) != 0 {
+		if p.From != b.local || p.PayloadLen() == 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST|tcpwire.FlagFIN) != 0 {
 			continue
 		}
-		end := p.Seq.Add(uint32(p.PayloadLen))
+		end := p.Seq.Add(uint32(p.PayloadLen()))
 		if high.advance(end) {
 			continue
 		}
 		m := b.segSize(p, b.local)
-		if prev && p.Seq == prevEnd && m > 0 && prevLen+p.PayloadLen <= m {
+		if prev && p.Seq == prevEnd && m > 0 && prevLen+p.PayloadLen() <= m {
 			return true
 		}
-		prev, prevEnd, prevLen = true, end, p.PayloadLen
+		prev, prevEnd, prevLen = true, end, p.PayloadLen()
 	}
 	return false
 }

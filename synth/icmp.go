@@ -75,7 +75,7 @@ func (b *builder) killingICMP() int {
 	}
 	last := -1
 	for i := range b.f.ICMP {
-		if e := &b.f.ICMP[i]; e.To == b.local && e.Index < b.f.Packets[b.resetACK].Index {
+		if e := &b.f.ICMP[i]; e.To == b.local && e.Index < b.f.Packets[b.resetACK].Index() {
 			last = i
 		}
 	}

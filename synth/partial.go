@@ -28,7 +28,7 @@ const (
 // capture faithfully; the header says so.
 func (b *builder) fabricateHandshake() {
 	f := b.f
-	at := f.Packets[0].Time
+	at := f.Packets[0].Time()
 	b.server, b.refused = b.local == serverSide(f), false
 	b.localISN, b.remoteISN = guessISN(f, b.local), guessISN(f, b.remote)
 	tsLocal, okL := firstTS(f, b.local)
@@ -156,7 +156,7 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 	sa := &f.Packets[at]
 	o := sa.Options()
 	mss := guessMSS4
-	if sa.IPVersion == 6 {
+	if sa.IPVersion() == 6 {
 		mss = guessMSS6
 	}
 	// In the order and alignment Linux writes a SYN's options.
@@ -180,9 +180,11 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 		guessed = append(guessed, fmt.Sprintf("window scale %d", guessWScale))
 	}
 	syn := capture.FlowPacket{
-		Time: sa.Time, From: capture.SideA, IPVersion: sa.IPVersion, TTL: 64, DF: sa.DF,
-		Seq: sa.Ack - 1, Flags: tcpwire.FlagSYN, Window: guessSYNWin, ChecksumState: tcpwire.ChecksumGood,
+		From: capture.SideA, TTL: 64, Seq: sa.Ack - 1, Flags: tcpwire.FlagSYN, Window: guessSYNWin,
+		ChecksumState: tcpwire.ChecksumGood,
 	}
+	syn.SetTime(sa.Time())
+	syn.SetIP(capture.IPFields{Version: sa.IPVersion(), DF: sa.DF()})
 	if err := syn.SetOptions(raw); err != nil {
 		return f, ""
 	}

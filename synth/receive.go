@@ -34,7 +34,7 @@ const (
 // data takes the data of the remote segment p (not a SYN, known start).
 func (r *receiver) data(p *capture.FlowPacket) arrival {
 	seq := p.Seq
-	end := seq.Add(uint32(p.PayloadLen))
+	end := seq.Add(uint32(p.PayloadLen()))
 	switch {
 	case end.LessThanEq(r.nxt):
 		return again
@@ -53,7 +53,7 @@ func (r *receiver) data(p *capture.FlowPacket) arrival {
 // fin takes the FIN of the remote segment p, which counts once it is in
 // order: it takes the sequence number after the data.
 func (r *receiver) fin(p *capture.FlowPacket) {
-	if p.Flags.Has(tcpwire.FlagFIN) && p.Seq.Add(uint32(p.PayloadLen)) == r.nxt {
+	if p.Flags.Has(tcpwire.FlagFIN) && p.Seq.Add(uint32(p.PayloadLen())) == r.nxt {
 		r.nxt = r.nxt.Add(1)
 		r.finRcvd = true
 	}

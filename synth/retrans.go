@@ -28,7 +28,7 @@ const retransUndecided = "The kernel retransmits (its own timer or fast retransm
 // undecided rather than guessed.
 func retransCause(f *capture.Flow, i int, local capture.Side, sndMax tcpwire.Seq) string {
 	p := &f.Packets[i]
-	end := p.Seq.Add(uint32(p.PayloadLen))
+	end := p.Seq.Add(uint32(p.PayloadLen()))
 	var lastIn time.Time
 	var lastAck tcpwire.Seq
 	ackSeen, found := false, false
@@ -37,7 +37,7 @@ func retransCause(f *capture.Flow, i int, local capture.Side, sndMax tcpwire.Seq
 	for j := i - 1; j >= 0 && j >= i-retransLookback; j-- {
 		q := &f.Packets[j]
 		if q.From == local {
-			if !found && q.PayloadLen > 0 && !q.Seq.Add(uint32(q.PayloadLen)).LessThan(end) && q.Seq.LessThan(end) && !p.Seq.LessThan(q.Seq) {
+			if !found && q.PayloadLen() > 0 && !q.Seq.Add(uint32(q.PayloadLen())).LessThan(end) && q.Seq.LessThan(end) && !p.Seq.LessThan(q.Seq) {
 				found = true
 			}
 			continue
@@ -46,14 +46,14 @@ func retransCause(f *capture.Flow, i int, local capture.Side, sndMax tcpwire.Seq
 			break
 		}
 		if lastIn.IsZero() {
-			lastIn = q.Time
+			lastIn = q.Time()
 		}
 		if !q.Flags.Has(tcpwire.FlagACK) {
 			continue
 		}
 		if !ackSeen {
 			lastAck, ackSeen = q.Ack, true
-		} else if !found && q.Ack == prevAck && q.PayloadLen == 0 {
+		} else if !found && q.Ack == prevAck && q.PayloadLen() == 0 {
 			dup++
 		}
 		prevAck = q.Ack
@@ -64,7 +64,7 @@ func retransCause(f *capture.Flow, i int, local capture.Side, sndMax tcpwire.Seq
 	if !found || lastIn.IsZero() {
 		return retransUndecided
 	}
-	quiet := p.Time.Sub(lastIn)
+	quiet := p.Time().Sub(lastIn)
 	switch {
 	case sacked:
 		return fmt.Sprintf("The kernel retransmits: fast retransmit or RACK (the peer sent %d duplicate ACKs with SACK blocks since the data was first sent).", dup)

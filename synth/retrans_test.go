@@ -13,10 +13,15 @@ func TestRetransCause(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	out := func(at time.Time, seq, n int) capture.FlowPacket {
-		return capture.FlowPacket{Time: at, From: capture.SideB, Seq: tcpwire.Seq(seq), Ack: 1, Flags: tcpwire.FlagACK, PayloadLen: n}
+		p := capture.FlowPacket{From: capture.SideB, Seq: tcpwire.Seq(seq), Ack: 1, Flags: tcpwire.FlagACK}
+		p.SetTime(at)
+		p.SetPayloadLen(n)
+		return p
 	}
 	ack := func(at time.Time, a int) capture.FlowPacket {
-		return capture.FlowPacket{Time: at, From: capture.SideA, Seq: 1, Ack: tcpwire.Seq(a), Flags: tcpwire.FlagACK}
+		p := capture.FlowPacket{From: capture.SideA, Seq: 1, Ack: tcpwire.Seq(a), Flags: tcpwire.FlagACK}
+		p.SetTime(at)
+		return p
 	}
 	for _, tc := range []struct {
 		name string
@@ -32,7 +37,7 @@ func TestRetransCause(t *testing.T) {
 		f := &capture.Flow{Packets: tc.pks, Local: capture.SideB}
 		var sndMax tcpwire.Seq
 		for _, p := range tc.pks[:len(tc.pks)-1] {
-			if e := p.Seq.Add(uint32(p.PayloadLen)); p.From == capture.SideB && sndMax.LessThan(e) {
+			if e := p.Seq.Add(uint32(p.PayloadLen())); p.From == capture.SideB && sndMax.LessThan(e) {
 				sndMax = e
 			}
 		}

@@ -25,10 +25,10 @@ func (b *builder) lastUnpushed() int {
 		if p.Flags.Has(tcpwire.FlagFIN) {
 			return -1
 		}
-		if p.PayloadLen == 0 || p.Flags.Has(tcpwire.FlagSYN) {
+		if p.PayloadLen() == 0 || p.Flags.Has(tcpwire.FlagSYN) {
 			continue
 		}
-		if high.advance(p.Seq.Add(uint32(p.PayloadLen))) {
+		if high.advance(p.Seq.Add(uint32(p.PayloadLen()))) {
 			last = i
 		}
 	}
@@ -54,10 +54,10 @@ func unpushedEnds(f *capture.Flow, local capture.Side) map[tcpwire.Seq]bool {
 	var high highMark
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		if p.From != local || p.PayloadLen == 0 || p.Flags.Has(tcpwire.FlagSYN) {
+		if p.From != local || p.PayloadLen() == 0 || p.Flags.Has(tcpwire.FlagSYN) {
 			continue
 		}
-		end := p.Seq.Add(uint32(p.PayloadLen))
+		end := p.Seq.Add(uint32(p.PayloadLen()))
 		switch {
 		case high.advance(end):
 		case !p.Flags.Has(tcpwire.FlagPSH):
@@ -100,7 +100,7 @@ func teardownRST(f *capture.Flow, remote capture.Side) int {
 		p := &f.Packets[i]
 		if p.Flags.Has(tcpwire.FlagFIN) && !fin[p.From] {
 			fin[p.From] = true
-			finEnd[p.From] = p.Seq.Add(uint32(p.PayloadLen) + 1)
+			finEnd[p.From] = p.Seq.Add(uint32(p.PayloadLen()) + 1)
 		}
 		o := p.From.Other()
 		if fin[o] && p.Flags.Has(tcpwire.FlagACK) && finEnd[o].LessThanEq(p.Ack) {
@@ -147,10 +147,10 @@ func shutdownFIN(f *capture.Flow, local capture.Side) int {
 			}
 			continue
 		}
-		if p.PayloadLen == 0 {
+		if p.PayloadLen() == 0 {
 			continue
 		}
-		if !high.advance(p.Seq.Add(uint32(p.PayloadLen))) {
+		if !high.advance(p.Seq.Add(uint32(p.PayloadLen()))) {
 			continue
 		}
 		if at < 0 {

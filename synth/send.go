@@ -70,9 +70,9 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if !b.outSeen {
 		b.sndMax = seq
 	}
-	end := seq.Add(uint32(p.PayloadLen))
+	end := seq.Add(uint32(p.PayloadLen()))
 	var fresh int64
-	if p.PayloadLen > 0 && !fl.Has(tcpwire.FlagSYN) {
+	if p.PayloadLen() > 0 && !fl.Has(tcpwire.FlagSYN) {
 		if b.sndMax.LessThan(end) {
 			start := seq
 			if start.LessThan(b.sndMax) {
@@ -87,11 +87,11 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	if fl.Has(tcpwire.FlagSYN) && b.outSeen {
 		b.comment("The kernel retransmits its SYN.")
 	}
-	timer := (p.PayloadLen > 0 && fresh == 0) || (fl.Has(tcpwire.FlagSYN) && b.outSeen) ||
-		(fl.Has(tcpwire.FlagFIN) && b.finSent) || (p.PayloadLen == 0 && b.outSeen && p.Seq == b.sndMax-1)
+	timer := (p.PayloadLen() > 0 && fresh == 0) || (fl.Has(tcpwire.FlagSYN) && b.outSeen) ||
+		(fl.Has(tcpwire.FlagFIN) && b.finSent) || (p.PayloadLen() == 0 && b.outSeen && p.Seq == b.sndMax-1)
 	blocking := b.toBlocking && (fresh > 0 || fl.Has(tcpwire.FlagFIN) || fl.Has(tcpwire.FlagRST))
 	if blocking {
-		b.switchToBlocking(p.Time)
+		b.switchToBlocking(p.Time())
 	}
 	joined := false
 	if fresh > 0 {
@@ -119,8 +119,8 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	}
 	if fl.Has(tcpwire.FlagRST) && b.fd >= 0 && !b.closed {
 		b.flushRead()
-		b.call(p.Time, "setsockopt", 0, num(b.fd), word("SOL_SOCKET"), word("SO_LINGER"), &parser.Linger{OnOff: 1, Linger: 0}, num(8))
-		b.call(p.Time, "close", 0, num(b.fd))
+		b.call(p.Time(), "setsockopt", 0, num(b.fd), word("SOL_SOCKET"), word("SO_LINGER"), &parser.Linger{OnOff: 1, Linger: 0}, num(8))
+		b.call(p.Time(), "close", 0, num(b.fd))
 		b.closed = true
 	}
 	react := len(b.events) > 0
@@ -131,7 +131,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		}
 	}
 	if pk := b.packet(p, false); pk != nil {
-		if fresh == 0 && p.PayloadLen > 0 && !b.opts.Strict {
+		if fresh == 0 && p.PayloadLen() > 0 && !b.opts.Strict {
 			// A retransmission carries PSH where a script write ended, in
 			// the replay as in the kernel (tcp_fragment keeps it at the
 			// end), and where the captured one had it: Linux 6.18, resending
@@ -155,13 +155,13 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			// is none: its TCP is nil).
 			q := b.lastPkt
 			prevFIN := q != nil && q.Dir == parser.Inbound && q.TCP != nil && strings.Contains(q.TCP.Flags, "F")
-			e := b.emit(p.Time, pk)
+			e := b.emit(p.Time(), pk)
 			e.react = react
 			e.ack, e.afterFIN = pureACK(p), pureACK(p) && prevFIN
 			e.timer = timer
 			e.fresh = fresh > 0
 			b.noteTSVal(pk)
-			if fresh > 0 && int64(p.PayloadLen) == fresh {
+			if fresh > 0 && int64(p.PayloadLen()) == fresh {
 				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments), segs: 1, optLen: len(p.RawOptions())}
 			}
 			if fresh > 0 {
@@ -179,7 +179,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		b.lastData = p
 	}
 	if b.toBlocking && pureACK(p) {
-		b.switchToBlocking(p.Time)
+		b.switchToBlocking(p.Time())
 	}
 	if fl.Has(tcpwire.FlagSYN | tcpwire.FlagACK) {
 		b.rcv.synData(p.Ack) // the SYN-ACK takes the data of the SYN
@@ -189,12 +189,12 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		// before the handshake completes; after the ICMP error that ended
 		// it, if one did (see killingICMP).
 		if b.acceptICMP = b.killingICMP(); b.acceptICMP < 0 {
-			b.accept(p.Time)
+			b.accept(p.Time())
 		}
 	}
 	if b.closeInSYNSent && fl.Has(tcpwire.FlagSYN) && !fl.Has(tcpwire.FlagACK) && !b.closed {
 		b.comment("The kernel answers the SYN-ACK with a bare RST: the application closed the socket before it came.")
-		b.call(p.Time, "close", 0, num(b.fd))
+		b.call(p.Time(), "close", 0, num(b.fd))
 		b.closed = true
 	}
 	b.outSeen, b.lastOutAck, b.lastOutWin = true, p.Ack, b.outWin(p)
@@ -207,7 +207,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 // the window open it is a keepalive, which the script cannot ask for
 // without knowing the application's keepalive settings.
 func (b *builder) probe(i int, p *capture.FlowPacket) {
-	if p.PayloadLen != 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || !b.outSeen || p.Seq != b.sndMax-1 {
+	if p.PayloadLen() != 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || !b.outSeen || p.Seq != b.sndMax-1 {
 		return
 	}
 	if b.inSeen && b.lastInWin != 0 {
@@ -277,10 +277,10 @@ func (b *builder) nextFresh(i int) int64 {
 	}
 	for j := i + 1; j < len(b.f.Packets); j++ {
 		p := &b.f.Packets[j]
-		if p.From != b.local || p.PayloadLen == 0 {
+		if p.From != b.local || p.PayloadLen() == 0 {
 			continue
 		}
-		end := p.Seq.Add(uint32(p.PayloadLen))
+		end := p.Seq.Add(uint32(p.PayloadLen()))
 		if !b.sndMax.LessThan(end) {
 			continue
 		}
@@ -324,12 +324,12 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 		if fresh -= n; fresh == 0 {
 			b.tail = nil
 			if b.queued == 0 {
-				b.writeEnds[p.Seq.Add(uint32(p.PayloadLen))] = true
+				b.writeEnds[p.Seq.Add(uint32(p.PayloadLen()))] = true
 			}
 			return false
 		}
 	}
-	end := p.Seq.Add(uint32(p.PayloadLen))
+	end := p.Seq.Add(uint32(p.PayloadLen()))
 	join := b.write != nil && b.lastData != nil && !b.endsWrite(b.lastData, p) && (!b.ackedSince || b.writeN+fresh <= writeCap)
 	if join && b.writeN+fresh > maxCall {
 		b.count.bigCalls++
@@ -349,7 +349,7 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	b.closeWrite()
 	b.tail, b.ackedSince = nil, false
 	b.writeEnd, b.writeEnds[end] = end, true
-	b.write = b.rwCall(p.Time, "write", fresh)
+	b.write = b.rwCall(p.Time(), "write", fresh)
 	b.writeN = fresh
 	b.setWriteN()
 	b.lastCall = "write"
@@ -368,7 +368,7 @@ func (b *builder) setWriteN() {
 // leaves long after the packet before it, so nothing in the protocol made
 // the kernel send it then (data sent right after an ACK was queued).
 func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
-	if last.Flags.Has(tcpwire.FlagPSH) && !b.notPushed[last.Seq.Add(uint32(last.PayloadLen))] {
+	if last.Flags.Has(tcpwire.FlagPSH) && !b.notPushed[last.Seq.Add(uint32(last.PayloadLen()))] {
 		return true
 	}
 	if b.short(last) {
@@ -382,14 +382,14 @@ func (b *builder) endsWrite(last, p *capture.FlowPacket) bool {
 		// tail stays: close() put the FIN on the queued data.)
 		return true
 	}
-	return p.Time.Sub(b.prevTime) > b.tolerance()
+	return p.Time().Sub(b.prevTime) > b.tolerance()
 }
 
 // short reports whether the data segment p is not a whole number of full
 // segments: the kernel had no more data to send then.
 func (b *builder) short(p *capture.FlowPacket) bool {
 	m := b.segSize(p, b.local)
-	return m > 0 && p.PayloadLen%m != 0
+	return m > 0 && p.PayloadLen()%m != 0
 }
 
 // localFIN emits the call behind the local side's FIN: shutdown(SHUT_WR)
@@ -400,10 +400,10 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 		return
 	}
 	if b.shutdownAt >= 0 && &b.f.Packets[b.shutdownAt] == p {
-		b.call(p.Time, "shutdown", 0, num(b.fd), word("SHUT_WR"))
+		b.call(p.Time(), "shutdown", 0, num(b.fd), word("SHUT_WR"))
 		return
 	}
-	b.call(p.Time, "close", 0, num(b.fd))
+	b.call(p.Time(), "close", 0, num(b.fd))
 	b.closed = true
 }
 
@@ -474,12 +474,12 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	// segment (relative times after it count from there): so does the
 	// script, or every burst the kernel paces out would delay what follows
 	// by its spread, and a long transfer would drift late by milliseconds.
-	u.ev.at = p.Time
+	u.ev.at = p.Time()
 	if b.opts.Frames {
 		if b.frames == nil {
 			b.frames = map[*event][]int{}
 		}
-		b.frames[u.ev] = append(b.frames[u.ev], p.Index)
+		b.frames[u.ev] = append(b.frames[u.ev], p.Index())
 	}
 	b.count.gathered++
 	u.ev.comments = append(u.ev.comments[:u.base:u.base], gatheredNote(u.segs))

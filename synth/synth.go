@@ -138,7 +138,7 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder,
 			continue
 		}
 		if i == b.teardown {
-			b.comment(fmt.Sprintf("The capture ends with a RST from the remote %s after the previous packet (the packetdrill", fmtDur(p.Time.Sub(f.Packets[i-1].Time))),
+			b.comment(fmt.Sprintf("The capture ends with a RST from the remote %s after the previous packet (the packetdrill", fmtDur(p.Time().Sub(f.Packets[i-1].Time()))),
 				"tool that ran the remote side tears its connection down so): left out, the connection was already closed.")
 			continue
 		}
@@ -146,7 +146,7 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder,
 			b.count.dup++
 			continue
 		}
-		b.icmpUpTo(p.Index)
+		b.icmpUpTo(p.Index())
 		in := p.From == b.remote
 		b.maybeFlushRead(p, in)
 		if in {
@@ -157,7 +157,7 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder,
 		} else {
 			b.outbound(i, p)
 		}
-		b.prevTime = p.Time
+		b.prevTime = p.Time()
 	}
 	if b.run != nil {
 		b.inboundRun()
@@ -205,9 +205,9 @@ const dupWindow = time.Millisecond
 func duplicate(q, p *capture.FlowPacket) bool {
 	return p.From == q.From && p.CaptureDir != q.CaptureDir && p.CaptureDir != capture.DirUnknown &&
 		q.CaptureDir != capture.DirUnknown && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
-		p.PayloadLen == q.PayloadLen && p.Window == q.Window && p.IPID == q.IPID &&
-		p.IPVersion == q.IPVersion && string(p.RawOptions()) == string(q.RawOptions()) &&
-		p.Time.Sub(q.Time) <= dupWindow && !p.Time.Before(q.Time)
+		p.PayloadLen() == q.PayloadLen() && p.Window == q.Window && p.IPID == q.IPID &&
+		p.IPVersion() == q.IPVersion() && string(p.RawOptions()) == string(q.RawOptions()) &&
+		p.Time().Sub(q.Time()) <= dupWindow && !p.Time().Before(q.Time())
 }
 
 // event is one line of the script under construction. A long connection
@@ -377,7 +377,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 		if p.ChecksumState == tcpwire.ChecksumPartial {
 			b.count.partialCsum++
 		}
-		if p.Truncated {
+		if p.Truncated() {
 			b.count.truncated++
 		}
 	}
@@ -422,7 +422,7 @@ func (b *builder) emit(at time.Time, a parser.Action) *event {
 // lastAt is the time of the latest event (the time of calls that follow it).
 func (b *builder) lastAt() time.Time {
 	if len(b.events) == 0 {
-		return b.f.Packets[0].Time
+		return b.f.Packets[0].Time()
 	}
 	return b.events[len(b.events)-1].at
 }
@@ -519,7 +519,7 @@ func or(a, c string) *parser.Binary { return &parser.Binary{Op: "|", X: word(a),
 
 // prelude emits the calls that create the socket before the first packet.
 func (b *builder) prelude() {
-	at := b.f.Packets[0].Time
+	at := b.f.Packets[0].Time()
 	switch {
 	case b.refused:
 		b.comment("Nothing listens on the port: the kernel refuses the connection.")
@@ -555,14 +555,14 @@ func (b *builder) outWin(p *capture.FlowPacket) uint16 {
 
 // pureACK reports whether p is an ACK without data, SYN, FIN or RST.
 func pureACK(p *capture.FlowPacket) bool {
-	return p.PayloadLen == 0 && p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && p.Flags.Has(tcpwire.FlagACK)
+	return p.PayloadLen() == 0 && p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && p.Flags.Has(tcpwire.FlagACK)
 }
 
 func (b *builder) inbound(p *capture.FlowPacket) {
 	if b.md5Dropped(p) {
 		b.comment("No MD5 key on the local socket (none of its segments is signed): the kernel drops this signed segment.")
 		if pk := b.packet(p, true); pk != nil {
-			b.emit(p.Time, pk)
+			b.emit(p.Time(), pk)
 		}
 		return
 	}
@@ -581,7 +581,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	}
 	b.trackInbound(p)
 	if pk := b.packet(p, true); pk != nil {
-		e := b.emit(p.Time, pk)
+		e := b.emit(p.Time(), pk)
 		if at, n, ok := b.answers(p); ok && !b.opts.Exact {
 			e.anchored, e.anchor, e.anchorN = true, at, n
 		}
@@ -597,7 +597,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	case b.resetACK >= 0 && &b.f.Packets[b.resetACK] == p:
 		b.comment("The kernel answers with a bare RST: nothing completed the handshake (the request was gone).")
 	case b.server && !b.refused && b.fd < 0 && fl.Has(tcpwire.FlagACK) && !fl.Has(tcpwire.FlagSYN) && p.Ack == b.localISN.Add(1):
-		b.accept(p.Time)
+		b.accept(p.Time())
 	}
 }
 
@@ -635,8 +635,8 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 		// Fast Open server takes it; others drop it): see outbound.
 		return
 	}
-	if p.PayloadLen > 0 {
-		if m := b.segSize(p, b.remote); m > 0 && p.PayloadLen > m {
+	if p.PayloadLen() > 0 {
+		if m := b.segSize(p, b.remote); m > 0 && p.PayloadLen() > m {
 			b.count.bigIn++
 		}
 		switch b.rcv.data(p) {
@@ -657,7 +657,7 @@ func (b *builder) trackInbound(p *capture.FlowPacket) {
 // unless the remote's FIN came first: then the kernel reports EPIPE to a
 // write, and a read still returns the end of file.
 func (b *builder) remoteReset(p *capture.FlowPacket) {
-	at := p.Time
+	at := p.Time()
 	fd := num(b.fd)
 	switch {
 	case !b.server && !b.established && b.fd >= 0:

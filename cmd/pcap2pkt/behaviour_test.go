@@ -128,7 +128,7 @@ func readBehaviour(pcap string, local capture.HostPort) (*behaviour, error) {
 func flowBehaviour(fl *capture.Flow) *behaviour {
 	b := &behaviour{}
 	loc, rem := fl.Local, fl.Local.Other()
-	start := fl.Packets[0].Time
+	start := fl.Packets[0].Time()
 	var (
 		highest     int64 // local bytes sent so far (offset past the last)
 		peerHighest int64 // the same of the peer
@@ -145,7 +145,7 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 	}
 	for i := range fl.Packets {
 		p := &fl.Packets[i]
-		at := p.Time.Sub(start)
+		at := p.Time().Sub(start)
 		b.times = append(b.times, at)
 		if p.From == rem {
 			if p.Flags.Has(tcpwire.FlagACK) && fl.HasISN[loc] {
@@ -154,9 +154,9 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 			if !synAnswered && len(b.syns) > 0 && p.Flags.Has(tcpwire.FlagACK) {
 				b.rtt, synAnswered = at-synSent, true
 			}
-			if fl.HasISN[rem] && p.PayloadLen > 0 {
+			if fl.HasISN[rem] && p.PayloadLen() > 0 {
 				lo := rel(p.Seq, rem)
-				if hi := lo + int64(p.PayloadLen); hi > peerHighest {
+				if hi := lo + int64(p.PayloadLen()); hi > peerHighest {
 					b.peerFirst = append(b.peerFirst, txSpan{max(lo, peerHighest), hi, at})
 					peerHighest = hi
 				}
@@ -199,9 +199,9 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 				}
 			}
 		}
-		if fl.HasISN[loc] && p.PayloadLen > 0 {
+		if fl.HasISN[loc] && p.PayloadLen() > 0 {
 			lo := rel(p.Seq, loc)
-			hi := lo + int64(p.PayloadLen)
+			hi := lo + int64(p.PayloadLen())
 			if lo < highest {
 				r := retransmission{lo: lo, hi: min(hi, highest), at: at}
 				switch {
@@ -224,7 +224,7 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 		if p.Flags.Has(tcpwire.FlagFIN) && b.fin == nil && fl.HasISN[loc] {
 			t := at
 			b.fin = &t
-			b.finSeq = rel(p.Seq, loc) + int64(p.PayloadLen)
+			b.finSeq = rel(p.Seq, loc) + int64(p.PayloadLen())
 		}
 		lastOut = at
 	}

@@ -84,7 +84,7 @@ func flowSegments(path string) ([2][]segment, error) {
 		if p.From != fl.Local {
 			dir = 1
 		}
-		s := segment{flags: p.Flags, seq: uint32(p.Seq - fl.ISN[p.From]), len: p.PayloadLen}
+		s := segment{flags: p.Flags, seq: uint32(p.Seq - fl.ISN[p.From]), len: p.PayloadLen()}
 		if p.Flags.Has(tcpwire.FlagACK) {
 			s.ack = uint32(p.Ack - fl.ISN[p.From.Other()])
 		}

@@ -244,7 +244,7 @@ func TestE2EOrdinary(t *testing.T) {
 		}
 		fin := false
 		for _, p := range flowsOf(t, sp)[0].Packets {
-			fin = fin || p.Flags.Has(tcpwire.FlagFIN) && p.PayloadLen > 0
+			fin = fin || p.Flags.Has(tcpwire.FlagFIN) && p.PayloadLen() > 0
 		}
 		if !fin {
 			t.Fatal("the capture has no FIN on data: the case was not reproduced")
@@ -274,7 +274,7 @@ func TestE2EOrdinary(t *testing.T) {
 			got := 0
 			for _, p := range flows[0].Packets {
 				if p.From == flows[0].Packets[0].From.Other() {
-					got += p.PayloadLen
+					got += p.PayloadLen()
 				}
 			}
 			if got >= 102604 {
@@ -358,7 +358,7 @@ func TestE2EOrdinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		flows := flowsOf(t, sp)
-		if len(flows) != 2 || flows[0].Packets[1].Options().CookieLen == 0 || flows[1].Packets[0].PayloadLen == 0 {
+		if len(flows) != 2 || flows[0].Packets[1].Options().CookieLen == 0 || flows[1].Packets[0].PayloadLen() == 0 {
 			t.Fatal("the capture does not show a cookie handed out, then used with data in the SYN")
 		}
 		verifyCapture(t, bin, sp, filepath.Join(dir, "server"), 2, "--local", e2eServer4.String())

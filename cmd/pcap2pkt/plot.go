@@ -68,14 +68,14 @@ func graphOf(f *capture.Flow, role string) seqGraph {
 			scale = uint(ws)
 		}
 	}
-	t0 := f.Packets[0].Time
+	t0 := f.Packets[0].Time()
 	var high tcpwire.Seq
 	seen := false
 	for i := range f.Packets {
 		p := &f.Packets[i]
-		t := p.Time.Sub(t0).Seconds()
+		t := p.Time().Sub(t0).Seconds()
 		if p.From == s {
-			n := p.PayloadLen
+			n := p.PayloadLen()
 			if p.Flags.Has(tcpwire.FlagSYN) || p.Flags.Has(tcpwire.FlagFIN) {
 				n++
 			}
