@@ -34,12 +34,12 @@ func acksAhead(evs []*event) {
 			continue
 		}
 		if e.fresh && !e.timer && !strings.ContainsAny(out.TCP.Flags, "SRF") && out.TCP.Len > 0 {
-			orig, j := e.at, i
-			for ; j+1 < len(evs) && evs[j+1].at.Sub(orig).Microseconds() <= aheadLimit &&
+			orig, j := e.at(), i
+			for ; j+1 < len(evs) && evs[j+1].at().Sub(orig).Microseconds() <= aheadLimit &&
 				ackBefore(evs[j+1].action, out.TCP.Seq, lastTS, hasTS); j++ {
 				evs[j], evs[j+1] = evs[j+1], evs[j]
-				if e.at.Before(evs[j].at) {
-					e.at = evs[j].at
+				if e.at().Before(evs[j].at()) {
+					e.setAt(evs[j].at())
 				}
 				e.react = true
 			}

@@ -51,11 +51,11 @@ func fillsEarly(evs []*event) {
 		ack := *p.TCP.Ack
 		if hole && tcpwire.Seq(holeStart).LessThan(tcpwire.Seq(ack)) {
 			hole = false
-			sh.moveEarlier(i, holeAt.Add(min(e.at.Sub(holeAt), rtt/8)))
+			sh.moveEarlier(i, holeAt.Add(min(e.at().Sub(holeAt), rtt/8)))
 			continue
 		}
 		if !hole && !resent[ack] && sacksAbove(p, ack) {
-			hole, holeAt, holeStart = true, e.at, ack
+			hole, holeAt, holeStart = true, e.at(), ack
 		}
 	}
 }
@@ -89,7 +89,7 @@ func handshakeRTT(evs []*event) (time.Duration, bool) {
 		}
 		for _, f := range evs[i+1:] {
 			if q, ok := f.action.(*parser.Packet); ok && q.Dir == parser.Inbound {
-				if d := f.at.Sub(e.at); d > 0 {
+				if d := f.at().Sub(e.at()); d > 0 {
 					return d, true
 				}
 				return 0, false

@@ -24,7 +24,7 @@ type shifter struct {
 func (s *shifter) packets() iter.Seq2[int, *parser.Packet] {
 	return func(yield func(int, *parser.Packet) bool) {
 		for i, e := range s.evs {
-			e.at = e.at.Add(-s.shift)
+			e.setAt(e.at().Add(-s.shift))
 			p, ok := e.action.(*parser.Packet)
 			if !ok || p.TCP == nil {
 				continue
@@ -41,11 +41,11 @@ func (s *shifter) packets() iter.Seq2[int, *parser.Packet] {
 // the shift of the events after it.
 func (s *shifter) moveEarlier(i int, to time.Time) {
 	e := s.evs[i]
-	if prev := s.evs[i-1].at; to.Before(prev) {
+	if prev := s.evs[i-1].at(); to.Before(prev) {
 		to = prev
 	}
-	if d := e.at.Sub(to); d > 0 {
-		e.at = to
+	if d := e.at().Sub(to); d > 0 {
+		e.setAt(to)
 		s.shift += d
 	}
 }

@@ -49,8 +49,8 @@ func acksBeforeProbe(evs []*event, mss int, flight []sentData) []sentData {
 		if p.Dir == parser.Outbound {
 			if p.TCP.Len > 0 && !strings.ContainsAny(p.TCP.Flags, "SR") {
 				end := tcpwire.Seq(p.TCP.Seq).Add(p.TCP.Len)
-				flight = append(flight, sentData{end: end, at: e.at, resent: !e.fresh})
-				armed, quiet = e.at, e.fresh
+				flight = append(flight, sentData{end: end, at: e.at(), resent: !e.fresh})
+				armed, quiet = e.at(), e.fresh
 			} else {
 				quiet = false
 			}
@@ -65,7 +65,7 @@ func acksBeforeProbe(evs []*event, mss int, flight []sentData) []sentData {
 		}
 		if quiet && srtt > 0 && flight[len(flight)-1].end.Diff(una) > int32(mss) {
 			earliest := armed.Add(2*srtt + probeSlack)
-			if !e.at.Before(earliest) && e.at.Before(earliest.Add(probeJiffy+probeMargin)) {
+			if at := e.at(); !at.Before(earliest) && at.Before(earliest.Add(probeJiffy+probeMargin)) {
 				sh.moveEarlier(i, earliest.Add(-probeMargin))
 			}
 		}
@@ -75,7 +75,7 @@ func acksBeforeProbe(evs []*event, mss int, flight []sentData) []sentData {
 		var sample time.Duration
 		for n < len(flight) && flight[n].end.LessThanEq(ack) {
 			if !flight[n].resent {
-				sample = e.at.Sub(flight[n].at)
+				sample = e.at().Sub(flight[n].at)
 			} else {
 				sample = 0
 			}
@@ -92,7 +92,7 @@ func acksBeforeProbe(evs []*event, mss int, flight []sentData) []sentData {
 		if 2*head >= len(flight) {
 			flight, head = flight[:copy(flight, flight[head:])], 0 // keeps the storage
 		}
-		una, armed, quiet = ack, e.at, head < len(flight)
+		una, armed, quiet = ack, e.at(), head < len(flight)
 	}
 	return flight[:0]
 }

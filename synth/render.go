@@ -175,7 +175,7 @@ func (b *builder) script() *parser.Script {
 // captured before that event.
 func (b *builder) delta(i int) (d, end int64, backwards bool) {
 	e := b.events[i]
-	d = e.at.Sub(b.events[i-1].at).Microseconds()
+	d = e.at().Sub(b.events[i-1].at()).Microseconds()
 	if d < 0 {
 		backwards, d = true, 0
 	}
@@ -224,7 +224,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 	comments := func(from, to int) int {
 		n := 0
 		for _, e := range b.events[from:to] {
-			n += len(e.comments)
+			n += len(e.comments())
 			if len(b.frames[e]) > 0 {
 				n++
 			}
@@ -313,7 +313,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 		s.Events = reuse(&mem.evPtrs, to-from)[:0]
 		for i := from; i < to; i++ {
 			e := b.events[i]
-			addComments(e.comments)
+			addComments(e.comments())
 			pos := next()
 			t := parser.Time{Pos: pos, Kind: parser.TimeRelative}
 			var d, end int64
@@ -324,9 +324,9 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 			case i == 0:
 				t.Kind = parser.TimeAbsolute
 			case e.anchored:
-				t.Usecs, t.Anchor = max(e.at.Sub(e.anchor).Microseconds(), 0), true
+				t.Usecs, t.Anchor = max(e.at().Sub(e.anchor()).Microseconds(), 0), true
 				if e.anchorN > 1 {
-					t.AnchorN = e.anchorN
+					t.AnchorN = int(e.anchorN)
 				}
 			case end > 0:
 				t.Kind, t.Usecs, t.End = parser.TimeRelativeRange, d, end
@@ -360,21 +360,21 @@ func shareGatheredNotes(events []*event) {
 	end := func() {
 		if n > 1 {
 			e := events[start]
-			c := e.comments[: len(e.comments)-1 : len(e.comments)-1]
-			e.comments = append(c, fmt.Sprintf("Each of this and the next %d writes was captured as %d to %d segments: each is gathered "+
-				"into one expectation (a kernel cuts a write as its TSO/GSO sizing says).", n-1, lo, hi))
+			c := e.comments()[: len(e.comments())-1 : len(e.comments())-1]
+			e.setComments(append(c, fmt.Sprintf("Each of this and the next %d writes was captured as %d to %d segments: each is gathered "+
+				"into one expectation (a kernel cuts a write as its TSO/GSO sizing says).", n-1, lo, hi)))
 		}
 		start, n = -1, 0
 	}
 	for i, e := range events {
 		switch {
-		case e.gathered > 0 && start >= 0 && len(e.comments) == 1:
-			e.comments = e.comments[:0]
+		case e.gathered > 0 && start >= 0 && len(e.comments()) == 1:
+			e.setComments(e.comments()[:0])
 			n, lo, hi = n+1, min(lo, int(e.gathered)), max(hi, int(e.gathered))
 		case e.gathered > 0:
 			end()
 			start, n, lo, hi = i, 1, int(e.gathered), int(e.gathered)
-		case len(e.comments) > 0:
+		case len(e.comments()) > 0:
 			end()
 		}
 	}

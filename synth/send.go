@@ -162,7 +162,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			e.fresh = fresh > 0
 			b.noteTSVal(pk)
 			if fresh > 0 && int64(p.PayloadLen()) == fresh {
-				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments), segs: 1, optLen: len(p.RawOptions())}
+				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments()), segs: 1, optLen: len(p.RawOptions())}
 			}
 			if fresh > 0 {
 				b.markTail(pk, p.Flags)
@@ -228,8 +228,9 @@ func (b *builder) probe(i int, p *capture.FlowPacket) {
 	if at < 0 {
 		at = len(b.events) - 1
 	}
-	w := &event{at: b.events[at].at, action: &parser.Syscall{Name: "write", Args: []parser.Expr{num(b.fd), any3(), num(n)}, Result: num(n)},
-		comments: []string{"The zero-window probes below need data queued: the application wrote it before."}}
+	w := new(event)
+	*w = newEvent(b.events[at].at(), &parser.Syscall{Name: "write", Args: []parser.Expr{num(b.fd), any3(), num(n)}, Result: num(n)},
+		[]string{"The zero-window probes below need data queued: the application wrote it before."})
 	if at == len(b.events)-1 {
 		b.events = append(b.events, w)
 	} else {
@@ -474,7 +475,7 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 	// segment (relative times after it count from there): so does the
 	// script, or every burst the kernel paces out would delay what follows
 	// by its spread, and a long transfer would drift late by milliseconds.
-	u.ev.at = p.Time()
+	u.ev.setAt(p.Time())
 	if b.opts.Frames {
 		if b.frames == nil {
 			b.frames = map[*event][]int{}
@@ -482,7 +483,7 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 		b.frames[u.ev] = append(b.frames[u.ev], p.Index())
 	}
 	b.count.gathered++
-	u.ev.comments = append(u.ev.comments[:u.base:u.base], gatheredNote(u.segs))
+	u.ev.setComments(append(u.ev.comments()[:u.base:u.base], gatheredNote(u.segs)))
 	u.ev.gathered = int32(u.segs)
 	return true
 }

@@ -211,12 +211,13 @@ func duplicate(q, p *capture.FlowPacket) bool {
 }
 
 // event is one line of the script under construction. A long connection
-// has millions: what few of them have (the frame numbers of Options.Frames)
-// is the builder's (frames).
+// has millions, so an event is 56 bytes: its times in nanoseconds, its
+// comments (which few have) behind a pointer, and what fewer still have
+// (the frame numbers of Options.Frames) in the builder (frames).
 type event struct {
-	at       time.Time
-	action   parser.Action
-	comments []string
+	action parser.Action
+	ns     int64     // the time (at), in nanoseconds since 1970
+	notes  *[]string // the comment lines (comments), nil for none
 	// react marks an outbound packet sent in reaction to the event before
 	// it: written at +0 when it came within the tolerance, since the delay
 	// seen is the capturing host's scheduling, not the protocol's.
@@ -237,8 +238,44 @@ type event struct {
 	// sent (it acknowledges or SACKs it first): its time is written from
 	// the latest transmission of that, at anchor (`+d^`, --pcap2pkt).
 	anchored bool
-	anchor   time.Time
-	anchorN  int // which transmission of it (from 1)
+	anchorNs int64 // anchor, in nanoseconds since 1970
+	anchorN  int32 // which transmission of it (from 1)
+}
+
+// newEvent returns an event of action a at time at, with comment lines
+// comments.
+func newEvent(at time.Time, a parser.Action, comments []string) event {
+	e := event{action: a, ns: at.UnixNano()}
+	e.setComments(comments)
+	return e
+}
+
+// at is the event's time.
+func (e *event) at() time.Time { return time.Unix(0, e.ns).UTC() }
+
+// setAt sets the event's time.
+func (e *event) setAt(t time.Time) { e.ns = t.UnixNano() }
+
+// anchor is the time an anchored event's time is written from.
+func (e *event) anchor() time.Time { return time.Unix(0, e.anchorNs).UTC() }
+
+// comments are the comment lines printed before the event.
+func (e *event) comments() []string {
+	if e.notes == nil {
+		return nil
+	}
+	return *e.notes
+}
+
+// setComments replaces the comment lines.
+func (e *event) setComments(c []string) {
+	if e.notes == nil {
+		if len(c) == 0 {
+			return
+		}
+		e.notes = new([]string)
+	}
+	*e.notes = c
 }
 
 // highMark follows the highest sequence number one side's data reached in
@@ -407,7 +444,7 @@ func (b *builder) emit(at time.Time, a parser.Action) *event {
 		b.lastPkt = pk
 	}
 	e := b.evSlab.new()
-	*e = event{at: at, action: a, comments: b.comments}
+	*e = newEvent(at, a, b.comments)
 	if pk, ok := a.(*parser.Packet); ok && b.frameOf[pk] > 0 {
 		if b.frames == nil {
 			b.frames = map[*event][]int{}
@@ -424,7 +461,7 @@ func (b *builder) lastAt() time.Time {
 	if len(b.events) == 0 {
 		return b.f.Packets[0].Time()
 	}
-	return b.events[len(b.events)-1].at
+	return b.events[len(b.events)-1].at()
 }
 
 // call emits a system call.
@@ -583,7 +620,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	if pk := b.packet(p, true); pk != nil {
 		e := b.emit(p.Time(), pk)
 		if at, n, ok := b.answers(p); ok && !b.opts.Exact {
-			e.anchored, e.anchor, e.anchorN = true, at, n
+			e.anchored, e.anchorNs, e.anchorN = true, at.UnixNano(), int32(n)
 		}
 	}
 	if closing {
