@@ -75,7 +75,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	log := b.sent.touching(ranges, p.Time())
 	n := 0
 	for _, i := range log {
-		n = max(n, b.sent.segs[i].n)
+		n = max(n, int(b.sent.segs[i].n))
 	}
 	if n == 0 {
 		return time.Time{}, 0, false
@@ -88,11 +88,11 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 		if full.IsZero() {
 			missing = missing.without(span{s.start, s.end})
 			if len(missing) == 0 {
-				full = s.at
+				full = s.at()
 			}
 		}
-		if reach.IsZero() && s.n >= n {
-			reach = s.at
+		if reach.IsZero() && int(s.n) >= n {
+			reach = s.at()
 		}
 		if !full.IsZero() && !reach.IsZero() {
 			break

@@ -483,7 +483,12 @@ func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
 		b.frames[u.ev] = append(b.frames[u.ev], p.Index())
 	}
 	b.count.gathered++
-	u.ev.setComments(append(u.ev.comments()[:u.base:u.base], gatheredNote(u.segs)))
+	if c := u.ev.comments(); u.segs > 2 {
+		// The note of the segments before is the event's own copy (below).
+		c[u.base] = gatheredNote(u.segs)
+	} else {
+		u.ev.setComments(append(c[:u.base:u.base], gatheredNote(u.segs)))
+	}
 	u.ev.gathered = int32(u.segs)
 	return true
 }

@@ -22,15 +22,19 @@ type sentLog struct {
 	highSet bool
 }
 
-// sentSeg is a local segment that occupies sequence space, as captured.
+// sentSeg is a local segment that occupies sequence space, as captured:
+// 24 bytes, a bulk sender's capture has hundreds of thousands.
 type sentSeg struct {
 	start, end tcpwire.Seq
-	at         time.Time
+	ns         int64 // when it was sent (at), in nanoseconds since 1970
 	// n is which transmission of its bytes it is: one more than the most
 	// times any of them was sent before (1: new data). The engine numbers
 	// the replayed kernel's the same way (replay's nthOf).
-	n int
+	n int32
 }
+
+// at is when the segment was sent.
+func (s *sentSeg) at() time.Time { return time.Unix(0, s.ns).UTC() }
 
 const (
 	blockShift = 16
@@ -43,7 +47,7 @@ func (l *sentLog) add(start, end tcpwire.Seq, at time.Time) {
 	if l.blocks == nil {
 		l.blocks = make(map[uint32][]int32)
 	}
-	s := sentSeg{start, end, at, 1}
+	s := sentSeg{start, end, at.UnixNano(), 1}
 	if l.highSet && start.LessThan(l.high) {
 		l.visit(start, end, func(i int32) {
 			if u := &l.segs[i]; u.start.LessThan(end) && start.LessThan(u.end) {
@@ -103,7 +107,7 @@ func (l *sentLog) touching(ranges spans, t time.Time) []int32 {
 	var out []int32
 	for _, r := range ranges {
 		l.visit(r.start, r.end, func(i int32) {
-			if s := &l.segs[i]; !t.Before(s.at) && ranges.overlap(s.start, s.end) {
+			if s := &l.segs[i]; s.ns <= t.UnixNano() && ranges.overlap(s.start, s.end) {
 				out = append(out, i)
 			}
 		})

@@ -26,13 +26,13 @@ func TestSentLog(t *testing.T) {
 		end := start.Add(uint32(1 + rng.IntN(70000)))
 		at := t0.Add(time.Duration(i) * time.Microsecond)
 		l.add(start, end, at)
-		wantN := 1
+		var wantN int32 = 1
 		for _, s := range all {
 			if start.LessThan(next) && s.start.LessThan(end) && start.LessThan(s.end) {
 				wantN = max(wantN, s.n+1)
 			}
 		}
-		all = append(all, sentSeg{start, end, at, wantN})
+		all = append(all, sentSeg{start, end, at.UnixNano(), wantN})
 		if got := l.segs[i].n; got != wantN {
 			t.Fatalf("segment %d [%d, %d): transmission %d, want %d", i, start, end, got, wantN)
 		}
@@ -47,7 +47,7 @@ func TestSentLog(t *testing.T) {
 		when := at.Add(-time.Duration(rng.IntN(50)) * time.Microsecond)
 		var want []int32
 		for j, s := range all {
-			if ranges.overlap(s.start, s.end) && !when.Before(s.at) {
+			if ranges.overlap(s.start, s.end) && !when.Before(s.at()) {
 				want = append(want, int32(j))
 			}
 		}
