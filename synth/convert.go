@@ -188,6 +188,17 @@ func (b *builder) wildWScale(list []*parser.TCPOption) []*parser.TCPOption {
 	return list
 }
 
+// forget gives back the nodes of pk, the packet converted last, which the
+// script does not take (gather took its segment into the expectation
+// before): a bulk sender's writes are gathered from two or more segments
+// each, whose nodes would otherwise stay until the script is printed.
+func (b *builder) forget(pk *parser.Packet) {
+	if n := b.pkSlab.last(); n != nil && &n.pk == pk {
+		b.pkSlab.pop()
+		delete(b.frameOf, pk)
+	}
+}
+
 // packetNodes holds the nodes of one script packet.
 type packetNodes struct {
 	pk       parser.Packet

@@ -103,6 +103,23 @@ func (s *slab[T]) grow() {
 	s.next++
 }
 
+// last returns the value new handed out last, if it is not given back
+// (pop), else nil.
+func (s *slab[T]) last() *T {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	return &s.buf[len(s.buf)-1]
+}
+
+// pop gives back the value last returns, zeroed, for new to hand out again.
+func (s *slab[T]) pop() {
+	var zero T
+	s.buf[len(s.buf)-1] = zero
+	s.buf = s.buf[:len(s.buf)-1]
+	s.n--
+}
+
 // reset zeroes the values handed out and hands them out again.
 func (s *slab[T]) reset() {
 	kept := 0

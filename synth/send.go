@@ -143,7 +143,8 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			}
 			pk.TCP.Flags = flagText(fl)
 		}
-		if joined && b.gather(p, pk) {
+		gathered := joined && b.gather(p, pk)
+		if gathered {
 			b.markTail(b.burst.pkt, b.burst.flags)
 			// One expectation for several segments: the replayed kernel
 			// must cut the write as the captured one did, into MSS-sized
@@ -170,6 +171,9 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		}
 		if m := b.segSize(p, b.local); fresh > 0 && m > 0 && int(pk.TCP.Len) > m {
 			b.multiSeg = true
+		}
+		if gathered {
+			b.forget(pk)
 		}
 	}
 	if b.sndMax.LessThan(end) {
