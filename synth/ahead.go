@@ -2,6 +2,7 @@ package synth
 
 import (
 	"strings"
+	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
@@ -34,13 +35,11 @@ func acksAhead(evs []*event) {
 			continue
 		}
 		if e.fresh && !e.timer && !strings.ContainsAny(out.TCP.Flags, "SRF") && out.TCP.Len > 0 {
-			orig, j := e.at(), i
-			for ; j+1 < len(evs) && evs[j+1].at().Sub(orig).Microseconds() <= aheadLimit &&
+			orig, j := e.ns, i
+			for ; j+1 < len(evs) && time.Duration(evs[j+1].ns-orig).Microseconds() <= aheadLimit &&
 				ackBefore(evs[j+1].action, out.TCP.Seq, lastTS, hasTS); j++ {
 				evs[j], evs[j+1] = evs[j+1], evs[j]
-				if e.at().Before(evs[j].at()) {
-					e.setAt(evs[j].at())
-				}
+				e.ns = max(e.ns, evs[j].ns)
 				e.react = true
 			}
 			i = j // e's place now; the ACKs before it are done

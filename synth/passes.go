@@ -24,7 +24,7 @@ type shifter struct {
 func (s *shifter) packets() iter.Seq2[int, *parser.Packet] {
 	return func(yield func(int, *parser.Packet) bool) {
 		for i, e := range s.evs {
-			e.setAt(e.at().Add(-s.shift))
+			e.ns -= int64(s.shift)
 			p, ok := e.action.(*parser.Packet)
 			if !ok || p.TCP == nil {
 				continue

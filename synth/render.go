@@ -175,7 +175,7 @@ func (b *builder) script() *parser.Script {
 // captured before that event.
 func (b *builder) delta(i int) (d, end int64, backwards bool) {
 	e := b.events[i]
-	d = e.at().Sub(b.events[i-1].at()).Microseconds()
+	d = e.since(b.events[i-1]).Microseconds()
 	if d < 0 {
 		backwards, d = true, 0
 	}
@@ -324,7 +324,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 			case i == 0:
 				t.Kind = parser.TimeAbsolute
 			case e.anchored:
-				t.Usecs, t.Anchor = max(e.at().Sub(e.anchor()).Microseconds(), 0), true
+				t.Usecs, t.Anchor = max(time.Duration(e.ns-e.anchorNs).Microseconds(), 0), true
 				if e.anchorN > 1 {
 					t.AnchorN = int(e.anchorN)
 				}

@@ -256,8 +256,8 @@ func (e *event) at() time.Time { return time.Unix(0, e.ns).UTC() }
 // setAt sets the event's time.
 func (e *event) setAt(t time.Time) { e.ns = t.UnixNano() }
 
-// anchor is the time an anchored event's time is written from.
-func (e *event) anchor() time.Time { return time.Unix(0, e.anchorNs).UTC() }
+// since is how long after event o e is.
+func (e *event) since(o *event) time.Duration { return time.Duration(e.ns - o.ns) }
 
 // comments are the comment lines printed before the event.
 func (e *event) comments() []string {
