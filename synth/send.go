@@ -23,13 +23,19 @@ type sending struct {
 	tail       *writeTail           // the write's last expectation so far
 	ackedSince bool                 // an ACK came in since the write's last segment
 	writeEnd   tcpwire.Seq          // where the open write's data ends
-	writeEnds  map[tcpwire.Seq]bool // where the script's writes end (PSH goes there)
-	multiSeg   bool                 // an expectation holds more than one segment of data
-	writeN     int64
-	lastData   *capture.FlowPacket
-	sndMax     tcpwire.Seq // end of the highest local data sent
-	finSent    bool
-	queued     int64 // bytes written ahead of their segments (for zero-window probes)
+	writeEnds  map[tcpwire.Seq]bool // where the script's writes end (PSH goes there; see isWriteEnd)
+	// endOpen says writeEnd is one of the writes' ends, which writeEnds
+	// then leaves out: the open write's end moves with each segment it
+	// takes, and a map that each segment took an entry from and gave one
+	// to filled with deleted entries, a tenth of the time of a bulk
+	// sender's synthesis spent probing past them.
+	endOpen  bool
+	multiSeg bool // an expectation holds more than one segment of data
+	writeN   int64
+	lastData *capture.FlowPacket
+	sndMax   tcpwire.Seq // end of the highest local data sent
+	finSent  bool
+	queued   int64 // bytes written ahead of their segments (for zero-window probes)
 	// notPushed holds where a local retransmission without PSH ended: no
 	// write ended there (see unpushedEnds).
 	notPushed map[tcpwire.Seq]bool
@@ -102,7 +108,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			b.comment("No PSH on the last new data: the application wrote more than left before the capture ended.")
 			b.writeN += int64(b.segSize(p, b.local))
 			b.setWriteN()
-			delete(b.writeEnds, b.writeEnd)
+			b.dropWriteEnd()
 			b.moreQueued = true
 		}
 	}
@@ -138,7 +144,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			// two segments of a write that RACK had marked lost, set PSH on
 			// the second, in the capture and in its replays alike.
 			fl := p.Flags &^ tcpwire.FlagPSH
-			if b.writeEnds[end] || p.Flags.Has(tcpwire.FlagPSH) {
+			if b.isWriteEnd(end) || p.Flags.Has(tcpwire.FlagPSH) {
 				fl |= tcpwire.FlagPSH
 			}
 			pk.TCP.Flags = flagText(fl)
@@ -322,14 +328,34 @@ func (b *builder) switchToBlocking(at time.Time) {
 // otherwise harmless: each write comes just before its bytes leave. (A PSH
 // is not always a write's end, with TSO every super-segment may carry one;
 // joining across it made the replay's PSH marks less predictable.)
+// isWriteEnd reports whether one of the script's writes ends at end.
+func (b *builder) isWriteEnd(end tcpwire.Seq) bool {
+	return b.endOpen && end == b.writeEnd || b.writeEnds[end]
+}
+
+// dropWriteEnd takes writeEnd from the writes' ends.
+func (b *builder) dropWriteEnd() {
+	if b.endOpen {
+		b.endOpen = false
+		return
+	}
+	delete(b.writeEnds, b.writeEnd)
+}
+
+// openWriteEnd makes end the open write's end, one of the writes' ends.
+func (b *builder) openWriteEnd(end tcpwire.Seq) {
+	b.writeEnd = end
+	b.endOpen = !b.writeEnds[end]
+}
+
 func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	if b.queued > 0 {
 		n := min(b.queued, fresh)
 		b.queued -= n
 		if fresh -= n; fresh == 0 {
 			b.tail = nil
-			if b.queued == 0 {
-				b.writeEnds[p.Seq.Add(uint32(p.PayloadLen()))] = true
+			if end := p.Seq.Add(uint32(p.PayloadLen())); b.queued == 0 && !(b.endOpen && end == b.writeEnd) {
+				b.writeEnds[end] = true
 			}
 			return false
 		}
@@ -344,8 +370,8 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 		b.writeN += fresh
 		b.setWriteN()
 		b.ackedSince = false
-		delete(b.writeEnds, b.writeEnd)
-		b.writeEnd, b.writeEnds[end] = end, true
+		b.dropWriteEnd()
+		b.openWriteEnd(end)
 		return true
 	}
 	if b.fd < 0 || b.closed {
@@ -353,7 +379,10 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	}
 	b.closeWrite()
 	b.tail, b.ackedSince = nil, false
-	b.writeEnd, b.writeEnds[end] = end, true
+	if b.endOpen {
+		b.writeEnds[b.writeEnd] = true
+	}
+	b.openWriteEnd(end)
 	b.write = b.rwCall(p.Time(), "write", fresh)
 	b.writeN = fresh
 	b.setWriteN()
