@@ -398,8 +398,12 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	}
 	var ts, sack, hasWS [2]bool
 	var ws [2]uint8
+	sent := 0 // local packets that occupy sequence space, for noteSent
 	for i := range f.Packets {
 		p := &f.Packets[i]
+		if p.From == b.local && (p.PayloadLen() > 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN) != 0) {
+			sent++
+		}
 		if p.Flags.Has(tcpwire.FlagSYN) {
 			o := p.Options()
 			if o.HasMSS && b.mss[p.From] == 0 {
@@ -418,6 +422,9 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 			b.count.truncated++
 		}
 	}
+	// Their log in one allocation: grown by append, a bulk sender's was
+	// copied over and over.
+	b.sent.segs = make([]sentSeg, 0, sent)
 	b.useTS = ts[0] && ts[1]
 	b.useSACK = sack[0] && sack[1]
 	if hasWS[0] && hasWS[1] {
