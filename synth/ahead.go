@@ -30,7 +30,7 @@ func acksAhead(evs []*event) {
 	hasTS := false
 	for i := 0; i+1 < len(evs); i++ {
 		e := evs[i]
-		out, ok := e.action.(*parser.Packet)
+		out, ok := e.action.(*pktNode)
 		if !ok || out.Dir != parser.Outbound || out.TCP == nil {
 			continue
 		}
@@ -53,8 +53,8 @@ func acksAhead(evs []*event) {
 // ackBefore reports whether a is an inbound pure ACK that acknowledges
 // and selectively acknowledges nothing at or past seq, and echoes a
 // timestamp no later than ts (the latest the kernel had sent).
-func ackBefore(a parser.Action, seq, ts uint32, hasTS bool) bool {
-	in, ok := a.(*parser.Packet)
+func ackBefore(a any, seq, ts uint32, hasTS bool) bool {
+	in, ok := a.(*pktNode)
 	if !ok || in.Dir != parser.Inbound || in.TCP == nil || in.TCP.Len != 0 || in.TCP.Flags != "." || in.TCP.Ack == nil {
 		return false
 	}
@@ -83,7 +83,7 @@ func ackBefore(a parser.Action, seq, ts uint32, hasTS bool) bool {
 }
 
 // tsVal returns the TS val of packet p's timestamp option.
-func tsVal(p *parser.Packet) (uint32, bool) {
+func tsVal(p *pktNode) (uint32, bool) {
 	if p.TCP.Options == nil {
 		return 0, false
 	}

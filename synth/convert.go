@@ -13,7 +13,7 @@ import (
 
 // packet converts one captured packet to a script packet, or returns nil
 // for one the script language cannot write.
-func (b *builder) packet(p *capture.FlowPacket, in bool) *parser.Packet {
+func (b *builder) packet(p *capture.FlowPacket, in bool) *pktNode {
 	pk := b.convert(p, in)
 	if !b.fits(p, pk) {
 		return nil
@@ -27,7 +27,7 @@ func (b *builder) packet(p *capture.FlowPacket, in bool) *parser.Packet {
 // fits reports whether the script can write pk, converted from p: the
 // script language has no way to write a range that wraps, nor a segment
 // larger than an IPv4 datagram holds (an IPv6 one can claim 20 bytes more).
-func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
+func (b *builder) fits(p *capture.FlowPacket, pk *pktNode) bool {
 	if uint64(pk.TCP.Seq)+uint64(pk.TCP.Len) > math.MaxUint32 {
 		b.count.wraps++
 		b.comment(fmt.Sprintf("Left out: packet %d, whose sequence range %d:%d wraps past 2^32 relative to the ISN.",
@@ -46,18 +46,18 @@ func (b *builder) fits(p *capture.FlowPacket, pk *parser.Packet) bool {
 // convert builds the script packet for p with the numbers the reference
 // reads: inbound sequence numbers relative to the remote ISN and acks to
 // the local ISN, outbound the other way round.
-func (b *builder) convert(p *capture.FlowPacket, in bool) *parser.Packet {
+func (b *builder) convert(p *capture.FlowPacket, in bool) *pktNode {
 	pk := b.convertPacket(p, in)
 	if b.opts.Frames && p.Index() > 0 { // a made-up packet has no frame
 		if b.frameOf == nil {
-			b.frameOf = map[*parser.Packet]int{}
+			b.frameOf = map[*pktNode]int{}
 		}
 		b.frameOf[pk] = p.Index()
 	}
 	return pk
 }
 
-func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
+func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *pktNode {
 	seqBase, ackBase := b.localISN, b.remoteISN
 	dir := parser.Outbound
 	if in {
@@ -65,27 +65,26 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *parser.Packet {
 		dir = parser.Inbound
 	}
 	// One allocation for the packet's nodes: a capture has millions.
-	n := b.pkSlab.new()
-	tcp := &n.tcp
+	pk := b.pkSlab.new()
+	tcp := &pk.tcp
 	*tcp = parser.TCP{
 		Flags: flagText(p.Flags),
 		Seq:   rel(p.Seq, seqBase),
 		Len:   uint32(p.PayloadLen()),
 	}
 	if p.Flags.Has(tcpwire.FlagACK) {
-		n.ack = rel(p.Ack, ackBase)
-		tcp.Ack = &n.ack
+		pk.ack = rel(p.Ack, ackBase)
+		tcp.Ack = &pk.ack
 	}
 	if in || b.opts.Strict {
-		n.win = uint32(p.Window)
-		tcp.Win = &n.win
+		pk.win = uint32(p.Window)
+		tcp.Win = &pk.win
 	}
 	if p.Flags.Has(tcpwire.FlagURG) {
 		u := uint32(p.Urgent)
 		tcp.Urg = &u
 	}
-	pk := &n.pk
-	*pk = parser.Packet{Dir: dir, TCP: tcp}
+	pk.Dir, pk.TCP = dir, tcp
 	if ecn := p.TOS & 3; in && ecn != 0 {
 		pk.IPInfo = &parser.IPInfo{TOS: [...]string{"", "ect1", "ect0", "ce"}[ecn]}
 	}
@@ -192,18 +191,41 @@ func (b *builder) wildWScale(list []*parser.TCPOption) []*parser.TCPOption {
 // script does not take (gather took its segment into the expectation
 // before): a bulk sender's writes are gathered from two or more segments
 // each, whose nodes would otherwise stay until the script is printed.
-func (b *builder) forget(pk *parser.Packet) {
-	if n := b.pkSlab.last(); n != nil && &n.pk == pk {
+func (b *builder) forget(pk *pktNode) {
+	if b.pkSlab.last() == pk {
 		b.pkSlab.pop()
 		delete(b.frameOf, pk)
 	}
 }
 
-// packetNodes holds the nodes of one script packet.
-type packetNodes struct {
-	pk       parser.Packet
+// pktNode is a TCP packet line of the script under construction: the
+// fields of a parser.Packet that synthesis sets, and the nodes of its TCP
+// header. A long connection has millions: the parser.Packet itself (96
+// bytes, with room for encapsulations, UDP and ICMP) is made only when the
+// events are rendered, a chunk at a time (see Packet).
+type pktNode struct {
+	Dir      parser.Direction
+	IPInfo   *parser.IPInfo
+	TCP      *parser.TCP // tcp, or a node of its own (a made-up packet)
 	tcp      parser.TCP
 	ack, win uint32
+}
+
+// packet fills the parser.Packet of n.
+func (n *pktNode) packet(p *parser.Packet) {
+	*p = parser.Packet{Dir: n.Dir, IPInfo: n.IPInfo, TCP: n.TCP}
+}
+
+// inboundLine reports whether the action a is an inbound packet line: TCP
+// or ICMP.
+func inboundLine(a any) bool {
+	switch a := a.(type) {
+	case *pktNode:
+		return a.Dir == parser.Inbound
+	case *parser.Packet:
+		return a.Dir == parser.Inbound
+	}
+	return false
 }
 
 // flagTexts caches the text of each combination of the low nine flags:
@@ -225,7 +247,7 @@ func flagText(f tcpwire.Flags) string {
 // noteTSVal records the TS val of an outbound expectation written with
 // exact options: the reference maps inbound TS ecr values through the vals
 // of the outbound packets it has matched.
-func (b *builder) noteTSVal(pk *parser.Packet) {
+func (b *builder) noteTSVal(pk *pktNode) {
 	if pk.TCP.Options == nil {
 		return
 	}

@@ -62,7 +62,7 @@ func fillsEarly(evs []*event) {
 
 // sacksAbove reports whether inbound packet p selectively acknowledges
 // data above ack (so something at ack is missing).
-func sacksAbove(p *parser.Packet, ack uint32) bool {
+func sacksAbove(p *pktNode, ack uint32) bool {
 	if p.TCP.Options == nil {
 		return false
 	}
@@ -83,12 +83,12 @@ func sacksAbove(p *parser.Packet, ack uint32) bool {
 // side's SYN or SYN-ACK to the inbound packet after it.
 func handshakeRTT(evs []*event) (time.Duration, bool) {
 	for i, e := range evs {
-		p, ok := e.action.(*parser.Packet)
+		p, ok := e.action.(*pktNode)
 		if !ok || p.TCP == nil || p.Dir != parser.Outbound || !strings.Contains(p.TCP.Flags, "S") {
 			continue
 		}
 		for _, f := range evs[i+1:] {
-			if q, ok := f.action.(*parser.Packet); ok && q.Dir == parser.Inbound {
+			if inboundLine(f.action) {
 				if d := f.at().Sub(e.at()); d > 0 {
 					return d, true
 				}

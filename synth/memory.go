@@ -12,13 +12,14 @@ import "github.com/pcap2pkt/pcap2pkt/parser"
 // done with the script.
 type nodes struct {
 	evSlab      slab[event]
-	pkSlab      slab[packetNodes]
+	pkSlab      slab[pktNode]
 	tsSlab      slab[tsNodes]
 	callSlab    slab[callNodes]
 	commentSlab slab[parser.Comment]
 
 	events   []*event // the builder's event list
 	evs      []parser.Event
+	pks      []parser.Packet // the packet lines of the events rendered
 	evPtrs   []*parser.Event
 	comments []*parser.Comment
 	inFlight []sentData // acksBeforeProbe's working list
@@ -38,6 +39,7 @@ func (n *nodes) reset() {
 	clear(n.calls)
 	drop(&n.events)
 	drop(&n.evs)
+	drop(&n.pks)
 	drop(&n.evPtrs)
 	drop(&n.comments)
 }

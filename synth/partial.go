@@ -68,8 +68,8 @@ func (b *builder) fabricateHandshake() {
 	}
 	one := uint32(1)
 	win := func(w uint32) *uint32 { return &w }
-	pkt := func(dir parser.Direction, flags string, seq uint32, ack *uint32, w *uint32, o *parser.TCPOptions) *parser.Packet {
-		return &parser.Packet{Dir: dir, TCP: &parser.TCP{Flags: flags, Seq: seq, Ack: ack, Win: w, Options: o}}
+	pkt := func(dir parser.Direction, flags string, seq uint32, ack *uint32, w *uint32, o *parser.TCPOptions) *pktNode {
+		return &pktNode{Dir: dir, TCP: &parser.TCP{Flags: flags, Seq: seq, Ack: ack, Win: w, Options: o}}
 	}
 	b.setupEnvironment()
 	b.comment("Made up (the capture starts mid-stream): a handshake so that the replay has a connection.")

@@ -3,8 +3,6 @@ package synth
 import (
 	"iter"
 	"time"
-
-	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
 // The passes over the finished event list (fillsEarly, acksBeforeProbe,
@@ -21,11 +19,11 @@ type shifter struct {
 
 // packets yields the TCP packets of the list with their index, after
 // moving each event (packet or not) by the shift so far.
-func (s *shifter) packets() iter.Seq2[int, *parser.Packet] {
-	return func(yield func(int, *parser.Packet) bool) {
+func (s *shifter) packets() iter.Seq2[int, *pktNode] {
+	return func(yield func(int, *pktNode) bool) {
 		for i, e := range s.evs {
 			e.ns -= int64(s.shift)
-			p, ok := e.action.(*parser.Packet)
+			p, ok := e.action.(*pktNode)
 			if !ok || p.TCP == nil {
 				continue
 			}

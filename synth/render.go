@@ -297,6 +297,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 		s.Init = &parser.Command{Pos: next(), Text: strings.Join(init, " && ")}
 	}
 	evs := reuse(&mem.evs, min(piece, len(b.events)))
+	pks := reuse(&mem.pks, min(piece, len(b.events)))
 	for from := 0; from < len(b.events) || from == 0; from += piece {
 		to := min(from+piece, len(b.events))
 		if chunk > 0 {
@@ -334,7 +335,13 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 				t.Usecs = d
 			}
 			ev := &evs[i-from]
-			*ev = parser.Event{Pos: pos, Time: t, Action: e.action}
+			*ev = parser.Event{Pos: pos, Time: t}
+			if pk, ok := e.action.(*pktNode); ok {
+				pk.packet(&pks[i-from])
+				ev.Action = &pks[i-from]
+			} else {
+				ev.Action = e.action.(parser.Action)
+			}
 			s.Events = append(s.Events, ev)
 			if frames := b.frames[e]; len(frames) > 0 {
 				// On the event's line, after it: a trailing comment.

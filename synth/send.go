@@ -132,7 +132,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 	react := len(b.events) > 0
 	if react {
 		prev := b.events[len(b.events)-1].action
-		if pk, ok := prev.(*parser.Packet); ok && pk.Dir == parser.Outbound {
+		if pk, ok := prev.(*pktNode); ok && pk.Dir == parser.Outbound {
 			react = false
 		}
 	}
@@ -444,7 +444,7 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 // burst is the expectation that the segments of one write are gathered
 // into.
 type burst struct {
-	pkt    *parser.Packet
+	pkt    *pktNode
 	ev     *event
 	flags  tcpwire.Flags
 	base   int // comments of ev before the gathering note
@@ -455,7 +455,7 @@ type burst struct {
 // writeTail is the last expectation holding data of the latest write, with
 // its captured flags.
 type writeTail struct {
-	pk    *parser.Packet
+	pk    *pktNode
 	flags tcpwire.Flags
 }
 
@@ -464,7 +464,7 @@ type writeTail struct {
 // writes end where it does not know the application's did: so the tail
 // expects PSH, and an expectation that stops being the tail does not. With
 // Strict, flags stay as captured.
-func (b *builder) markTail(pk *parser.Packet, flags tcpwire.Flags) {
+func (b *builder) markTail(pk *pktNode, flags tcpwire.Flags) {
 	if b.opts.Strict {
 		return
 	}
@@ -488,7 +488,7 @@ func (b *builder) markTail(pk *parser.Packet, flags tcpwire.Flags) {
 // --strict_segments), but fails on a segment larger than expected. So the
 // data of one write is one expectation. With Strict, segments stay as
 // captured.
-func (b *builder) gather(p *capture.FlowPacket, pk *parser.Packet) bool {
+func (b *builder) gather(p *capture.FlowPacket, pk *pktNode) bool {
 	u := b.burst
 	if b.opts.Strict || u == nil || b.events[len(b.events)-1] != u.ev || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 		return false

@@ -215,7 +215,7 @@ func duplicate(q, p *capture.FlowPacket) bool {
 // comments (which few have) behind a pointer, and what fewer still have
 // (the frame numbers of Options.Frames) in the builder (frames).
 type event struct {
-	action parser.Action
+	action any       // a parser.Action, or the *pktNode of a TCP packet line
 	ns     int64     // the time (at), in nanoseconds since 1970
 	notes  *[]string // the comment lines (comments), nil for none
 	// react marks an outbound packet sent in reaction to the event before
@@ -244,7 +244,7 @@ type event struct {
 
 // newEvent returns an event of action a at time at, with comment lines
 // comments.
-func newEvent(at time.Time, a parser.Action, comments []string) event {
+func newEvent(at time.Time, a any, comments []string) event {
 	e := event{action: a, ns: at.UnixNano()}
 	e.setComments(comments)
 	return e
@@ -326,10 +326,10 @@ type builder struct {
 
 	env      environment
 	events   []*event
-	comments []string               // comments for the next event
-	frameOf  map[*parser.Packet]int // capture frame of each packet line (Options.Frames)
-	frames   map[*event][]int       // the capture's frame numbers of the packets each event stands for (Options.Frames)
-	notes    []string               // capture artefacts, for the header
+	comments []string         // comments for the next event
+	frameOf  map[*pktNode]int // capture frame of each packet line (Options.Frames)
+	frames   map[*event][]int // the capture's frame numbers of the packets each event stands for (Options.Frames)
+	notes    []string         // capture artefacts, for the header
 	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther, bigCalls, tooLarge, longWaits, longestWait int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
@@ -355,7 +355,7 @@ type builder struct {
 	// lastPkt is the latest packet emitted, which outbound asks for each
 	// packet: a search back through the events crossed every call made
 	// since, thousands where packets were left out (see fits).
-	lastPkt *parser.Packet
+	lastPkt *pktNode // nil after an ICMP packet
 	// dataFirst is 1 when the local side sends data before the remote's
 	// first ACK (see fastOpenChild), -1 when not, 0 until asked;
 	// remoteSYNAt is 1 + the index of the remote's SYN, -1 for none, 0
@@ -446,13 +446,16 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 // comment queues comment lines for the next event.
 func (b *builder) comment(lines ...string) { b.comments = append(b.comments, lines...) }
 
-func (b *builder) emit(at time.Time, a parser.Action) *event {
-	if pk, ok := a.(*parser.Packet); ok {
+// emit adds an event: a is a parser.Action, or the *pktNode of a TCP
+// packet line.
+func (b *builder) emit(at time.Time, a any) *event {
+	pk, _ := a.(*pktNode)
+	if _, icmp := a.(*parser.Packet); pk != nil || icmp {
 		b.lastPkt = pk
 	}
 	e := b.evSlab.new()
 	*e = newEvent(at, a, b.comments)
-	if pk, ok := a.(*parser.Packet); ok && b.frameOf[pk] > 0 {
+	if pk != nil && b.frameOf[pk] > 0 {
 		if b.frames == nil {
 			b.frames = map[*event][]int{}
 		}
