@@ -327,6 +327,32 @@ func TestFlowPacketCopy(t *testing.T) {
 	}
 }
 
+// TestFlowPacketPacked checks that the fields a FlowPacket packs (time in
+// nanoseconds, packet number and payload length in 32 bits, the IP
+// fields in one word) read back as the packet had them.
+func TestFlowPacketPacked(t *testing.T) {
+	for _, c := range []struct {
+		version      uint8
+		label        uint32
+		df, cut      bool
+		index, bytes int
+	}{
+		{4, 0, true, false, 1, 0},
+		{6, 0xFFFFF, false, true, 1<<32 - 1, 65535},
+		{6, 0x12345, false, false, 3_000_000_000, 1 << 20},
+	} {
+		p := pk{from: cli, to: srv, flags: tcpwire.FlagACK, n: c.bytes}.packet(0)
+		p.Index, p.Time = c.index, time.Unix(1700000000, 123456789).UTC()
+		p.IP.Version, p.IP.FlowLabel, p.IP.DF, p.Truncated, p.IP.TTL, p.IP.TOS = c.version, c.label, c.df, c.cut, 63, 0xB8
+		fp := &NewTracker(FlowOptions{}).Add(p).Packets[0]
+		if fp.Index() != c.index || !fp.Time().Equal(p.Time) || fp.PayloadLen() != c.bytes || fp.IPVersion() != c.version ||
+			fp.FlowLabel() != c.label || fp.DF() != c.df || fp.Truncated() != c.cut || fp.TTL != 63 || fp.TOS != 0xB8 {
+			t.Errorf("%+v: index %d, time %v, payload %d, IPv%d, label %#x, DF %v, truncated %v, TTL %d, TOS %#x", c,
+				fp.Index(), fp.Time(), fp.PayloadLen(), fp.IPVersion(), fp.FlowLabel(), fp.DF(), fp.Truncated(), fp.TTL, fp.TOS)
+		}
+	}
+}
+
 func TestWriteFlowTable(t *testing.T) {
 	flows := track(FlowOptions{}, append(conn(0, cli, srv, 1), conn(time.Second, "10.0.0.1:40001", srv, 1)[:3]...))
 	var b strings.Builder
