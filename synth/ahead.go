@@ -31,7 +31,7 @@ func acksAhead(evs []*event) {
 	for i := 0; i+1 < len(evs); i++ {
 		e := evs[i]
 		out, ok := e.action.(*pktNode)
-		if !ok || out.Dir != parser.Outbound || out.TCP == nil {
+		if !ok || out.Dir != parser.Outbound {
 			continue
 		}
 		if e.fresh && !e.timer && !strings.ContainsAny(out.TCP.Flags, "SRF") && out.TCP.Len > 0 {
@@ -55,7 +55,7 @@ func acksAhead(evs []*event) {
 // timestamp no later than ts (the latest the kernel had sent).
 func ackBefore(a any, seq, ts uint32, hasTS bool) bool {
 	in, ok := a.(*pktNode)
-	if !ok || in.Dir != parser.Inbound || in.TCP == nil || in.TCP.Len != 0 || in.TCP.Flags != "." || in.TCP.Ack == nil {
+	if !ok || in.Dir != parser.Inbound || in.TCP.Len != 0 || in.TCP.Flags != "." || in.TCP.Ack == nil {
 		return false
 	}
 	if tcpwire.Seq(seq).LessThan(tcpwire.Seq(*in.TCP.Ack)) {

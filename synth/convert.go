@@ -66,8 +66,8 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *pktNode {
 	}
 	// One allocation for the packet's nodes: a capture has millions.
 	pk := b.pkSlab.new()
-	tcp := &pk.tcp
-	*tcp = parser.TCP{
+	tcp := &pk.TCP
+	*tcp = tcpLine{
 		Flags: flagText(p.Flags),
 		Seq:   rel(p.Seq, seqBase),
 		Len:   uint32(p.PayloadLen()),
@@ -84,7 +84,7 @@ func (b *builder) convertPacket(p *capture.FlowPacket, in bool) *pktNode {
 		u := uint32(p.Urgent)
 		tcp.Urg = &u
 	}
-	pk.Dir, pk.TCP = dir, tcp
+	pk.Dir = dir
 	if ecn := p.TOS & 3; in && ecn != 0 {
 		pk.IPInfo = &parser.IPInfo{TOS: [...]string{"", "ect1", "ect0", "ce"}[ecn]}
 	}
@@ -199,21 +199,32 @@ func (b *builder) forget(pk *pktNode) {
 }
 
 // pktNode is a TCP packet line of the script under construction: the
-// fields of a parser.Packet that synthesis sets, and the nodes of its TCP
-// header. A long connection has millions: the parser.Packet itself (96
-// bytes, with room for encapsulations, UDP and ICMP) is made only when the
-// events are rendered, a chunk at a time (see Packet).
+// fields of a parser.Packet that synthesis sets, with its TCP header's. A
+// long connection has millions (80 bytes each): the parser.Packet and
+// parser.TCP, with their room for encapsulations, UDP and ICMP and their
+// positions in a script file, are made only when the events are rendered,
+// a chunk at a time (see packet).
 type pktNode struct {
 	Dir      parser.Direction
 	IPInfo   *parser.IPInfo
-	TCP      *parser.TCP // tcp, or a node of its own (a made-up packet)
-	tcp      parser.TCP
-	ack, win uint32
+	TCP      tcpLine
+	ack, win uint32 // what TCP.Ack and TCP.Win point to, when set
 }
 
-// packet fills the parser.Packet of n.
-func (n *pktNode) packet(p *parser.Packet) {
-	*p = parser.Packet{Dir: n.Dir, IPInfo: n.IPInfo, TCP: n.TCP}
+// tcpLine is what a pktNode holds of a parser.TCP: its fields but the
+// position.
+type tcpLine struct {
+	Flags         string
+	Seq, Len      uint32
+	Ack, Win, Urg *uint32
+	Options       *parser.TCPOptions
+}
+
+// packet fills p and its TCP header t from n.
+func (n *pktNode) packet(p *parser.Packet, t *parser.TCP) {
+	l := &n.TCP
+	*t = parser.TCP{Flags: l.Flags, Seq: l.Seq, Len: l.Len, Ack: l.Ack, Win: l.Win, Urg: l.Urg, Options: l.Options}
+	*p = parser.Packet{Dir: n.Dir, IPInfo: n.IPInfo, TCP: t}
 }
 
 // inboundLine reports whether the action a is an inbound packet line: TCP

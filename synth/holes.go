@@ -84,7 +84,7 @@ func sacksAbove(p *pktNode, ack uint32) bool {
 func handshakeRTT(evs []*event) (time.Duration, bool) {
 	for i, e := range evs {
 		p, ok := e.action.(*pktNode)
-		if !ok || p.TCP == nil || p.Dir != parser.Outbound || !strings.Contains(p.TCP.Flags, "S") {
+		if !ok || p.Dir != parser.Outbound || !strings.Contains(p.TCP.Flags, "S") {
 			continue
 		}
 		for _, f := range evs[i+1:] {

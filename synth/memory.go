@@ -20,6 +20,7 @@ type nodes struct {
 	events   []*event // the builder's event list
 	evs      []parser.Event
 	pks      []parser.Packet // the packet lines of the events rendered
+	tcps     []parser.TCP    // and their TCP headers
 	evPtrs   []*parser.Event
 	comments []*parser.Comment
 	inFlight []sentData // acksBeforeProbe's working list
@@ -40,6 +41,7 @@ func (n *nodes) reset() {
 	drop(&n.events)
 	drop(&n.evs)
 	drop(&n.pks)
+	drop(&n.tcps)
 	drop(&n.evPtrs)
 	drop(&n.comments)
 }

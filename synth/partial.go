@@ -69,7 +69,7 @@ func (b *builder) fabricateHandshake() {
 	one := uint32(1)
 	win := func(w uint32) *uint32 { return &w }
 	pkt := func(dir parser.Direction, flags string, seq uint32, ack *uint32, w *uint32, o *parser.TCPOptions) *pktNode {
-		return &pktNode{Dir: dir, TCP: &parser.TCP{Flags: flags, Seq: seq, Ack: ack, Win: w, Options: o}}
+		return &pktNode{Dir: dir, TCP: tcpLine{Flags: flags, Seq: seq, Ack: ack, Win: w, Options: o}}
 	}
 	b.setupEnvironment()
 	b.comment("Made up (the capture starts mid-stream): a handshake so that the replay has a connection.")

@@ -24,7 +24,7 @@ func (s *shifter) packets() iter.Seq2[int, *pktNode] {
 		for i, e := range s.evs {
 			e.ns -= int64(s.shift)
 			p, ok := e.action.(*pktNode)
-			if !ok || p.TCP == nil {
+			if !ok {
 				continue
 			}
 			if !yield(i, p) {

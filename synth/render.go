@@ -298,6 +298,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 	}
 	evs := reuse(&mem.evs, min(piece, len(b.events)))
 	pks := reuse(&mem.pks, min(piece, len(b.events)))
+	tcps := reuse(&mem.tcps, min(piece, len(b.events)))
 	for from := 0; from < len(b.events) || from == 0; from += piece {
 		to := min(from+piece, len(b.events))
 		if chunk > 0 {
@@ -337,7 +338,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 			ev := &evs[i-from]
 			*ev = parser.Event{Pos: pos, Time: t}
 			if pk, ok := e.action.(*pktNode); ok {
-				pk.packet(&pks[i-from])
+				pk.packet(&pks[i-from], &tcps[i-from])
 				ev.Action = &pks[i-from]
 			} else {
 				ev.Action = e.action.(parser.Action)

@@ -159,9 +159,9 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			b.multiSeg = true
 		} else {
 			// Whether the latest packet is an inbound FIN (an ICMP error
-			// is none: its TCP is nil).
+			// is none: lastPkt is nil after one).
 			q := b.lastPkt
-			prevFIN := q != nil && q.Dir == parser.Inbound && q.TCP != nil && strings.Contains(q.TCP.Flags, "F")
+			prevFIN := q != nil && q.Dir == parser.Inbound && strings.Contains(q.TCP.Flags, "F")
 			e := b.emit(p.Time(), pk)
 			e.react = react
 			e.ack, e.afterFIN = pureACK(p), pureACK(p) && prevFIN
@@ -493,7 +493,7 @@ func (b *builder) gather(p *capture.FlowPacket, pk *pktNode) bool {
 	if b.opts.Strict || u == nil || b.events[len(b.events)-1] != u.ev || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 		return false
 	}
-	x, y := u.pkt.TCP, pk.TCP
+	x, y := &u.pkt.TCP, &pk.TCP
 	if y.Seq != x.Seq+x.Len || x.Ack == nil || y.Ack == nil || *x.Ack != *y.Ack ||
 		len(p.RawOptions()) != u.optLen || int64(x.Len)+int64(y.Len) > int64(parser.MaxSegmentBytes(x.Options.WireLen())) {
 		// (A write's data beyond what one packet line holds goes on in an
