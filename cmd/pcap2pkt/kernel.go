@@ -162,6 +162,16 @@ func (r *vmRunner) run(ctx context.Context, timeout time.Duration, args []string
 	if err != nil {
 		return replay.SandboxResult{ExitCode: -1}, 0, err
 	}
+	res, took, ok, err := r.runOn(ctx, m, timeout, args, stdout, stderr)
+	if ok {
+		r.idle <- m
+	}
+	return res, took, err
+}
+
+// runOn runs on machine m; ok says whether m is still usable (otherwise it
+// is closed, and the next run boots another).
+func (r *vmRunner) runOn(ctx context.Context, m *vm.Machine, timeout time.Duration, args []string, stdout, stderr io.Writer) (_ replay.SandboxResult, _ time.Duration, ok bool, _ error) {
 	req := vm.Request{Args: args, Dir: r.dir, SplitStderr: stdout != stderr}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -169,46 +179,100 @@ func (r *vmRunner) run(ctx context.Context, timeout time.Duration, args []string
 	res, err := m.Run(tctx, req)
 	took := time.Since(t0)
 	if err != nil {
-		// The machine is gone or in an unknown state: the next run boots
-		// another.
+		// The machine is gone or in an unknown state.
 		r.mu.Lock()
 		r.booted--
 		r.mu.Unlock()
 		m.Close()
 		if ctx.Err() != nil {
-			return replay.SandboxResult{ExitCode: -1}, 0, ctx.Err()
+			return replay.SandboxResult{ExitCode: -1}, 0, false, ctx.Err()
 		}
-		return replay.SandboxResult{ExitCode: -1}, 0, fmt.Errorf("VM: %w", err)
+		return replay.SandboxResult{ExitCode: -1}, 0, false, fmt.Errorf("VM: %w", err)
 	}
-	r.idle <- m
 	stdout.Write(res.Stdout)
 	stderr.Write(res.Stderr)
 	sr := replay.SandboxResult{ExitCode: res.Code, Failure: res.Failure}
 	switch {
 	case res.Canceled && ctx.Err() != nil:
-		return sr, took, ctx.Err()
+		return sr, took, true, ctx.Err()
 	case res.Canceled:
-		return sr, took, context.DeadlineExceeded
+		return sr, took, true, context.DeadlineExceeded
 	case res.Err != "":
-		return sr, took, errors.New(res.Err)
+		return sr, took, true, errors.New(res.Err)
 	}
-	return sr, took, nil
+	return sr, took, true, nil
+}
+
+// pinnedRunner sends all its runs to one VM of a vmRunner's (another one
+// if that one fails), so that what a VM runs, and in which order, does not
+// depend on which VM is free first in the host's time.
+type pinnedRunner struct {
+	r *vmRunner
+	m *vm.Machine
+}
+
+func (p *pinnedRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (replay.SandboxResult, time.Duration, error) {
+	if p.m == nil {
+		m, err := p.r.machine(ctx)
+		if err != nil {
+			return replay.SandboxResult{ExitCode: -1}, 0, err
+		}
+		p.m = m
+	}
+	res, took, ok, err := p.r.runOn(ctx, p.m, timeout, args, stdout, stderr)
+	if !ok {
+		p.m = nil
+	}
+	return res, took, err
+}
+
+// assignRuns splits runs among n VMs before any runs, the costliest first,
+// each to the VM with the least estimated cost so far: each VM's scripts
+// and their order are then fixed by the suite alone. A VM that took the
+// next run whenever it was free would get scripts in an order that follows
+// the host's timing, and a guest's state (its timers, its caches, what
+// ran before) differs with what it ran.
+func assignRuns(c *cli.Context, runs []*suiteRun, n int) [][]*suiteRun {
+	return shareOut(runs, runCosts(c, runs), n)
+}
+
+// shareOut is assignRuns with the scripts' costs given.
+func shareOut(runs []*suiteRun, cost map[string]int, n int) [][]*suiteRun {
+	out := make([][]*suiteRun, n)
+	load := make([]int, n)
+	for _, r := range longestFirst(runs, cost) {
+		k := 0
+		for i := range load {
+			if load[i] < load[k] {
+				k = i
+			}
+		}
+		out[k] = append(out[k], r)
+		// A run costs at least a program start: the sandbox's child.
+		load[k] += cost[r.Script] + programCost
+	}
+	return out
 }
 
 // longestFirst orders runs by their estimated cost, the costliest first.
-// In a VM a script's waits cost nothing (deterministic time skips idle
-// time); what costs is the guest's work, most of all starting programs:
-// each shell line and each %{ }% block starts a shell or python3.
-func longestFirst(c *cli.Context, runs []*suiteRun) []*suiteRun {
+func longestFirst(runs []*suiteRun, cost map[string]int) []*suiteRun {
+	out := append([]*suiteRun(nil), runs...)
+	sort.SliceStable(out, func(i, j int) bool { return cost[out[i].Script] > cost[out[j].Script] })
+	return out
+}
+
+// runCosts estimates each script's cost in a VM. There a script's waits
+// cost nothing (deterministic time skips idle time); what costs is the
+// guest's work, most of all starting programs: each shell line and each
+// %{ }% block starts a shell or python3.
+func runCosts(c *cli.Context, runs []*suiteRun) map[string]int {
 	cost := map[string]int{}
 	for _, r := range runs {
 		if _, ok := cost[r.Script]; !ok {
 			cost[r.Script] = scriptCost(c, r.Script, r.Family)
 		}
 	}
-	out := append([]*suiteRun(nil), runs...)
-	sort.SliceStable(out, func(i, j int) bool { return cost[out[i].Script] > cost[out[j].Script] })
-	return out
+	return cost
 }
 
 // programCost is what starting a program costs against one event.

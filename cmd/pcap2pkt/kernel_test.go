@@ -200,3 +200,33 @@ func TestKernelVerify(t *testing.T) {
 		t.Errorf("replay captures in --keep: %v", pcaps)
 	}
 }
+
+// TestShareOut: each VM's share is fixed by the costs alone, the costliest
+// first, each to the VM with the least work so far (a run costing a program
+// start more than its script).
+func TestShareOut(t *testing.T) {
+	var runs []*suiteRun
+	for _, s := range []string{"d", "b", "a", "c", "e"} {
+		runs = append(runs, &suiteRun{Script: s})
+	}
+	cost := map[string]int{"a": 100, "b": 60, "c": 50, "d": 10, "e": 10}
+	names := func(share []*suiteRun) string {
+		var b strings.Builder
+		for _, r := range share {
+			b.WriteString(r.Script)
+		}
+		return b.String()
+	}
+	// a: VM 0 (130); b: VM 1 (90); c: VM 1 (170); d: VM 0 (170); e
+	// (stable among equals: d came first in runs): VM 0, the first of two
+	// equal loads.
+	shares := shareOut(runs, cost, 2)
+	if got := names(shares[0]) + "|" + names(shares[1]); got != "ade|bc" {
+		t.Errorf("shares %s, want ade|bc", got)
+	}
+	// More VMs than runs: the rest get nothing.
+	shares = shareOut(runs[:1], cost, 3)
+	if got := names(shares[0]) + "|" + names(shares[1]) + "|" + names(shares[2]); got != "d||" {
+		t.Errorf("shares %s, want d||", got)
+	}
+}

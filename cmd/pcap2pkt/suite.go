@@ -219,35 +219,46 @@ func runSuite(c *cli.Context) error {
 		return err
 	}
 	defer stopRunner()
-	queue := runs
-	if c.IsSet("kernel") {
-		// Each VM takes the next run when it is free: the longest first,
-		// so that no VM is left with a long one at the end.
-		queue = longestFirst(c, runs)
-	}
 	prog := newProgress(c.App.ErrWriter, len(runs), format == "text")
 	ctx := c.Context
-	work := make(chan *suiteRun)
 	var wg sync.WaitGroup
-	for i := 0; i < jobs; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range work {
-				prog.start(r)
-				runOne(ctx, c, runner, r)
-				prog.done(r)
+	worker := func(runner sandboxRunner, work <-chan *suiteRun) {
+		defer wg.Done()
+		for r := range work {
+			if ctx.Err() != nil {
+				return
 			}
-		}()
+			prog.start(r)
+			runOne(ctx, c, runner, r)
+			prog.done(r)
+		}
 	}
 	start := time.Now()
-	for _, r := range queue {
-		if ctx.Err() != nil {
-			break
+	if vr, ok := runner.(*vmRunner); ok {
+		// Each VM runs a share fixed before the start (assignRuns).
+		for _, share := range assignRuns(c, runs, jobs) {
+			work := make(chan *suiteRun, len(share))
+			for _, r := range share {
+				work <- r
+			}
+			close(work)
+			wg.Add(1)
+			go worker(&pinnedRunner{r: vr}, work)
 		}
-		work <- r
+	} else {
+		work := make(chan *suiteRun)
+		for i := 0; i < jobs; i++ {
+			wg.Add(1)
+			go worker(runner, work)
+		}
+		for _, r := range runs {
+			if ctx.Err() != nil {
+				break
+			}
+			work <- r
+		}
+		close(work)
 	}
-	close(work)
 	wg.Wait()
 	prog.finish()
 	if ctx.Err() != nil {
