@@ -11,11 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"sync"
 	"time"
 
-	"github.com/pcap2pkt/pcap2pkt/parser"
 	"github.com/pcap2pkt/pcap2pkt/replay"
 	"github.com/pcap2pkt/pcap2pkt/replay/vm"
 	"github.com/urfave/cli/v2"
@@ -162,22 +160,23 @@ func (r *vmRunner) run(ctx context.Context, timeout time.Duration, args []string
 	if err != nil {
 		return replay.SandboxResult{ExitCode: -1}, 0, err
 	}
-	res, took, ok, err := r.runOn(ctx, m, timeout, args, stdout, stderr)
+	res, took, _, ok, err := r.runOn(ctx, m, timeout, args, stdout, stderr)
 	if ok {
 		r.idle <- m
 	}
 	return res, took, err
 }
 
-// runOn runs on machine m; ok says whether m is still usable (otherwise it
-// is closed, and the next run boots another).
-func (r *vmRunner) runOn(ctx context.Context, m *vm.Machine, timeout time.Duration, args []string, stdout, stderr io.Writer) (_ replay.SandboxResult, _ time.Duration, ok bool, _ error) {
+// runOn runs on machine m; cpu is the processor time the run took in the
+// guest (vm.Result.CPU); ok says whether m is still usable (otherwise it is
+// closed, and the next run boots another).
+func (r *vmRunner) runOn(ctx context.Context, m *vm.Machine, timeout time.Duration, args []string, stdout, stderr io.Writer) (_ replay.SandboxResult, took, cpu time.Duration, ok bool, _ error) {
 	req := vm.Request{Args: args, Dir: r.dir, SplitStderr: stdout != stderr}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t0 := time.Now()
 	res, err := m.Run(tctx, req)
-	took := time.Since(t0)
+	took = time.Since(t0)
 	if err != nil {
 		// The machine is gone or in an unknown state.
 		r.mu.Lock()
@@ -185,33 +184,36 @@ func (r *vmRunner) runOn(ctx context.Context, m *vm.Machine, timeout time.Durati
 		r.mu.Unlock()
 		m.Close()
 		if ctx.Err() != nil {
-			return replay.SandboxResult{ExitCode: -1}, 0, false, ctx.Err()
+			return replay.SandboxResult{ExitCode: -1}, 0, 0, false, ctx.Err()
 		}
-		return replay.SandboxResult{ExitCode: -1}, 0, false, fmt.Errorf("VM: %w", err)
+		return replay.SandboxResult{ExitCode: -1}, 0, 0, false, fmt.Errorf("VM: %w", err)
 	}
 	stdout.Write(res.Stdout)
 	stderr.Write(res.Stderr)
 	sr := replay.SandboxResult{ExitCode: res.Code, Failure: res.Failure}
 	switch {
 	case res.Canceled && ctx.Err() != nil:
-		return sr, took, true, ctx.Err()
+		return sr, took, 0, true, ctx.Err()
 	case res.Canceled:
-		return sr, took, true, context.DeadlineExceeded
+		return sr, took, 0, true, context.DeadlineExceeded
 	case res.Err != "":
-		return sr, took, true, errors.New(res.Err)
+		return sr, took, 0, true, errors.New(res.Err)
 	}
-	return sr, took, true, nil
+	return sr, took, res.CPU, true, nil
 }
 
 // pinnedRunner sends all its runs to one VM of a vmRunner's (another one
 // if that one fails), so that what a VM runs, and in which order, does not
-// depend on which VM is free first in the host's time.
+// depend on which VM is free first in the host's time. cpu is the guest
+// processor time of its last run (0 when it did not finish).
 type pinnedRunner struct {
-	r *vmRunner
-	m *vm.Machine
+	r   *vmRunner
+	m   *vm.Machine
+	cpu time.Duration
 }
 
 func (p *pinnedRunner) run(ctx context.Context, timeout time.Duration, args []string, stdout, stderr io.Writer) (replay.SandboxResult, time.Duration, error) {
+	p.cpu = 0
 	if p.m == nil {
 		m, err := p.r.machine(ctx)
 		if err != nil {
@@ -219,86 +221,10 @@ func (p *pinnedRunner) run(ctx context.Context, timeout time.Duration, args []st
 		}
 		p.m = m
 	}
-	res, took, ok, err := p.r.runOn(ctx, p.m, timeout, args, stdout, stderr)
+	res, took, cpu, ok, err := p.r.runOn(ctx, p.m, timeout, args, stdout, stderr)
+	p.cpu = cpu
 	if !ok {
 		p.m = nil
 	}
 	return res, took, err
-}
-
-// assignRuns splits runs among n VMs before any runs, the costliest first,
-// each to the VM with the least estimated cost so far: each VM's scripts
-// and their order are then fixed by the suite alone. A VM that took the
-// next run whenever it was free would get scripts in an order that follows
-// the host's timing, and a guest's state (its timers, its caches, what
-// ran before) differs with what it ran.
-func assignRuns(c *cli.Context, runs []*suiteRun, n int) [][]*suiteRun {
-	return shareOut(runs, runCosts(c, runs), n)
-}
-
-// shareOut is assignRuns with the scripts' costs given.
-func shareOut(runs []*suiteRun, cost map[string]int, n int) [][]*suiteRun {
-	out := make([][]*suiteRun, n)
-	load := make([]int, n)
-	for _, r := range longestFirst(runs, cost) {
-		k := 0
-		for i := range load {
-			if load[i] < load[k] {
-				k = i
-			}
-		}
-		out[k] = append(out[k], r)
-		// A run costs at least a program start: the sandbox's child.
-		load[k] += cost[r.Script] + programCost
-	}
-	return out
-}
-
-// longestFirst orders runs by their estimated cost, the costliest first.
-func longestFirst(runs []*suiteRun, cost map[string]int) []*suiteRun {
-	out := append([]*suiteRun(nil), runs...)
-	sort.SliceStable(out, func(i, j int) bool { return cost[out[i].Script] > cost[out[j].Script] })
-	return out
-}
-
-// runCosts estimates each script's cost in a VM. There a script's waits
-// cost nothing (deterministic time skips idle time); what costs is the
-// guest's work, most of all starting programs: each shell line and each
-// %{ }% block starts a shell or python3.
-func runCosts(c *cli.Context, runs []*suiteRun) map[string]int {
-	cost := map[string]int{}
-	for _, r := range runs {
-		if _, ok := cost[r.Script]; !ok {
-			cost[r.Script] = scriptCost(c, r.Script, r.Family)
-		}
-	}
-	return cost
-}
-
-// programCost is what starting a program costs against one event.
-const programCost = 30
-
-func scriptCost(c *cli.Context, name, family string) int {
-	cfg, err := replayConfigFor(c, family)
-	if err != nil {
-		return 0
-	}
-	s, _, err := parseScriptFile(name, &parser.Config{Defines: cfg.Defines})
-	if err != nil {
-		return 0
-	}
-	n := len(s.Events)
-	if s.Init != nil {
-		n += programCost
-	}
-	if s.Cleanup != nil {
-		n += programCost
-	}
-	for _, e := range s.Events {
-		switch e.Action.(type) {
-		case *parser.Command, *parser.Code:
-			n += programCost
-		}
-	}
-	return n
 }

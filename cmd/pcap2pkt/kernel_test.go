@@ -78,6 +78,10 @@ func TestKernelReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// The cost cache (and the extracted vmlinux) go to a folder of the
+	// test's, not the user's.
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
 	marker := filepath.Join(os.TempDir(), fmt.Sprintf("pcap2pkt-vm-test-%d", os.Getpid()))
 	scripts := map[string]string{
 		"pass.pkt": handshakeScript,
@@ -86,6 +90,26 @@ func TestKernelReplay(t *testing.T) {
 		// without the host's changing.
 		"guest.pkt": fmt.Sprintf("`uname -r | grep -qx '%s' && echo in-guest > %s && grep -q in-guest %s`\n%s",
 			k.Release, marker, marker, handshakeScript),
+	}
+	want := map[string]string{"pass.pkt": "pass", "fail.pkt": "fail", "guest.pkt": "pass"}
+	// python3 in the guest sees the folders of its search path as on the
+	// host, though the VM holds them (less what python3 does not read at its
+	// start, mounted from the host's).
+	if python := guestPython(); python != "" {
+		if err := os.WriteFile(filepath.Join(dir, "listpath.py"), []byte(listPythonPath), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(python, "listpath.py")
+		cmd.Dir, cmd.Env = dir, []string{"PATH=" + os.Getenv("PATH")}
+		host, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("python3 listpath.py: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "listpath.host"), host, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		scripts["python.pkt"] = "`python3 listpath.py | cmp - listpath.host`\n" + handshakeScript
+		want["python.pkt"] = "pass"
 	}
 	for name, text := range scripts {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -109,7 +133,6 @@ func TestKernelReplay(t *testing.T) {
 			t.Errorf("%s: failure %+v, want line 10 about the ack", r.Script, r.Failure)
 		}
 	}
-	want := map[string]string{"pass.pkt": "pass", "fail.pkt": "fail", "guest.pkt": "pass"}
 	for name, v := range want {
 		if got[name] != v {
 			t.Errorf("%s: verdict %q, want %q\n%s", name, got[name], v, stdout)
@@ -118,6 +141,26 @@ func TestKernelReplay(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		os.Remove(marker)
 		t.Errorf("the guest's write to %s reached the host", marker)
+	}
+
+	// Each run's cost in the guest is in the cache for the next shares.
+	b, err := os.ReadFile(filepath.Join(cache, "pcap2pkt", "vm-costs.json"))
+	if err != nil {
+		t.Fatalf("no cost cache: %v", err)
+	}
+	var costs costFile
+	if err := json.Unmarshal(b, &costs); err != nil {
+		t.Fatalf("cost cache: %v\n%s", err, b)
+	}
+	if len(costs.Costs) != len(want) {
+		t.Errorf("%d costs in the cache, want one per script (%d):\n%s", len(costs.Costs), len(want), b)
+	}
+	for k, v := range costs.Costs {
+		// A run starts pcap2pkt's child at least: over a millisecond of
+		// processor time in the guest, and not minutes.
+		if v < 1e6 || v > 60e9 {
+			t.Errorf("cost of %s: %d ns", k, v)
+		}
 	}
 
 	// The report is the host's: TAP (no timings in it) byte for byte.
@@ -129,6 +172,32 @@ func TestKernelReplay(t *testing.T) {
 			t.Errorf("TAP differs\nhost:\n%s\nVM:\n%s%s", hostOut, vmOut, vmErr)
 		}
 	}
+}
+
+// listPythonPath lists the folders of python's search path (but the
+// script's own) and counts what the folders in them hold.
+const listPythonPath = `import json, os, sys
+out = {}
+for d in sys.path[1:]:
+    if os.path.isdir(d):
+        out[d] = sorted(os.listdir(d))
+        for e in out[d]:
+            p = os.path.join(d, e)
+            if os.path.isdir(p) and not os.path.islink(p):
+                out[p] = len(os.listdir(p))
+print(json.dumps(out, sort_keys=True))
+`
+
+// guestPython is the python3 a guest's shell lines find (the system's
+// folders first, as vm's guest environment has them), or "".
+func guestPython() string {
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		p := filepath.Join(d, "python3")
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
 }
 
 // TestKernelMissingConfig gives the VM a module folder without tun: exit 3
@@ -198,35 +267,5 @@ func TestKernelVerify(t *testing.T) {
 	}
 	if pcaps, _ := filepath.Glob(filepath.Join(keep, "*.replay.pcap")); len(pcaps) != 2 {
 		t.Errorf("replay captures in --keep: %v", pcaps)
-	}
-}
-
-// TestShareOut: each VM's share is fixed by the costs alone, the costliest
-// first, each to the VM with the least work so far (a run costing a program
-// start more than its script).
-func TestShareOut(t *testing.T) {
-	var runs []*suiteRun
-	for _, s := range []string{"d", "b", "a", "c", "e"} {
-		runs = append(runs, &suiteRun{Script: s})
-	}
-	cost := map[string]int{"a": 100, "b": 60, "c": 50, "d": 10, "e": 10}
-	names := func(share []*suiteRun) string {
-		var b strings.Builder
-		for _, r := range share {
-			b.WriteString(r.Script)
-		}
-		return b.String()
-	}
-	// a: VM 0 (130); b: VM 1 (90); c: VM 1 (170); d: VM 0 (170); e
-	// (stable among equals: d came first in runs): VM 0, the first of two
-	// equal loads.
-	shares := shareOut(runs, cost, 2)
-	if got := names(shares[0]) + "|" + names(shares[1]); got != "ade|bc" {
-		t.Errorf("shares %s, want ade|bc", got)
-	}
-	// More VMs than runs: the rest get nothing.
-	shares = shareOut(runs[:1], cost, 3)
-	if got := names(shares[0]) + "|" + names(shares[1]) + "|" + names(shares[2]); got != "d||" {
-		t.Errorf("shares %s, want d||", got)
 	}
 }

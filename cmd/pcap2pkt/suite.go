@@ -222,7 +222,7 @@ func runSuite(c *cli.Context) error {
 	prog := newProgress(c.App.ErrWriter, len(runs), format == "text")
 	ctx := c.Context
 	var wg sync.WaitGroup
-	worker := func(runner sandboxRunner, work <-chan *suiteRun) {
+	worker := func(runner sandboxRunner, work <-chan *suiteRun, ran func(*suiteRun)) {
 		defer wg.Done()
 		for r := range work {
 			if ctx.Err() != nil {
@@ -230,26 +230,39 @@ func runSuite(c *cli.Context) error {
 			}
 			prog.start(r)
 			runOne(ctx, c, runner, r)
+			if ran != nil {
+				ran(r)
+			}
 			prog.done(r)
 		}
 	}
 	start := time.Now()
 	if vr, ok := runner.(*vmRunner); ok {
-		// Each VM runs a share fixed before the start (assignRuns).
-		for _, share := range assignRuns(c, runs, jobs) {
+		// Each VM runs a share fixed before the start (assignRuns), and
+		// what each run costs is kept for the next suite's shares.
+		costs := openCosts(defaultCostPath(), vr.host.Kernel.ID, c.App.ErrWriter)
+		defer costs.save()
+		shares, keys := assignRuns(c, costs, runs, jobs)
+		for _, share := range shares {
 			work := make(chan *suiteRun, len(share))
 			for _, r := range share {
 				work <- r
 			}
 			close(work)
 			wg.Add(1)
-			go worker(&pinnedRunner{r: vr}, work)
+			p := &pinnedRunner{r: vr}
+			go worker(p, work, func(r *suiteRun) {
+				// A run cut short (a timeout, an error) measured nothing.
+				if r.Verdict == "pass" || r.Verdict == "fail" {
+					costs.record(keys[r], p.cpu)
+				}
+			})
 		}
 	} else {
 		work := make(chan *suiteRun)
 		for i := 0; i < jobs; i++ {
 			wg.Add(1)
-			go worker(runner, work)
+			go worker(runner, work, nil)
 		}
 		for _, r := range runs {
 			if ctx.Err() != nil {

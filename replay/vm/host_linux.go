@@ -251,10 +251,12 @@ func writeInitramfs(path string, bin []byte, cfg *guestConfig, ix *moduleIndex) 
 		}
 	}
 	if cfg.Layer {
-		if err := hotLayer(cfg.Env).write(c, strings.TrimPrefix(layerDir, "/")); err != nil {
+		l := hotLayer(cfg.Env)
+		if err := l.write(c, strings.TrimPrefix(layerDir, "/")); err != nil {
 			f.Close()
 			return err
 		}
+		cfg.Opaque, cfg.Binds = l.opaque, l.binds
 	}
 	js, err := json.Marshal(cfg)
 	if err != nil {

@@ -30,6 +30,9 @@ type Kernel struct {
 	Release string // what uname -r will say, e.g. 6.1.0-57-amd64
 	// Note says why Boot is Image although it is a bzImage, or "".
 	Note string
+	// ID names the image by its content: its release and the start of its
+	// SHA-256 (what a cache of results in this kernel is keyed by).
+	ID string
 }
 
 // OpenKernel inspects a bzImage or vmlinux. A bzImage's vmlinux is extracted
@@ -40,6 +43,7 @@ func OpenKernel(path, cacheDir string) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--kernel: %w", err)
 	}
+	sum := sha256.Sum256(data)
 	k := &Kernel{Image: path, Boot: path}
 	if bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
 		k.Release = elfRelease(data)
@@ -49,6 +53,7 @@ func OpenKernel(path, cacheDir string) (*Kernel, error) {
 		if !hasPVHNote(data) {
 			return nil, fmt.Errorf("--kernel %s: this vmlinux has no PVH entry point (CONFIG_PVH); give its bzImage instead", path)
 		}
+		k.ID = k.Release + "-" + hex.EncodeToString(sum[:8])
 		return k, nil
 	}
 	hdr, err := parseSetupHeader(data)
@@ -56,12 +61,12 @@ func OpenKernel(path, cacheDir string) (*Kernel, error) {
 		return nil, fmt.Errorf("--kernel %s: %w", path, err)
 	}
 	k.Release = hdr.release
+	k.ID = k.Release + "-" + hex.EncodeToString(sum[:8])
 	if cacheDir == "" {
 		k.Note = "no cache folder for the extracted vmlinux"
 		return k, nil
 	}
-	sum := sha256.Sum256(data)
-	cached := filepath.Join(cacheDir, "vmlinux-"+k.Release+"-"+hex.EncodeToString(sum[:8]))
+	cached := filepath.Join(cacheDir, "vmlinux-"+k.ID)
 	if _, err := os.Stat(cached); err == nil {
 		k.Boot = cached
 		return k, nil

@@ -1,6 +1,10 @@
 package vm
 
-import "github.com/pcap2pkt/pcap2pkt/parser"
+import (
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
 
 // The host and the guest speak in JSON lines over the guest's second serial
 // port (ttyS1; the first is the kernel's console): the guest says it is
@@ -33,6 +37,11 @@ type Result struct {
 	Err      string `json:"err,omitempty"`      // the child could not be run
 	// Failure is the failure the child reported (replay.SandboxResult).
 	Failure *parser.Error `json:"failure,omitempty"`
+	// CPU is the processor time the run's processes used in the guest
+	// (the child and what it waited for: shells, python3): in
+	// deterministic time one nanosecond per instruction, what the run
+	// costs the host, whatever the host's load and the script's own waits.
+	CPU time.Duration `json:"cpu_ns,omitempty"`
 }
 
 // guestMessage is one line from the guest.
@@ -52,6 +61,10 @@ type guestConfig struct {
 	// Layer says that the initramfs's /ram holds copies of the host's
 	// programs to lay over its root (userland.go).
 	Layer bool `json:"layer,omitempty"`
+	// Opaque are folders the layer holds whole; Binds are empty folders in
+	// those over which the host's are mounted (userland.go's layer).
+	Opaque []string `json:"opaque,omitempty"`
+	Binds  []string `json:"binds,omitempty"`
 	// Seed credits the guest's random pool at boot (see seedRandom).
 	Seed []byte `json:"seed"`
 }

@@ -11,11 +11,13 @@ package vm
 
 import (
 	"debug/elf"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -57,9 +59,15 @@ var pythonName = regexp.MustCompile(`^python[0-9]+\.[0-9]+$`)
 
 // layer is a set of host paths to copy into the initramfs: files, the
 // folders above them, and the symbolic links on the way, as on the host.
+// opaque are folders that the layer holds whole, so that the guest need not
+// look in the host's (overlayfs stops at an opaque folder); binds are
+// folders in those that the layer holds empty, for the guest to mount the
+// host's over them.
 type layer struct {
 	entries map[string]fs.FileInfo
 	links   map[string]string
+	opaque  []string
+	binds   []string
 }
 
 func newLayer() *layer {
@@ -186,6 +194,95 @@ func (l *layer) addExecutable(file string, depth int) {
 	}
 }
 
+// pythonStart is what python3 reads at every start: the folders of its
+// search path (less the current folder: a script's own), and the modules
+// it has imported before any code of the caller's (site, and what .pth
+// files in site-packages import).
+const pythonStart = `import json, sys
+print(json.dumps({"path": sys.path[1:], "files": [f for f in (getattr(m, "__file__", None) for m in list(sys.modules.values())) if f]}))`
+
+// addPythonPath makes the folders of python3's search path opaque in the
+// layer. python3 lists them at every start (its import system caches each
+// folder's names), and overlayfs merges a folder of the layer with the
+// host's by reading both: the host's over 9p, a dozen waits for the host
+// per start, during which the guest's clock jumps from timer to timer (0.9 s
+// of guest time per start on average, decided by the host's speed). Held
+// whole in the layer, they are read from memory. The standard library's
+// folders that the layer leaves out (skipStdlib) and the packages in
+// site-packages that python3 does not import at its start are the host's,
+// mounted over empty folders of the layer: a script that imports one reads
+// it over 9p, as before.
+func (l *layer) addPythonPath(env []string, path string) {
+	python, err := lookPath("python3", path)
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(python, "-c", pythonStart)
+	cmd.Env, cmd.Dir = env, "/"
+	out, err := cmd.Output()
+	if err != nil {
+		return
+	}
+	var start struct {
+		Path  []string `json:"path"`
+		Files []string `json:"files"`
+	}
+	if err := json.Unmarshal(out, &start); err != nil {
+		return
+	}
+	// Modules imported at the start, whole (a package's folder too).
+	var loaded []string
+	for _, f := range start.Files {
+		if real := l.add(f); real != "" {
+			loaded = append(loaded, real)
+			if filepath.Base(real) == "__init__.py" {
+				l.addTree(filepath.Dir(real), nil)
+			}
+		}
+	}
+	for _, p := range start.Path {
+		if !filepath.IsAbs(p) {
+			continue
+		}
+		dir := l.add(p)
+		if dir == "" || slices.Contains(l.opaque, dir) {
+			continue
+		}
+		// A folder of the path inside another (site-packages in the
+		// standard library's folder) is the layer's too, not the host's.
+		l.binds = slices.DeleteFunc(l.binds, func(b string) bool { return b == dir })
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			continue
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			sub := filepath.Join(dir, e.Name())
+			if _, ok := l.entries[sub]; ok {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if !fi.IsDir() {
+				// Files (.pth, modules, extensions) and links, whole.
+				l.add(sub)
+				continue
+			}
+			if slices.ContainsFunc(loaded, func(f string) bool { return strings.HasPrefix(f, sub+"/") }) {
+				l.addTree(sub, nil)
+				continue
+			}
+			l.entries[sub] = fi
+			l.binds = append(l.binds, sub)
+		}
+		l.opaque = append(l.opaque, dir)
+	}
+}
+
 // lookPath finds a program on a search path as the guest's shell will.
 func lookPath(name, path string) (string, error) {
 	for _, d := range filepath.SplitList(path) {
@@ -212,6 +309,7 @@ func hotLayer(env []string) *layer {
 	for _, p := range hotPrograms {
 		l.addProgram(p, path)
 	}
+	l.addPythonPath(env, path)
 	files := append([]string(nil), hotFiles...)
 	for _, d := range libDirs {
 		files = append(files, filepath.Join(d, "gconv", "gconv-modules.cache"))

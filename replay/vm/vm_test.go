@@ -187,8 +187,26 @@ func TestHotLayer(t *testing.T) {
 		t.Errorf("no %s in the layer", sh)
 	}
 	for p := range l.entries {
-		if strings.Contains(p, "/config-") && strings.Contains(p, "/python") {
+		// The folder itself may be there, empty, for the host's.
+		if strings.Contains(p, "/config-") && strings.Contains(p, "/python") && !slices.Contains(l.binds, p) {
 			t.Fatalf("the layer holds %s", p)
+		}
+	}
+	// python3's search path: its folders opaque, what they hold in the
+	// layer but the folders to mount from the host, which are empty there.
+	if _, err := lookPath("python3", "/usr/bin:/bin"); err == nil {
+		if len(l.opaque) == 0 {
+			t.Error("no opaque folders with python3 on the path")
+		}
+		for _, b := range l.binds {
+			if !slices.Contains(l.opaque, filepath.Dir(b)) {
+				t.Errorf("%s mounted in a folder that is not opaque", b)
+			}
+			for p := range l.entries {
+				if strings.HasPrefix(p, b+"/") {
+					t.Errorf("%s in the layer under %s, which the host's hides", p, b)
+				}
+			}
 		}
 	}
 	if fi, err := os.Stat("/usr/lib/locale/C.utf8/LC_CTYPE"); err == nil && fi.Mode().IsRegular() {
