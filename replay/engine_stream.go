@@ -244,7 +244,8 @@ const delayedACKSlack = 40*time.Millisecond + 2*4*time.Millisecond
 // doACKLine judges a line that only acknowledges as the kernel's
 // progress: by the line's time (within the tolerance, and the delayed-ACK
 // slack), some packet of the kernel's must have acknowledged at least its
-// ack, and SACKed at least its SACK blocks. Earlier is fine (a quick ACK
+// ack, and SACKed at least its SACK blocks (a D-SACK block, below the ack,
+// in some ACK of its own). Earlier is fine (a quick ACK
 // where the captured kernel delayed one), as are extra ACKs; the kernel
 // never acknowledges what it did not receive.
 func (e *engine) doACKLine(es *eventState, sp *scriptPacket, s *socket) error {
@@ -262,8 +263,12 @@ func (e *engine) awaitAck(es *eventState, sp *scriptPacket, s *socket, want tcpw
 			return false
 		}
 		for _, b := range blocks {
-			// A block below the cumulative ACK is acknowledged too.
-			if b.end.Diff(e.acked.ack) > 0 && !covers(e.acked.sacked, b) {
+			// A block below the line's own ack is a D-SACK: the kernel's
+			// report of a duplicate it received (tcp_dsack), which it
+			// must have sent. Any other block below the kernel's
+			// cumulative ACK is acknowledged by it too.
+			dsack := b.end.Diff(want) <= 0
+			if (dsack || b.end.Diff(e.acked.ack) > 0) && !covers(e.acked.sacked, b) {
 				return false
 			}
 		}

@@ -150,6 +150,13 @@ func TestACKProgress(t *testing.T) {
 		{"a SACK block short", "+0 < P. 1001:2001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 1 <nop,nop,sack 1001:2001>\n",
 			[]kernelPacket{ack(0, 0, 0, 0, 1, sack(1001, 1501))},
 			[]string{"expected the kernel to acknowledge ack 1 with sack 1001:2001"}},
+		// A duplicate of data received: the kernel reports it in a
+		// D-SACK block below its ack (unless tcp_dsack=0).
+		{"a D-SACK", in + "+0 > . 1:1(0) ack 1001\n+0.01 < P. 1:1001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 1001 <nop,nop,sack 1:1001>\n",
+			[]kernelPacket{ack(0, 0, 0, 0, 1001, nil), ack(10*ms, 0, 0, 0, 1001, sack(1, 1001))}, nil},
+		{"a D-SACK never sent", in + "+0 > . 1:1(0) ack 1001\n+0.01 < P. 1:1001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 1001 <nop,nop,sack 1:1001>\n",
+			[]kernelPacket{ack(0, 0, 0, 0, 1001, nil), ack(10*ms, 0, 0, 0, 1001, nil)},
+			[]string{"expected the kernel to acknowledge ack 1001 with sack 1:1001"}},
 		{"the data's ack lags, a pure ACK follows", in + "+0 > P. 1:101(100) ack 1001\n",
 			[]kernelPacket{ack(0, tcpwire.FlagPSH, 0, 100, 1, nil), ack(ms, 0, 100, 0, 1001, nil)}, nil},
 		// A window probe (one below the stream) is a timer's decision,
