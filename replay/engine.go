@@ -252,6 +252,12 @@ func (e *engine) run() error {
 	}
 	e.nextEphemeral = int(port)
 
+	if e.cfg.Extended {
+		// Worked out before the clock starts: on a script of thousands of
+		// lines it takes milliseconds, which the first injected ACK would
+		// otherwise wait.
+		e.lostInCapture()
+	}
 	e.liveStart = e.host.StartTime(e.env.Clock)
 	if e.cfg.Extended {
 		var rctx context.Context
