@@ -16,6 +16,7 @@ type nodes struct {
 	tsSlab      slab[tsNodes]
 	callSlab    slab[callNodes]
 	commentSlab slab[parser.Comment]
+	noteSlab    slab[[]string] // the comment lists of events
 
 	events   []*event // the builder's event list
 	evs      []parser.Event
@@ -37,6 +38,7 @@ func (n *nodes) reset() {
 	n.tsSlab.reset()
 	n.callSlab.reset()
 	n.commentSlab.reset()
+	n.noteSlab.reset()
 	clear(n.calls)
 	drop(&n.events)
 	drop(&n.evs)

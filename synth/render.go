@@ -214,7 +214,7 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 			b.count.longestWait = max(b.count.longestWait, int(d))
 		}
 	}
-	shareGatheredNotes(b.events)
+	shareGatheredNotes(b.events, b.nodes)
 	header := Header(b.f, b.packets, b.opts.Source, b.opts, b.artefacts())
 	piece := chunk
 	if piece == 0 {
@@ -363,21 +363,21 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 // shareGatheredNotes gives a run of writes gathered from several segments
 // one note, on the first, instead of one each (a bulk transfer had hundreds
 // of identical lines): a run goes on while no other comment comes between.
-func shareGatheredNotes(events []*event) {
+func shareGatheredNotes(events []*event, mem *nodes) {
 	start, n, lo, hi := -1, 0, 0, 0
 	end := func() {
 		if n > 1 {
 			e := events[start]
 			c := e.comments()[: len(e.comments())-1 : len(e.comments())-1]
 			e.setComments(append(c, fmt.Sprintf("Each of this and the next %d writes was captured as %d to %d segments: each is gathered "+
-				"into one expectation (a kernel cuts a write as its TSO/GSO sizing says).", n-1, lo, hi)))
+				"into one expectation (a kernel cuts a write as its TSO/GSO sizing says).", n-1, lo, hi)), mem)
 		}
 		start, n = -1, 0
 	}
 	for i, e := range events {
 		switch {
 		case e.gathered > 0 && start >= 0 && len(e.comments()) == 1:
-			e.setComments(e.comments()[:0])
+			e.setComments(e.comments()[:0], mem)
 			n, lo, hi = n+1, min(lo, int(e.gathered)), max(hi, int(e.gathered))
 		case e.gathered > 0:
 			end()

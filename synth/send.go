@@ -240,7 +240,7 @@ func (b *builder) probe(i int, p *capture.FlowPacket) {
 	}
 	w := new(event)
 	*w = newEvent(b.events[at].at(), &parser.Syscall{Name: "write", Args: []parser.Expr{num(b.fd), any3(), num(n)}, Result: num(n)},
-		[]string{"The zero-window probes below need data queued: the application wrote it before."})
+		[]string{"The zero-window probes below need data queued: the application wrote it before."}, b.nodes)
 	if at == len(b.events)-1 {
 		b.events = append(b.events, w)
 	} else {
@@ -520,7 +520,7 @@ func (b *builder) gather(p *capture.FlowPacket, pk *pktNode) bool {
 		// The note of the segments before is the event's own copy (below).
 		c[u.base] = gatheredNote(u.segs)
 	} else {
-		u.ev.setComments(append(c[:u.base:u.base], gatheredNote(u.segs)))
+		u.ev.setComments(append(c[:u.base:u.base], gatheredNote(u.segs)), b.nodes)
 	}
 	u.ev.gathered = int32(u.segs)
 	return true

@@ -244,9 +244,9 @@ type event struct {
 
 // newEvent returns an event of action a at time at, with comment lines
 // comments.
-func newEvent(at time.Time, a any, comments []string) event {
+func newEvent(at time.Time, a any, comments []string, mem *nodes) event {
 	e := event{action: a, ns: at.UnixNano()}
-	e.setComments(comments)
+	e.setComments(comments, mem)
 	return e
 }
 
@@ -267,13 +267,14 @@ func (e *event) comments() []string {
 	return *e.notes
 }
 
-// setComments replaces the comment lines.
-func (e *event) setComments(c []string) {
+// setComments replaces the comment lines; the list's header comes from
+// mem (a bulk transfer's gathered writes each have a note).
+func (e *event) setComments(c []string, mem *nodes) {
 	if e.notes == nil {
 		if len(c) == 0 {
 			return
 		}
-		e.notes = new([]string)
+		e.notes = mem.noteSlab.new()
 	}
 	*e.notes = c
 }
@@ -454,7 +455,7 @@ func (b *builder) emit(at time.Time, a any) *event {
 		b.lastPkt = pk
 	}
 	e := b.evSlab.new()
-	*e = newEvent(at, a, b.comments)
+	*e = newEvent(at, a, b.comments, b.nodes)
 	if pk != nil && b.frameOf[pk] > 0 {
 		if b.frames == nil {
 			b.frames = map[*event][]int{}
