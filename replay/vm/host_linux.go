@@ -186,9 +186,13 @@ var systemPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/us
 // and search path, nothing else of the host's. The system's folders come
 // first in the path: a user's folders often hold wrappers, such as pyenv's
 // python3 shim (bash scripts that start more bash: 5 s per python3 in a
-// VM), and scripts mean the system's programs.
+// VM), and scripts mean the system's programs. nstat keeps its history in
+// the guest's own /run instead of /tmp (its default), whose lookups reach
+// the host's /tmp beneath the guest's over 9p: the guest's clock runs on
+// while it waits for the host, so a script's timing (fastopen's
+// icmp-before-accept calls nstat between packets) followed the host's load.
 func guestEnv() []string {
-	env := []string{"HOME=/root", "TERM=dumb"}
+	env := []string{"HOME=/root", "TERM=dumb", "NSTAT_HISTORY=/run/.nstat.u0"}
 	path := append([]string(nil), systemPath...)
 	for _, kv := range os.Environ() {
 		name, value, _ := strings.Cut(kv, "=")

@@ -160,6 +160,9 @@ func TestGuestEnv(t *testing.T) {
 	if !slices.Contains(env, "LANG=de_DE.UTF-8") {
 		t.Errorf("env %q lacks the locale", env)
 	}
+	if !slices.Contains(env, "NSTAT_HISTORY=/run/.nstat.u0") {
+		t.Errorf("env %q leaves nstat's history in /tmp, which reaches the host over 9p", env)
+	}
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "SECRET_TOKEN=") {
 			t.Errorf("env passes %s", kv)
