@@ -248,6 +248,10 @@ func TestHandshakeOptionSet(t *testing.T) {
 		{"an option missing", true, "> S. 0:0(0) ack 1 <mss 1460,sackOK,nop,wscale 7,nop,nop,nop,nop,TS val 1 ecr 0>", []string{"expected options"}},
 		{"an option the script lacks", true, "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 7>", []string{"expected options"}},
 		{"another value", true, "> S. 0:0(0) ack 1 <wscale 8,mss 1460,sackOK,nop,nop,nop>", []string{"expected option wscale 8"}},
+		// Bytes after an EOL are padding, so the wire list is shorter
+		// than the script's: its `*` marks must still line up.
+		{"a wildcard before eols", true, "> S. 0:0(0) ack 1 <mss 1460,nop,wscale *,sackOK,eol,eol>", nil},
+		{"a value before eols", true, "> S. 0:0(0) ack 1 <mss 1460,nop,wscale 8,sackOK,eol,eol>", []string{"expected option wscale 8"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -358,13 +358,15 @@ func (e *engine) compareOption(w, g tcpwire.Option, wild parser.OptWild, tol int
 
 // optionWilds returns the `*` marks of the script packet's options, one per
 // wire option (the encoder writes one wire option per script option), or
-// none when the counts differ.
+// none when the script has fewer.
 func optionWilds(sp *scriptPacket, n int) []parser.OptWild {
 	w := make([]parser.OptWild, n)
-	if sp.ast == nil || sp.ast.TCP == nil || sp.ast.TCP.Options == nil || len(sp.ast.TCP.Options.List) != n {
+	// The wire list ends at the first EOL (what follows is padding), so
+	// the script's list may be longer; up to there the two line up.
+	if sp.ast == nil || sp.ast.TCP == nil || sp.ast.TCP.Options == nil || len(sp.ast.TCP.Options.List) < n {
 		return w
 	}
-	for i, o := range sp.ast.TCP.Options.List {
+	for i, o := range sp.ast.TCP.Options.List[:n] {
 		w[i] = o.Wild
 	}
 	return w
