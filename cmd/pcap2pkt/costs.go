@@ -216,17 +216,13 @@ func assignRuns(c *cli.Context, costs *costCache, runs []*suiteRun, n int) (shar
 func shareOut(runs []*suiteRun, cost map[*suiteRun]time.Duration, n int) [][]*suiteRun {
 	order := append([]*suiteRun(nil), runs...)
 	sort.SliceStable(order, func(i, j int) bool { return cost[order[i]] > cost[order[j]] })
+	weights := make([]float64, len(order))
+	for i, r := range order {
+		weights[i] = float64(cost[r])
+	}
 	out := make([][]*suiteRun, n)
-	load := make([]time.Duration, n)
-	for _, r := range order {
-		k := 0
-		for i := range load {
-			if load[i] < load[k] {
-				k = i
-			}
-		}
-		out[k] = append(out[k], r)
-		load[k] += cost[r]
+	for i, bin := range leastLoaded(weights, n) {
+		out[bin] = append(out[bin], order[i])
 	}
 	return out
 }

@@ -65,22 +65,38 @@ func (s shardSpec) pick(items []shardItem) []int {
 	}
 	sort.SliceStable(order, func(a, b int) bool { return items[order[a]].key < items[order[b]].key })
 	sort.SliceStable(order, func(a, b int) bool { return items[order[a]].weight > items[order[b]].weight })
-	load := make([]float64, s.n)
+	weights := make([]float64, len(order))
+	for a, i := range order {
+		weights[a] = items[i].weight
+	}
 	var mine []int
-	for _, i := range order {
-		best := 0
-		for j := 1; j < s.n; j++ {
-			if load[j] < load[best] {
-				best = j
-			}
-		}
-		load[best] += items[i].weight
-		if best == s.k-1 {
-			mine = append(mine, i)
+	for a, bin := range leastLoaded(weights, s.n) {
+		if bin == s.k-1 {
+			mine = append(mine, order[a])
 		}
 	}
 	sort.Ints(mine)
 	return mine
+}
+
+// leastLoaded deals items out among n bins in the order given, each to the
+// bin with the least weight so far (the first of equals), and returns each
+// item's bin: with the heaviest first, the greedy balance of --shard's parts
+// and of --kernel's VMs.
+func leastLoaded(weights []float64, n int) []int {
+	load := make([]float64, n)
+	bins := make([]int, len(weights))
+	for i, w := range weights {
+		best := 0
+		for j := 1; j < n; j++ {
+			if load[j] < load[best] {
+				best = j
+			}
+		}
+		load[best] += w
+		bins[i] = best
+	}
+	return bins
 }
 
 // referenceDurations reads a verdict file in the format of
