@@ -26,9 +26,21 @@ const aheadLimit = 1000 // µs
 // capture; a kernel that sends the data before it still matches, early by
 // less than aheadLimit, well within the tolerance.
 func acksAhead(evs []*event) {
-	var lastTS uint32 // TS val of the latest outbound packet before i
-	hasTS := false
-	for i := 0; i+1 < len(evs); i++ {
+	var s aheadACKs
+	s.step(evs, 0, len(evs), true)
+}
+
+// aheadACKs is acksAhead's state between its steps.
+type aheadACKs struct {
+	lastTS uint32 // TS val of the latest outbound packet before the step's next event
+	hasTS  bool
+}
+
+// step goes over evs[i:limit], reading and moving no event at or past
+// limit, and returns where the next step starts: events before it are
+// done with. final says that limit ends the list.
+func (s *aheadACKs) step(evs []*event, i, limit int, final bool) int {
+	for ; i+1 < limit; i++ {
 		e := evs[i]
 		out, ok := e.action.(*pktNode)
 		if !ok || out.Dir != parser.Outbound {
@@ -36,8 +48,12 @@ func acksAhead(evs []*event) {
 		}
 		if e.fresh && !e.timer && !strings.ContainsAny(out.TCP.Flags, "SRF") && out.TCP.Len > 0 {
 			orig, j := e.ns, i
-			for ; j+1 < len(evs) && time.Duration(evs[j+1].ns-orig).Microseconds() <= aheadLimit &&
-				ackBefore(evs[j+1].action, out.TCP.Seq, lastTS, hasTS); j++ {
+			if !final && !pastAhead(evs[i+1:limit], orig) {
+				// The ACKs that may go ahead of e are not all there yet.
+				return i
+			}
+			for ; j+1 < limit && time.Duration(evs[j+1].ns-orig).Microseconds() <= aheadLimit &&
+				ackBefore(evs[j+1].action, out.TCP.Seq, s.lastTS, s.hasTS); j++ {
 				evs[j], evs[j+1] = evs[j+1], evs[j]
 				e.ns = max(e.ns, evs[j].ns)
 				e.react = true
@@ -45,9 +61,21 @@ func acksAhead(evs []*event) {
 			i = j // e's place now; the ACKs before it are done
 		}
 		if v, ok := tsVal(out); ok {
-			lastTS, hasTS = v, true
+			s.lastTS, s.hasTS = v, true
 		}
 	}
+	return i
+}
+
+// pastAhead reports whether an event of evs comes more than aheadLimit
+// after orig: acksAhead moves nothing past it.
+func pastAhead(evs []*event, orig int64) bool {
+	for _, f := range evs {
+		if time.Duration(f.ns-orig).Microseconds() > aheadLimit {
+			return true
+		}
+	}
+	return false
 }
 
 // ackBefore reports whether a is an inbound pure ACK that acknowledges

@@ -461,16 +461,9 @@ const (
 )
 
 // sendBuffer returns the command that sets tcp_wmem and the comment lines
-// saying why, or "" when the writes fit a stock buffer.
-func (b *builder) sendBuffer() (string, []string) {
-	var largest int64
-	for _, e := range b.events {
-		if c, ok := e.action.(*parser.Syscall); ok && c.Name == "write" {
-			if r, ok := c.Result.(*parser.IntLit); ok {
-				largest = max(largest, r.Value)
-			}
-		}
-	}
+// saying why, or "" when the writes, the largest of largest bytes, fit a
+// stock buffer.
+func (b *builder) sendBuffer(largest int64) (string, []string) {
 	if largest <= stockSndbuf/2 {
 		return "", nil
 	}

@@ -50,6 +50,9 @@ func (b *builder) printer() func(io.Writer) error {
 			return fmt.Errorf("flow %d: its script was printed already", b.f.Index)
 		}
 		printed = true
+		if b.stream != nil {
+			return b.stream.printTo(w)
+		}
 		return b.render(printChunk, func(s *parser.Script) error { return parser.Print(w, s) })
 	}
 }
@@ -71,7 +74,10 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 // the synthesis is done with them. For scripts that are only printed: a
 // long connection's whole tree takes more memory than the rest of its
 // synthesis (on a bulk transfer about 340 bytes a packet, against 170 for
-// its events and 64 for its packets).
+// its events and 64 for its packets), and a connection of streamMin
+// packets or more has its events printed as they are made, into a
+// temporary file, so that its synthesis holds a window of them (see
+// streamer).
 func Scripts(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]Result, error) {
 	return file(name, r, flows, opts, false)
 }
@@ -98,7 +104,7 @@ func file(name string, r io.Reader, flows capture.FlowOptions, opts Options, tre
 					s, serr := Synthesize(f, opts)
 					out[i] = Result{Flow: f, Script: s, Err: serr}
 				default:
-					b, serr := build(f, opts, new(nodes), func() { f.Packets = nil })
+					b, serr := build(f, opts, new(nodes), func() { f.Packets = nil }, true)
 					out[i] = Result{Flow: f, Err: serr}
 					if serr == nil {
 						out[i].print = b.printer()
@@ -131,7 +137,9 @@ var ErrNotKept = errors.New("not synthesised: not a connection asked for")
 // connection at a time, in the order they ended.
 //
 // A result has no tree (r.Script is nil): fn prints the script with
-// r.Print, which makes its tree a chunk of events at a time. fn must do so
+// r.Print, which makes its tree a chunk of events at a time (or, for a
+// long connection, whose events were printed into a temporary file as
+// they were made, prints its head and copies that file). fn must do so
 // before it returns, and not call r.Print after: its memory is reused for
 // a later connection then. r.Flow.Packets is nil (their memory went back
 // to the tracker once the script's events were made: r.Flow.Count says
@@ -181,7 +189,7 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 				// once the builder is done with them, before the passes
 				// over its events and the tree (the peak of a long
 				// connection's memory), and its printing.
-				b, serr := build(j.f, opts, &mem, func() { tr.Release(j.f) })
+				b, serr := build(j.f, opts, &mem, func() { tr.Release(j.f) }, true)
 				tr.Release(j.f) // if build failed before
 				res := Result{Flow: j.f, Err: serr}
 				if serr == nil {
@@ -189,6 +197,9 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 				}
 				j.res <- res
 				<-j.done
+				if serr == nil && b.stream != nil {
+					b.stream.sp.close() // if fn did not print it
+				}
 				mem.reset()
 			}
 		}()

@@ -22,26 +22,48 @@ import (
 // inside the window in which no RACK timer can fire; the rest of the
 // script keeps its timing relative to it.
 func fillsEarly(evs []*event) {
-	rtt, ok := handshakeRTT(evs)
-	if !ok {
-		return
+	var s holeFills
+	s.step(evs, 0, len(evs), true)
+}
+
+// holeFills is fillsEarly's state between its steps.
+type holeFills struct {
+	started bool // the handshake's round trip is known (or known to be unknown)
+	off     bool // no round trip: the pass moves nothing
+	rtt     time.Duration
+	sh      shifter
+	holeAt  time.Time
+	// holeStart is where the hole the remote reported begins.
+	holeStart uint32
+	hole      bool
+	resent    map[uint32]bool // first bytes of segments the kernel sent again
+}
+
+// step goes over evs[from:to] (evs holds every event of the list from its
+// first, until the round trip is known), and returns where the next step
+// starts; final says that evs ends the list.
+func (s *holeFills) step(evs []*event, from, to int, final bool) int {
+	if !s.started {
+		rtt, ok, known := handshakeRTT(evs[:to])
+		if !known && !final {
+			return from
+		}
+		s.started, s.off, s.rtt = true, !ok, rtt
 	}
-	sh := shifter{evs: evs}
-	var holeAt time.Time
-	var holeStart uint32
-	hole := false
-	var resent map[uint32]bool // first bytes of segments the kernel sent again
-	for i, p := range sh.packets() {
+	if s.off {
+		return to
+	}
+	for i, p := range s.sh.packets(evs, from, to) {
 		e := evs[i]
 		if p.Dir == parser.Outbound {
 			if p.TCP.Len > 0 && !e.fresh {
 				// The kernel retransmitted: no race left to keep, and an
 				// ACK that covers this segment may answer the copy.
-				hole = false
-				if resent == nil {
-					resent = map[uint32]bool{}
+				s.hole = false
+				if s.resent == nil {
+					s.resent = map[uint32]bool{}
 				}
-				resent[p.TCP.Seq] = true
+				s.resent[p.TCP.Seq] = true
 			}
 			continue
 		}
@@ -49,15 +71,16 @@ func fillsEarly(evs []*event) {
 			continue
 		}
 		ack := *p.TCP.Ack
-		if hole && tcpwire.Seq(holeStart).LessThan(tcpwire.Seq(ack)) {
-			hole = false
-			sh.moveEarlier(i, holeAt.Add(min(e.at().Sub(holeAt), rtt/8)))
+		if s.hole && tcpwire.Seq(s.holeStart).LessThan(tcpwire.Seq(ack)) {
+			s.hole = false
+			s.sh.moveEarlier(evs, i, s.holeAt.Add(min(e.at().Sub(s.holeAt), s.rtt/8)))
 			continue
 		}
-		if !hole && !resent[ack] && sacksAbove(p, ack) {
-			hole, holeAt, holeStart = true, e.at(), ack
+		if !s.hole && !s.resent[ack] && sacksAbove(p, ack) {
+			s.hole, s.holeAt, s.holeStart = true, e.at(), ack
 		}
 	}
+	return to
 }
 
 // sacksAbove reports whether inbound packet p selectively acknowledges
@@ -80,8 +103,9 @@ func sacksAbove(p *pktNode, ack uint32) bool {
 }
 
 // handshakeRTT returns the round trip of the handshake: from the local
-// side's SYN or SYN-ACK to the inbound packet after it.
-func handshakeRTT(evs []*event) (time.Duration, bool) {
+// side's SYN or SYN-ACK to the inbound packet after it. known says that
+// events after evs cannot change the answer.
+func handshakeRTT(evs []*event) (rtt time.Duration, ok, known bool) {
 	for i, e := range evs {
 		p, ok := e.action.(*pktNode)
 		if !ok || p.Dir != parser.Outbound || !strings.Contains(p.TCP.Flags, "S") {
@@ -90,12 +114,12 @@ func handshakeRTT(evs []*event) (time.Duration, bool) {
 		for _, f := range evs[i+1:] {
 			if inboundLine(f.action) {
 				if d := f.at().Sub(e.at()); d > 0 {
-					return d, true
+					return d, true, true
 				}
-				return 0, false
+				return 0, false, true
 			}
 		}
-		return 0, false
+		return 0, false, false
 	}
-	return 0, false
+	return 0, false, false
 }

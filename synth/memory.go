@@ -71,9 +71,10 @@ func drop[T any](buf *[]T) {
 // flow is expected to need (want), or else start small and grow.
 type slab[T any] struct {
 	buf    []T   // the chunk values come from
-	chunks [][]T // every chunk, in order, for reset
+	chunks [][]T // the chunks reset hands out again (up to maxKept values), in order
 	next   int   // chunks[next] is the chunk after buf
 	n      int   // values handed out since reset
+	kept   int   // the values the chunks hold
 	want   int
 }
 
@@ -105,6 +106,12 @@ func (s *slab[T]) grow() {
 		n = max(n, min(s.want-s.n, maxFirstChunk))
 	}
 	s.buf = make([]T, 0, n)
+	if s.kept+n > maxKept {
+		// Not kept for reset: a streamed script's nodes go to the garbage
+		// collector as its events are printed.
+		return
+	}
+	s.kept += n
 	s.chunks = append(s.chunks, s.buf)
 	s.next++
 }
@@ -128,15 +135,10 @@ func (s *slab[T]) pop() {
 
 // reset zeroes the values handed out and hands them out again.
 func (s *slab[T]) reset() {
-	kept := 0
 	for i, c := range s.chunks {
 		if i < s.next {
 			clear(c[:cap(c)])
 		}
-		kept += cap(c)
-	}
-	if kept > maxKept {
-		s.chunks = nil
 	}
 	s.buf, s.next, s.n = nil, 0, 0
 }

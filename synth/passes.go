@@ -5,23 +5,27 @@ import (
 	"time"
 )
 
-// The passes over the finished event list (fillsEarly, acksBeforeProbe,
+// The passes over the event list (fillsEarly, acksBeforeProbe,
 // acksAhead) are functions of the list: each moves some inbound packets
 // earlier than captured, where a replay's timers would otherwise fire
-// first.
+// first. Each is a state that takes the list in steps (see streamer): a
+// step goes over events from where the last one stopped, and an event it
+// went over is done with, whatever comes after it, except that a step
+// reads the event before its first again (moveEarlier), which a later pass
+// must not have changed by then.
 
 // shifter walks an event list for a pass that moves events earlier: the
 // events after a moved one keep their timing relative to it.
 type shifter struct {
-	evs   []*event
 	shift time.Duration // how far the events so far moved earlier
 }
 
-// packets yields the TCP packets of the list with their index, after
+// packets yields the TCP packets of evs[from:to] with their index, after
 // moving each event (packet or not) by the shift so far.
-func (s *shifter) packets() iter.Seq2[int, *pktNode] {
+func (s *shifter) packets(evs []*event, from, to int) iter.Seq2[int, *pktNode] {
 	return func(yield func(int, *pktNode) bool) {
-		for i, e := range s.evs {
+		for i := from; i < to; i++ {
+			e := evs[i]
 			e.ns -= int64(s.shift)
 			p, ok := e.action.(*pktNode)
 			if !ok {
@@ -34,12 +38,12 @@ func (s *shifter) packets() iter.Seq2[int, *pktNode] {
 	}
 }
 
-// moveEarlier moves event i to time to, or to the event before it if that
-// is later, and adds how far it moved (nothing if to is not earlier) to
-// the shift of the events after it.
-func (s *shifter) moveEarlier(i int, to time.Time) {
-	e := s.evs[i]
-	if prev := s.evs[i-1].at(); to.Before(prev) {
+// moveEarlier moves event i of evs to time to, or to the event before it
+// if that is later, and adds how far it moved (nothing if to is not
+// earlier) to the shift of the events after it.
+func (s *shifter) moveEarlier(evs []*event, i int, to time.Time) {
+	e := evs[i]
+	if prev := evs[i-1].at(); to.Before(prev) {
 		to = prev
 	}
 	if d := e.at().Sub(to); d > 0 {

@@ -30,71 +30,80 @@ const (
 // mss is the smaller of the two sides' MSS options; flight is memory for
 // the data in flight, returned (emptied) for the next flow.
 func acksBeforeProbe(evs []*event, mss int, flight []sentData) []sentData {
+	s := probeWindows{mss: mss, flight: flight[:0]}
+	s.step(evs, 0, len(evs))
+	return s.flight[:0]
+}
+
+// probeWindows is acksBeforeProbe's state between its steps.
+type probeWindows struct {
+	mss int
 	// Outbound data not acknowledged yet, in order, from flight[head]:
 	// an ACK drops what it covers by moving head, and the list is
 	// compacted once half of it is dropped, so that each entry is copied
 	// a bounded number of times (copying the rest on each ACK made
 	// thousands of segments in flight take quadratic time).
-	flight = flight[:0]
-	head := 0
-	sh := shifter{evs: evs}
-	var (
-		una   tcpwire.Seq
-		armed time.Time // the latest transmission or ACK of new data
-		srtt  time.Duration
-		quiet bool // nothing went out since armed but new data
-	)
-	for i, p := range sh.packets() {
+	flight []sentData
+	head   int
+	sh     shifter
+	una    tcpwire.Seq
+	armed  time.Time // the latest transmission or ACK of new data
+	srtt   time.Duration
+	quiet  bool // nothing went out since armed but new data
+}
+
+// step goes over evs[from:to].
+func (s *probeWindows) step(evs []*event, from, to int) {
+	for i, p := range s.sh.packets(evs, from, to) {
 		e := evs[i]
 		if p.Dir == parser.Outbound {
 			if p.TCP.Len > 0 && !strings.ContainsAny(p.TCP.Flags, "SR") {
 				end := tcpwire.Seq(p.TCP.Seq).Add(p.TCP.Len)
-				flight = append(flight, sentData{end: end, at: e.at(), resent: !e.fresh})
-				armed, quiet = e.at(), e.fresh
+				s.flight = append(s.flight, sentData{end: end, at: e.at(), resent: !e.fresh})
+				s.armed, s.quiet = e.at(), e.fresh
 			} else {
-				quiet = false
+				s.quiet = false
 			}
 			continue
 		}
-		if p.TCP.Ack == nil || strings.ContainsAny(p.TCP.Flags, "SR") || head == len(flight) {
+		if p.TCP.Ack == nil || strings.ContainsAny(p.TCP.Flags, "SR") || s.head == len(s.flight) {
 			continue
 		}
 		ack := tcpwire.Seq(*p.TCP.Ack)
-		if !una.LessThan(ack) && una != 0 {
+		if !s.una.LessThan(ack) && s.una != 0 {
 			continue
 		}
-		if quiet && srtt > 0 && flight[len(flight)-1].end.Diff(una) > int32(mss) {
-			earliest := armed.Add(2*srtt + probeSlack)
+		if s.quiet && s.srtt > 0 && s.flight[len(s.flight)-1].end.Diff(s.una) > int32(s.mss) {
+			earliest := s.armed.Add(2*s.srtt + probeSlack)
 			if at := e.at(); !at.Before(earliest) && at.Before(earliest.Add(probeJiffy+probeMargin)) {
-				sh.moveEarlier(i, earliest.Add(-probeMargin))
+				s.sh.moveEarlier(evs, i, earliest.Add(-probeMargin))
 			}
 		}
 		// The RTT sample of the newest segment this ACK covers, unless it
 		// was sent twice (Karn); then drop what it acknowledges.
-		n := head
+		n := s.head
 		var sample time.Duration
-		for n < len(flight) && flight[n].end.LessThanEq(ack) {
-			if !flight[n].resent {
-				sample = e.at().Sub(flight[n].at)
+		for n < len(s.flight) && s.flight[n].end.LessThanEq(ack) {
+			if !s.flight[n].resent {
+				sample = e.at().Sub(s.flight[n].at)
 			} else {
 				sample = 0
 			}
 			n++
 		}
 		if sample > 0 {
-			if srtt == 0 {
-				srtt = sample
+			if s.srtt == 0 {
+				s.srtt = sample
 			} else {
-				srtt += (sample - srtt) / 8
+				s.srtt += (sample - s.srtt) / 8
 			}
 		}
-		head = n
-		if 2*head >= len(flight) {
-			flight, head = flight[:copy(flight, flight[head:])], 0 // keeps the storage
+		s.head = n
+		if 2*s.head >= len(s.flight) {
+			s.flight, s.head = s.flight[:copy(s.flight, s.flight[s.head:])], 0 // keeps the storage
 		}
-		una, armed, quiet = ack, e.at(), head < len(flight)
+		s.una, s.armed, s.quiet = ack, e.at(), s.head < len(s.flight)
 	}
-	return flight[:0]
 }
 
 // probeMSS is the segment size acksBeforeProbe reckons with: the smaller

@@ -170,12 +170,11 @@ func (b *builder) script() *parser.Script {
 	return s
 }
 
-// delta returns the time of event i (i > 0) relative to the event before
+// delta returns the time of event e relative to prev, the event before
 // it, in µs, and the end of its range (0: none); backwards says it was
 // captured before that event.
-func (b *builder) delta(i int) (d, end int64, backwards bool) {
-	e := b.events[i]
-	d = e.since(b.events[i-1]).Microseconds()
+func (b *builder) delta(e, prev *event) (d, end int64, backwards bool) {
+	d = e.since(prev).Microseconds()
 	if d < 0 {
 		backwards, d = true, 0
 	}
@@ -193,6 +192,19 @@ func (b *builder) delta(i int) (d, end int64, backwards bool) {
 	return d, end, backwards
 }
 
+// countWait counts, for the header, event e written at +0 because it was
+// captured before prev, or after a long wait.
+func (b *builder) countWait(e, prev *event) {
+	d, _, backwards := b.delta(e, prev)
+	if backwards {
+		b.count.backwards++
+	}
+	if d > longWait {
+		b.count.longWaits++
+		b.count.longestWait = max(b.count.longestWait, int(d))
+	}
+}
+
 // render assembles the tree: header comments, option lines, then the
 // events with relative times. Every event and comment gets a line number
 // in print order, which is how the printer interleaves comments with
@@ -204,18 +216,14 @@ func (b *builder) delta(i int) (d, end int64, backwards bool) {
 func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 	mem := b.nodes
 	mem.events = b.events // the list goes back for the next flow
-	for i := 1; i < len(b.events); i++ {
-		d, _, backwards := b.delta(i)
-		if backwards {
-			b.count.backwards++
+	var largest int64
+	for i, e := range b.events {
+		if i > 0 {
+			b.countWait(e, b.events[i-1])
 		}
-		if d > longWait {
-			b.count.longWaits++
-			b.count.longestWait = max(b.count.longestWait, int(d))
-		}
+		largest = max(largest, writeLen(e))
 	}
 	shareGatheredNotes(b.events, b.nodes)
-	header := Header(b.f, b.packets, b.opts.Source, b.opts, b.artefacts())
 	piece := chunk
 	if piece == 0 {
 		piece = len(b.events)
@@ -231,60 +239,133 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 		}
 		return n
 	}
-	var s *parser.Script
-	// start begins a piece with room for n comments (and events[from:to]).
-	start := func(n int) {
-		mem.commentSlab.want = n
-		s = &parser.Script{File: b.opts.Source, Comments: reuse(&mem.comments, n)[:0]}
-	}
-	line := 0
-	next := func() parser.Pos { line++; return parser.Pos{Line: line, Col: 1} }
-	// The texts get their "// " below, all in one string per piece.
-	size := 0
-	addComments := func(texts []string) {
-		for _, t := range texts {
-			t = commentSafe(t)
-			c := mem.commentSlab.new()
-			*c = parser.Comment{Pos: next(), Text: t}
-			s.Comments = append(s.Comments, c)
-			size += len("// ") + len(t)
-		}
-	}
-	// finish gives the piece's comments their "// " and hands it out.
-	finish := func() error {
-		var all strings.Builder
-		all.Grow(size)
-		for _, c := range s.Comments {
-			all.WriteString("// ")
-			all.WriteString(c.Text)
-		}
-		text, off := all.String(), 0
-		for _, c := range s.Comments {
-			n := len("// ") + len(c.Text)
-			c.Text, off = text[off:off+n], off+n
-		}
-		size = 0
-		return out(s)
-	}
-	n := len(header) + 5 + len(b.env.initWhy) // + the ECR, send buffer and offload notes
+	p := &pieces{b: b, out: out}
+	n := 0
 	if chunk == 0 {
-		n += comments(0, len(b.events)) + len(b.comments)
+		n = comments(0, len(b.events)) + len(b.comments)
 	}
-	start(n)
-	addComments(header)
+	p.head(n, largest)
+	for from := 0; from < len(b.events) || from == 0; from += piece {
+		to := min(from+piece, len(b.events))
+		if chunk > 0 {
+			if err := p.finish(); err != nil {
+				return err
+			}
+			mem.commentSlab.reset()
+			n := comments(from, to)
+			if to == len(b.events) {
+				n += len(b.comments)
+			}
+			p.start(n)
+		}
+		var prev *event
+		if from > 0 {
+			prev = b.events[from-1]
+		}
+		p.events(b.events[from:to], prev)
+		if to == len(b.events) {
+			break
+		}
+	}
+	p.addComments(b.comments)
+	return p.finish()
+}
+
+// writeLen is the bytes event e writes, if it is a write call.
+func writeLen(e *event) int64 {
+	if c, ok := e.action.(*parser.Syscall); ok && c.Name == "write" {
+		if r, ok := c.Result.(*parser.IntLit); ok {
+			return r.Value
+		}
+	}
+	return 0
+}
+
+// pieces assembles a script's tree a piece at a time (see render): it
+// numbers the lines, and takes the comments and the nodes of the events
+// from the builder's memory.
+type pieces struct {
+	b    *builder
+	s    *parser.Script
+	line int
+	size int // the bytes of the piece's comments, with their "// "
+	out  func(*parser.Script) error
+	// mark, if set, is an event whose last comment is not known yet: it
+	// is written as markText, for the streamer to replace.
+	mark *event
+}
+
+// markText stands for the comment of pieces.mark: the escapes of
+// commentSafe keep a NUL out of every other line of a script.
+const markText = "// \x00"
+
+// start begins a piece with room for n comments.
+func (p *pieces) start(n int) {
+	mem := p.b.nodes
+	mem.commentSlab.want = n
+	p.s = &parser.Script{File: p.b.opts.Source, Comments: reuse(&mem.comments, n)[:0]}
+}
+
+// next is the position of the next line.
+func (p *pieces) next() parser.Pos {
+	p.line++
+	return parser.Pos{Line: p.line, Col: 1}
+}
+
+// addComments adds comment lines; they get their "// " in finish.
+func (p *pieces) addComments(texts []string) {
+	for _, t := range texts {
+		p.addComment(p.next(), commentSafe(t))
+	}
+}
+
+func (p *pieces) addComment(pos parser.Pos, t string) {
+	c := p.b.nodes.commentSlab.new()
+	*c = parser.Comment{Pos: pos, Text: t}
+	p.s.Comments = append(p.s.Comments, c)
+	p.size += len("// ") + len(t)
+}
+
+// finish gives the piece's comments their "// ", all in one string, and
+// hands it out.
+func (p *pieces) finish() error {
+	var all strings.Builder
+	all.Grow(p.size)
+	for _, c := range p.s.Comments {
+		all.WriteString("// ")
+		all.WriteString(c.Text)
+	}
+	text, off := all.String(), 0
+	for _, c := range p.s.Comments {
+		n := len("// ") + len(c.Text)
+		c.Text, off = text[off:off+n], off+n
+	}
+	p.size = 0
+	return p.out(p.s)
+}
+
+// head starts the first piece, with room for n comments besides its own,
+// with the header comments, the option lines and the initial command;
+// largest is the largest write of the script.
+func (p *pieces) head(n int, largest int64) {
+	b := p.b
+	header := Header(b.f, b.packets, b.opts.Source, b.opts, b.artefacts())
+	p.start(n + len(header) + 5 + len(b.env.initWhy)) // + the ECR, send buffer and offload notes
+	p.addComments(header)
+	s := p.s
 	if !b.opts.Exact {
-		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: parser.Pcap2pktOption, Value: parser.Pcap2pktVersion, Set: true})
+		s.Options = append(s.Options, &parser.Option{Pos: p.next(), Name: parser.Pcap2pktOption, Value: parser.Pcap2pktVersion, Set: true})
 	}
 	for _, o := range b.env.options {
-		o.Pos = next()
+		o.Pos = p.next()
 		s.Options = append(s.Options, o)
 	}
 	if b.scaleEcr {
-		addComments([]string{"Some inbound TS ecr values echo no TS val of an outbound line: let the replay interpolate them."})
-		s.Options = append(s.Options, &parser.Option{Pos: next(), Name: "tcp_ts_ecr_scaled"})
+		p.addComments([]string{"Some inbound TS ecr values echo no TS val of an outbound line: let the replay interpolate them."})
+		s.Options = append(s.Options, &parser.Option{Pos: p.next(), Name: "tcp_ts_ecr_scaled"})
 	}
 	init, why := b.env.init, b.env.initWhy
-	if cmd, w := b.sendBuffer(); cmd != "" {
+	if cmd, w := b.sendBuffer(largest); cmd != "" {
 		init, why = append(init, cmd), append(why, w...)
 	}
 	if b.multiSeg && !b.opts.Strict && b.opts.Exact {
@@ -293,100 +374,108 @@ func (b *builder) render(chunk int, out func(*parser.Script) error) error {
 			"gathers into the expectations of whole writes; with TSO its segment sizes follow its pacing and vary.")
 	}
 	if len(init) > 0 {
-		addComments(why)
-		s.Init = &parser.Command{Pos: next(), Text: strings.Join(init, " && ")}
+		p.addComments(why)
+		s.Init = &parser.Command{Pos: p.next(), Text: strings.Join(init, " && ")}
 	}
-	evs := reuse(&mem.evs, min(piece, len(b.events)))
-	pks := reuse(&mem.pks, min(piece, len(b.events)))
-	tcps := reuse(&mem.tcps, min(piece, len(b.events)))
-	for from := 0; from < len(b.events) || from == 0; from += piece {
-		to := min(from+piece, len(b.events))
-		if chunk > 0 {
-			if err := finish(); err != nil {
-				return err
-			}
-			mem.commentSlab.reset()
-			n := comments(from, to)
-			if to == len(b.events) {
-				n += len(b.comments)
-			}
-			start(n)
+}
+
+// events adds evs to the piece, prev being the event before the first (nil
+// for the script's first event).
+func (p *pieces) events(evs []*event, prev *event) {
+	b, mem := p.b, p.b.nodes
+	pevs := reuse(&mem.evs, len(evs))
+	pks := reuse(&mem.pks, len(evs))
+	tcps := reuse(&mem.tcps, len(evs))
+	p.s.Events = reuse(&mem.evPtrs, len(evs))[:0]
+	for i, e := range evs {
+		if c := e.comments(); e == p.mark {
+			p.addComments(c[:len(c)-1])
+			p.addComment(p.next(), markText[len("// "):])
+		} else {
+			p.addComments(c)
 		}
-		s.Events = reuse(&mem.evPtrs, to-from)[:0]
-		for i := from; i < to; i++ {
-			e := b.events[i]
-			addComments(e.comments())
-			pos := next()
-			t := parser.Time{Pos: pos, Kind: parser.TimeRelative}
-			var d, end int64
-			if i > 0 {
-				d, end, _ = b.delta(i)
-			}
-			switch {
-			case i == 0:
-				t.Kind = parser.TimeAbsolute
-			case e.anchored:
-				t.Usecs, t.Anchor = max(time.Duration(e.ns-e.anchorNs).Microseconds(), 0), true
-				if e.anchorN > 1 {
-					t.AnchorN = int(e.anchorN)
-				}
-			case end > 0:
-				t.Kind, t.Usecs, t.End = parser.TimeRelativeRange, d, end
-			default:
-				t.Usecs = d
-			}
-			ev := &evs[i-from]
-			*ev = parser.Event{Pos: pos, Time: t}
-			if pk, ok := e.action.(*pktNode); ok {
-				pk.packet(&pks[i-from], &tcps[i-from])
-				ev.Action = &pks[i-from]
-			} else {
-				ev.Action = e.action.(parser.Action)
-			}
-			s.Events = append(s.Events, ev)
-			if frames := b.frames[e]; len(frames) > 0 {
-				// On the event's line, after it: a trailing comment.
-				c := mem.commentSlab.new()
-				*c = parser.Comment{Pos: parser.Pos{Line: pos.Line, Col: 2}, Text: framesText(frames)}
-				s.Comments = append(s.Comments, c)
-				size += len("// ") + len(c.Text)
-			}
+		pos := p.next()
+		t := parser.Time{Pos: pos, Kind: parser.TimeRelative}
+		var d, end int64
+		if prev != nil {
+			d, end, _ = b.delta(e, prev)
 		}
-		if to == len(b.events) {
-			break
+		switch {
+		case prev == nil:
+			t.Kind = parser.TimeAbsolute
+		case e.anchored:
+			t.Usecs, t.Anchor = max(time.Duration(e.ns-e.anchorNs).Microseconds(), 0), true
+			if e.anchorN > 1 {
+				t.AnchorN = int(e.anchorN)
+			}
+		case end > 0:
+			t.Kind, t.Usecs, t.End = parser.TimeRelativeRange, d, end
+		default:
+			t.Usecs = d
 		}
+		ev := &pevs[i]
+		*ev = parser.Event{Pos: pos, Time: t}
+		if pk, ok := e.action.(*pktNode); ok {
+			pk.packet(&pks[i], &tcps[i])
+			ev.Action = &pks[i]
+		} else {
+			ev.Action = e.action.(parser.Action)
+		}
+		p.s.Events = append(p.s.Events, ev)
+		if frames := b.frames[e]; len(frames) > 0 {
+			// On the event's line, after it: a trailing comment.
+			p.addComment(parser.Pos{Line: pos.Line, Col: 2}, framesText(frames))
+		}
+		prev = e
 	}
-	addComments(b.comments)
-	return finish()
 }
 
 // shareGatheredNotes gives a run of writes gathered from several segments
 // one note, on the first, instead of one each (a bulk transfer had hundreds
 // of identical lines): a run goes on while no other comment comes between.
 func shareGatheredNotes(events []*event, mem *nodes) {
-	start, n, lo, hi := -1, 0, 0, 0
-	end := func() {
-		if n > 1 {
-			e := events[start]
-			c := e.comments()[: len(e.comments())-1 : len(e.comments())-1]
-			e.setComments(append(c, fmt.Sprintf("Each of this and the next %d writes was captured as %d to %d segments: each is gathered "+
-				"into one expectation (a kernel cuts a write as its TSO/GSO sizing says).", n-1, lo, hi)), mem)
-		}
-		start, n = -1, 0
+	g := gatherRuns{mem: mem}
+	for _, e := range events {
+		g.step(e)
 	}
-	for i, e := range events {
-		switch {
-		case e.gathered > 0 && start >= 0 && len(e.comments()) == 1:
-			e.setComments(e.comments()[:0], mem)
-			n, lo, hi = n+1, min(lo, int(e.gathered)), max(hi, int(e.gathered))
-		case e.gathered > 0:
-			end()
-			start, n, lo, hi = i, 1, int(e.gathered), int(e.gathered)
-		case len(e.comments()) > 0:
-			end()
-		}
+	g.end()
+}
+
+// gatherRuns is shareGatheredNotes' state, event to event.
+type gatherRuns struct {
+	mem       *nodes
+	start     *event // the run's first write, nil for none
+	n, lo, hi int
+	// ended, if set, is called with the first write of each run, its note
+	// final (streamer).
+	ended func(*event)
+}
+
+func (g *gatherRuns) step(e *event) {
+	switch {
+	case e.gathered > 0 && g.start != nil && len(e.comments()) == 1:
+		e.setComments(e.comments()[:0], g.mem)
+		g.n, g.lo, g.hi = g.n+1, min(g.lo, int(e.gathered)), max(g.hi, int(e.gathered))
+	case e.gathered > 0:
+		g.end()
+		g.start, g.n, g.lo, g.hi = e, 1, int(e.gathered), int(e.gathered)
+	case len(e.comments()) > 0:
+		g.end()
 	}
-	end()
+}
+
+// end ends the run.
+func (g *gatherRuns) end() {
+	if g.n > 1 {
+		e := g.start
+		c := e.comments()[: len(e.comments())-1 : len(e.comments())-1]
+		e.setComments(append(c, fmt.Sprintf("Each of this and the next %d writes was captured as %d to %d segments: each is gathered "+
+			"into one expectation (a kernel cuts a write as its TSO/GSO sizing says).", g.n-1, g.lo, g.hi)), g.mem)
+	}
+	if g.start != nil && g.ended != nil {
+		g.ended(g.start)
+	}
+	g.start, g.n = nil, 0
 }
 
 // framesText names capture frames: "frame 7", "frames 7-9", "frames 7, 9".

@@ -20,7 +20,8 @@ import (
 type sending struct {
 	write      *parser.Syscall      // the open write, while its segments keep coming
 	burst      *burst               // the expectation its segments are gathered into
-	tail       *writeTail           // the write's last expectation so far
+	tail       *writeTail           // the write's last expectation so far: nil or &tailBuf
+	tailBuf    writeTail            // (one per write, a bulk transfer has hundreds of thousands)
 	ackedSince bool                 // an ACK came in since the write's last segment
 	writeEnd   tcpwire.Seq          // where the open write's data ends
 	writeEnds  map[tcpwire.Seq]bool // where the script's writes end (PSH goes there; see isWriteEnd)
@@ -151,7 +152,7 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 		}
 		gathered := joined && b.gather(p, pk)
 		if gathered {
-			b.markTail(b.burst.pkt, b.burst.flags)
+			b.markTail(b.burst.pkt, b.burst.at, b.burst.flags)
 			// One expectation for several segments: the replayed kernel
 			// must cut the write as the captured one did, into MSS-sized
 			// segments, not TSO frames whose size follows its pacing (nor
@@ -169,10 +170,10 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			e.fresh = fresh > 0
 			b.noteTSVal(pk)
 			if fresh > 0 && int64(p.PayloadLen()) == fresh {
-				b.burst = &burst{pkt: pk, ev: e, flags: p.Flags, base: len(e.comments()), segs: 1, optLen: len(p.RawOptions())}
+				b.burst = &burst{pkt: pk, ev: e, at: b.lastIndex(), flags: p.Flags, base: len(e.comments()), segs: 1, optLen: len(p.RawOptions())}
 			}
 			if fresh > 0 {
-				b.markTail(pk, p.Flags)
+				b.markTail(pk, b.lastIndex(), p.Flags)
 			}
 		}
 		if m := b.segSize(p, b.local); fresh > 0 && m > 0 && int(pk.TCP.Len) > m {
@@ -234,9 +235,13 @@ func (b *builder) probe(i int, p *capture.FlowPacket) {
 	// The write goes right after the ACK that closed the window, where the
 	// kernel that was captured started its persist timer: written later,
 	// the replayed kernel would probe later.
-	at := b.zeroWin
-	if at < 0 {
+	at := b.zeroWin - b.base
+	if b.zeroWin < 0 {
 		at = len(b.events) - 1
+	}
+	if at < 0 {
+		b.touch(b.zeroWin)
+		return
 	}
 	w := new(event)
 	*w = newEvent(b.events[at].at(), &parser.Syscall{Name: "write", Args: []parser.Expr{num(b.fd), any3(), num(n)}, Result: num(n)},
@@ -268,13 +273,24 @@ func (b *builder) spliceWrites() {
 	}
 	out := make([]*event, 0, n)
 	for _, e := range b.events {
-		out = append(out, e)
-		ws := b.writesAfter[e]
-		for k := len(ws) - 1; k >= 0; k-- {
-			out = append(out, ws[k])
-		}
+		out = b.spliceAfter(out, e)
 	}
-	b.events, b.writesAfter = out, nil
+	b.events = out
+}
+
+// spliceAfter appends e to out, and then the writes that probe placed
+// after it.
+func (b *builder) spliceAfter(out []*event, e *event) []*event {
+	out = append(out, e)
+	ws, ok := b.writesAfter[e]
+	if !ok {
+		return out
+	}
+	for k := len(ws) - 1; k >= 0; k-- {
+		out = append(out, ws[k])
+	}
+	delete(b.writesAfter, e)
+	return out
 }
 
 // nextFresh returns the new bytes of the first local data segment after
@@ -446,6 +462,7 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 type burst struct {
 	pkt    *pktNode
 	ev     *event
+	at     int // ev's index in the script (see lastIndex)
 	flags  tcpwire.Flags
 	base   int // comments of ev before the gathering note
 	segs   int
@@ -456,6 +473,7 @@ type burst struct {
 // its captured flags.
 type writeTail struct {
 	pk    *pktNode
+	at    int // the index in the script of pk's event (see lastIndex)
 	flags tcpwire.Flags
 }
 
@@ -464,16 +482,18 @@ type writeTail struct {
 // writes end where it does not know the application's did: so the tail
 // expects PSH, and an expectation that stops being the tail does not. With
 // Strict, flags stay as captured.
-func (b *builder) markTail(pk *pktNode, flags tcpwire.Flags) {
+func (b *builder) markTail(pk *pktNode, at int, flags tcpwire.Flags) {
 	if b.opts.Strict {
 		return
 	}
 	if t := b.tail; t != nil && t.pk != pk {
+		b.touch(t.at)
 		// The replay checks a gathered expectation with the flags of its
 		// last segment, which is inside the write now: no PSH.
 		t.pk.TCP.Flags = flagText(t.flags &^ tcpwire.FlagPSH)
 	}
-	b.tail = &writeTail{pk, flags}
+	b.tailBuf = writeTail{pk, at, flags}
+	b.tail = &b.tailBuf
 	if !b.moreQueued {
 		flags |= tcpwire.FlagPSH
 	}

@@ -94,7 +94,7 @@ func Synthesize(f *capture.Flow, opts Options) (*parser.Script, error) {
 // set, is called once f.Packets are done with, before the passes over the
 // events and the tree are made (memory for a long connection).
 func synthesize(f *capture.Flow, opts Options, mem *nodes, release func()) (*parser.Script, error) {
-	b, err := build(f, opts, mem, release)
+	b, err := build(f, opts, mem, release, false)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +102,10 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes, release func()) (*par
 }
 
 // build makes the events of f's script, for the builder's render, as
-// synthesize.
-func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder, error) {
+// synthesize; with stream, a connection of streamMin packets or more has
+// its events printed as they are made (see streamer), for the builder's
+// printer.
+func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream bool) (*builder, error) {
 	if len(f.Packets) == 0 {
 		return nil, fmt.Errorf("flow %d: no packets", f.Index)
 	}
@@ -113,6 +115,7 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder,
 	if !f.SYN && !opts.AllowPartial {
 		return nil, fmt.Errorf("flow %d: %w", f.Index, ErrNoHandshake)
 	}
+	orig := f // for a second build
 	var synNote string
 	if !f.SYN && f.SYNACK {
 		// The SYN-ACK tells the ISNs and most of the SYN's options: make
@@ -120,6 +123,13 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder,
 		f, synNote = withSYN(f)
 	}
 	b := newBuilder(f, opts, mem)
+	if stream && len(f.Packets) >= streamMin {
+		st, err := newStreamer(b)
+		if err != nil {
+			return nil, fmt.Errorf("flow %d: %w", f.Index, err)
+		}
+		b.stream = st
+	}
 	if synNote != "" {
 		b.notes = append(b.notes, synNote)
 	}
@@ -131,6 +141,12 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder,
 	}
 	for i := range f.Packets {
 		p := &f.Packets[i]
+		if b.stream != nil && len(b.events) >= b.stream.flushAt {
+			if err := b.flush(false); err != nil {
+				b.stream.sp.close()
+				return nil, fmt.Errorf("flow %d: %w", f.Index, err)
+			}
+		}
 		if b.run != nil && i == b.runAt+1 {
 			b.inboundRun()
 		}
@@ -165,13 +181,35 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func()) (*builder,
 	b.icmpUpTo(int(^uint(0) >> 1))
 	b.flushRead()
 	b.settleWrite()
+	if st := b.stream; st != nil {
+		err := b.flush(true)
+		if err == nil && st.broken {
+			err = errRebuild
+		}
+		if st.probesOn {
+			mem.inFlight = st.probes.flight[:0]
+		}
+		if err != nil {
+			st.sp.close()
+		}
+		if err == errRebuild {
+			mem.reset()
+			return build(orig, opts, mem, release, false)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("flow %d: %w", f.Index, err)
+		}
+	}
 	if release != nil {
 		release()
 	}
-	b.spliceWrites()
 	if b.gsoSize > 0 {
 		b.env.options = append(b.env.options, &parser.Option{Name: "mss", Value: strconv.Itoa(b.gsoSize), Set: true})
 	}
+	if b.stream != nil {
+		return b, nil
+	}
+	b.spliceWrites()
 	if !b.opts.Strict {
 		fillsEarly(b.events)
 		if mss := b.probeMSS(); mss > 0 {
@@ -231,15 +269,15 @@ type event struct {
 	timer bool
 	// fresh marks an outbound packet that carries new data.
 	fresh bool
-	// gathered is the number of captured segments gathered into this
-	// expectation of one write, whose note is its last comment (0: none).
-	gathered int32
 	// anchored marks an inbound packet that answers what the local side
 	// sent (it acknowledges or SACKs it first): its time is written from
 	// the latest transmission of that, at anchor (`+d^`, --pcap2pkt).
 	anchored bool
+	// gathered is the number of captured segments gathered into this
+	// expectation of one write, whose note is its last comment (0: none).
+	gathered int32
+	anchorN  int32 // which transmission of the anchor (from 1)
 	anchorNs int64 // anchor, in nanoseconds since 1970
-	anchorN  int32 // which transmission of it (from 1)
 }
 
 // newEvent returns an event of action a at time at, with comment lines
@@ -325,8 +363,12 @@ type builder struct {
 	// (the local socket has a key), -1 when none does, 0 until asked.
 	localMD5 int8
 
-	env      environment
+	env environment
+	// events are the script's events, from its base-th on: a streamer
+	// takes those before from the builder as it goes.
 	events   []*event
+	base     int
+	stream   *streamer        // nil: the builder keeps every event to the end
 	comments []string         // comments for the next event
 	frameOf  map[*pktNode]int // capture frame of each packet line (Options.Frames)
 	frames   map[*event][]int // the capture's frame numbers of the packets each event stands for (Options.Frames)
@@ -352,7 +394,7 @@ type builder struct {
 
 	inSeen    bool   // an inbound packet was seen
 	lastInWin uint16 // its window field
-	zeroWin   int    // index in events of the inbound packet that closed the window, or -1
+	zeroWin   int    // index (lastIndex) of the inbound packet that closed the window, or -1
 	// lastPkt is the latest packet emitted, which outbound asks for each
 	// packet: a search back through the events crossed every call made
 	// since, thousands where packets were left out (see fits).
@@ -373,6 +415,7 @@ type builder struct {
 	// until settleWrite.
 	openWrite callNodes
 	writeEv   *event
+	writeAt   int // writeEv's index (lastIndex)
 	// lastShared is the call sharedCall returned last.
 	lastShared *callNodes
 	tsLast     [2]*tsNodes // the last two lists tsOnly made, the latest first
@@ -467,6 +510,9 @@ func (b *builder) emit(at time.Time, a any) *event {
 	return e
 }
 
+// lastIndex is the index in the script of the latest event.
+func (b *builder) lastIndex() int { return b.base + len(b.events) - 1 }
+
 // lastAt is the time of the latest event (the time of calls that follow it).
 func (b *builder) lastAt() time.Time {
 	if len(b.events) == 0 {
@@ -515,6 +561,7 @@ func (b *builder) rwCall(at time.Time, name string, n int64) *parser.Syscall {
 	if name == "write" {
 		b.openWrite.set(name, b.fd, n)
 		b.writeEv = b.emit(at, &b.openWrite.call)
+		b.writeAt = b.lastIndex()
 		return &b.openWrite.call
 	}
 	c := b.sharedCall(name, b.fd, n)
@@ -635,7 +682,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 		}
 	}
 	if closing {
-		b.zeroWin = len(b.events) - 1
+		b.zeroWin = b.lastIndex()
 	}
 	switch {
 	case fl.Has(tcpwire.FlagRST):
