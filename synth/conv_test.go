@@ -145,10 +145,12 @@ func eventLines(t *testing.T, segs []seg, local string, opts Options) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := File("conv.pcap", bytes.NewReader(conversation(t, segs)), capture.FlowOptions{Local: hp}, opts)
+	data := conversation(t, segs)
+	res, err := File("conv.pcap", bytes.NewReader(data), capture.FlowOptions{Local: hp}, opts)
 	if err != nil || len(res) != 1 || res[0].Err != nil {
 		t.Fatalf("%v %v", err, res)
 	}
+	sameStreamed(t, "conv.pcap", data, capture.FlowOptions{Local: hp}, opts)
 	var out []string
 	for _, e := range res[0].Script.Events {
 		out = append(out, parser.FormatEvent(e))
