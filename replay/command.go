@@ -1,14 +1,15 @@
 package replay
 
 // This file runs backquoted shell commands the way the reference's
-// system(3) does: `/bin/sh -c` in the script's folder, with PACKETDRILL_PID
-// exported, output passed through. Lines a command writes on stderr that
+// system(3) does: as `/bin/sh -c` in the script's folder would, with
+// PACKETDRILL_PID exported, output passed through. Lines a command writes on stderr that
 // start with "sysctl:" are also reported as warnings naming the line, since
 // a refused sysctl (for example a congestion control that is not allowed in
 // the namespace) silently changes what the script tests.
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,17 +30,10 @@ func (e *engine) runShell(text string, es *eventState) error {
 	if e.shellSince.IsZero() {
 		e.shellSince = time.Now()
 	}
-	cmd := exec.CommandContext(e.ctx, "/bin/sh", "-c", text)
-	cmd.Dir = e.dir
-	cmd.Env = append(os.Environ(), "PACKETDRILL_PID="+strconv.Itoa(os.Getpid()))
-	cmd.Stdout = e.env.Stdout
+	env := append(os.Environ(), "PACKETDRILL_PID="+strconv.Itoa(os.Getpid()))
 	watch := &sysctlWatch{out: e.env.Stderr}
-	cmd.Stderr = watch
 	e.mu.Unlock()
-	err := startNormalPriority(cmd)
-	if err == nil {
-		err = cmd.Wait()
-	}
+	err := runShellText(e.ctx, text, e.dir, env, e.env.Stdout, watch, true)
 	e.mu.Lock()
 	where := e.script.File
 	if es != nil {
@@ -47,6 +41,37 @@ func (e *engine) runShell(text string, es *eventState) error {
 	}
 	for _, l := range watch.refused() {
 		fmt.Fprintf(e.env.Stderr, "%s: warning: a sysctl of this command was refused, the test runs with the kernel's setting instead: %s\n", where, l)
+	}
+	return err
+}
+
+// runShellText runs text as `/bin/sh -c` would in dir; with subset, the
+// commands it begins with that pcap2pkt can run itself (shell.go) run
+// here and only the rest in /bin/sh. The error says how a failure ended.
+func runShellText(ctx context.Context, text, dir string, env []string, stdout, stderr io.Writer, subset bool) error {
+	plan := shellPlan{rest: text}
+	if subset {
+		plan = planShell(text, dir)
+	}
+	status := 0
+	r := &shellRunner{dir: dir, env: env, start: startNormalPriority}
+	for _, c := range plan.cmds {
+		status = r.run(c, stdout, stderr)
+	}
+	if plan.rest == "" {
+		if status != 0 {
+			return fmt.Errorf("non-zero status %d", status)
+		}
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", plan.rest)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	err := startNormalPriority(cmd)
+	if err == nil {
+		err = cmd.Wait()
 	}
 	if err == nil {
 		return nil
