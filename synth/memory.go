@@ -48,6 +48,12 @@ func (n *nodes) reset() {
 	drop(&n.comments)
 }
 
+// keepNoMore makes the slabs keep no more chunks until reset (see
+// streamer).
+func (n *nodes) keepNoMore() {
+	n.evSlab.full, n.pkSlab.full, n.tsSlab.full, n.callSlab.full, n.noteSlab.full = true, true, true, true, true
+}
+
 // reuse returns n zeroed values from *buf, which it replaces by a larger
 // list when too small.
 func reuse[T any](buf *[]T, n int) []T {
@@ -76,6 +82,9 @@ type slab[T any] struct {
 	n      int   // values handed out since reset
 	kept   int   // the values the chunks hold
 	want   int
+	// full says to keep no more chunks until reset: a streamed script's
+	// nodes go to the garbage collector as its events are printed.
+	full bool
 }
 
 // maxFirstChunk bounds a chunk sized from want: a guess from a long flow's
@@ -106,9 +115,10 @@ func (s *slab[T]) grow() {
 		n = max(n, min(s.want-s.n, maxFirstChunk))
 	}
 	s.buf = make([]T, 0, n)
-	if s.kept+n > maxKept {
-		// Not kept for reset: a streamed script's nodes go to the garbage
-		// collector as its events are printed.
+	if s.full || s.kept+n > maxKept {
+		// Not kept for reset: the nodes of a long flow go to the garbage
+		// collector with the script's events (as they are printed, for a
+		// streamed one).
 		return
 	}
 	s.kept += n
@@ -140,5 +150,5 @@ func (s *slab[T]) reset() {
 			clear(c[:cap(c)])
 		}
 	}
-	s.buf, s.next, s.n = nil, 0, 0
+	s.buf, s.next, s.n, s.full = nil, 0, 0, false
 }

@@ -74,6 +74,9 @@ type streamer struct {
 
 func newStreamer(b *builder) (*streamer, error) {
 	st := &streamer{b: b, flushAt: flushEvery, passes: !b.opts.Strict}
+	// The nodes the slabs keep for the next flow would stay alive to the
+	// end of this one, a long one's first events' among them.
+	b.nodes.keepNoMore()
 	if mss := b.probeMSS(); mss > 0 {
 		st.probesOn = true
 		st.probes = probeWindows{mss: mss, flight: b.nodes.inFlight[:0]}
