@@ -85,6 +85,10 @@ type slab[T any] struct {
 	// full says to keep no more chunks until reset: a streamed script's
 	// nodes go to the garbage collector as its events are printed.
 	full bool
+	// free holds values given back (put), which new hands out first, and
+	// latest the value new handed out last, for pop.
+	free   []*T
+	latest *T
 }
 
 // maxFirstChunk bounds a chunk sized from want: a guess from a long flow's
@@ -96,13 +100,25 @@ const maxFirstChunk = 1024
 const maxKept = 1 << 15
 
 func (s *slab[T]) new() *T {
+	s.n++
+	if n := len(s.free); n > 0 {
+		v := s.free[n-1]
+		s.free = s.free[:n-1]
+		var zero T
+		*v = zero
+		s.latest = v
+		return v
+	}
 	if len(s.buf) == cap(s.buf) {
 		s.grow()
 	}
-	s.n++
 	s.buf = s.buf[:len(s.buf)+1]
-	return &s.buf[len(s.buf)-1]
+	s.latest = &s.buf[len(s.buf)-1]
+	return s.latest
 }
+
+// put gives v back, for new to hand out again: nothing may use it after.
+func (s *slab[T]) put(v *T) { s.free = append(s.free, v) }
 
 func (s *slab[T]) grow() {
 	if s.next < len(s.chunks) {
@@ -128,18 +144,19 @@ func (s *slab[T]) grow() {
 
 // last returns the value new handed out last, if it is not given back
 // (pop), else nil.
-func (s *slab[T]) last() *T {
-	if len(s.buf) == 0 {
-		return nil
-	}
-	return &s.buf[len(s.buf)-1]
-}
+func (s *slab[T]) last() *T { return s.latest }
 
 // pop gives back the value last returns, zeroed, for new to hand out again.
 func (s *slab[T]) pop() {
+	v := s.latest
 	var zero T
-	s.buf[len(s.buf)-1] = zero
-	s.buf = s.buf[:len(s.buf)-1]
+	*v = zero
+	if len(s.buf) > 0 && v == &s.buf[len(s.buf)-1] {
+		s.buf = s.buf[:len(s.buf)-1]
+	} else {
+		s.free = append(s.free, v)
+	}
+	s.latest = nil
 	s.n--
 }
 
@@ -151,4 +168,6 @@ func (s *slab[T]) reset() {
 		}
 	}
 	s.buf, s.next, s.n, s.full = nil, 0, 0, false
+	clear(s.free)
+	s.free, s.latest = s.free[:0], nil
 }

@@ -211,7 +211,30 @@ func (st *streamer) print(evs []*event, final bool) error {
 	if final {
 		st.p.addComments(b.comments)
 	}
-	return st.p.finish()
+	if err := st.p.finish(); err != nil {
+		return err
+	}
+	st.recycle(evs)
+	return nil
+}
+
+// recycle gives the printed events evs, and their packet lines, back to
+// the slabs for the events to come: a long connection's would otherwise be
+// garbage, hundreds of megabytes of it, and the garbage collector lets
+// the heap grow to twice what is alive before it collects. What the
+// streamer and the builder still point to stays.
+func (st *streamer) recycle(evs []*event) {
+	b, mem := st.b, st.b.nodes
+	for _, e := range evs {
+		if e == st.last || e == st.pending || e == st.gather.start || e == b.writeEv || b.burst != nil && e == b.burst.ev {
+			continue
+		}
+		if pk, ok := e.action.(*pktNode); ok && pk != b.lastPkt && (b.tail == nil || pk != b.tail.pk) && (b.burst == nil || pk != b.burst.pkt) {
+			delete(b.frameOf, pk)
+			mem.pkSlab.put(pk)
+		}
+		mem.evSlab.put(e)
+	}
 }
 
 // runEnded is gatherRuns' ended: the note of a run's first write is final.
