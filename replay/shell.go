@@ -46,6 +46,38 @@ func StartsShell(text, dir string) bool {
 	return planShell(text, dir).rest != ""
 }
 
+// simpleCommand gives the words of text when it is one command of literal
+// words (quotes allowed; no expansion, redirection, pipe or second
+// command), which the shell would start directly.
+func simpleCommand(text string) ([]string, bool) {
+	p := &shellParser{s: text}
+	p.skipBlanks()
+	words, redirs, ok := p.command()
+	if !ok || len(redirs) > 0 || strings.ContainsAny(text, "$#") {
+		return nil, false
+	}
+	p.skipSeparators()
+	return words, p.i == len(p.s) && !strings.Contains(words[0], "=")
+}
+
+// shellEnv is the environment the shell gives the programs it starts:
+// this process's, with PWD set to the working folder as dash sets it.
+func shellEnv() []string {
+	env := os.Environ()
+	wd, err := os.Getwd()
+	if err != nil {
+		return env
+	}
+	if pwd := os.Getenv("PWD"); pwd != "" && filepath.IsAbs(pwd) {
+		a, errA := os.Stat(pwd)
+		b, errB := os.Stat(wd)
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			return env
+		}
+	}
+	return append(env, "PWD="+wd)
+}
+
 // shellCmd is one command of the subset, ready to run.
 type shellCmd struct {
 	redirs []shellRedir

@@ -165,3 +165,31 @@ func FuzzPlanShell(f *testing.F) {
 		}
 	})
 }
+
+func TestSimpleCommand(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want string // words joined by |, "" when not simple
+	}{
+		{"python3 /tmp/code_1", "python3|/tmp/code_1"},
+		{"  python3 -u 'a b'  /tmp/code_1\n", "python3|-u|a b|/tmp/code_1"},
+		{"/usr/bin/python3 x;", "/usr/bin/python3|x"},
+		{"python3 x > /dev/null", ""},
+		{"python3 x; echo y", ""},
+		{"python3 x | cat", ""},
+		{"python3 $HOME/x", ""},
+		{"python3 x # c", ""},
+		{"PYTHONPATH=/x python3 x", ""},
+		{"python3 *.py", ""},
+		{"", ""},
+	} {
+		words, ok := simpleCommand(tc.text)
+		got := ""
+		if ok {
+			got = strings.Join(words, "|")
+		}
+		if got != tc.want {
+			t.Errorf("simpleCommand(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
