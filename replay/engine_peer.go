@@ -163,11 +163,28 @@ type peerSignal struct {
 	ack      tcpwire.Seq
 	sackHigh tcpwire.Seq
 	sacked   bool
+	blocks   []seqRange
+}
+
+// showsLost reports whether the ACK tells the kernel seq may be lost: it
+// does not acknowledge seq, none of its SACK blocks holds it, and one
+// reaches beyond it. That is the hole at the ACK (the first to be
+// retransmitted) or one between two blocks: once in recovery with no
+// reordering seen, RACK marks a hole lost on the first SACK above it.
+func (sig peerSignal) showsLost(seq tcpwire.Seq) bool {
+	if !sig.sacked || sig.ack.Diff(seq) > 0 || sig.sackHigh.Diff(seq) <= 0 {
+		return false
+	}
+	for _, b := range sig.blocks {
+		if b.start.Diff(seq) <= 0 && seq.Diff(b.end) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // lossSignal returns when the peer first told the kernel, after it sent
-// seq the time before at, that seq may be lost: an ACK that stops at seq
-// while SACKing data after it. A fast retransmission or RACK's may come
+// seq the time before at, that seq may be lost (see showsLost). A fast retransmission or RACK's may come
 // from then on: the captured kernel, which handled those ACKs in a batch
 // after a burst it was sending (the socket was busy), may have sent it
 // later than a replayed one does.
@@ -182,7 +199,7 @@ func (e *engine) lossSignal(seq tcpwire.Seq, before time.Time) (time.Time, bool)
 		return time.Time{}, false
 	}
 	for _, sig := range e.signals {
-		if !sig.at.Before(prev) && sig.ack == seq && sig.sacked && sig.sackHigh.Diff(seq) > 0 {
+		if !sig.at.Before(prev) && sig.showsLost(seq) {
 			return sig.at, true
 		}
 	}
@@ -195,7 +212,8 @@ func (e *engine) noteSignal(sp *scriptPacket) {
 		return
 	}
 	sig := peerSignal{at: e.env.Clock.Now(), ack: tcpwire.Seq(sp.ack)}
-	for _, b := range sackBlocks(sp.options) {
+	sig.blocks = sackBlocks(sp.options)
+	for _, b := range sig.blocks {
 		if !sig.sacked || sig.sackHigh.Diff(b.end) < 0 {
 			sig.sackHigh, sig.sacked = b.end, true
 		}

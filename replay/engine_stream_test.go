@@ -265,3 +265,36 @@ func TestHandshakeOptionSet(t *testing.T) {
 		})
 	}
 }
+
+// TestHoleBetweenSACKs: a retransmission may come as soon as an ACK shows
+// its data lost, whether the hole is at the ACK or between two SACK
+// blocks (RACK in recovery marks a hole lost on the first SACK above it),
+// earlier than the captured kernel sent it; not before any ACK showed it.
+func TestHoleBetweenSACKs(t *testing.T) {
+	mss := []byte{2, 4, 0x03, 0xe8}
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
+	data := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	us := time.Microsecond
+	const lines = "+0 > P. 1:5001(5000) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2001>\n" +
+		"+0.020^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 3001:4001 1001:2001>\n" +
+		"+0.006 > . 2001:3001(1000) ack 1\n"
+	tests := []struct {
+		name string
+		at   time.Duration
+		want []string
+	}{
+		{"on the first SACK above the hole", 20*time.Millisecond + 50*us, nil},
+		{"before any SACK above it", 11 * time.Millisecond, []string{"ms early"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n+0.001 < . 1:1(0) ack 1 win 4000\n" + lines
+			start := 1 * time.Millisecond
+			_, err := fakeRun(t, src, []kernelPacket{synack, data(start, 0, 5000), data(start+tc.at, 2000, 1000)})
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
