@@ -156,6 +156,13 @@ type engine struct {
 	// out), see engine_receiver.go.
 	lost     []lostRange
 	lostDone bool
+	// pathSlack is how far from its line new data may be sent (see
+	// pathSlackUsecs; pathSlackSet: worked out).
+	pathSlack    int64
+	pathSlackSet bool
+	// peerShift is the window scale of the peer's SYN (0: none), for
+	// asReceived's windows.
+	peerShift int
 	// scriptTxs: the script's transmissions; scriptSeen: for each inbound
 	// line (event index), how many of them its peer had got some answer
 	// to (see lostInCapture, asWritten).
