@@ -296,20 +296,21 @@ func (e *engine) awaitAnchor(es *eventState, sp *scriptPacket, s *socket) (due, 
 const partialMinDelay = 200 * time.Microsecond
 
 // partialAck reports whether the peer should acknowledge, at due, what it
-// got so far (see awaitAnchor): the kernel has not yet sent what line sp
-// answers at all (a line that answers a retransmission waits for it), has
-// sent something the peer has not acknowledged yet, and has been quiet
-// since.
+// got so far (see awaitAnchor): the kernel has not yet sent all of what
+// line sp answers (a line that answers an n-th transmission waits until
+// some of it is out, see sentNth), has sent something the peer has not
+// acknowledged yet, and has been quiet since.
 func (e *engine) partialAck(index int, sp *scriptPacket, delay time.Duration) (bool, time.Time) {
 	ev := e.script.Events[index]
 	if len(e.sent) == 0 || !e.sndNxtSet || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.payloadLen > 0 {
 		return false, time.Time{}
 	}
 	ranges := news(&e.peer, sp)
-	if len(ranges) == 0 || ev.Time.AnchorN > 1 {
+	n := max(ev.Time.AnchorN, 1)
+	if len(ranges) == 0 || n > 1 && !e.sentNth(ranges, n) {
 		return false, time.Time{}
 	}
-	if _, sent := anchorIn(e.sent, transmissionOf, ranges, 1); sent {
+	if _, sent := anchorIn(e.sent, transmissionOf, ranges, n); sent {
 		return false, time.Time{} // all sent: the line itself is due soon
 	}
 	if !e.told.ackSet || e.told.ack.Diff(e.sndNxt) >= 0 {
@@ -327,6 +328,56 @@ func (e *engine) partialAck(index int, sp *scriptPacket, delay time.Duration) (b
 		quiet = e.lastInjected
 	}
 	return true, quiet.Add(max(delay, partialMinDelay))
+}
+
+// partialLookahead bounds how many lines after a waiting one partialLine
+// tries.
+const partialLookahead = 8
+
+// partialLine returns the line whose partial ACK (see partialAck) is due
+// while line i waits for its anchor, and when, or -1: of line i and the
+// pure ACKs after it that may go in ahead, the last whose partial ACK
+// would tell the kernel something new. A peer acknowledges what it got;
+// each line caps that at what the captured peer had got by then, but the
+// kernel may have sent a retransmission the captured one sent only after
+// new data (its own order), which the captured peer acknowledges in a
+// later line: capped by line i, the ACK would SACK the new data and leave
+// the retransmission out, which no peer that got them in that order
+// sends, and the kernel would retransmit again or, holding data back until
+// an ACK comes (Nagle's rule after a short segment, a full window), wait
+// for its timer.
+func (e *engine) partialLine(i int, sp *scriptPacket, s *socket) (int, *scriptPacket, *socket, time.Time) {
+	best, bsp, bs, bdue := -1, (*scriptPacket)(nil), (*socket)(nil), time.Time{}
+	for n := 0; i >= 0 && n < partialLookahead; n++ {
+		if ok, due := e.partialAck(i, sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond); ok {
+			best, bsp, bs, bdue = i, sp, s, due
+		} else if _, _, sent := e.anchoredTime(e.script.Events[i], sp); sent {
+			break // due soon in its own right
+		}
+		var follows int
+		if i, sp, s, follows = e.aheadLineFrom(i + 1); follows >= 0 {
+			break // not anchored: it waits for the line before it
+		}
+	}
+	return best, bsp, bs, bdue
+}
+
+// sentNth reports whether the kernel has sent the n-th transmission of
+// some of ranges: a line that answers a retransmission may be answered in
+// part once that retransmission is out (a kernel in recovery sends new
+// data only as ACKs let it, so it may wait for one before the rest).
+func (e *engine) sentNth(ranges []seqRange, n int) bool {
+	for _, t := range e.sent {
+		if t.n < n {
+			continue
+		}
+		for _, r := range ranges {
+			if t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // injectPartial injects line sp as the peer would send it having got what
@@ -396,9 +447,18 @@ func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int
 // aheadLine returns the next inbound line after the current event if it
 // may go in ahead of the events before it, compiled, or -1: an anchored
 // pure ACK (it answers the kernel only, and carries nothing an application
-// reads), with only outbound lines and system calls before it.
-func (e *engine) aheadLine() (int, *scriptPacket, *socket) {
-	for i := e.cur.index + 1; i < len(e.script.Events); i++ {
+// reads), with only outbound lines and system calls before it. So may a
+// pure ACK that is not anchored right after a line injected ahead (a
+// duplicate the path made, a D-SACK: it keeps its delay after that line,
+// as between inbound lines anywhere); follows is then that line's index,
+// else -1.
+func (e *engine) aheadLine() (i int, sp *scriptPacket, s *socket, follows int) {
+	return e.aheadLineFrom(e.cur.index + 1)
+}
+
+// aheadLineFrom is aheadLine looking from event from on.
+func (e *engine) aheadLineFrom(from int) (int, *scriptPacket, *socket, int) {
+	for i := from; i < len(e.script.Events); i++ {
 		if e.ahead[i] {
 			continue
 		}
@@ -408,26 +468,30 @@ func (e *engine) aheadLine() (int, *scriptPacket, *socket) {
 		}
 		p, ok := ev.Action.(*parser.Packet)
 		if !ok {
-			return -1, nil, nil
+			return -1, nil, nil, -1
 		}
 		if p.Dir == parser.Outbound {
 			continue
 		}
-		if !ev.Time.Anchor || ev.Time.Kind != parser.TimeRelative || p.TCP == nil || p.TCP.Len > 0 ||
+		follows := -1
+		if !ev.Time.Anchor && i > 0 && e.ahead[i-1] {
+			follows = i - 1
+		}
+		if (!ev.Time.Anchor && follows < 0) || ev.Time.Kind != parser.TimeRelative || p.TCP == nil || p.TCP.Len > 0 ||
 			strings.ContainsAny(p.TCP.Flags, "SFR") {
-			return -1, nil, nil
+			return -1, nil, nil, -1
 		}
 		sp, err := compilePacket(p, e.cfg.wireIPv6())
 		if err != nil {
-			return -1, nil, nil
+			return -1, nil, nil, -1
 		}
 		s, err := e.socketForScriptPacket(sp)
 		if err != nil || s != e.underTest {
-			return -1, nil, nil
+			return -1, nil, nil, -1
 		}
-		return i, sp, s
+		return i, sp, s, follows
 	}
-	return -1, nil, nil
+	return -1, nil, nil, -1
 }
 
 // injectAhead injects the next anchored inbound line if it is due (see
@@ -440,20 +504,25 @@ func (e *engine) injectAhead() (time.Time, error) {
 		return time.Time{}, nil
 	}
 	for {
-		i, sp, s := e.aheadLine()
+		i, sp, s, follows := e.aheadLine()
 		if i < 0 {
 			return time.Time{}, nil
 		}
 		at, sent, ok := e.anchoredTime(e.script.Events[i], sp)
+		if follows >= 0 {
+			prev, _ := e.injectedAhead(follows)
+			at = e.liveStart.Add(time.Duration(prev+e.script.Events[i].Time.Usecs) * time.Microsecond)
+			sent, ok = e.lastSentSeen, true
+		}
 		if !ok {
-			partial, due := e.partialAck(i, sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond)
+			j, jsp, js, due := e.partialLine(i, sp, s)
 			switch {
-			case !partial:
+			case j < 0:
 				return time.Time{}, nil
 			case due.After(e.env.Clock.Now()):
 				return due, nil
 			}
-			if err := e.injectPartial(sp, s, i); err != nil {
+			if err := e.injectPartial(jsp, js, j); err != nil {
 				return time.Time{}, err
 			}
 			continue

@@ -328,6 +328,12 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 	out := *sp
 	out.ack = uint32(ack)
 	out.options = withSACK(sp.options, blocks)
+	if d := tcpwire.Seq(sp.ack).Diff(ack); d > 0 && sp.win >= 0 {
+		// The peer's window ends where the line's does: what it has not
+		// received is room it still offers. A kernel that waits for room
+		// (a slow reader's small window) gets it, as from the line.
+		out.win = min(sp.win+int(uint32(d)>>e.peerShift), 0xffff)
+	}
 	return &out
 }
 

@@ -21,6 +21,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -94,6 +95,12 @@ func (e *engine) readOut(ctx context.Context) ([]byte, time.Time, error) {
 		q.mu.Lock()
 		if len(q.pkts) > 0 {
 			p := q.pkts[0]
+			if d, ok := ctx.Deadline(); ok && p.at.After(d) {
+				// The kernel sent it after the deadline: what fell due
+				// then (an anchored line, a partial ACK) went in before.
+				q.mu.Unlock()
+				return nil, time.Time{}, e.passUntil(d)
+			}
 			q.pkts = q.pkts[1:]
 			q.mu.Unlock()
 			return p.b, p.at, nil
@@ -106,9 +113,22 @@ func (e *engine) readOut(ctx context.Context) ([]byte, time.Time, error) {
 		select {
 		case <-q.ready:
 		case <-ctx.Done():
+			if d, ok := ctx.Deadline(); ok && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, time.Time{}, e.passUntil(d)
+			}
 			return nil, time.Time{}, ctx.Err()
 		}
 	}
+}
+
+// passUntil returns once the run's clock has reached deadline d (at once
+// on the live clock, which a timer's deadline has passed; a virtual clock
+// is moved there), with the deadline's error.
+func (e *engine) passUntil(d time.Time) error {
+	if err := e.env.Clock.SleepUntil(e.ctx, d); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
 }
 
 // captureError is a failure to record a packet in the run's capture.

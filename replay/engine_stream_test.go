@@ -298,3 +298,87 @@ func TestHoleBetweenSACKs(t *testing.T) {
 		})
 	}
 }
+
+// TestPathSlack: over a path whose round trip is 20 ms (the handshake's),
+// new data may come half of it from its line's time; a round trip late
+// still fails, and over a path of a millisecond the tolerance rules.
+func TestPathSlack(t *testing.T) {
+	mss := []byte{2, 4, 0x03, 0xe8}
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		rtt  string
+		at   time.Duration // after the handshake's ACK
+		want []string
+	}{
+		{"7 ms late over 20 ms", "0.020", 7 * ms, nil},
+		{"8 ms early over 20 ms", "0.020", -8 * ms, nil},
+		{"a round trip late over 20 ms", "0.020", 20 * ms, []string{"ms late"}},
+		{"7 ms late over 1 ms", "0.001", 7 * ms, []string{"ms late"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rtt, err := time.ParseDuration(tc.rtt + "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n" +
+				"+" + tc.rtt + "^ < . 1:1(0) ack 1 win 4000\n" +
+				"+0.010 > P. 1:1001(1000) ack 1\n"
+			kernel := []kernelPacket{
+				{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
+				{rtt + 10*ms + tc.at, kernelTCP(tcpwire.FlagACK|tcpwire.FlagPSH, kernelISN+1, 1, 502, nil, 1000)},
+			}
+			_, err = fakeRun(t, src, kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
+// TestPartialFromLaterLine: the kernel retransmits before new data (the
+// captured one after) and then holds the rest of its data for an ACK. The
+// peer acknowledges what it got, as the later line that answers the
+// retransmission does (the line before it would SACK the new data and
+// leave the retransmission out, which no peer that got them in that order
+// sends), with the window ending where that line's does.
+func TestPartialFromLaterLine(t *testing.T) {
+	mss := []byte{2, 4, 0x03, 0xe8}
+	seg := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	ms, us := time.Millisecond, time.Microsecond
+	src := "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+		"+0 > S. 0:0(0) ack 1 <...>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
+		"+0 > . 1:1001(1000) ack 1\n" +
+		"+0 > . 1001:1501(500) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:1501>\n" +
+		"+0.011 > . 1501:2501(1000) ack 1\n" +
+		"+0 > . 1:1001(1000) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2501>\n" +
+		"+0.001^2 < . 1:1(0) ack 2501 win 1000\n"
+	kernel := []kernelPacket{
+		{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
+		seg(1*ms, 0, 1000), seg(1*ms, 1000, 500),
+		seg(11*ms+50*us, 0, 1000),    // the retransmission first
+		seg(11*ms+100*us, 1500, 500), // then half the new data
+		seg(22*ms, 2000, 500),        // the rest, once an ACK came
+	}
+	gotDev, err := fakeRun(t, src, kernel)
+	if err != nil {
+		t.Fatalf("unexpected failure: %v", err)
+	}
+	type ackWin struct{ ack, win int }
+	var got []ackWin
+	for len(gotDev.Written()) > 0 {
+		p, derr := decodePacket(<-gotDev.Written())
+		if derr == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK {
+			got = append(got, ackWin{int(uint32(p.TCP.Ack) - kernelISN), int(p.TCP.Window)})
+		}
+	}
+	want := []ackWin{{1, 4000}, {1, 4000}, {2001, 1500}, {1, 4000}, {2501, 1000}}
+	if !slices.Equal(got, want) {
+		t.Errorf("injected (ack, window) %v, want %v", got, want)
+	}
+}
