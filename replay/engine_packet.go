@@ -219,7 +219,7 @@ func (e *engine) sniffCtx(ctx context.Context, es *eventState, want *socket) (*s
 		b, at, err := e.readOut(rctx)
 		e.mu.Lock()
 		cancel()
-		if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		if err != nil && ctx.Err() == nil && (rctx.Err() != nil || errors.Is(err, errDeadlinePassed)) {
 			continue // an anchored line fell due
 		}
 		var cerr *captureError

@@ -121,14 +121,19 @@ func (e *engine) readOut(ctx context.Context) ([]byte, time.Time, error) {
 	}
 }
 
+// errDeadlinePassed is readOut's error when its context's deadline came
+// before the kernel's next packet: the context itself may not say so yet
+// (its timer fires on its own goroutine).
+var errDeadlinePassed = fmt.Errorf("replay: the deadline came before the next packet: %w", context.DeadlineExceeded)
+
 // passUntil returns once the run's clock has reached deadline d (at once
 // on the live clock, which a timer's deadline has passed; a virtual clock
-// is moved there), with the deadline's error.
+// is moved there), with errDeadlinePassed.
 func (e *engine) passUntil(d time.Time) error {
 	if err := e.env.Clock.SleepUntil(e.ctx, d); err != nil {
 		return err
 	}
-	return context.DeadlineExceeded
+	return errDeadlinePassed
 }
 
 // captureError is a failure to record a packet in the run's capture.
