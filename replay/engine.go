@@ -144,7 +144,7 @@ type engine struct {
 	// of the event the run is at.
 	sent     []transmission
 	sentHigh seqHigh      // the highest sequence number in sent
-	signals  []peerSignal // injected ACKs with SACK blocks, for lossSignal
+	signals  []peerSignal // injected ACKs, for lossSignal and raceRetransmission
 	peer     peerState    // what the lines, as written, acknowledged
 	told     peerState    // what the packets injected acknowledged
 	// lastSentSeen is the latest kernel transmission an injected line

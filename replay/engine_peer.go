@@ -206,7 +206,8 @@ func (e *engine) lossSignal(seq tcpwire.Seq, before time.Time) (time.Time, bool)
 	return time.Time{}, false
 }
 
-// noteSignal records an injected ACK that SACKs, for lossSignal.
+// noteSignal records an injected ACK, for lossSignal and
+// raceRetransmission.
 func (e *engine) noteSignal(sp *scriptPacket) {
 	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 {
 		return
@@ -218,9 +219,62 @@ func (e *engine) noteSignal(sp *scriptPacket) {
 			sig.sackHigh, sig.sacked = b.end, true
 		}
 	}
-	if sig.sacked {
-		e.signals = append(e.signals, sig)
+	e.signals = append(e.signals, sig)
+}
+
+// covers reports whether the ACK acknowledges or SACKs all of r.
+func (sig peerSignal) covers(r seqRange) bool {
+	if sig.ack.Diff(r.end) >= 0 {
+		return true
 	}
+	for _, b := range sig.blocks {
+		if b.start.Diff(r.start) <= 0 && r.end.Diff(b.end) <= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// raceRetransmission reports whether x, a packet no line took, is a
+// retransmission that raced an ACK: the kernel had sent its bytes before,
+// no ACK had covered them, and one the peer sent covered them within the
+// tolerance after it. The kernel's loss detection (RACK's timer, a loss
+// probe) fired just before an ACK already on its way; the captured
+// kernel got that ACK first. Which came first is microsecond timing, what
+// a replay through TUN does not reproduce; a retransmission the peer's
+// ACKs do not answer at once still fails.
+func (e *engine) raceRetransmission(x *sniffed) bool {
+	t := x.p.tcpHeader()
+	if t == nil || len(x.p.Payload) == 0 || t.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 {
+		return false
+	}
+	r := seqRange{t.Seq, t.Seq.Add(uint32(len(x.p.Payload)))}
+	sentBefore := false
+	for _, s := range e.sent {
+		if s.at.Before(x.at) && s.start.Diff(r.start) <= 0 && r.start.Diff(s.end) < 0 {
+			sentBefore = true
+			break
+		}
+	}
+	if !sentBefore {
+		return false
+	}
+	tol := time.Duration(e.cfg.ToleranceUsecs) * time.Microsecond
+	for _, sig := range e.signals {
+		if sig.at.Before(x.at) {
+			if sig.covers(r) {
+				return false // acknowledged already: no race
+			}
+			continue
+		}
+		if sig.at.Sub(x.at) > tol {
+			break
+		}
+		if sig.covers(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // transmissionOf gives anchorIn a transmission's range and number.

@@ -382,3 +382,41 @@ func TestPartialFromLaterLine(t *testing.T) {
 		t.Errorf("injected (ack, window) %v, want %v", got, want)
 	}
 }
+
+// TestRaceRetransmission: a retransmission the script does not have passes
+// when the peer's ACK of its bytes came within the tolerance after it (the
+// kernel's timer raced an ACK on its way), and fails when it came earlier
+// than that or when the bytes had been acknowledged already.
+func TestRaceRetransmission(t *testing.T) {
+	mss := []byte{2, 4, 0x03, 0xe8}
+	seg := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	ms := time.Millisecond
+	const src = "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+		"+0 > S. 0:0(0) ack 1 <...>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
+		"+0 > . 1:2001(2000) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 2001 win 4000\n" +
+		"+0.010 > . 2001:3001(1000) ack 1\n"
+	tests := []struct {
+		name string
+		at   time.Duration
+		want []string
+	}{
+		{"2 ms before the ACK", 9 * ms, nil},
+		{"6 ms before the ACK", 5 * ms, []string{"expected nothing"}},
+		{"after the ACK", 12 * ms, []string{"expected nothing"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{
+				{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
+				seg(1*ms, 0, 2000), seg(tc.at, 0, 1000), seg(21*ms, 2000, 1000),
+			}
+			_, err := fakeRun(t, src, kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
