@@ -46,6 +46,9 @@ var mutateCases = []trafficCase{
 	{name: "exchanges_loss_5pct", imp: &impairment{delay: 2 * time.Millisecond, loss: 0.05, seed: 5}, run: exchanges(20)},
 	{name: "exchanges_reorder_dup", imp: &impairment{delay: 2 * time.Millisecond, reorder: 0.05, dup: 0.05, seed: 6}, run: exchanges(20)},
 	{name: "bulk_256K_delay", imp: &impairment{delay: 5 * time.Millisecond, seed: 8}, run: bulk(256 << 10)},
+	// Many round trips over a longer path: data timed by ACKs a round
+	// trip of 20 ms apart.
+	{name: "bulk_1M_delay10", imp: &impairment{delay: 10 * time.Millisecond, seed: 9}, run: bulk(1 << 20)},
 }
 
 // mutateSide is one side of a case as the kernel under test.
