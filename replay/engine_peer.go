@@ -403,6 +403,12 @@ const partialLookahead = 8
 func (e *engine) partialLine(i int, sp *scriptPacket, s *socket) (int, *scriptPacket, *socket, time.Time) {
 	best, bsp, bs, bdue := -1, (*scriptPacket)(nil), (*socket)(nil), time.Time{}
 	for n := 0; i >= 0 && n < partialLookahead; n++ {
+		if an := e.script.Events[i].Time.AnchorN; an > 1 && !e.sentNth(news(&e.peer, sp), an) {
+			// It answers a retransmission the kernel has not sent: what
+			// the captured peer reported after it, it got through that
+			// retransmission (an RTO's, say), which is still to come.
+			break
+		}
 		if ok, due := e.partialAck(i, sp, time.Duration(e.script.Events[i].Time.Usecs)*time.Microsecond); ok {
 			best, bsp, bs, bdue = i, sp, s, due
 		} else if _, _, sent := e.anchoredTime(e.script.Events[i], sp); sent {
