@@ -261,9 +261,10 @@ func (e *engine) run() error {
 
 	if e.cfg.Extended {
 		// Worked out before the clock starts: on a script of thousands of
-		// lines it takes milliseconds, which the first injected ACK would
-		// otherwise wait.
+		// lines it takes milliseconds, which the first injected ACK (or
+		// the first data packet checked) would otherwise wait.
 		e.lostInCapture()
+		e.pathSlackUsecs()
 	}
 	e.liveStart = e.host.StartTime(e.env.Clock)
 	if e.cfg.Extended {

@@ -184,18 +184,13 @@ func (sig peerSignal) showsLost(seq tcpwire.Seq) bool {
 }
 
 // lossSignal returns when the peer first told the kernel, after it sent
-// seq the time before at, that seq may be lost (see showsLost). A fast retransmission or RACK's may come
-// from then on: the captured kernel, which handled those ACKs in a batch
-// after a burst it was sending (the socket was busy), may have sent it
-// later than a replayed one does.
+// seq the time before at, that seq may be lost (see showsLost). A fast
+// retransmission or RACK's may come from then on: the captured kernel,
+// which handled those ACKs in a batch after a burst it was sending (the
+// socket was busy), may have sent it later than a replayed one does.
 func (e *engine) lossSignal(seq tcpwire.Seq, before time.Time) (time.Time, bool) {
-	var prev time.Time
-	for _, t := range e.sent {
-		if t.start.Diff(seq) <= 0 && seq.Diff(t.end) < 0 && t.at.Before(before) {
-			prev = t.at
-		}
-	}
-	if prev.IsZero() {
+	prev, ok := e.lastSent(seq, before)
+	if !ok {
 		return time.Time{}, false
 	}
 	for _, sig := range e.signals {
@@ -204,6 +199,18 @@ func (e *engine) lossSignal(seq tcpwire.Seq, before time.Time) (time.Time, bool)
 		}
 	}
 	return time.Time{}, false
+}
+
+// lastSent returns when the kernel last sent byte seq before time before,
+// and whether it had.
+func (e *engine) lastSent(seq tcpwire.Seq, before time.Time) (time.Time, bool) {
+	var last time.Time
+	for _, t := range e.sent {
+		if t.start.Diff(seq) <= 0 && seq.Diff(t.end) < 0 && t.at.Before(before) {
+			last = t.at
+		}
+	}
+	return last, !last.IsZero()
 }
 
 // noteSignal records an injected ACK, for lossSignal and
@@ -224,15 +231,7 @@ func (e *engine) noteSignal(sp *scriptPacket) {
 
 // covers reports whether the ACK acknowledges or SACKs all of r.
 func (sig peerSignal) covers(r seqRange) bool {
-	if sig.ack.Diff(r.end) >= 0 {
-		return true
-	}
-	for _, b := range sig.blocks {
-		if b.start.Diff(r.start) <= 0 && r.end.Diff(b.end) <= 0 {
-			return true
-		}
-	}
-	return false
+	return sig.ack.Diff(r.end) >= 0 || covers(sig.blocks, r)
 }
 
 // raceRetransmission reports whether x, a packet no line took, is a
@@ -249,14 +248,7 @@ func (e *engine) raceRetransmission(x *sniffed) bool {
 		return false
 	}
 	r := seqRange{t.Seq, t.Seq.Add(uint32(len(x.p.Payload)))}
-	sentBefore := false
-	for _, s := range e.sent {
-		if s.at.Before(x.at) && s.start.Diff(r.start) <= 0 && r.start.Diff(s.end) < 0 {
-			sentBefore = true
-			break
-		}
-	}
-	if !sentBefore {
+	if _, sentBefore := e.lastSent(r.start, x.at); !sentBefore {
 		return false
 	}
 	tol := time.Duration(e.cfg.ToleranceUsecs) * time.Microsecond
