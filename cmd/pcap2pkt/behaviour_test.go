@@ -145,6 +145,7 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 		synSent     time.Duration
 		synAnswered bool
 		sackHave    []txSpan // SACKed ranges so far (at is unused)
+		peerSacked  []txSpan // the same of local data, by the peer
 	)
 	rel := func(s tcpwire.Seq, side capture.Side) int64 {
 		return int64(s.Diff(fl.ISN[side].Add(1)))
@@ -164,6 +165,9 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 						covered = covered || rel(blk.Left, loc) <= r.lo && r.hi <= rel(blk.Right, loc)
 					}
 					r.raced = r.raced || covered && !r.ackedBefore
+				}
+				for _, blk := range opts.SACK[:opts.NumSACK] {
+					peerSacked = addSpan(peerSacked, rel(blk.Left, loc), rel(blk.Right, loc))
 				}
 			}
 			if !synAnswered && len(b.syns) > 0 && p.Flags.Has(tcpwire.FlagACK) {
@@ -218,7 +222,10 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 			lo := rel(p.Seq, loc)
 			hi := lo + int64(p.PayloadLen())
 			if lo < highest {
-				r := retransmission{lo: lo, hi: min(hi, highest), at: at, ackedBefore: min(hi, highest) <= una}
+				// Acknowledged before it left, cumulatively or by SACK, as
+				// the replay's raceRetransmission reads it: no race.
+				acked := min(hi, highest) <= una || covered(peerSacked, lo, min(hi, highest))
+				r := retransmission{lo: lo, hi: min(hi, highest), at: at, ackedBefore: acked}
 				switch {
 				case at-lastIn <= ackReaction:
 					r.kind = trigAck
