@@ -32,10 +32,10 @@ func TestGenCapture(t *testing.T) {
 		t.Fatalf("%v: %d of %d packets, %d flows", err, st.TCP, n, len(flows))
 	}
 	for _, f := range flows {
-		if !f.Complete() || len(f.Packets) != 3+10+4 {
-			t.Errorf("flow %d: %s, %d packets", f.Index, flowState(f), len(f.Packets))
+		if !f.Complete() || f.Packets.Len() != 3+10+4 {
+			t.Errorf("flow %d: %s, %d packets", f.Index, flowState(f), f.Packets.Len())
 		}
-		for _, p := range f.Packets {
+		for _, p := range f.Packets.All() {
 			if p.ChecksumState != tcpwire.ChecksumGood {
 				t.Fatalf("flow %d packet %d: checksum %v", f.Index, p.Index(), p.ChecksumState)
 			}

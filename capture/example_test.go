@@ -72,7 +72,7 @@ func ExampleReadFlows() {
 	}
 	f := flows[0]
 	fmt.Println("local", f.LocalEndpoint(), "remote", f.RemoteEndpoint())
-	for _, p := range f.Packets {
+	for _, p := range f.Packets.All() {
 		fmt.Println(p.From == f.Local, p.Flags, p.Seq-f.ISN[p.From], p.Time().Sub(f.First))
 	}
 	capture.WriteFlowTable(os.Stdout, flows)

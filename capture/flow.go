@@ -188,8 +188,8 @@ type Flow struct {
 	Index   int     // 1-based, in order of first packet
 	Key     FlowKey // the 4-tuple
 	A, B    netip.AddrPort
-	Packets []FlowPacket // empty with FlowOptions.NoPackets
-	Count   int          // packets filed (len(Packets) when they are kept)
+	Packets Packets // empty with FlowOptions.NoPackets
+	Count   int     // packets filed (len(Packets) when they are kept)
 	// payload holds the first payload bytes of each packet, with
 	// FlowOptions.PayloadBytes: those of Packets[i] end at payloadEnd[i].
 	payload    []byte
@@ -287,8 +287,10 @@ func (f *Flow) swap() {
 	f.ISN[0], f.ISN[1] = f.ISN[1], f.ISN[0]
 	f.HasISN[0], f.HasISN[1] = f.HasISN[1], f.HasISN[0]
 	f.Checksum[0], f.Checksum[1] = f.Checksum[1], f.Checksum[0]
-	for i := range f.Packets {
-		f.Packets[i].From ^= 1
+	for _, c := range f.Packets.chunks {
+		for i := range c {
+			c[i].From ^= 1
+		}
 	}
 	f.last.From ^= 1
 	f.evidence.swap()
@@ -338,16 +340,10 @@ type Tracker struct {
 	closed    []*Flow // closed flows awaiting Linger, when streaming
 	n         int
 	lastSweep time.Time
-	mu        sync.Mutex     // guards free and pooled: Release may run on another goroutine
-	free      [][]FlowPacket // packet storage given back by Release, for new flows
-	pooled    int            // packets of capacity in free
+	mu        sync.Mutex // guards the pool: Release may run on another goroutine
+	pool      chunkPool  // packet storage given back by Release, for new flows
 	echo      echoScratch
 }
-
-// maxPooled bounds the packets of capacity that Release keeps for reuse
-// (about 40 MB): enough for the flows a busy capture ends within a sweep,
-// while one huge flow's storage goes back to the garbage collector.
-const maxPooled = 1 << 18
 
 // NewTracker returns an empty tracker.
 func NewTracker(opts FlowOptions) *Tracker {
@@ -389,8 +385,6 @@ func (t *Tracker) Add(p *Packet) *Flow {
 		f.light = t.opts.NoPackets || t.opts.Keep != nil && !t.opts.Keep(f)
 		if f.light {
 			f.evidence.echo = new(echoTrack)
-		} else {
-			f.Packets = t.take()
 		}
 		t.table[key] = f
 		if t.opts.Done == nil {
@@ -431,8 +425,8 @@ func loopbackCopy(f *Flow, p *Packet) bool {
 		return false
 	}
 	q := &f.last
-	if len(f.Packets) > 0 {
-		q = &f.Packets[len(f.Packets)-1]
+	if n := f.Packets.Len(); n > 0 {
+		q = f.Packets.At(n - 1)
 	}
 	return q.CaptureDir == DirOut && q.From == f.sideOf(p) && q.Seq == p.TCP.Seq && q.Ack == p.TCP.Ack &&
 		q.Flags == p.TCP.Flags && q.PayloadLen() == p.PayloadLen && q.IPID == p.IP.ID && q.Window == p.TCP.Window &&
@@ -506,17 +500,12 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 		f.payload = append(f.payload, p.Payload[:min(t.opts.PayloadBytes, len(p.Payload))]...)
 		f.payloadEnd = append(f.payloadEnd, len(f.payload))
 	}
-	if len(f.Packets) == cap(f.Packets) && len(f.Packets) >= 1024 {
-		// Double the storage, as append does only for short slices
-		// (longer ones grow by a quarter): a long connection's packets
-		// were copied five times over on their way to their final
-		// storage, most of the time spent reading a capture of a few long
-		// connections. (Its peak memory stayed the same: storage fresh
-		// from the system takes none until it is filled.)
-		f.Packets = slices.Grow(f.Packets, len(f.Packets))
+	if f.Packets.full() {
+		t.mu.Lock()
+		f.Packets.grow(&t.pool)
+		t.mu.Unlock()
 	}
-	f.Packets = append(f.Packets, fp)
-	f.evidence.add(&f.Packets[len(f.Packets)-1])
+	f.evidence.add(f.Packets.add(fp))
 }
 
 // sweep hands out closed flows idle for Linger. It runs at most once per
@@ -558,44 +547,23 @@ func (t *Tracker) finish(f *Flow) {
 
 // Release gives the packet storage of f, a flow the streaming tracker
 // handed to Done, back to the tracker, which reuses it for a later flow;
-// f.Packets is nil afterwards. Call it once nothing refers to f.Packets
+// f.Packets is empty afterwards. Call it once nothing refers to f.Packets
 // or its elements any more. A capture has thousands of flows: reusing
 // their storage spares an allocation (and its growth) per flow and the
 // garbage collector most of its work. Other flows are left alone. Release
 // may be called on another goroutine than the one adding packets (one
 // that synthesises the flows Done handed out).
 func (t *Tracker) Release(f *Flow) {
-	p := f.Packets
-	if t.opts.Done == nil || !f.done || p == nil {
+	if t.opts.Done == nil || !f.done || f.Packets.chunks == nil {
 		return
 	}
-	f.Packets = nil
+	chunks := f.Packets.chunks
+	f.Packets = Packets{}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := cap(p); c == 0 || t.pooled+c > maxPooled {
-		return
+	for _, c := range chunks {
+		t.pool.put(c)
 	}
-	// The copies of long option lists would otherwise stay alive in the
-	// pool.
-	clear(p)
-	t.free = append(t.free, p[:0])
-	t.pooled += cap(p)
-}
-
-// take returns packet storage for a new flow: some that Release gave
-// back, or nil.
-func (t *Tracker) take() []FlowPacket {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := len(t.free)
-	if n == 0 {
-		return nil
-	}
-	p := t.free[n-1]
-	t.free[n-1] = nil
-	t.free = t.free[:n-1]
-	t.pooled -= cap(p)
-	return p
 }
 
 // Close finishes every remaining flow (in index order). When streaming,

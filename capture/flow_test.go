@@ -83,11 +83,11 @@ func TestFlowBasics(t *testing.T) {
 	if f.A.String() != cli || f.B.String() != srv || !f.Complete() || f.ISN != [2]tcpwire.Seq{100, 5000} || f.HasISN != [2]bool{true, true} {
 		t.Errorf("flow %+v", f)
 	}
-	if f.Bytes != [2]int64{10, 20} || len(f.Packets) != 8 || f.Duration() != 7 {
-		t.Errorf("bytes %v packets %d duration %v", f.Bytes, len(f.Packets), f.Duration())
+	if f.Bytes != [2]int64{10, 20} || f.Packets.Len() != 8 || f.Duration() != 7 {
+		t.Errorf("bytes %v packets %d duration %v", f.Bytes, f.Packets.Len(), f.Duration())
 	}
-	if f.Packets[1].From != SideB || f.Packets[2].From != SideA {
-		t.Errorf("directions %v %v", f.Packets[1].From, f.Packets[2].From)
+	if f.Packets.At(1).From != SideB || f.Packets.At(2).From != SideA {
+		t.Errorf("directions %v %v", f.Packets.At(1).From, f.Packets.At(2).From)
 	}
 	if f.LocalEndpoint().String() != srv || !f.LocalGuessed || !strings.Contains(f.LocalReason, "guessed: it received the SYN") {
 		t.Errorf("local %s (%s)", f.LocalEndpoint(), f.LocalReason)
@@ -126,7 +126,7 @@ func TestFlowSplitting(t *testing.T) {
 			}
 			n := 0
 			for i, f := range flows {
-				n += len(f.Packets)
+				n += f.Packets.Len()
 				if f.Index != i+1 || f.A.Addr() != netip.MustParseAddrPort(tc.a).Addr() {
 					t.Errorf("flow %d: index %d A %s", i+1, f.Index, f.A)
 				}
@@ -138,8 +138,8 @@ func TestFlowSplitting(t *testing.T) {
 			// and lists the same rows.
 			some := track(FlowOptions{Keep: func(f *Flow) bool { return f.Index == 2 }}, tc.pks)
 			for i, f := range some {
-				if Row(f) != Row(flows[i]) || f.KeptPackets() != (f.Index == 2) || len(f.Packets) != map[bool]int{true: f.Count}[f.Index == 2] {
-					t.Errorf("keeping flow 2: flow %d (%d of %d packets kept): %+v, want %+v", f.Index, len(f.Packets), f.Count, Row(f), Row(flows[i]))
+				if Row(f) != Row(flows[i]) || f.KeptPackets() != (f.Index == 2) || f.Packets.Len() != map[bool]int{true: f.Count}[f.Index == 2] {
+					t.Errorf("keeping flow 2: flow %d (%d of %d packets kept): %+v, want %+v", f.Index, f.Packets.Len(), f.Count, Row(f), Row(flows[i]))
 				}
 			}
 		})
@@ -203,8 +203,8 @@ func TestLocalSide(t *testing.T) {
 			light := tc.opts
 			light.NoPackets = true
 			g := track(light, tc.pks)[0]
-			if g.Local != f.Local || g.LocalReason != f.LocalReason || g.LocalGuessed != f.LocalGuessed || g.Count != len(f.Packets) || len(g.Packets) != 0 {
-				t.Errorf("without packets: local %s (%s), %d packets counted, %d kept", g.LocalEndpoint(), g.LocalReason, g.Count, len(g.Packets))
+			if g.Local != f.Local || g.LocalReason != f.LocalReason || g.LocalGuessed != f.LocalGuessed || g.Count != f.Packets.Len() || g.Packets.Len() != 0 {
+				t.Errorf("without packets: local %s (%s), %d packets counted, %d kept", g.LocalEndpoint(), g.LocalReason, g.Count, g.Packets.Len())
 			}
 			// Only the fallbacks are guesses, and they say so.
 			if guess := strings.HasPrefix(f.LocalReason, "guessed: "); guess != f.LocalGuessed || guess != (tc.name == "server" || tc.name == "--local elsewhere" || tc.name == "lower port") {
@@ -262,16 +262,18 @@ func TestRelease(t *testing.T) {
 	reused := 0
 	var tr *Tracker
 	tr = NewTracker(FlowOptions{PayloadBytes: 4, Linger: time.Second, Done: func(f *Flow) {
-		if released[&f.Packets[0]] {
+		if released[f.Packets.At(0)] {
 			reused++
 		}
-		released[&f.Packets[0]] = true
-		got[f.Index] = slices.Clone(f.Packets)
-		for i := range f.Packets {
+		released[f.Packets.At(0)] = true
+		for _, p := range f.Packets.All() {
+			got[f.Index] = append(got[f.Index], *p)
+		}
+		for i := range f.Packets.Len() {
 			payloads[f.Index] = append(payloads[f.Index], f.Payload(i))
 		}
 		tr.Release(f)
-		if f.Packets != nil {
+		if f.Packets.Len() != 0 {
 			t.Errorf("flow %d: packets kept after Release", f.Index)
 		}
 	}})
@@ -283,14 +285,14 @@ func TestRelease(t *testing.T) {
 	tr.Close()
 	for _, f := range want.Flows() {
 		g := got[f.Index]
-		if len(g) != len(f.Packets) {
-			t.Fatalf("flow %d: %d packets, want %d", f.Index, len(g), len(f.Packets))
+		if len(g) != f.Packets.Len() {
+			t.Fatalf("flow %d: %d packets, want %d", f.Index, len(g), f.Packets.Len())
 		}
 		for i := range g {
-			if !reflect.DeepEqual(g[i], f.Packets[i]) {
-				t.Fatalf("flow %d packet %d: %+v, want %+v", f.Index, i, g[i], f.Packets[i])
+			if !reflect.DeepEqual(g[i], *f.Packets.At(i)) {
+				t.Fatalf("flow %d packet %d: %+v, want %+v", f.Index, i, g[i], *f.Packets.At(i))
 			}
-			if p, w := payloads[f.Index][i], f.Payload(i); !bytes.Equal(p, w) || len(w) != min(4, f.Packets[i].PayloadLen()) {
+			if p, w := payloads[f.Index][i], f.Payload(i); !bytes.Equal(p, w) || len(w) != min(4, f.Packets.At(i).PayloadLen()) {
 				t.Fatalf("flow %d packet %d: payload %q, want %q", f.Index, i, p, w)
 			}
 		}
@@ -306,14 +308,14 @@ func TestFlowPacketCopy(t *testing.T) {
 	p.Payload = []byte("0123456789")
 	f := tr.Add(p)
 	p.Payload[0], p.TCP.Options[4] = 'X', 0xFF
-	fp := &f.Packets[0]
+	fp := f.Packets.At(0)
 	if string(f.Payload(0)) != "0123" || fp.PayloadLen() != 10 || fp.Options().TSVal != 7 || len(fp.RawOptions()) != 12 {
 		t.Errorf("payload %q len %d options %+v", f.Payload(0), fp.PayloadLen(), fp.Options())
 	}
 	// Options longer than a timestamp's, copied too.
 	long := []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 3}
 	p.TCP.Options = slices.Clone(long)
-	fp = &tr.Add(p).Packets[1]
+	fp = tr.Add(p).Packets.At(1)
 	p.TCP.Options[2] = 0xFF
 	if !bytes.Equal(fp.RawOptions(), long) || fp.Options().TSVal != 9 || fp.Options().NumSACK != 1 {
 		t.Errorf("options %x, want %x (%+v)", fp.RawOptions(), long, fp.Options())
@@ -344,7 +346,7 @@ func TestFlowPacketPacked(t *testing.T) {
 		p := pk{from: cli, to: srv, flags: tcpwire.FlagACK, n: c.bytes}.packet(0)
 		p.Index, p.Time = c.index, time.Unix(1700000000, 123456789).UTC()
 		p.IP.Version, p.IP.FlowLabel, p.IP.DF, p.Truncated, p.IP.TTL, p.IP.TOS = c.version, c.label, c.df, c.cut, 63, 0xB8
-		fp := &NewTracker(FlowOptions{}).Add(p).Packets[0]
+		fp := NewTracker(FlowOptions{}).Add(p).Packets.At(0)
 		if fp.Index() != c.index || !fp.Time().Equal(p.Time) || fp.PayloadLen() != c.bytes || fp.IPVersion() != c.version ||
 			fp.FlowLabel() != c.label || fp.DF() != c.df || fp.Truncated() != c.cut || fp.TTL != 63 || fp.TOS != 0xB8 {
 			t.Errorf("%+v: index %d, time %v, payload %d, IPv%d, label %#x, DF %v, truncated %v, TTL %d, TOS %#x", c,

@@ -233,8 +233,8 @@ func byEchoDelay(f *Flow, e *evidence, scratch *echoScratch) (Side, string, bool
 			}
 			clear(t.first[s])
 		}
-		for i := range f.Packets {
-			t.add(&f.Packets[i])
+		for i := range f.Packets.Len() {
+			t.add(f.Packets.At(i))
 		}
 		*scratch = t.first
 	}

@@ -138,8 +138,8 @@ func sameRows(t *testing.T, flows []*Flow, path string) {
 		t.Fatalf("without packets: %d flows, with them %d", len(light), len(flows))
 	}
 	for i, f := range light {
-		if len(f.Packets) != 0 || Row(f) != Row(flows[i]) {
-			t.Errorf("without packets (%d kept): %+v\nwith them: %+v", len(f.Packets), Row(f), Row(flows[i]))
+		if f.Packets.Len() != 0 || Row(f) != Row(flows[i]) {
+			t.Errorf("without packets (%d kept): %+v\nwith them: %+v", f.Packets.Len(), Row(f), Row(flows[i]))
 		}
 	}
 }

@@ -63,7 +63,7 @@ func TestNodesReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 		if w, g := parser.Format(want), parser.Format(got); !bytes.Equal(w, g) {
-			t.Fatalf("flow %d of %d packets differs:\n%s", i, len(f.Packets), firstDiff(w, g))
+			t.Fatalf("flow %d of %d packets differs:\n%s", i, f.Packets.Len(), firstDiff(w, g))
 		}
 		mem.reset()
 	}

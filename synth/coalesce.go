@@ -67,8 +67,8 @@ const backlogFlags = tcpwire.FlagSYN | tcpwire.FlagRST | tcpwire.FlagURG | tcpwi
 // that came in after the run but before its ACK left continue it in
 // order; the ACK of the run before may leave between the run's segments.
 func (b *builder) backlogRun(i int) (run []int, at int) {
-	ps := b.f.Packets
-	first := &ps[i]
+	ps := &b.f.Packets
+	first := ps.At(i)
 	if !b.nextInOrder(first) {
 		return nil, 0
 	}
@@ -80,8 +80,8 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 	defer func() { b.runBuf = in[:0] }()
 	var a *capture.FlowPacket // the run's ACK, packet j
 	j := i
-	for ; j < len(ps) && a == nil; j++ {
-		q := &ps[j]
+	for ; j < ps.Len() && a == nil; j++ {
+		q := ps.At(j)
 		switch {
 		case j-i >= maxRun:
 			return nil, 0
@@ -104,15 +104,15 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 	end, n := first.Seq, 0
 	for ; n < len(in) && end != a.Ack; n++ {
 		k := in[n]
-		q := &ps[k]
-		if n > 0 && ps[in[n-1]].PayloadLen()%size != 0 || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
+		q := ps.At(k)
+		if n > 0 && ps.At(in[n-1]).PayloadLen()%size != 0 || q.Seq != end || !coalescible(q) || q.Ack != first.Ack ||
 			q.TOS != first.TOS || q.Window == 0 || k == b.teardown || q.Time().Sub(first.Time()) > backlogSpan ||
 			a.Ack.LessThan(q.Seq.Add(uint32(q.PayloadLen()))) {
 			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen()))
 	}
-	if n < 2 || end != a.Ack || a.Time().Sub(ps[in[n-1]].Time()) >= b.tolerance() ||
+	if n < 2 || end != a.Ack || a.Time().Sub(ps.At(in[n-1]).Time()) >= b.tolerance() ||
 		int(end.Diff(first.Seq)) <= 2*size && !b.ackingEach(j, size) && !b.readingOn(i) {
 		return nil, 0
 	}
@@ -120,7 +120,7 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 	// continue it in order: an out-of-order one would have triggered the
 	// ACK (a duplicate ACK, which the replayed kernel sends too).
 	for _, k := range in[n:] {
-		q := &ps[k]
+		q := ps.At(k)
 		if q.Seq != end || q.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
 			return nil, 0
 		}
@@ -135,10 +135,10 @@ func (b *builder) backlogRun(i int) (run []int, at int) {
 // right window edge: the application was not reading (its data filled
 // the window), so it did not read before the ACK at j either.
 func (b *builder) edgeHeld(j int) bool {
-	ps := b.f.Packets
-	a := &ps[j]
-	for k := j + 1; k < len(ps); k++ {
-		q := &ps[k]
+	ps := &b.f.Packets
+	a := ps.At(j)
+	for k := j + 1; k < ps.Len(); k++ {
+		q := ps.At(k)
 		if q.From != b.local {
 			continue
 		}
@@ -158,13 +158,13 @@ func (b *builder) edgeHeld(j int) bool {
 // within the tolerance: the application read after that ACK, and the read
 // made room.
 func (b *builder) updateFollows(j int) bool {
-	ps := b.f.Packets
-	if j+1 >= len(ps) {
+	ps := &b.f.Packets
+	if j+1 >= ps.Len() {
 		return false
 	}
-	q := &ps[j+1]
-	return q.From == b.local && pureACK(q) && q.Ack == ps[j].Ack && b.outWin(q) > b.outWin(&ps[j]) &&
-		q.Options().NumSACK == 0 && q.Time().Sub(ps[j].Time()) < b.tolerance()
+	q := ps.At(j + 1)
+	return q.From == b.local && pureACK(q) && q.Ack == ps.At(j).Ack && b.outWin(q) > b.outWin(ps.At(j)) &&
+		q.Options().NumSACK == 0 && q.Time().Sub(ps.At(j).Time()) < b.tolerance()
 }
 
 // unacked returns the in-order inbound data segments from packet i on
@@ -174,24 +174,24 @@ func (b *builder) updateFollows(j int) bool {
 // injected before it, they would make the replayed kernel acknowledge
 // them too, or read them before it.
 func (b *builder) unacked(i int) (run []int, at int) {
-	ps := b.f.Packets
-	p := &ps[i]
+	ps := &b.f.Packets
+	p := ps.At(i)
 	if !b.nextInOrder(p) {
 		return nil, 0
 	}
 	end, j := p.Seq, i
 	got := b.runBuf[:0]
 	defer func() { b.runBuf = got[:0] }()
-	for ; j < len(ps) && ps[j].From == b.remote; j++ {
-		q := &ps[j]
+	for ; j < ps.Len() && ps.At(j).From == b.remote; j++ {
+		q := ps.At(j)
 		if j-i >= maxRun || q.Seq != end || !coalescible(q) || j == b.teardown || q.Time().Sub(p.Time()) >= b.tolerance() {
 			return nil, 0
 		}
 		end = end.Add(uint32(q.PayloadLen()))
 		got = append(got, j)
 	}
-	if j == len(ps) || !pureACK(&ps[j]) || ps[j].Ack != p.Seq || ps[j].Options().NumSACK > 0 ||
-		ps[j].Time().Sub(p.Time()) >= b.tolerance() {
+	if j == ps.Len() || !pureACK(ps.At(j)) || ps.At(j).Ack != p.Seq || ps.At(j).Options().NumSACK > 0 ||
+		ps.At(j).Time().Sub(p.Time()) >= b.tolerance() {
 		return nil, 0
 	}
 	return got, j
@@ -223,28 +223,28 @@ func (b *builder) deferInbound(i int) bool {
 // application read (readingOn). Merging such pairs in request-response
 // exchanges changed the replayed kernel's ACKs of later ones.
 func (b *builder) ackingEach(j, size int) bool {
-	ps := b.f.Packets
+	ps := &b.f.Packets
 	one := func(k int) bool {
-		if !pureACK(&ps[k]) {
+		if !pureACK(ps.At(k)) {
 			return false
 		}
 		for m := k - 1; m >= 0; m-- {
-			if q := &ps[m]; q.From == b.local && q.Flags.Has(tcpwire.FlagACK) {
-				return int(ps[k].Ack.Diff(q.Ack)) == size
+			if q := ps.At(m); q.From == b.local && q.Flags.Has(tcpwire.FlagACK) {
+				return int(ps.At(k).Ack.Diff(q.Ack)) == size
 			}
 		}
 		return false
 	}
 	for k := j - 1; k >= 0; k-- {
-		if ps[k].From == b.local {
+		if ps.At(k).From == b.local {
 			if one(k) {
 				return true
 			}
 			break
 		}
 	}
-	for k := j + 1; k < len(ps); k++ {
-		if ps[k].From == b.local {
+	for k := j + 1; k < ps.Len(); k++ {
+		if ps.At(k).From == b.local {
 			return one(k)
 		}
 	}
@@ -255,10 +255,10 @@ func (b *builder) ackingEach(j, size int) bool {
 // outbound pure ACK (within backlogSpan): the application that read what
 // that ACK acknowledged may still hold the socket.
 func (b *builder) readingOn(i int) bool {
-	ps := b.f.Packets
+	ps := &b.f.Packets
 	for k := i - 1; k >= 0; k-- {
-		if q := &ps[k]; q.From == b.local {
-			return pureACK(q) && ps[i].Time().Sub(q.Time()) <= backlogSpan
+		if q := ps.At(k); q.From == b.local {
+			return pureACK(q) && ps.At(i).Time().Sub(q.Time()) <= backlogSpan
 		}
 	}
 	return false
@@ -300,11 +300,11 @@ func (b *builder) deferred(i int) bool {
 // edge, which shows that the application was not reading. The segments
 // that unacked found go one by one.
 func (b *builder) inboundRun() {
-	at := b.f.Packets[b.runAt].Time()
+	at := b.f.Packets.At(b.runAt).Time()
 	run := make([]*capture.FlowPacket, len(b.run))
 	segs := 0
 	for k, i := range b.run {
-		q := b.f.Packets[i]
+		q := *b.f.Packets.At(i)
 		if q.Time().Before(at) {
 			q.SetTime(at)
 		}

@@ -114,8 +114,8 @@ func (b *builder) fastOpenChild(syn *capture.FlowPacket) bool {
 	if b.dataFirst == 0 {
 		// Asked once per SYN-ACK, and a flow may hold thousands.
 		b.dataFirst = -1
-		for i := range b.f.Packets {
-			p := &b.f.Packets[i]
+		for i := range b.f.Packets.Len() {
+			p := b.f.Packets.At(i)
 			if p.From == b.remote && p.Flags.Has(tcpwire.FlagACK) && !p.Flags.Has(tcpwire.FlagSYN) {
 				break
 			}
@@ -137,8 +137,8 @@ func (b *builder) remoteSYNData(syn *capture.FlowPacket) bool {
 
 // remoteSYNOrSYNACK returns the remote side's first SYN or SYN-ACK, or nil.
 func (b *builder) remoteSYNOrSYNACK() *capture.FlowPacket {
-	for i := range b.f.Packets {
-		if p := &b.f.Packets[i]; p.From == b.remote && p.Flags.Has(tcpwire.FlagSYN) {
+	for i := range b.f.Packets.Len() {
+		if p := b.f.Packets.At(i); p.From == b.remote && p.Flags.Has(tcpwire.FlagSYN) {
 			return p
 		}
 	}
@@ -150,8 +150,8 @@ func (b *builder) remoteSYN() *capture.FlowPacket {
 	if b.remoteSYNAt == 0 {
 		// Looked up once: asked for each SYN-ACK (see fastOpenChild).
 		b.remoteSYNAt = -1
-		for i := range b.f.Packets {
-			p := &b.f.Packets[i]
+		for i := range b.f.Packets.Len() {
+			p := b.f.Packets.At(i)
 			if p.From == b.remote && p.Flags.Has(tcpwire.FlagSYN) && !p.Flags.Has(tcpwire.FlagACK) {
 				b.remoteSYNAt = i + 1
 				break
@@ -161,7 +161,7 @@ func (b *builder) remoteSYN() *capture.FlowPacket {
 	if b.remoteSYNAt < 0 {
 		return nil
 	}
-	return &b.f.Packets[b.remoteSYNAt-1]
+	return b.f.Packets.At(b.remoteSYNAt - 1)
 }
 
 // setupEnvironment keeps the captured ports, the local MTU (seen in the
@@ -271,8 +271,8 @@ func (b *builder) initialRcvbuf(wscale int, mss int64) (int64, bool) {
 		return roundBuffer(2*win, 2*win+2*mss), true
 	}
 	grown := false // the window grew with data received (tcp_grow_window)
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
+	for i := range b.f.Packets.Len() {
+		p := b.f.Packets.At(i)
 		if p.From == b.remote && p.PayloadLen() >= 128 {
 			grown = true
 		}
@@ -343,8 +343,8 @@ func smallBuffer(win, mss int64, ts bool) int64 {
 
 // localSYN returns the local side's SYN or SYN-ACK, or nil.
 func (b *builder) localSYN() *capture.FlowPacket {
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
+	for i := range b.f.Packets.Len() {
+		p := b.f.Packets.At(i)
 		if p.From == b.local && p.Flags.Has(tcpwire.FlagSYN) {
 			return p
 		}
@@ -367,7 +367,7 @@ func (b *builder) rcvbufCall(fd int64) {
 		return
 	}
 	b.comment(fmt.Sprintf("The captured SYN's window scale says the application shrank its receive buffer: about %d bytes.", b.env.rcvbuf))
-	b.call(b.f.Packets[0].Time(), "setsockopt", 0, num(fd), word("SOL_SOCKET"), word("SO_RCVBUF"), &parser.List{Elems: []parser.Expr{num(b.env.rcvbuf)}}, num(4))
+	b.call(b.f.Packets.At(0).Time(), "setsockopt", 0, num(fd), word("SOL_SOCKET"), word("SO_RCVBUF"), &parser.List{Elems: []parser.Expr{num(b.env.rcvbuf)}}, num(4))
 }
 
 // noDelay reports whether the local side sent a segment of new data
@@ -380,8 +380,8 @@ func (b *builder) noDelay() bool {
 	var high highMark
 	var una, sml tcpwire.Seq
 	var acked, small bool
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
+	for i := range b.f.Packets.Len() {
+		p := b.f.Packets.At(i)
 		if p.From == b.remote {
 			if p.Flags.Has(tcpwire.FlagACK) && (!acked || una.LessThan(p.Ack)) {
 				una, acked = p.Ack, true
@@ -429,8 +429,8 @@ func (b *builder) uncollapsedRetrans() bool {
 	var prevEnd tcpwire.Seq
 	var prev bool
 	prevLen := 0
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
+	for i := range b.f.Packets.Len() {
+		p := b.f.Packets.At(i)
 		if p.From != b.local || p.PayloadLen() == 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST|tcpwire.FlagFIN) != 0 {
 			continue
 		}

@@ -70,7 +70,7 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 
 // Scripts is File without the trees: its results' Script is nil, and each
 // prints its script with Print, once, a chunk of events at a time; their
-// Flow.Packets are nil too (Flow.Count says how many there were), once
+// Flow.Packets are empty too (Flow.Count says how many there were), once
 // the synthesis is done with them. For scripts that are only printed: a
 // long connection's whole tree takes more memory than the rest of its
 // synthesis (on a bulk transfer about 340 bytes a packet, against 170 for
@@ -104,7 +104,7 @@ func file(name string, r io.Reader, flows capture.FlowOptions, opts Options, tre
 					s, serr := Synthesize(f, opts)
 					out[i] = Result{Flow: f, Script: s, Err: serr}
 				default:
-					b, serr := build(f, opts, new(nodes), func() { f.Packets = nil }, true)
+					b, serr := build(f, opts, new(nodes), func() { f.Packets = capture.Packets{} }, true)
 					out[i] = Result{Flow: f, Err: serr}
 					if serr == nil {
 						out[i].print = b.printer()
@@ -141,7 +141,7 @@ var ErrNotKept = errors.New("not synthesised: not a connection asked for")
 // long connection, whose events were printed into a temporary file as
 // they were made, prints its head and copies that file). fn must do so
 // before it returns, and not call r.Print after: its memory is reused for
-// a later connection then. r.Flow.Packets is nil (their memory went back
+// a later connection then. r.Flow.Packets is empty (their memory went back
 // to the tracker once the script's events were made: r.Flow.Count says
 // how many there were); the rest of r.Flow stays valid.
 func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, fn func(Result) error) error {

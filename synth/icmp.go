@@ -75,7 +75,7 @@ func (b *builder) killingICMP() int {
 	}
 	last := -1
 	for i := range b.f.ICMP {
-		if e := &b.f.ICMP[i]; e.To == b.local && e.Index < b.f.Packets[b.resetACK].Index() {
+		if e := &b.f.ICMP[i]; e.To == b.local && e.Index < b.f.Packets.At(b.resetACK).Index() {
 			last = i
 		}
 	}
@@ -88,13 +88,13 @@ func (b *builder) killingICMP() int {
 // with an ACK that matches no socket (tcp_v4_send_reset): the handshake
 // never completed, as when an ICMP error dropped the request.
 func resetACKAt(f *capture.Flow, local capture.Side) int {
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From == local || p.Flags.Has(tcpwire.FlagSYN) {
 			continue
 		}
-		for j := i + 1; j < len(f.Packets); j++ {
-			if q := &f.Packets[j]; q.From == local {
+		for j := i + 1; j < f.Packets.Len(); j++ {
+			if q := f.Packets.At(j); q.From == local {
 				if q.Flags&(tcpwire.FlagRST|tcpwire.FlagACK) == tcpwire.FlagRST {
 					return i
 				}

@@ -28,7 +28,7 @@ const (
 // capture faithfully; the header says so.
 func (b *builder) fabricateHandshake() {
 	f := b.f
-	at := f.Packets[0].Time()
+	at := f.Packets.At(0).Time()
 	b.server, b.refused = b.local == serverSide(f), false
 	b.localISN, b.remoteISN = guessISN(f, b.local), guessISN(f, b.remote)
 	tsLocal, okL := firstTS(f, b.local)
@@ -100,8 +100,8 @@ func (b *builder) fabricateHandshake() {
 func guessISN(f *capture.Flow, s capture.Side) tcpwire.Seq {
 	var first tcpwire.Seq
 	var seen bool
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		var v tcpwire.Seq
 		switch {
 		case p.From == s:
@@ -123,8 +123,8 @@ func guessISN(f *capture.Flow, s capture.Side) tcpwire.Seq {
 
 // firstTS returns the first TS val that side s sent.
 func firstTS(f *capture.Flow, s capture.Side) (uint32, bool) {
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From != s {
 			continue
 		}
@@ -143,8 +143,8 @@ func firstTS(f *capture.Flow, s capture.Side) (uint32, bool) {
 // value and the window are guessed.
 func withSYN(f *capture.Flow) (*capture.Flow, string) {
 	at := -1
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From == capture.SideB && p.Flags.Has(tcpwire.FlagSYN) && p.Flags.Has(tcpwire.FlagACK) {
 			at = i
 			break
@@ -153,7 +153,7 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 	if at < 0 {
 		return f, ""
 	}
-	sa := &f.Packets[at]
+	sa := f.Packets.At(at)
 	o := sa.Options()
 	mss := guessMSS4
 	if sa.IPVersion() == 6 {
@@ -189,7 +189,11 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 		return f, ""
 	}
 	g := *f
-	g.Packets = append(append(make([]capture.FlowPacket, 0, len(f.Packets)+1), syn), f.Packets...)
+	g.Packets = capture.Packets{}
+	g.Packets.Append(syn)
+	for i := range f.Packets.Len() {
+		g.Packets.Append(*f.Packets.At(i))
+	}
 	g.SYN = true
 	g.ISN[capture.SideA], g.HasISN[capture.SideA] = syn.Seq, true
 	return &g, fmt.Sprintf("PARTIAL: the capture has no SYN; the SYN of the handshake is made up from the captured SYN-ACK "+

@@ -27,7 +27,7 @@ const retransUndecided = "The kernel retransmits (its own timer or fast retransm
 // sent sooner than an RTO could fire. Anything else is said to be
 // undecided rather than guessed.
 func retransCause(f *capture.Flow, i int, local capture.Side, sndMax tcpwire.Seq) string {
-	p := &f.Packets[i]
+	p := f.Packets.At(i)
 	end := p.Seq.Add(uint32(p.PayloadLen()))
 	var lastIn time.Time
 	var lastAck tcpwire.Seq
@@ -35,7 +35,7 @@ func retransCause(f *capture.Flow, i int, local capture.Side, sndMax tcpwire.Seq
 	dup, sacked := 0, false
 	var prevAck tcpwire.Seq // the ACK before the one looked at, going back
 	for j := i - 1; j >= 0 && j >= i-retransLookback; j-- {
-		q := &f.Packets[j]
+		q := f.Packets.At(j)
 		if q.From == local {
 			if !found && q.PayloadLen() > 0 && !q.Seq.Add(uint32(q.PayloadLen())).LessThan(end) && q.Seq.LessThan(end) && !p.Seq.LessThan(q.Seq) {
 				found = true

@@ -34,7 +34,10 @@ func TestRetransCause(t *testing.T) {
 			ack(ms(20), 101), ack(ms(20), 101), ack(ms(21), 101), ack(ms(21), 101), out(ms(21), 101, 100)}, "fast retransmit or RACK (the peer sent 3 duplicate ACKs"},
 		{"undecided", []capture.FlowPacket{out(ms(0), 1, 100), out(ms(0), 101, 100), ack(ms(20), 101), out(ms(45), 1, 100)}, retransUndecided},
 	} {
-		f := &capture.Flow{Packets: tc.pks, Local: capture.SideB}
+		f := &capture.Flow{Local: capture.SideB}
+		for _, p := range tc.pks {
+			f.Packets.Append(p)
+		}
 		var sndMax tcpwire.Seq
 		for _, p := range tc.pks[:len(tc.pks)-1] {
 			if e := p.Seq.Add(uint32(p.PayloadLen())); p.From == capture.SideB && sndMax.LessThan(e) {

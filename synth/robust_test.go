@@ -176,7 +176,7 @@ func BenchmarkSlowShapes(b *testing.B) {
 					if err != nil || len(res) != 1 || res[0].Err != nil {
 						b.Fatal(err, res)
 					}
-					packets += len(res[0].Flow.Packets)
+					packets += res[0].Flow.Packets.Len()
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(packets), "ns/packet")
 			})

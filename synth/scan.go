@@ -17,8 +17,8 @@ import (
 func (b *builder) lastUnpushed() int {
 	last := -1
 	var high highMark
-	for i := range b.f.Packets {
-		p := &b.f.Packets[i]
+	for i := range b.f.Packets.Len() {
+		p := b.f.Packets.At(i)
 		if p.From != b.local {
 			continue
 		}
@@ -35,7 +35,7 @@ func (b *builder) lastUnpushed() int {
 	if last < 0 || b.opts.Strict {
 		return -1
 	}
-	p := &b.f.Packets[last]
+	p := b.f.Packets.At(last)
 	if p.Flags&(tcpwire.FlagPSH|tcpwire.FlagRST) != 0 || b.segSize(p, b.local) == 0 || b.short(p) {
 		return -1
 	}
@@ -52,8 +52,8 @@ func (b *builder) lastUnpushed() int {
 func unpushedEnds(f *capture.Flow, local capture.Side) map[tcpwire.Seq]bool {
 	var out map[tcpwire.Seq]bool
 	var high highMark
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From != local || p.PayloadLen() == 0 || p.Flags.Has(tcpwire.FlagSYN) {
 			continue
 		}
@@ -73,8 +73,8 @@ func unpushedEnds(f *capture.Flow, local capture.Side) map[tcpwire.Seq]bool {
 // refusedSYN reports whether the local side's first answer to the SYN is a
 // RST: no socket listened on the port.
 func refusedSYN(f *capture.Flow, local capture.Side) bool {
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From != local {
 			continue
 		}
@@ -89,15 +89,15 @@ func refusedSYN(f *capture.Flow, local capture.Side) bool {
 // TIME_WAIT); the reference sends one for every connection it leaves open
 // when a script ends, so a capture of a packetdrill run ends with it.
 func teardownRST(f *capture.Flow, remote capture.Side) int {
-	n := len(f.Packets)
-	last := &f.Packets[n-1]
+	n := f.Packets.Len()
+	last := f.Packets.At(n - 1)
 	if n < 2 || last.From != remote || !last.Flags.Has(tcpwire.FlagRST) {
 		return -1
 	}
 	var finEnd [2]tcpwire.Seq
 	var fin, acked [2]bool
-	for i := range f.Packets[:n-1] {
-		p := &f.Packets[i]
+	for i := range n - 1 {
+		p := f.Packets.At(i)
 		if p.Flags.Has(tcpwire.FlagFIN) && !fin[p.From] {
 			fin[p.From] = true
 			finEnd[p.From] = p.Seq.Add(uint32(p.PayloadLen()) + 1)
@@ -119,8 +119,8 @@ func teardownRST(f *capture.Flow, remote capture.Side) int {
 // an orphan); an application closing afterwards would make it ACK first.
 func closedInSYNSent(f *capture.Flow, local capture.Side) bool {
 	synack := false
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From != local {
 			synack = synack || p.Flags.Has(tcpwire.FlagSYN|tcpwire.FlagACK)
 			continue
@@ -139,8 +139,8 @@ func closedInSYNSent(f *capture.Flow, local capture.Side) bool {
 func shutdownFIN(f *capture.Flow, local capture.Side) int {
 	at := -1
 	var high highMark
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From == local {
 			if at < 0 && p.Flags.Has(tcpwire.FlagFIN) {
 				at = i
@@ -156,8 +156,8 @@ func shutdownFIN(f *capture.Flow, local capture.Side) int {
 		if at < 0 {
 			continue
 		}
-		for j := i + 1; j < len(f.Packets); j++ {
-			if q := &f.Packets[j]; q.From == local {
+		for j := i + 1; j < f.Packets.Len(); j++ {
+			if q := f.Packets.At(j); q.From == local {
 				if q.Flags.Has(tcpwire.FlagRST) {
 					return -1
 				}

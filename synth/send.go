@@ -302,8 +302,8 @@ func (b *builder) nextFresh(i int) int64 {
 		// quadratic.
 		return 0
 	}
-	for j := i + 1; j < len(b.f.Packets); j++ {
-		p := &b.f.Packets[j]
+	for j := i + 1; j < b.f.Packets.Len(); j++ {
+		p := b.f.Packets.At(j)
 		if p.From != b.local || p.PayloadLen() == 0 {
 			continue
 		}
@@ -449,7 +449,7 @@ func (b *builder) localFIN(p *capture.FlowPacket) {
 	if b.fd < 0 || b.closed {
 		return
 	}
-	if b.shutdownAt >= 0 && &b.f.Packets[b.shutdownAt] == p {
+	if b.shutdownAt >= 0 && b.f.Packets.At(b.shutdownAt) == p {
 		b.call(p.Time(), "shutdown", 0, num(b.fd), word("SHUT_WR"))
 		return
 	}

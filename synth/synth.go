@@ -106,7 +106,7 @@ func synthesize(f *capture.Flow, opts Options, mem *nodes, release func()) (*par
 // its events printed as they are made (see streamer), for the builder's
 // printer.
 func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream bool) (*builder, error) {
-	if len(f.Packets) == 0 {
+	if f.Packets.Len() == 0 {
 		return nil, fmt.Errorf("flow %d: no packets", f.Index)
 	}
 	if !algorithmName(opts.CongestionControl) {
@@ -123,7 +123,7 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream boo
 		f, synNote = withSYN(f)
 	}
 	b := newBuilder(f, opts, mem)
-	if stream && len(f.Packets) >= streamMin {
+	if stream && f.Packets.Len() >= streamMin {
 		st, err := newStreamer(b)
 		if err != nil {
 			return nil, fmt.Errorf("flow %d: %w", f.Index, err)
@@ -139,8 +139,8 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream boo
 		b.setupEnvironment()
 		b.prelude()
 	}
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if b.stream != nil && len(b.events) >= b.stream.flushAt {
 			if err := b.flush(false); err != nil {
 				b.stream.sp.close()
@@ -154,11 +154,11 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream boo
 			continue
 		}
 		if i == b.teardown {
-			b.comment(fmt.Sprintf("The capture ends with a RST from the remote %s after the previous packet (the packetdrill", fmtDur(p.Time().Sub(f.Packets[i-1].Time()))),
+			b.comment(fmt.Sprintf("The capture ends with a RST from the remote %s after the previous packet (the packetdrill", fmtDur(p.Time().Sub(f.Packets.At(i-1).Time()))),
 				"tool that ran the remote side tears its connection down so): left out, the connection was already closed.")
 			continue
 		}
-		if i > 0 && duplicate(&f.Packets[i-1], p) {
+		if i > 0 && duplicate(f.Packets.At(i-1), p) {
 			b.count.dup++
 			continue
 		}
@@ -340,7 +340,7 @@ type span struct{ start, end tcpwire.Seq }
 
 type builder struct {
 	f              *capture.Flow
-	packets        int // len(f.Packets), which may be released before the header is written
+	packets        int // f.Packets.Len(), which may be released before the header is written
 	opts           Options
 	local, remote  capture.Side
 	server         bool // the local side received the SYN
@@ -428,10 +428,10 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
 		fd: -1, listenFD: -1, rcv: receiver{urgAt: -1}, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, sending: sending{writeEnds: map[tcpwire.Seq]bool{}}}
 	b.server = f.Local == capture.SideB
-	b.packets = len(f.Packets)
+	b.packets = f.Packets.Len()
 	// Nearly every packet becomes a script packet, most with timestamps;
 	// about one in two a read or write too, which is an event as well.
-	n := len(f.Packets)
+	n := f.Packets.Len()
 	b.pkSlab.want, b.tsSlab.want, b.callSlab.want, b.evSlab.want = n, n, n/2, n+n/2
 	b.events = reuse(&mem.events, min(n+n/2, maxFirstChunk))[:0]
 	if f.HasISN[b.local] {
@@ -443,8 +443,8 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 	var ts, sack, hasWS [2]bool
 	var ws [2]uint8
 	sent := 0 // local packets that occupy sequence space, for noteSent
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From == b.local && (p.PayloadLen() > 0 || p.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN) != 0) {
 			sent++
 		}
@@ -516,7 +516,7 @@ func (b *builder) lastIndex() int { return b.base + len(b.events) - 1 }
 // lastAt is the time of the latest event (the time of calls that follow it).
 func (b *builder) lastAt() time.Time {
 	if len(b.events) == 0 {
-		return b.f.Packets[0].Time()
+		return b.f.Packets.At(0).Time()
 	}
 	return b.events[len(b.events)-1].at()
 }
@@ -614,7 +614,7 @@ func or(a, c string) *parser.Binary { return &parser.Binary{Op: "|", X: word(a),
 
 // prelude emits the calls that create the socket before the first packet.
 func (b *builder) prelude() {
-	at := b.f.Packets[0].Time()
+	at := b.f.Packets.At(0).Time()
 	switch {
 	case b.refused:
 		b.comment("Nothing listens on the port: the kernel refuses the connection.")
@@ -689,7 +689,7 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 		b.remoteReset(p)
 	case fl.Has(tcpwire.FlagSYN) && fl.Has(tcpwire.FlagACK) && !b.server:
 		b.established, b.toBlocking = true, true
-	case b.resetACK >= 0 && &b.f.Packets[b.resetACK] == p:
+	case b.resetACK >= 0 && b.f.Packets.At(b.resetACK) == p:
 		b.comment("The kernel answers with a bare RST: nothing completed the handshake (the request was gone).")
 	case b.server && !b.refused && b.fd < 0 && fl.Has(tcpwire.FlagACK) && !fl.Has(tcpwire.FlagSYN) && p.Ack == b.localISN.Add(1):
 		b.accept(p.Time())
@@ -708,8 +708,8 @@ func (b *builder) md5Dropped(p *capture.FlowPacket) bool {
 	}
 	if b.localMD5 == 0 {
 		b.localMD5 = -1
-		for i := range b.f.Packets {
-			q := &b.f.Packets[i]
+		for i := range b.f.Packets.Len() {
+			q := b.f.Packets.At(i)
 			if q.From == b.local && len(q.RawOptions()) >= md5Len && q.Options().MD5 {
 				b.localMD5 = 1
 				break

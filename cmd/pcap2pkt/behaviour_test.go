@@ -134,7 +134,7 @@ func readBehaviour(pcap string, local capture.HostPort) (*behaviour, error) {
 func flowBehaviour(fl *capture.Flow) *behaviour {
 	b := &behaviour{}
 	loc, rem := fl.Local, fl.Local.Other()
-	start := fl.Packets[0].Time()
+	start := fl.Packets.At(0).Time()
 	var (
 		highest     int64 // local bytes sent so far (offset past the last)
 		peerHighest int64 // the same of the peer
@@ -150,8 +150,8 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 	rel := func(s tcpwire.Seq, side capture.Side) int64 {
 		return int64(s.Diff(fl.ISN[side].Add(1)))
 	}
-	for i := range fl.Packets {
-		p := &fl.Packets[i]
+	for i := range fl.Packets.Len() {
+		p := fl.Packets.At(i)
 		at := p.Time().Sub(start)
 		b.times = append(b.times, at)
 		if p.From == rem {

@@ -72,8 +72,8 @@ func flowSegments(path string) ([2][]segment, error) {
 	}
 	const noMerge = tcpwire.FlagSYN | tcpwire.FlagFIN | tcpwire.FlagRST
 	var prev *capture.FlowPacket
-	for i := range fl.Packets {
-		p := &fl.Packets[i]
+	for i := range fl.Packets.Len() {
+		p := fl.Packets.At(i)
 		repeat := prev != nil && p.Flags.Has(tcpwire.FlagRST) && prev.From == p.From &&
 			prev.Flags == p.Flags && prev.Seq == p.Seq && prev.Ack == p.Ack
 		prev = p

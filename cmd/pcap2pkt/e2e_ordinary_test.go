@@ -243,7 +243,7 @@ func TestE2EOrdinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		fin := false
-		for _, p := range flowsOf(t, sp)[0].Packets {
+		for _, p := range flowsOf(t, sp)[0].Packets.All() {
 			fin = fin || p.Flags.Has(tcpwire.FlagFIN) && p.PayloadLen() > 0
 		}
 		if !fin {
@@ -268,12 +268,12 @@ func TestE2EOrdinary(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			tc.stop()
 			flows = flowsOf(t, cp)
-			if len(flows) != 1 || flows[0].Packets[0].CaptureDir == capture.DirUnknown {
+			if len(flows) != 1 || flows[0].Packets.At(0).CaptureDir == capture.DirUnknown {
 				t.Fatalf("%d connection(s), want one captured with directions (LINUX_SLL2)", len(flows))
 			}
 			got := 0
-			for _, p := range flows[0].Packets {
-				if p.From == flows[0].Packets[0].From.Other() {
+			for _, p := range flows[0].Packets.All() {
+				if p.From == flows[0].Packets.At(0).From.Other() {
 					got += p.PayloadLen()
 				}
 			}
@@ -358,7 +358,7 @@ func TestE2EOrdinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		flows := flowsOf(t, sp)
-		if len(flows) != 2 || flows[0].Packets[1].Options().CookieLen == 0 || flows[1].Packets[0].PayloadLen() == 0 {
+		if len(flows) != 2 || flows[0].Packets.At(1).Options().CookieLen == 0 || flows[1].Packets.At(0).PayloadLen() == 0 {
 			t.Fatal("the capture does not show a cookie handed out, then used with data in the SYN")
 		}
 		verifyCapture(t, bin, sp, filepath.Join(dir, "server"), 2, "--local", e2eServer4.String())
@@ -395,7 +395,7 @@ func TestE2EOrdinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		flows := flowsOf(t, cp)
-		if len(flows) != 1 || len(flows[0].Packets) < 4 {
+		if len(flows) != 1 || flows[0].Packets.Len() < 4 {
 			t.Fatalf("want one connection of SYN retransmissions, got %d", len(flows))
 		}
 		// No --local: the client is the only side the capture shows acting.

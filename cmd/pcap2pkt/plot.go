@@ -53,7 +53,7 @@ func graphOf(f *capture.Flow, role string) seqGraph {
 		s = capture.SideA
 	}
 	g := seqGraph{sender: role}
-	if len(f.Packets) == 0 {
+	if f.Packets.Len() == 0 {
 		return g
 	}
 	isn := f.ISN[s]
@@ -68,11 +68,11 @@ func graphOf(f *capture.Flow, role string) seqGraph {
 			scale = uint(ws)
 		}
 	}
-	t0 := f.Packets[0].Time()
+	t0 := f.Packets.At(0).Time()
 	var high tcpwire.Seq
 	seen := false
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		t := p.Time().Sub(t0).Seconds()
 		if p.From == s {
 			n := p.PayloadLen()
@@ -102,17 +102,17 @@ func graphOf(f *capture.Flow, role string) seqGraph {
 }
 
 func firstSeq(f *capture.Flow, s capture.Side) tcpwire.Seq {
-	for i := range f.Packets {
-		if f.Packets[i].From == s {
-			return f.Packets[i].Seq
+	for i := range f.Packets.Len() {
+		if f.Packets.At(i).From == s {
+			return f.Packets.At(i).Seq
 		}
 	}
 	return 0
 }
 
 func synWScale(f *capture.Flow, s capture.Side) (uint8, bool) {
-	for i := range f.Packets {
-		p := &f.Packets[i]
+	for i := range f.Packets.Len() {
+		p := f.Packets.At(i)
 		if p.From == s && p.Flags.Has(tcpwire.FlagSYN) {
 			o := p.Options()
 			return o.WScale, o.HasWScale
