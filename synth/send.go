@@ -18,13 +18,14 @@ import (
 // sending is the builder's state for the local side's writes and the
 // expectations of their segments.
 type sending struct {
-	write      *parser.Syscall      // the open write, while its segments keep coming
-	burst      *burst               // the expectation its segments are gathered into
-	tail       *writeTail           // the write's last expectation so far: nil or &tailBuf
-	tailBuf    writeTail            // (one per write, a bulk transfer has hundreds of thousands)
-	ackedSince bool                 // an ACK came in since the write's last segment
-	writeEnd   tcpwire.Seq          // where the open write's data ends
-	writeEnds  map[tcpwire.Seq]bool // where the script's writes end (PSH goes there; see isWriteEnd)
+	write      *parser.Syscall // the open write, while its segments keep coming
+	burst      *burst          // the expectation its segments are gathered into: nil or &burstBuf
+	burstBuf   burst           // (one per write)
+	tail       *writeTail      // the write's last expectation so far: nil or &tailBuf
+	tailBuf    writeTail       // (one per write, a bulk transfer has hundreds of thousands)
+	ackedSince bool            // an ACK came in since the write's last segment
+	writeEnd   tcpwire.Seq     // where the open write's data ends
+	writeEnds  seqSet          // where the script's writes end (PSH goes there; see isWriteEnd)
 	// endOpen says writeEnd is one of the writes' ends, which writeEnds
 	// then leaves out: the open write's end moves with each segment it
 	// takes, and a map that each segment took an entry from and gave one
@@ -170,7 +171,8 @@ func (b *builder) outbound(i int, p *capture.FlowPacket) {
 			e.fresh = fresh > 0
 			b.noteTSVal(pk)
 			if fresh > 0 && int64(p.PayloadLen()) == fresh {
-				b.burst = &burst{pkt: pk, ev: e, at: b.lastIndex(), flags: p.Flags, base: len(e.comments()), segs: 1, optLen: len(p.RawOptions())}
+				b.burstBuf = burst{pkt: pk, ev: e, at: b.lastIndex(), flags: p.Flags, base: len(e.comments()), segs: 1, optLen: len(p.RawOptions())}
+				b.burst = &b.burstBuf
 			}
 			if fresh > 0 {
 				b.markTail(pk, b.lastIndex(), p.Flags)
@@ -346,7 +348,7 @@ func (b *builder) switchToBlocking(at time.Time) {
 // joining across it made the replay's PSH marks less predictable.)
 // isWriteEnd reports whether one of the script's writes ends at end.
 func (b *builder) isWriteEnd(end tcpwire.Seq) bool {
-	return b.endOpen && end == b.writeEnd || b.writeEnds[end]
+	return b.endOpen && end == b.writeEnd || b.writeEnds.has(end)
 }
 
 // dropWriteEnd takes writeEnd from the writes' ends.
@@ -355,13 +357,13 @@ func (b *builder) dropWriteEnd() {
 		b.endOpen = false
 		return
 	}
-	delete(b.writeEnds, b.writeEnd)
+	b.writeEnds.remove(b.writeEnd)
 }
 
 // openWriteEnd makes end the open write's end, one of the writes' ends.
 func (b *builder) openWriteEnd(end tcpwire.Seq) {
 	b.writeEnd = end
-	b.endOpen = !b.writeEnds[end]
+	b.endOpen = !b.writeEnds.has(end)
 }
 
 func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
@@ -371,7 +373,7 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 		if fresh -= n; fresh == 0 {
 			b.tail = nil
 			if end := p.Seq.Add(uint32(p.PayloadLen())); b.queued == 0 && !(b.endOpen && end == b.writeEnd) {
-				b.writeEnds[end] = true
+				b.writeEnds.add(end)
 			}
 			return false
 		}
@@ -396,7 +398,7 @@ func (b *builder) addWrite(p *capture.FlowPacket, fresh int64) (joined bool) {
 	b.closeWrite()
 	b.tail, b.ackedSince = nil, false
 	if b.endOpen {
-		b.writeEnds[b.writeEnd] = true
+		b.writeEnds.add(b.writeEnd)
 	}
 	b.openWriteEnd(end)
 	b.write = b.rwCall(p.Time(), "write", fresh)

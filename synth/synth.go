@@ -426,7 +426,7 @@ func newBuilder(f *capture.Flow, opts Options, mem *nodes) *builder {
 		opts.ToleranceUsecs = parser.DefaultToleranceUsecs
 	}
 	b := &builder{f: f, opts: opts, local: f.Local, remote: f.Local.Other(), nodes: mem,
-		fd: -1, listenFD: -1, rcv: receiver{urgAt: -1}, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}, sending: sending{writeEnds: map[tcpwire.Seq]bool{}}}
+		fd: -1, listenFD: -1, rcv: receiver{urgAt: -1}, teardown: -1, shutdownAt: -1, zeroWin: -1, tsVals: map[uint32]bool{}}
 	b.server = f.Local == capture.SideB
 	b.packets = f.Packets.Len()
 	// Nearly every packet becomes a script packet, most with timestamps;
