@@ -17,6 +17,12 @@ type answered struct {
 	peerAck    tcpwire.Seq
 	peerAckSet bool
 	peerSacked spans
+	// ackScratch is answers' working memory, reused from one inbound
+	// packet to the next (a bulk transfer has hundreds of thousands).
+	ackScratch struct {
+		ranges, missing, spare spans
+		log                    []int32
+	}
 }
 
 // noteSent logs a local packet that occupies sequence space (data, SYN,
@@ -47,7 +53,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	if !p.Flags.Has(tcpwire.FlagACK) {
 		return time.Time{}, 0, false
 	}
-	var ranges spans
+	ranges := b.ackScratch.ranges[:0]
 	switch {
 	case !b.peerAckSet:
 		ranges = append(ranges, span{p.Ack.Add(^uint32(0)), p.Ack})
@@ -67,12 +73,14 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 		ranges = append(ranges, span{l, r})
 	}
 	b.dropSackedBelow(b.peerAck)
+	b.ackScratch.ranges = ranges
 	if len(ranges) == 0 {
 		return time.Time{}, 0, false
 	}
 	// The transmissions before p of any of it, in the order they were sent
 	// (the acknowledged ones too, for a D-SACK of a duplicate).
-	log := b.sent.touching(ranges, p.Time())
+	log := b.sent.touching(b.ackScratch.log[:0], ranges, p.Time())
+	b.ackScratch.log = log
 	n := 0
 	for _, i := range log {
 		n = max(n, int(b.sent.segs[i].n))
@@ -81,12 +89,13 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 		return time.Time{}, 0, false
 	}
 	// What of the ranges no transmission has covered yet, in send order.
-	missing := append(spans(nil), ranges...)
+	missing, spare := append(b.ackScratch.missing[:0], ranges...), b.ackScratch.spare
+	defer func() { b.ackScratch.missing, b.ackScratch.spare = missing, spare }()
 	var full, reach time.Time
 	for _, i := range log {
 		s := &b.sent.segs[i]
 		if full.IsZero() {
-			missing = missing.without(span{s.start, s.end})
+			missing, spare = missing.without(span{s.start, s.end}, spare[:0]), missing
 			if len(missing) == 0 {
 				full = s.at()
 			}
@@ -136,9 +145,9 @@ func (ss spans) overlap(start, end tcpwire.Seq) bool {
 	return false
 }
 
-// without returns the spans less the bytes of x.
-func (ss spans) without(x span) spans {
-	var out spans
+// without appends the spans less the bytes of x to out, which must not
+// share their memory.
+func (ss spans) without(x span, out spans) spans {
 	for _, s := range ss {
 		if !s.start.LessThan(x.end) || !x.start.LessThan(s.end) {
 			out = append(out, s)

@@ -101,10 +101,9 @@ func (l *sentLog) visit(start, end tcpwire.Seq, fn func(int32)) {
 	}
 }
 
-// touching returns the indices of the segments sent no later than t that
-// overlap any of the ranges, in the order they were sent.
-func (l *sentLog) touching(ranges spans, t time.Time) []int32 {
-	var out []int32
+// touching appends to out the indices of the segments sent no later than
+// t that overlap any of the ranges, in the order they were sent.
+func (l *sentLog) touching(out []int32, ranges spans, t time.Time) []int32 {
 	for _, r := range ranges {
 		l.visit(r.start, r.end, func(i int32) {
 			if s := &l.segs[i]; s.ns <= t.UnixNano() && ranges.overlap(s.start, s.end) {

@@ -51,7 +51,7 @@ func TestSentLog(t *testing.T) {
 				want = append(want, int32(j))
 			}
 		}
-		if got := l.touching(ranges, when); !slices.Equal(got, want) {
+		if got := l.touching(nil, ranges, when); !slices.Equal(got, want) {
 			t.Fatalf("segment %d: %v at %v: segments %v, want %v", i, ranges, when, got, want)
 		}
 	}
@@ -74,7 +74,7 @@ func TestSentLogLap(t *testing.T) {
 	if n := l.segs[last].n; n != 1 {
 		t.Errorf("new data in the second lap numbered transmission %d, want 1", n)
 	}
-	got := l.touching(spans{{tcpwire.Seq(seg + 10), tcpwire.Seq(seg + 20)}}, at)
+	got := l.touching(nil, spans{{tcpwire.Seq(seg + 10), tcpwire.Seq(seg + 20)}}, at)
 	if !slices.Equal(got, []int32{int32(last)}) {
 		t.Errorf("an ACK of the second lap's bytes answers segments %v, want [%d]", got, last)
 	}
