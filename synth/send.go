@@ -538,10 +538,17 @@ func (b *builder) gather(p *capture.FlowPacket, pk *pktNode) bool {
 		b.frames[u.ev] = append(b.frames[u.ev], p.Index())
 	}
 	b.count.gathered++
-	if c := u.ev.comments(); u.segs > 2 {
+	switch c := u.ev.comments(); {
+	case u.base == 0 && u.segs < len(gatheredNotes):
+		// The note alone: a list shared by every write of as many
+		// segments, which nothing changes in place (each other list
+		// of comments is copied to grow: a bulk transfer has hundreds
+		// of thousands of such writes).
+		u.ev.setComments(gatheredLists[u.segs][:], b.nodes)
+	case u.segs > 2 && (u.base > 0 || u.segs > len(gatheredNotes)):
 		// The note of the segments before is the event's own copy (below).
 		c[u.base] = gatheredNote(u.segs)
-	} else {
+	default:
 		u.ev.setComments(append(c[:u.base:u.base], gatheredNote(u.segs)), b.nodes)
 	}
 	u.ev.gathered = int32(u.segs)
@@ -555,6 +562,14 @@ const gatheredFmt = "One write, captured as %d segments: gathered into one expec
 var gatheredNotes = func() (t [64]string) {
 	for n := 2; n < len(t); n++ {
 		t[n] = fmt.Sprintf(gatheredFmt, n)
+	}
+	return t
+}()
+
+// gatheredLists holds each of gatheredNotes as a list of comments.
+var gatheredLists = func() (t [len(gatheredNotes)][1]string) {
+	for n := range t {
+		t[n][0] = gatheredNotes[n]
 	}
 	return t
 }()

@@ -59,10 +59,16 @@ func (l *sentLog) add(start, end tcpwire.Seq, at time.Time) {
 	l.segs = append(l.segs, s)
 	last := uint32(end.Add(^uint32(0))) >> blockShift
 	for blk := uint32(start) >> blockShift; ; blk = (blk + 1) & blockMask {
-		if l.highSet && !tcpwire.Seq(blk<<blockShift).LessThan(l.high) {
-			l.blocks[blk] = l.blocks[blk][:0]
+		idx := l.blocks[blk]
+		switch {
+		case l.highSet && !tcpwire.Seq(blk<<blockShift).LessThan(l.high):
+			idx = idx[:0]
+		case idx == nil:
+			// Room for a block of segments of 1448 bytes (45): grown
+			// from one, its list was copied six times.
+			idx = make([]int32, 0, 64)
 		}
-		l.blocks[blk] = append(l.blocks[blk], i)
+		l.blocks[blk] = append(idx, i)
 		if blk == last {
 			break
 		}
