@@ -218,11 +218,11 @@ func (st *streamer) print(evs []*event, final bool) error {
 	return nil
 }
 
-// recycle gives the printed events evs, and their packet lines, back to
-// the slabs for the events to come: a long connection's would otherwise be
-// garbage, hundreds of megabytes of it, and the garbage collector lets
-// the heap grow to twice what is alive before it collects. What the
-// streamer and the builder still point to stays.
+// recycle gives the printed events evs, their packet lines and comment
+// lists, back to the slabs for the events to come: a long connection's
+// would otherwise be garbage, hundreds of megabytes of it, and the garbage
+// collector lets the heap grow to twice what is alive before it collects.
+// What the streamer and the builder still point to stays.
 func (st *streamer) recycle(evs []*event) {
 	b, mem := st.b, st.b.nodes
 	for _, e := range evs {
@@ -232,6 +232,9 @@ func (st *streamer) recycle(evs []*event) {
 		if pk, ok := e.action.(*pktNode); ok && pk != b.lastPkt && (b.tail == nil || pk != b.tail.pk) && (b.burst == nil || pk != b.burst.pkt) {
 			delete(b.frameOf, pk)
 			mem.pkSlab.put(pk)
+		}
+		if e.notes != nil {
+			mem.noteSlab.put(e.notes)
 		}
 		mem.evSlab.put(e)
 	}
