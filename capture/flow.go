@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -591,7 +592,8 @@ func (t *Tracker) Flows() []*Flow { return t.all }
 // ReadFlows reads a whole capture and returns its TCP connections in order
 // of first packet, each with its local side chosen (opts.Done is ignored:
 // every flow is kept). On a damaged file it returns the flows read so far
-// together with the *DamagedError; name appears in error messages.
+// together with the *DamagedError; name appears in error messages. With
+// more than one core, it reads ahead (Reader.ReadAhead).
 func ReadFlows(r io.Reader, name string, opts FlowOptions) ([]*Flow, Stats, error) {
 	opts.Done = nil
 	rd, err := NewReader(r, name)
@@ -599,6 +601,9 @@ func ReadFlows(r io.Reader, name string, opts FlowOptions) ([]*Flow, Stats, erro
 		return nil, Stats{}, err
 	}
 	rd.ICMPErrors = true
+	if runtime.GOMAXPROCS(0) > 1 {
+		rd.ReadAhead()
+	}
 	t := NewTracker(opts)
 	for {
 		p, err := rd.Next()

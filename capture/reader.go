@@ -127,6 +127,8 @@ type Reader struct {
 	index    int
 	stats    Stats
 	err      error // sticky: io.EOF or the damage
+	ahead    *readAhead
+	batch    *aheadBatch // the batch next reads into, when reading ahead
 
 	// ICMPErrors makes Next return ICMPv4 errors that quote a TCP segment
 	// too, as packets with ICMP set (they still count as NonTCP).
@@ -250,13 +252,17 @@ func (r *Reader) Stats() Stats { return r.stats }
 // the file, and a *DamagedError (errors.Is(err, ErrDamaged)) where the file
 // is corrupt or cut short; every later call returns the same error.
 //
-// The returned *Packet is the same on every call and its slices point into
-// the reader's buffer: copy what you keep before calling Next again. No
+// The returned *Packet is the same on every call (unless reading ahead)
+// and its slices point into the reader's buffer: copy what you keep
+// before calling Next again. No
 // allocation happens per packet, except one inside pcapgo for a pcapng
 // packet that carries EPB flags.
 func (r *Reader) Next() (*Packet, error) {
 	if r.err != nil {
 		return nil, r.err
+	}
+	if r.ahead != nil {
+		return r.nextAhead(r.ahead)
 	}
 	for {
 		p, err := r.next()
@@ -318,6 +324,10 @@ func (r *Reader) next() (*Packet, error) {
 	r.index++
 	r.stats.Records++
 	p := &r.pkt
+	if b := r.batch; b != nil {
+		p = &b.pkts[len(b.pkts)-1]
+		data = b.keep(data)
+	}
 	*p = Packet{
 		Index:      r.index,
 		Offset:     start,

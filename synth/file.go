@@ -131,8 +131,9 @@ var ErrNotKept = errors.New("not synthesised: not a connection asked for")
 // stops at the first error fn returns. flows.Done is replaced. A damaged
 // capture yields the flows before the damage and then its error.
 //
-// Reading and flow tracking run in a goroutine of their own, and the
-// connections that have ended are synthesised by a pool of GOMAXPROCS
+// Flow tracking runs in a goroutine of its own (and, with more than one
+// core, reading and decoding in another: capture.Reader.ReadAhead), and
+// the connections that have ended are synthesised by a pool of GOMAXPROCS
 // goroutines, while fn is called on the caller's goroutine, one
 // connection at a time, in the order they ended.
 //
@@ -203,6 +204,10 @@ func Stream(name string, r io.Reader, flows capture.FlowOptions, opts Options, f
 				mem.reset()
 			}
 		}()
+	}
+	if workers > 1 {
+		rd.ReadAhead()
+		defer rd.Stop()
 	}
 	var readErr error
 	go func() {
