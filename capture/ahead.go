@@ -23,7 +23,7 @@ const (
 // readAhead is the state of a reader that reads ahead.
 type readAhead struct {
 	batches chan *aheadBatch // read, in order
-	free    chan *aheadBatch // handed out and done with, for reuse
+	free    chan *aheadBatch // handed out and done with, for reuse (room for all: fill, batches and cur hold at most three)
 	quit    chan struct{}    // Stop was called
 	cur     *aheadBatch      // the batch Next hands packets out of
 	i       int              // the next packet of cur to hand out
@@ -41,7 +41,7 @@ func (r *Reader) ReadAhead() {
 	if r.ahead != nil || r.err != nil {
 		return
 	}
-	a := &readAhead{batches: make(chan *aheadBatch, 1), free: make(chan *aheadBatch, 2), quit: make(chan struct{})}
+	a := &readAhead{batches: make(chan *aheadBatch, 1), free: make(chan *aheadBatch, 4), quit: make(chan struct{})}
 	r.ahead = a
 	go r.fill(a)
 }
@@ -65,8 +65,7 @@ func (r *Reader) fill(a *readAhead) {
 		case b = <-a.free:
 			b.pkts, b.icmp, b.data = b.pkts[:0], b.icmp[:0], b.data[:0]
 		default:
-			b = &aheadBatch{pkts: make([]Packet, 0, aheadPackets), icmp: make([]ICMPError, 0, aheadPackets),
-				data: make([]byte, 0, aheadBytes)}
+			b = &aheadBatch{pkts: make([]Packet, 0, aheadPackets), data: make([]byte, 0, aheadBytes)}
 		}
 		r.batch = b
 		for b.err == nil && len(b.pkts) < aheadPackets && cap(b.data)-len(b.data) >= aheadRoom {
@@ -80,6 +79,10 @@ func (r *Reader) fill(a *readAhead) {
 			case p == nil:
 				b.pkts = b.pkts[:n]
 			case p.ICMPError != nil:
+				if b.icmp == nil {
+					// Room for every packet: pointers into it stay.
+					b.icmp = make([]ICMPError, 0, aheadPackets)
+				}
 				b.icmp = append(b.icmp, *p.ICMPError)
 				p.ICMPError = &b.icmp[len(b.icmp)-1]
 			}
