@@ -83,7 +83,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	b.ackScratch.log = log
 	n := 0
 	for _, i := range log {
-		n = max(n, int(b.sent.segs[i].n))
+		n = max(n, int(b.sent.nth(i)))
 	}
 	if n == 0 {
 		return time.Time{}, 0, false
@@ -100,7 +100,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 				full = s.at()
 			}
 		}
-		if reach.IsZero() && int(s.n) >= n {
+		if reach.IsZero() && int(b.sent.nth(i)) >= n {
 			reach = s.at()
 		}
 		if !full.IsZero() && !reach.IsZero() {

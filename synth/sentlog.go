@@ -15,6 +15,9 @@ import (
 type sentLog struct {
 	segs   []sentSeg
 	blocks map[uint32][]int32 // block (seq >> blockShift) -> indices into segs, in order
+	// again holds which transmission of its bytes segs[i] is (see nth),
+	// when not the first: most segments are new data.
+	again map[int32]int32
 	// high is the end of the highest segment logged: a block that new
 	// data enters again after 4 GiB starts its list afresh, the segments
 	// of the lap before being other bytes.
@@ -23,14 +26,20 @@ type sentLog struct {
 }
 
 // sentSeg is a local segment that occupies sequence space, as captured:
-// 24 bytes, a bulk sender's capture has hundreds of thousands.
+// 16 bytes, a bulk sender's capture has hundreds of thousands.
 type sentSeg struct {
 	start, end tcpwire.Seq
 	ns         int64 // when it was sent (at), in nanoseconds since 1970
-	// n is which transmission of its bytes it is: one more than the most
-	// times any of them was sent before (1: new data). The engine numbers
-	// the replayed kernel's the same way (replay's nthOf).
-	n int32
+}
+
+// nth is which transmission of its bytes segs[i] is: one more than the
+// most times any of them was sent before (1: new data). The engine numbers
+// the replayed kernel's the same way (replay's nthOf).
+func (l *sentLog) nth(i int32) int32 {
+	if n, ok := l.again[i]; ok {
+		return n
+	}
+	return 1
 }
 
 // at is when the segment was sent.
@@ -47,16 +56,22 @@ func (l *sentLog) add(start, end tcpwire.Seq, at time.Time) {
 	if l.blocks == nil {
 		l.blocks = make(map[uint32][]int32)
 	}
-	s := sentSeg{start, end, at.UnixNano(), 1}
+	s, n := sentSeg{start, end, at.UnixNano()}, int32(1)
 	if l.highSet && start.LessThan(l.high) {
 		l.visit(start, end, func(i int32) {
 			if u := &l.segs[i]; u.start.LessThan(end) && start.LessThan(u.end) {
-				s.n = max(s.n, u.n+1)
+				n = max(n, l.nth(i)+1)
 			}
 		})
 	}
 	i := int32(len(l.segs))
 	l.segs = append(l.segs, s)
+	if n > 1 {
+		if l.again == nil {
+			l.again = make(map[int32]int32)
+		}
+		l.again[i] = n
+	}
 	last := uint32(end.Add(^uint32(0))) >> blockShift
 	for blk := uint32(start) >> blockShift; ; blk = (blk + 1) & blockMask {
 		idx := l.blocks[blk]

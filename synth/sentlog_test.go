@@ -16,6 +16,7 @@ func TestSentLog(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var l sentLog
 	var all []sentSeg
+	var nth []int32
 	t0 := time.Unix(1700000000, 0)
 	next := tcpwire.Seq(1<<32 - 300000)
 	for i := range 20000 {
@@ -27,13 +28,13 @@ func TestSentLog(t *testing.T) {
 		at := t0.Add(time.Duration(i) * time.Microsecond)
 		l.add(start, end, at)
 		var wantN int32 = 1
-		for _, s := range all {
+		for j, s := range all {
 			if start.LessThan(next) && s.start.LessThan(end) && start.LessThan(s.end) {
-				wantN = max(wantN, s.n+1)
+				wantN = max(wantN, nth[j]+1)
 			}
 		}
-		all = append(all, sentSeg{start, end, at.UnixNano(), wantN})
-		if got := l.segs[i].n; got != wantN {
+		all, nth = append(all, sentSeg{start, end, at.UnixNano()}), append(nth, wantN)
+		if got := l.nth(int32(i)); got != wantN {
 			t.Fatalf("segment %d [%d, %d): transmission %d, want %d", i, start, end, got, wantN)
 		}
 		if end.Diff(next) > 0 {
@@ -71,7 +72,7 @@ func TestSentLogLap(t *testing.T) {
 		l.add(start, start.Add(seg), at)
 	}
 	last := len(l.segs) - 1
-	if n := l.segs[last].n; n != 1 {
+	if n := l.nth(int32(last)); n != 1 {
 		t.Errorf("new data in the second lap numbered transmission %d, want 1", n)
 	}
 	got := l.touching(nil, spans{{tcpwire.Seq(seg + 10), tcpwire.Seq(seg + 20)}}, at)
