@@ -156,6 +156,12 @@ type engine struct {
 	// out), see engine_receiver.go.
 	lost     []lostRange
 	lostDone bool
+	// deliv: the parts of sent's transmissions the peer got, in order;
+	// delivEnd[i]: how many of them the first i+1 transmissions make
+	// (delivered extends them as sent grows). sentData: sent holds data.
+	deliv    []deliveredRange
+	delivEnd []int
+	sentData bool
 	// pathSlack is how far from its line new data may be sent (see
 	// pathSlackUsecs; pathSlackSet: worked out).
 	pathSlack    int64

@@ -44,6 +44,7 @@ func (e *engine) noteTransmission(t *tcpwire.TCPHeader, payload int, at time.Tim
 	}
 	n := nthOf(e.sent, func(t transmission) (seqRange, int) { return seqRange{t.start, t.end}, t.n }, seqRange{start, end}, &e.sentHigh)
 	e.sent = append(e.sent, transmission{start, end, at, n})
+	e.sentData = e.sentData || end.Diff(start) > 1
 }
 
 // seqHigh is the end of the highest sequence number sent so far.

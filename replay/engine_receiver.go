@@ -189,13 +189,12 @@ func sackBlocks(opts []byte) []seqRange { return slices.Collect(eachSACK(opts)) 
 
 // delivered returns what the peer has received of what the kernel sent up
 // to at: each transmission less the parts the capture lost at that count.
+// The slice is shared: callers only read it.
 func (e *engine) delivered(at time.Time) []deliveredRange {
 	lost := e.lostInCapture()
-	var out []deliveredRange
-	for _, t := range e.sent {
-		if t.at.After(at) {
-			break
-		}
+	// Each transmission's parts are worked out once: a bulk transfer's
+	// replay asks for them at every ACK it injects.
+	for _, t := range e.sent[len(e.delivEnd):] {
 		parts := []seqRange{{t.start, t.end}}
 		for _, l := range lost {
 			if l.n != t.n {
@@ -208,10 +207,18 @@ func (e *engine) delivered(at time.Time) []deliveredRange {
 			parts = keep
 		}
 		for _, p := range parts {
-			out = append(out, deliveredRange{p, t.at})
+			e.deliv = append(e.deliv, deliveredRange{p, t.at})
 		}
+		e.delivEnd = append(e.delivEnd, len(e.deliv))
 	}
-	return out
+	k := 0
+	for k < len(e.sent) && !e.sent[k].at.After(at) {
+		k++
+	}
+	if k == 0 {
+		return nil
+	}
+	return slices.Clip(e.deliv[:e.delivEnd[k-1]])
 }
 
 // deliveredRange is bytes the peer got, and when they were sent.
@@ -300,11 +307,7 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 	if e.asWritten(at, index) {
 		return sp
 	}
-	hasData := false
-	for _, t := range e.sent {
-		hasData = hasData || t.end.Diff(t.start) > 1
-	}
-	if !hasData {
+	if !e.sentData {
 		return sp
 	}
 	maxBlocks := 4
@@ -316,8 +319,9 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 	// the capture), never more (the captured peer's pace of arrivals,
 	// say a slow link, is the script's to say).
 	told := append([]seqRange{{0, tcpwire.Seq(sp.ack)}}, sackBlocks(sp.options)...)
-	var got []deliveredRange
-	for _, d := range e.delivered(at) {
+	deliveries := e.delivered(at)
+	got := make([]deliveredRange, 0, len(deliveries)+len(told))
+	for _, d := range deliveries {
 		for _, c := range told {
 			if x := (seqRange{later(d.r.start, c.start), earlier(d.r.end, c.end)}); x.start.Diff(x.end) < 0 {
 				got = append(got, deliveredRange{x, d.at})
