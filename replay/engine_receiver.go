@@ -336,7 +336,7 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 		// The peer's window ends where the line's does: what it has not
 		// received is room it still offers. A kernel that waits for room
 		// (a slow reader's small window) gets it, as from the line.
-		out.win = min(sp.win+int(uint32(d)>>e.peerShift), 0xffff)
+		out.win = widenWindow(sp.win, uint32(d), e.peerShift)
 	}
 	return &out
 }
@@ -456,4 +456,15 @@ func earlier(a, b tcpwire.Seq) tcpwire.Seq {
 		return a
 	}
 	return b
+}
+
+// widenWindow returns the window field (scaled by shift) that keeps a
+// window of win units ending where it did when the ACK is d bytes lower.
+// It rounds up: rounded down, the few bytes short of a unit that the
+// kernel held back (Nagle's rule on a write's tail) would find the window
+// shut where the line's was open to them (get_1m_cubic's server stalled
+// so on a zero-window line).
+func widenWindow(win int, d uint32, shift int) int {
+	unit := uint32(1)<<shift - 1
+	return min(win+int((d+unit)>>shift), 0xffff)
 }

@@ -166,3 +166,26 @@ func TestNthOf(t *testing.T) {
 		t.Errorf("highest end %d, want 3001", high.end)
 	}
 }
+
+// TestWidenWindow: a partial ACK's window ends where its line's did, or
+// just past it when the window scale cannot say that exactly; never short
+// of it.
+func TestWidenWindow(t *testing.T) {
+	tests := []struct {
+		win   int
+		d     uint32
+		shift int
+		want  int
+	}{
+		{0, 376, 10, 1},      // 376 bytes short of a zero window: one unit
+		{0, 1024, 10, 1},     // exactly a unit
+		{84, 65160, 10, 148}, // 63.6 units more
+		{1500, 500, 0, 2000}, // no scaling
+		{0xfff0, 1 << 20, 4, 0xffff},
+	}
+	for _, tc := range tests {
+		if got := widenWindow(tc.win, tc.d, tc.shift); got != tc.want {
+			t.Errorf("widenWindow(%d, %d, %d) = %d, want %d", tc.win, tc.d, tc.shift, got, tc.want)
+		}
+	}
+}
