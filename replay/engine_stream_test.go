@@ -299,6 +299,42 @@ func TestHoleBetweenSACKs(t *testing.T) {
 	}
 }
 
+// TestRACKReorderWindow: over a path whose round trip is 20 ms (the
+// handshake's), a retransmission that an ACK showed lost may come up to a
+// quarter of the round trip after its line (RACK's reordering window, which
+// a kernel out of recovery waits) beyond the tolerance; later fails, and so
+// does a retransmission as late that no ACK showed lost (a timer's).
+func TestRACKReorderWindow(t *testing.T) {
+	mss := []byte{2, 4, 0x03, 0xe8}
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
+	data := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	ms := time.Millisecond
+	const head = "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n" +
+		"+0.020^ < . 1:1(0) ack 1 win 4000\n+0 > P. 1:3001(3000) ack 1\n"
+	const sacked = head + "+0.020^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>\n+0 > . 1:1001(1000) ack 1\n"
+	const timer = head + "+0.020 > . 1:1001(1000) ack 1\n"
+	tests := []struct {
+		name string
+		src  string
+		late time.Duration // after the line's time (20 ms after the data)
+		want []string
+	}{
+		{"on the SACK", sacked, 0, nil},
+		{"a reordering window late", sacked, 8 * ms, nil},
+		{"later than that", sacked, 12 * ms, []string{"ms late"}},
+		{"as late with no ACK showing it lost", timer, 8 * ms, []string{"ms late"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := 20 * ms
+			_, err := fakeRun(t, tc.src, []kernelPacket{synack, data(start, 0, 3000), data(start+20*ms+tc.late, 0, 1000)})
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
 // TestPathSlack: over a path whose round trip is 20 ms (the handshake's),
 // new data may come half of it from its line's time; a round trip late
 // still fails, and over a path of a millisecond the tolerance rules.

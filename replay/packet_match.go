@@ -45,15 +45,26 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	}
 	kind, start, end := es.timeKind, es.startUsecs, es.endUsecs
 	earliest := es.earliestUsecs
+	var latest int64
 	if e.cfg.Extended && p.isTCP() && len(p.Payload) > 0 && e.lineNxtSet && tcpwire.Seq(sp.seq).Diff(e.lineNxt) < 0 {
 		// A retransmission may come from the first ACK that showed the
 		// data lost (see lossSignal).
 		if sig, ok := e.lossSignal(tcpwire.Seq(sp.seq), live.at); ok {
 			earliest = min(earliest, e.liveUsecs(sig)+e.scriptStart)
+			// Or as late as RACK's reordering window after the line: a
+			// kernel in recovery with no reordering seen retransmits on
+			// the ACK, one out of it waits a quarter of the round trip
+			// (tcp_rack_reo_wnd). Which it was in follows when the peer's
+			// ACKs came against its transmissions, microseconds the
+			// replay does not reproduce.
+			latest = max(start, end) + e.pathSlackUsecs()/2
 		}
 	}
 	if e.cfg.Extended && earliest < start && kind != parser.TimeAny {
 		kind, start, end = parser.TimeAbsoluteRange, earliest, max(start, end)
+	}
+	if e.cfg.Extended && latest > max(start, end) && kind != parser.TimeAny {
+		kind, end = parser.TimeAbsoluteRange, latest
 	}
 	if e.cfg.Extended && p.isTCP() && len(p.Payload) > 0 && kind != parser.TimeAny && (!e.lineNxtSet || tcpwire.Seq(sp.seq).Diff(e.lineNxt) >= 0) {
 		// New data goes out as the peer's ACKs let it; over a path with a
