@@ -73,7 +73,7 @@ func File(name string, r io.Reader, flows capture.FlowOptions, opts Options) ([]
 // Flow.Packets are empty too (Flow.Count says how many there were), once
 // the synthesis is done with them. For scripts that are only printed: a
 // long connection's whole tree takes more memory than the rest of its
-// synthesis (on a bulk transfer about 340 bytes a packet, against 170 for
+// synthesis (on a bulk transfer about 340 bytes a packet, against 150 for
 // its events and 64 for its packets), and a connection of streamMin
 // packets or more has its events printed as they are made, into a
 // temporary file, so that its synthesis holds a window of them (see
