@@ -135,6 +135,9 @@ type engine struct {
 	stopRead context.CancelFunc
 	leftover []*sniffed
 	acked    ackProgress // what the kernel has acknowledged so far
+	// pending: the ACK lines the run went past before the kernel met
+	// them (engine_receiver.go's deferAck).
+	pending []*pendingAck
 	// Where the kernel's sequence space has got to (sndNxt, from its
 	// packets) and where the script's outbound lines have (lineNxt).
 	sndNxt, lineNxt       tcpwire.Seq
@@ -292,12 +295,22 @@ func (e *engine) run() error {
 			e.numEvents++
 			continue
 		}
+		if pes, perr := e.settleAcks(es, false); perr != nil {
+			if werr := e.report(pes, perr); werr != nil {
+				return e.cleanupAfter(werr)
+			}
+		}
 		if e.outq != nil {
 			e.started = append(e.started, startedEvent{es.ev.Pos, max(e.nowUsecs(), es.startUsecs-e.scriptStart)})
 		}
 		if err := e.runEvent(es); err != nil {
 			if aerr := e.asyncErr; aerr != nil {
 				return e.cleanupAfter(aerr)
+			}
+			var ee *eventError
+			if pes, perr := e.settleAcks(nil, true); errors.As(perr, &ee) && ee.kind == packetError {
+				// An ACK line before it failed first.
+				es, err = pes, perr
 			}
 			if werr := e.report(es, err); werr != nil {
 				return e.cleanupAfter(werr)
@@ -307,6 +320,11 @@ func (e *engine) run() error {
 			return e.cleanupAfter(aerr)
 		}
 		e.numEvents++
+	}
+	if pes, perr := e.settleAcks(nil, false); perr != nil {
+		if werr := e.report(pes, perr); werr != nil {
+			return e.cleanupAfter(werr)
+		}
 	}
 	if !e.awaitIdle(idleWait) {
 		if aerr := e.asyncErr; aerr != nil {

@@ -18,6 +18,7 @@ package replay
 // order.
 
 import (
+	"context"
 	"encoding/binary"
 	"slices"
 	"sort"
@@ -467,4 +468,120 @@ func earlier(a, b tcpwire.Seq) tcpwire.Seq {
 func widenWindow(win int, d uint32, shift int) int {
 	unit := uint32(1)<<shift - 1
 	return min(win+int((d+unit)>>shift), 0xffff)
+}
+
+// pendingAck is an ACK line the run went past before the kernel met it
+// (see deferAck).
+type pendingAck struct {
+	es     *eventState
+	sp     *scriptPacket
+	s      *socket
+	want   tcpwire.Seq
+	blocks []seqRange
+	end    int64 // script time by which the kernel must have met it
+	hold   int64 // script time from which an inbound line may answer it
+	// missed is the failure, once a packet the kernel sent after end
+	// found the line unmet.
+	missed *eventError
+}
+
+// deferAck lets the run go on past an ACK line that the kernel has not
+// met yet, and reports whether it did. Whether a receiver acknowledges a
+// segment at once or on its delayed-ACK timer follows the memory it
+// charged for it (a TUN injection costs more than a veth's or a NIC's),
+// and a kernel that delays one ACK acknowledges two segments at once when
+// the next comes. Waiting for the ACK before injecting what follows would
+// hold back segments the captured peer had sent before it could have seen
+// that ACK (they were on the path): each delayed ACK would push the rest
+// of the script 40 ms later, and a bulk download would drift by seconds,
+// its receiver's round-trip estimate and buffer tuning with it. So the
+// line is judged on the kernel's packets as they are read, by its time
+// (deadline end), while the script goes on; only an inbound line the peer
+// may have sent in answer to it (a round trip of the captured path after
+// it) waits for it (settleAcks).
+func (e *engine) deferAck(es *eventState, sp *scriptPacket, s *socket, want tcpwire.Seq, blocks []seqRange, end int64) bool {
+	if e.outq == nil || e.ackMet(want, blocks) {
+		return false
+	}
+	e.pending = append(e.pending, &pendingAck{es: es, sp: sp, s: s, want: want, blocks: blocks, end: end,
+		hold: es.startUsecs + 2*e.pathSlackUsecs()})
+	return true
+}
+
+// notePending judges the deferred ACK lines on a packet of the kernel's
+// sent at at: before noteAck counts it (before is true), a line whose
+// deadline it came after is missed; after, a line it met is done.
+func (e *engine) notePending(at time.Time, before bool) {
+	keep := e.pending[:0]
+	for _, p := range e.pending {
+		switch {
+		case p.missed != nil:
+		case before && e.liveUsecs(at) > p.end-e.scriptStart && !e.ackMet(p.want, p.blocks):
+			p.missed = e.ackMissed(p.es, p.sp, p.want, p.blocks, p.end, nil)
+		case !before && e.ackMet(p.want, p.blocks):
+			continue
+		}
+		keep = append(keep, p)
+	}
+	e.pending = keep
+}
+
+// settleAcks waits for the deferred ACK lines that must be met before
+// next runs: those whose deadline has passed, and, when next is an inbound
+// line that is not anchored (anchored ones answer the kernel's data, not
+// its ACKs), those it may answer. With next nil (the script's end) it
+// waits for all; with only, for those past their deadline. It returns a
+// line's failure with the line. An inbound line that waited for an ACK
+// line moves by as much as the kernel's ACK came after that line's time,
+// as it would have had the run waited at the ACK line: the peer answered
+// it that much later.
+func (e *engine) settleAcks(next *eventState, only bool) (*eventState, error) {
+	e.drainAcks()
+	var late int64
+	for i := 0; i < len(e.pending); {
+		p := e.pending[i]
+		if p.missed != nil {
+			e.pending = nil
+			return p.es, p.missed
+		}
+		answer := next != nil && next.isInbound() && !next.ev.Time.Anchor && next.startUsecs >= p.hold
+		if !answer && e.nowUsecs() <= p.end-e.scriptStart && (next != nil || only) {
+			i++
+			continue
+		}
+		e.pending = append(e.pending[:i:i], e.pending[i+1:]...)
+		if err := e.awaitAck(p.es, p.sp, p.s, p.want, p.blocks, p.end); err != nil {
+			e.pending = nil
+			return p.es, err
+		}
+		if answer {
+			late = max(late, e.liveUsecs(e.acked.at)-(p.es.startUsecs-e.scriptStart))
+		}
+	}
+	if late > 0 {
+		next.startUsecs += late
+		next.earliestUsecs += late
+	}
+	return nil, nil
+}
+
+// drainAcks reads what the kernel has sent so far while ACK lines are
+// deferred: the lines it meets are done, and the list stays short.
+func (e *engine) drainAcks() {
+	if len(e.pending) == 0 {
+		return
+	}
+	p := e.pending[0]
+	ctx, cancel := context.WithDeadline(e.ctx, e.env.Clock.Now())
+	defer cancel()
+	for len(e.pending) > 0 {
+		sn, err := e.sniffCtx(ctx, p.es, p.s)
+		if err != nil {
+			return // nothing more sent yet
+		}
+		e.learn(p.s, sn, false)
+		if !e.noteAck(p.s, sn) {
+			e.leftover = append(e.leftover, sn)
+		}
+	}
 }

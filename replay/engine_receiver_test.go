@@ -9,6 +9,7 @@ import (
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay/replaytest"
 )
 
 func TestReceiverView(t *testing.T) {
@@ -187,5 +188,69 @@ func TestWidenWindow(t *testing.T) {
 		if got := widenWindow(tc.win, tc.d, tc.shift); got != tc.want {
 			t.Errorf("widenWindow(%d, %d, %d) = %d, want %d", tc.win, tc.d, tc.shift, got, tc.want)
 		}
+	}
+}
+
+// TestDeferredACK: the run goes on past an ACK line the kernel has not met
+// yet (it delays its ACK where the captured one acknowledged at once), so
+// the peer's next segment, sent before the captured peer could have seen
+// that ACK, goes in on time; a line a round trip after it waits for it;
+// a line never met fails with its own line number.
+func TestDeferredACK(t *testing.T) {
+	mss := []byte{2, 4, 0x03, 0xe8}
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
+	ms := time.Millisecond
+	// The handshake's round trip is 10 ms; the first data segment comes 1
+	// ms after the handshake's ACK, at t = 11 ms.
+	const t0 = 11 * time.Millisecond
+	ack := func(at time.Duration, a uint32) kernelPacket {
+		return kernelPacket{t0 + at, kernelTCP(tcpwire.FlagACK, kernelISN+1, a, 502, nil, 0)}
+	}
+	data := func(at time.Duration, a uint32) kernelPacket {
+		return kernelPacket{t0 + at, kernelTCP(tcpwire.FlagACK|tcpwire.FlagPSH, kernelISN+1, a, 502, nil, 100)}
+	}
+	const seg1 = "+0.001 < P. 1:1001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 1001\n"
+	tests := []struct {
+		name   string
+		lines  string
+		kernel []kernelPacket
+		seg2   time.Duration // when the second data segment goes in
+		want   []string
+	}{
+		// The kernel acknowledges both segments on its delayed-ACK timer,
+		// 40 ms after the first: the second goes in 0.5 ms after the
+		// first, as captured.
+		{"a delayed ACK of the next segment too",
+			seg1 + "+0.0005 < P. 1001:2001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 2001\n+0.045 > P. 1:101(100) ack 2001\n",
+			[]kernelPacket{ack(40*ms, 2001), data(45500*time.Microsecond, 2001)}, t0 + 500*time.Microsecond, nil},
+		// The second segment comes 12 ms after the first, a round trip
+		// after the ACK line: the captured peer may have sent it in answer
+		// to that ACK, so it comes 12 ms after the kernel's, 40 ms late.
+		{"a round trip after a delayed ACK",
+			seg1 + "+0.012 < P. 1001:2001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 2001\n+0.005 > P. 1:101(100) ack 2001\n",
+			[]kernelPacket{ack(40*ms, 1001), ack(52*ms+100*time.Microsecond, 2001), data(57*ms+100*time.Microsecond, 2001)}, t0 + 52*ms, nil},
+		{"a deferred ACK line never met",
+			seg1 + "+0.0005 < P. 1001:2001(1000) ack 1 win 4000\n+0 > . 1:1(0) ack 2001\n+0.1 < . 1:1(0) ack 1 win 4000\n",
+			[]kernelPacket{ack(0, 1001), ack(90*ms, 2001)}, t0 + 500*time.Microsecond,
+			[]string{"test.pkt:10: expected the kernel to acknowledge ack 2001 by 0.064 s, the most it acknowledged: ack 1001"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + "+0.010^ < . 1:1(0) ack 1 win 4000\n" + tc.lines
+			var seg2 time.Duration
+			wrap := func(d *replaytest.Device, c *replaytest.Clock) Device {
+				return notifyDevice{d, func() {
+					b := <-d.Written()
+					if p, err := decodePacket(b); err == nil && p.isTCP() && uint32(p.TCP.Seq) == 1001 {
+						seg2 = c.Now().Sub(replaytest.Epoch)
+					}
+				}}
+			}
+			_, err := fakeRunWith(t, src, append([]kernelPacket{synack}, tc.kernel...), wrap, "pcap2pkt=1")
+			checkRunError(t, err, tc.want)
+			if d := seg2 - tc.seg2; d < -100*time.Microsecond || d > 100*time.Microsecond {
+				t.Errorf("the second segment went in at %v, want %v", seg2, tc.seg2)
+			}
+		})
 	}
 }

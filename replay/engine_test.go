@@ -104,6 +104,13 @@ type kernelPacket struct {
 
 func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*replaytest.Device, error) {
 	t.Helper()
+	return fakeRunWith(t, src, kernel, nil, opts...)
+}
+
+// fakeRunWith is fakeRun with the engine's device wrapped by wrap (nil: as
+// it is), which sees the run's clock.
+func fakeRunWith(t *testing.T, src string, kernel []kernelPacket, wrap func(*replaytest.Device, *replaytest.Clock) Device, opts ...string) (*replaytest.Device, error) {
+	t.Helper()
 	s, err := parser.ParseFile("test.pkt", []byte(src), nil)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
@@ -126,7 +133,11 @@ func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = Run(ctx, s, cfg, &Env{Device: dev, Clock: clock, syscalls: fakeSyscalls(), Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
+	var d Device = dev
+	if wrap != nil {
+		d = wrap(dev, clock)
+	}
+	err = Run(ctx, s, cfg, &Env{Device: d, Clock: clock, syscalls: fakeSyscalls(), Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
 	return dev, err
 }
 
