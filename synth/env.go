@@ -223,12 +223,17 @@ func (b *builder) setupEnvironment() {
 		}
 		if !b.opts.Exact && !b.opts.Strict && b.f.Bytes[b.remote] >= rmem/4 {
 			// A replay injects through TUN, whose buffers cost the
-			// receiver more memory than the captured NIC's or veth's did:
-			// with the captured buffer its window would close a few hundred
-			// bytes short of data the peer sent into it, and drop that.
-			// Windows are not checked; what is acknowledged is.
-			rmem = min(2*rmem, 1<<(w+wscaleShift)) // not past what keeps the window scale
-			why += fmt.Sprintf(" Doubled to %d: a TUN injection costs the receiver more memory than the captured path did.", rmem)
+			// receiver more memory than the captured NIC's or veth's did
+			// (a 1448-byte segment is charged about 2.3 KB): with the
+			// captured buffer its window would close short of data the
+			// peer sent into it, and drop that. So the buffer is at
+			// least twice the largest window the captured kernel offered,
+			// a window the replayed one can then offer too (the kernel
+			// offers the share of its buffer that its segments' payload
+			// is of what they are charged). Windows are not checked;
+			// what is acknowledged is.
+			rmem = min(max(2*rmem, ceilPow2(2*b.largestWindow(w))), 1<<(w+wscaleShift)) // not past what keeps the window scale
+			why += fmt.Sprintf(" Raised to %d: a TUN injection costs the receiver more memory than the captured path did.", rmem)
 		}
 		e.addInit(fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmem, max(rmem, 1<<(w+wscaleShift))), why)
 		return
@@ -240,6 +245,28 @@ func (b *builder) setupEnvironment() {
 		n = smallBuffer(int64(syn.Window), int64(o.MSS), o.HasTS)
 	}
 	e.rcvbuf = n
+}
+
+// largestWindow is the largest window the local side advertised after its
+// SYN, in bytes (wscale: its window scale).
+func (b *builder) largestWindow(wscale int) int64 {
+	var most int64
+	for i := range b.f.Packets.Len() {
+		p := b.f.Packets.At(i)
+		if p.From == b.local && !p.Flags.Has(tcpwire.FlagSYN) && p.Flags.Has(tcpwire.FlagACK) {
+			most = max(most, int64(p.Window)<<wscale)
+		}
+	}
+	return most
+}
+
+// ceilPow2 is the least power of two not below n (1 for n <= 1).
+func ceilPow2(n int64) int64 {
+	p := int64(1)
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
 // initialRcvbuf derives the initial receive buffer (tcp_rmem[1]) from the
