@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/pcap2pkt/pcap2pkt/capture/capturetest"
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
@@ -117,6 +119,51 @@ func TestReadAheadStop(t *testing.T) {
 	for start := time.Now(); runtime.NumGoroutine() > before; time.Sleep(time.Millisecond) {
 		if time.Since(start) > 10*time.Second {
 			t.Fatalf("%d goroutines after Stop, %d before reading", runtime.NumGoroutine(), before)
+		}
+	}
+}
+
+// TestPcapRecords checks the records that Reader reads from its buffer
+// itself (pcapRecord) against pcapgo's reading of the same file: time,
+// lengths and bytes of every record, in both byte orders and timestamp
+// resolutions, records of every size across the buffer's boundaries, some
+// cut by the snaplen, some longer than the snaplen (which pcapgo reads).
+func TestPcapRecords(t *testing.T) {
+	for _, order := range []binary.AppendByteOrder{binary.LittleEndian, binary.BigEndian} {
+		for _, nanos := range []bool{false, true} {
+			f := newPcap(layers.LinkTypeEthernet, order, nanos, 1500)
+			at := time.Unix(1700000000, 999_000_000)
+			for i := range 3000 {
+				fr := ether(tcpSpec{src: "10.0.0.2", dst: "10.0.0.1", sport: 80, dport: 40000, seq: uint32(i), ack: 101,
+					flags: tcpwire.FlagACK, win: 1000, payload: make([]byte, i%1460)}.ip(t))
+				caplen := 0
+				if i%5 == 0 {
+					caplen = 96
+				}
+				f.add(at.Add(time.Duration(i)*time.Duration(123_457)), fr, caplen)
+			}
+			r, err := NewReader(bytes.NewReader(f.buf.Bytes()), "fixture")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr, err := pcapgo.NewReader(bytes.NewReader(f.buf.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; ; i++ {
+				p, err := r.Next()
+				data, ci, perr := pr.ReadPacketData()
+				if err != nil || perr != nil {
+					if err != io.EOF || perr != io.EOF {
+						t.Fatalf("%v nanos %v, record %d: %v, pcapgo %v", order, nanos, i+1, err, perr)
+					}
+					break
+				}
+				if !p.Time.Equal(ci.Timestamp) || p.CapLen != ci.CaptureLength || p.WireLen != ci.Length || !bytes.Equal(p.Frame, data) {
+					t.Fatalf("%v nanos %v, record %d: %v, %d of %d bytes; pcapgo: %v, %d of %d", order, nanos, i+1,
+						p.Time, p.CapLen, p.WireLen, ci.Timestamp, ci.CaptureLength, ci.Length)
+				}
+			}
 		}
 	}
 }

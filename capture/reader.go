@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/bits"
 	"strings"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -288,16 +289,13 @@ func (r *Reader) next() (*Packet, error) {
 		dir  = DirUnknown
 	)
 	if r.pcap != nil {
-		if h, _ := r.br.Peek(16); len(h) == 16 {
-			order := binary.ByteOrder(binary.LittleEndian)
-			if r.dec.bigEndian {
-				order = binary.BigEndian
-			}
-			if n := order.Uint32(h[8:]); n > MaxRecordLen {
-				return nil, r.damage(start, fmt.Sprintf("record length %d exceeds %d bytes", n, MaxRecordLen), nil)
-			}
+		var ok bool
+		if data, ci, ok, err = r.pcapRecord(start); err != nil {
+			return nil, err
 		}
-		data, ci, err = r.pcap.ZeroCopyReadPacketData()
+		if !ok {
+			data, ci, err = r.pcap.ZeroCopyReadPacketData()
+		}
 	} else {
 		var opts pcapgo.NgPacketOptions
 		data, ci, opts, err = r.ng.ZeroCopyReadPacketDataWithOptions()
@@ -368,6 +366,46 @@ func (r *Reader) next() (*Packet, error) {
 		r.stats.Unsupported++
 	}
 	return nil, nil
+}
+
+// pcapRecord reads a pcap record straight from the buffer when the whole
+// of it is there and pcapgo would take it as it is (no longer than the
+// snaplen nor the original length): pcapgo reads its header and then its
+// bytes through two calls of io.ReadFull, copies them, and decodes the
+// time: half of the reader's own time on a capture of small packets.
+// Otherwise (ok false) pcapgo reads it, and says what is wrong with it. A
+// record longer than MaxRecordLen is damage (start is where it begins).
+func (r *Reader) pcapRecord(start int64) (data []byte, ci gopacket.CaptureInfo, ok bool, err error) {
+	h, _ := r.br.Peek(16)
+	if len(h) < 16 {
+		return nil, ci, false, nil
+	}
+	order := binary.ByteOrder(binary.LittleEndian)
+	if r.dec.bigEndian {
+		order = binary.BigEndian
+	}
+	n, orig := order.Uint32(h[8:]), order.Uint32(h[12:])
+	if n > MaxRecordLen {
+		return nil, ci, false, r.damage(start, fmt.Sprintf("record length %d exceeds %d bytes", n, MaxRecordLen), nil)
+	}
+	if n > r.pcap.Snaplen() || n > orig {
+		return nil, ci, false, nil
+	}
+	// (Peek may move the buffer's bytes: h is read no further.)
+	rec, _ := r.br.Peek(16 + int(n))
+	if len(rec) < 16+int(n) {
+		return nil, ci, false, nil
+	}
+	// As pcapgo reads the time: the fraction in 32 bits, times 1,000
+	// for microseconds.
+	frac := order.Uint32(rec[4:])
+	if r.format == FormatPcapMicro {
+		frac *= 1000
+	}
+	ci = gopacket.CaptureInfo{Timestamp: time.Unix(int64(order.Uint32(rec[0:])), int64(frac)).UTC(), CaptureLength: int(n), Length: int(orig)}
+	data = rec[16:]
+	r.br.Discard(16 + int(n))
+	return data, ci, true, nil
 }
 
 // epbDirection reads the inbound/outbound bits of pcapng EPB flags. pcapgo
