@@ -155,6 +155,7 @@ type engine struct {
 	lastSentSeen time.Time
 	// lastInjected is when the peer last injected a packet (--pcap2pkt).
 	lastInjected time.Time
+	mss          int // the peer's MSS (peerMSS; 0: not worked out)
 	// lost: the transmissions the captured peer never got (lostDone: worked
 	// out), see engine_receiver.go.
 	lost     []lostRange

@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"sort"
 	"strings"
 	"time"
 
@@ -161,6 +162,7 @@ func notePeerState(peer *peerState, sp *scriptPacket) {
 // blocks reached (set: it had one).
 type peerSignal struct {
 	at       time.Time
+	began    time.Time // when its injection began (the kernel may answer within it)
 	ack      tcpwire.Seq
 	sackHigh tcpwire.Seq
 	sacked   bool
@@ -216,11 +218,11 @@ func (e *engine) lastSent(seq tcpwire.Seq, before time.Time) (time.Time, bool) {
 
 // noteSignal records an injected ACK, for lossSignal and
 // raceRetransmission.
-func (e *engine) noteSignal(sp *scriptPacket) {
+func (e *engine) noteSignal(sp *scriptPacket, began time.Time) {
 	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 {
 		return
 	}
-	sig := peerSignal{at: e.env.Clock.Now(), ack: tcpwire.Seq(sp.ack)}
+	sig := peerSignal{at: e.env.Clock.Now(), began: began, ack: tcpwire.Seq(sp.ack)}
 	sig.blocks = sackBlocks(sp.options)
 	for _, b := range sig.blocks {
 		if !sig.sacked || sig.sackHigh.Diff(b.end) < 0 {
@@ -268,6 +270,107 @@ func (e *engine) raceRetransmission(x *sniffed) bool {
 		}
 	}
 	return false
+}
+
+// heldOneAck reports whether new data the kernel sent late, at at, for
+// line index, went out on the first ACK after the one the captured kernel
+// sent it on, the kernel in loss recovery: the peer's last ACK before the
+// line's time (due) showed a hole below SACKed data. In recovery a kernel
+// sends as the ACKs let it (proportional rate reduction), and the window
+// it reduced from follows how its congestion window grew, a matter of the
+// ACKs' microsecond timing: a segment fewer goes out on the next ACK, which
+// at the end of a flight comes a round trip later. So the data counts as
+// on time when it left within the tolerance after an injected ACK whose
+// predecessor had reported no more than ackClockSegments segments beyond
+// what the script's last inbound line before the data line reported (what
+// released the data in the capture). A kernel held back longer, or
+// outside recovery (a smaller initial window), still fails.
+func (e *engine) heldOneAck(index int, due, at time.Time) bool {
+	k := sort.Search(len(e.signals), func(k int) bool { return e.signals[k].began.After(due) })
+	if k == 0 || !e.signals[k-1].showsHole() {
+		return false
+	}
+	capD, ok := e.scriptReported(index)
+	if !ok {
+		return false
+	}
+	j := sort.Search(len(e.signals), func(j int) bool { return e.signals[j].began.After(at) })
+	if j < 2 || at.Sub(e.signals[j-1].began) > time.Duration(e.cfg.ToleranceUsecs)*time.Microsecond {
+		return false
+	}
+	prev := e.signals[j-2]
+	return reported(prev.ack, prev.blocks) <= capD+ackClockSegments*int64(e.peerMSS())
+}
+
+// ackClockSegments is how many segments' worth of the peer's reports the
+// ACK before the one that let new data out may exceed what released it in
+// the capture by (see heldOneAck).
+const ackClockSegments = 2
+
+// showsHole reports whether the ACK SACKed data above a hole.
+func (sig peerSignal) showsHole() bool {
+	return sig.sacked && sig.sackHigh.Diff(sig.ack) > 0
+}
+
+// scriptReported returns how much the script's last inbound line before
+// event index reported received (see reported), and whether there is one
+// that acknowledges.
+func (e *engine) scriptReported(index int) (int64, bool) {
+	for i := index - 1; i >= 0; i-- {
+		p, ok := e.script.Events[i].Action.(*parser.Packet)
+		if !ok || p.Dir != parser.Inbound || p.TCP == nil {
+			continue
+		}
+		sp, err := compilePacket(p, e.cfg.wireIPv6())
+		if err != nil || sp.flags&tcpwire.FlagACK == 0 {
+			return 0, false
+		}
+		return reported(tcpwire.Seq(sp.ack), sackBlocks(sp.options)), true
+	}
+	return 0, false
+}
+
+// reported is how many bytes an ACK reports received: up to its
+// cumulative ACK and in its SACK blocks above it (script space, from the
+// ISN).
+func reported(ack tcpwire.Seq, blocks []seqRange) int64 {
+	n := int64(uint32(ack))
+	var above []seqRange
+	for _, b := range blocks {
+		if b.end.Diff(ack) > 0 {
+			above = mergeRange(above, seqRange{later(b.start, ack), b.end})
+		}
+	}
+	for _, b := range above {
+		n += int64(b.end.Diff(b.start))
+	}
+	return n
+}
+
+// peerMSS is the MSS of the peer's SYN or SYN-ACK in the script (what the
+// kernel's segments may carry), 536 without one.
+func (e *engine) peerMSS() int {
+	if e.mss > 0 {
+		return e.mss
+	}
+	e.mss = 536
+	for _, ev := range e.script.Events {
+		p, ok := ev.Action.(*parser.Packet)
+		if !ok || p.Dir != parser.Inbound || p.TCP == nil || !strings.Contains(p.TCP.Flags, "S") {
+			continue
+		}
+		sp, err := compilePacket(p, e.cfg.wireIPv6())
+		if err != nil {
+			continue
+		}
+		for o, err := range tcpwire.EachOption(sp.options) {
+			if v, ok := o.MSS(); ok && err == nil {
+				e.mss = int(v)
+			}
+		}
+		break
+	}
+	return e.mss
 }
 
 // transmissionOf gives anchorIn a transmission's range and number.
@@ -488,12 +591,14 @@ func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int
 			fmt.Fprintf(e.env.Stdout, "as received: ack %d sack %v (the line's ack %d sack %v)\n", live.ack, sackBlocks(live.options), sp.ack, sackBlocks(sp.options))
 		}
 	}
+	// Taken before: the kernel may answer within the injection's write.
+	before := e.env.Clock.Now()
 	if err := e.doInbound(live, s); err != nil {
 		return err
 	}
 	e.lastInjected = e.env.Clock.Now()
 	notePeerState(&e.told, live)
-	e.noteSignal(live)
+	e.noteSignal(live, before)
 	return nil
 }
 

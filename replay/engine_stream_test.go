@@ -456,3 +456,47 @@ func TestRaceRetransmission(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldOneAck: in loss recovery (the last ACK showed a hole), new data
+// the captured kernel sent on an ACK may come on the next one, a round
+// trip later at the end of a flight; outside recovery it fails, and so
+// does data that came on no ACK.
+func TestHeldOneAck(t *testing.T) {
+	mss := []byte{2, 4, 0x03, 0xe8}
+	seg := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	ms, us := time.Millisecond, time.Microsecond
+	script := func(first string) string {
+		return "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+			"+0 > S. 0:0(0) ack 1 <...>\n" +
+			"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+			"+0 > . 1:4001(4000) ack 1\n" +
+			"+0.010^ < . 1:1(0) " + first + "\n" +
+			"+0 > . 4001:5001(1000) ack 1\n" +
+			"+0.020^ < . 1:1(0) ack 1001 win 8000 <nop,nop,sack 2001:4001>\n"
+	}
+	const hole = "ack 1001 win 8000 <nop,nop,sack 2001:3001>"
+	tests := []struct {
+		name  string
+		first string
+		at    time.Duration
+		want  []string
+	}{
+		{"on the next ACK in recovery", hole, 21*ms + 50*us, nil},
+		{"on no ACK in recovery", hole, 16 * ms, []string{"ms late"}},
+		{"on the next ACK out of recovery", "ack 3001 win 8000", 21*ms + 50*us, []string{"ms late"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{
+				{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
+				seg(1*ms, 0, 1000), seg(1*ms, 1000, 1000), seg(1*ms, 2000, 1000), seg(1*ms, 3000, 1000),
+				seg(tc.at, 4000, 1000),
+			}
+			_, err := fakeRun(t, script(tc.first), kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}

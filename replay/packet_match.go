@@ -73,6 +73,10 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 			kind, start, end = parser.TimeAbsoluteRange, start-slack, max(start, end)+slack
 		}
 	}
+	if lv := e.liveUsecs(live.at) + e.scriptStart; e.cfg.Extended && p.isTCP() && len(p.Payload) > 0 && kind != parser.TimeAny &&
+		(!e.lineNxtSet || tcpwire.Seq(sp.seq).Diff(e.lineNxt) >= 0) && lv > max(start, end) && e.heldOneAck(es.index, e.liveTime(max(start, end)), live.at) {
+		kind, end = parser.TimeAbsoluteRange, lv // new data an ACK later in recovery (see heldOneAck)
+	}
 	if terr := e.verifyTime(kind, start, end, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet"); terr != nil {
 		terr.detail = e.dumpPair(es, sp, live)
 		return terr
