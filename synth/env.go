@@ -226,13 +226,22 @@ func (b *builder) setupEnvironment() {
 			// receiver more memory than the captured NIC's or veth's did
 			// (a 1448-byte segment is charged about 2.3 KB): with the
 			// captured buffer its window would close short of data the
-			// peer sent into it, and drop that. So the buffer is at
-			// least twice the largest window the captured kernel offered,
-			// a window the replayed one can then offer too (the kernel
-			// offers the share of its buffer that its segments' payload
-			// is of what they are charged). Windows are not checked;
+			// peer sent into it, and drop that. Windows are not checked;
 			// what is acknowledged is.
-			rmem = min(max(2*rmem, ceilPow2(2*b.largestWindow(w))), 1<<(w+wscaleShift)) // not past what keeps the window scale
+			rmem2 := 2 * rmem
+			if b.outOfOrder() {
+				// Data held out of order, charged at TUN's cost while
+				// the hole lasts, is what closes the window early: the
+				// buffer is then at least twice the largest window the
+				// captured kernel offered, which the replayed one can
+				// offer too (a kernel offers the share of its buffer
+				// that its segments' payload is of what they are
+				// charged). Without a hole buffer autotuning keeps up,
+				// and a kernel that stops it (tcp_moderate_rcvbuf=0)
+				// still runs short.
+				rmem2 = max(rmem2, ceilPow2(2*b.largestWindow(w)))
+			}
+			rmem = min(rmem2, 1<<(w+wscaleShift)) // not past what keeps the window scale
 			why += fmt.Sprintf(" Raised to %d: a TUN injection costs the receiver more memory than the captured path did.", rmem)
 		}
 		e.addInit(fmt.Sprintf("sysctl -q net.ipv4.tcp_rmem=\"%d %d %d\"", rmemDefaultMin, rmem, max(rmem, 1<<(w+wscaleShift))), why)
@@ -258,6 +267,27 @@ func (b *builder) largestWindow(wscale int) int64 {
 		}
 	}
 	return most
+}
+
+// outOfOrder reports whether the remote's data reached the capture out of
+// order: a segment above a hole, which the local side held until the hole
+// was filled.
+func (b *builder) outOfOrder() bool {
+	var next tcpwire.Seq
+	nextSet := false
+	for i := range b.f.Packets.Len() {
+		p := b.f.Packets.At(i)
+		if p.From != b.remote || p.PayloadLen() == 0 {
+			continue
+		}
+		if nextSet && next.Diff(p.Seq) < 0 {
+			return true
+		}
+		if end := p.Seq.Add(uint32(p.PayloadLen())); !nextSet || next.Diff(end) < 0 {
+			next, nextSet = end, true
+		}
+	}
+	return false
 }
 
 // ceilPow2 is the least power of two not below n (1 for n <= 1).
