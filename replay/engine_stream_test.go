@@ -271,11 +271,7 @@ func TestHandshakeOptionSet(t *testing.T) {
 // blocks (RACK in recovery marks a hole lost on the first SACK above it),
 // earlier than the captured kernel sent it; not before any ACK showed it.
 func TestHoleBetweenSACKs(t *testing.T) {
-	mss := []byte{2, 4, 0x03, 0xe8}
-	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
-	data := func(at time.Duration, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
-	}
+	synack := synAck1000()
 	us := time.Microsecond
 	const lines = "+0 > P. 1:5001(5000) ack 1\n" +
 		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2001>\n" +
@@ -293,7 +289,7 @@ func TestHoleBetweenSACKs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			src := "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n+0.001 < . 1:1(0) ack 1 win 4000\n" + lines
 			start := 1 * time.Millisecond
-			_, err := fakeRun(t, src, []kernelPacket{synack, data(start, 0, 5000), data(start+tc.at, 2000, 1000)})
+			_, err := fakeRun(t, src, []kernelPacket{synack, dataSeg(start, 0, 5000), dataSeg(start+tc.at, 2000, 1000)})
 			checkRunError(t, err, tc.want)
 		})
 	}
@@ -305,11 +301,7 @@ func TestHoleBetweenSACKs(t *testing.T) {
 // a kernel out of recovery waits) beyond the tolerance; later fails, and so
 // does a retransmission as late that no ACK showed lost (a timer's).
 func TestRACKReorderWindow(t *testing.T) {
-	mss := []byte{2, 4, 0x03, 0xe8}
-	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)}
-	data := func(at time.Duration, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
-	}
+	synack := synAck1000()
 	ms := time.Millisecond
 	const head = "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n" +
 		"+0.020^ < . 1:1(0) ack 1 win 4000\n+0 > P. 1:3001(3000) ack 1\n"
@@ -329,7 +321,7 @@ func TestRACKReorderWindow(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			start := 20 * ms
-			_, err := fakeRun(t, tc.src, []kernelPacket{synack, data(start, 0, 3000), data(start+20*ms+tc.late, 0, 1000)})
+			_, err := fakeRun(t, tc.src, []kernelPacket{synack, dataSeg(start, 0, 3000), dataSeg(start+20*ms+tc.late, 0, 1000)})
 			checkRunError(t, err, tc.want)
 		})
 	}
@@ -339,7 +331,6 @@ func TestRACKReorderWindow(t *testing.T) {
 // new data may come half of it from its line's time; a round trip late
 // still fails, and over a path of a millisecond the tolerance rules.
 func TestPathSlack(t *testing.T) {
-	mss := []byte{2, 4, 0x03, 0xe8}
 	ms := time.Millisecond
 	tests := []struct {
 		name string
@@ -362,7 +353,7 @@ func TestPathSlack(t *testing.T) {
 				"+" + tc.rtt + "^ < . 1:1(0) ack 1 win 4000\n" +
 				"+0.010 > P. 1:1001(1000) ack 1\n"
 			kernel := []kernelPacket{
-				{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
+				synAck1000(),
 				{rtt + 10*ms + tc.at, kernelTCP(tcpwire.FlagACK|tcpwire.FlagPSH, kernelISN+1, 1, 502, nil, 1000)},
 			}
 			_, err = fakeRun(t, src, kernel)
@@ -378,10 +369,6 @@ func TestPathSlack(t *testing.T) {
 // leave the retransmission out, which no peer that got them in that order
 // sends), with the window ending where that line's does.
 func TestPartialFromLaterLine(t *testing.T) {
-	mss := []byte{2, 4, 0x03, 0xe8}
-	seg := func(at time.Duration, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
-	}
 	ms, us := time.Millisecond, time.Microsecond
 	src := "--pcap2pkt=1\n" + listenPrefix +
 		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
@@ -395,11 +382,11 @@ func TestPartialFromLaterLine(t *testing.T) {
 		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2501>\n" +
 		"+0.001^2 < . 1:1(0) ack 2501 win 1000\n"
 	kernel := []kernelPacket{
-		{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
-		seg(1*ms, 0, 1000), seg(1*ms, 1000, 500),
-		seg(11*ms+50*us, 0, 1000),    // the retransmission first
-		seg(11*ms+100*us, 1500, 500), // then half the new data
-		seg(22*ms, 2000, 500),        // the rest, once an ACK came
+		synAck1000(),
+		dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 500),
+		dataSeg(11*ms+50*us, 0, 1000),    // the retransmission first
+		dataSeg(11*ms+100*us, 1500, 500), // then half the new data
+		dataSeg(22*ms, 2000, 500),        // the rest, once an ACK came
 	}
 	gotDev, err := fakeRun(t, src, kernel)
 	if err != nil {
@@ -424,10 +411,6 @@ func TestPartialFromLaterLine(t *testing.T) {
 // kernel's timer raced an ACK on its way), and fails when it came earlier
 // than that or when the bytes had been acknowledged already.
 func TestRaceRetransmission(t *testing.T) {
-	mss := []byte{2, 4, 0x03, 0xe8}
-	seg := func(at time.Duration, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
-	}
 	ms := time.Millisecond
 	const src = "--pcap2pkt=1\n" + listenPrefix +
 		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
@@ -448,8 +431,8 @@ func TestRaceRetransmission(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			kernel := []kernelPacket{
-				{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
-				seg(1*ms, 0, 2000), seg(tc.at, 0, 1000), seg(21*ms, 2000, 1000),
+				synAck1000(),
+				dataSeg(1*ms, 0, 2000), dataSeg(tc.at, 0, 1000), dataSeg(21*ms, 2000, 1000),
 			}
 			_, err := fakeRun(t, src, kernel)
 			checkRunError(t, err, tc.want)
@@ -462,10 +445,6 @@ func TestRaceRetransmission(t *testing.T) {
 // trip later at the end of a flight; outside recovery it fails, and so
 // does data that came on no ACK.
 func TestHeldOneAck(t *testing.T) {
-	mss := []byte{2, 4, 0x03, 0xe8}
-	seg := func(at time.Duration, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
-	}
 	ms, us := time.Millisecond, time.Microsecond
 	script := func(first string) string {
 		return "--pcap2pkt=1\n" + listenPrefix +
@@ -491,12 +470,24 @@ func TestHeldOneAck(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			kernel := []kernelPacket{
-				{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, mss, 0)},
-				seg(1*ms, 0, 1000), seg(1*ms, 1000, 1000), seg(1*ms, 2000, 1000), seg(1*ms, 3000, 1000),
-				seg(tc.at, 4000, 1000),
+				synAck1000(),
+				dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000), dataSeg(1*ms, 2000, 1000), dataSeg(1*ms, 3000, 1000),
+				dataSeg(tc.at, 4000, 1000),
 			}
 			_, err := fakeRun(t, script(tc.first), kernel)
 			checkRunError(t, err, tc.want)
 		})
 	}
+}
+
+// synAck1000 is the kernel's SYN-ACK, with an MSS of 1000, at the start of
+// a fake run.
+func synAck1000() kernelPacket {
+	return kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, []byte{2, 4, 0x03, 0xe8}, 0)}
+}
+
+// dataSeg is a segment of the kernel's at at: n bytes from stream offset
+// from, ack 1.
+func dataSeg(at time.Duration, from, n int) kernelPacket {
+	return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
 }
