@@ -46,7 +46,13 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	kind, start, end := es.timeKind, es.startUsecs, es.endUsecs
 	earliest := es.earliestUsecs
 	var latest int64
-	if e.cfg.Extended && p.isTCP() && len(p.Payload) > 0 && e.lineNxtSet && tcpwire.Seq(sp.seq).Diff(e.lineNxt) < 0 {
+	// Under --pcap2pkt, data below the bytes the script's lines have
+	// reached is a retransmission, the rest new data; each has rules of
+	// its own.
+	hasData := e.cfg.Extended && p.isTCP() && len(p.Payload) > 0
+	retransmission := hasData && e.lineNxtSet && tcpwire.Seq(sp.seq).Diff(e.lineNxt) < 0
+	newData := hasData && !retransmission
+	if retransmission {
 		// A retransmission may come from the first ACK that showed the
 		// data lost (see lossSignal).
 		if sig, ok := e.lossSignal(tcpwire.Seq(sp.seq), live.at); ok {
@@ -66,15 +72,15 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	if e.cfg.Extended && latest > max(start, end) && kind != parser.TimeAny {
 		kind, end = parser.TimeAbsoluteRange, latest
 	}
-	if e.cfg.Extended && p.isTCP() && len(p.Payload) > 0 && kind != parser.TimeAny && (!e.lineNxtSet || tcpwire.Seq(sp.seq).Diff(e.lineNxt) >= 0) {
+	if newData && kind != parser.TimeAny {
 		// New data goes out as the peer's ACKs let it; over a path with a
 		// round trip of its own, when they come within it is timing.
 		if slack := e.pathSlackUsecs() - e.cfg.ToleranceUsecs; slack > 0 {
 			kind, start, end = parser.TimeAbsoluteRange, start-slack, max(start, end)+slack
 		}
 	}
-	if lv := e.liveUsecs(live.at) + e.scriptStart; e.cfg.Extended && p.isTCP() && len(p.Payload) > 0 && kind != parser.TimeAny &&
-		(!e.lineNxtSet || tcpwire.Seq(sp.seq).Diff(e.lineNxt) >= 0) && lv > max(start, end) && e.heldOneAck(es.index, e.liveTime(max(start, end)), live.at) {
+	if lv := e.liveUsecs(live.at) + e.scriptStart; newData && kind != parser.TimeAny && lv > max(start, end) &&
+		e.heldOneAck(es.index, e.liveTime(max(start, end)), live.at) {
 		kind, end = parser.TimeAbsoluteRange, lv // new data an ACK later in recovery (see heldOneAck)
 	}
 	if terr := e.verifyTime(kind, start, end, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet"); terr != nil {
