@@ -212,14 +212,17 @@ func (e *engine) delivered(at time.Time) []deliveredRange {
 		}
 		e.delivEnd = append(e.delivEnd, len(e.deliv))
 	}
-	k := 0
-	for k < len(e.sent) && !e.sent[k].at.After(at) {
-		k++
-	}
+	k := e.sentBy(at)
 	if k == 0 {
 		return nil
 	}
 	return slices.Clip(e.deliv[:e.delivEnd[k-1]])
+}
+
+// sentBy returns how many of the kernel's transmissions (in the order
+// sent) it had sent by at.
+func (e *engine) sentBy(at time.Time) int {
+	return sort.Search(len(e.sent), func(i int) bool { return e.sent[i].at.After(at) })
 }
 
 // deliveredRange is bytes the peer got, and when they were sent.
@@ -353,8 +356,7 @@ func (e *engine) asWritten(at time.Time, index int) bool {
 	if !ok {
 		return false
 	}
-	kn := sort.Search(len(e.sent), func(i int) bool { return e.sent[i].at.After(at) })
-	return coverUpTo(&e.kernelCover, e.sent, kn, transmissionOf).equal(coverUpTo(&e.scriptCover, e.scriptTxs, seen, txLineOf))
+	return coverUpTo(&e.kernelCover, e.sent, e.sentBy(at), transmissionOf).equal(coverUpTo(&e.scriptCover, e.scriptTxs, seen, txLineOf))
 }
 
 // coverage is which bytes a list of transmissions sent how many times: for
