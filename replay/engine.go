@@ -155,7 +155,6 @@ type engine struct {
 	lastSentSeen time.Time
 	// lastInjected is when the peer last injected a packet (--pcap2pkt).
 	lastInjected time.Time
-	mss          int // the peer's MSS (peerMSS; 0: not worked out)
 	// lost: the transmissions the captured peer never got (lostDone: worked
 	// out), see engine_receiver.go.
 	lost     []lostRange
@@ -171,8 +170,8 @@ type engine struct {
 	pathSlack    int64
 	pathSlackSet bool
 	// peerShift is the window scale of the peer's SYN (0: none), for
-	// asReceived's windows.
-	peerShift int
+	// asReceived's windows; peerMSS its MSS (0: none), for heldOneAck.
+	peerShift, peerMSS int
 	// scriptTxs: the script's transmissions; scriptSeen: for each inbound
 	// line (event index), how many of them its peer had got some answer
 	// to (see lostInCapture, asWritten).

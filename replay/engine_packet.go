@@ -117,10 +117,13 @@ func (e *engine) newPassiveSocket(sp *scriptPacket) (*socket, error) {
 // doInbound injects an inbound packet.
 func (e *engine) doInbound(sp *scriptPacket, s *socket) error {
 	if sp.proto == tcpwire.ProtoTCP && sp.flags&tcpwire.FlagSYN != 0 {
-		e.peerShift = 0
+		e.peerShift, e.peerMSS = 0, 0
 		for o, err := range tcpwire.EachOption(sp.options) {
 			if v, ok := o.WScale(); ok && err == nil {
 				e.peerShift = min(int(v), 14) // RFC 7323's limit, as the kernel takes it
+			}
+			if v, ok := o.MSS(); ok && err == nil {
+				e.peerMSS = int(v)
 			}
 		}
 	}

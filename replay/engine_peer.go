@@ -299,7 +299,11 @@ func (e *engine) heldOneAck(index int, due, at time.Time) bool {
 		return false
 	}
 	prev := e.signals[j-2]
-	return reported(prev.ack, prev.blocks) <= capD+ackClockSegments*int64(e.peerMSS())
+	mss := e.peerMSS
+	if mss == 0 {
+		mss = 536 // RFC 9293's default
+	}
+	return reported(prev.ack, prev.blocks) <= capD+ackClockSegments*int64(mss)
 }
 
 // ackClockSegments is how many segments' worth of the peer's reports the
@@ -345,32 +349,6 @@ func reported(ack tcpwire.Seq, blocks []seqRange) int64 {
 		n += int64(b.end.Diff(b.start))
 	}
 	return n
-}
-
-// peerMSS is the MSS of the peer's SYN or SYN-ACK in the script (what the
-// kernel's segments may carry), 536 without one.
-func (e *engine) peerMSS() int {
-	if e.mss > 0 {
-		return e.mss
-	}
-	e.mss = 536
-	for _, ev := range e.script.Events {
-		p, ok := ev.Action.(*parser.Packet)
-		if !ok || p.Dir != parser.Inbound || p.TCP == nil || !strings.Contains(p.TCP.Flags, "S") {
-			continue
-		}
-		sp, err := compilePacket(p, e.cfg.wireIPv6())
-		if err != nil {
-			continue
-		}
-		for o, err := range tcpwire.EachOption(sp.options) {
-			if v, ok := o.MSS(); ok && err == nil {
-				e.mss = int(v)
-			}
-		}
-		break
-	}
-	return e.mss
 }
 
 // transmissionOf gives anchorIn a transmission's range and number.
