@@ -15,7 +15,8 @@ import (
 // must not have changed by then.
 
 // shifter walks an event list for a pass that moves events earlier: the
-// events after a moved one keep their timing relative to it.
+// events after a moved one keep their timing relative to it, and an
+// anchored one its delay after what it answers.
 type shifter struct {
 	shift time.Duration // how far the events so far moved earlier
 }
@@ -27,6 +28,12 @@ func (s *shifter) packets(evs []*event, from, to int) iter.Seq2[int, *pktNode] {
 		for i := from; i < to; i++ {
 			e := evs[i]
 			e.ns -= int64(s.shift)
+			if e.anchored {
+				// An anchored packet's time counts from the transmission it
+				// answers, which the shift moved as far (or which a replay
+				// sends when it does): its delay after it stays as captured.
+				e.anchorNs -= int64(s.shift)
+			}
 			p, ok := e.action.(*pktNode)
 			if !ok {
 				continue

@@ -54,3 +54,29 @@ func TestAcksBeforeProbe(t *testing.T) {
 		})
 	}
 }
+
+// An anchored ACK after one that acksBeforeProbe moved keeps its captured
+// delay after what it answers: the replay injects it that long after the
+// kernel's transmission, which the move shifted as far.
+func TestAcksBeforeProbeKeepsAnchors(t *testing.T) {
+	const client = "10.0.0.1:40000"
+	us, ms := time.Microsecond, time.Millisecond
+	sackOK := []layers.TCPOption{mss1000[0], {OptionType: layers.TCPOptionKindSACKPermitted, OptionLength: 2}}
+	segs := []seg{
+		{flags: "S", win: 4000, opts: sackOK},
+		{srv: true, flags: "S.", ack: 1, win: 4000, opts: sackOK, dt: 4 * ms},
+		{flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * us},
+		{flags: "P.", seq: 1, ack: 1, n: 100, win: 4000, dt: ms},
+		{srv: true, flags: ".", seq: 1, ack: 101, win: 4000, dt: 4 * ms},
+		{flags: "P.", seq: 101, ack: 1, n: 100, win: 4000, dt: ms},
+		{srv: true, flags: ".", seq: 1, ack: 201, win: 4000, dt: 4 * ms},
+		{flags: ".", seq: 201, ack: 1, n: 1000, win: 4000, dt: ms},
+		{flags: "P.", seq: 1201, ack: 1, n: 1000, win: 4000, dt: 5 * us},
+		// Inside the probe's window: moved 1.5 ms earlier.
+		{srv: true, flags: ".", seq: 1, ack: 2201, win: 4000, dt: 11 * ms},
+		{flags: "P.", seq: 2201, ack: 1, n: 100, win: 4000, dt: 3 * ms},
+		{srv: true, flags: ".", seq: 1, ack: 2301, win: 4000, dt: 4 * ms},
+	}
+	wantInOrder(t, strings.Join(eventLines(t, segs, client, Options{}), "\n"),
+		[]string{"+0.009500^ < . 1:1(0) ack 2201", "> P. 2201:2301(100)", "+0.004000^ < . 1:1(0) ack 2301"})
+}
