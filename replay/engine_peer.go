@@ -80,7 +80,7 @@ func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqH
 type peerState struct {
 	ackSet bool
 	ack    tcpwire.Seq
-	sacked []seqRange
+	sacked []seqRange // every block it reported, merged and sorted
 }
 
 // news returns what line sp acknowledges or SACKs beyond what peer saw
@@ -154,7 +154,14 @@ func notePeerState(peer *peerState, sp *scriptPacket) {
 	if a := tcpwire.Seq(sp.ack); !peer.ackSet || peer.ack.Diff(a) < 0 {
 		peer.ack, peer.ackSet = a, true
 	}
-	peer.sacked = append(peer.sacked, sackBlocks(sp.options)...)
+	// Kept merged: news asks whether a block is covered at every line a
+	// run injects, and a bulk transfer's peer sends thousands of blocks
+	// over a few dozen ranges.
+	for b := range eachSACK(sp.options) {
+		if b.start.Diff(b.end) < 0 {
+			peer.sacked = mergeRange(peer.sacked, b)
+		}
+	}
 }
 
 // peerSignal is an injected ACK as loss detection sees it: when it went

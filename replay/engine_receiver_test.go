@@ -254,3 +254,32 @@ func TestDeferredACK(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerStateMerged: what the peer reported stays a few merged ranges
+// however many ACKs reported them, and news finds the same beyond them.
+func TestPeerStateMerged(t *testing.T) {
+	var peer peerState
+	ack := func(a uint32, blocks ...seqRange) *scriptPacket {
+		return &scriptPacket{proto: tcpwire.ProtoTCP, flags: tcpwire.FlagACK, ack: a, options: withSACK(nil, blocks)}
+	}
+	// A hole at 1001 while 2000 segments are SACKed above it, one by one,
+	// and a second hole at 4002001.
+	for i := range tcpwire.Seq(2000) {
+		notePeerState(&peer, ack(1001, seqRange{2001, 3001 + 1000*i}, seqRange{4003001, 4004001}))
+	}
+	if want := []seqRange{{2001, 2002001}, {4003001, 4004001}}; !reflect.DeepEqual(peer.sacked, want) {
+		t.Errorf("sacked %v, want %v", peer.sacked, want)
+	}
+	tests := []struct {
+		sp   *scriptPacket
+		want []seqRange
+	}{
+		{ack(1001, seqRange{2001, 3001}), nil},
+		{ack(2001, seqRange{3001, 2003001}), []seqRange{{1001, 2001}, {3001, 2003001}}},
+	}
+	for _, tc := range tests {
+		if got := news(&peer, tc.sp); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("news(ack %d %v) = %v, want %v", tc.sp.ack, sackBlocks(tc.sp.options), got, tc.want)
+		}
+	}
+}
