@@ -179,6 +179,14 @@ type engine struct {
 	scriptSeen map[int]int
 	// kernelCover, scriptCover: what asWritten last compared.
 	kernelCover, scriptCover coverage
+	// dsackDue: copies the kernel sent of bytes the script sends fewer
+	// times, which the peer has yet to report as duplicates; dsackScan:
+	// how many of sent's transmissions dsackFor has looked at.
+	dsackDue  []seqRange
+	dsackScan int
+	// peerDSACKs: some inbound line of the script has a D-SACK (see
+	// lostInCapture).
+	peerDSACKs bool
 
 	ahead   map[int]bool
 	aheadAt []aheadInjection

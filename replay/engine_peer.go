@@ -97,8 +97,11 @@ func news(peer *peerState, sp *scriptPacket) []seqRange {
 	case peer.ack.Diff(a) < 0:
 		out = append(out, seqRange{peer.ack, a})
 	}
-	for _, b := range sackBlocks(sp.options) {
-		if !covers(peer.sacked, b) {
+	blocks := sackBlocks(sp.options)
+	for i, b := range blocks {
+		if (i == 0 && len(blocks) > 1 && covers(blocks[1:2], b)) || !covers(peer.sacked, b) {
+			// (A D-SACK inside the next block answers the duplicate of
+			// bytes already reported that the path made.)
 			out = append(out, b)
 		}
 	}

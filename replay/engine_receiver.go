@@ -108,6 +108,7 @@ func (e *engine) lostInCapture() []lostRange {
 		e.scriptSeen[i] = seen
 		if sp.flags&tcpwire.FlagACK != 0 {
 			acks = append(acks, ackLine{tcpwire.Seq(sp.ack), sackBlocks(sp.options), i, seen})
+			e.peerDSACKs = e.peerDSACKs || isDSACK(tcpwire.Seq(sp.ack), acks[len(acks)-1].sacked)
 		}
 	}
 	e.scriptTxs = txs
@@ -333,6 +334,9 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 		}
 	}
 	ack, blocks := receiverView(0, got, maxBlocks)
+	if d, ok := e.dsackFor(sp, ack, blocks, at); ok {
+		blocks = append([]seqRange{d}, blocks[:min(len(blocks), maxBlocks-1)]...)
+	}
 	out := *sp
 	out.ack = uint32(ack)
 	out.options = withSACK(sp.options, blocks)
@@ -343,6 +347,60 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 		out.win = widenWindow(sp.win, uint32(d), e.peerShift)
 	}
 	return &out
+}
+
+// dsackFor returns the D-SACK block (RFC 2883) of the peer's ACK that
+// reports ack and blocks, having got what the kernel sent up to at, and
+// whether it has one. The line's own, where the peer reports having those
+// bytes: the captured path duplicated a segment, and does so to the
+// kernel's. Else, where the captured peer sent D-SACKs, a copy the kernel
+// sent of bytes the script sends fewer times (a retransmission the
+// captured kernel did not make: a segment that came late on a reordering
+// path was not lost), once the ACK acknowledges it: the peer got those
+// bytes twice and says so. Without that report the kernel never learns
+// that the retransmission was spurious (no undo of the window it cut, no
+// wider reordering window for RACK), which a real peer would tell it.
+func (e *engine) dsackFor(sp *scriptPacket, ack tcpwire.Seq, blocks []seqRange, at time.Time) (seqRange, bool) {
+	if k := e.sentBy(at); k > e.dsackScan {
+		for _, t := range e.sent[e.dsackScan:k] {
+			if t.n > 1 && !e.scriptSends(seqRange{t.start, t.end}, t.n) {
+				e.dsackDue = append(e.dsackDue, seqRange{t.start, t.end})
+			}
+		}
+		e.dsackScan = k
+	}
+	if lb := sackBlocks(sp.options); isDSACK(tcpwire.Seq(sp.ack), lb) {
+		if d := lb[0]; d.end.Diff(ack) <= 0 || covers(blocks, d) {
+			return d, true
+		}
+	}
+	if !e.peerDSACKs {
+		return seqRange{}, false // no sign the captured peer reports duplicates
+	}
+	for i, d := range e.dsackDue {
+		if d.end.Diff(ack) <= 0 {
+			e.dsackDue = slices.Delete(e.dsackDue, i, i+1)
+			return d, true
+		}
+	}
+	return seqRange{}, false
+}
+
+// isDSACK reports whether the first of an ACK's SACK blocks is a D-SACK
+// (RFC 2883): below the cumulative ACK, or inside the block after it.
+func isDSACK(ack tcpwire.Seq, blocks []seqRange) bool {
+	return len(blocks) > 0 && (blocks[0].end.Diff(ack) <= 0 || len(blocks) > 1 && covers(blocks[1:2], blocks[0]))
+}
+
+// scriptSends reports whether the script's outbound lines send some of r
+// an n-th time.
+func (e *engine) scriptSends(r seqRange, n int) bool {
+	for _, t := range e.scriptTxs {
+		if t.n >= n && t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // asWritten reports whether the kernel's transmissions up to at are the

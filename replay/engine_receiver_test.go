@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -250,6 +251,74 @@ func TestDeferredACK(t *testing.T) {
 			checkRunError(t, err, tc.want)
 			if d := seg2 - tc.seg2; d < -100*time.Microsecond || d > 100*time.Microsecond {
 				t.Errorf("the second segment went in at %v, want %v", seg2, tc.seg2)
+			}
+		})
+	}
+}
+
+// TestDSACKOfExtraCopy: where the captured peer sent D-SACKs, the peer
+// reports a copy of bytes the kernel sent more times than the script (a
+// retransmission of a segment the path only reordered) with a D-SACK, once
+// it has got that copy and acknowledges its bytes; a line's own D-SACK (a
+// duplicate the captured path made) stays where the peer reports having
+// its bytes, and goes first.
+func TestDSACKOfExtraCopy(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	head := func(dup bool) string {
+		s := "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+			"+0 > S. 0:0(0) ack 1 <...>\n" +
+			"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+			"+0 > . 1:4001(4000) ack 1\n" +
+			"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:4001>\n" +
+			// The first segment, reordered, came 11 ms after it left: no
+			// retransmission in the capture.
+			"+0.011^ < . 1:1(0) ack 4001 win 8000\n"
+		if dup {
+			// The path duplicated the second segment.
+			s += "+0.000004 < . 1:1(0) ack 4001 win 8000 <nop,nop,sack 1001:2001>\n"
+		}
+		return s + "+0 > . 4001:5001(1000) ack 1\n"
+	}
+	const last = "+0.010^ < . 1:1(0) ack 5001 win 8000\n"
+	tests := []struct {
+		name   string
+		script string
+		resend bool // the kernel retransmits the first segment at 11.5 ms
+		want   [][]seqRange
+	}{
+		{"a retransmission the capture lacks", head(true) + last, true,
+			[][]seqRange{nil, {{1001, 4001}}, nil, {{1001, 2001}}, {{1, 1001}}}},
+		{"none without one", head(true) + last, false,
+			[][]seqRange{nil, {{1001, 4001}}, nil, {{1001, 2001}}, nil}},
+		{"none where the captured peer sent no D-SACK", head(false) + last, true,
+			[][]seqRange{nil, {{1001, 4001}}, nil, nil}},
+		{"the line's own D-SACK first", head(true) + "+0.010^ < . 1:1(0) ack 5001 win 8000 <nop,nop,sack 4001:5001>\n", true,
+			[][]seqRange{nil, {{1001, 4001}}, nil, {{1001, 2001}}, {{4001, 5001}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 4000), dataSeg(12*ms+100*us, 4000, 1000)}
+			if tc.resend {
+				kernel = append(kernel, dataSeg(11*ms+500*us, 0, 1000))
+				slices.SortFunc(kernel, func(a, b kernelPacket) int { return int(a.at - b.at) })
+			}
+			dev, err := fakeRun(t, tc.script, kernel)
+			checkRunError(t, err, nil)
+			var got [][]seqRange
+			for len(dev.Written()) > 0 {
+				p, derr := decodePacket(<-dev.Written())
+				if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
+					continue
+				}
+				var blocks []seqRange
+				for b := range eachSACK(p.TCP.Options) {
+					blocks = append(blocks, seqRange{b.start - kernelISN, b.end - kernelISN})
+				}
+				got = append(got, blocks)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("injected SACK blocks %v, want %v", got, tc.want)
 			}
 		})
 	}

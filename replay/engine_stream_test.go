@@ -10,6 +10,7 @@ import (
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
+	"github.com/pcap2pkt/pcap2pkt/replay/replaytest"
 )
 
 // TestStreamMatching runs outbound lines of a --pcap2pkt=1 script against
@@ -490,4 +491,37 @@ func synAck1000() kernelPacket {
 // from, ack 1.
 func dataSeg(at time.Duration, from, n int) kernelPacket {
 	return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+}
+
+// TestDSACKLineAnchored: a D-SACK inside the next SACK block (a duplicate
+// the path made of bytes the peer had reported) answers the transmission
+// of its bytes: it goes in its delay after it, ahead of an outbound line
+// before it, and the ACK after it follows, though it reports nothing new.
+func TestDSACKLineAnchored(t *testing.T) {
+	ms := time.Millisecond
+	src := "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+		"+0 > S. 0:0(0) ack 1 <...>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+		"+0 > . 1:4001(4000) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:3001>\n" +
+		"+0 > . 4001:5001(1000) ack 1\n" +
+		"+0.013^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 2001:3001 1001:3001>\n" +
+		"+0.001 < . 1:1(0) ack 4001 win 8000\n"
+	kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 4000), dataSeg(16*ms, 4000, 1000)}
+	var at []time.Duration // when each ACK went in
+	wrap := func(d *replaytest.Device, c *replaytest.Clock) Device {
+		return notifyDevice{d, func() {
+			b := <-d.Written()
+			if p, err := decodePacket(b); err == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK {
+				at = append(at, c.Now().Sub(replaytest.Epoch))
+			}
+		}}
+	}
+	_, err := fakeRunWith(t, src, kernel, wrap)
+	checkRunError(t, err, nil)
+	want := []time.Duration{1 * ms, 11 * ms, 14 * ms, 15 * ms}
+	if !slices.Equal(at, want) {
+		t.Errorf("ACKs went in at %v, want %v", at, want)
+	}
 }

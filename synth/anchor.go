@@ -64,8 +64,16 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 		b.peerAck, b.peerAckSet = p.Ack, true
 	}
 	o := p.Options()
-	for _, blk := range o.SACK[:min(int(o.NumSACK), len(o.SACK))] {
+	blocks := o.SACK[:min(int(o.NumSACK), len(o.SACK))]
+	for i, blk := range blocks {
 		l, r := tcpwire.Seq(blk.Left), tcpwire.Seq(blk.Right)
+		if i == 0 && len(blocks) > 1 && tcpwire.Seq(blocks[1].Left).LessThanEq(l) && r.LessThanEq(tcpwire.Seq(blocks[1].Right)) {
+			// A D-SACK inside the next block (RFC 2883): the peer got
+			// bytes it had reported again, a duplicate of their latest
+			// transmission that the path made. It answers that.
+			ranges = append(ranges, span{l, r})
+			continue
+		}
 		if b.peerSacked.covers(l, r) {
 			continue
 		}

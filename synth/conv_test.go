@@ -298,11 +298,24 @@ func TestConversations(t *testing.T) {
 			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms},
 			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
 			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
-			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: ms, opts: sackOpt(2001, 3001)},
+			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: ms, opts: sackOpts(2001, 3001)},
 			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms},
 			seg{flags: "P.", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
 			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms}),
 		want: []string{"> P. 1:3001(3000) ack 1", "> . 1:1001(1000) ack 1", "> P. 1001:2001(1000) ack 1"},
+	}, {
+		// The path duplicated the third segment: the D-SACK inside the
+		// next block reports nothing new, and answers that transmission.
+		name: "a D-SACK of a duplicate is anchored to the transmission", local: client,
+		segs: append(handshake(),
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms},
+			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
+			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond},
+			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: sackOpts(1001, 3001)},
+			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 200 * time.Microsecond, opts: sackOpts(2001, 3001, 1001, 3001)},
+			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms}),
+		want: []string{"+0.010000^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>",
+			"+0.010200^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 2001:3001 1001:3001>"},
 	}, {
 		name: "strict: outbound windows and options exact", local: server, opts: Options{Strict: true},
 		segs: handshake(),

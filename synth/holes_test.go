@@ -9,15 +9,16 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-// sackOpt is a SACK option for one block of the client's data, in
-// sequence numbers relative to its ISN.
-func sackOpt(left, right uint32) []layers.TCPOption {
-	d := make([]byte, 8)
-	binary.BigEndian.PutUint32(d, cliISN+left)
-	binary.BigEndian.PutUint32(d[4:], cliISN+right)
+// sackOpts is a SACK option for blocks of the client's data, given as
+// left and right edges in turn.
+func sackOpts(edges ...uint32) []layers.TCPOption {
+	d := make([]byte, 4*len(edges))
+	for i, e := range edges {
+		binary.BigEndian.PutUint32(d[4*i:], cliISN+e)
+	}
 	return []layers.TCPOption{{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
 		{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
-		{OptionType: layers.TCPOptionKindSACK, OptionLength: 10, OptionData: d}}
+		{OptionType: layers.TCPOptionKindSACK, OptionLength: uint8(2 + len(d)), OptionData: d}}
 }
 
 func TestFillsEarly(t *testing.T) {
@@ -37,12 +38,12 @@ func TestFillsEarly(t *testing.T) {
 			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms},
 			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * us},
 			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * us},
-			seg{srv: true, flags: ".", seq: 1, ack: 1001, win: 4000, dt: 8 * ms, opts: sackOpt(2001, 3001)})
+			seg{srv: true, flags: ".", seq: 1, ack: 1001, win: 4000, dt: 8 * ms, opts: sackOpts(2001, 3001)})
 		if retrans {
 			// The kernel sends the missing segment again, and the server
 			// reports the hole once more before the fill.
 			s = append(s, seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 2 * ms},
-				seg{srv: true, flags: ".", seq: 1, ack: 1001, win: 4000, dt: 10 * us, opts: sackOpt(2001, 3001)})
+				seg{srv: true, flags: ".", seq: 1, ack: 1001, win: 4000, dt: 10 * us, opts: sackOpts(2001, 3001)})
 			fillDelay -= 2*ms + 10*us
 		}
 		return append(s, seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: fillDelay},
