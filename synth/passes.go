@@ -6,9 +6,10 @@ import (
 )
 
 // The passes over the event list (fillsEarly, acksBeforeProbe,
-// acksAhead) are functions of the list: each moves some inbound packets
-// earlier than captured, where a replay's timers would otherwise fire
-// first. Each is a state that takes the list in steps (see streamer): a
+// acksAhead, writesBeforeBacklog) are functions of the list: each moves
+// some events earlier than captured, inbound packets where a replay's
+// timers would otherwise fire first, writes where the captured kernel
+// had their data queued (writesBeforeBacklog). Each is a state that takes the list in steps (see streamer): a
 // step goes over events from where the last one stopped, and an event it
 // went over is done with, whatever comes after it, except that a step
 // reads the event before its first again (moveEarlier), which a later pass

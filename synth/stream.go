@@ -49,18 +49,19 @@ type streamer struct {
 	b       *builder
 	flushAt int // the builder hands its events over once it holds this many
 	// q holds the events handed over, from the first not printed yet;
-	// the passes' next steps start at c1, c2 and c3 in it, and the events
-	// before c3 are ready to print.
-	q          []*event
-	c1, c2, c3 int
-	holes      holeFills
-	probes     probeWindows
-	ahead      aheadACKs
-	passes     bool   // not Strict: the passes run
-	probesOn   bool   // acksBeforeProbe runs (probeMSS)
-	last       *event // the latest event printed
-	largest    int64  // the largest write printed
-	gather     gatherRuns
+	// the passes' next steps start at c1, c2, c3 and c4 in it, and the
+	// events before c4 are ready to print.
+	q              []*event
+	c1, c2, c3, c4 int
+	holes          holeFills
+	probes         probeWindows
+	ahead          aheadACKs
+	backlog        backlogWrites
+	passes         bool   // not Strict: the passes run
+	probesOn       bool   // acksBeforeProbe runs (probeMSS)
+	last           *event // the latest event printed
+	largest        int64  // the largest write printed
+	gather         gatherRuns
 	// pending is the first write of a run of gathered writes that goes on
 	// past what is printed: its note, printed as markText, is the spool's
 	// patch pendingAt.
@@ -138,7 +139,7 @@ func (b *builder) flush(final bool) error {
 func (st *streamer) run(final bool) error {
 	q := st.q
 	if !st.passes {
-		st.c1, st.c2, st.c3 = len(q), len(q), len(q)
+		st.c1, st.c2, st.c3, st.c4 = len(q), len(q), len(q), len(q)
 	} else {
 		// A step reads the event before its first again: the pass after
 		// stops one short of where the one before will start.
@@ -163,17 +164,27 @@ func (st *streamer) run(final bool) error {
 		if final {
 			st.c3 = len(q)
 		}
+		lim = st.c3 - 1
+		if final {
+			lim = len(q)
+		}
+		if lim > st.c4 {
+			st.c4 = st.backlog.step(q, st.c4, lim, final)
+		}
+		if final {
+			st.c4 = len(q)
+		}
 	}
-	if st.c3 < streamChunk && !final {
+	if st.c4 < streamChunk && !final {
 		return nil
 	}
-	if err := st.print(q[:st.c3], final); err != nil {
+	if err := st.print(q[:st.c4], final); err != nil {
 		return err
 	}
-	n := copy(q, q[st.c3:])
+	n := copy(q, q[st.c4:])
 	clear(q[n:])
 	st.q = q[:n]
-	st.c1, st.c2, st.c3 = st.c1-st.c3, st.c2-st.c3, 0
+	st.c1, st.c2, st.c3, st.c4 = st.c1-st.c4, st.c2-st.c4, st.c3-st.c4, 0
 	return nil
 }
 

@@ -216,6 +216,7 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream boo
 			b.nodes.inFlight = acksBeforeProbe(b.events, mss, b.nodes.inFlight)
 		}
 		acksAhead(b.events)
+		writesBeforeBacklog(b.events)
 	}
 	return b, nil
 }
