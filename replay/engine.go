@@ -177,6 +177,12 @@ type engine struct {
 	// to (see lostInCapture, asWritten).
 	scriptTxs  []txLine
 	scriptSeen map[int]int
+	// scriptAt: each event's time in the capture (see lostInCapture,
+	// verifyPace); lastNewLine: the outbound line with the highest new
+	// data, or -1; paceJudged: the kernel sends more data than its peer.
+	scriptAt    []int64
+	lastNewLine int
+	paceJudged  bool
 	// kernelCover, scriptCover: what asWritten last compared.
 	kernelCover, scriptCover coverage
 	// dsackDue: copies the kernel sent of bytes the script sends fewer

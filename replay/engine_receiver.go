@@ -64,7 +64,9 @@ type ackLine struct {
 // sent again with nothing above them reported (a tail, an RTO with every
 // ACK lost) may have arrived: neither counts as lost. It also keeps the
 // script's transmissions and what each line's peer had got of them, for
-// asWritten.
+// asWritten; and, for verifyPace, each event's time in the capture, the
+// line with the highest new data and whether the kernel sends more data
+// than its peer.
 func (e *engine) lostInCapture() []lostRange {
 	if e.lostDone {
 		return e.lost
@@ -75,8 +77,21 @@ func (e *engine) lostInCapture() []lostRange {
 	var peer peerState
 	var acks []ackLine
 	e.scriptSeen = map[int]int{}
-	seen := 0
+	e.scriptAt = make([]int64, len(e.script.Events))
+	e.lastNewLine = -1
+	var dataHigh seqHigh
+	var sent, got int64 // data bytes: the kernel's new ones, the peer's
+	seen, prev := 0, int64(0)
 	for i, ev := range e.script.Events {
+		// The event's time in the capture: relative times count from the
+		// event before, anchored ones from the line they answer.
+		switch ev.Time.Kind {
+		case parser.TimeAbsolute, parser.TimeAbsoluteRange:
+			prev = ev.Time.Usecs
+		case parser.TimeRelative, parser.TimeRelativeRange:
+			prev += ev.Time.Usecs
+		}
+		e.scriptAt[i] = prev
 		p, ok := ev.Action.(*parser.Packet)
 		if !ok || p.TCP == nil {
 			continue
@@ -88,6 +103,14 @@ func (e *engine) lostInCapture() []lostRange {
 		if p.Dir == parser.Outbound {
 			start := tcpwire.Seq(sp.seq)
 			end := start.Add(uint32(sp.payloadLen))
+			if sp.payloadLen > 0 && (!dataHigh.set || dataHigh.end.Diff(end) < 0) {
+				if dataHigh.set {
+					sent += int64(end.Diff(dataHigh.end))
+				} else {
+					sent += int64(sp.payloadLen)
+				}
+				dataHigh, e.lastNewLine = seqHigh{end, true}, i
+			}
 			if sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN) != 0 {
 				end = end.Add(1)
 			}
@@ -98,11 +121,16 @@ func (e *engine) lostInCapture() []lostRange {
 			txs = append(txs, txLine{start, end, n, i})
 			continue
 		}
+		got += int64(sp.payloadLen)
 		ranges := news(&peer, sp)
 		notePeerState(&peer, sp)
 		if len(ranges) > 0 {
 			if at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1)); ok {
 				seen = max(seen, at+1)
+				if ev.Time.Anchor && ev.Time.Kind == parser.TimeRelative {
+					prev = e.scriptAt[txs[at].index] + ev.Time.Usecs
+					e.scriptAt[i] = prev
+				}
 			}
 		}
 		e.scriptSeen[i] = seen
@@ -112,6 +140,7 @@ func (e *engine) lostInCapture() []lostRange {
 		}
 	}
 	e.scriptTxs = txs
+	e.paceJudged = sent > got
 	// lowestAfter[j]: the lowest start of a transmission after txs[j],
 	// relative to the first; a transmission wholly below it is never sent
 	// again.

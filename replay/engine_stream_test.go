@@ -3,6 +3,7 @@ package replay
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -523,5 +524,56 @@ func TestDSACKLineAnchored(t *testing.T) {
 	want := []time.Duration{1 * ms, 11 * ms, 14 * ms, 15 * ms}
 	if !slices.Equal(at, want) {
 		t.Errorf("ACKs went in at %v, want %v", at, want)
+	}
+}
+
+// TestPace: over a 20 ms path, a kernel whose every round of data leaves a
+// few milliseconds after its line (each within the half round trip a data
+// line may have) fails at the last new data once the rounds' lateness adds
+// up to more than twice the tolerance percent of the capture's time for
+// it; a little lateness in all passes, and neither on a LAN path nor on a
+// receiver's (its peer sent more data) is the pace judged.
+func TestPace(t *testing.T) {
+	ms := time.Millisecond
+	script := func(rtt string, peerData bool) string {
+		s := "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,nop,nop,sackOK>\n" +
+			"+0 > S. 0:0(0) ack 1 <...>\n" +
+			"+" + rtt + "^ < . 1:1(0) ack 1 win 8000\n"
+		if peerData {
+			s += "+0 < . 1:8001(8000) ack 1 win 8000\n"
+		}
+		for k := range 5 {
+			s += fmt.Sprintf("+0 > . %d:%d(1000) ack 1\n", 1+k*1000, 1001+k*1000)
+			s += fmt.Sprintf("+%s^ < . 1:1(0) ack %d win 8000\n", rtt, 1001+k*1000)
+		}
+		return s
+	}
+	tests := []struct {
+		name      string
+		rtt       string
+		rttD      time.Duration
+		late      time.Duration // of each round's data after its line
+		peerData  bool          // the peer sends more data than the kernel
+		wantError []string
+	}{
+		{"late by 7 ms a round", "0.020", 20 * ms, 7 * ms, false, []string{"pace error", "35.000 ms late"}},
+		{"late by 4 ms a round", "0.020", 20 * ms, 4 * ms, false, nil},
+		{"on time", "0.020", 20 * ms, 0, false, nil},
+		{"late by 1 ms a round on a LAN path", "0.002", 2 * ms, 1 * ms, false, nil},
+		{"late by 7 ms a round, the peer sending more", "0.020", 20 * ms, 7 * ms, true, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{synAck1000()}
+			for k := range 5 {
+				// Each round's ACK answers the kernel's data a round
+				// trip after it left; the next round's line follows it.
+				at := time.Duration(k+1) * (tc.rttD + tc.late)
+				kernel = append(kernel, dataSeg(at, k*1000, 1000))
+			}
+			_, err := fakeRun(t, script(tc.rtt, tc.peerData), kernel)
+			checkRunError(t, err, tc.wantError)
+		})
 	}
 }

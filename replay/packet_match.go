@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 	"github.com/pcap2pkt/pcap2pkt/parser"
@@ -83,11 +84,49 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 		e.heldOneAck(es.index, e.liveTime(max(start, end)), live.at) {
 		kind, end = parser.TimeAbsoluteRange, lv // new data an ACK later in recovery (see heldOneAck)
 	}
-	if terr := e.verifyTime(kind, start, end, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet"); terr != nil {
+	terr := e.verifyTime(kind, start, end, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet")
+	if terr == nil && newData && kind != parser.TimeAny {
+		terr = e.verifyPace(es.index, live.at)
+	}
+	if terr != nil {
 		terr.detail = e.dumpPair(es, sp, live)
 		return terr
 	}
 	return nil
+}
+
+// verifyPace judges the line with the script's highest new data by the
+// time since the start, where the kernel sent more data than the peer (its
+// pace is then its own: the ACK clock, its congestion window): it must
+// come within twice the tolerance percent of the capture's time for the
+// line (and never less than the tolerance or the half round trip a data
+// line may have). Each line alone is judged against the events before it,
+// so a kernel a little slower in every round trip (a congestion window
+// that grows less, cubic's HyStart leaving slow start early) passed every
+// line while the transfer took a third longer. Twice the percent, because
+// the replay itself runs a transfer over a delayed path up to an eighth
+// longer than captured (its injection and reading latencies add up round
+// trip after round trip). On a path whose round trip is within twice the
+// tolerance the replay's own speed, not the kernel's pace, times the data,
+// and a receiver's answers follow the peer's data, injected at the
+// replay's speed: neither is judged.
+func (e *engine) verifyPace(index int, at time.Time) *eventError {
+	e.lostInCapture()
+	if index != e.lastNewLine || !e.paceJudged || e.pathSlackUsecs() <= e.cfg.ToleranceUsecs {
+		return nil
+	}
+	want := e.scriptAt[index] - e.scriptStart
+	d := e.liveUsecs(at) - want
+	lim := max(e.cfg.ToleranceUsecs, e.pathSlackUsecs(), int64(2*e.cfg.TolerancePercent/100*float64(want)))
+	if -lim <= d && d <= lim {
+		return nil
+	}
+	off := fmt.Sprintf("%.3f ms late", float64(d)/1000)
+	if d < 0 {
+		off = fmt.Sprintf("%.3f ms early", float64(-d)/1000)
+	}
+	return &eventError{kind: packetError, msg: fmt.Sprintf("pace error: the last new data came at %.3f s, the capture's %.3f s after the start (±%s ms, %g%% of that): %s",
+		secs(e.liveUsecs(at)), secs(want), trimFloat(float64(lim)/1000), 2*e.cfg.TolerancePercent, off)}
 }
 
 // formatDiffs makes the one-line message: the differing fields, with a
