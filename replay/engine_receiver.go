@@ -84,12 +84,16 @@ func (e *engine) lostInCapture() []lostRange {
 	seen, prev := 0, int64(0)
 	for i, ev := range e.script.Events {
 		// The event's time in the capture: relative times count from the
-		// event before, anchored ones from the line they answer.
+		// event before, anchored ones from the line they answer (below;
+		// one that answers nothing new goes in at once, see anchoredTime).
+		anchored := ev.Time.Anchor && ev.Time.Kind == parser.TimeRelative
 		switch ev.Time.Kind {
 		case parser.TimeAbsolute, parser.TimeAbsoluteRange:
 			prev = ev.Time.Usecs
 		case parser.TimeRelative, parser.TimeRelativeRange:
-			prev += ev.Time.Usecs
+			if !anchored {
+				prev += ev.Time.Usecs
+			}
 		}
 		e.scriptAt[i] = prev
 		p, ok := ev.Action.(*parser.Packet)
@@ -127,7 +131,7 @@ func (e *engine) lostInCapture() []lostRange {
 		if len(ranges) > 0 {
 			if at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1)); ok {
 				seen = max(seen, at+1)
-				if ev.Time.Anchor && ev.Time.Kind == parser.TimeRelative {
+				if anchored {
 					prev = e.scriptAt[txs[at].index] + ev.Time.Usecs
 					e.scriptAt[i] = prev
 				}

@@ -542,6 +542,9 @@ func TestPace(t *testing.T) {
 			"+" + rtt + "^ < . 1:1(0) ack 1 win 8000\n"
 		if peerData {
 			s += "+0 < . 1:8001(8000) ack 1 win 8000\n"
+		} else {
+			// A duplicate that answers nothing new goes in at once.
+			s += "+0.060^ < . 1:1(0) ack 1 win 8000\n"
 		}
 		for k := range 5 {
 			s += fmt.Sprintf("+0 > . %d:%d(1000) ack 1\n", 1+k*1000, 1001+k*1000)
