@@ -142,38 +142,29 @@ func (st *streamer) run(final bool) error {
 		st.c1, st.c2, st.c3, st.c4 = len(q), len(q), len(q), len(q)
 	} else {
 		// A step reads the event before its first again: the pass after
-		// stops one short of where the one before will start.
-		st.c1 = st.holes.step(q, st.c1, len(q), final)
-		lim := st.c1 - 1
-		if final {
-			lim = len(q)
-		}
-		if lim > st.c2 {
-			if st.probesOn {
-				st.probes.step(q, st.c2, lim)
+		// stops one short of where the one before will start (all of
+		// the events when final).
+		stage := func(c *int, before int, step func(from, to int) int) {
+			lim := before - 1
+			if final {
+				lim = len(q)
 			}
-			st.c2 = lim
+			if lim > *c {
+				*c = step(*c, lim)
+			}
+			if final {
+				*c = len(q)
+			}
 		}
-		lim = st.c2 - 1
-		if final {
-			lim = len(q)
-		}
-		if lim > st.c3 {
-			st.c3 = st.ahead.step(q, st.c3, lim, final)
-		}
-		if final {
-			st.c3 = len(q)
-		}
-		lim = st.c3 - 1
-		if final {
-			lim = len(q)
-		}
-		if lim > st.c4 {
-			st.c4 = st.backlog.step(q, st.c4, lim, final)
-		}
-		if final {
-			st.c4 = len(q)
-		}
+		st.c1 = st.holes.step(q, st.c1, len(q), final)
+		stage(&st.c2, st.c1, func(from, to int) int {
+			if st.probesOn {
+				st.probes.step(q, from, to)
+			}
+			return to
+		})
+		stage(&st.c3, st.c2, func(from, to int) int { return st.ahead.step(q, from, to, final) })
+		stage(&st.c4, st.c3, func(from, to int) int { return st.backlog.step(q, from, to, final) })
 	}
 	if st.c4 < streamChunk && !final {
 		return nil
