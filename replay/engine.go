@@ -135,6 +135,10 @@ type engine struct {
 	stopRead context.CancelFunc
 	leftover []*sniffed
 	acked    ackProgress // what the kernel has acknowledged so far
+	// dataIn: the peer's data segments as injected; kernelAt: when the
+	// kernel sent each of its packets (--pcap2pkt), for dsackOwed.
+	dataIn   []injectedData
+	kernelAt []time.Time
 	// pending: the ACK lines the run went past before the kernel met
 	// them (engine_receiver.go's deferAck).
 	pending []*pendingAck

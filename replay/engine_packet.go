@@ -153,6 +153,10 @@ func (e *engine) doInbound(sp *scriptPacket, s *socket) error {
 	if th != nil {
 		s.lastInjected = th
 		s.lastInjectedPayload = sp.payloadLen
+		if sp.payloadLen > 0 && e.cfg.Extended && s == e.underTest {
+			start := tcpwire.Seq(sp.seq)
+			e.dataIn = append(e.dataIn, injectedData{seqRange{start, start.Add(uint32(sp.payloadLen))}, e.env.Clock.Now()})
+		}
 	}
 	if e.cfg.Verbose {
 		fmt.Fprintf(e.env.Stdout, "inbound injected packet: %9.6f %s\n", secs(e.nowUsecs()), parser.FormatPacket(sp.ast))

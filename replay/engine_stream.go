@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -229,6 +230,9 @@ func (e *engine) noteAck(s *socket, sn *sniffed) bool {
 			s.lastLiveTSVal, s.liveTSSeen = v, true
 		}
 	}
+	if e.cfg.Extended {
+		e.kernelAt = append(e.kernelAt, sn.at)
+	}
 	if t.Flags&tcpwire.FlagACK != 0 {
 		e.notePending(sn.at, true)
 		if a := t.Ack; !e.acked.set || e.acked.ack.Diff(a) < 0 {
@@ -337,7 +341,7 @@ func (e *engine) ackMet(want tcpwire.Seq, blocks []seqRange) bool {
 		// must have sent. Any other block below the kernel's
 		// cumulative ACK is acknowledged by it too.
 		dsack := b.end.Diff(want) <= 0
-		if (dsack || b.end.Diff(e.acked.ack) > 0) && !covers(e.acked.sacked, b) {
+		if (dsack || b.end.Diff(e.acked.ack) > 0) && !covers(e.acked.sacked, b) && (!dsack || e.dsackOwed(b)) {
 			return false
 		}
 	}
@@ -591,4 +595,41 @@ type startedEvent struct {
 func (e *engine) liveToAST(p *wirePacket) *parser.Packet {
 	sp := &scriptPacket{ast: &parser.Packet{Dir: parser.Outbound}, proto: p.IP.Proto, v6: p.v6()}
 	return e.actualToAST(sp, p)
+}
+
+// injectedData is a segment of data the peer injected, in script space.
+type injectedData struct {
+	r  seqRange
+	at time.Time
+}
+
+// dsackOwed reports whether the kernel owes the D-SACK block b: it sent
+// some packet between the injection of the duplicate of b and that of the
+// next segment of data. A kernel reports a duplicate only on an ACK it
+// sends before it takes its next segment (tcp_data_queue clears a pending
+// D-SACK), and whether it sends one then follows its delayed-ACK state
+// (ping-pong mode makes the duplicate's ACK a delayed one) and when its
+// reader opened the window: a kernel that took the duplicate and the
+// segments after it in one go (a bulk receiver, 2 runs in 30) reports
+// neither. One that acknowledged in between without the block still
+// fails (tcp_dsack off). Unknown injections owe it.
+func (e *engine) dsackOwed(b seqRange) bool {
+	dup := -1
+	for i := len(e.dataIn) - 1; i >= 0 && dup < 0; i-- {
+		if !covers([]seqRange{e.dataIn[i].r}, b) {
+			continue
+		}
+		for j := range i {
+			if covers([]seqRange{e.dataIn[j].r}, b) {
+				dup = i
+				break
+			}
+		}
+	}
+	if dup < 0 || dup+1 >= len(e.dataIn) {
+		return true
+	}
+	from, to := e.dataIn[dup].at, e.dataIn[dup+1].at
+	i := sort.Search(len(e.kernelAt), func(i int) bool { return !e.kernelAt[i].Before(from) })
+	return i < len(e.kernelAt) && !e.kernelAt[i].After(to)
 }

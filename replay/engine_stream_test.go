@@ -580,3 +580,42 @@ func TestPace(t *testing.T) {
 		})
 	}
 }
+
+// TestDSACKOwed: a D-SACK line is owed when the kernel sent a packet
+// between the duplicate's injection and the next segment's (an ACK then
+// without the block fails); a kernel that took the duplicate and the next
+// segment before it acknowledged anything reports no D-SACK (tcp_data_queue
+// clears it), and its one later ACK passes.
+func TestDSACKOwed(t *testing.T) {
+	ms := time.Millisecond
+	const script = "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+		"+0 > S. 0:0(0) ack 1 <...>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+		"+0 < . 1:1001(1000) ack 1 win 8000\n" +
+		"+0 < . 1:1001(1000) ack 1 win 8000\n" +
+		"+0 > . 1:1(0) ack 1001 <nop,nop,sack 1:1001>\n" +
+		"+0.0005 < . 1001:2001(1000) ack 1 win 8000\n" +
+		"+0 > . 1:1(0) ack 2001\n"
+	us := time.Microsecond
+	ack := func(at time.Duration, n uint32, opts []byte) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1, n, 502, opts, 0)}
+	}
+	dsack := []byte{1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 3, 0xe9}
+	tests := []struct {
+		name   string
+		kernel []kernelPacket
+		want   []string
+	}{
+		{"acked in between with the D-SACK", []kernelPacket{synAck1000(), ack(ms+200*us, 1001, dsack), ack(2*ms, 2001, nil)}, nil},
+		{"acked in between without it", []kernelPacket{synAck1000(), ack(ms+200*us, 1001, nil), ack(2*ms, 2001, nil)},
+			[]string{"sack 1:1001"}},
+		{"one ACK after the next segment", []kernelPacket{synAck1000(), ack(2*ms, 2001, nil)}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := fakeRun(t, script, tc.kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
