@@ -54,6 +54,21 @@ type seqHigh struct {
 	set bool
 }
 
+// advance moves the mark to r's end when that is beyond it, and returns
+// how far it moved (r's length when nothing was sent before), 0 when r
+// sends nothing new.
+func (h *seqHigh) advance(r seqRange) int64 {
+	if h.set && h.end.Diff(r.end) >= 0 {
+		return 0
+	}
+	from := r.start
+	if h.set {
+		from = h.end
+	}
+	h.end, h.set = r.end, true
+	return int64(r.end.Diff(from))
+}
+
 // nthOf returns which transmission of its bytes r is, given those before
 // it: one more than the most times any of its bytes was sent (a
 // retransmission cut otherwise than the first sending is its second
@@ -69,9 +84,7 @@ func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqH
 			}
 		}
 	}
-	if !high.set || high.end.Diff(r.end) < 0 {
-		high.end, high.set = r.end, true
-	}
+	high.advance(r)
 	return n
 }
 

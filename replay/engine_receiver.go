@@ -107,13 +107,10 @@ func (e *engine) lostInCapture() []lostRange {
 		if p.Dir == parser.Outbound {
 			start := tcpwire.Seq(sp.seq)
 			end := start.Add(uint32(sp.payloadLen))
-			if sp.payloadLen > 0 && (!dataHigh.set || dataHigh.end.Diff(end) < 0) {
-				if dataHigh.set {
-					sent += int64(end.Diff(dataHigh.end))
-				} else {
-					sent += int64(sp.payloadLen)
+			if sp.payloadLen > 0 {
+				if n := dataHigh.advance(seqRange{start, end}); n > 0 {
+					sent, e.lastNewLine = sent+n, i
 				}
-				dataHigh, e.lastNewLine = seqHigh{end, true}, i
 			}
 			if sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN) != 0 {
 				end = end.Add(1)

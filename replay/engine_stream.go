@@ -614,19 +614,16 @@ type injectedData struct {
 // neither. One that acknowledged in between without the block still
 // fails (tcp_dsack off). Unknown injections owe it.
 func (e *engine) dsackOwed(b seqRange) bool {
-	dup := -1
-	for i := len(e.dataIn) - 1; i >= 0 && dup < 0; i-- {
-		if !covers([]seqRange{e.dataIn[i].r}, b) {
-			continue
-		}
-		for j := range i {
-			if covers([]seqRange{e.dataIn[j].r}, b) {
+	// The latest injection of b's bytes, when an earlier one had them.
+	dup, copies := -1, 0
+	for i := len(e.dataIn) - 1; i >= 0 && copies < 2; i-- {
+		if r := e.dataIn[i].r; r.start.Diff(b.start) <= 0 && b.end.Diff(r.end) <= 0 {
+			if copies++; copies == 1 {
 				dup = i
-				break
 			}
 		}
 	}
-	if dup < 0 || dup+1 >= len(e.dataIn) {
+	if copies < 2 || dup+1 >= len(e.dataIn) {
 		return true
 	}
 	from, to := e.dataIn[dup].at, e.dataIn[dup+1].at
