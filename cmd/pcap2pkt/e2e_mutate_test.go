@@ -51,7 +51,10 @@ var mutateCases = []trafficCase{
 	{name: "bulk_1M_delay10", imp: &impairment{delay: 10 * time.Millisecond, seed: 9}, run: bulk(1 << 20)},
 	// A bulk sender's loss recovery: 1% of the data lost over the same
 	// path, so the server retransmits (fast retransmit, RACK, a probe)
-	// and its window after recovery times the rest.
+	// and its window after recovery times the rest. Which segments a
+	// re-capture loses, and what repairs them, changes from run to run
+	// more than two unchanged re-captures show: its column is reported
+	// apart from the others.
 	{name: "bulk_1M_delay10_loss1", imp: &impairment{delay: 10 * time.Millisecond, loss: 0.01, seed: 16}, run: bulk(1 << 20)},
 }
 
@@ -239,13 +242,11 @@ func TestE2EMutateMatrix(t *testing.T) {
 				orig := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, "orig-"+side.name))
 				ob := sideBehaviour(t, orig, side)
 				var sames []*behaviour
-				noisy := diffKinds{}
 				for i := range same {
 					again := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, fmt.Sprintf("same%d-%s", i, side.name)))
 					ab := sideBehaviour(t, again, side)
 					sames = append(sames, ab)
 					d := behaviourDiff(ob, ab)
-					noisy.add(d)
 					t.Logf("%s side, unchanged capture %d: %d difference(s) %v", side.name, i+1, len(d), d)
 					if out != nil {
 						fmt.Fprintf(out, "%s\t%s\tsame%d\t%d\t%s\n", tc.name, side.name, i+1, len(d), strings.Join(d, "; "))
@@ -272,9 +273,6 @@ func TestE2EMutateMatrix(t *testing.T) {
 							p.path, p.differs = fmt.Sprintf("as unchanged capture %d (the path's doing): %s", i+1, strings.Join(p.differs, "; ")), nil
 							break
 						}
-					}
-					if p.differs != nil && noisy.covers(p.differs) {
-						p.path, p.differs = "differences only of kinds the unchanged re-captures show (the path's doing): "+strings.Join(p.differs, "; "), nil
 					}
 				}
 				got, why := verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "verify-"+side.name))
@@ -312,45 +310,6 @@ func TestE2EMutateMatrix(t *testing.T) {
 			}
 		})
 	}
-}
-
-// diffKinds are the kinds of behaviourDiff's differences (a retransmission
-// without counterpart, a byte first sent at another time, a D-SACK, ...)
-// that the unchanged kernel showed against itself. Over a lossy path no
-// two captures lose alike: which trigger repaired a loss (an ACK, a probe,
-// the timer) and when changes from run to run, so a change whose
-// re-capture differs only in such kinds changed nothing the measurement
-// can tell from the path's doing.
-type diffKinds map[string]bool
-
-// diffKind is a difference's kind: its words before the first number,
-// without the "now " of differences seen from the re-capture's side.
-func diffKind(d string) string {
-	d = strings.TrimPrefix(d, "now ")
-	var words []string
-	for _, w := range strings.Fields(d) {
-		if strings.ContainsAny(w, "0123456789") {
-			break
-		}
-		words = append(words, w)
-	}
-	return strings.Join(words, " ")
-}
-
-func (k diffKinds) add(diffs []string) {
-	for _, d := range diffs {
-		k[diffKind(d)] = true
-	}
-}
-
-// covers reports whether every difference is of a kind in k.
-func (k diffKinds) covers(diffs []string) bool {
-	for _, d := range diffs {
-		if !k[diffKind(d)] {
-			return false
-		}
-	}
-	return true
 }
 
 // mutateCase returns the measured case of that name.
@@ -440,25 +399,5 @@ func TestE2EMutate(t *testing.T) {
 				t.Logf("%s: %s; re-capture: %v", m.Name, o.Result, d)
 			}
 		})
-	}
-}
-
-// TestDiffKinds: the unchanged kernel's retransmission differences make a
-// change's retransmission differences the path's doing, in either
-// direction, but not a difference of another kind beside them.
-func TestDiffKinds(t *testing.T) {
-	k := diffKinds{}
-	k.add([]string{"retransmission of 17376:18824 (ack) at 67.7 ms has no counterpart"})
-	if got := diffKind("now retransmission of 1:2 (timer) at 68.3 ms has no counterpart"); got != "retransmission of" {
-		t.Errorf("kind %q", got)
-	}
-	if !k.covers([]string{"now retransmission of 799344:800792 (ack) at 220.7 ms has no counterpart"}) {
-		t.Error("a retransmission difference is not covered")
-	}
-	if k.covers([]string{"retransmission of 1:2 (ack) at 1.0 ms has no counterpart", "byte 5792 first sent at 21.8 ms, now 43.4 ms"}) {
-		t.Error("a first-sent difference is covered by retransmissions")
-	}
-	if k.covers([]string{"handshake options TS,mss,sackOK,wscale, now TS,mss,wscale"}) {
-		t.Error("a handshake difference is covered")
 	}
 }
