@@ -200,7 +200,10 @@ type engine struct {
 
 	ahead   map[int]bool
 	aheadAt []aheadInjection
-	started []startedEvent // when each event started, in order
+	// calledAhead: the calls made before an inbound line after them went
+	// in ahead (callsAhead), by event index.
+	calledAhead map[int]aheadCall
+	started     []startedEvent // when each event started, in order
 
 	initDone bool
 	// shellSince is when the run's first shell command started (zero if
@@ -310,6 +313,18 @@ func (e *engine) run() error {
 			// Injected while an outbound line before it waited.
 			es.startUsecs = at + e.scriptStart
 			e.started = append(e.started, startedEvent{es.ev.Pos, at})
+			e.numEvents++
+			continue
+		}
+		if c, ok := e.calledAhead[i]; ok {
+			// Made before a line after it went in ahead (callsAhead).
+			es.startUsecs = c.usecs + e.scriptStart
+			e.started = append(e.started, startedEvent{es.ev.Pos, c.usecs})
+			if c.err != nil {
+				if werr := e.report(es, c.err); werr != nil {
+					return e.cleanupAfter(werr)
+				}
+			}
 			e.numEvents++
 			continue
 		}

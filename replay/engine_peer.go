@@ -680,7 +680,10 @@ func (e *engine) injectAhead() (time.Time, error) {
 				return time.Time{}, nil
 			case due.After(e.env.Clock.Now()):
 				return due, nil
+			case e.sentBefore(due):
+				return due, nil
 			}
+			e.callsAhead(j)
 			if err := e.injectPartial(jsp, js, j); err != nil {
 				return time.Time{}, err
 			}
@@ -689,6 +692,10 @@ func (e *engine) injectAhead() (time.Time, error) {
 		if at.After(e.env.Clock.Now()) {
 			return at, nil
 		}
+		if e.sentBefore(at) {
+			return at, nil
+		}
+		e.callsAhead(i)
 		if err := e.injectLine(sp, s, sent, i); err != nil {
 			return time.Time{}, err
 		}
@@ -698,6 +705,97 @@ func (e *engine) injectAhead() (time.Time, error) {
 		e.ahead[i] = true
 		e.aheadAt = append(e.aheadAt, aheadInjection{i, e.liveUsecs(e.env.Clock.Now())})
 	}
+}
+
+// sentBefore reports whether the kernel sent a packet before t that the
+// run has yet to read: a line due at t goes in ahead only after the run
+// has read it (injectAhead), in the order things happened. A run behind
+// its schedule (a burst of ACKs due microseconds apart, each read and
+// write taking tens of them) otherwise injects the ACKs due since ahead
+// of the outbound line the kernel already answered and of the writes
+// after it: get_1m_delay10_loss1_cubic's server (traffic2) injected the
+// ACK of line 253, due at 0.160730 s, at 0.160764 s, before reading the
+// data its line waited for, sent at 0.160691 s.
+func (e *engine) sentBefore(t time.Time) bool {
+	q := e.outq
+	if q == nil {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pkts) > 0 && q.pkts[0].at.Before(t)
+}
+
+// callsAhead makes the writes between the outbound line the run waits at
+// and the inbound line at index upTo, which goes in ahead of it, before it
+// goes in. The captured application wrote them before the captured peer's
+// packet came: a kernel that has sent what the writes before them gave it
+// when that ACK comes has nothing to send with the room it opens, and the
+// room is not the same later (a congestion window grows only while it is
+// used; in recovery proportional rate reduction allows a segment or two
+// per ACK as it comes). Held behind the waiting line, a write comes only
+// after the run has read that line's packet: a run of ACKs injected ahead
+// overtook the writes of a bulk sender's data, one read and one write per
+// line at the replay's speed against ACKs a few microseconds apart
+// (get_1m_delay10_loss1_cubic's server, traffic2: the run's ACKs ten lines
+// ahead of its writes, the kernel entered recovery with four segments
+// fewer out than the captured one and sent its next data a round trip
+// late). The kernel still sends the bytes in order, so a write made early
+// lets out nothing before the data of the lines before it. Only writes
+// and sends on the socket under test that the script expects not to block
+// or fail go ahead; the first other call (or an inbound line not yet in)
+// stops them, as does a blocking call in progress.
+func (e *engine) callsAhead(upTo int) {
+	if e.blockingCall != nil {
+		return
+	}
+	for k := e.cur.index + 1; k < upTo; k++ {
+		if _, done := e.calledAhead[k]; done || e.ahead[k] {
+			continue
+		}
+		ev := e.script.Events[k]
+		if p, ok := ev.Action.(*parser.Packet); ok && p.Dir == parser.Outbound {
+			continue
+		}
+		sc, ok := e.writeAhead(ev)
+		if !ok {
+			return
+		}
+		err := e.call(&eventState{ev: ev, index: k, kind: evSyscall, timeKind: ev.Time.Kind}, sc)
+		if e.calledAhead == nil {
+			e.calledAhead = map[int]aheadCall{}
+		}
+		e.calledAhead[k] = aheadCall{e.nowUsecs(), err}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// writeAhead returns event ev's call if callsAhead may make it: a write or
+// send on the socket under test at a relative time, expected to return a
+// count (not to block or fail).
+func (e *engine) writeAhead(ev *parser.Event) (*parser.Syscall, bool) {
+	sc, ok := ev.Action.(*parser.Syscall)
+	if !ok || (sc.Name != "write" && sc.Name != "send") || sc.End != nil || sc.Errno != "" || len(sc.Args) == 0 ||
+		ev.Time.Kind != parser.TimeRelative || e.underTest == nil || e.underTest.fd == nil {
+		return nil, false
+	}
+	fd, err := e.eval.int(sc.Args[0])
+	if err != nil || fd != int64(e.underTest.fd.scriptFD) {
+		return nil, false
+	}
+	if n, err := e.eval.int(sc.Result); err != nil || n < 0 {
+		return nil, false
+	}
+	return sc, true
+}
+
+// aheadCall is when callsAhead made a call (live microseconds), and how it
+// failed (nil: as the script says); the run reports it at the call's line.
+type aheadCall struct {
+	usecs int64
+	err   *eventError
 }
 
 // aheadInjection is when a line injected ahead went in.

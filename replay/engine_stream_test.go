@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -616,6 +617,130 @@ func TestDSACKOwed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := fakeRun(t, script, tc.kernel)
 			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
+// TestWritesAhead: a write between an outbound line that waits and an
+// anchored ACK that goes in ahead of it is made before the ACK, as the
+// captured application wrote before the captured peer's ACK came; a call
+// of another kind stays in its place and holds the writes after it, and a
+// write made early that returns what the script does not say fails at its
+// own line.
+func TestWritesAhead(t *testing.T) {
+	ms := time.Millisecond
+	data := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagPSH|tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	const head = "+0.001^ < . 1:1(0) ack 1 win 4000\n+0 accept(3, ..., ...) = 4\n+0 > P. 1:1001(1000) ack 1\n+0 > P. 1001:2001(1000) ack 1\n"
+	const tail = "+0.002^ < . 1:1(0) ack 1001 win 4000\n+0 > P. 2001:3001(1000) ack 1\n"
+	tests := []struct {
+		name  string
+		calls string
+		order string // of the writes (w) and the ACK of 1001 (a)
+		want  []string
+	}{
+		{"a write goes in before the ACK", "+0 write(4, ..., 1000) = 1000\n", "wa", nil},
+		{"two writes", "+0 write(4, ..., 500) = 500\n+0 write(4, ..., 500) = 500\n", "wwa", nil},
+		{"a call of another kind holds the writes after it", "+0 read(4, ..., 1000) = -1 EAGAIN (Resource temporarily unavailable)\n+0 write(4, ..., 1000) = 1000\n", "aw", nil},
+		{"a write on another fd stays in its place", "+0 write(5, ..., 1000) = 1000\n", "aw", nil},
+		{"a write that returns otherwise fails at its line", "+0 write(4, ..., 1000) = 999\n", "wa", []string{"test.pkt:10:", "expected result 999"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var order strings.Builder
+			calls := fakeSyscalls()
+			calls["accept"] = func(c *callContext) (int64, syscall.Errno, error) {
+				c.resultIsFD()
+				c.afterResultFD(200, func(scriptFD int) error { return c.e.acceptSocket(scriptFD, 200) })
+				return 200, 0, nil
+			}
+			write := calls["write"]
+			calls["write"] = func(c *callContext) (int64, syscall.Errno, error) {
+				order.WriteByte('w')
+				return write(c)
+			}
+			acks := &ackLog{order: &order}
+			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + head + tc.calls + tail
+			kernel := []kernelPacket{{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, []byte{2, 4, 0x05, 0xb4}, 0)},
+				data(ms, 0, 1000), data(4*ms, 1000, 1000), data(4*ms, 2000, 1000)}
+			_, err := fakeRunCalls(t, src, kernel, func(d *replaytest.Device, _ *replaytest.Clock) Device {
+				acks.Device = d
+				return acks
+			}, calls, "pcap2pkt=1")
+			checkRunError(t, err, tc.want)
+			if got := order.String(); got != tc.order {
+				t.Errorf("writes (w) and the ACK of 1001 (a) in the order %q, want %q", got, tc.order)
+			}
+		})
+	}
+}
+
+// ackLog is a device that notes an injected ACK of 1001 in order.
+type ackLog struct {
+	Device
+	order *strings.Builder
+}
+
+func (d *ackLog) WritePacket(b []byte) error {
+	if p, err := decodePacket(b); err == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK && uint32(p.TCP.Ack)-kernelISN == 1001 {
+		d.order.WriteByte('a')
+	}
+	return d.Device.WritePacket(b)
+}
+
+// TestAheadInTimeOrder: a run behind its schedule (a write that took 3 ms)
+// reads a packet the kernel sent before an anchored ACK fell due before it
+// injects that ACK ahead, and with it the line the packet answers and the
+// calls after it go first; a packet sent after the ACK's time comes after
+// the ACK, as before.
+func TestAheadInTimeOrder(t *testing.T) {
+	ms := time.Millisecond
+	data := func(at time.Duration, from, n int) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagPSH|tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
+	}
+	// The ACK of 1001 is due 2.5 ms after the kernel sent 1:1001 (at 1
+	// ms): at 3.5 ms, while the run, done with the slow write at 4 ms,
+	// waits for 1001:2001.
+	const lines = "+0.001^ < . 1:1(0) ack 1 win 4000\n+0 accept(3, ..., ...) = 4\n+0 > P. 1:1001(1000) ack 1\n+0 write(4, ..., 1000) = 1000\n" +
+		"+0 > P. 1001:2001(1000) ack 1\n+0 read(4, ..., 1000) = -1 EAGAIN (Resource temporarily unavailable)\n+0.0025^ < . 1:1(0) ack 1001 win 4000\n"
+	tests := []struct {
+		name  string
+		sent  time.Duration // when the kernel sent 1001:2001
+		order string        // of the read (r) and the ACK of 1001 (a)
+	}{
+		{"sent before the ACK was due", 3 * ms, "ra"},
+		{"sent after the ACK was due", 3800 * time.Microsecond, "ar"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var order strings.Builder
+			calls := fakeSyscalls()
+			calls["accept"] = func(c *callContext) (int64, syscall.Errno, error) {
+				c.resultIsFD()
+				c.afterResultFD(200, func(scriptFD int) error { return c.e.acceptSocket(scriptFD, 200) })
+				return 200, 0, nil
+			}
+			write := calls["write"]
+			calls["write"] = func(c *callContext) (int64, syscall.Errno, error) {
+				c.e.env.Clock.(*replaytest.Clock).Advance(3 * ms)
+				return write(c)
+			}
+			read := calls["read"]
+			calls["read"] = func(c *callContext) (int64, syscall.Errno, error) {
+				order.WriteByte('r')
+				return read(c)
+			}
+			src := handshakeScript("> S. 0:0(0) ack 1 <...>") + lines
+			kernel := []kernelPacket{{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, []byte{2, 4, 0x05, 0xb4}, 0)},
+				data(ms, 0, 1000), data(tc.sent, 1000, 1000)}
+			_, err := fakeRunCalls(t, src, kernel, func(d *replaytest.Device, _ *replaytest.Clock) Device {
+				return &ackLog{d, &order}
+			}, calls, "pcap2pkt=1")
+			checkRunError(t, err, nil)
+			if got := order.String(); got != tc.order {
+				t.Errorf("the read (r) and the ACK of 1001 (a) in the order %q, want %q", got, tc.order)
+			}
 		})
 	}
 }

@@ -111,6 +111,12 @@ func fakeRun(t *testing.T, src string, kernel []kernelPacket, opts ...string) (*
 // it is), which sees the run's clock.
 func fakeRunWith(t *testing.T, src string, kernel []kernelPacket, wrap func(*replaytest.Device, *replaytest.Clock) Device, opts ...string) (*replaytest.Device, error) {
 	t.Helper()
+	return fakeRunCalls(t, src, kernel, wrap, fakeSyscalls(), opts...)
+}
+
+// fakeRunCalls is fakeRunWith with the system calls calls.
+func fakeRunCalls(t *testing.T, src string, kernel []kernelPacket, wrap func(*replaytest.Device, *replaytest.Clock) Device, calls map[string]syscallFunc, opts ...string) (*replaytest.Device, error) {
+	t.Helper()
 	s, err := parser.ParseFile("test.pkt", []byte(src), nil)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
@@ -137,7 +143,7 @@ func fakeRunWith(t *testing.T, src string, kernel []kernelPacket, wrap func(*rep
 	if wrap != nil {
 		d = wrap(dev, clock)
 	}
-	err = Run(ctx, s, cfg, &Env{Device: d, Clock: clock, syscalls: fakeSyscalls(), Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
+	err = Run(ctx, s, cfg, &Env{Device: d, Clock: clock, syscalls: calls, Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
 	return dev, err
 }
 

@@ -189,6 +189,13 @@ func (e *engine) runSyscall(ev *eventState, sc *parser.Syscall) *eventError {
 	if err := e.waitForEvent(ev); err != nil {
 		return err
 	}
+	return e.call(ev, sc)
+}
+
+// call makes a system call event's call, now, and checks its outcome.
+// The caller holds e.mu and has waited for any blocking call before.
+func (e *engine) call(ev *eventState, sc *parser.Syscall) *eventError {
+	blocking := sc.End != nil
 	f := e.lookupSyscall(sc.Name)
 	if f == nil {
 		return fatalf("runtime error in %s call: Unknown system call: '%s'", sc.Name, sc.Name)
