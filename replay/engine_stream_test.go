@@ -649,12 +649,7 @@ func TestWritesAhead(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var order strings.Builder
-			calls := fakeSyscalls()
-			calls["accept"] = func(c *callContext) (int64, syscall.Errno, error) {
-				c.resultIsFD()
-				c.afterResultFD(200, func(scriptFD int) error { return c.e.acceptSocket(scriptFD, 200) })
-				return 200, 0, nil
-			}
+			calls := acceptingSyscalls()
 			write := calls["write"]
 			calls["write"] = func(c *callContext) (int64, syscall.Errno, error) {
 				order.WriteByte('w')
@@ -715,12 +710,7 @@ func TestAheadInTimeOrder(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var order strings.Builder
-			calls := fakeSyscalls()
-			calls["accept"] = func(c *callContext) (int64, syscall.Errno, error) {
-				c.resultIsFD()
-				c.afterResultFD(200, func(scriptFD int) error { return c.e.acceptSocket(scriptFD, 200) })
-				return 200, 0, nil
-			}
+			calls := acceptingSyscalls()
 			write := calls["write"]
 			calls["write"] = func(c *callContext) (int64, syscall.Errno, error) {
 				c.e.env.Clock.(*replaytest.Clock).Advance(3 * ms)
@@ -743,4 +733,16 @@ func TestAheadInTimeOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acceptingSyscalls is fakeSyscalls with an accept that returns live fd
+// 200 as the accepted socket, for tests that wrap a call on it.
+func acceptingSyscalls() map[string]syscallFunc {
+	calls := fakeSyscalls()
+	calls["accept"] = func(c *callContext) (int64, syscall.Errno, error) {
+		c.resultIsFD()
+		c.afterResultFD(200, func(scriptFD int) error { return c.e.acceptSocket(scriptFD, 200) })
+		return 200, 0, nil
+	}
+	return calls
 }
