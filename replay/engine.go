@@ -198,10 +198,10 @@ type engine struct {
 	// lostInCapture).
 	peerDSACKs bool
 
-	ahead   map[int]bool
-	aheadAt []aheadInjection
-	// calledAhead: the calls made before an inbound line after them went
-	// in ahead (callsAhead), by event index.
+	// ahead: when each line injected ahead of the event the run was at
+	// went in (live microseconds), by event index; calledAhead: the calls
+	// made before an inbound line after them went in ahead (callsAhead).
+	ahead       map[int]int64
 	calledAhead map[int]aheadCall
 	started     []startedEvent // when each event started, in order
 
@@ -309,19 +309,18 @@ func (e *engine) run() error {
 			return e.cleanupAfter(serr)
 		}
 		e.adjustRelativeTimes(es)
-		if at, ok := e.injectedAhead(i); ok {
-			// Injected while an outbound line before it waited.
+		// Injected while an outbound line before it waited, or made
+		// before a line after it went in ahead (callsAhead).
+		at, done := e.ahead[i]
+		var aerr *eventError
+		if c, ok := e.calledAhead[i]; ok {
+			at, aerr, done = c.usecs, c.err, true
+		}
+		if done {
 			es.startUsecs = at + e.scriptStart
 			e.started = append(e.started, startedEvent{es.ev.Pos, at})
-			e.numEvents++
-			continue
-		}
-		if c, ok := e.calledAhead[i]; ok {
-			// Made before a line after it went in ahead (callsAhead).
-			es.startUsecs = c.usecs + e.scriptStart
-			e.started = append(e.started, startedEvent{es.ev.Pos, c.usecs})
-			if c.err != nil {
-				if werr := e.report(es, c.err); werr != nil {
+			if aerr != nil {
+				if werr := e.report(es, aerr); werr != nil {
 					return e.cleanupAfter(werr)
 				}
 			}

@@ -618,7 +618,7 @@ func (e *engine) aheadLine() (i int, sp *scriptPacket, s *socket, follows int) {
 // aheadLineFrom is aheadLine looking from event from on.
 func (e *engine) aheadLineFrom(from int) (int, *scriptPacket, *socket, int) {
 	for i := from; i < len(e.script.Events); i++ {
-		if e.ahead[i] {
+		if _, done := e.ahead[i]; done {
 			continue
 		}
 		ev := e.script.Events[i]
@@ -633,7 +633,7 @@ func (e *engine) aheadLineFrom(from int) (int, *scriptPacket, *socket, int) {
 			continue
 		}
 		follows := -1
-		if !ev.Time.Anchor && i > 0 && e.ahead[i-1] {
+		if _, prev := e.ahead[i-1]; !ev.Time.Anchor && prev {
 			follows = i - 1
 		}
 		if (!ev.Time.Anchor && follows < 0) || ev.Time.Kind != parser.TimeRelative || p.TCP == nil || p.TCP.Len > 0 ||
@@ -669,7 +669,7 @@ func (e *engine) injectAhead() (time.Time, error) {
 		}
 		at, sent, ok := e.anchoredTime(e.script.Events[i], sp)
 		if follows >= 0 {
-			prev, _ := e.injectedAhead(follows)
+			prev := e.ahead[follows]
 			at = e.liveStart.Add(time.Duration(prev+e.script.Events[i].Time.Usecs) * time.Microsecond)
 			sent, ok = e.lastSentSeen, true
 		}
@@ -700,10 +700,9 @@ func (e *engine) injectAhead() (time.Time, error) {
 			return time.Time{}, err
 		}
 		if e.ahead == nil {
-			e.ahead = map[int]bool{}
+			e.ahead = map[int]int64{}
 		}
-		e.ahead[i] = true
-		e.aheadAt = append(e.aheadAt, aheadInjection{i, e.liveUsecs(e.env.Clock.Now())})
+		e.ahead[i] = e.liveUsecs(e.env.Clock.Now())
 	}
 }
 
@@ -750,7 +749,8 @@ func (e *engine) callsAhead(upTo int) {
 		return
 	}
 	for k := e.cur.index + 1; k < upTo; k++ {
-		if _, done := e.calledAhead[k]; done || e.ahead[k] {
+		_, called := e.calledAhead[k]
+		if _, injected := e.ahead[k]; called || injected {
 			continue
 		}
 		ev := e.script.Events[k]
@@ -796,26 +796,6 @@ func (e *engine) writeAhead(ev *parser.Event) (*parser.Syscall, bool) {
 type aheadCall struct {
 	usecs int64
 	err   *eventError
-}
-
-// aheadInjection is when a line injected ahead went in.
-type aheadInjection struct {
-	index int
-	usecs int64
-}
-
-// injectedAhead reports whether event i was injected ahead, and when (live
-// microseconds).
-func (e *engine) injectedAhead(i int) (int64, bool) {
-	if !e.ahead[i] {
-		return 0, false
-	}
-	for _, a := range e.aheadAt {
-		if a.index == i {
-			return a.usecs, true
-		}
-	}
-	return 0, true
 }
 
 // laterOf returns the later of two instants.
