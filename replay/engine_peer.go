@@ -322,11 +322,7 @@ func (e *engine) heldOneAck(index int, due, at time.Time) bool {
 		return false
 	}
 	prev := e.signals[j-2]
-	mss := e.peerMSS
-	if mss == 0 {
-		mss = 536 // RFC 9293's default
-	}
-	return reported(prev.ack, prev.blocks) <= capD+ackClockSegments*int64(mss)
+	return reported(prev.ack, prev.blocks) <= capD+ackClockSegments*int64(e.segmentBound())
 }
 
 // ackClockSegments is how many segments' worth of the peer's reports the

@@ -425,6 +425,12 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 		}
 		pStart := t.Seq
 		pEnd := pStart.Add(uint32(len(sn.p.Payload)))
+		if head, ok := e.recutHead(sn, at); ok {
+			// A retransmission cut otherwise than the line: its head,
+			// bytes sent before the line's, is no part of it.
+			sn = splitPiece(sn, head)
+			pStart = at
+		}
 		if pStart != at {
 			got = append(got, sn)
 			if len(got) == 1 {
@@ -433,10 +439,13 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			return fail(fmt.Sprintf("error handling packet: expected the stream to go on at seq %d, got seq %d", uint32(at), t.Seq))
 		}
 		if pEnd.Diff(end) > 0 {
-			// The segment goes on past the line: keep the rest.
+			// The segment goes on past the line: keep the rest, unless it
+			// is the tail of a retransmission cut otherwise (recutTail).
 			keep := int(end.Diff(pStart))
 			rest := splitPiece(sn, keep)
-			e.leftover = append([]*sniffed{rest}, e.leftover...)
+			if !e.recutTail(rest) {
+				e.leftover = append([]*sniffed{rest}, e.leftover...)
+			}
 			pEnd = end
 		}
 		if !wantFIN && pEnd == end && t.Flags&tcpwire.FlagFIN != 0 {
@@ -481,10 +490,15 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 // data first). A segment that is no piece of the stream (SYN, RST) is
 // returned at once, to be reported.
 func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed, *eventError) {
-	for i, p := range e.leftover {
-		if p.p.isTCP() && p.p.TCP.Seq == at {
-			e.leftover = append(e.leftover[:i:i], e.leftover[i+1:]...)
-			return p, nil
+	for _, recut := range []bool{false, true} {
+		for i, p := range e.leftover {
+			if !p.p.isTCP() {
+				continue
+			}
+			if _, ok := e.recutHead(p, at); p.p.TCP.Seq == at || recut && ok {
+				e.leftover = append(e.leftover[:i:i], e.leftover[i+1:]...)
+				return p, nil
+			}
 		}
 	}
 	for {
@@ -497,6 +511,9 @@ func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed,
 		if t == nil || t.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 || t.Seq == at {
 			return sn, nil
 		}
+		if _, ok := e.recutHead(sn, at); ok {
+			return sn, nil
+		}
 		if t.Seq.Diff(at) > 0 && at.Diff(sent) >= 0 {
 			// New data past bytes the kernel never sent: a hole, not an
 			// order the next lines may take.
@@ -504,6 +521,74 @@ func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed,
 		}
 		e.leftover = append(e.leftover, sn)
 	}
+}
+
+// recutHead reports whether sn is a retransmission of the bytes at seq at
+// cut otherwise than the line that waits for them, and how many of its
+// bytes come before at. A kernel cuts a retransmission at its own
+// segments' boundaries, which follow how its writes met its congestion
+// window (a matter of timing): the captured one retransmitted
+// 330673:332101 where a replayed one sent 330457:331885, then
+// 331885:333313. So a segment that starts at most a segment (the peer's
+// MSS) before at and goes on past it counts from at, when the kernel had
+// sent both its first byte and at before: it retransmits, and so does the
+// line. More than a segment before is another retransmission.
+func (e *engine) recutHead(sn *sniffed, at tcpwire.Seq) (int, bool) {
+	t := sn.p.tcpHeader()
+	if t == nil || t.Flags&(tcpwire.FlagSYN|tcpwire.FlagRST) != 0 {
+		return 0, false
+	}
+	head := int(at.Diff(t.Seq))
+	if head <= 0 || head >= len(sn.p.Payload) || head > e.segmentBound() {
+		return 0, false
+	}
+	if _, ok := e.lastSent(t.Seq, sn.at); !ok {
+		return 0, false
+	}
+	_, ok := e.lastSent(at, sn.at)
+	return head, ok
+}
+
+// recutTail reports whether rest, what a segment carried past the
+// retransmission line that took its head, is the tail of a retransmission
+// cut otherwise than the line (see recutHead), to be dropped: bytes the
+// kernel had sent before, at most a segment, without FIN, all of which
+// the peer had acknowledged or SACKed before the segment left (the kernel
+// retransmitted a segment the peer's SACKs, cut at the captured
+// boundaries, covered only in part). Any other rest is left for the lines
+// after, and fails as a packet no line expects if none takes it.
+func (e *engine) recutTail(rest *sniffed) bool {
+	t := rest.p.tcpHeader()
+	n := len(rest.p.Payload)
+	if t == nil || n == 0 || n > e.segmentBound() || t.Flags&tcpwire.FlagFIN != 0 {
+		return false
+	}
+	if _, ok := e.lastSent(t.Seq, rest.at); !ok {
+		return false
+	}
+	r := seqRange{t.Seq, t.Seq.Add(uint32(n))}
+	var had []seqRange
+	for _, sig := range e.signals {
+		if !sig.at.Before(rest.at) {
+			break
+		}
+		if sig.ack.Diff(r.end) >= 0 {
+			return true
+		}
+		for _, b := range sig.blocks {
+			had = mergeRange(had, b)
+		}
+	}
+	return covers(had, r)
+}
+
+// segmentBound is the most a segment of the kernel's carries: the peer's
+// MSS, or RFC 9293's default when it sent none.
+func (e *engine) segmentBound() int {
+	if e.peerMSS > 0 {
+		return e.peerMSS
+	}
+	return 536
 }
 
 // splitPiece cuts sn after keep payload bytes: sn keeps the head (without

@@ -746,3 +746,41 @@ func acceptingSyscalls() map[string]syscallFunc {
 	}
 	return calls
 }
+
+// TestRecutRetransmission: a kernel whose segments were cut otherwise
+// than the captured one's retransmits a lost range at its own boundaries:
+// a head of bytes sent before and a tail the peer had SACKed, each at most
+// a segment, count for nothing; more, or a tail the peer lacked, fails.
+func TestRecutRetransmission(t *testing.T) {
+	ms := time.Millisecond
+	const head = "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n+0.001 < . 1:1(0) ack 1 win 4000\n" +
+		"+0 > P. 1:5001(5000) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2001>\n"
+	const line = "+0.006 > . 2001:3001(1000) ack 1\n"
+	sacked := head + "+0.020^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 3001:4001 1001:2001>\n" + line
+	lacked := head + "+0.020^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 3501:4001 1001:2001>\n" + line
+	tests := []struct {
+		name   string
+		src    string
+		pieces [][2]int // from, n
+		want   []string
+	}{
+		{"as captured", sacked, [][2]int{{2000, 1000}}, nil},
+		{"a head and a SACKed tail", sacked, [][2]int{{1500, 1000}, {2500, 1000}}, nil},
+		{"in one segment", sacked, [][2]int{{1500, 2000}}, nil},
+		{"a head of more than a segment", sacked, [][2]int{{0, 2500}, {2500, 500}}, []string{"timed out waiting for packet", "actual #0:       0.021050 > . 1:2501(2500)"}},
+		{"a tail of more than a segment", sacked, [][2]int{{1500, 1000}, {2500, 2000}}, []string{"expected nothing, got > . 3001:4501(1500)"}},
+		{"a tail the peer had not SACKed", lacked, [][2]int{{1500, 1000}, {2500, 1000}}, []string{"expected nothing, got > . 3001:3501(500)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := 1 * ms
+			kernel := []kernelPacket{synAck1000(), dataSeg(start, 0, 5000)}
+			for _, p := range tc.pieces {
+				kernel = append(kernel, dataSeg(start+20*ms+50*time.Microsecond, p[0], p[1]))
+			}
+			_, err := fakeRun(t, tc.src, kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
