@@ -197,6 +197,19 @@ type engine struct {
 	// peerDSACKs: some inbound line of the script has a D-SACK (see
 	// lostInCapture).
 	peerDSACKs bool
+	// scriptAnchor: for each anchored inbound line that answers something
+	// (event index), the script's transmission (scriptTxs index) it is
+	// anchored to. answers: the lines that answer a retransmission, and
+	// answersScan: how many of sent's transmissions armAnswers has looked
+	// at (engine_fifo.go). partialTold: what the ACKs injected for lines
+	// still to come (partial ACKs) reported.
+	scriptAnchor map[int]int
+	answers      []retransAnswer
+	answersScan  int
+	partialTold  peerState
+	// peerTS: the latest TS val the injected peer sent (peerTSSet: one).
+	peerTS    uint32
+	peerTSSet bool
 
 	// ahead: when each line injected ahead of the event the run was at
 	// went in (live microseconds), by event index; calledAhead: the calls

@@ -218,6 +218,15 @@ func (e *engine) sniffCtx(ctx context.Context, es *eventState, want *socket) (*s
 		if aerr != nil {
 			return nil, &eventError{kind: fatalError, msg: aerr.Error(), err: aerr}
 		}
+		// Answers to the kernel's retransmissions fall due on their own
+		// (engine_fifo.go), whatever line the run is at.
+		answer, aerr := e.injectAnswers(true)
+		if aerr != nil {
+			return nil, &eventError{kind: fatalError, msg: aerr.Error(), err: aerr}
+		}
+		if !answer.IsZero() && (wake.IsZero() || answer.Before(wake)) {
+			wake = answer
+		}
 		rctx, cancel := ctx, context.CancelFunc(func() {})
 		if !wake.IsZero() {
 			rctx, cancel = context.WithDeadline(ctx, wake)

@@ -539,7 +539,7 @@ func (e *engine) injectPartial(sp *scriptPacket, s *socket, index int) error {
 	if e.cfg.Verbose {
 		fmt.Fprintf(e.env.Stdout, "an ACK for what the kernel sent so far, before the line's\n")
 	}
-	return e.injectAs(sp, s, e.sent[len(e.sent)-1].at, index)
+	return e.injectAs(sp, s, e.sent[len(e.sent)-1].at, index, true, nil)
 }
 
 // doAnchoredInbound injects an anchored inbound line when it is due.
@@ -548,17 +548,18 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 	if err != nil {
 		return err
 	}
+	if err := e.answersUntil(at); err != nil {
+		return err
+	}
+	if err := e.answersBefore(es.index, sent); err != nil {
+		return err
+	}
 	// The line counts as starting when it goes in: at its time, or now
 	// when the run reached it only after that (the line before held it).
 	// A line after it that is not anchored counts from then.
 	es.startUsecs = e.liveUsecs(laterOf(at, e.env.Clock.Now())) + e.scriptStart
-	if at.After(e.env.Clock.Now()) {
-		e.mu.Unlock()
-		serr := e.env.Clock.SleepUntil(e.ctx, at)
-		e.mu.Lock()
-		if serr != nil {
-			return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: serr}
-		}
+	if err := e.sleepUntil(at); err != nil {
+		return err
 	}
 	return e.injectLine(sp, s, sent, es.index)
 }
@@ -568,7 +569,7 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 // sent (engine_receiver.go); what the line wrote moves the captured
 // peer's view, which anchors answer to.
 func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time, index int) error {
-	if err := e.injectAs(sp, s, sent, index); err != nil {
+	if err := e.injectAs(sp, s, sent, index, false, nil); err != nil {
 		return err
 	}
 	notePeerState(&e.peer, sp)
@@ -579,14 +580,17 @@ func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time, index i
 }
 
 // injectAs injects line sp as the peer would send it having received what
-// the kernel sent up to sent, and notes what that told the kernel.
-func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int) error {
+// the kernel sent up to sent (see asReceivedHaving for have), and notes
+// what that told the kernel (and, partial: the line stays to come, what
+// the partial ACKs told).
+func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int, partial bool, have []seqRange) error {
 	live := sp
 	if e.cfg.Extended {
-		live = e.asReceived(sp, sent, index)
+		live = e.asReceivedHaving(sp, sent, index, have)
 		if e.cfg.Verbose && live != sp {
 			fmt.Fprintf(e.env.Stdout, "as received: ack %d sack %v (the line's ack %d sack %v)\n", live.ack, sackBlocks(live.options), sp.ack, sackBlocks(sp.options))
 		}
+		live = e.peerClock(live, partial)
 	}
 	// Taken before: the kernel may answer within the injection's write.
 	before := e.env.Clock.Now()
@@ -595,6 +599,9 @@ func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int
 	}
 	e.lastInjected = e.env.Clock.Now()
 	notePeerState(&e.told, live)
+	if partial {
+		notePeerState(&e.partialTold, live)
+	}
 	e.noteSignal(live, before)
 	return nil
 }
@@ -659,6 +666,9 @@ func (e *engine) injectAhead() (time.Time, error) {
 		return time.Time{}, nil
 	}
 	for {
+		if _, err := e.injectAnswers(true); err != nil {
+			return time.Time{}, err
+		}
 		i, sp, s, follows := e.aheadLine()
 		if i < 0 {
 			return time.Time{}, nil
@@ -692,6 +702,9 @@ func (e *engine) injectAhead() (time.Time, error) {
 			return at, nil
 		}
 		e.callsAhead(i)
+		if err := e.answersBefore(i, sent); err != nil {
+			return time.Time{}, err
+		}
 		if err := e.injectLine(sp, s, sent, i); err != nil {
 			return time.Time{}, err
 		}
@@ -792,6 +805,20 @@ func (e *engine) writeAhead(ev *parser.Event) (*parser.Syscall, bool) {
 type aheadCall struct {
 	usecs int64
 	err   *eventError
+}
+
+// sleepUntil waits until at, letting go of the engine's lock meanwhile.
+func (e *engine) sleepUntil(at time.Time) error {
+	if !at.After(e.env.Clock.Now()) {
+		return nil
+	}
+	e.mu.Unlock()
+	serr := e.env.Clock.SleepUntil(e.ctx, at)
+	e.mu.Lock()
+	if serr != nil {
+		return &eventError{kind: fatalError, msg: "run ended: " + context.Cause(e.ctx).Error(), err: serr}
+	}
+	return nil
 }
 
 // laterOf returns the later of two instants.

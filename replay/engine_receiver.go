@@ -77,6 +77,7 @@ func (e *engine) lostInCapture() []lostRange {
 	var peer peerState
 	var acks []ackLine
 	e.scriptSeen = map[int]int{}
+	e.scriptAnchor = map[int]int{}
 	e.scriptAt = make([]int64, len(e.script.Events))
 	e.lastNewLine = -1
 	var dataHigh seqHigh
@@ -131,6 +132,8 @@ func (e *engine) lostInCapture() []lostRange {
 				if anchored {
 					prev = e.scriptAt[txs[at].index] + ev.Time.Usecs
 					e.scriptAt[i] = prev
+					e.scriptAnchor[i] = at
+					e.noteAnswer(i, sp, ranges, &peer, txs, at)
 				}
 			}
 		}
@@ -331,6 +334,13 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 // connection that sent data, or when the kernel sent what the captured one
 // had when the captured peer sent the line (asWritten).
 func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPacket {
+	return e.asReceivedHaving(sp, at, index, nil)
+}
+
+// asReceivedHaving is asReceived for a peer that may report, besides what
+// the line does, the ranges of have (what the captured peer had reported
+// by the line, beyond the blocks the line had room for).
+func (e *engine) asReceivedHaving(sp *scriptPacket, at time.Time, index int, have []seqRange) *scriptPacket {
 	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.payloadLen > 0 {
 		return sp
 	}
@@ -339,7 +349,8 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 	if e.lastSentSeen.After(at) {
 		at = e.lastSentSeen
 	}
-	if e.asWritten(at, index) {
+	beyond := e.beyondLine(sp)
+	if !beyond && have == nil && e.asWritten(at, index) {
 		return sp
 	}
 	if !e.sentData {
@@ -354,6 +365,12 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 	// the capture), never more (the captured peer's pace of arrivals,
 	// say a slow link, is the script's to say).
 	told := append([]seqRange{{0, tcpwire.Seq(sp.ack)}}, sackBlocks(sp.options)...)
+	if beyond {
+		// What a partial ACK for a line still to come reported, the peer
+		// has (see engine_fifo.go).
+		told = append(append(told, seqRange{0, e.partialTold.ack}), e.partialTold.sacked...)
+	}
+	told = append(told, have...)
 	deliveries := e.delivered(at)
 	got := make([]deliveredRange, 0, len(deliveries)+len(told))
 	for _, d := range deliveries {
@@ -375,6 +392,10 @@ func (e *engine) asReceived(sp *scriptPacket, at time.Time, index int) *scriptPa
 		// received is room it still offers. A kernel that waits for room
 		// (a slow reader's small window) gets it, as from the line.
 		out.win = widenWindow(sp.win, uint32(d), e.peerShift)
+	} else if d < 0 && sp.win >= 0 {
+		// Acknowledging more than the line (what a partial ACK reported),
+		// it offers no room beyond the line's window.
+		out.win = max(sp.win-int(uint32(-d)>>e.peerShift), 0)
 	}
 	return &out
 }

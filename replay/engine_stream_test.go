@@ -403,7 +403,11 @@ func TestPartialFromLaterLine(t *testing.T) {
 			got = append(got, ackWin{int(uint32(p.TCP.Ack) - kernelISN), int(p.TCP.Window)})
 		}
 	}
-	want := []ackWin{{1, 4000}, {1, 4000}, {2001, 1500}, {1, 4000}, {2501, 1000}}
+	// The answer to the retransmission its delay after it (what came
+	// before it, engine_fifo.go), the partial ACK once the kernel waits,
+	// the SACK line no lower than they were (its window ending where its
+	// own does), the line.
+	want := []ackWin{{1, 4000}, {1, 4000}, {1501, 2000}, {2001, 1500}, {2501, 1500}, {2501, 1000}}
 	if !slices.Equal(got, want) {
 		t.Errorf("injected (ack, window) %v, want %v", got, want)
 	}
@@ -782,5 +786,152 @@ func TestRecutRetransmission(t *testing.T) {
 			_, err := fakeRun(t, tc.src, kernel)
 			checkRunError(t, err, tc.want)
 		})
+	}
+}
+
+// TestRetransmissionAnswer: the captured kernel sent new data, then its
+// retransmission, and the peer's answer to the retransmission (`^2`)
+// acknowledges both. A kernel that sends the retransmission first gets,
+// as from a peer on a path that keeps order, the answer to it (what it had
+// sent by then) before the SACK of the data it sent after it: at the
+// answer's delay after the retransmission, or just before that SACK when
+// the SACK falls due first; the SACK line then acknowledges what the
+// answer did. A kernel that sends them in the captured order gets the
+// lines as written; one that retransmits late still fails. An ACK sooner
+// than half a round trip after the retransmission (the handshake's, here
+// 1 ms) does not answer it: a late earlier copy made it, on a path that
+// reorders.
+func TestRetransmissionAnswer(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	script := func(answerDelay string) string {
+		answer := "ack 3001 win 4000"
+		if after, ok := strings.CutPrefix(answerDelay, "dsack "); ok {
+			answerDelay, answer = after, "ack 3001 win 4000 <nop,nop,sack 1:1001>"
+		}
+		return "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+			"+0 > S. 0:0(0) ack 1 <...>\n" +
+			"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
+			"+0 > . 1:1001(1000) ack 1\n" +
+			"+0 > . 1001:2001(1000) ack 1\n" +
+			"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2001>\n" +
+			"+0 > . 2001:3001(1000) ack 1\n" +
+			"+0 > . 1:1001(1000) ack 1\n" +
+			"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>\n" +
+			"+" + answerDelay + "^2 < . 1:1(0) " + answer + "\n"
+	}
+	type ack struct {
+		ack   int
+		sacks string
+	}
+	tests := []struct {
+		name        string
+		answerDelay string
+		kernel      []kernelPacket
+		want        []ack
+		fail        []string
+	}{
+		{"retransmission first, the answer due first", "0.010", []kernelPacket{
+			dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000),
+			dataSeg(11*ms+50*us, 0, 1000), dataSeg(11*ms+300*us, 2000, 1000),
+		}, []ack{{1, ""}, {1, "1001:2001"}, {2001, ""}, {3001, ""}, {3001, ""}}, nil},
+		{"retransmission first, the SACK due first", "0.0105", []kernelPacket{
+			dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000),
+			dataSeg(11*ms+50*us, 0, 1000), dataSeg(11*ms+300*us, 2000, 1000),
+		}, []ack{{1, ""}, {1, "1001:2001"}, {2001, ""}, {3001, ""}, {3001, ""}}, nil},
+		{"the captured order", "0.010", []kernelPacket{
+			dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000),
+			dataSeg(11*ms+50*us, 2000, 1000), dataSeg(11*ms+300*us, 0, 1000),
+		}, []ack{{1, ""}, {1, "1001:2001"}, {1, "1001:3001"}, {3001, ""}}, nil},
+		{"an ACK sooner than half a round trip", "0.0004", []kernelPacket{
+			dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000),
+			dataSeg(11*ms+50*us, 0, 1000), dataSeg(11*ms+300*us, 2000, 1000),
+		}, []ack{{1, ""}, {1, "1001:2001"}, {1, "1001:3001"}, {3001, ""}}, nil},
+		{"an ACK that reports a duplicate", "dsack 0.010", []kernelPacket{
+			dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000),
+			dataSeg(11*ms+50*us, 0, 1000), dataSeg(11*ms+300*us, 2000, 1000),
+		}, []ack{{1, ""}, {1, "1001:2001"}, {1, "1001:3001"}, {3001, "1:1001"}}, nil},
+		{"a late retransmission", "0.010", []kernelPacket{
+			dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000),
+			dataSeg(11*ms+50*us, 2000, 1000), dataSeg(20*ms, 0, 1000),
+		}, nil, []string{"test.pkt:12", "late"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			gotDev, err := fakeRun(t, script(tc.answerDelay), append([]kernelPacket{synAck1000()}, tc.kernel...))
+			checkRunError(t, err, tc.fail)
+			if tc.fail != nil {
+				return
+			}
+			var got []ack
+			for len(gotDev.Written()) > 0 {
+				p, derr := decodePacket(<-gotDev.Written())
+				if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
+					continue
+				}
+				var sacks []string
+				for b := range eachSACK(p.TCP.Options) {
+					sacks = append(sacks, fmt.Sprintf("%d:%d", uint32(b.start)-kernelISN, uint32(b.end)-kernelISN))
+				}
+				got = append(got, ack{int(uint32(p.TCP.Ack) - kernelISN), strings.Join(sacks, " ")})
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("injected ACKs %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPartialPeerClock: an ACK injected for a line still to come (the
+// answer to a retransmission, engine_fifo.go) carries the TS val the
+// peer last sent, not its line's later one: the lines that go in after it
+// carry older TS vals than that line, and a kernel drops a segment whose
+// TS val is older than the latest it got (PAWS) unless it is a pure
+// duplicate ACK.
+func TestPartialPeerClock(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	ts := func(val, ecr uint32) []byte {
+		o := []byte{1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(o[4:], val)
+		binary.BigEndian.PutUint32(o[8:], ecr)
+		return o
+	}
+	seg := func(at time.Duration, from, n int, val uint32) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, ts(val, 10), n)}
+	}
+	const src = "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,TS val 10 ecr 0>\n" +
+		"+0 > S. 0:0(0) ack 1 <mss 1000,nop,nop,sackOK,nop,nop,TS val 500 ecr 10>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 11 ecr 500>\n" +
+		"+0 > . 1:1001(1000) ack 1 <nop,nop,TS val 501 ecr 11>\n" +
+		"+0 > . 1001:2001(1000) ack 1 <nop,nop,TS val 501 ecr 11>\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 20 ecr 501,nop,nop,sack 1001:2001>\n" +
+		"+0 > . 2001:3001(1000) ack 1 <nop,nop,TS val 511 ecr 20>\n" +
+		"+0 > . 1:1001(1000) ack 1 <nop,nop,TS val 512 ecr 20>\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 30 ecr 511,nop,nop,sack 1001:3001>\n" +
+		"+0.010^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 40 ecr 512>\n"
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240,
+		append([]byte{2, 4, 0x03, 0xe8, 1, 1, 4, 2}, ts(500, 10)...), 0)}
+	kernel := []kernelPacket{synack,
+		seg(1*ms, 0, 1000, 501), seg(1*ms, 1000, 1000, 501),
+		seg(11*ms+50*us, 0, 1000, 512), seg(11*ms+300*us, 2000, 1000, 512),
+	}
+	gotDev, err := fakeRun(t, src, kernel)
+	if err != nil {
+		t.Fatalf("unexpected failure: %v", err)
+	}
+	type ackTS struct{ ack, val int }
+	var got []ackTS
+	for len(gotDev.Written()) > 0 {
+		p, derr := decodePacket(<-gotDev.Written())
+		if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
+			continue
+		}
+		v, _ := findTSVal(p.TCP.Options)
+		got = append(got, ackTS{int(uint32(p.TCP.Ack) - kernelISN), int(v)})
+	}
+	want := []ackTS{{1, 11}, {1, 20}, {2001, 20}, {3001, 30}, {3001, 40}}
+	if !slices.Equal(got, want) {
+		t.Errorf("injected (ack, TS val) %v, want %v", got, want)
 	}
 }

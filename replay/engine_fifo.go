@@ -1,0 +1,266 @@
+package replay
+
+// This file keeps the injected peer's answers in the order a path that
+// keeps order (FIFO) gives them (--pcap2pkt scripts). A kernel in loss
+// recovery sends its retransmission and its new data in an order that
+// follows microsecond timing: the captured one sent new data, then the
+// retransmission; a replayed one may send the retransmission first. The
+// captured peer's answer to the retransmission is a line anchored to it
+// (`^2`) that also acknowledges the new data sent before it, so it cannot
+// go in before that data's first transmission, which the replayed kernel
+// sent after the retransmission; the lines before it, SACKs of that new
+// data, then reach the kernel first. A real peer never answers so: it gets
+// the retransmission before anything sent after it and acknowledges it at
+// once, with what it had got by then. Without that answer, the kernel sees
+// data sent after its retransmission SACKed while the retransmission is
+// not, and RACK (no reordering window in recovery) marks the
+// retransmission lost and sends it again, a retransmission no capture has.
+//
+// So a line that answers the n-th transmission of some bytes, when the
+// capture shows everything it acknowledges sent before that transmission,
+// is answered in part (what the kernel had sent by the retransmission,
+// capped by the line as everywhere) the line's delay after the kernel's
+// retransmission, or earlier, just before a line that answers data the
+// kernel sent after the retransmission but the captured kernel sent
+// before it. The line itself stays where it is. Lines injected after such
+// a partial answer never report less than it did: a peer's cumulative ACK
+// does not go back. A retransmission the kernel does not send, or sends
+// late, gets no earlier answer: the lines wait for it as before.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
+	"github.com/pcap2pkt/pcap2pkt/parser"
+)
+
+// retransAnswer is a line of the script that answers a retransmission.
+type retransAnswer struct {
+	index  int        // the line's event index
+	n      int        // the transmission it answers (its anchor's n)
+	ranges []seqRange // what it reports beyond the lines before it
+	// have: what the captured peer had reported by the line, which it may
+	// report again (its blocks have room for the latest three only).
+	have    []seqRange
+	delay   time.Duration
+	scriptR int // the script's retransmission it answers (scriptTxs index)
+	// rAt: when the kernel sent the retransmission (armed: it has).
+	rAt   time.Time
+	armed bool
+	done  bool // answered, or found to have nothing to tell
+}
+
+// noteAnswer adds inbound line i (compiled sp), which reports ranges
+// beyond the lines before it (peer: what the lines up to it reported) and
+// is anchored to the script's transmission txs[at], to the answers when
+// it is a pure ACK that answers an n-th transmission (n > 1), that
+// transmission is its anchor (everything it acknowledges had been sent
+// before it), it came at least half a round trip after it, and it reports
+// no duplicate.
+func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *peerState, txs []txLine, at int) {
+	ev := e.script.Events[i]
+	n := ev.Time.AnchorN
+	if n < 2 || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.flags&tcpwire.FlagACK == 0 || sp.payloadLen > 0 {
+		return
+	}
+	if isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
+		return // it reports a duplicate (dsackFor has those)
+	}
+	t := txs[at]
+	if t.n < n || !overlapsAny(ranges, seqRange{t.start, t.end}) {
+		return // anchored to a later first transmission
+	}
+	if ev.Time.Usecs < e.pathSlackUsecs() {
+		// Sooner than a round trip allows (half of it, the path slack):
+		// an earlier copy, late on a path that reorders, made the ACK.
+		return
+	}
+	for j := range at {
+		if txs[j].n >= n && overlapsAny(ranges, seqRange{txs[j].start, txs[j].end}) {
+			return // the retransmission it answers came before its anchor
+		}
+	}
+	e.answers = append(e.answers, retransAnswer{index: i, n: n, ranges: append([]seqRange(nil), ranges...),
+		have:  append([]seqRange{{0, peer.ack}}, peer.sacked...),
+		delay: time.Duration(ev.Time.Usecs) * time.Microsecond, scriptR: at})
+}
+
+// overlapsAny reports whether r shares bytes with one of rs.
+func overlapsAny(rs []seqRange, r seqRange) bool {
+	for _, x := range rs {
+		if x.start.Diff(r.end) < 0 && r.start.Diff(x.end) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// armAnswers notes, for each answer, when the kernel first sent the
+// retransmission it answers.
+func (e *engine) armAnswers() {
+	for _, t := range e.sent[e.answersScan:] {
+		if t.n < 2 {
+			continue
+		}
+		for k := range e.answers {
+			a := &e.answers[k]
+			if !a.armed && t.n >= a.n && overlapsAny(a.ranges, seqRange{t.start, t.end}) {
+				a.armed, a.rAt = true, t.at
+			}
+		}
+	}
+	e.answersScan = len(e.sent)
+}
+
+// pendingAnswer reports whether answer a may go in: the kernel sent its
+// retransmission, and neither the line nor an answer for it went in.
+func (e *engine) pendingAnswer(a *retransAnswer) bool {
+	_, injected := e.ahead[a.index]
+	return a.armed && !a.done && e.cur != nil && a.index > e.cur.index && !injected
+}
+
+// injectAnswers injects the answers due by now, and returns when the next
+// one is (zero: none is known). With readFirst (the run reads the
+// kernel's packets as it waits), one goes in only once the run has read
+// what the kernel sent before its time (see sentBefore).
+func (e *engine) injectAnswers(readFirst bool) (time.Time, error) {
+	if !e.cfg.Extended || len(e.answers) == 0 {
+		return time.Time{}, nil
+	}
+	e.armAnswers()
+	for {
+		var next *retransAnswer
+		var due time.Time
+		for k := range e.answers {
+			a := &e.answers[k]
+			if d := a.rAt.Add(a.delay); e.pendingAnswer(a) && (next == nil || d.Before(due)) {
+				next, due = a, d
+			}
+		}
+		if next == nil {
+			return time.Time{}, nil
+		}
+		if due.After(e.env.Clock.Now()) || readFirst && e.sentBefore(due) {
+			return due, nil
+		}
+		if err := e.injectAnswer(next); err != nil {
+			return time.Time{}, err
+		}
+	}
+}
+
+// answersBefore injects, before line index goes in answering the kernel's
+// transmission at sent, the answers to retransmissions the kernel sent
+// before that transmission where the script has the line answer a
+// transmission before the retransmission: on a path that keeps order the
+// peer got the retransmission first, and answered it first.
+func (e *engine) answersBefore(index int, sent time.Time) error {
+	if !e.cfg.Extended || len(e.answers) == 0 {
+		return nil
+	}
+	e.armAnswers()
+	anchor, ok := e.scriptAnchor[index]
+	if !ok {
+		return nil
+	}
+	for k := range e.answers {
+		a := &e.answers[k]
+		if e.pendingAnswer(a) && a.index > index && a.rAt.Before(sent) && anchor < a.scriptR {
+			if err := e.injectAnswer(a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// injectAnswer injects answer a's line as the peer would send it having got
+// what the kernel sent up to its retransmission, when that tells the
+// kernel something new; the line itself stays to come.
+func (e *engine) injectAnswer(a *retransAnswer) error {
+	a.done = true
+	p, ok := e.script.Events[a.index].Action.(*parser.Packet)
+	if !ok {
+		return nil
+	}
+	sp, err := compilePacket(p, e.cfg.wireIPv6())
+	if err != nil {
+		return nil
+	}
+	s, err := e.socketForScriptPacket(sp)
+	if err != nil || s != e.underTest {
+		return nil
+	}
+	if len(news(&e.told, e.asReceivedHaving(sp, a.rAt, a.index, a.have))) == 0 {
+		return nil
+	}
+	if e.cfg.Verbose {
+		fmt.Fprintf(e.env.Stdout, "the answer to the kernel's retransmission (line %d), before the lines ahead of it\n", e.script.Events[a.index].Pos.Line)
+	}
+	return e.injectAs(sp, s, a.rAt, a.index, true, a.have)
+}
+
+// answersUntil injects the answers that fall due before at, each at its
+// time (the run waits for an anchored line due at at).
+func (e *engine) answersUntil(at time.Time) error {
+	for {
+		due, err := e.injectAnswers(false)
+		if err != nil || due.IsZero() || !due.Before(at) {
+			return err
+		}
+		if err := e.sleepUntil(due); err != nil {
+			return err
+		}
+	}
+}
+
+// beyondLine reports whether the partial ACKs injected so far reported
+// something line sp does not: the line, as the peer sends it, must report
+// that too.
+func (e *engine) beyondLine(sp *scriptPacket) bool {
+	pt := &e.partialTold
+	if !pt.ackSet {
+		return false
+	}
+	if tcpwire.Seq(sp.ack).Diff(pt.ack) < 0 {
+		return true
+	}
+	line := append([]seqRange{{pt.ack, tcpwire.Seq(sp.ack)}}, sackBlocks(sp.options)...)
+	for _, b := range pt.sacked {
+		if b.end.Diff(pt.ack) > 0 && !covers(line, seqRange{later(b.start, pt.ack), b.end}) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerClock returns line sp (live, as injected) with the TS val the
+// peer's clock reads when it goes in, and notes it. A partial ACK (the
+// line stays to come) goes in before the line's time: its TS val is the
+// latest the peer sent, where the line's is later. The kernel keeps the
+// latest TS val it got (ts_recent) and drops, as old duplicates (PAWS), the
+// segments whose TS val is older by more than a tick and that are not
+// pure duplicate ACKs, such as the lines before it that acknowledge
+// more: a real peer's clock never goes back.
+func (e *engine) peerClock(sp *scriptPacket, partial bool) *scriptPacket {
+	v, ok := findTSVal(sp.options)
+	if !ok {
+		return sp
+	}
+	if partial && e.peerTSSet && tcpwire.Seq(e.peerTS).Diff(tcpwire.Seq(v)) < 0 {
+		out := *sp
+		out.options = append([]byte(nil), sp.options...)
+		for o, err := range tcpwire.EachOption(out.options) {
+			if _, _, isTS := o.Timestamp(); isTS && err == nil {
+				binary.BigEndian.PutUint32(o.Data, e.peerTS)
+			}
+		}
+		return &out
+	}
+	if !e.peerTSSet || tcpwire.Seq(e.peerTS).Diff(tcpwire.Seq(v)) < 0 {
+		e.peerTS, e.peerTSSet = v, true
+	}
+	return sp
+}
