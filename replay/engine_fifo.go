@@ -126,22 +126,33 @@ func (e *engine) pendingAnswer(a *retransAnswer) bool {
 // kernel's packets as it waits), one goes in only once the run has read
 // what the kernel sent before its time (see sentBefore).
 func (e *engine) injectAnswers(readFirst bool) (time.Time, error) {
+	return e.injectAnswersBefore(readFirst, time.Time{})
+}
+
+// injectAnswersBefore is injectAnswers for the answers to retransmissions
+// the kernel sent before sent (all, when sent is zero).
+func (e *engine) injectAnswersBefore(readFirst bool, sent time.Time) (time.Time, error) {
 	if !e.cfg.Extended || len(e.answers) == 0 {
 		return time.Time{}, nil
 	}
 	e.armAnswers()
 	for {
+		// The answers go in in the order the kernel sent what they answer
+		// (the path keeps order): the one to the earliest retransmission
+		// first, though another's delay says sooner. The captured delays
+		// differ by microseconds where the peer answered two
+		// retransmissions at once, and a kernel that sent them closer
+		// together would otherwise get the later one's answer first.
 		var next *retransAnswer
-		var due time.Time
 		for k := range e.answers {
-			a := &e.answers[k]
-			if d := a.rAt.Add(a.delay); e.pendingAnswer(a) && (next == nil || d.Before(due)) {
-				next, due = a, d
+			if a := &e.answers[k]; e.pendingAnswer(a) && (sent.IsZero() || a.rAt.Before(sent)) && (next == nil || a.rAt.Before(next.rAt)) {
+				next = a
 			}
 		}
 		if next == nil {
 			return time.Time{}, nil
 		}
+		due := next.rAt.Add(next.delay)
 		if due.After(e.env.Clock.Now()) || readFirst && e.sentBefore(due) {
 			return due, nil
 		}
@@ -193,20 +204,50 @@ func (e *engine) injectAnswer(a *retransAnswer) error {
 	if err != nil || s != e.underTest {
 		return nil
 	}
-	if len(news(&e.told, e.asReceivedHaving(sp, a.rAt, a.index, a.have))) == 0 {
+	live := e.asReceivedHaving(sp, a.rAt, a.index, a.have)
+	if len(news(&e.told, live)) == 0 {
 		return nil
 	}
 	if e.cfg.Verbose {
 		fmt.Fprintf(e.env.Stdout, "the answer to the kernel's retransmission (line %d), before the lines ahead of it\n", e.script.Events[a.index].Pos.Line)
 	}
-	return e.injectAs(sp, s, a.rAt, a.index, true, a.have)
+	if err := e.injectAs(sp, s, a.rAt, a.index, true, a.have); err != nil {
+		return err
+	}
+	if tellsAll(live, sp) {
+		// The answer said all the line says: the line went in with it (a
+		// second copy would be a duplicate ACK no capture has).
+		e.lineIn(sp, a.rAt)
+		if e.ahead == nil {
+			e.ahead = map[int]int64{}
+		}
+		e.ahead[a.index] = e.liveUsecs(e.env.Clock.Now())
+	}
+	return nil
+}
+
+// tellsAll reports whether live, a line as injected, acknowledges what
+// line sp acknowledges and SACKs each of its blocks.
+func tellsAll(live, sp *scriptPacket) bool {
+	if live.ack != sp.ack {
+		return false
+	}
+	got := sackBlocks(live.options)
+	for _, b := range sackBlocks(sp.options) {
+		if b.end.Diff(tcpwire.Seq(live.ack)) > 0 && !covers(got, b) {
+			return false
+		}
+	}
+	return true
 }
 
 // answersUntil injects the answers that fall due before at, each at its
-// time (the run waits for an anchored line due at at).
-func (e *engine) answersUntil(at time.Time) error {
+// time (the run waits for an anchored line due at at, which answers what
+// the kernel sent at sent): those to retransmissions sent before sent; the
+// others come after the line, as the path brought them.
+func (e *engine) answersUntil(at, sent time.Time) error {
 	for {
-		due, err := e.injectAnswers(false)
+		due, err := e.injectAnswersBefore(false, sent)
 		if err != nil || due.IsZero() || !due.Before(at) {
 			return err
 		}

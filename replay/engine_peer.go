@@ -548,7 +548,7 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 	if err != nil {
 		return err
 	}
-	if err := e.answersUntil(at); err != nil {
+	if err := e.answersUntil(at, sent); err != nil {
 		return err
 	}
 	if err := e.answersBefore(es.index, sent); err != nil {
@@ -572,11 +572,17 @@ func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time, index i
 	if err := e.injectAs(sp, s, sent, index, false, nil); err != nil {
 		return err
 	}
+	e.lineIn(sp, sent)
+	return nil
+}
+
+// lineIn notes that line sp went in, answering what the kernel sent up to
+// sent.
+func (e *engine) lineIn(sp *scriptPacket, sent time.Time) {
 	notePeerState(&e.peer, sp)
 	if sent.After(e.lastSentSeen) {
 		e.lastSentSeen = sent
 	}
-	return nil
 }
 
 // injectAs injects line sp as the peer would send it having received what

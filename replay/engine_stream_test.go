@@ -882,6 +882,64 @@ func TestRetransmissionAnswer(t *testing.T) {
 	}
 }
 
+// TestAnswersInPathOrder: the answers to two retransmissions the kernel
+// sent 10 µs apart go in in that order, though the captured delays (the
+// peer answered both at once) put the second's due time first, and an
+// answer that tells all its line tells is the line: it does not go in
+// twice. Before the fix the second answer (ack 3001) went in first, and
+// the first line went in raised to it.
+func TestAnswersInPathOrder(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	script := func(between string) string {
+		return "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+			"+0 > S. 0:0(0) ack 1 <...>\n" +
+			"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
+			"+0 > . 1:3001(3000) ack 1\n" +
+			"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 2001:3001>\n" +
+			"+0 > . 1:1001(1000) ack 1\n" +
+			"+0 > . 1001:2001(1000) ack 1\n" +
+			between +
+			"+0.010^2 < . 1:1(0) ack 1001 win 4000 <nop,nop,sack 2001:3001>\n" +
+			"+0.009970^2 < . 1:1(0) ack 3001 win 4000\n"
+	}
+	type ack struct {
+		ack   int
+		sacks string
+	}
+	want := []ack{{1, ""}, {1, "2001:3001"}, {1001, "2001:3001"}, {3001, ""}}
+	kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 3000), dataSeg(11*ms+50*us, 0, 1000), dataSeg(11*ms+60*us, 1000, 1000)}
+	tests := []struct {
+		name    string
+		between string // a line between the retransmissions and their answers
+		kernel  []kernelPacket
+	}{
+		{"waiting at the first answer's line", "", kernel},
+		{"waiting at new data after both", "+0.0105 > . 3001:4001(1000) ack 1\n", append(kernel, dataSeg(21*ms+560*us, 3000, 1000))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			gotDev, err := fakeRun(t, script(tc.between), tc.kernel)
+			checkRunError(t, err, nil)
+			var got []ack
+			for len(gotDev.Written()) > 0 {
+				p, derr := decodePacket(<-gotDev.Written())
+				if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
+					continue
+				}
+				var sacks []string
+				for b := range eachSACK(p.TCP.Options) {
+					sacks = append(sacks, fmt.Sprintf("%d:%d", uint32(b.start)-kernelISN, uint32(b.end)-kernelISN))
+				}
+				got = append(got, ack{int(uint32(p.TCP.Ack) - kernelISN), strings.Join(sacks, " ")})
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("injected ACKs %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 // TestPartialPeerClock: an ACK injected for a line still to come (the
 // answer to a retransmission, engine_fifo.go) carries the TS val the
 // peer last sent, not its line's later one: the lines that go in after it
