@@ -186,7 +186,14 @@ type engine struct {
 	// data, or -1; paceJudged: the kernel sends more data than its peer.
 	scriptAt    []int64
 	lastNewLine int
-	paceJudged  bool
+	// earliestAt: each event's earliest time (eventState.earliestUsecs),
+	// by index, for releasedAfter's lines.
+	earliestAt []int64
+	// firstHole: the first of signals that showed a hole (holeSeen: one
+	// did), for heldOneAck.
+	firstHole  int
+	holeSeen   bool
+	paceJudged bool
 	// kernelCover, scriptCover: what asWritten last compared.
 	kernelCover, scriptCover coverage
 	// dsackDue: copies the kernel sent of bytes the script sends fewer
@@ -497,6 +504,15 @@ func (e *engine) adjustRelativeTimes(es *eventState) {
 		// much earlier (the kernel sent it while the run waited for the
 		// one before, ahead of the engine).
 		es.earliestUsecs = min(es.startUsecs, e.last.earliestUsecs+es.ev.Time.Usecs)
+		if j, ok := e.releasedAfter(es.index); ok {
+			es.earliestUsecs = min(es.earliestUsecs, e.earliestAt[j]+e.scriptAt[es.index]-e.scriptAt[j])
+		}
+	}
+	if e.cfg.Extended {
+		if e.earliestAt == nil {
+			e.earliestAt = make([]int64, len(e.script.Events))
+		}
+		e.earliestAt[es.index] = es.earliestUsecs
 	}
 }
 

@@ -253,6 +253,9 @@ func (e *engine) noteSignal(sp *scriptPacket, began time.Time) {
 		}
 	}
 	e.signals = append(e.signals, sig)
+	if !e.holeSeen && sig.showsHole() {
+		e.firstHole, e.holeSeen = len(e.signals)-1, true
+	}
 }
 
 // covers reports whether the ACK acknowledges or SACKs all of r.
@@ -297,20 +300,24 @@ func (e *engine) raceRetransmission(x *sniffed) bool {
 
 // heldOneAck reports whether new data the kernel sent late, at at, for
 // line index, went out on the first ACK after the one the captured kernel
-// sent it on, the kernel in loss recovery: the peer's last ACK before the
-// line's time (due) showed a hole below SACKed data. In recovery a kernel
-// sends as the ACKs let it (proportional rate reduction), and the window
-// it reduced from follows how its congestion window grew, a matter of the
-// ACKs' microsecond timing: a segment fewer goes out on the next ACK, which
-// at the end of a flight comes a round trip later. So the data counts as
-// on time when it left within the tolerance after an injected ACK whose
-// predecessor had reported no more than ackClockSegments segments beyond
-// what the script's last inbound line before the data line reported (what
-// released the data in the capture). A kernel held back longer, or
-// outside recovery (a smaller initial window), still fails.
+// sent it on, the kernel in loss recovery or after one: an ACK the peer
+// sent before the line's time (due) showed a hole below SACKed data. In
+// recovery a kernel sends as the ACKs let it (proportional rate
+// reduction), and the window it reduced from, which it keeps after
+// (ssthresh) and grows from, follows how its congestion window grew, a
+// matter of the ACKs' microsecond timing (cubic's growth counts time
+// itself): a segment or two fewer go out on an ACK, and the next ACK, at
+// the end of a flight, comes a round trip later (cubic's lossy download's
+// server, traffic2: lines 824 and 842, in recovery and in the first flight
+// after it, 14 and 22 ms late). So the data counts as on time when it left
+// within the tolerance after an injected ACK whose predecessor had
+// reported no more than ackClockSegments segments beyond what the
+// script's last inbound line before the data line reported (what released
+// the data in the capture). A kernel held back longer, or before any loss
+// (a smaller initial window), still fails.
 func (e *engine) heldOneAck(index int, due, at time.Time) bool {
 	k := sort.Search(len(e.signals), func(k int) bool { return e.signals[k].began.After(due) })
-	if k == 0 || !e.signals[k-1].showsHole() {
+	if !e.recovered(k) {
 		return false
 	}
 	capD, ok := e.scriptReported(index)
@@ -328,7 +335,14 @@ func (e *engine) heldOneAck(index int, due, at time.Time) bool {
 // ackClockSegments is how many segments' worth of the peer's reports the
 // ACK before the one that let new data out may exceed what released it in
 // the capture by (see heldOneAck).
-const ackClockSegments = 2
+const ackClockSegments = 3
+
+// recovered reports whether one of the first k injected ACKs showed a
+// hole: the kernel has been in loss recovery, and its window since follows
+// the window it reduced from (see heldOneAck).
+func (e *engine) recovered(k int) bool {
+	return e.holeSeen && e.firstHole < k
+}
 
 // showsHole reports whether the ACK SACKed data above a hole.
 func (sig peerSignal) showsHole() bool {

@@ -993,3 +993,78 @@ func TestPartialPeerClock(t *testing.T) {
 		t.Errorf("injected (ack, TS val) %v, want %v", got, want)
 	}
 }
+
+// TestReleasedAfter: new data the captured kernel sent on an ACK, which
+// the synthesis put after the ACKs that came within a millisecond after it
+// (acksAhead), may leave on that ACK though the last of those comes late:
+// here the kernel sent 1001:2001 8 ms early and 2001:3001 3.9 ms late, so
+// ack 2001 went in 12 ms before ack 3001, and the data it released counts
+// from the line before the ACKs. Data as early whose line follows no such
+// ACKs (it follows the late one alone, which acknowledges the data's own
+// bytes) still fails.
+func TestReleasedAfter(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	script := func(last string) string {
+		return "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+			"+0 > S. 0:0(0) ack 1 <...>\n" +
+			"+0.020^ < . 1:1(0) ack 1 win 8000\n" +
+			"+0 > . 1:1001(1000) ack 1\n" +
+			"+0.010 > . 1001:2001(1000) ack 1\n" +
+			"+0.011^ < . 1:1(0) ack 1001 win 8000\n" +
+			"+0 > . 2001:3001(1000) ack 1\n" +
+			"+0.020^ < . 1:1(0) ack 2001 win 8000\n" +
+			"+0.0195^ < . 1:1(0) " + last + "\n" +
+			"+0 > . 3001:4001(1000) ack 1\n"
+	}
+	kernel := []kernelPacket{synAck1000(), dataSeg(20*ms, 0, 1000), dataSeg(22*ms, 1000, 1000),
+		dataSeg(34*ms+900*us, 2000, 1000), dataSeg(42*ms+50*us, 3000, 1000)}
+	tests := []struct {
+		name string
+		last string
+		want []string
+	}{
+		{"on the ACK before the late one", "ack 3001 win 8000", nil},
+		{"before the ACK of its own bytes", "ack 4001 win 8000", []string{"test.pkt:14", "ms early"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := fakeRun(t, script(tc.last), kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
+// TestHeldOneAckAfterRecovery: after a recovery (an earlier ACK showed a
+// hole; here the path only reordered) the kernel's window follows the one
+// it reduced from, and new data may still come on the next ACK; with no
+// hole ever shown (a smaller initial window, say) it fails.
+func TestHeldOneAckAfterRecovery(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	script := func(first string) string {
+		return "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+			"+0 > S. 0:0(0) ack 1 <...>\n" +
+			"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+			"+0 > . 1:4001(4000) ack 1\n" +
+			"+0.010^ < . 1:1(0) " + first + "\n" +
+			"+0.010^ < . 1:1(0) ack 3001 win 8000\n" +
+			"+0 > . 4001:5001(1000) ack 1\n" +
+			"+0.020^ < . 1:1(0) ack 4001 win 8000\n"
+	}
+	tests := []struct {
+		name  string
+		first string
+		want  []string
+	}{
+		{"after a hole", "ack 1001 win 8000 <nop,nop,sack 2001:3001>", nil},
+		{"with no hole before", "ack 1001 win 8000", []string{"test.pkt:11", "ms late"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 4000), dataSeg(21*ms+50*us, 4000, 1000)}
+			_, err := fakeRun(t, script(tc.first), kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
