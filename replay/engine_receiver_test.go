@@ -306,11 +306,7 @@ func TestDSACKOfExtraCopy(t *testing.T) {
 			dev, err := fakeRun(t, tc.script, kernel)
 			checkRunError(t, err, nil)
 			var got [][]seqRange
-			for len(dev.Written()) > 0 {
-				p, derr := decodePacket(<-dev.Written())
-				if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
-					continue
-				}
+			for _, p := range injectedACKs(dev) {
 				var blocks []seqRange
 				for b := range eachSACK(p.TCP.Options) {
 					blocks = append(blocks, seqRange{b.start - kernelISN, b.end - kernelISN})

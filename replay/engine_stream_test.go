@@ -221,11 +221,8 @@ func TestAnchoredInbound(t *testing.T) {
 			}
 			// The injected ACKs, in order: the handshake's, then the line's.
 			var acks []uint32
-			for len(dev.Written()) > 0 {
-				p, derr := decodePacket(<-dev.Written())
-				if derr == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK {
-					acks = append(acks, uint32(p.TCP.Ack)-kernelISN)
-				}
+			for _, p := range injectedACKs(dev) {
+				acks = append(acks, uint32(p.TCP.Ack)-kernelISN)
 			}
 			if len(acks) < 2 || acks[0] != 1 || !slices.Contains(acks[1:], 1001) {
 				t.Errorf("injected acks %v, want 1, then 1001 among the rest", acks)
@@ -397,11 +394,8 @@ func TestPartialFromLaterLine(t *testing.T) {
 	}
 	type ackWin struct{ ack, win int }
 	var got []ackWin
-	for len(gotDev.Written()) > 0 {
-		p, derr := decodePacket(<-gotDev.Written())
-		if derr == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK {
-			got = append(got, ackWin{int(uint32(p.TCP.Ack) - kernelISN), int(p.TCP.Window)})
-		}
+	for _, p := range injectedACKs(gotDev) {
+		got = append(got, ackWin{int(uint32(p.TCP.Ack) - kernelISN), int(p.TCP.Window)})
 	}
 	// The answer to the retransmission its delay after it (what came
 	// before it, engine_fifo.go), the partial ACK once the kernel waits,
@@ -447,32 +441,40 @@ func TestRaceRetransmission(t *testing.T) {
 	}
 }
 
-// TestHeldOneAck: in loss recovery (the last ACK showed a hole), new data
-// the captured kernel sent on an ACK may come on the next one, a round
-// trip later at the end of a flight; outside recovery it fails, and so
-// does data that came on no ACK.
+// TestHeldOneAck: in loss recovery (an ACK showed a hole), and after it,
+// new data the captured kernel sent on an ACK may come on the next one, a
+// round trip later at the end of a flight; with no hole ever shown (a
+// smaller initial window, say) it fails, and so does data that came on no
+// ACK.
 func TestHeldOneAck(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
-	script := func(first string) string {
+	script := func(acks, after string) string {
 		return "--pcap2pkt=1\n" + listenPrefix +
 			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
 			"+0 > S. 0:0(0) ack 1 <...>\n" +
 			"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
 			"+0 > . 1:4001(4000) ack 1\n" +
-			"+0.010^ < . 1:1(0) " + first + "\n" +
+			acks +
 			"+0 > . 4001:5001(1000) ack 1\n" +
-			"+0.020^ < . 1:1(0) ack 1001 win 8000 <nop,nop,sack 2001:4001>\n"
+			after
 	}
-	const hole = "ack 1001 win 8000 <nop,nop,sack 2001:3001>"
+	const (
+		hole      = "+0.010^ < . 1:1(0) ack 1001 win 8000 <nop,nop,sack 2001:3001>\n"
+		holeSACK  = "+0.020^ < . 1:1(0) ack 1001 win 8000 <nop,nop,sack 2001:4001>\n"
+		filled    = "+0.010^ < . 1:1(0) ack 3001 win 8000\n"
+		filledACK = "+0.020^ < . 1:1(0) ack 4001 win 8000\n"
+	)
 	tests := []struct {
-		name  string
-		first string
-		at    time.Duration
-		want  []string
+		name        string
+		acks, after string
+		at          time.Duration
+		want        []string
 	}{
-		{"on the next ACK in recovery", hole, 21*ms + 50*us, nil},
-		{"on no ACK in recovery", hole, 16 * ms, []string{"ms late"}},
-		{"on the next ACK out of recovery", "ack 3001 win 8000", 21*ms + 50*us, []string{"ms late"}},
+		{"on the next ACK in recovery", hole, holeSACK, 21*ms + 50*us, nil},
+		{"on no ACK in recovery", hole, holeSACK, 16 * ms, []string{"ms late"}},
+		{"on the next ACK after a recovery (a hole the path filled)", hole + filled, filledACK, 21*ms + 50*us, nil},
+		{"on the next ACK with no hole before", "+0.010^ < . 1:1(0) ack 1001 win 8000\n" + filled, filledACK, 21*ms + 50*us, []string{"test.pkt:11", "ms late"}},
+		{"on the next ACK out of recovery", "+0.010^ < . 1:1(0) ack 3001 win 8000\n", holeSACK, 21*ms + 50*us, []string{"ms late"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -481,7 +483,7 @@ func TestHeldOneAck(t *testing.T) {
 				dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000), dataSeg(1*ms, 2000, 1000), dataSeg(1*ms, 3000, 1000),
 				dataSeg(tc.at, 4000, 1000),
 			}
-			_, err := fakeRun(t, script(tc.first), kernel)
+			_, err := fakeRun(t, script(tc.acks, tc.after), kernel)
 			checkRunError(t, err, tc.want)
 		})
 	}
@@ -864,11 +866,7 @@ func TestRetransmissionAnswer(t *testing.T) {
 				return
 			}
 			var got []ack
-			for len(gotDev.Written()) > 0 {
-				p, derr := decodePacket(<-gotDev.Written())
-				if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
-					continue
-				}
+			for _, p := range injectedACKs(gotDev) {
 				var sacks []string
 				for b := range eachSACK(p.TCP.Options) {
 					sacks = append(sacks, fmt.Sprintf("%d:%d", uint32(b.start)-kernelISN, uint32(b.end)-kernelISN))
@@ -922,11 +920,7 @@ func TestAnswersInPathOrder(t *testing.T) {
 			gotDev, err := fakeRun(t, script(tc.between), tc.kernel)
 			checkRunError(t, err, nil)
 			var got []ack
-			for len(gotDev.Written()) > 0 {
-				p, derr := decodePacket(<-gotDev.Written())
-				if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
-					continue
-				}
+			for _, p := range injectedACKs(gotDev) {
 				var sacks []string
 				for b := range eachSACK(p.TCP.Options) {
 					sacks = append(sacks, fmt.Sprintf("%d:%d", uint32(b.start)-kernelISN, uint32(b.end)-kernelISN))
@@ -980,11 +974,7 @@ func TestPartialPeerClock(t *testing.T) {
 	}
 	type ackTS struct{ ack, val int }
 	var got []ackTS
-	for len(gotDev.Written()) > 0 {
-		p, derr := decodePacket(<-gotDev.Written())
-		if derr != nil || !p.isTCP() || p.TCP.Flags != tcpwire.FlagACK {
-			continue
-		}
+	for _, p := range injectedACKs(gotDev) {
 		v, _ := findTSVal(p.TCP.Options)
 		got = append(got, ackTS{int(uint32(p.TCP.Ack) - kernelISN), int(v)})
 	}
@@ -1035,36 +1025,15 @@ func TestReleasedAfter(t *testing.T) {
 	}
 }
 
-// TestHeldOneAckAfterRecovery: after a recovery (an earlier ACK showed a
-// hole; here the path only reordered) the kernel's window follows the one
-// it reduced from, and new data may still come on the next ACK; with no
-// hole ever shown (a smaller initial window, say) it fails.
-func TestHeldOneAckAfterRecovery(t *testing.T) {
-	ms, us := time.Millisecond, time.Microsecond
-	script := func(first string) string {
-		return "--pcap2pkt=1\n" + listenPrefix +
-			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-			"+0 > S. 0:0(0) ack 1 <...>\n" +
-			"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
-			"+0 > . 1:4001(4000) ack 1\n" +
-			"+0.010^ < . 1:1(0) " + first + "\n" +
-			"+0.010^ < . 1:1(0) ack 3001 win 8000\n" +
-			"+0 > . 4001:5001(1000) ack 1\n" +
-			"+0.020^ < . 1:1(0) ack 4001 win 8000\n"
+// injectedACKs drains what the run wrote to dev and returns its pure ACKs,
+// in order.
+func injectedACKs(dev *replaytest.Device) []*wirePacket {
+	var out []*wirePacket
+	for len(dev.Written()) > 0 {
+		p, err := decodePacket(<-dev.Written())
+		if err == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK {
+			out = append(out, p)
+		}
 	}
-	tests := []struct {
-		name  string
-		first string
-		want  []string
-	}{
-		{"after a hole", "ack 1001 win 8000 <nop,nop,sack 2001:3001>", nil},
-		{"with no hole before", "ack 1001 win 8000", []string{"test.pkt:11", "ms late"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 4000), dataSeg(21*ms+50*us, 4000, 1000)}
-			_, err := fakeRun(t, script(tc.first), kernel)
-			checkRunError(t, err, tc.want)
-		})
-	}
+	return out
 }
