@@ -41,8 +41,15 @@ type retransAnswer struct {
 	index  int        // the line's event index
 	n      int        // the transmission it answers (its anchor's n)
 	ranges []seqRange // what it reports beyond the lines before it
-	// have: what the captured peer had reported by the line, which it may
-	// report again (its blocks have room for the latest three only).
+	// have: what the captured peer had reported by the next line that
+	// acknowledges (by the line itself when none follows), which it may
+	// report (its blocks have room for the latest three only): a kernel
+	// that sent new data just before its retransmission, where the
+	// captured one sent it just after, gets it acknowledged with the
+	// retransmission, as a peer on a path that keeps order does; else
+	// RACK takes that data, sent before a segment the peer acknowledged,
+	// for lost and sends it again (cubic's lossy download's server,
+	// traffic3, 781921:783369 at line 1025).
 	have    []seqRange
 	delay   time.Duration
 	scriptR int // the script's retransmission it answers (scriptTxs index)

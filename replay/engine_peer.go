@@ -332,6 +332,30 @@ func (e *engine) heldOneAck(index int, due, at time.Time) bool {
 	return reported(prev.ack, prev.blocks) <= capD+ackClockSegments*int64(e.segmentBound())
 }
 
+// earlyOneAck is heldOneAck's mirror: whether new data the kernel sent
+// early, at at, for line index, went out on an ACK before the one the
+// captured kernel sent it on, once the kernel has been in loss recovery:
+// its window, which grew from the one recovery reduced from, a segment or
+// two larger than the captured one's (cubic's lossy download's server,
+// traffic3, line 986: 12 ms early, on the ACK of the flight before). So
+// the data counts as on time when it left within the tolerance after an
+// injected ACK that reported no more than ackClockSegments segments less
+// than the script's last inbound line before the data line (what released
+// it in the capture). A kernel earlier by more, or before any loss, still
+// fails.
+func (e *engine) earlyOneAck(index int, at time.Time) bool {
+	j := sort.Search(len(e.signals), func(j int) bool { return e.signals[j].began.After(at) })
+	if j == 0 || !e.recovered(j) || at.Sub(e.signals[j-1].began) > time.Duration(e.cfg.ToleranceUsecs)*time.Microsecond {
+		return false
+	}
+	capD, ok := e.scriptReported(index)
+	if !ok {
+		return false
+	}
+	sig := e.signals[j-1]
+	return reported(sig.ack, sig.blocks) >= capD-ackClockSegments*int64(e.segmentBound())
+}
+
 // ackClockSegments is how many segments' worth of the peer's reports the
 // ACK before the one that let new data out may exceed what released it in
 // the capture by (see heldOneAck).

@@ -83,6 +83,7 @@ func (e *engine) lostInCapture() []lostRange {
 	var dataHigh seqHigh
 	var sent, got int64 // data bytes: the kernel's new ones, the peer's
 	seen, prev := 0, int64(0)
+	extended := 0 // answers whose have the next acknowledging line set
 	for i, ev := range e.script.Events {
 		// The event's time in the capture: relative times count from the
 		// event before, anchored ones from the line they answer (below;
@@ -126,6 +127,14 @@ func (e *engine) lostInCapture() []lostRange {
 		got += int64(sp.payloadLen)
 		ranges := news(&peer, sp)
 		notePeerState(&peer, sp)
+		if sp.flags&tcpwire.FlagACK != 0 {
+			// An answer to a retransmission may report what the captured
+			// peer had by the next line that acknowledges (see
+			// retransAnswer.have).
+			for ; extended < len(e.answers) && e.answers[extended].index < i; extended++ {
+				e.answers[extended].have = append([]seqRange{{0, peer.ack}}, peer.sacked...)
+			}
+		}
 		if len(ranges) > 0 {
 			if at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1)); ok {
 				seen = max(seen, at+1)

@@ -443,9 +443,9 @@ func TestRaceRetransmission(t *testing.T) {
 
 // TestHeldOneAck: in loss recovery (an ACK showed a hole), and after it,
 // new data the captured kernel sent on an ACK may come on the next one, a
-// round trip later at the end of a flight; with no hole ever shown (a
-// smaller initial window, say) it fails, and so does data that came on no
-// ACK.
+// round trip later at the end of a flight, or on the one before; with no
+// hole ever shown (a smaller initial window, say) it fails, and so does
+// data that came on no ACK.
 func TestHeldOneAck(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
 	script := func(acks, after string) string {
@@ -463,6 +463,8 @@ func TestHeldOneAck(t *testing.T) {
 		holeSACK  = "+0.020^ < . 1:1(0) ack 1001 win 8000 <nop,nop,sack 2001:4001>\n"
 		filled    = "+0.010^ < . 1:1(0) ack 3001 win 8000\n"
 		filledACK = "+0.020^ < . 1:1(0) ack 4001 win 8000\n"
+		// filledLate: the hole filled 20 ms after its segment left.
+		filledLate = "+0.020^ < . 1:1(0) ack 3001 win 8000\n"
 	)
 	tests := []struct {
 		name        string
@@ -475,6 +477,10 @@ func TestHeldOneAck(t *testing.T) {
 		{"on the next ACK after a recovery (a hole the path filled)", hole + filled, filledACK, 21*ms + 50*us, nil},
 		{"on the next ACK with no hole before", "+0.010^ < . 1:1(0) ack 1001 win 8000\n" + filled, filledACK, 21*ms + 50*us, []string{"test.pkt:11", "ms late"}},
 		{"on the next ACK out of recovery", "+0.010^ < . 1:1(0) ack 3001 win 8000\n", holeSACK, 21*ms + 50*us, []string{"ms late"}},
+		// The mirror (earlyOneAck): the ACK that let the data out in the
+		// capture (ack 3001) comes 10 ms after the one before.
+		{"on the ACK before after a hole", hole + filledLate, filledACK, 11*ms + 50*us, nil},
+		{"on the ACK before with no hole before", "+0.010^ < . 1:1(0) ack 1001 win 8000\n" + filledLate, filledACK, 11*ms + 50*us, []string{"test.pkt:11", "ms early"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1036,4 +1042,46 @@ func injectedACKs(dev *replaytest.Device) []*wirePacket {
 		}
 	}
 	return out
+}
+
+// TestAnswerReportsDataBefore: a kernel that sent new data just before its
+// retransmission, where the captured one sent it just after, gets that data
+// acknowledged with the answer to the retransmission, as the captured peer
+// had it by its next line: a peer on a path that keeps order got it first.
+// Without it, the answer acknowledges the retransmission alone, and RACK
+// takes the data, sent before a segment the peer acknowledged, for lost.
+func TestAnswerReportsDataBefore(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	const src = "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+		"+0 > S. 0:0(0) ack 1 <...>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+		"+0 > . 1:2001(2000) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:2001>\n" +
+		"+0.005 > . 1:1001(1000) ack 1\n" +
+		"+0 > . 2001:3001(1000) ack 1\n" +
+		"+0.0105 > . 3001:4001(1000) ack 1\n" +
+		"+0.010^2 < . 1:1(0) ack 2001 win 8000\n" +
+		"+0.0101^ < . 1:1(0) ack 3001 win 8000\n"
+	tests := []struct {
+		name   string
+		kernel []kernelPacket
+		want   []int // the injected ACKs' numbers
+	}{
+		{"the captured order", []kernelPacket{dataSeg(1*ms, 0, 2000), dataSeg(16*ms, 0, 1000), dataSeg(16*ms+20*us, 2000, 1000), dataSeg(26*ms+500*us, 3000, 1000)}, []int{1, 1, 2001, 3001}},
+		{"new data just before the retransmission", []kernelPacket{dataSeg(1*ms, 0, 2000), dataSeg(16*ms-20*us, 2000, 1000), dataSeg(16*ms, 0, 1000), dataSeg(26*ms+500*us, 3000, 1000)}, []int{1, 1, 3001, 3001, 3001}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dev, err := fakeRun(t, src, append([]kernelPacket{synAck1000()}, tc.kernel...))
+			checkRunError(t, err, nil)
+			var got []int
+			for _, p := range injectedACKs(dev) {
+				got = append(got, int(uint32(p.TCP.Ack)-kernelISN))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("injected ACKs %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
