@@ -828,10 +828,7 @@ func TestRetransmissionAnswer(t *testing.T) {
 			"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>\n" +
 			"+" + answerDelay + "^2 < . 1:1(0) " + answer + "\n"
 	}
-	type ack struct {
-		ack   int
-		sacks string
-	}
+	type ack = ackSummary
 	tests := []struct {
 		name        string
 		answerDelay string
@@ -871,14 +868,7 @@ func TestRetransmissionAnswer(t *testing.T) {
 			if tc.fail != nil {
 				return
 			}
-			var got []ack
-			for _, p := range injectedACKs(gotDev) {
-				var sacks []string
-				for b := range eachSACK(p.TCP.Options) {
-					sacks = append(sacks, fmt.Sprintf("%d:%d", uint32(b.start)-kernelISN, uint32(b.end)-kernelISN))
-				}
-				got = append(got, ack{int(uint32(p.TCP.Ack) - kernelISN), strings.Join(sacks, " ")})
-			}
+			got := ackSummaries(gotDev)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("injected ACKs %v, want %v", got, tc.want)
 			}
@@ -907,10 +897,7 @@ func TestAnswersInPathOrder(t *testing.T) {
 			"+0.010^2 < . 1:1(0) ack 1001 win 4000 <nop,nop,sack 2001:3001>\n" +
 			"+0.009970^2 < . 1:1(0) ack 3001 win 4000\n"
 	}
-	type ack struct {
-		ack   int
-		sacks string
-	}
+	type ack = ackSummary
 	want := []ack{{1, ""}, {1, "2001:3001"}, {1001, "2001:3001"}, {3001, ""}}
 	kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 3000), dataSeg(11*ms+50*us, 0, 1000), dataSeg(11*ms+60*us, 1000, 1000)}
 	tests := []struct {
@@ -925,14 +912,7 @@ func TestAnswersInPathOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			gotDev, err := fakeRun(t, script(tc.between), tc.kernel)
 			checkRunError(t, err, nil)
-			var got []ack
-			for _, p := range injectedACKs(gotDev) {
-				var sacks []string
-				for b := range eachSACK(p.TCP.Options) {
-					sacks = append(sacks, fmt.Sprintf("%d:%d", uint32(b.start)-kernelISN, uint32(b.end)-kernelISN))
-				}
-				got = append(got, ack{int(uint32(p.TCP.Ack) - kernelISN), strings.Join(sacks, " ")})
-			}
+			got := ackSummaries(gotDev)
 			if !slices.Equal(got, want) {
 				t.Errorf("injected ACKs %v, want %v", got, want)
 			}
@@ -1084,4 +1064,25 @@ func TestAnswerReportsDataBefore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ackSummary is an injected ACK as tests compare it: its number and its
+// SACK blocks, relative to the kernel's ISN.
+type ackSummary struct {
+	ack   int
+	sacks string
+}
+
+// ackSummaries drains the injected pure ACKs of dev (injectedACKs) into
+// summaries.
+func ackSummaries(dev *replaytest.Device) []ackSummary {
+	var out []ackSummary
+	for _, p := range injectedACKs(dev) {
+		var sacks []string
+		for b := range eachSACK(p.TCP.Options) {
+			sacks = append(sacks, fmt.Sprintf("%d:%d", uint32(b.start)-kernelISN, uint32(b.end)-kernelISN))
+		}
+		out = append(out, ackSummary{int(uint32(p.TCP.Ack) - kernelISN), strings.Join(sacks, " ")})
+	}
+	return out
 }
