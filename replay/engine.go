@@ -187,8 +187,10 @@ type engine struct {
 	scriptAt    []int64
 	lastNewLine int
 	// earliestAt: each event's earliest time (eventState.earliestUsecs),
-	// by index, for releasedAfter's lines.
-	earliestAt []int64
+	// by index, for releasedAfter's lines; releasedFrom[i]: the event
+	// line i's earliest time counts from, or -1 (see releasedAfter).
+	earliestAt   []int64
+	releasedFrom []int
 	// firstHole: the first of signals that showed a hole (holeSeen: one
 	// did), for heldOneAck.
 	firstHole  int

@@ -324,12 +324,20 @@ func (e *engine) heldOneAck(index int, due, at time.Time) bool {
 	if !ok {
 		return false
 	}
-	j := sort.Search(len(e.signals), func(j int) bool { return e.signals[j].began.After(at) })
-	if j < 2 || at.Sub(e.signals[j-1].began) > time.Duration(e.cfg.ToleranceUsecs)*time.Microsecond {
+	j, ok := e.releasingSignal(at)
+	if !ok || j == 0 {
 		return false
 	}
-	prev := e.signals[j-2]
+	prev := e.signals[j-1]
 	return reported(prev.ack, prev.blocks) <= capD+ackClockSegments*int64(e.segmentBound())
+}
+
+// releasingSignal returns the injected ACK that data the kernel sent at at
+// left on (its index in signals): the last whose injection began before
+// at, when at came within the tolerance after that.
+func (e *engine) releasingSignal(at time.Time) (int, bool) {
+	j := sort.Search(len(e.signals), func(j int) bool { return e.signals[j].began.After(at) }) - 1
+	return j, j >= 0 && at.Sub(e.signals[j].began) <= time.Duration(e.cfg.ToleranceUsecs)*time.Microsecond
 }
 
 // earlyOneAck is heldOneAck's mirror: whether new data the kernel sent
@@ -344,15 +352,15 @@ func (e *engine) heldOneAck(index int, due, at time.Time) bool {
 // it in the capture). A kernel earlier by more, or before any loss, still
 // fails.
 func (e *engine) earlyOneAck(index int, at time.Time) bool {
-	j := sort.Search(len(e.signals), func(j int) bool { return e.signals[j].began.After(at) })
-	if j == 0 || !e.recovered(j) || at.Sub(e.signals[j-1].began) > time.Duration(e.cfg.ToleranceUsecs)*time.Microsecond {
+	j, ok := e.releasingSignal(at)
+	if !ok || !e.recovered(j+1) {
 		return false
 	}
 	capD, ok := e.scriptReported(index)
 	if !ok {
 		return false
 	}
-	sig := e.signals[j-1]
+	sig := e.signals[j]
 	return reported(sig.ack, sig.blocks) >= capD-ackClockSegments*int64(e.segmentBound())
 }
 

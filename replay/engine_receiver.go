@@ -84,6 +84,7 @@ func (e *engine) lostInCapture() []lostRange {
 	var sent, got int64 // data bytes: the kernel's new ones, the peer's
 	seen, prev := 0, int64(0)
 	extended := 0 // answers whose have the next acknowledging line set
+	compiled := make([]*scriptPacket, len(e.script.Events))
 	for i, ev := range e.script.Events {
 		// The event's time in the capture: relative times count from the
 		// event before, anchored ones from the line they answer (below;
@@ -106,6 +107,7 @@ func (e *engine) lostInCapture() []lostRange {
 		if err != nil {
 			continue
 		}
+		compiled[i] = sp
 		if p.Dir == parser.Outbound {
 			start := tcpwire.Seq(sp.seq)
 			end := start.Add(uint32(sp.payloadLen))
@@ -153,6 +155,7 @@ func (e *engine) lostInCapture() []lostRange {
 		}
 	}
 	e.scriptTxs = txs
+	e.noteReleases(compiled)
 	e.paceJudged = sent > got
 	// lowestAfter[j]: the lowest start of a transmission after txs[j],
 	// relative to the first; a transmission wholly below it is never sent

@@ -265,9 +265,7 @@ func TestDeferredACK(t *testing.T) {
 func TestDSACKOfExtraCopy(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
 	head := func(dup bool) string {
-		s := "--pcap2pkt=1\n" + listenPrefix +
-			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-			"+0 > S. 0:0(0) ack 1 <...>\n" +
+		s := sackHandshake +
 			"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
 			"+0 > . 1:4001(4000) ack 1\n" +
 			"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:4001>\n" +

@@ -24,35 +24,41 @@ const ackRunUsecs = 1000
 // as the captured kernel did, would count as early against it. The data
 // line's earliest time then counts from the event before the run.
 func (e *engine) releasedAfter(i int) (int, bool) {
-	ev := e.script.Events[i]
-	p, ok := ev.Action.(*parser.Packet)
-	if !ok || p.Dir != parser.Outbound || p.TCP == nil || ev.Time.Kind != parser.TimeRelative || ev.Time.Anchor || ev.Time.Usecs != 0 {
-		return 0, false
-	}
-	sp, err := compilePacket(p, e.cfg.wireIPv6())
-	if err != nil || sp.payloadLen == 0 {
-		return 0, false
-	}
-	e.lostInCapture() // scriptAt
-	seq := tcpwire.Seq(sp.seq)
-	k := i - 1
-	for ; k >= 0 && e.scriptAt[i]-e.scriptAt[k] <= ackRunUsecs; k-- {
-		if !ackBelow(e.script.Events[k], seq, e.cfg.wireIPv6()) {
-			break
-		}
-	}
-	return k, k >= 0 && k < i-1
+	e.lostInCapture() // releasedFrom
+	j := e.releasedFrom[i]
+	return j, j >= 0
 }
 
-// ackBelow reports whether ev is an anchored inbound pure ACK that
-// acknowledges and SACKs only bytes below seq.
-func ackBelow(ev *parser.Event, seq tcpwire.Seq, v6 bool) bool {
-	p, ok := ev.Action.(*parser.Packet)
-	if !ok || p.Dir != parser.Inbound || p.TCP == nil || !ev.Time.Anchor {
-		return false
+// noteReleases sets releasedFrom (see releasedAfter) from the script's
+// packet events, compiled (nil: not a TCP packet), and their times in the
+// capture; lostInCapture calls it once.
+func (e *engine) noteReleases(compiled []*scriptPacket) {
+	e.releasedFrom = make([]int, len(compiled))
+	for i, ev := range e.script.Events {
+		e.releasedFrom[i] = -1
+		sp := compiled[i]
+		if sp == nil || sp.ast.Dir != parser.Outbound || sp.payloadLen == 0 ||
+			ev.Time.Kind != parser.TimeRelative || ev.Time.Anchor || ev.Time.Usecs != 0 {
+			continue
+		}
+		seq := tcpwire.Seq(sp.seq)
+		k := i - 1
+		for ; k >= 0 && e.scriptAt[i]-e.scriptAt[k] <= ackRunUsecs; k-- {
+			if !ackBelow(e.script.Events[k], compiled[k], seq) {
+				break
+			}
+		}
+		if k >= 0 && k < i-1 {
+			e.releasedFrom[i] = k
+		}
 	}
-	sp, err := compilePacket(p, v6)
-	if err != nil || sp.proto != tcpwire.ProtoTCP || sp.payloadLen != 0 || sp.flags != tcpwire.FlagACK {
+}
+
+// ackBelow reports whether ev (compiled sp) is an anchored inbound pure
+// ACK that acknowledges and SACKs only bytes below seq.
+func ackBelow(ev *parser.Event, sp *scriptPacket, seq tcpwire.Seq) bool {
+	if sp == nil || sp.ast.Dir != parser.Inbound || !ev.Time.Anchor ||
+		sp.proto != tcpwire.ProtoTCP || sp.payloadLen != 0 || sp.flags != tcpwire.FlagACK {
 		return false
 	}
 	if tcpwire.Seq(sp.ack).Diff(seq) > 0 {

@@ -490,16 +490,12 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 // data first). A segment that is no piece of the stream (SYN, RST) is
 // returned at once, to be reported.
 func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed, *eventError) {
-	for _, recut := range []bool{false, true} {
-		for i, p := range e.leftover {
-			if !p.p.isTCP() {
-				continue
-			}
-			if _, ok := e.recutHead(p, at); p.p.TCP.Seq == at || recut && ok {
-				e.leftover = append(e.leftover[:i:i], e.leftover[i+1:]...)
-				return p, nil
-			}
-		}
+	// One that starts at at first, else one cut otherwise (recutHead).
+	if p := e.takeLeftover(func(p *sniffed) bool { return p.p.TCP.Seq == at }); p != nil {
+		return p, nil
+	}
+	if p := e.takeLeftover(func(p *sniffed) bool { _, ok := e.recutHead(p, at); return ok }); p != nil {
+		return p, nil
 	}
 	for {
 		sent := e.sndNxt // how far the kernel had sent before this packet
@@ -521,6 +517,18 @@ func (e *engine) nextPiece(es *eventState, s *socket, at tcpwire.Seq) (*sniffed,
 		}
 		e.leftover = append(e.leftover, sn)
 	}
+}
+
+// takeLeftover removes from the segments set aside the first TCP one that
+// match accepts, and returns it (nil: none).
+func (e *engine) takeLeftover(match func(*sniffed) bool) *sniffed {
+	for i, p := range e.leftover {
+		if p.p.isTCP() && match(p) {
+			e.leftover = append(e.leftover[:i:i], e.leftover[i+1:]...)
+			return p
+		}
+	}
+	return nil
 }
 
 // recutHead reports whether sn is a retransmission of the bytes at seq at

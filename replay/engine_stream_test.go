@@ -287,7 +287,7 @@ func TestHoleBetweenSACKs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			src := "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n+0.001 < . 1:1(0) ack 1 win 4000\n" + lines
+			src := sackHandshake + "+0.001 < . 1:1(0) ack 1 win 4000\n" + lines
 			start := 1 * time.Millisecond
 			_, err := fakeRun(t, src, []kernelPacket{synack, dataSeg(start, 0, 5000), dataSeg(start+tc.at, 2000, 1000)})
 			checkRunError(t, err, tc.want)
@@ -303,7 +303,7 @@ func TestHoleBetweenSACKs(t *testing.T) {
 func TestRACKReorderWindow(t *testing.T) {
 	synack := synAck1000()
 	ms := time.Millisecond
-	const head = "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n" +
+	const head = sackHandshake +
 		"+0.020^ < . 1:1(0) ack 1 win 4000\n+0 > P. 1:3001(3000) ack 1\n"
 	const sacked = head + "+0.020^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>\n+0 > . 1:1001(1000) ack 1\n"
 	const timer = head + "+0.020 > . 1:1001(1000) ack 1\n"
@@ -349,7 +349,7 @@ func TestPathSlack(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			src := "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n" +
+			src := sackHandshake +
 				"+" + tc.rtt + "^ < . 1:1(0) ack 1 win 4000\n" +
 				"+0.010 > P. 1:1001(1000) ack 1\n"
 			kernel := []kernelPacket{
@@ -370,9 +370,7 @@ func TestPathSlack(t *testing.T) {
 // sends), with the window ending where that line's does.
 func TestPartialFromLaterLine(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
-	src := "--pcap2pkt=1\n" + listenPrefix +
-		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-		"+0 > S. 0:0(0) ack 1 <...>\n" +
+	src := sackHandshake +
 		"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
 		"+0 > . 1:1001(1000) ack 1\n" +
 		"+0 > . 1001:1501(500) ack 1\n" +
@@ -413,9 +411,7 @@ func TestPartialFromLaterLine(t *testing.T) {
 // than that or when the bytes had been acknowledged already.
 func TestRaceRetransmission(t *testing.T) {
 	ms := time.Millisecond
-	const src = "--pcap2pkt=1\n" + listenPrefix +
-		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-		"+0 > S. 0:0(0) ack 1 <...>\n" +
+	const src = sackHandshake +
 		"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
 		"+0 > . 1:2001(2000) ack 1\n" +
 		"+0.010^ < . 1:1(0) ack 2001 win 4000\n" +
@@ -449,9 +445,7 @@ func TestRaceRetransmission(t *testing.T) {
 func TestHeldOneAck(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
 	script := func(acks, after string) string {
-		return "--pcap2pkt=1\n" + listenPrefix +
-			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-			"+0 > S. 0:0(0) ack 1 <...>\n" +
+		return sackHandshake +
 			"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
 			"+0 > . 1:4001(4000) ack 1\n" +
 			acks +
@@ -513,9 +507,7 @@ func dataSeg(at time.Duration, from, n int) kernelPacket {
 // before it, and the ACK after it follows, though it reports nothing new.
 func TestDSACKLineAnchored(t *testing.T) {
 	ms := time.Millisecond
-	src := "--pcap2pkt=1\n" + listenPrefix +
-		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-		"+0 > S. 0:0(0) ack 1 <...>\n" +
+	src := sackHandshake +
 		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
 		"+0 > . 1:4001(4000) ack 1\n" +
 		"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:3001>\n" +
@@ -601,9 +593,7 @@ func TestPace(t *testing.T) {
 // clears it), and its one later ACK passes.
 func TestDSACKOwed(t *testing.T) {
 	ms := time.Millisecond
-	const script = "--pcap2pkt=1\n" + listenPrefix +
-		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-		"+0 > S. 0:0(0) ack 1 <...>\n" +
+	const script = sackHandshake +
 		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
 		"+0 < . 1:1001(1000) ack 1 win 8000\n" +
 		"+0 < . 1:1001(1000) ack 1 win 8000\n" +
@@ -765,7 +755,7 @@ func acceptingSyscalls() map[string]syscallFunc {
 // a segment, count for nothing; more, or a tail the peer lacked, fails.
 func TestRecutRetransmission(t *testing.T) {
 	ms := time.Millisecond
-	const head = "--pcap2pkt=1\n" + listenPrefix + "+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n+0 > S. 0:0(0) ack 1 <...>\n+0.001 < . 1:1(0) ack 1 win 4000\n" +
+	const head = sackHandshake + "+0.001 < . 1:1(0) ack 1 win 4000\n" +
 		"+0 > P. 1:5001(5000) ack 1\n" +
 		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2001>\n"
 	const line = "+0.006 > . 2001:3001(1000) ack 1\n"
@@ -816,9 +806,7 @@ func TestRetransmissionAnswer(t *testing.T) {
 		if after, ok := strings.CutPrefix(answerDelay, "dsack "); ok {
 			answerDelay, answer = after, "ack 3001 win 4000 <nop,nop,sack 1:1001>"
 		}
-		return "--pcap2pkt=1\n" + listenPrefix +
-			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-			"+0 > S. 0:0(0) ack 1 <...>\n" +
+		return sackHandshake +
 			"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
 			"+0 > . 1:1001(1000) ack 1\n" +
 			"+0 > . 1001:2001(1000) ack 1\n" +
@@ -885,9 +873,7 @@ func TestRetransmissionAnswer(t *testing.T) {
 func TestAnswersInPathOrder(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
 	script := func(between string) string {
-		return "--pcap2pkt=1\n" + listenPrefix +
-			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-			"+0 > S. 0:0(0) ack 1 <...>\n" +
+		return sackHandshake +
 			"+0.001^ < . 1:1(0) ack 1 win 4000\n" +
 			"+0 > . 1:3001(3000) ack 1\n" +
 			"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 2001:3001>\n" +
@@ -981,9 +967,7 @@ func TestPartialPeerClock(t *testing.T) {
 func TestReleasedAfter(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
 	script := func(last string) string {
-		return "--pcap2pkt=1\n" + listenPrefix +
-			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-			"+0 > S. 0:0(0) ack 1 <...>\n" +
+		return sackHandshake +
 			"+0.020^ < . 1:1(0) ack 1 win 8000\n" +
 			"+0 > . 1:1001(1000) ack 1\n" +
 			"+0.010 > . 1001:2001(1000) ack 1\n" +
@@ -1032,9 +1016,7 @@ func injectedACKs(dev *replaytest.Device) []*wirePacket {
 // takes the data, sent before a segment the peer acknowledged, for lost.
 func TestAnswerReportsDataBefore(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
-	const src = "--pcap2pkt=1\n" + listenPrefix +
-		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
-		"+0 > S. 0:0(0) ack 1 <...>\n" +
+	const src = sackHandshake +
 		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
 		"+0 > . 1:2001(2000) ack 1\n" +
 		"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:2001>\n" +
@@ -1086,3 +1068,10 @@ func ackSummaries(dev *replaytest.Device) []ackSummary {
 	}
 	return out
 }
+
+// sackHandshake begins a --pcap2pkt=1 script: a listener, the peer's SYN
+// (MSS 1000, SACK) and the kernel's SYN-ACK; the handshake's ACK, whose
+// delay sets the path's round trip, is each test's.
+const sackHandshake = "--pcap2pkt=1\n" + listenPrefix +
+	"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,nop,nop>\n" +
+	"+0 > S. 0:0(0) ack 1 <...>\n"

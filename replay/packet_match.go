@@ -80,12 +80,13 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 			kind, start, end = parser.TimeAbsoluteRange, start-slack, max(start, end)+slack
 		}
 	}
-	if lv := e.liveUsecs(live.at) + e.scriptStart; newData && kind != parser.TimeAny && lv > max(start, end) &&
-		e.heldOneAck(es.index, e.liveTime(max(start, end)), live.at) {
-		kind, end = parser.TimeAbsoluteRange, lv // new data an ACK later in recovery (see heldOneAck)
-	}
-	if lv := e.liveUsecs(live.at) + e.scriptStart; newData && kind != parser.TimeAny && lv < start && e.earlyOneAck(es.index, live.at) {
-		kind, start, end = parser.TimeAbsoluteRange, lv, max(start, end) // new data an ACK earlier after a loss (see earlyOneAck)
+	if lv := e.liveUsecs(live.at) + e.scriptStart; newData && kind != parser.TimeAny {
+		switch {
+		case lv > max(start, end) && e.heldOneAck(es.index, e.liveTime(max(start, end)), live.at):
+			kind, end = parser.TimeAbsoluteRange, lv // new data an ACK later after a loss (see heldOneAck)
+		case lv < start && e.earlyOneAck(es.index, live.at):
+			kind, start, end = parser.TimeAbsoluteRange, lv, max(start, end) // an ACK earlier (see earlyOneAck)
+		}
 	}
 	terr := e.verifyTime(kind, start, end, e.liveUsecs(live.at), e.lastEventUsecs(), "outbound packet")
 	if terr == nil && newData && kind != parser.TimeAny {
