@@ -169,6 +169,12 @@ type engine struct {
 	deliv    []deliveredRange
 	delivEnd []int
 	sentData bool
+	// delivUnion: the bytes of deliv's first delivUnionN parts, merged
+	// (deliveredView); delivUnsorted: a part of deliv was sent before the
+	// one before it.
+	delivUnion    []seqRange
+	delivUnionN   int
+	delivUnsorted bool
 	// pathSlack is how far from its line new data may be sent (see
 	// pathSlackUsecs; pathSlackSet: worked out).
 	pathSlack    int64

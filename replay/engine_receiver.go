@@ -254,6 +254,9 @@ func (e *engine) delivered(at time.Time) []deliveredRange {
 			parts = keep
 		}
 		for _, p := range parts {
+			if n := len(e.deliv); n > 0 && t.at.Before(e.deliv[n-1].at) {
+				e.delivUnsorted = true
+			}
 			e.deliv = append(e.deliv, deliveredRange{p, t.at})
 		}
 		e.delivEnd = append(e.delivEnd, len(e.deliv))
@@ -340,6 +343,126 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 	return ack, out
 }
 
+// deliveredView is receiverView(0, got, max) where got is the parts of the
+// first n of deliv that told covers (each with its delivery's time), without
+// walking every delivery: a bulk transfer's replay asks at every ACK it
+// injects, thousands of times over thousands of transmissions, and walking
+// them all made its injections fall behind the ACKs' times (get_4m over
+// 10 ms with 1% loss: 129 ms of a 0.45 s run, ACKs 50 ms late by its end).
+// The union of got is the union of those deliveries (delivUnion, kept as
+// deliv grows) cut to told; its run from 0 is the ack and its pieces above
+// are the blocks. A block's time is that of the latest delivery that
+// overlaps it, found from the newest back: with deliv in the order sent,
+// once max blocks are found, a block not found yet is older than them.
+func (e *engine) deliveredView(n int, told []seqRange, max int) (tcpwire.Seq, []seqRange) {
+	return e.deliveredViewFrom(0, n, told, max)
+}
+
+// deliveredViewFrom is deliveredView with the ack starting at from.
+func (e *engine) deliveredViewFrom(from tcpwire.Seq, n int, told []seqRange, max int) (tcpwire.Seq, []seqRange) {
+	pieces := cutTo(e.unionOf(n), mergeRanges(told))
+	ack := from
+	var blocks []deliveredRange
+	for _, c := range pieces {
+		switch {
+		case c.start.Diff(ack) <= 0 && c.end.Diff(ack) > 0:
+			ack = c.end
+		case c.start.Diff(ack) > 0:
+			blocks = append(blocks, deliveredRange{r: c})
+		}
+	}
+	found, seen := 0, make([]bool, len(blocks))
+	var last time.Time
+	for i := n - 1; i >= 0 && (e.delivUnsorted || found < len(blocks)); i-- {
+		d := e.deliv[i]
+		if !e.delivUnsorted && found >= max && d.at.Before(last) {
+			break // every block left was delivered before the max found
+		}
+		j := sort.Search(len(blocks), func(j int) bool { return blocks[j].r.end.Diff(d.r.start) > 0 })
+		for ; j < len(blocks) && blocks[j].r.start.Diff(d.r.end) < 0; j++ {
+			switch {
+			case !seen[j]:
+				seen[j], blocks[j].at = true, d.at
+				found++
+				last = d.at
+			case e.delivUnsorted && d.at.After(blocks[j].at):
+				blocks[j].at = d.at
+			}
+		}
+	}
+	kept := blocks[:0]
+	for j, b := range blocks {
+		if seen[j] {
+			kept = append(kept, b)
+		}
+	}
+	sort.SliceStable(kept, func(i, j int) bool { return kept[i].at.After(kept[j].at) })
+	var out []seqRange
+	for i, b := range kept {
+		if i == max {
+			break
+		}
+		out = append(out, b.r)
+	}
+	return ack, out
+}
+
+// unionOf returns the bytes of the first n parts of deliv, merged and in
+// order (delivUnion, extended as n grows; worked out again when it shrinks).
+func (e *engine) unionOf(n int) []seqRange {
+	if n < e.delivUnionN {
+		e.delivUnion, e.delivUnionN = nil, 0
+	}
+	for _, d := range e.deliv[e.delivUnionN:n] {
+		e.delivUnion = addRange(e.delivUnion, d.r)
+	}
+	e.delivUnionN = n
+	return e.delivUnion
+}
+
+// addRange adds r to the merged ranges u (in order, none touching
+// another), merging what it overlaps or touches.
+func addRange(u []seqRange, r seqRange) []seqRange {
+	i := sort.Search(len(u), func(i int) bool { return u[i].end.Diff(r.start) >= 0 })
+	j := i
+	for ; j < len(u) && u[j].start.Diff(r.end) <= 0; j++ {
+		r = seqRange{earlier(r.start, u[j].start), later(r.end, u[j].end)}
+	}
+	return slices.Replace(u, i, j, r)
+}
+
+// mergeRanges returns rs merged and in order.
+func mergeRanges(rs []seqRange) []seqRange {
+	var u []seqRange
+	for _, r := range rs {
+		if r.start.Diff(r.end) < 0 {
+			u = addRange(u, r)
+		}
+	}
+	return u
+}
+
+// cutTo returns the bytes of u that t holds, both merged and in order,
+// merged and in order.
+func cutTo(u, t []seqRange) []seqRange {
+	var out []seqRange
+	for i, j := 0, 0; i < len(u) && j < len(t); {
+		if x := (seqRange{later(u[i].start, t[j].start), earlier(u[i].end, t[j].end)}); x.start.Diff(x.end) < 0 {
+			if n := len(out); n > 0 && out[n-1].end == x.start {
+				out[n-1].end = x.end
+			} else {
+				out = append(out, x)
+			}
+		}
+		if u[i].end.Diff(t[j].end) < 0 {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
+}
+
 // asReceived returns line sp (the index-th event) with the ACK and SACK
 // blocks of a peer that received what the kernel sent up to at (see the
 // file comment); sp itself when the line is not a pure ACK of a
@@ -383,16 +506,7 @@ func (e *engine) asReceivedHaving(sp *scriptPacket, at time.Time, index int, hav
 		told = append(append(told, seqRange{0, e.partialTold.ack}), e.partialTold.sacked...)
 	}
 	told = append(told, have...)
-	deliveries := e.delivered(at)
-	got := make([]deliveredRange, 0, len(deliveries)+len(told))
-	for _, d := range deliveries {
-		for _, c := range told {
-			if x := (seqRange{later(d.r.start, c.start), earlier(d.r.end, c.end)}); x.start.Diff(x.end) < 0 {
-				got = append(got, deliveredRange{x, d.at})
-			}
-		}
-	}
-	ack, blocks := receiverView(0, got, maxBlocks)
+	ack, blocks := e.deliveredView(len(e.delivered(at)), told, maxBlocks)
 	if d, ok := e.dsackFor(sp, ack, blocks, at); ok {
 		blocks = append([]seqRange{d}, blocks[:min(len(blocks), maxBlocks-1)]...)
 	}

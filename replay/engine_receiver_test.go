@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -35,6 +36,72 @@ func TestReceiverView(t *testing.T) {
 		ack, blocks := receiverView(0, tc.in, 3)
 		if uint32(ack) != tc.ack || !reflect.DeepEqual(blocks, tc.blocks) {
 			t.Errorf("%s: ack %d blocks %v, want %d %v", tc.name, ack, blocks, tc.ack, tc.blocks)
+		}
+	}
+}
+
+// TestDeliveredView: the peer's view worked out from the merged deliveries
+// is receiverView's over every delivery cut to what the line told, for
+// deliveries in the order sent or not, told ranges that overlap, and
+// prefixes that grow and shrink.
+func TestDeliveredView(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	span := func(lo, hi uint32) seqRange {
+		s := lo + uint32(rng.IntN(int(hi-lo)))
+		return seqRange{tcpwire.Seq(s), tcpwire.Seq(s + 1 + uint32(rng.IntN(3000)))}
+	}
+	for round := range 400 {
+		// Sequence numbers that wrap in some rounds.
+		base := uint32(0)
+		if round%4 == 3 {
+			base = 1<<32 - 10000
+		}
+		e := &engine{}
+		ms := 0
+		for range 1 + rng.IntN(60) {
+			r := span(0, 30000)
+			r.start, r.end = r.start+tcpwire.Seq(base), r.end+tcpwire.Seq(base)
+			if rng.IntN(5) == 0 {
+				ms++ // several parts of a transmission share its time
+			}
+			ms += rng.IntN(3)
+			at := ms
+			if round%2 == 1 && rng.IntN(10) == 0 {
+				at -= rng.IntN(5) // out of order
+			}
+			if n := len(e.deliv); n > 0 && t0.Add(time.Duration(at)*time.Millisecond).Before(e.deliv[n-1].at) {
+				e.delivUnsorted = true
+			}
+			e.deliv = append(e.deliv, deliveredRange{r, t0.Add(time.Duration(at) * time.Millisecond)})
+		}
+		for range 8 {
+			n := rng.IntN(len(e.deliv) + 1)
+			told := []seqRange{{tcpwire.Seq(base), tcpwire.Seq(base + uint32(rng.IntN(20000)))}}
+			for range rng.IntN(5) {
+				r := span(0, 30000)
+				told = append(told, seqRange{r.start + tcpwire.Seq(base), r.end + tcpwire.Seq(base)})
+			}
+			max := 3 + rng.IntN(2)
+			var got []deliveredRange
+			for _, d := range e.deliv[:n] {
+				for _, c := range told {
+					if x := (seqRange{later(d.r.start, c.start), earlier(d.r.end, c.end)}); x.start.Diff(x.end) < 0 {
+						got = append(got, deliveredRange{x, d.at})
+					}
+				}
+			}
+			wantAck, wantBlocks := receiverView(tcpwire.Seq(base), got, max)
+			ack, blocks := e.deliveredView(n, told, max)
+			if base != 0 {
+				// receiverView starts from base here; deliveredView from 0,
+				// which lies above every range: shift its ack the same way.
+				ack, blocks = e.deliveredViewFrom(tcpwire.Seq(base), n, told, max)
+			}
+			if ack != wantAck || !reflect.DeepEqual(blocks, wantBlocks) {
+				t.Fatalf("round %d, %d of %d deliveries %v, told %v: ack %d blocks %v, want %d %v",
+					round, n, len(e.deliv), e.deliv[:n], told, ack, blocks, wantAck, wantBlocks)
+			}
 		}
 	}
 }
