@@ -138,14 +138,19 @@ func (h *systemHost) StartTime(c Clock) time.Time {
 			return c.Now()
 		}
 	}
-	tick := defaultTick
-	var res unix.Timespec
-	if unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res) == nil && res.Nano() > 0 {
-		tick = time.Duration(res.Nano())
-	}
-	start := c.Now().Add(tick / tickOffsetFraction)
+	start := c.Now().Add(h.Tick() / tickOffsetFraction)
 	c.SleepUntil(context.Background(), start)
 	return start
+}
+
+// Tick is the resolution of the coarse clock, which moves once a tick, or
+// defaultTick where it is unknown.
+func (h *systemHost) Tick() time.Duration {
+	var res unix.Timespec
+	if unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &res) == nil && res.Nano() > 0 {
+		return time.Duration(res.Nano())
+	}
+	return defaultTick
 }
 
 // setRealtimePriority moves every thread of the process to the lowest

@@ -296,10 +296,11 @@ func TestHoleBetweenSACKs(t *testing.T) {
 }
 
 // TestRACKReorderWindow: over a path whose round trip is 20 ms (the
-// handshake's), a retransmission that an ACK showed lost may come up to a
-// quarter of the round trip after its line (RACK's reordering window, which
-// a kernel out of recovery waits) beyond the tolerance; later fails, and so
-// does a retransmission as late that no ACK showed lost (a timer's).
+// handshake's), a retransmission that an ACK showed lost may come as late
+// after its line as RACK's reordering timer fires (a quarter of the round
+// trip, which a kernel out of recovery waits, in ticks rounded up plus two:
+// 16 ms with the fake host's 4 ms tick); later fails, and so does a
+// retransmission 8 ms late that no ACK showed lost (a timer's).
 func TestRACKReorderWindow(t *testing.T) {
 	synack := synAck1000()
 	ms := time.Millisecond
@@ -315,7 +316,8 @@ func TestRACKReorderWindow(t *testing.T) {
 	}{
 		{"on the SACK", sacked, 0, nil},
 		{"a reordering window late", sacked, 8 * ms, nil},
-		{"later than that", sacked, 12 * ms, []string{"ms late"}},
+		{"as late as the window's timer fires", sacked, 15 * ms, nil},
+		{"later than that", sacked, 18 * ms, []string{"ms late"}},
 		{"as late with no ACK showing it lost", timer, 8 * ms, []string{"ms late"}},
 	}
 	for _, tc := range tests {
@@ -846,7 +848,7 @@ func TestRetransmissionAnswer(t *testing.T) {
 		}, []ack{{1, ""}, {1, "1001:2001"}, {1, "1001:3001"}, {3001, "1:1001"}}, nil},
 		{"a late retransmission", "0.010", []kernelPacket{
 			dataSeg(1*ms, 0, 1000), dataSeg(1*ms, 1000, 1000),
-			dataSeg(11*ms+50*us, 2000, 1000), dataSeg(20*ms, 0, 1000),
+			dataSeg(11*ms+50*us, 2000, 1000), dataSeg(30*ms, 0, 1000),
 		}, nil, []string{"test.pkt:12", "late"}},
 	}
 	for _, tc := range tests {

@@ -38,6 +38,7 @@ func (h *fakeHost) CloseFD(fd int) error {
 func (h *fakeHost) EphemeralPort(bool) (uint16, error) { return fakeEphemeralPort, nil }
 func (h *fakeHost) ThreadSleeping(int) bool            { return true }
 func (h *fakeHost) StartTime(c Clock) time.Time        { return c.Now() }
+func (h *fakeHost) Tick() time.Duration                { return 4 * time.Millisecond }
 
 // fakeSyscalls stands in for the kernel's socket calls: socket returns
 // live fd 100+n, the others succeed.

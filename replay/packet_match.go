@@ -58,13 +58,20 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 		// data lost (see lossSignal).
 		if sig, ok := e.lossSignal(tcpwire.Seq(sp.seq), live.at); ok {
 			earliest = min(earliest, e.liveUsecs(sig)+e.scriptStart)
-			// Or as late as RACK's reordering window after the line: a
+			// Or as late as RACK's reordering timer after the line: a
 			// kernel in recovery with no reordering seen retransmits on
 			// the ACK, one out of it waits a quarter of the round trip
-			// (tcp_rack_reo_wnd). Which it was in follows when the peer's
-			// ACKs came against its transmissions, microseconds the
-			// replay does not reproduce.
-			latest = max(start, end) + e.pathSlackUsecs()/2
+			// (tcp_rack_reo_wnd), or less where the data SACKed after the
+			// hole left that much after it. Which it was in follows when
+			// the peer's ACKs came against its transmissions, microseconds
+			// the replay does not reproduce; a kernel that sent the lost
+			// segment in the same burst as the data SACKed after it waits
+			// the whole window where the captured one, a segment short,
+			// had sent it a round trip before and retransmitted on the
+			// ACK. The timer counts in ticks, rounded up, plus two
+			// (TCP_TIMEOUT_MIN): at HZ=250 a window of 5.2 ms fires up to
+			// 16 ms after the ACK.
+			latest = max(start, end) + max(e.pathSlackUsecs()/2, e.reoTimerUsecs(e.pathSlackUsecs()/2)-e.cfg.ToleranceUsecs)
 		}
 	}
 	if e.cfg.Extended && earliest < start && kind != parser.TimeAny {
@@ -97,6 +104,17 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 		return terr
 	}
 	return nil
+}
+
+// reoTimerUsecs is how long after an ACK RACK's reordering timer fires
+// for a window of reo microseconds: rounded up to ticks, plus the two
+// ticks of TCP_TIMEOUT_MIN (tcp_rack_mark_lost).
+func (e *engine) reoTimerUsecs(reo int64) int64 {
+	tick := e.host.Tick().Microseconds()
+	if tick <= 0 {
+		return reo
+	}
+	return ((reo+tick-1)/tick + 2) * tick
 }
 
 // verifyPace judges the line with the script's highest new data by the

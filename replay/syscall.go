@@ -397,4 +397,7 @@ type Host interface {
 	// reference does, so that millisecond-aligned events do not straddle
 	// jiffies.
 	StartTime(c Clock) time.Time
+	// Tick is the kernel's timer tick (1/HZ), on which its TCP timers
+	// fire.
+	Tick() time.Duration
 }
