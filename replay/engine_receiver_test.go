@@ -106,6 +106,50 @@ func TestDeliveredView(t *testing.T) {
 	}
 }
 
+// BenchmarkPeerView: the peer's view of a 4 MiB transfer's 3000
+// deliveries, one lost in a hundred, as an ACK late in it reports it:
+// "walk" cuts every delivery to what the line told and hands them to
+// receiverView (as asReceivedHaving did); "merged" is deliveredView, asked
+// once per ACK as deliveries grow. The ratio of the two is the point
+// (2026-12-07, this machine: 17-21 µs against 0.8-1.7 µs an ACK).
+func BenchmarkPeerView(b *testing.B) {
+	t0 := time.Unix(1000, 0)
+	const n, seg = 3000, 1448
+	e := &engine{deliv: []deliveredRange{{seqRange{0, 1}, t0}}} // the SYN
+	var sacked []seqRange
+	for i := range n {
+		if i%100 == 50 {
+			continue // lost: a hole below what follows
+		}
+		r := seqRange{tcpwire.Seq(1 + i*seg), tcpwire.Seq(1 + (i+1)*seg)}
+		e.deliv = append(e.deliv, deliveredRange{r, t0.Add(time.Duration(i) * 10 * time.Microsecond)})
+		if i > 2950 {
+			sacked = append(sacked, r)
+		}
+	}
+	told := append([]seqRange{{0, tcpwire.Seq(1 + 51*seg)}}, mergeRanges(sacked)...)
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			var got []deliveredRange
+			for _, d := range e.deliv {
+				for _, c := range told {
+					if x := (seqRange{later(d.r.start, c.start), earlier(d.r.end, c.end)}); x.start.Diff(x.end) < 0 {
+						got = append(got, deliveredRange{x, d.at})
+					}
+				}
+			}
+			receiverView(0, got, 3)
+		}
+	})
+	b.Run("merged", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			// Each ACK sees a delivery more, as in a replay (and the view
+			// is worked out again from scratch once in a hundred).
+			e.deliveredView(len(e.deliv)-100+i%100, told, 3)
+		}
+	})
+}
+
 func TestWithSACK(t *testing.T) {
 	ts := []byte{tcpwire.OptKindNOP, tcpwire.OptKindNOP, tcpwire.OptKindTimestamp, 10, 0, 0, 0, 1, 0, 0, 0, 2}
 	sack := func(blocks ...uint32) []byte {
