@@ -332,6 +332,13 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 		}
 		blocks = append(blocks, d)
 	}
+	return ack, newestBlocks(blocks, max)
+}
+
+// newestBlocks returns at most max of blocks (in sequence order), those
+// delivered last first (RFC 2018: the block of the latest segment first),
+// ties in sequence order.
+func newestBlocks(blocks []deliveredRange, max int) []seqRange {
 	sort.SliceStable(blocks, func(i, j int) bool { return blocks[i].at.After(blocks[j].at) })
 	var out []seqRange
 	for i, b := range blocks {
@@ -340,7 +347,7 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 		}
 		out = append(out, b.r)
 	}
-	return ack, out
+	return out
 }
 
 // deliveredView is receiverView(0, got, max) where got is the parts of the
@@ -396,15 +403,7 @@ func (e *engine) deliveredViewFrom(from tcpwire.Seq, n int, told []seqRange, max
 			kept = append(kept, b)
 		}
 	}
-	sort.SliceStable(kept, func(i, j int) bool { return kept[i].at.After(kept[j].at) })
-	var out []seqRange
-	for i, b := range kept {
-		if i == max {
-			break
-		}
-		out = append(out, b.r)
-	}
-	return ack, out
+	return ack, newestBlocks(kept, max)
 }
 
 // unionOf returns the bytes of the first n parts of deliv, merged and in
