@@ -132,14 +132,7 @@ func anchorIn[T any](txs []T, tx func(T) (seqRange, int), ranges []seqRange, n i
 	full, reach := -1, -1
 	for i, t := range txs {
 		r, rn := tx(t)
-		hit := false
-		for _, x := range ranges {
-			if r.start.Diff(x.end) < 0 && x.start.Diff(r.end) < 0 {
-				hit = true
-				break
-			}
-		}
-		if !hit {
+		if !overlapsAny(ranges, r) {
 			continue
 		}
 		if full < 0 {

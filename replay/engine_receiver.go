@@ -350,7 +350,7 @@ func newestBlocks(blocks []deliveredRange, max int) []seqRange {
 	return out
 }
 
-// deliveredView is receiverView(0, got, max) where got is the parts of the
+// deliveredView is receiverView(from, got, max) where got is the parts of the
 // first n of deliv that told covers (each with its delivery's time), without
 // walking every delivery: a bulk transfer's replay asks at every ACK it
 // injects, thousands of times over thousands of transmissions, and walking
@@ -361,12 +361,7 @@ func newestBlocks(blocks []deliveredRange, max int) []seqRange {
 // are the blocks. A block's time is that of the latest delivery that
 // overlaps it, found from the newest back: with deliv in the order sent,
 // once max blocks are found, a block not found yet is older than them.
-func (e *engine) deliveredView(n int, told []seqRange, max int) (tcpwire.Seq, []seqRange) {
-	return e.deliveredViewFrom(0, n, told, max)
-}
-
-// deliveredViewFrom is deliveredView with the ack starting at from.
-func (e *engine) deliveredViewFrom(from tcpwire.Seq, n int, told []seqRange, max int) (tcpwire.Seq, []seqRange) {
+func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int) (tcpwire.Seq, []seqRange) {
 	pieces := cutTo(e.unionOf(n), mergeRanges(told))
 	ack := from
 	var blocks []deliveredRange
@@ -413,21 +408,10 @@ func (e *engine) unionOf(n int) []seqRange {
 		e.delivUnion, e.delivUnionN = nil, 0
 	}
 	for _, d := range e.deliv[e.delivUnionN:n] {
-		e.delivUnion = addRange(e.delivUnion, d.r)
+		e.delivUnion = mergeRange(e.delivUnion, d.r)
 	}
 	e.delivUnionN = n
 	return e.delivUnion
-}
-
-// addRange adds r to the merged ranges u (in order, none touching
-// another), merging what it overlaps or touches.
-func addRange(u []seqRange, r seqRange) []seqRange {
-	i := sort.Search(len(u), func(i int) bool { return u[i].end.Diff(r.start) >= 0 })
-	j := i
-	for ; j < len(u) && u[j].start.Diff(r.end) <= 0; j++ {
-		r = seqRange{earlier(r.start, u[j].start), later(r.end, u[j].end)}
-	}
-	return slices.Replace(u, i, j, r)
 }
 
 // mergeRanges returns rs merged and in order.
@@ -435,13 +419,13 @@ func mergeRanges(rs []seqRange) []seqRange {
 	var u []seqRange
 	for _, r := range rs {
 		if r.start.Diff(r.end) < 0 {
-			u = addRange(u, r)
+			u = mergeRange(u, r)
 		}
 	}
 	return u
 }
 
-// cutTo returns the bytes of u that t holds, both merged and in order,
+// cutTo returns the bytes of u that t holds (both merged and in order),
 // merged and in order.
 func cutTo(u, t []seqRange) []seqRange {
 	var out []seqRange
@@ -505,7 +489,7 @@ func (e *engine) asReceivedHaving(sp *scriptPacket, at time.Time, index int, hav
 		told = append(append(told, seqRange{0, e.partialTold.ack}), e.partialTold.sacked...)
 	}
 	told = append(told, have...)
-	ack, blocks := e.deliveredView(len(e.delivered(at)), told, maxBlocks)
+	ack, blocks := e.deliveredView(0, len(e.delivered(at)), told, maxBlocks)
 	if d, ok := e.dsackFor(sp, ack, blocks, at); ok {
 		blocks = append([]seqRange{d}, blocks[:min(len(blocks), maxBlocks-1)]...)
 	}

@@ -71,7 +71,8 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 			// ACK. The timer counts in ticks, rounded up, plus two
 			// (TCP_TIMEOUT_MIN): at HZ=250 a window of 5.2 ms fires up to
 			// 16 ms after the ACK.
-			latest = max(start, end) + max(e.pathSlackUsecs()/2, e.reoTimerUsecs(e.pathSlackUsecs()/2)-e.cfg.ToleranceUsecs)
+			reo := e.pathSlackUsecs() / 2
+			latest = max(start, end) + max(reo, e.reoTimerUsecs(reo)-e.cfg.ToleranceUsecs)
 		}
 	}
 	if e.cfg.Extended && earliest < start && kind != parser.TimeAny {
