@@ -153,6 +153,11 @@ func (h *systemHost) Tick() time.Duration {
 	return defaultTick
 }
 
+func (h *systemHost) Recovering(fd int) bool {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return err != nil || info.Ca_state >= tcpCACWR
+}
+
 // setRealtimePriority moves every thread of the process to the lowest
 // round-robin real-time priority, as the reference does for consistent
 // timing on machines with more than one CPU; threads the runtime creates

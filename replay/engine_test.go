@@ -22,8 +22,9 @@ import (
 // fakeHost is a Host for engine tests: no fds, a fixed ephemeral port,
 // threads asleep as soon as they are in a call, and the start time is now.
 type fakeHost struct {
-	mu     sync.Mutex
-	closed []int
+	mu         sync.Mutex
+	closed     []int
+	recovering bool
 }
 
 const fakeEphemeralPort = 40000
@@ -39,6 +40,7 @@ func (h *fakeHost) EphemeralPort(bool) (uint16, error) { return fakeEphemeralPor
 func (h *fakeHost) ThreadSleeping(int) bool            { return true }
 func (h *fakeHost) StartTime(c Clock) time.Time        { return c.Now() }
 func (h *fakeHost) Tick() time.Duration                { return 4 * time.Millisecond }
+func (h *fakeHost) Recovering(int) bool                { return h.recovering }
 
 // fakeSyscalls stands in for the kernel's socket calls: socket returns
 // live fd 100+n, the others succeed.
@@ -118,6 +120,12 @@ func fakeRunWith(t *testing.T, src string, kernel []kernelPacket, wrap func(*rep
 // fakeRunCalls is fakeRunWith with the system calls calls.
 func fakeRunCalls(t *testing.T, src string, kernel []kernelPacket, wrap func(*replaytest.Device, *replaytest.Clock) Device, calls map[string]syscallFunc, opts ...string) (*replaytest.Device, error) {
 	t.Helper()
+	return fakeRunHost(t, src, kernel, wrap, calls, &fakeHost{}, opts...)
+}
+
+// fakeRunHost is fakeRunCalls with the given host.
+func fakeRunHost(t *testing.T, src string, kernel []kernelPacket, wrap func(*replaytest.Device, *replaytest.Clock) Device, calls map[string]syscallFunc, host Host, opts ...string) (*replaytest.Device, error) {
+	t.Helper()
 	s, err := parser.ParseFile("test.pkt", []byte(src), nil)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
@@ -144,7 +152,7 @@ func fakeRunCalls(t *testing.T, src string, kernel []kernelPacket, wrap func(*re
 	if wrap != nil {
 		d = wrap(dev, clock)
 	}
-	err = Run(ctx, s, cfg, &Env{Device: d, Clock: clock, syscalls: calls, Host: &fakeHost{}, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
+	err = Run(ctx, s, cfg, &Env{Device: d, Clock: clock, syscalls: calls, Host: host, Stdout: &out, Stderr: &out, Dir: t.TempDir()})
 	return dev, err
 }
 

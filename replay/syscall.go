@@ -400,4 +400,9 @@ type Host interface {
 	// Tick is the kernel's timer tick (1/HZ), on which its TCP timers
 	// fire.
 	Tick() time.Duration
+	// Recovering reports whether TCP socket fd is reducing its congestion
+	// window (CWR, fast recovery or loss recovery: tcpi_ca_state), where
+	// what it sends depends on each ACK (proportional rate reduction), or
+	// whether that is unknown.
+	Recovering(fd int) bool
 }
