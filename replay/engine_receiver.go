@@ -337,9 +337,20 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 
 // newestBlocks returns at most max of blocks (in sequence order), those
 // delivered last first (RFC 2018: the block of the latest segment first),
-// ties in sequence order.
+// ties the higher first: one transmission's bytes (a GSO packet the kernel
+// sent) reach a real peer as segments in sequence order. In sequence order,
+// a 64 KiB packet that held two captured losses had its peer report the
+// block below the first (older) and leave out the one between them, while
+// reporting blocks above: RACK then took the unreported bytes as lost and
+// the kernel retransmitted 25 KiB the capture did not (traffic3's get_4m
+// over 10 ms with 1% loss, its server: half its runs).
 func newestBlocks(blocks []deliveredRange, max int) []seqRange {
-	sort.SliceStable(blocks, func(i, j int) bool { return blocks[i].at.After(blocks[j].at) })
+	sort.SliceStable(blocks, func(i, j int) bool {
+		if !blocks[i].at.Equal(blocks[j].at) {
+			return blocks[i].at.After(blocks[j].at)
+		}
+		return blocks[i].r.start.Diff(blocks[j].r.start) > 0
+	})
 	var out []seqRange
 	for i, b := range blocks {
 		if i == max {

@@ -452,3 +452,21 @@ func TestPeerStateMerged(t *testing.T) {
 		}
 	}
 }
+
+// TestNewestBlocksTies: blocks delivered at the same time (pieces of one
+// GSO packet the kernel sent, which reach a peer as segments in sequence
+// order) go newest first by sequence: the higher came later.
+func TestNewestBlocksTies(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := func(a, b uint32) seqRange { return seqRange{tcpwire.Seq(a), tcpwire.Seq(b)} }
+	blocks := []deliveredRange{
+		{r(100, 200), t0},
+		{r(300, 400), t0},
+		{r(500, 600), t0.Add(-time.Millisecond)},
+		{r(700, 800), t0},
+	}
+	want := []seqRange{r(700, 800), r(300, 400), r(100, 200)}
+	if got := newestBlocks(blocks, 3); !slices.Equal(got, want) {
+		t.Errorf("newestBlocks = %v, want %v", got, want)
+	}
+}
