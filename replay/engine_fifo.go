@@ -169,6 +169,24 @@ func (e *engine) injectAnswersBefore(readFirst bool, sent time.Time) (time.Time,
 	}
 }
 
+// answerHave returns, for line index when it answers a retransmission,
+// what its answer may report (retransAnswer.have), else nil. The line
+// itself, when it goes in at its time because no answer went in before it
+// (the run had reached it), reports that too: answering the kernel's
+// retransmission, it tells what the kernel had sent by then. Else a kernel
+// that sent new data just before its retransmission, where the captured one
+// sent it just after, saw that data left out of the ACK of a segment sent
+// after it, and RACK sent it again (traffic3's cubic 1 MiB download's
+// server, 418473:419921 after line 440).
+func (e *engine) answerHave(index int) []seqRange {
+	for k := range e.answers {
+		if a := &e.answers[k]; a.index == index {
+			return a.have
+		}
+	}
+	return nil
+}
+
 // answersBefore injects, before line index goes in answering the kernel's
 // transmission at sent, the answers to retransmissions the kernel sent
 // before that transmission where the script has the line answer a

@@ -642,7 +642,7 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 // sent (engine_receiver.go); what the line wrote moves the captured
 // peer's view, which anchors answer to.
 func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time, index int) error {
-	if err := e.injectAs(sp, s, sent, index, false, nil); err != nil {
+	if err := e.injectAs(sp, s, sent, index, false, e.answerHave(index)); err != nil {
 		return err
 	}
 	e.lineIn(sp, sent)

@@ -1097,6 +1097,9 @@ func TestAnswerReportsDataBefore(t *testing.T) {
 	}{
 		{"the captured order", []kernelPacket{dataSeg(1*ms, 0, 2000), dataSeg(16*ms, 0, 1000), dataSeg(16*ms+20*us, 2000, 1000), dataSeg(26*ms+500*us, 3000, 1000)}, []int{1, 1, 2001, 3001}},
 		{"new data just before the retransmission", []kernelPacket{dataSeg(1*ms, 0, 2000), dataSeg(16*ms-20*us, 2000, 1000), dataSeg(16*ms, 0, 1000), dataSeg(26*ms+500*us, 3000, 1000)}, []int{1, 1, 3001, 3001, 3001}},
+		// The run reaches the answer's line before its time (3001:4001
+		// comes 3.5 ms early): the line itself reports the data.
+		{"the line itself after new data", []kernelPacket{dataSeg(1*ms, 0, 2000), dataSeg(16*ms-20*us, 2000, 1000), dataSeg(16*ms, 0, 1000), dataSeg(23*ms, 3000, 1000)}, []int{1, 1, 3001, 3001}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
