@@ -170,19 +170,33 @@ func (e *engine) injectAnswersBefore(readFirst bool, sent time.Time) (time.Time,
 }
 
 // answerHave returns, for line index when it answers a retransmission,
-// what its answer may report (retransAnswer.have), else nil. The line
-// itself, when it goes in at its time because no answer went in before it
-// (the run had reached it), reports that too: answering the kernel's
-// retransmission, it tells what the kernel had sent by then. Else a kernel
-// that sent new data just before its retransmission, where the captured one
-// sent it just after, saw that data left out of the ACK of a segment sent
-// after it, and RACK sent it again (traffic3's cubic 1 MiB download's
-// server, 418473:419921 after line 440).
+// the bytes the captured kernel first sent after that retransmission,
+// which it may report, else nil. A line that answers the kernel's
+// retransmission and goes in at its time (the run had reached it, so no
+// answer went in before it) tells, as a peer on a path that keeps order
+// does, what the kernel had sent by the retransmission: a kernel that sent
+// new data just before it, where the captured one sent it just after, has
+// that data acknowledged with it (what the kernel did not send by then,
+// or sent and the capture lost, the peer has not got: asReceivedHaving).
+// Else the ACK of a segment sent after that data left it out, and RACK
+// sent it again (traffic3's cubic 1 MiB download's server, 418473:419921
+// before the answers to its retransmissions of 399649 and 412681, lines
+// 437 and 440). Only those bytes: what the captured kernel had sent
+// before the retransmission and sent again did not all reach its peer (a
+// slow reader's closed window dropped it) though no ACK showed it lost.
 func (e *engine) answerHave(index int) []seqRange {
 	for k := range e.answers {
-		if a := &e.answers[k]; a.index == index {
-			return a.have
+		a := &e.answers[k]
+		if a.index != index {
+			continue
 		}
+		var after []seqRange
+		for _, t := range e.scriptTxs[a.scriptR+1:] {
+			if t.n == 1 {
+				after = mergeRange(after, seqRange{t.start, t.end})
+			}
+		}
+		return after
 	}
 	return nil
 }
