@@ -607,12 +607,23 @@ func (e *engine) sentNth(ranges []seqRange, n int) bool {
 }
 
 // injectPartial injects line sp as the peer would send it having got what
-// the kernel has sent so far; the line itself stays to come.
+// the kernel has sent so far; the line itself stays to come. Its TS ecr is
+// the latest TS val the kernel sent, as a peer's that answers the segment
+// just come: the line's own, a later line's, would map (interpolated from
+// the capture's clock, the replay running behind it) to a TS val older
+// than a retransmission the ACK acknowledges, and the kernel, taking the
+// ACK for one the original transmission made (tcp_packet_delayed), undid
+// its recovery and took the path for a reordering one (tcpi_reordering 3
+// to 11): RACK then waited a reordering window before a later fast
+// retransmission the capture made at the third duplicate ACK (traffic3's
+// cubic 1 MiB download's server, line 866, 6-7 ms late).
 func (e *engine) injectPartial(sp *scriptPacket, s *socket, index int) error {
 	if e.cfg.Verbose {
 		fmt.Fprintf(e.env.Stdout, "an ACK for what the kernel sent so far, before the line's\n")
 	}
-	return e.injectAs(sp, s, e.sent[len(e.sent)-1].at, index, true, nil)
+	latest := *sp
+	latest.echoLatest = true
+	return e.injectAs(&latest, s, e.sent[len(e.sent)-1].at, index, true, nil)
 }
 
 // doAnchoredInbound injects an anchored inbound line when it is due.

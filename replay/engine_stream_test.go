@@ -971,6 +971,53 @@ func TestAnswersInPathOrder(t *testing.T) {
 	}
 }
 
+// TestPartialEchoesLatest: a partial ACK (the kernel quiet with part of
+// what a line answers sent) echoes the latest TS val the kernel sent, not
+// the line's TS ecr interpolated from the capture's clock, which, with the
+// replay behind the capture, is older than what the ACK answers (a
+// kernel takes such an ACK for one its original transmission made and
+// undoes a recovery). The line itself echoes its own, mapped.
+func TestPartialEchoesLatest(t *testing.T) {
+	ms := time.Millisecond
+	ts := func(val, ecr uint32) []byte {
+		o := []byte{1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(o[4:], val)
+		binary.BigEndian.PutUint32(o[8:], ecr)
+		return o
+	}
+	seg := func(at time.Duration, from, n int, val uint32) kernelPacket {
+		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, ts(val, 11), n)}
+	}
+	const src = "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,TS val 10 ecr 0>\n" +
+		"+0 > S. 0:0(0) ack 1 <mss 1000,nop,nop,sackOK,nop,nop,TS val 500 ecr 10>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 11 ecr 500>\n" +
+		"+0 > . 1:1001(1000) ack 1 <nop,nop,TS val 501 ecr 11>\n" +
+		"+0.010 > . 1001:2001(1000) ack 1 <nop,nop,TS val 510 ecr 11>\n" +
+		"+0.005^ < . 1:1(0) ack 2001 win 4000 <nop,nop,TS val 20 ecr 510>\n"
+	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240,
+		append([]byte{2, 4, 0x03, 0xe8, 1, 1, 4, 2}, ts(500, 10)...), 0)}
+	// The kernel's clock runs 30 ms ahead of the capture's by 1:1001.
+	kernel := []kernelPacket{synack, seg(1*ms, 0, 1000, 530), seg(11*ms, 1000, 1000, 540)}
+	gotDev, err := fakeRun(t, src, kernel)
+	if err != nil {
+		t.Fatalf("unexpected failure: %v", err)
+	}
+	type ackEcr struct{ ack, ecr int }
+	var got []ackEcr
+	for _, p := range injectedACKs(gotDev) {
+		for o, err := range tcpwire.EachOption(p.TCP.Options) {
+			if _, ecr, ok := o.Timestamp(); ok && err == nil {
+				got = append(got, ackEcr{int(uint32(p.TCP.Ack) - kernelISN), int(ecr)})
+			}
+		}
+	}
+	want := []ackEcr{{1, 500}, {1001, 530}, {2001, 540}}
+	if !slices.Equal(got, want) {
+		t.Errorf("injected (ack, TS ecr) %v, want %v", got, want)
+	}
+}
+
 // TestPartialPeerClock: an ACK injected for a line still to come (the
 // answer to a retransmission, engine_fifo.go) carries the TS val the
 // peer last sent, not its line's later one: the lines that go in after it

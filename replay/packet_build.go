@@ -87,6 +87,8 @@ func (e *engine) mapInboundTCP(sp *scriptPacket, s *socket) (*tcpwire.TCPHeader,
 		}
 		live, ok := s.tsValMap[ecr]
 		switch {
+		case sp.echoLatest && s.liveTSSeen:
+			live = s.lastLiveTSVal
 		case ok:
 		case e.cfg.TCPTSECRScaled && s.foundFirstTS:
 			live = ecr - s.firstScriptTSVal + s.firstActualTSVal

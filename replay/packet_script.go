@@ -58,6 +58,9 @@ type scriptPacket struct {
 	urg        uint16
 	options    []byte // nil with optionsAny
 	optionsAny bool
+	// echoLatest: the TS ecr injected is the latest TS val the kernel
+	// sent, whatever the line's (a partial ACK, see injectPartial).
+	echoLatest bool
 
 	// UDP.
 	udpLen int
