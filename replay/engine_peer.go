@@ -653,7 +653,12 @@ func (e *engine) doAnchoredInbound(es *eventState, sp *scriptPacket, s *socket) 
 // sent (engine_receiver.go); what the line wrote moves the captured
 // peer's view, which anchors answer to.
 func (e *engine) injectLine(sp *scriptPacket, s *socket, sent time.Time, index int) error {
-	if err := e.injectAs(sp, s, sent, index, false, e.answerHave(index)); err != nil {
+	have := e.answerHave(index)
+	if have != nil && e.cfg.Extended && e.asWritten(laterOf(sent, e.lastSentSeen), index) {
+		// The kernel sent what the script did: the line as written.
+		have = nil
+	}
+	if err := e.injectAs(sp, s, sent, index, false, have); err != nil {
 		return err
 	}
 	e.lineIn(sp, sent)

@@ -971,6 +971,26 @@ func TestAnswersInPathOrder(t *testing.T) {
 	}
 }
 
+// tsOption is a TCP timestamp option (with two NOPs before it).
+func tsOption(val, ecr uint32) []byte {
+	o := []byte{1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(o[4:], val)
+	binary.BigEndian.PutUint32(o[8:], ecr)
+	return o
+}
+
+// tsSeg is a data segment of the kernel's from byte from (relative), n
+// bytes, with TS val and ecr.
+func tsSeg(at time.Duration, from, n int, val, ecr uint32) kernelPacket {
+	return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, tsOption(val, ecr), n)}
+}
+
+// tsSynAck is the kernel's SYN-ACK (MSS 1000, SACK, timestamps) at 0.
+func tsSynAck(val, ecr uint32) kernelPacket {
+	return kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240,
+		append([]byte{2, 4, 0x03, 0xe8, 1, 1, 4, 2}, tsOption(val, ecr)...), 0)}
+}
+
 // TestPartialEchoesLatest: a partial ACK (the kernel quiet with part of
 // what a line answers sent) echoes the latest TS val the kernel sent, not
 // the line's TS ecr interpolated from the capture's clock, which, with the
@@ -979,15 +999,7 @@ func TestAnswersInPathOrder(t *testing.T) {
 // undoes a recovery). The line itself echoes its own, mapped.
 func TestPartialEchoesLatest(t *testing.T) {
 	ms := time.Millisecond
-	ts := func(val, ecr uint32) []byte {
-		o := []byte{1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(o[4:], val)
-		binary.BigEndian.PutUint32(o[8:], ecr)
-		return o
-	}
-	seg := func(at time.Duration, from, n int, val uint32) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, ts(val, 11), n)}
-	}
+	seg := func(at time.Duration, from, n int, val uint32) kernelPacket { return tsSeg(at, from, n, val, 11) }
 	const src = "--pcap2pkt=1\n" + listenPrefix +
 		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,TS val 10 ecr 0>\n" +
 		"+0 > S. 0:0(0) ack 1 <mss 1000,nop,nop,sackOK,nop,nop,TS val 500 ecr 10>\n" +
@@ -995,8 +1007,7 @@ func TestPartialEchoesLatest(t *testing.T) {
 		"+0 > . 1:1001(1000) ack 1 <nop,nop,TS val 501 ecr 11>\n" +
 		"+0.010 > . 1001:2001(1000) ack 1 <nop,nop,TS val 510 ecr 11>\n" +
 		"+0.005^ < . 1:1(0) ack 2001 win 4000 <nop,nop,TS val 20 ecr 510>\n"
-	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240,
-		append([]byte{2, 4, 0x03, 0xe8, 1, 1, 4, 2}, ts(500, 10)...), 0)}
+	synack := tsSynAck(500, 10)
 	// The kernel's clock runs 30 ms ahead of the capture's by 1:1001.
 	kernel := []kernelPacket{synack, seg(1*ms, 0, 1000, 530), seg(11*ms, 1000, 1000, 540)}
 	gotDev, err := fakeRun(t, src, kernel)
@@ -1026,15 +1037,7 @@ func TestPartialEchoesLatest(t *testing.T) {
 // duplicate ACK.
 func TestPartialPeerClock(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
-	ts := func(val, ecr uint32) []byte {
-		o := []byte{1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(o[4:], val)
-		binary.BigEndian.PutUint32(o[8:], ecr)
-		return o
-	}
-	seg := func(at time.Duration, from, n int, val uint32) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, ts(val, 10), n)}
-	}
+	seg := func(at time.Duration, from, n int, val uint32) kernelPacket { return tsSeg(at, from, n, val, 10) }
 	const src = "--pcap2pkt=1\n" + listenPrefix +
 		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,TS val 10 ecr 0>\n" +
 		"+0 > S. 0:0(0) ack 1 <mss 1000,nop,nop,sackOK,nop,nop,TS val 500 ecr 10>\n" +
@@ -1046,8 +1049,7 @@ func TestPartialPeerClock(t *testing.T) {
 		"+0 > . 1:1001(1000) ack 1 <nop,nop,TS val 512 ecr 20>\n" +
 		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 30 ecr 511,nop,nop,sack 1001:3001>\n" +
 		"+0.010^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 40 ecr 512>\n"
-	synack := kernelPacket{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240,
-		append([]byte{2, 4, 0x03, 0xe8, 1, 1, 4, 2}, ts(500, 10)...), 0)}
+	synack := tsSynAck(500, 10)
 	kernel := []kernelPacket{synack,
 		seg(1*ms, 0, 1000, 501), seg(1*ms, 1000, 1000, 501),
 		seg(11*ms+50*us, 0, 1000, 512), seg(11*ms+300*us, 2000, 1000, 512),
