@@ -341,7 +341,7 @@ const bulkBytes = 256 << 10
 // loss recovery (which segments RACK marks lost, when, what the window
 // lets out after) follows microsecond timing that a replay reproduces to
 // a millisecond or so, and it can fail on an unchanged kernel (README,
-// "Check a kernel against a capture": in loops of 20 on 2026-12-07, 5 to 9
+// "Check a kernel against a capture": in loops of 20 on 2026-12-07, 3 to 9
 // of the 16 lossy or impaired bulk senders of the e2e captures' second set
 // still fail in 1 to 10 runs of 20): a user deciding
 // whether a kernel regressed needs to know that. A receiver, and a sender that
