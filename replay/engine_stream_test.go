@@ -739,20 +739,6 @@ func TestAheadInTimeOrder(t *testing.T) {
 	}
 }
 
-// acksIn logs the cumulative ACK (relative to the kernel's ISN) of every
-// pure ACK injected.
-type acksIn struct {
-	Device
-	log *[]uint32
-}
-
-func (d *acksIn) WritePacket(b []byte) error {
-	if p, err := decodePacket(b); err == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK && len(p.Payload) == 0 {
-		*d.log = append(*d.log, uint32(p.TCP.Ack)-kernelISN)
-	}
-	return d.Device.WritePacket(b)
-}
-
 // TestOvertakenACK: a run behind its schedule (a write that took 3 ms)
 // with two anchored ACKs due by then injects only the later one when it
 // tells all the earlier one does; both when the run is on time, when the
@@ -760,9 +746,6 @@ func (d *acksIn) WritePacket(b []byte) error {
 // on), or when the kernel is recovering (each ACK paces what it sends).
 func TestOvertakenACK(t *testing.T) {
 	ms := time.Millisecond
-	data := func(at time.Duration, from, n int) kernelPacket {
-		return kernelPacket{at, kernelTCP(tcpwire.FlagPSH|tcpwire.FlagACK, kernelISN+1+uint32(from), 1, 502, nil, n)}
-	}
 	tests := []struct {
 		name       string
 		slow       time.Duration // how long the write takes
@@ -786,15 +769,16 @@ func TestOvertakenACK(t *testing.T) {
 			// The kernel sends 1:2001 at 1 ms, 2001:3001 at 6 ms: both
 			// ACKs are due at 3 ms, and the write ends at 4 ms.
 			src := sackHandshake + "+0.001^ < . 1:1(0) ack 1 win 4000\n+0 accept(3, ..., ...) = 4\n" +
-				"+0 > P. 1:1001(1000) ack 1\n+0 > P. 1001:2001(1000) ack 1\n+0 write(4, ..., 1000) = 1000\n" +
-				"+0.005 > P. 2001:3001(1000) ack 1\n+0.002^ < . 1:1(0) ack 1001 win 4000\n" + tc.second + "\n"
+				"+0 > . 1:1001(1000) ack 1\n+0 > . 1001:2001(1000) ack 1\n+0 write(4, ..., 1000) = 1000\n" +
+				"+0.005 > . 2001:3001(1000) ack 1\n+0.002^ < . 1:1(0) ack 1001 win 4000\n" + tc.second + "\n"
 			kernel := []kernelPacket{{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, []byte{2, 4, 0x03, 0xe8, 4, 2, 1, 1}, 0)},
-				data(ms, 0, 1000), data(ms, 1000, 1000), data(6*ms, 2000, 1000)}
-			var log []uint32
-			_, err := fakeRunHost(t, src, kernel, func(d *replaytest.Device, _ *replaytest.Clock) Device {
-				return &acksIn{d, &log}
-			}, calls, &fakeHost{recovering: tc.recovering})
+				dataSeg(ms, 0, 1000), dataSeg(ms, 1000, 1000), dataSeg(6*ms, 2000, 1000)}
+			dev, err := fakeRunHost(t, src, kernel, nil, calls, &fakeHost{recovering: tc.recovering})
 			checkRunError(t, err, nil)
+			var log []uint32
+			for _, p := range injectedACKs(dev) {
+				log = append(log, uint32(p.TCP.Ack)-kernelISN)
+			}
 			if !slices.Equal(log, tc.want) {
 				t.Errorf("ACKs injected %v, want %v", log, tc.want)
 			}
