@@ -163,10 +163,46 @@ func (e *engine) injectAnswersBefore(readFirst bool, sent time.Time) (time.Time,
 		if due.After(e.env.Clock.Now()) || readFirst && e.sentBefore(due) {
 			return due, nil
 		}
+		if i, sp, s, at, sent, ok := e.answerGate(next); ok {
+			// The line goes in first, now, though due later.
+			if err := e.injectAheadLine(i, sp, s, at, sent); err != nil {
+				return time.Time{}, err
+			}
+			continue
+		}
 		if err := e.injectAnswer(next); err != nil {
 			return time.Time{}, err
 		}
 	}
+}
+
+// answerGate returns the next line to inject ahead when it must go in
+// before answer a, due now, goes in: it comes before a's line and answers
+// a transmission the kernel sent before the retransmission a answers (it
+// falls due at at and answers the transmission at sent). On a path that
+// keeps order the peer got that transmission first and answered it first,
+// whatever delays the capture shows (its kernel sent the two further
+// apart): the line goes in now, just before the answer, rather than the
+// answer waiting for it (the line tells what the captured peer had told by
+// the answer's time; a kernel waiting for the answer to free its window
+// sent its next data 9 ms late, traffic2's IPv6 lossy 1 MiB download's
+// server, line 461). The answer first, with its three blocks, left the
+// kernel without the SACKs of data sent just before the retransmission,
+// and RACK took that data for lost and sent 31 segments again (traffic2's
+// 4 MiB lossy download's server, 2594585:2639473 before line 2491).
+func (e *engine) answerGate(a *retransAnswer) (i int, sp *scriptPacket, s *socket, at, sent time.Time, ok bool) {
+	if e.cur == nil || e.cur.kind != evOutbound {
+		return -1, nil, nil, time.Time{}, time.Time{}, false // no line goes in ahead
+	}
+	i, sp, s, follows := e.aheadLine()
+	if i < 0 || i >= a.index || follows >= 0 {
+		return -1, nil, nil, time.Time{}, time.Time{}, false
+	}
+	at, sent, ok = e.anchoredTime(e.script.Events[i], sp)
+	if !ok || !sent.Before(a.rAt) {
+		return -1, nil, nil, time.Time{}, time.Time{}, false
+	}
+	return i, sp, s, at, sent, true
 }
 
 // answerHave returns, for line index when it answers a retransmission,
