@@ -36,7 +36,9 @@ import (
 	"github.com/pcap2pkt/pcap2pkt/parser"
 )
 
-// retransAnswer is a line of the script that answers a retransmission.
+// retransAnswer is a line of the script that answers a retransmission,
+// or a first transmission that a reordering path held back (n 1: see
+// noteAnswer).
 type retransAnswer struct {
 	index  int        // the line's event index
 	n      int        // the transmission it answers (its anchor's n)
@@ -54,22 +56,34 @@ type retransAnswer struct {
 	delay   time.Duration
 	scriptR int // the script's retransmission it answers (scriptTxs index)
 	// rAt: when the kernel sent the retransmission (armed: it has).
-	rAt   time.Time
-	armed bool
-	done  bool // answered, or found to have nothing to tell
+	rAt     time.Time
+	covered []seqRange // of an answer to a first transmission: what the kernel has sent of ranges
+	armed   bool
+	done    bool // answered, or found to have nothing to tell
 }
 
 // noteAnswer adds inbound line i (compiled sp), which reports ranges
 // beyond the lines before it (peer: what the lines up to it reported) and
 // is anchored to the script's transmission txs[at], to the answers when
-// it is a pure ACK that answers an n-th transmission (n > 1), that
+// it is a pure ACK that answers an n-th transmission (n > 1), or a first
+// one older than a line before it answers (overtakes: a segment a
+// reordering path held back, whose ACK fills the hole it left), that
 // transmission is its anchor (everything it acknowledges had been sent
 // before it), it came at least half a round trip after it, and it reports
 // no duplicate.
-func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *peerState, txs []txLine, at int) {
+//
+// The reordered segment's ACK is an answer because the lines before it
+// answer later transmissions: a kernel that sent the segment earlier
+// against them than the captured one did (traffic2's IPv6 4 MiB upload
+// over reordering, its client: 2242269 6.4 ms earlier, in a 64 KiB GSO
+// packet) got the line, held behind them, after RACK's reordering window
+// had run out, and retransmitted a segment the capture did not. The path
+// delays the segment, not the kernel's order: its ACK comes its captured
+// delay after the kernel sent it.
+func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *peerState, txs []txLine, at int, overtakes bool) {
 	ev := e.script.Events[i]
-	n := ev.Time.AnchorN
-	if n < 2 || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.flags&tcpwire.FlagACK == 0 || sp.payloadLen > 0 {
+	n := max(ev.Time.AnchorN, 1)
+	if n < 2 && !overtakes || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.flags&tcpwire.FlagACK == 0 || sp.payloadLen > 0 {
 		return
 	}
 	if isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
@@ -85,7 +99,7 @@ func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *pe
 		return
 	}
 	for j := range at {
-		if txs[j].n >= n && overlapsAny(ranges, seqRange{txs[j].start, txs[j].end}) {
+		if n > 1 && txs[j].n >= n && overlapsAny(ranges, seqRange{txs[j].start, txs[j].end}) {
 			return // the retransmission it answers came before its anchor
 		}
 	}
@@ -108,17 +122,35 @@ func overlapsAny(rs []seqRange, r seqRange) bool {
 // retransmission it answers.
 func (e *engine) armAnswers() {
 	for _, t := range e.sent[e.answersScan:] {
-		if t.n < 2 {
-			continue
-		}
+		r := seqRange{t.start, t.end}
 		for k := range e.answers {
 			a := &e.answers[k]
-			if !a.armed && t.n >= a.n && overlapsAny(a.ranges, seqRange{t.start, t.end}) {
+			if a.armed || t.n < a.n || !overlapsAny(a.ranges, r) {
+				continue
+			}
+			if a.n > 1 {
+				a.armed, a.rAt = true, t.at
+				continue
+			}
+			// A first transmission's answer: when the kernel has sent
+			// all it reports (as anchoredTime anchors a line).
+			a.covered = mergeRange(a.covered, r)
+			if coversAll(a.covered, a.ranges) {
 				a.armed, a.rAt = true, t.at
 			}
 		}
 	}
 	e.answersScan = len(e.sent)
+}
+
+// coversAll reports whether the ranges of got hold every range of want.
+func coversAll(got, want []seqRange) bool {
+	for _, x := range want {
+		if !covers(got, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // pendingAnswer reports whether answer a may go in: the kernel sent its
@@ -151,8 +183,9 @@ func (e *engine) injectAnswersBefore(readFirst bool, sent time.Time) (time.Time,
 		// retransmissions at once, and a kernel that sent them closer
 		// together would otherwise get the later one's answer first.
 		var next *retransAnswer
+		var ahead aheadDue
 		for k := range e.answers {
-			if a := &e.answers[k]; e.pendingAnswer(a) && (sent.IsZero() || a.rAt.Before(sent)) && (next == nil || a.rAt.Before(next.rAt)) {
+			if a := &e.answers[k]; e.pendingAnswer(a) && (sent.IsZero() || a.rAt.Before(sent)) && (next == nil || a.rAt.Before(next.rAt)) && e.overtaking(a, &ahead) {
 				next = a
 			}
 		}
@@ -205,6 +238,43 @@ func (e *engine) answerGate(a *retransAnswer) (i int, sp *scriptPacket, s *socke
 	return i, sp, s, at, sent, true
 }
 
+// overtaking reports whether answer a may go in before its line's turn:
+// always for a retransmission's; for a first transmission's (a segment a
+// reordering path held back), only while a line before it waits that is
+// due later than it (or whose anchor the kernel has not sent): where the
+// run would reach its line in time, the line goes in itself, whole, and no
+// partial ACK doubles it. ahead caches the next line to inject ahead.
+func (e *engine) overtaking(a *retransAnswer, ahead *aheadDue) bool {
+	if a.n > 1 || e.cur == nil {
+		return a.n > 1
+	}
+	if e.cur.kind != evOutbound {
+		return e.cur.index < a.index // an inbound line before it waits
+	}
+	if !ahead.found {
+		ahead.found = true
+		i, sp, _, follows := e.aheadLine()
+		ahead.index = i
+		if i >= 0 && follows < 0 {
+			ahead.at, _, ahead.anchored = e.anchoredTime(e.script.Events[i], sp)
+		} else {
+			ahead.index = -1 // none, or a duplicate that follows the line before it
+		}
+	}
+	if ahead.index < 0 || ahead.index >= a.index {
+		return false
+	}
+	return !ahead.anchored || ahead.at.After(a.rAt.Add(a.delay))
+}
+
+// aheadDue is the next line to inject ahead (index, -1 for none) and when
+// it is due (anchored: the kernel has sent what it answers), found once.
+type aheadDue struct {
+	found, anchored bool
+	index           int
+	at              time.Time
+}
+
 // answerHave returns, for line index when it answers a retransmission,
 // the bytes the captured kernel first sent after that retransmission,
 // which it may report, else nil. A line that answers the kernel's
@@ -223,7 +293,7 @@ func (e *engine) answerGate(a *retransAnswer) (i int, sp *scriptPacket, s *socke
 func (e *engine) answerHave(index int) []seqRange {
 	for k := range e.answers {
 		a := &e.answers[k]
-		if a.index != index {
+		if a.index != index || a.n < 2 {
 			continue
 		}
 		var after []seqRange
@@ -253,7 +323,7 @@ func (e *engine) answersBefore(index int, sent time.Time) error {
 	}
 	for k := range e.answers {
 		a := &e.answers[k]
-		if e.pendingAnswer(a) && a.index > index && a.rAt.Before(sent) && anchor < a.scriptR {
+		if e.pendingAnswer(a) && a.n > 1 && a.index > index && a.rAt.Before(sent) && anchor < a.scriptR {
 			if err := e.injectAnswer(a); err != nil {
 				return err
 			}

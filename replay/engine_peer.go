@@ -698,7 +698,7 @@ func (e *engine) lineIn(sp *scriptPacket, sent time.Time) {
 func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int, partial bool, have []seqRange) error {
 	live := sp
 	if e.cfg.Extended {
-		live = e.asReceivedHaving(sp, sent, index, have)
+		live = e.notBack(e.asReceivedHaving(sp, sent, index, have))
 		if e.cfg.Verbose && live != sp {
 			fmt.Fprintf(e.env.Stdout, "as received: ack %d sack %v (the line's ack %d sack %v)\n", live.ack, sackBlocks(live.options), sp.ack, sackBlocks(sp.options))
 		}

@@ -139,12 +139,13 @@ func (e *engine) lostInCapture() []lostRange {
 		}
 		if len(ranges) > 0 {
 			if at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1)); ok {
+				overtakes := at+1 < seen // it answers older data than a line before it
 				seen = max(seen, at+1)
 				if anchored {
 					prev = e.scriptAt[txs[at].index] + ev.Time.Usecs
 					e.scriptAt[i] = prev
 					e.scriptAnchor[i] = at
-					e.noteAnswer(i, sp, ranges, &peer, txs, at)
+					e.noteAnswer(i, sp, ranges, &peer, txs, at, overtakes)
 				}
 			}
 		}
@@ -516,6 +517,35 @@ func (e *engine) asReceivedHaving(sp *scriptPacket, at time.Time, index int, hav
 		// Acknowledging more than the line (what a partial ACK reported),
 		// it offers no room beyond the line's window.
 		out.win = max(sp.win-int(uint32(-d)>>e.peerShift), 0)
+	}
+	return &out
+}
+
+// notBack returns live, a pure ACK to inject, acknowledging at least what
+// the ACKs injected before it did, once an ACK for a line still to come
+// went in (an answer or a partial ACK, engine_fifo.go): a peer's
+// cumulative ACK does not go back. A line injected after such an ACK may
+// be cut to what its own peer had, or written lower (an answer went in
+// before lines that then reported more together with it). Linux takes an
+// older ACK for its SACK blocks alone, and may mark segments lost on them.
+// Before any such ACK, lines go in as the script orders them: an ACK below
+// the one before is the script's to send (prr-ss-ack-below-snd_una).
+func (e *engine) notBack(live *scriptPacket) *scriptPacket {
+	if !e.partialTold.ackSet || !e.told.ackSet || live.flags != tcpwire.FlagACK || live.payloadLen > 0 ||
+		tcpwire.Seq(live.ack).Diff(e.told.ack) >= 0 {
+		return live
+	}
+	out := *live
+	out.ack = uint32(e.told.ack)
+	var blocks []seqRange
+	for _, b := range sackBlocks(live.options) {
+		if b.end.Diff(e.told.ack) > 0 {
+			blocks = append(blocks, seqRange{later(b.start, e.told.ack), b.end})
+		}
+	}
+	out.options = withSACK(live.options, blocks)
+	if live.win >= 0 {
+		out.win = max(live.win-int(uint32(e.told.ack.Diff(tcpwire.Seq(live.ack)))>>e.peerShift), 0)
 	}
 	return &out
 }

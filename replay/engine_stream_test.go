@@ -491,6 +491,46 @@ func TestHeldOneAck(t *testing.T) {
 	}
 }
 
+// TestReorderedAnswer: the ACK of a segment a reordering path held back
+// (anchored to a transmission older than the lines before it answer) comes
+// its captured delay after the kernel sent that segment, ahead of those
+// lines when the kernel sent the later data late: acknowledging what the
+// peer had by then. Before, it waited behind them, 2.9 ms past its time
+// here, and a kernel's RACK took the segment for lost meanwhile (traffic2's
+// IPv6 4 MiB upload over reordering, its client, 2242269).
+func TestReorderedAnswer(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	const src = sackHandshake +
+		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+		"+0 > . 1:3001(3000) ack 1\n" +
+		"+0.004 > . 3001:4001(1000) ack 1\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:3001>\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:4001>\n" +
+		"+0.015^ < . 1:1(0) ack 3001 win 8000 <nop,nop,sack 3001:4001>\n"
+	tests := []struct {
+		name string
+		at   time.Duration // when the kernel sends 3001:4001
+		want []ackSummary
+	}{
+		{"the later data on time", 5 * ms, []ackSummary{{1, ""}, {1, "1001:3001"}, {1, "1001:4001"}, {3001, "3001:4001"}}},
+		// The answer reports what the peer had of what the kernel sent
+		// by the segment (not 3001:4001); the line before, due after it,
+		// goes in after it, acknowledging all both report; the line
+		// itself then too (a peer's cumulative ACK does not go back).
+		{"the later data late", 8*ms + 900*us, []ackSummary{{1, ""}, {1, "1001:3001"}, {3001, ""}, {4001, ""}, {4001, ""}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 3000), dataSeg(tc.at, 3000, 1000)}
+			dev, err := fakeRun(t, src, kernel)
+			checkRunError(t, err, nil)
+			if got := ackSummaries(dev); !slices.Equal(got, tc.want) {
+				t.Errorf("injected ACKs %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestHeldOneBurst: ACKs injected back to back count as one for
 // heldOneAck: data that left on the last of a burst (the part of it the
 // first ACK let out gone already) was held by the ACK before the burst.
