@@ -127,7 +127,8 @@ func (f *forwarder) receive(fd int, dir uint64, q *frameQueue) {
 	defer f.wg.Done()
 	buf := make([]byte, 65536)
 	isn := map[uint32]uint32{}  // initial sequence number per port pair
-	seen := map[[3]uint32]int{} // times each (ports, seq, len) came by
+	conn := map[uint32]uint32{} // each port pair's connection, in the order their SYNs came
+	seen := map[[2]uint32]int{} // segments that ended in each (connection, cell)
 	syns, data := 0, 0          // SYNs and data segments that came by
 	for !f.stopped.Load() {
 		size, from, err := unix.Recvfrom(fd, buf, 0)
@@ -143,6 +144,9 @@ func (f *forwarder) receive(fd int, dir uint64, q *frameQueue) {
 		ports, seq, n, syn := segmentOf(frame)
 		if syn {
 			isn[ports] = seq
+			if _, ok := conn[ports]; !ok {
+				conn[ports] = uint32(len(conn))
+			}
 			if syns++; dir == 0 && syns <= f.imp.synDrops {
 				f.count("drop")
 				continue
@@ -154,10 +158,27 @@ func (f *forwarder) receive(fd int, dir uint64, q *frameQueue) {
 				continue
 			}
 			seq -= isn[ports]
-			k := [3]uint32{ports, seq, n}
+			// A segment's fate follows its connection's place among the
+			// connections (not its ports) and where its last byte falls
+			// in the stream (a fateCell-byte cell; not its exact start and
+			// length), with how many segments ending there came before:
+			// a run of the same traffic again, on another ephemeral port,
+			// with its writes cut into segments a little otherwise, loses,
+			// holds back and duplicates the same bytes, so that an
+			// unchanged re-capture differs from the original by timing,
+			// and a change's re-capture by what the change does. With the
+			// ports and exact segments, each run lost other bytes, and the
+			// mutation matrix's lossy case took the path's new losses for
+			// the changes' doing.
+			id, ok := conn[ports]
+			if !ok {
+				id = ports
+			}
+			cell := (seq + n - 1) / fateCell
+			k := [2]uint32{id, cell}
 			nth := seen[k]
 			seen[k]++
-			chance := func(salt uint64) float64 { return f.imp.chance(salt, dir, ports, seq, n, nth) }
+			chance := func(salt uint64) float64 { return f.imp.chance(salt, dir, id, cell, nth) }
 			if chance(1) < f.imp.loss {
 				f.count("drop")
 				continue
@@ -305,11 +326,16 @@ func segmentOf(frame []byte) (ports, seq, n uint32, syn bool) {
 	return ports, seq, uint32(data), syn
 }
 
+// fateCell is the size of the stream's cells a segment's fate follows
+// (see receive).
+const fateCell = 1024
+
 // chance is a number in [0, 1) fixed by the seed, the kind of impairment
-// (salt) and the segment.
-func (imp impairment) chance(salt, dir uint64, ports, seq, n uint32, nth int) float64 {
+// (salt) and the segment: its direction, connection, the cell its last
+// byte falls in and how many segments ending there came before.
+func (imp impairment) chance(salt, dir uint64, conn, cell uint32, nth int) float64 {
 	h := imp.seed
-	for _, v := range []uint64{salt, dir, uint64(ports), uint64(seq), uint64(n), uint64(nth)} {
+	for _, v := range []uint64{salt, dir, uint64(conn), uint64(cell), uint64(nth)} {
 		h = splitmix64(h ^ v)
 	}
 	return float64(h>>11) / (1 << 53)
@@ -413,7 +439,7 @@ func TestE2EForwarderHelpers(t *testing.T) {
 	const draws = 20000
 	hits := 0
 	for i := range draws {
-		if imp.chance(1, 0, 7, uint32(i*1448), 1448, 0) < 0.05 {
+		if imp.chance(1, 0, 7, uint32(i), 0) < 0.05 {
 			hits++
 		}
 	}
