@@ -435,7 +435,11 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) 
 
 // behaviourDiff lists how re differs from orig by the rules, the first few
 // of each kind; nothing means the same behaviour.
-func behaviourDiff(orig, re *behaviour) []string {
+func behaviourDiff(orig, re *behaviour) []string { return behaviourDiffN(orig, re, 3) }
+
+// behaviourDiffN is behaviourDiff listing up to limit differences of each
+// kind.
+func behaviourDiffN(orig, re *behaviour, limit int) []string {
 	var out []string
 	tol := max(orig.tolerance(), re.tolerance())
 	fwd, back := newClock(orig, re, tol), newClock(re, orig, tol)
@@ -470,7 +474,7 @@ func behaviourDiff(orig, re *behaviour) []string {
 				if !ok {
 					continue // counted in sent
 				}
-				if !fwd.near(ta, tb) && n < 3 {
+				if !fwd.near(ta, tb) && n < limit {
 					add("byte %d first sent at %s, now %s", off, ms(ta), ms(tb))
 					n++
 				}
@@ -485,12 +489,12 @@ func behaviourDiff(orig, re *behaviour) []string {
 			add("the last new data sent at %s, now %s", ms(ta), ms(tb))
 		}
 	}
-	out = append(out, retransDiff(orig.retrans, re.retrans, fwd, "")...)
-	out = append(out, retransDiff(re.retrans, orig.retrans, back, "now ")...)
+	out = append(out, retransDiff(orig.retrans, re.retrans, fwd, "", limit)...)
+	out = append(out, retransDiff(re.retrans, orig.retrans, back, "now ", limit)...)
 	n = 0
 	for _, s := range orig.acks {
 		at, ok := re.ackedBy(s.ack)
-		if (!ok || fwd.late(s.at, at) > fwd.tolerance(s.at)+ackSlack) && n < 3 {
+		if (!ok || fwd.late(s.at, at) > fwd.tolerance(s.at)+ackSlack) && n < limit {
 			if ok {
 				add("ack %d at %s, now at %s", s.ack, ms(s.at), ms(at))
 			} else {
@@ -502,7 +506,7 @@ func behaviourDiff(orig, re *behaviour) []string {
 	n = 0
 	for _, s := range orig.sacks {
 		at, ok := re.sackedBy(s.lo, s.hi, s.dsack)
-		if (!ok || fwd.late(s.at, at) > fwd.tolerance(s.at)+ackSlack) && n < 3 {
+		if (!ok || fwd.late(s.at, at) > fwd.tolerance(s.at)+ackSlack) && n < limit {
 			what := "SACK"
 			if s.dsack {
 				what = "D-SACK"
@@ -543,7 +547,7 @@ func present(t *time.Duration) string {
 // retransDiff lists retransmissions of a that b has no counterpart of: an
 // overlapping range, the same kind of trigger, near in time by c (from a
 // to b).
-func retransDiff(a, b []retransmission, c *clock, now string) []string {
+func retransDiff(a, b []retransmission, c *clock, now string, limit int) []string {
 	var out []string
 	for _, r := range a {
 		if r.raced {
@@ -556,7 +560,7 @@ func retransDiff(a, b []retransmission, c *clock, now string) []string {
 				break
 			}
 		}
-		if !found && len(out) < 3 {
+		if !found && len(out) < limit {
 			out = append(out, fmt.Sprintf("%sretransmission of %d:%d (%s) at %s has no counterpart", now, r.lo, r.hi, r.kind, ms(r.at)))
 		}
 	}
