@@ -80,10 +80,14 @@ type retransAnswer struct {
 // had run out, and retransmitted a segment the capture did not. The path
 // delays the segment, not the kernel's order: its ACK comes its captured
 // delay after the kernel sent it.
-func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *peerState, txs []txLine, at int, overtakes bool) {
+func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *peerState, txs []txLine, at int, overtakes bool, hole []seqRange) {
 	ev := e.script.Events[i]
 	n := max(ev.Time.AnchorN, 1)
 	if n < 2 && !overtakes || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.flags&tcpwire.FlagACK == 0 || sp.payloadLen > 0 {
+		return
+	}
+	if n < 2 {
+		e.noteHoleAnswer(i, sp, peer, txs, hole)
 		return
 	}
 	if isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
@@ -106,6 +110,65 @@ func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *pe
 	e.answers = append(e.answers, retransAnswer{index: i, n: n, ranges: append([]seqRange(nil), ranges...),
 		have:  append([]seqRange{{0, peer.ack}}, peer.sacked...),
 		delay: time.Duration(ev.Time.Usecs) * time.Microsecond, scriptR: at})
+}
+
+// noteHoleAnswer adds inbound line i (compiled sp), whose cumulative ACK
+// fills hole (bytes the peer had not reported while it SACKed above them),
+// to the answers as the answer to the hole's transmission: the path held
+// that segment back, and its arrival, not the transmission the line is
+// anchored to (the last of the bytes it newly acknowledges), made the
+// peer's ACK. A replayed kernel that sent the segment earlier against the
+// rest than the captured one did (in a 48 KiB GSO packet, 5.3 ms before
+// the line's anchor where the captured kernel sent it 1 ms before:
+// traffic3's IPv6 4 MiB upload over reordering, its client, 827769) gets
+// the ACK that long after the segment, before RACK's reordering window,
+// which counts from the segment too, runs out. The answer's delay is the
+// capture's, from the hole's transmission to the line.
+func (e *engine) noteHoleAnswer(i int, sp *scriptPacket, peer *peerState, txs []txLine, hole []seqRange) {
+	if len(hole) == 0 || isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
+		return
+	}
+	j, ok := anchorIn(txs, txLineOf, hole, 1)
+	if !ok {
+		return
+	}
+	delay := e.scriptAt[i] - e.scriptAt[txs[j].index]
+	if delay < e.pathSlackUsecs() {
+		return
+	}
+	e.answers = append(e.answers, retransAnswer{index: i, n: 1, ranges: hole,
+		have:  append([]seqRange{{0, peer.ack}}, peer.sacked...),
+		delay: time.Duration(delay) * time.Microsecond, scriptR: j})
+}
+
+// holeFilled returns the bytes line sp acknowledges that the lines before
+// it (peer) had not reported though they SACKed bytes above them: a hole
+// the line fills. Nil when it fills none.
+func holeFilled(peer *peerState, sp *scriptPacket) []seqRange {
+	if sp.proto != tcpwire.ProtoTCP || sp.flags&tcpwire.FlagACK == 0 || !peer.ackSet || len(peer.sacked) == 0 {
+		return nil
+	}
+	a := tcpwire.Seq(sp.ack)
+	if peer.ack.Diff(a) >= 0 {
+		return nil
+	}
+	rest := []seqRange{{peer.ack, a}}
+	for _, b := range peer.sacked {
+		var keep []seqRange
+		for _, r := range rest {
+			keep = append(keep, subtract(r, b)...)
+		}
+		rest = keep
+	}
+	// Only bytes below a SACKed block: the peer had reported data above.
+	high := peer.sacked[len(peer.sacked)-1].end
+	var out []seqRange
+	for _, r := range rest {
+		if r.end.Diff(high) <= 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // overlapsAny reports whether r shares bytes with one of rs.

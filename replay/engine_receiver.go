@@ -128,6 +128,7 @@ func (e *engine) lostInCapture() []lostRange {
 		}
 		got += int64(sp.payloadLen)
 		ranges := news(&peer, sp)
+		hole := holeFilled(&peer, sp)
 		notePeerState(&peer, sp)
 		if sp.flags&tcpwire.FlagACK != 0 {
 			// An answer to a retransmission may report what the captured
@@ -145,7 +146,7 @@ func (e *engine) lostInCapture() []lostRange {
 					prev = e.scriptAt[txs[at].index] + ev.Time.Usecs
 					e.scriptAt[i] = prev
 					e.scriptAnchor[i] = at
-					e.noteAnswer(i, sp, ranges, &peer, txs, at, overtakes)
+					e.noteAnswer(i, sp, ranges, &peer, txs, at, overtakes, hole)
 				}
 			}
 		}

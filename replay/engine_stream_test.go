@@ -531,6 +531,41 @@ func TestReorderedAnswer(t *testing.T) {
 	}
 }
 
+// TestHoleAnswerTiming: the ACK that fills a hole comes its captured delay
+// after the held-back segment's transmission, not after the transmission
+// its line is anchored to (the last of the bytes it newly acknowledges): a
+// kernel that sent the segment 2.5 ms earlier against the rest gets it
+// that much earlier, ahead of a SACK line due after it.
+func TestHoleAnswerTiming(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	const src = sackHandshake +
+		"+0.001^ < . 1:1(0) ack 1 win 8000\n" +
+		"+0.003 > . 1:1001(1000) ack 1\n" +
+		"+0.001 > . 1001:3001(2000) ack 1\n" +
+		"+0.004 > . 3001:4001(1000) ack 1\n" +
+		"+0.006^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:3001>\n" +
+		"+0.006^ < . 1:1(0) ack 1 win 8000 <nop,nop,sack 1001:4001>\n" +
+		"+0.011^ < . 1:1(0) ack 3001 win 8000 <nop,nop,sack 3001:4001>\n"
+	tests := []struct {
+		name string
+		at   time.Duration // when the kernel sends 1:1001
+		want []ackSummary
+	}{
+		{"the segment on time", 4 * ms, []ackSummary{{1, ""}, {1, "1001:3001"}, {1, "1001:4001"}, {3001, "3001:4001"}}},
+		{"the segment early", 1*ms + 500*us, []ackSummary{{1, ""}, {1, "1001:3001"}, {3001, ""}, {4001, ""}, {4001, ""}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{synAck1000(), dataSeg(tc.at, 0, 1000), dataSeg(5*ms, 1000, 2000), dataSeg(9*ms, 3000, 1000)}
+			dev, err := fakeRun(t, src, kernel)
+			checkRunError(t, err, nil)
+			if got := ackSummaries(dev); !slices.Equal(got, tc.want) {
+				t.Errorf("injected ACKs %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestHeldOneBurst: ACKs injected back to back count as one for
 // heldOneAck: data that left on the last of a burst (the part of it the
 // first ACK let out gone already) was held by the ACK before the burst.
