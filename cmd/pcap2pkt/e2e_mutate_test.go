@@ -27,9 +27,10 @@ import (
 // capture must fail under that change; where it shows nothing different,
 // the script must pass under it.
 
-// mutateClientPort is the client's port in these captures: the impaired
-// paths drop segments by a hash of their ports and offset, so every run
-// loses the same segments.
+// mutateClientPort is the client's port in these captures (the impaired
+// path no longer draws a segment's fate from its ports, but from its
+// connection's place and the stream cell its last byte falls in: see the
+// forwarder's receive; the fixed port keeps the captures comparable).
 const mutateClientPort = 40123
 
 // mutateCases are the measured cases: the simple exchanges, small ones

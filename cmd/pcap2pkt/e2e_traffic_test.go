@@ -389,8 +389,8 @@ type trafficSetup struct {
 	// prepare runs once the namespaces have their addresses, before any
 	// traffic: a test changes one side's settings there.
 	prepare func(*topo) error
-	// clientPort, if set, is the client's port: a path that impairs by
-	// segment then drops the same segments in every run.
+	// clientPort, if set, is the client's port (a path that impairs by
+	// segment drops the same bytes in every run whatever the port).
 	clientPort uint16
 }
 
