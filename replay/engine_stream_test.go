@@ -521,12 +521,7 @@ func TestReorderedAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 3000), dataSeg(tc.at, 3000, 1000)}
-			dev, err := fakeRun(t, src, kernel)
-			checkRunError(t, err, nil)
-			if got := ackSummaries(dev); !slices.Equal(got, tc.want) {
-				t.Errorf("injected ACKs %v, want %v", got, tc.want)
-			}
+			wantACKs(t, src, []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 3000), dataSeg(tc.at, 3000, 1000)}, tc.want)
 		})
 	}
 }
@@ -556,13 +551,19 @@ func TestHoleAnswerTiming(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			kernel := []kernelPacket{synAck1000(), dataSeg(tc.at, 0, 1000), dataSeg(5*ms, 1000, 2000), dataSeg(9*ms, 3000, 1000)}
-			dev, err := fakeRun(t, src, kernel)
-			checkRunError(t, err, nil)
-			if got := ackSummaries(dev); !slices.Equal(got, tc.want) {
-				t.Errorf("injected ACKs %v, want %v", got, tc.want)
-			}
+			wantACKs(t, src, []kernelPacket{synAck1000(), dataSeg(tc.at, 0, 1000), dataSeg(5*ms, 1000, 2000), dataSeg(9*ms, 3000, 1000)}, tc.want)
 		})
+	}
+}
+
+// wantACKs runs script src against the fake kernel's packets and checks
+// that it passes having injected the pure ACKs want, in order.
+func wantACKs(t *testing.T, src string, kernel []kernelPacket, want []ackSummary) {
+	t.Helper()
+	dev, err := fakeRun(t, src, kernel)
+	checkRunError(t, err, nil)
+	if got := ackSummaries(dev); !slices.Equal(got, want) {
+		t.Errorf("injected ACKs %v, want %v", got, want)
 	}
 }
 
@@ -1312,11 +1313,5 @@ func TestAnswerAfterEarlierACKs(t *testing.T) {
 		"+0.010^2 < . 1:1(0) ack 3001 win 8000\n"
 	kernel := []kernelPacket{synAck1000(), dataSeg(1*ms, 0, 2000), dataSeg(15*ms, 2000, 1000),
 		dataSeg(15*ms+500*us, 0, 1000), dataSeg(25*ms+900*us, 3000, 1000)}
-	dev, err := fakeRun(t, src, kernel)
-	checkRunError(t, err, nil)
-	got := ackSummaries(dev)
-	want := []ackSummary{{1, ""}, {1, "1001:2001"}, {1, "1001:3001"}, {3001, ""}}
-	if !slices.Equal(got, want) {
-		t.Errorf("injected ACKs %v, want %v", got, want)
-	}
+	wantACKs(t, src, kernel, []ackSummary{{1, ""}, {1, "1001:2001"}, {1, "1001:3001"}, {3001, ""}})
 }
