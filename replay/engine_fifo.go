@@ -25,7 +25,10 @@ package replay
 // before it. The line itself stays where it is. Lines injected after such
 // a partial answer never report less than it did: a peer's cumulative ACK
 // does not go back. A retransmission the kernel does not send, or sends
-// late, gets no earlier answer: the lines wait for it as before.
+// late, gets no earlier answer: the lines wait for it as before. Lines
+// that answer data the kernel sent before the retransmission go in before
+// its answer (answerGate). The same holds for the ACK that fills a hole a
+// reordering path left, timed from the held-back segment (noteHoleAnswer).
 
 import (
 	"encoding/binary"
