@@ -41,7 +41,7 @@ import (
 
 // retransAnswer is a line of the script that answers a retransmission,
 // or a first transmission that a reordering path held back (n 1: see
-// noteAnswer).
+// noteHoleAnswer).
 type retransAnswer struct {
 	index  int        // the line's event index
 	n      int        // the transmission it answers (its anchor's n)
@@ -68,29 +68,15 @@ type retransAnswer struct {
 // noteAnswer adds inbound line i (compiled sp), which reports ranges
 // beyond the lines before it (peer: what the lines up to it reported) and
 // is anchored to the script's transmission txs[at], to the answers when
-// it is a pure ACK that answers an n-th transmission (n > 1), or a first
-// one older than a line before it answers (overtakes: a segment a
-// reordering path held back, whose ACK fills the hole it left), that
+// it is a pure ACK that answers an n-th transmission (n > 1), that
 // transmission is its anchor (everything it acknowledges had been sent
 // before it), it came at least half a round trip after it, and it reports
-// no duplicate.
-//
-// The reordered segment's ACK is an answer because the lines before it
-// answer later transmissions: a kernel that sent the segment earlier
-// against them than the captured one did (traffic2's IPv6 4 MiB upload
-// over reordering, its client: 2242269 6.4 ms earlier, in a 64 KiB GSO
-// packet) got the line, held behind them, after RACK's reordering window
-// had run out, and retransmitted a segment the capture did not. The path
-// delays the segment, not the kernel's order: its ACK comes its captured
-// delay after the kernel sent it.
-func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *peerState, txs []txLine, at int, overtakes bool, hole []seqRange) {
+// no duplicate. (A line anchored to a first transmission older than a
+// line before it answers is noteHoleAnswer's.)
+func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *peerState, txs []txLine, at int) {
 	ev := e.script.Events[i]
-	n := max(ev.Time.AnchorN, 1)
-	if n < 2 && !overtakes || sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 || sp.flags&tcpwire.FlagACK == 0 || sp.payloadLen > 0 {
-		return
-	}
-	if n < 2 {
-		e.noteHoleAnswer(i, sp, peer, txs, hole)
+	n := ev.Time.AnchorN
+	if n < 2 || !pureACKLine(sp) {
 		return
 	}
 	if isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
@@ -106,7 +92,7 @@ func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *pe
 		return
 	}
 	for j := range at {
-		if n > 1 && txs[j].n >= n && overlapsAny(ranges, seqRange{txs[j].start, txs[j].end}) {
+		if txs[j].n >= n && overlapsAny(ranges, seqRange{txs[j].start, txs[j].end}) {
 			return // the retransmission it answers came before its anchor
 		}
 	}
@@ -126,9 +112,13 @@ func (e *engine) noteAnswer(i int, sp *scriptPacket, ranges []seqRange, peer *pe
 // traffic3's IPv6 4 MiB upload over reordering, its client, 827769) gets
 // the ACK that long after the segment, before RACK's reordering window,
 // which counts from the segment too, runs out. The answer's delay is the
-// capture's, from the hole's transmission to the line.
+// capture's, from the hole's transmission to the line. Such a line is an
+// answer because the lines before it answer later transmissions (see
+// lostInCapture's overtakes): held behind them, it came after RACK's
+// reordering window had run out (traffic2's IPv6 4 MiB upload over
+// reordering, its client: 2242269 6.4 ms earlier, in a 64 KiB GSO packet).
 func (e *engine) noteHoleAnswer(i int, sp *scriptPacket, peer *peerState, txs []txLine, hole []seqRange) {
-	if len(hole) == 0 || isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
+	if len(hole) == 0 || !pureACKLine(sp) || isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
 		return
 	}
 	j, ok := anchorIn(txs, txLineOf, hole, 1)
@@ -142,6 +132,12 @@ func (e *engine) noteHoleAnswer(i int, sp *scriptPacket, peer *peerState, txs []
 	e.answers = append(e.answers, retransAnswer{index: i, n: 1, ranges: hole,
 		have:  append([]seqRange{{0, peer.ack}}, peer.sacked...),
 		delay: time.Duration(delay) * time.Microsecond, scriptR: j})
+}
+
+// pureACKLine reports whether sp is a pure ACK: no data, no SYN, FIN or
+// RST.
+func pureACKLine(sp *scriptPacket) bool {
+	return sp.flags&tcpwire.FlagACK != 0 && sp.flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) == 0 && sp.payloadLen == 0
 }
 
 // holeFilled returns the bytes line sp acknowledges that the lines before
@@ -262,9 +258,9 @@ func (e *engine) injectAnswersBefore(readFirst bool, sent time.Time) (time.Time,
 		if due.After(e.env.Clock.Now()) || readFirst && e.sentBefore(due) {
 			return due, nil
 		}
-		if i, sp, s, at, sent, ok := e.answerGate(next); ok {
+		if d, ok := e.answerGate(next, &ahead); ok {
 			// The line goes in first, now, though due later.
-			if err := e.injectAheadLine(i, sp, s, at, sent); err != nil {
+			if err := e.injectAheadLine(d.index, d.sp, d.s, d.at, d.sent); err != nil {
 				return time.Time{}, err
 			}
 			continue
@@ -275,33 +271,26 @@ func (e *engine) injectAnswersBefore(readFirst bool, sent time.Time) (time.Time,
 	}
 }
 
-// answerGate returns the next line to inject ahead when it must go in
-// before answer a, due now, goes in: it comes before a's line and answers
-// a transmission the kernel sent before the retransmission a answers (it
-// falls due at at and answers the transmission at sent). On a path that
-// keeps order the peer got that transmission first and answered it first,
-// whatever delays the capture shows (its kernel sent the two further
-// apart): the line goes in now, just before the answer, rather than the
-// answer waiting for it (the line tells what the captured peer had told by
-// the answer's time; a kernel waiting for the answer to free its window
-// sent its next data 9 ms late, traffic2's IPv6 lossy 1 MiB download's
-// server, line 461). The answer first, with its three blocks, left the
-// kernel without the SACKs of data sent just before the retransmission,
-// and RACK took that data for lost and sent 31 segments again (traffic2's
-// 4 MiB lossy download's server, 2594585:2639473 before line 2491).
-func (e *engine) answerGate(a *retransAnswer) (i int, sp *scriptPacket, s *socket, at, sent time.Time, ok bool) {
-	if e.cur == nil || e.cur.kind != evOutbound {
-		return -1, nil, nil, time.Time{}, time.Time{}, false // no line goes in ahead
+// answerGate returns the next line to inject ahead (ahead, see nextAhead)
+// when it must go in before answer a, due now, goes in: it comes before
+// a's line and answers a transmission the kernel sent before the
+// retransmission a answers. On a path that keeps order the peer got that
+// transmission first and answered it first, whatever delays the capture
+// shows (its kernel sent the two further apart): the line goes in now,
+// just before the answer, rather than the answer waiting for it (the line
+// tells what the captured peer had told by the answer's time; a kernel
+// waiting for the answer to free its window sent its next data 9 ms late,
+// traffic2's IPv6 lossy 1 MiB download's server, line 461). The answer
+// first, with its three blocks, left the kernel without the SACKs of data
+// sent just before the retransmission, and RACK took that data for lost
+// and sent 31 segments again (traffic2's 4 MiB lossy download's server,
+// 2594585:2639473 before line 2491).
+func (e *engine) answerGate(a *retransAnswer, ahead *aheadDue) (*aheadDue, bool) {
+	d := e.nextAhead(ahead)
+	if d.index < 0 || d.index >= a.index || !d.anchored || !d.sent.Before(a.rAt) {
+		return nil, false
 	}
-	i, sp, s, follows := e.aheadLine()
-	if i < 0 || i >= a.index || follows >= 0 {
-		return -1, nil, nil, time.Time{}, time.Time{}, false
-	}
-	at, sent, ok = e.anchoredTime(e.script.Events[i], sp)
-	if !ok || !sent.Before(a.rAt) {
-		return -1, nil, nil, time.Time{}, time.Time{}, false
-	}
-	return i, sp, s, at, sent, true
+	return d, true
 }
 
 // overtaking reports whether answer a may go in before its line's turn:
@@ -317,28 +306,40 @@ func (e *engine) overtaking(a *retransAnswer, ahead *aheadDue) bool {
 	if e.cur.kind != evOutbound {
 		return e.cur.index < a.index // an inbound line before it waits
 	}
-	if !ahead.found {
-		ahead.found = true
-		i, sp, _, follows := e.aheadLine()
-		ahead.index = i
-		if i >= 0 && follows < 0 {
-			ahead.at, _, ahead.anchored = e.anchoredTime(e.script.Events[i], sp)
-		} else {
-			ahead.index = -1 // none, or a duplicate that follows the line before it
-		}
-	}
-	if ahead.index < 0 || ahead.index >= a.index {
+	d := e.nextAhead(ahead)
+	if d.index < 0 || d.index >= a.index {
 		return false
 	}
-	return !ahead.anchored || ahead.at.After(a.rAt.Add(a.delay))
+	return !d.anchored || d.at.After(a.rAt.Add(a.delay))
 }
 
-// aheadDue is the next line to inject ahead (index, -1 for none) and when
-// it is due (anchored: the kernel has sent what it answers), found once.
+// aheadDue is the next line to inject ahead (index, -1 for none; compiled
+// sp, for socket s), when it is due and the kernel's transmission it
+// answers (anchored: the kernel has sent what it answers).
 type aheadDue struct {
 	found, anchored bool
 	index           int
-	at              time.Time
+	sp              *scriptPacket
+	s               *socket
+	at, sent        time.Time
+}
+
+// nextAhead fills d, once, with the next line to inject ahead: an anchored
+// one after an outbound line the run waits at (none while the run is at
+// another event, or for a duplicate that follows the line before it).
+func (e *engine) nextAhead(d *aheadDue) *aheadDue {
+	if d.found {
+		return d
+	}
+	d.found, d.index = true, -1
+	if e.cur == nil || e.cur.kind != evOutbound {
+		return d
+	}
+	if i, sp, s, follows := e.aheadLine(); i >= 0 && follows < 0 {
+		d.index, d.sp, d.s = i, sp, s
+		d.at, d.sent, d.anchored = e.anchoredTime(e.script.Events[i], sp)
+	}
+	return d
 }
 
 // answerHave returns, for line index when it answers a retransmission,

@@ -146,7 +146,11 @@ func (e *engine) lostInCapture() []lostRange {
 					prev = e.scriptAt[txs[at].index] + ev.Time.Usecs
 					e.scriptAt[i] = prev
 					e.scriptAnchor[i] = at
-					e.noteAnswer(i, sp, ranges, &peer, txs, at, overtakes, hole)
+					if ev.Time.AnchorN > 1 {
+						e.noteAnswer(i, sp, ranges, &peer, txs, at)
+					} else if overtakes {
+						e.noteHoleAnswer(i, sp, &peer, txs, hole)
+					}
 				}
 			}
 		}
@@ -517,7 +521,7 @@ func (e *engine) asReceivedHaving(sp *scriptPacket, at time.Time, index int, hav
 	} else if d < 0 && sp.win >= 0 {
 		// Acknowledging more than the line (what a partial ACK reported),
 		// it offers no room beyond the line's window.
-		out.win = max(sp.win-int(uint32(-d)>>e.peerShift), 0)
+		out.win = narrowWindow(sp.win, uint32(-d), e.peerShift)
 	}
 	return &out
 }
@@ -546,7 +550,7 @@ func (e *engine) notBack(live *scriptPacket) *scriptPacket {
 	}
 	out.options = withSACK(live.options, blocks)
 	if live.win >= 0 {
-		out.win = max(live.win-int(uint32(e.told.ack.Diff(tcpwire.Seq(live.ack)))>>e.peerShift), 0)
+		out.win = narrowWindow(live.win, uint32(e.told.ack.Diff(tcpwire.Seq(live.ack))), e.peerShift)
 	}
 	return &out
 }
@@ -730,6 +734,13 @@ func earlier(a, b tcpwire.Seq) tcpwire.Seq {
 func widenWindow(win int, d uint32, shift int) int {
 	unit := uint32(1)<<shift - 1
 	return min(win+int((d+unit)>>shift), 0xffff)
+}
+
+// narrowWindow returns window field win (scaled by shift) less d bytes,
+// never below 0: the window of an ACK that acknowledges d bytes more than
+// its line, whose window ends where the line's does.
+func narrowWindow(win int, d uint32, shift int) int {
+	return max(win-int(d>>shift), 0)
 }
 
 // pendingAck is an ACK line the run went past before the kernel met it
