@@ -385,16 +385,18 @@ func asUnchangedRuns(items []string, rb *behaviour, sames []*behaviour) bool {
 		return false
 	}
 	kinds := make([]map[string]bool, len(sames))
+	clocks := make([]*clock, len(sames))
 	for i, sb := range sames {
 		kinds[i] = map[string]bool{}
 		for _, it := range behaviourDiffN(sb, rb, math.MaxInt) {
 			kinds[i][diffKind(it)] = true
 		}
+		clocks[i] = newClock(sb, rb, max(sb.tolerance(), rb.tolerance()))
 	}
 	for _, it := range items {
 		agrees := false
 		for i, sb := range sames {
-			if agrees = agreesAt(it, sb, rb, kinds[i]); agrees {
+			if agrees = agreesAt(it, sb, rb, clocks[i], kinds[i]); agrees {
 				break
 			}
 		}
@@ -406,10 +408,10 @@ func asUnchangedRuns(items []string, rb *behaviour, sames []*behaviour) bool {
 }
 
 // agreesAt reports whether rb does what sb did at the point difference
-// item (from the original) is about; kinds are the kinds of rb's
-// differences from sb (diffKind).
-func agreesAt(item string, sb, rb *behaviour, kinds map[string]bool) bool {
-	c := newClock(sb, rb, max(sb.tolerance(), rb.tolerance()))
+// item (from the original) is about, by clock c (sb's to rb's, as
+// behaviourDiff builds it); kinds are the kinds of rb's differences from
+// sb (diffKind).
+func agreesAt(item string, sb, rb *behaviour, c *clock, kinds map[string]bool) bool {
 	var a, b int64
 	switch {
 	case scan(item, "byte %d first sent", &a):
