@@ -353,16 +353,27 @@ func (b *builder) inboundGroup(g []*capture.FlowPacket) {
 	b.closeWrite()
 	b.inSeen, b.lastInWin = true, last.Window
 	var fl tcpwire.Flags
+	// What the segments acknowledge: the group answers the latest
+	// transmission any of them answers (the peer's view of what it had
+	// acknowledged moves on with each, as it would for them one by one).
+	var anchor time.Time
+	anchorN := 0
 	for _, q := range g {
 		fl |= q.Flags
 		b.trackInbound(q)
+		if at, n, ok := b.answers(q); ok && (anchor.IsZero() || at.After(anchor)) {
+			anchor, anchorN = at, n
+		}
 	}
 	pk := b.convert(last, true)
 	pk.TCP.Seq = rel(g[0].Seq, b.remoteISN)
 	pk.TCP.Len = uint32(last.Seq.Add(uint32(last.PayloadLen())).Diff(g[0].Seq))
 	pk.TCP.Flags = flagText(last.Flags | fl&tcpwire.FlagPSH)
 	if b.fits(last, pk) {
-		b.emit(last.Time(), pk)
+		e := b.emit(last.Time(), pk)
+		if !anchor.IsZero() && !b.opts.Exact {
+			e.anchored, e.anchorNs, e.anchorN = true, anchor.UnixNano(), int32(anchorN)
+		}
 	}
 }
 

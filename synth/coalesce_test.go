@@ -23,6 +23,22 @@ func TestBacklogRuns(t *testing.T) {
 			seg{flags: ".", seq: 1, ack: 4001, win: 4000, dt: 10 * us}),
 		want: []string{"+0.001015 < . 1:4001(4000) ack 1 win 4000", "+0 read(3, ..., 4000) = 4000", "+0 > . 1:1(0) ack 4001"},
 	}, {
+		// The first segment acknowledges the client's retransmission (its
+		// second transmission of 1:101): the GSO packet answers it, and the
+		// next line, acknowledging new data sent once, answers that once.
+		name: "a run that acknowledges a retransmission is anchored to it",
+		segs: append(handshake(),
+			seg{flags: "P.", seq: 1, ack: 1, n: 100, win: 4000, dt: time.Millisecond},
+			seg{flags: "P.", seq: 1, ack: 1, n: 100, win: 4000, dt: 200 * time.Millisecond},
+			seg{srv: true, flags: ".", seq: 1, ack: 101, n: 1000, win: 4000, dt: 10 * time.Millisecond},
+			seg{srv: true, flags: ".", seq: 1001, ack: 101, n: 1000, win: 4000, dt: 5 * us},
+			seg{srv: true, flags: ".", seq: 2001, ack: 101, n: 1000, win: 4000, dt: 5 * us},
+			seg{flags: ".", seq: 101, ack: 3001, win: 4000, dt: 10 * us},
+			seg{flags: "P.", seq: 101, ack: 3001, n: 100, win: 4000, dt: 50 * us},
+			seg{srv: true, flags: ".", seq: 3001, ack: 201, win: 4000, dt: 10 * time.Millisecond}),
+		want:  []string{"+0.010010^2 < . 1:3001(3000) ack 101 win 4000", "> P. 101:201(100)", "+0.010000^ < . 3001:3001(0) ack 201"},
+		never: []string{"^2 < . 3001"},
+	}, {
 		name: "a segment that came in before the ACK left stays out of the run and goes after the ACK",
 		segs: append(handshake(), data(1, time.Millisecond), data(1001, 5*us), data(2001, 5*us), data(3001, 5*us),
 			seg{flags: ".", seq: 1, ack: 3001, win: 4000, dt: 10 * us}),
