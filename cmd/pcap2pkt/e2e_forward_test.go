@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -329,6 +330,20 @@ func segmentOf(frame []byte) (ports, seq, n uint32, syn bool) {
 // fateCell is the size of the stream's cells a segment's fate follows
 // (see receive).
 const fateCell = 1024
+
+// withSeedSalt mixes $PCAP2PKT_E2E_SEED (a number; none by default) into
+// the impairment's seed: another capture set then meets other losses,
+// reorderings and duplicates, sampled on purpose rather than by where the
+// kernel happened to cut its segments.
+func withSeedSalt(imp impairment) impairment {
+	var salt uint64
+	if s := os.Getenv("PCAP2PKT_E2E_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &salt); err == nil && salt != 0 {
+			imp.seed = splitmix64(imp.seed ^ salt)
+		}
+	}
+	return imp
+}
 
 // chance is a number in [0, 1) fixed by the seed, the kind of impairment
 // (salt) and the segment: its direction, connection, the cell its last

@@ -214,7 +214,7 @@ func newTopo(t *testing.T, imp *impairment) *topo {
 				t.Fatalf("offloads: %v", err)
 			}
 		}
-		f, err := startForwarder(m1, m2, *imp)
+		f, err := startForwarder(m1, m2, withSeedSalt(*imp))
 		if err != nil {
 			t.Fatalf("forwarder: %v", err)
 		}
