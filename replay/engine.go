@@ -151,6 +151,7 @@ type engine struct {
 	// of the event the run is at.
 	sent     []transmission
 	sentHigh seqHigh      // the highest sequence number in sent
+	sentIdx  seqIndex     // sent by sequence block
 	signals  []peerSignal // injected ACKs, for lossSignal and raceRetransmission
 	peer     peerState    // what the lines, as written, acknowledged
 	told     peerState    // what the packets injected acknowledged
@@ -229,7 +230,9 @@ type engine struct {
 	// ahead: when each line injected ahead of the event the run was at
 	// went in (live microseconds), by event index; calledAhead: the calls
 	// made before an inbound line after them went in ahead (callsAhead).
-	ahead       map[int]int64
+	ahead aheadSet
+	// aheadScan is where aheadLineFrom(from) last stopped (see there).
+	aheadScan   struct{ from, resume int }
 	calledAhead map[int]aheadCall
 	started     []startedEvent // when each event started, in order
 
@@ -339,7 +342,7 @@ func (e *engine) run() error {
 		e.adjustRelativeTimes(es)
 		// Injected while an outbound line before it waited, or made
 		// before a line after it went in ahead (callsAhead).
-		at, done := e.ahead[i]
+		at, done := e.ahead.get(i)
 		var aerr *eventError
 		if c, ok := e.calledAhead[i]; ok {
 			at, aerr, done = c.usecs, c.err, true

@@ -218,7 +218,7 @@ func coversAll(got, want []seqRange) bool {
 // pendingAnswer reports whether answer a may go in: the kernel sent its
 // retransmission, and neither the line nor an answer for it went in.
 func (e *engine) pendingAnswer(a *retransAnswer) bool {
-	_, injected := e.ahead[a.index]
+	_, injected := e.ahead.get(a.index)
 	return a.armed && !a.done && e.cur != nil && a.index > e.cur.index && !injected
 }
 
@@ -430,10 +430,7 @@ func (e *engine) injectAnswer(a *retransAnswer) error {
 		// The answer said all the line says: the line went in with it (a
 		// second copy would be a duplicate ACK no capture has).
 		e.lineIn(sp, a.rAt)
-		if e.ahead == nil {
-			e.ahead = map[int]int64{}
-		}
-		e.ahead[a.index] = e.liveUsecs(e.env.Clock.Now())
+		e.ahead.put(a.index, e.liveUsecs(e.env.Clock.Now()))
 	}
 	return nil
 }

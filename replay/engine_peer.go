@@ -43,7 +43,14 @@ func (e *engine) noteTransmission(t *tcpwire.TCPHeader, payload int, at time.Tim
 	if start == end {
 		return
 	}
-	n := nthOf(e.sent, func(t transmission) (seqRange, int) { return seqRange{t.start, t.end}, t.n }, seqRange{start, end}, &e.sentHigh)
+	r := seqRange{start, end}
+	var n int
+	if cand, ok := e.sentIdx.candidates([]seqRange{r}); ok {
+		n = nthOfAmong(e.sent, cand, r, &e.sentHigh)
+	} else {
+		n = nthOf(e.sent, transmissionOf, r, &e.sentHigh)
+	}
+	e.sentIdx.add(len(e.sent), r)
 	e.sent = append(e.sent, transmission{start, end, at, n})
 	e.sentData = e.sentData || end.Diff(start) > 1
 }
@@ -80,6 +87,21 @@ func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqH
 	if high.set && r.start.Diff(high.end) < 0 {
 		for _, t := range before {
 			if u, un := tx(t); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
+				n = max(n, un+1)
+			}
+		}
+	}
+	high.advance(r)
+	return n
+}
+
+// nthOfAmong is nthOf over the transmissions of before at the indices
+// cand (those that may touch r).
+func nthOfAmong(before []transmission, cand []int32, r seqRange, high *seqHigh) int {
+	n := 1
+	if high.set && r.start.Diff(high.end) < 0 {
+		for _, i := range cand {
+			if u, un := transmissionOf(before[i]); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
 				n = max(n, un+1)
 			}
 		}
@@ -128,32 +150,61 @@ func news(peer *peerState, sp *scriptPacket) []seqRange {
 // and the first n-th transmission of any of them (the retransmission that
 // filled a hole). False when txs do not hold that yet.
 func anchorIn[T any](txs []T, tx func(T) (seqRange, int), ranges []seqRange, n int) (int, bool) {
-	covered := make([]seqRange, 0, 4)
-	full, reach := -1, -1
+	a := anchorSearch{ranges: ranges, n: n, full: -1, reach: -1}
 	for i, t := range txs {
 		r, rn := tx(t)
-		if !overlapsAny(ranges, r) {
-			continue
-		}
-		if full < 0 {
-			covered = append(covered, r)
-			all := true
-			for _, x := range ranges {
-				all = all && covers(covered, x)
-			}
-			if all {
-				full = i
-			}
-		}
-		if reach < 0 && rn >= n {
-			reach = i
-		}
-		if full >= 0 && reach >= 0 {
-			return max(full, reach), true
+		if a.see(i, r, rn) {
+			return a.result()
 		}
 	}
 	return -1, false
 }
+
+// anchorSent is anchorIn over the kernel's transmissions, looking only at
+// those its index lists under the ranges' blocks.
+func (e *engine) anchorSent(ranges []seqRange, n int) (int, bool) {
+	cand, ok := e.sentIdx.candidates(ranges)
+	if !ok {
+		return anchorIn(e.sent, transmissionOf, ranges, n)
+	}
+	a := anchorSearch{ranges: ranges, n: n, full: -1, reach: -1}
+	for _, i := range cand {
+		r, rn := transmissionOf(e.sent[i])
+		if a.see(int(i), r, rn) {
+			return a.result()
+		}
+	}
+	return -1, false
+}
+
+// anchorSearch is anchorIn's state: transmissions are shown to it in the
+// order they were sent (those that touch none of ranges may be left out).
+type anchorSearch struct {
+	ranges      []seqRange
+	n           int
+	covered     []seqRange
+	full, reach int
+}
+
+// see takes transmission i of range r, the rn-th of its bytes, and
+// reports whether the answer is known.
+func (a *anchorSearch) see(i int, r seqRange, rn int) bool {
+	if !overlapsAny(a.ranges, r) {
+		return false
+	}
+	if a.full < 0 {
+		a.covered = append(a.covered, r)
+		if coversAll(a.covered, a.ranges) {
+			a.full = i
+		}
+	}
+	if a.reach < 0 && rn >= a.n {
+		a.reach = i
+	}
+	return a.full >= 0 && a.reach >= 0
+}
+
+func (a *anchorSearch) result() (int, bool) { return max(a.full, a.reach), true }
 
 // notePeerState adds what line sp (as written) acknowledged and SACKed.
 func notePeerState(peer *peerState, sp *scriptPacket) {
@@ -471,7 +522,7 @@ func (e *engine) anchoredTime(ev *parser.Event, sp *scriptPacket) (due, sent tim
 	if len(ranges) == 0 {
 		return e.env.Clock.Now(), e.lastSentSeen, true
 	}
-	i, ok := anchorIn(e.sent, transmissionOf, ranges, max(ev.Time.AnchorN, 1))
+	i, ok := e.anchorSent(ranges, max(ev.Time.AnchorN, 1))
 	if !ok {
 		return time.Time{}, time.Time{}, false
 	}
@@ -547,7 +598,7 @@ func (e *engine) partialAck(index int, sp *scriptPacket, delay time.Duration) (b
 	if len(ranges) == 0 || n > 1 && !e.sentNth(ranges, n) {
 		return false, time.Time{}
 	}
-	if _, sent := anchorIn(e.sent, transmissionOf, ranges, n); sent {
+	if _, sent := e.anchorSent(ranges, n); sent {
 		return false, time.Time{} // all sent: the line itself is due soon
 	}
 	if !e.told.ackSet || e.told.ack.Diff(e.sndNxt) >= 0 {
@@ -731,24 +782,35 @@ func (e *engine) aheadLine() (i int, sp *scriptPacket, s *socket, follows int) {
 }
 
 // aheadLineFrom is aheadLine looking from event from on.
+// The lines it passes over (injected ahead, outbound lines, system calls)
+// stay passed over: where the last look from the same event stopped is
+// where the next one starts (a run far behind its ACKs has hundreds of
+// lines injected ahead after the one it waits at, and looks past them
+// several times per packet it reads).
 func (e *engine) aheadLineFrom(from int) (int, *scriptPacket, *socket, int) {
-	for i := from; i < len(e.script.Events); i++ {
-		if _, done := e.ahead[i]; done {
+	start := from
+	if e.aheadScan.from == from && e.aheadScan.resume > from {
+		start = e.aheadScan.resume
+	}
+	for i := start; i < len(e.script.Events); i++ {
+		if _, done := e.ahead.get(i); done {
 			continue
 		}
 		ev := e.script.Events[i]
 		if _, ok := ev.Action.(*parser.Syscall); ok {
 			continue
 		}
+		e.aheadScan.from, e.aheadScan.resume = from, i
 		p, ok := ev.Action.(*parser.Packet)
 		if !ok {
 			return -1, nil, nil, -1
 		}
 		if p.Dir == parser.Outbound {
+			e.aheadScan.resume = i + 1
 			continue
 		}
 		follows := -1
-		if _, prev := e.ahead[i-1]; !ev.Time.Anchor && prev {
+		if _, prev := e.ahead.get(i - 1); !ev.Time.Anchor && prev {
 			follows = i - 1
 		}
 		if (!ev.Time.Anchor && follows < 0) || ev.Time.Kind != parser.TimeRelative || p.TCP == nil || p.TCP.Len > 0 ||
@@ -787,7 +849,7 @@ func (e *engine) injectAhead() (time.Time, error) {
 		}
 		at, sent, ok := e.anchoredTime(e.script.Events[i], sp)
 		if follows >= 0 {
-			prev := e.ahead[follows]
+			prev, _ := e.ahead.get(follows)
 			at = e.liveStart.Add(time.Duration(prev+e.script.Events[i].Time.Usecs) * time.Microsecond)
 			sent, ok = e.lastSentSeen, true
 		}
@@ -834,10 +896,7 @@ func (e *engine) injectAheadLine(i int, sp *scriptPacket, s *socket, at, sent ti
 	} else if err := e.injectLine(sp, s, sent, i); err != nil {
 		return err
 	}
-	if e.ahead == nil {
-		e.ahead = map[int]int64{}
-	}
-	e.ahead[i] = e.liveUsecs(e.env.Clock.Now())
+	e.ahead.put(i, e.liveUsecs(e.env.Clock.Now()))
 	return nil
 }
 
@@ -948,7 +1007,7 @@ func (e *engine) callsAhead(upTo int) {
 	}
 	for k := e.cur.index + 1; k < upTo; k++ {
 		_, called := e.calledAhead[k]
-		if _, injected := e.ahead[k]; called || injected {
+		if _, injected := e.ahead.get(k); called || injected {
 			continue
 		}
 		ev := e.script.Events[k]
