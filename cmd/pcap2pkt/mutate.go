@@ -66,6 +66,12 @@ type mutationOutcome struct {
 	// Note says that the change replaced a value the script's init
 	// command had set.
 	Note string `json:"note,omitempty"`
+	// Attempts and FailedAttempts: the replays under the change, when more
+	// than one ran, and the first difference of each that failed.
+	Attempts       int      `json:"attempts,omitempty"`
+	FailedAttempts []string `json:"failed_attempts,omitempty"`
+
+	replayFailed bool // the replay ran and failed (not a timeout)
 }
 
 // mutateFlows replays every connection that verified under each change.
@@ -107,8 +113,23 @@ func mutateFlows(ctx context.Context, c *cli.Context, runner sandboxRunner, verd
 	return nil
 }
 
-// mutateFlow replays one connection's script under one change.
+// mutateFlow replays one connection's script under one change, again
+// while it fails and --attempts allows: the change is detected when every
+// replay fails (verify would pass a kernel so changed once one passes).
 func mutateFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, base string, m replay.Mutation) mutationOutcome {
+	o, failed, runs := untilPass(ctx, attempts(c), func() mutationOutcome { return mutateOnce(ctx, c, runner, base, m) },
+		func(o mutationOutcome) (string, bool) { return o.Detail, o.replayFailed })
+	if runs > 1 {
+		o.Attempts, o.FailedAttempts = runs, failed
+	}
+	if o.Result == mutMissed && len(failed) > 0 {
+		o.Detail = fmt.Sprintf("replay %d passed (replay 1 failed: %s)", runs, failed[0])
+	}
+	return o
+}
+
+// mutateOnce replays one connection's script under one change once.
+func mutateOnce(ctx context.Context, c *cli.Context, runner sandboxRunner, base string, m replay.Mutation) mutationOutcome {
 	o := mutationOutcome{Mutation: m.Name}
 	reportPath := base + "." + m.Name + ".mutation.json"
 	os.Remove(reportPath) // from an earlier run with the same --keep
@@ -142,7 +163,7 @@ func mutateFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, base 
 	case run.code == exitOK:
 		o.Result = mutMissed
 	case run.code == exitFail:
-		o.Result, o.Detail = mutDetected, run.firstDifference()
+		o.Result, o.Detail, o.replayFailed = mutDetected, run.firstDifference(), true
 	default:
 		o.Result, o.Detail = mutError, fmt.Sprintf("replay exited %d: %s", run.code, firstLine(run.out))
 	}

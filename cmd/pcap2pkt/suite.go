@@ -64,6 +64,10 @@ type suiteRun struct {
 	Seconds float64       `json:"seconds"`
 	Failure *parser.Error `json:"failure,omitempty"`
 	Output  string        `json:"output,omitempty"`
+	// Attempts and FailedAttempts: verify's replays of a connection that
+	// failed (see --attempts), when more than one ran.
+	Attempts       int      `json:"attempts,omitempty"`
+	FailedAttempts []string `json:"failed_attempts,omitempty"`
 
 	args []string
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -149,5 +150,44 @@ func TestVerifyJobs(t *testing.T) {
 	}
 	if one, two := table("1"), table("2"); one != two {
 		t.Errorf("-j 1:\n%s\n-j 2:\n%s", one, two)
+	}
+}
+
+// TestUntilPass pins --attempts: a failing replay runs again until one
+// passes or the attempts are used up; an error (not a failure) is not
+// retried; every failure's first difference is kept, in order.
+func TestUntilPass(t *testing.T) {
+	type run struct {
+		diff string
+		fail bool
+	}
+	cases := []struct {
+		name       string
+		n          int
+		runs       []run
+		wantRuns   int
+		wantFailed []string
+		wantLast   run
+	}{
+		{"passes at once", 3, []run{{"", false}}, 1, nil, run{"", false}},
+		{"passes on the second", 3, []run{{"a:1", true}, {"", false}}, 2, []string{"a:1"}, run{"", false}},
+		{"fails every one", 3, []run{{"a:1", true}, {"a:2", true}, {"a:3", true}, {"", false}}, 3, []string{"a:1", "a:2", "a:3"}, run{"a:3", true}},
+		{"one attempt", 1, []run{{"a:1", true}, {"", false}}, 1, []string{"a:1"}, run{"a:1", true}},
+		{"zero means one", 0, []run{{"a:1", true}, {"", false}}, 1, []string{"a:1"}, run{"a:1", true}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k := 0
+			last, failed, runs := untilPass(context.Background(), max(1, c.n), func() run { k++; return c.runs[k-1] },
+				func(r run) (string, bool) { return r.diff, r.fail })
+			if runs != c.wantRuns || last != c.wantLast || !slices.Equal(failed, c.wantFailed) {
+				t.Errorf("got runs %d, last %v, failed %q; want %d, %v, %q", runs, last, failed, c.wantRuns, c.wantLast, c.wantFailed)
+			}
+		})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, runs := untilPass(ctx, 3, func() bool { return true }, func(bool) (string, bool) { return "x", true }); runs != 1 {
+		t.Errorf("an ended context still ran %d replays", runs)
 	}
 }

@@ -76,6 +76,10 @@ func reportVerdicts(c *cli.Context, capture string, verdicts []verdict, muts []r
 			Script: fmt.Sprintf("%s flow %d %s-%s", capture, v.flow.Index, v.flow.LocalEndpoint(), v.flow.RemoteEndpoint()),
 			Output: v.full,
 		}
+		if v.attempts > 1 {
+			r.Attempts, r.FailedAttempts = v.attempts, v.failedAttempts
+			r.Output = attemptNotes([]verdict{v}) + r.Output
+		}
 		switch v.result {
 		case "pass":
 			r.Verdict = "pass"
