@@ -935,7 +935,15 @@ func (e *engine) overtaken(i int, sp *scriptPacket, at time.Time) bool {
 		return false
 	}
 	f := e.underTest.fd
-	return f != nil && f.liveFD >= 0 && !e.host.Recovering(f.liveFD)
+	if f == nil || f.liveFD < 0 {
+		return false
+	}
+	// In recovery an ACK that moves the cumulative ACK lets PRR send a
+	// segment more (tcp_cwnd_reduction's sndcnt++ on FLAG_SND_UNA_ADVANCED):
+	// one ACK fewer can be a segment less. One that only SACKs more counts
+	// by the bytes it delivers, which the later ACK delivers too: folded
+	// only where the later ACK acknowledges no more than this one.
+	return !e.host.Recovering(f.liveFD) || next.ack == sp.ack
 }
 
 // reportsAll reports whether ACK later tells everything ACK earlier does:

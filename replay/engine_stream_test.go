@@ -857,20 +857,25 @@ func TestAheadInTimeOrder(t *testing.T) {
 // with two anchored ACKs due by then injects only the later one when it
 // tells all the earlier one does; both when the run is on time, when the
 // later one acknowledges nothing more (an ACK count the kernel may act
-// on), or when the kernel is recovering (each ACK paces what it sends).
+// on), or when the kernel is recovering and the later one moves the
+// cumulative ACK (PRR sends a segment more on each such ACK); while
+// recovering, a later ACK that only SACKs more is folded.
 func TestOvertakenACK(t *testing.T) {
 	ms := time.Millisecond
+	const ack1001 = "+0.002^ < . 1:1(0) ack 1001 win 4000"
 	tests := []struct {
-		name       string
-		slow       time.Duration // how long the write takes
-		second     string        // the second ACK line
-		recovering bool
-		want       []uint32
+		name          string
+		slow          time.Duration // how long the write takes
+		first, second string        // the ACK lines
+		recovering    bool
+		want          []uint32
 	}{
-		{"behind", 3 * ms, "+0.002^ < . 1:1(0) ack 2001 win 4000", false, []uint32{1, 2001}},
-		{"on time", 0, "+0.002^ < . 1:1(0) ack 2001 win 4000", false, []uint32{1, 1001, 2001}},
-		{"no more acknowledged", 3 * ms, "+0 < . 1:1(0) ack 1001 win 5000", false, []uint32{1, 1001, 1001}},
-		{"recovering", 3 * ms, "+0.002^ < . 1:1(0) ack 2001 win 4000", true, []uint32{1, 1001, 2001}},
+		{"behind", 3 * ms, ack1001, "+0.002^ < . 1:1(0) ack 2001 win 4000", false, []uint32{1, 2001}},
+		{"on time", 0, ack1001, "+0.002^ < . 1:1(0) ack 2001 win 4000", false, []uint32{1, 1001, 2001}},
+		{"no more acknowledged", 3 * ms, ack1001, "+0 < . 1:1(0) ack 1001 win 5000", false, []uint32{1, 1001, 1001}},
+		{"recovering", 3 * ms, ack1001, "+0.002^ < . 1:1(0) ack 2001 win 4000", true, []uint32{1, 1001, 2001}},
+		{"recovering, only SACKed more", 3 * ms, "+0.002^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:1501>",
+			"+0.002^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:2001>", true, []uint32{1, 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -884,7 +889,7 @@ func TestOvertakenACK(t *testing.T) {
 			// ACKs are due at 3 ms, and the write ends at 4 ms.
 			src := sackHandshake + "+0.001^ < . 1:1(0) ack 1 win 4000\n+0 accept(3, ..., ...) = 4\n" +
 				"+0 > . 1:1001(1000) ack 1\n+0 > . 1001:2001(1000) ack 1\n+0 write(4, ..., 1000) = 1000\n" +
-				"+0.005 > . 2001:3001(1000) ack 1\n+0.002^ < . 1:1(0) ack 1001 win 4000\n" + tc.second + "\n"
+				"+0.005 > . 2001:3001(1000) ack 1\n" + tc.first + "\n" + tc.second + "\n"
 			kernel := []kernelPacket{{0, kernelTCP(tcpwire.FlagSYN|tcpwire.FlagACK, kernelISN, 1, 64240, []byte{2, 4, 0x03, 0xe8, 4, 2, 1, 1}, 0)},
 				dataSeg(ms, 0, 1000), dataSeg(ms, 1000, 1000), dataSeg(6*ms, 2000, 1000)}
 			dev, err := fakeRunHost(t, src, kernel, nil, calls, &fakeHost{recovering: tc.recovering})
