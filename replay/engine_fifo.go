@@ -121,7 +121,7 @@ func (e *engine) noteHoleAnswer(i int, sp *scriptPacket, peer *peerState, txs []
 	if len(hole) == 0 || !pureACKLine(sp) || isDSACK(tcpwire.Seq(sp.ack), sackBlocks(sp.options)) {
 		return
 	}
-	j, ok := anchorIn(txs, txLineOf, hole, 1)
+	j, ok := anchorIn(txs, txLineOf, hole, 1, nil)
 	if !ok {
 		return
 	}

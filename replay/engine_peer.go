@@ -44,12 +44,7 @@ func (e *engine) noteTransmission(t *tcpwire.TCPHeader, payload int, at time.Tim
 		return
 	}
 	r := seqRange{start, end}
-	var n int
-	if cand, ok := e.sentIdx.candidates([]seqRange{r}); ok {
-		n = nthOfAmong(e.sent, cand, r, &e.sentHigh)
-	} else {
-		n = nthOf(e.sent, transmissionOf, r, &e.sentHigh)
-	}
+	n := nthOf(e.sent, transmissionOf, r, &e.sentHigh, &e.sentIdx)
 	e.sentIdx.add(len(e.sent), r)
 	e.sent = append(e.sent, transmission{start, end, at, n})
 	e.sentData = e.sentData || end.Diff(start) > 1
@@ -81,30 +76,17 @@ func (h *seqHigh) advance(r seqRange) int64 {
 // retransmission cut otherwise than the first sending is its second
 // transmission, however many segments it spans), 1 for new data. The
 // synthesiser numbers the captured kernel's transmissions the same way
-// (synth's noteSent). It moves high past r.
-func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqHigh) int {
+// (synth's noteSent). It moves high past r. idx, when not nil, indexes
+// before (see seqIndex.touching).
+func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqHigh, idx *seqIndex) int {
 	n := 1
 	if high.set && r.start.Diff(high.end) < 0 {
-		for _, t := range before {
-			if u, un := tx(t); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
+		idx.touching(len(before), []seqRange{r}, func(i int) bool {
+			if u, un := tx(before[i]); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
 				n = max(n, un+1)
 			}
-		}
-	}
-	high.advance(r)
-	return n
-}
-
-// nthOfAmong is nthOf over the transmissions of before at the indices
-// cand (those that may touch r).
-func nthOfAmong(before []transmission, cand []int32, r seqRange, high *seqHigh) int {
-	n := 1
-	if high.set && r.start.Diff(high.end) < 0 {
-		for _, i := range cand {
-			if u, un := transmissionOf(before[i]); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
-				n = max(n, un+1)
-			}
-		}
+			return false
+		})
 	}
 	high.advance(r)
 	return n
@@ -149,62 +131,31 @@ func news(peer *peerState, sp *scriptPacket) []seqRange {
 // first transmission of all of them (no ACK acknowledges data not sent)
 // and the first n-th transmission of any of them (the retransmission that
 // filled a hole). False when txs do not hold that yet.
-func anchorIn[T any](txs []T, tx func(T) (seqRange, int), ranges []seqRange, n int) (int, bool) {
-	a := anchorSearch{ranges: ranges, n: n, full: -1, reach: -1}
-	for i, t := range txs {
-		r, rn := tx(t)
-		if a.see(i, r, rn) {
-			return a.result()
+// idx, when not nil, indexes txs (see seqIndex.touching).
+func anchorIn[T any](txs []T, tx func(T) (seqRange, int), ranges []seqRange, n int, idx *seqIndex) (int, bool) {
+	var covered []seqRange
+	full, reach := -1, -1
+	idx.touching(len(txs), ranges, func(i int) bool {
+		r, rn := tx(txs[i])
+		if !overlapsAny(ranges, r) {
+			return false
 		}
-	}
-	return -1, false
-}
-
-// anchorSent is anchorIn over the kernel's transmissions, looking only at
-// those its index lists under the ranges' blocks.
-func (e *engine) anchorSent(ranges []seqRange, n int) (int, bool) {
-	cand, ok := e.sentIdx.candidates(ranges)
-	if !ok {
-		return anchorIn(e.sent, transmissionOf, ranges, n)
-	}
-	a := anchorSearch{ranges: ranges, n: n, full: -1, reach: -1}
-	for _, i := range cand {
-		r, rn := transmissionOf(e.sent[i])
-		if a.see(int(i), r, rn) {
-			return a.result()
+		if full < 0 {
+			covered = append(covered, r)
+			if coversAll(covered, ranges) {
+				full = i
+			}
 		}
-	}
-	return -1, false
-}
-
-// anchorSearch is anchorIn's state: transmissions are shown to it in the
-// order they were sent (those that touch none of ranges may be left out).
-type anchorSearch struct {
-	ranges      []seqRange
-	n           int
-	covered     []seqRange
-	full, reach int
-}
-
-// see takes transmission i of range r, the rn-th of its bytes, and
-// reports whether the answer is known.
-func (a *anchorSearch) see(i int, r seqRange, rn int) bool {
-	if !overlapsAny(a.ranges, r) {
-		return false
-	}
-	if a.full < 0 {
-		a.covered = append(a.covered, r)
-		if coversAll(a.covered, a.ranges) {
-			a.full = i
+		if reach < 0 && rn >= n {
+			reach = i
 		}
+		return full >= 0 && reach >= 0
+	})
+	if full < 0 || reach < 0 {
+		return -1, false
 	}
-	if a.reach < 0 && rn >= a.n {
-		a.reach = i
-	}
-	return a.full >= 0 && a.reach >= 0
+	return max(full, reach), true
 }
-
-func (a *anchorSearch) result() (int, bool) { return max(a.full, a.reach), true }
 
 // notePeerState adds what line sp (as written) acknowledged and SACKed.
 func notePeerState(peer *peerState, sp *scriptPacket) {
@@ -522,7 +473,7 @@ func (e *engine) anchoredTime(ev *parser.Event, sp *scriptPacket) (due, sent tim
 	if len(ranges) == 0 {
 		return e.env.Clock.Now(), e.lastSentSeen, true
 	}
-	i, ok := e.anchorSent(ranges, max(ev.Time.AnchorN, 1))
+	i, ok := anchorIn(e.sent, transmissionOf, ranges, max(ev.Time.AnchorN, 1), &e.sentIdx)
 	if !ok {
 		return time.Time{}, time.Time{}, false
 	}
@@ -598,7 +549,7 @@ func (e *engine) partialAck(index int, sp *scriptPacket, delay time.Duration) (b
 	if len(ranges) == 0 || n > 1 && !e.sentNth(ranges, n) {
 		return false, time.Time{}
 	}
-	if _, sent := e.anchorSent(ranges, n); sent {
+	if _, sent := anchorIn(e.sent, transmissionOf, ranges, n, &e.sentIdx); sent {
 		return false, time.Time{} // all sent: the line itself is due soon
 	}
 	if !e.told.ackSet || e.told.ack.Diff(e.sndNxt) >= 0 {
@@ -779,6 +730,29 @@ func (e *engine) injectAs(sp *scriptPacket, s *socket, sent time.Time, index int
 // else -1.
 func (e *engine) aheadLine() (i int, sp *scriptPacket, s *socket, follows int) {
 	return e.aheadLineFrom(e.cur.index + 1)
+}
+
+// aheadSet holds the lines injected ahead of the run, with when (live
+// microseconds): looked up for every line the run looks ahead past.
+type aheadSet struct {
+	at  []int64
+	set []bool
+}
+
+func (a *aheadSet) get(i int) (int64, bool) {
+	if i < 0 || i >= len(a.set) || !a.set[i] {
+		return 0, false
+	}
+	return a.at[i], true
+}
+
+func (a *aheadSet) put(i int, at int64) {
+	if i >= len(a.set) {
+		n := max(i+1, 2*len(a.set))
+		a.at = append(a.at, make([]int64, n-len(a.at))...)
+		a.set = append(a.set, make([]bool, n-len(a.set))...)
+	}
+	a.at[i], a.set[i] = at, true
 }
 
 // aheadLineFrom is aheadLine looking from event from on.

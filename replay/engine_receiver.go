@@ -122,7 +122,7 @@ func (e *engine) lostInCapture() []lostRange {
 			if start == end {
 				continue
 			}
-			n := nthOf(txs, txLineOf, seqRange{start, end}, &high)
+			n := nthOf(txs, txLineOf, seqRange{start, end}, &high, nil)
 			txs = append(txs, txLine{start, end, n, i})
 			continue
 		}
@@ -139,7 +139,7 @@ func (e *engine) lostInCapture() []lostRange {
 			}
 		}
 		if len(ranges) > 0 {
-			if at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1)); ok {
+			if at, ok := anchorIn(txs, txLineOf, ranges, max(ev.Time.AnchorN, 1), nil); ok {
 				overtakes := at+1 < seen // it answers older data than a line before it
 				seen = max(seen, at+1)
 				if anchored {

@@ -264,7 +264,7 @@ func TestNthOf(t *testing.T) {
 	var txs []txLine
 	var high seqHigh
 	for i, r := range sends {
-		n := nthOf(txs, txLineOf, r, &high)
+		n := nthOf(txs, txLineOf, r, &high, nil)
 		if n != want[i] {
 			t.Errorf("sending %d (%d:%d): transmission %d, want %d", i, r.start, r.end, n, want[i])
 		}

@@ -46,12 +46,32 @@ func (x *seqIndex) add(i int, r seqRange) {
 	}
 }
 
-// candidates returns, ascending and once each, the indices of the
-// transmissions listed under a block one of ranges touches: every one that
-// overlaps them, and some that do not. False when the caller must scan
-// them all (a range, or a transmission, spans too many blocks).
+// touching calls fn with the index of each of the first n transmissions
+// that may touch one of ranges, in the order they were sent, until fn
+// returns true: those listed under a block one of ranges touches (every
+// one that overlaps them, and some that do not), or all n when x is nil or
+// cannot say (a range, or a transmission, spans too many blocks).
+func (x *seqIndex) touching(n int, ranges []seqRange, fn func(i int) bool) {
+	if cand, ok := x.candidates(ranges); ok {
+		for _, i := range cand {
+			if int(i) < n && fn(int(i)) {
+				return
+			}
+		}
+		return
+	}
+	for i := range n {
+		if fn(i) {
+			return
+		}
+	}
+}
+
+// candidates returns, ascending and once each, the indices listed under a
+// block one of ranges touches; false when x is nil or a range, or a
+// transmission, spans too many blocks.
 func (x *seqIndex) candidates(ranges []seqRange) ([]int32, bool) {
-	if x.wide {
+	if x == nil || x.wide {
 		return nil, false
 	}
 	out := x.out[:0]
@@ -71,27 +91,4 @@ func (x *seqIndex) candidates(ranges []seqRange) ([]int32, bool) {
 	out = slices.Compact(out)
 	x.out = out
 	return out, true
-}
-
-// aheadSet holds the lines injected ahead of the run, with when (live
-// microseconds): looked up for every line the run looks ahead past.
-type aheadSet struct {
-	at  []int64
-	set []bool
-}
-
-func (a *aheadSet) get(i int) (int64, bool) {
-	if i < 0 || i >= len(a.set) || !a.set[i] {
-		return 0, false
-	}
-	return a.at[i], true
-}
-
-func (a *aheadSet) put(i int, at int64) {
-	if i >= len(a.set) {
-		n := max(i+1, 2*len(a.set))
-		a.at = append(a.at, make([]int64, n-len(a.at))...)
-		a.set = append(a.set, make([]bool, n-len(a.set))...)
-	}
-	a.at[i], a.set[i] = at, true
 }

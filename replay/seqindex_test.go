@@ -29,7 +29,7 @@ func TestSeqIndexAgrees(t *testing.T) {
 				r = seqRange{next, next.Add(n)}
 				next = next.Add(n)
 			}
-			want := nthOf(e.sent, transmissionOf, r, &high)
+			want := nthOf(e.sent, transmissionOf, r, &high, nil)
 			e.noteTransmission(&tcpwire.TCPHeader{Seq: r.start, Flags: tcpwire.FlagACK}, int(r.end.Diff(r.start)), time.Unix(0, int64(k)))
 			if got := e.sent[len(e.sent)-1].n; got != want {
 				t.Fatalf("isn %d, transmission %d %v: nth %d, scan says %d", isn, k, r, got, want)
@@ -46,10 +46,10 @@ func TestSeqIndexAgrees(t *testing.T) {
 				ranges = []seqRange{{tcpwire.Seq(isn), next}}
 			}
 			n := 1 + rng.IntN(3)
-			wi, wok := anchorIn(e.sent, transmissionOf, ranges, n)
-			gi, gok := e.anchorSent(ranges, n)
+			wi, wok := anchorIn(e.sent, transmissionOf, ranges, n, nil)
+			gi, gok := anchorIn(e.sent, transmissionOf, ranges, n, &e.sentIdx)
 			if wi != gi || wok != gok {
-				t.Fatalf("isn %d, ranges %v, n %d: anchorSent %d %v, scan %d %v", isn, ranges, n, gi, gok, wi, wok)
+				t.Fatalf("isn %d, ranges %v, n %d: indexed %d %v, scan %d %v", isn, ranges, n, gi, gok, wi, wok)
 			}
 		}
 	}
@@ -73,12 +73,12 @@ func BenchmarkAnchorSent(b *testing.B) {
 	ranges := []seqRange{{next - 20*1448, next - 19*1448}}
 	b.Run("index", func(b *testing.B) {
 		for b.Loop() {
-			e.anchorSent(ranges, 1)
+			anchorIn(e.sent, transmissionOf, ranges, 1, &e.sentIdx)
 		}
 	})
 	b.Run("scan", func(b *testing.B) {
 		for b.Loop() {
-			anchorIn(e.sent, transmissionOf, ranges, 1)
+			anchorIn(e.sent, transmissionOf, ranges, 1, nil)
 		}
 	})
 }
