@@ -371,8 +371,8 @@ func (b *builder) inboundGroup(g []*capture.FlowPacket) {
 	pk.TCP.Flags = flagText(last.Flags | fl&tcpwire.FlagPSH)
 	if b.fits(last, pk) {
 		e := b.emit(last.Time(), pk)
-		if !anchor.IsZero() && !b.opts.Exact {
-			e.anchored, e.anchorNs, e.anchorN = true, anchor.UnixNano(), int32(anchorN)
+		if !anchor.IsZero() {
+			b.anchor(e, anchor, anchorN)
 		}
 	}
 }

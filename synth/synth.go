@@ -290,6 +290,14 @@ func newEvent(at time.Time, a any, comments []string, mem *nodes) event {
 }
 
 // at is the event's time.
+// anchor makes inbound event e answer the n-th transmission the local
+// side made at at (`^`, `^n`), unless the script is packetdrill's own.
+func (b *builder) anchor(e *event, at time.Time, n int) {
+	if !b.opts.Exact {
+		e.anchored, e.anchorNs, e.anchorN = true, at.UnixNano(), int32(n)
+	}
+}
+
 func (e *event) at() time.Time { return time.Unix(0, e.ns).UTC() }
 
 // setAt sets the event's time.
@@ -678,8 +686,8 @@ func (b *builder) inbound(p *capture.FlowPacket) {
 	b.trackInbound(p)
 	if pk := b.packet(p, true); pk != nil {
 		e := b.emit(p.Time(), pk)
-		if at, n, ok := b.answers(p); ok && !b.opts.Exact {
-			e.anchored, e.anchorNs, e.anchorN = true, at.UnixNano(), int32(n)
+		if at, n, ok := b.answers(p); ok {
+			b.anchor(e, at, n)
 		}
 	}
 	if closing {
