@@ -582,7 +582,7 @@ func present(t *time.Duration) string {
 }
 
 // retransDiff lists retransmissions of a that b has no counterpart of: an
-// overlapping range, the same kind of trigger, near in time by c (from a
+// overlapping range, a trigger of the same kind (sameTrigger), near in time by c (from a
 // to b).
 func retransDiff(a, b []retransmission, c *clock, now string, limit int) []string {
 	var out []string
