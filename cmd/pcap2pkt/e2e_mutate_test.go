@@ -251,11 +251,7 @@ func TestE2EMutateMatrix(t *testing.T) {
 					ab := sideBehaviour(t, again, side)
 					sames = append(sames, ab)
 					d := behaviourDiff(ob, ab)
-					for _, item := range d {
-						if k, ok := noiseKey(item); ok {
-							varies[k] = true
-						}
-					}
+					noteNoise(varies, d)
 					t.Logf("%s side, unchanged capture %d: %d difference(s) %v", side.name, i+1, len(d), d)
 					if out != nil {
 						fmt.Fprintf(out, "%s\t%s\tsame%d\t%d\t%s\n", tc.name, side.name, i+1, len(d), strings.Join(d, "; "))
@@ -269,26 +265,7 @@ func TestE2EMutateMatrix(t *testing.T) {
 						continue
 					}
 					re := captureCase(t, tc, side, m, filepath.Join(dir, side.name+"-"+m.Name))
-					rb := sideBehaviour(t, re, side)
-					if p.differs = behaviourDiff(ob, rb); len(p.differs) == 0 {
-						continue
-					}
-					// The same traffic over an impaired path differs from
-					// run to run: a change whose re-capture behaves like
-					// one of the unchanged re-captures changed nothing
-					// the kernel decides.
-					for i, sb := range sames {
-						if len(behaviourDiff(sb, rb)) == 0 {
-							p.path, p.differs = fmt.Sprintf("as unchanged capture %d (the path's doing): %s", i+1, strings.Join(p.differs, "; ")), nil
-							break
-						}
-					}
-					if p.differs != nil && pathNoise(p.differs, varies) {
-						p.path, p.differs = "as the unchanged captures vary (the path's doing): "+strings.Join(p.differs, "; "), nil
-					}
-					if p.differs != nil && asUnchangedRuns(p.differs, rb, sames) {
-						p.path, p.differs = "as one unchanged capture or another at each point (the path's doing): "+strings.Join(p.differs, "; "), nil
-					}
+					p.differs, p.path = judgeRecapture(ob, sideBehaviour(t, re, side), sames, varies)
 				}
 				got, why := verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "verify-"+side.name))
 				if got == nil {
@@ -325,6 +302,130 @@ func TestE2EMutateMatrix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// judgeRecapture is the ground truth of one pair: how a change's
+// re-capture rb differs from the original ob by the rules (behaviourDiff),
+// less what the unchanged re-captures (sames; varies, their differences by
+// noiseKey) show the path does from run to run; path says why differences
+// were set aside.
+func judgeRecapture(ob, rb *behaviour, sames []*behaviour, varies map[string]bool) (differs []string, path string) {
+	if differs = behaviourDiff(ob, rb); len(differs) == 0 {
+		return nil, ""
+	}
+	// The same traffic over an impaired path differs from run to run: a
+	// change whose re-capture behaves like one of the unchanged
+	// re-captures changed nothing the kernel decides.
+	for i, sb := range sames {
+		if len(behaviourDiff(sb, rb)) == 0 {
+			return nil, fmt.Sprintf("as unchanged capture %d (the path's doing): %s", i+1, strings.Join(differs, "; "))
+		}
+	}
+	if pathNoise(differs, varies) {
+		return nil, "as the unchanged captures vary (the path's doing): " + strings.Join(differs, "; ")
+	}
+	if asUnchangedRuns(differs, rb, sames) {
+		return nil, "as one unchanged capture or another at each point (the path's doing): " + strings.Join(differs, "; ")
+	}
+	return differs, ""
+}
+
+// noteNoise adds an unchanged re-capture's differences from the original
+// to varies, by noiseKey.
+func noteNoise(varies map[string]bool, differs []string) {
+	for _, item := range differs {
+		if k, ok := noiseKey(item); ok {
+			varies[k] = true
+		}
+	}
+}
+
+// TestMutateRejudge judges the re-captures a run of TestE2EMutateMatrix
+// kept again, by the rules as they are now, against the verdicts its TSV
+// recorded: PCAP2PKT_MUTATE_REJUDGE=keepdir:tsv (the run's
+// PCAP2PKT_E2E_KEEP and PCAP2PKT_MUTATE_OUT). A change to the ground
+// truth is measured in seconds, not by a quarter of an hour of captures
+// and replays; the verdicts are the replays' and do not change.
+func TestMutateRejudge(t *testing.T) {
+	spec := os.Getenv("PCAP2PKT_MUTATE_REJUDGE")
+	if spec == "" {
+		t.Skip("set PCAP2PKT_MUTATE_REJUDGE=keepdir:tsv of a TestE2EMutateMatrix run")
+	}
+	dir, tsv, ok := strings.Cut(spec, ":")
+	if !ok {
+		t.Fatalf("PCAP2PKT_MUTATE_REJUDGE=%q: want keepdir:tsv", spec)
+	}
+	data, err := os.ReadFile(tsv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{ tc, side string }
+	type row struct{ mut, cell, shows string }
+	rows := map[key][]row{}
+	var order []key
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) < 6 || strings.HasPrefix(f[2], "same") {
+			continue
+		}
+		k := key{f[0], f[1]}
+		if rows[k] == nil {
+			order = append(order, k)
+		}
+		rows[k] = append(rows[k], row{f[2], f[3], f[5]})
+	}
+	count := map[string]map[string]int{} // case → cell → pairs
+	for _, k := range order {
+		tc := mutateCase(t, k.tc)
+		var side mutateSide
+		for _, s := range mutateSides(tc) {
+			if s.name == k.side {
+				side = s
+			}
+		}
+		read := func(sub string) *behaviour {
+			return sideBehaviour(t, filepath.Join(dir, k.tc, sub, k.side+".pcap"), side)
+		}
+		ob := read("orig-" + k.side)
+		var sames []*behaviour
+		varies := map[string]bool{}
+		for i := 0; ; i++ {
+			sub := fmt.Sprintf("same%d-%s", i, k.side)
+			if _, err := os.Stat(filepath.Join(dir, k.tc, sub)); err != nil {
+				break
+			}
+			sb := read(sub)
+			sames = append(sames, sb)
+			noteNoise(varies, behaviourDiff(ob, sb))
+		}
+		if count[k.tc] == nil {
+			count[k.tc] = map[string]int{}
+		}
+		for _, r := range rows[k] {
+			cell := r.cell
+			if cell == "TP" || cell == "FN" || cell == "TN" || cell == "FP" {
+				detected := cell == "TP" || cell == "FP"
+				differs, _ := judgeRecapture(ob, read(k.side+"-"+r.mut), sames, varies)
+				cell = map[[2]bool]string{{true, true}: "TP", {true, false}: "FP", {false, true}: "FN", {false, false}: "TN"}[[2]bool{detected, len(differs) > 0}]
+				if cell != r.cell {
+					t.Logf("%s %s %s: %s, was %s (%s) now shows: %s", k.tc, k.side, r.mut, cell, r.cell, r.shows, strings.Join(differs, "; "))
+				}
+			}
+			count[k.tc][cell]++
+		}
+	}
+	var total [2]int // TP, TP+FN
+	for _, k := range order {
+		c := count[k.tc]
+		if c == nil {
+			continue
+		}
+		t.Logf("%-24s TP %d FN %d FP %d TN %d", k.tc, c["TP"], c["FN"], c["FP"], c["TN"])
+		total[0] += c["TP"]
+		total[1] += c["TP"] + c["FN"]
+		delete(count, k.tc)
+	}
+	t.Logf("detected %d of %d pairs whose re-capture differs", total[0], total[1])
 }
 
 // noiseKey returns the key under which a difference from the original
