@@ -11,7 +11,9 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -70,6 +72,9 @@ type behaviour struct {
 	// a D-SACK answers. A D-SACK the original has and a re-capture lacks
 	// is the local kernel's only if this copy came in the re-capture too.
 	peerAgain []txSpan
+	// peerAcked is when the peer acknowledged the local data, cumulatively
+	// or by SACK: each step of its cumulative ACK and each SACK block.
+	peerAcked []sackSeen
 }
 
 type txSpan struct {
@@ -146,7 +151,7 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 		peerGot     []txSpan // the peer's data that reached the local side
 		una         int64    // the peer's cumulative ACK of local data
 		lastIn      = time.Duration(-1 << 62)
-		lastOut     = time.Duration(-1 << 62)
+		lastOut     = time.Duration(-1 << 62) // the last transmission that arms the retransmission timer
 		ack         = int64(-2)
 		synSent     time.Duration
 		synAnswered bool
@@ -162,7 +167,10 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 		b.times = append(b.times, at)
 		if p.From == rem {
 			if p.Flags.Has(tcpwire.FlagACK) && fl.HasISN[loc] {
-				una = max(una, rel(p.Ack, loc))
+				if a := rel(p.Ack, loc); a > una {
+					una = a
+					b.peerAcked = append(b.peerAcked, sackSeen{lo: -1, hi: a, at: at})
+				}
 				opts := p.Options()
 				for j := len(b.retrans) - 1; j >= 0 && at-b.retrans[j].at <= behaviourTolerance; j-- {
 					r := &b.retrans[j]
@@ -173,7 +181,11 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 					r.raced = r.raced || covered && !r.ackedBefore
 				}
 				for _, blk := range opts.SACK[:opts.NumSACK] {
-					peerSacked = addSpan(peerSacked, rel(blk.Left, loc), rel(blk.Right, loc))
+					lo, hi := rel(blk.Left, loc), rel(blk.Right, loc)
+					if !covered(peerSacked, lo, hi) {
+						b.peerAcked = append(b.peerAcked, sackSeen{lo: lo, hi: hi, at: at})
+					}
+					peerSacked = addSpan(peerSacked, lo, hi)
 				}
 			}
 			if !synAnswered && len(b.syns) > 0 && p.Flags.Has(tcpwire.FlagACK) {
@@ -259,7 +271,12 @@ func flowBehaviour(fl *capture.Flow) *behaviour {
 			b.fin = &t
 			b.finSeq = rel(p.Seq, loc) + int64(p.PayloadLen())
 		}
-		lastOut = at
+		if p.PayloadLen() > 0 || p.Flags.Has(tcpwire.FlagFIN) {
+			// A pure ACK does not arm the retransmission timer: an RTO
+			// that fired after the kernel answered the peer's copy with a
+			// D-SACK is still an RTO.
+			lastOut = at
+		}
 	}
 	b.sent = highest
 	return b
@@ -510,8 +527,8 @@ func behaviourDiffN(orig, re *behaviour, limit int) []string {
 			add("the last new data sent at %s, now %s", ms(ta), ms(tb))
 		}
 	}
-	out = append(out, retransDiff(orig.retrans, re.retrans, fwd, "", limit)...)
-	out = append(out, retransDiff(re.retrans, orig.retrans, back, "now ", limit)...)
+	out = append(out, retransDiff(orig, re, fwd, back, tol, "", limit)...)
+	out = append(out, retransDiff(re, orig, back, fwd, tol, "now ", limit)...)
 	n = 0
 	for _, s := range orig.acks {
 		at, ok := re.ackedBy(s.ack)
@@ -582,17 +599,24 @@ func present(t *time.Duration) string {
 }
 
 // retransDiff lists retransmissions of a that b has no counterpart of: an
-// overlapping range, a trigger of the same kind (sameTrigger), near in time by c (from a
-// to b).
-func retransDiff(a, b []retransmission, c *clock, now string, limit int) []string {
+// overlapping range, a trigger of the same kind (sameTrigger), near in time
+// by c (from a to b) or by rev (from b to a: the tolerance is of the time
+// since the event before, and the two captures may have other events
+// before it; a script judges by the original's). A retransmission whose bytes b's peer had
+// acknowledged sooner after their first transmission than a's kernel
+// waited for it, where a's peer had not, answers what the path did to a's
+// packets or its peer's ACKs (unansweredSooner): the peer's input differed,
+// not the kernel's decision, and a replay, which injects the captured
+// peer's answers, cannot see it.
+func retransDiff(a, b *behaviour, c, rev *clock, tol time.Duration, now string, limit int) []string {
 	var out []string
-	for _, r := range a {
-		if r.raced {
+	for _, r := range a.retrans {
+		if r.raced || unansweredSooner(r, a, b, tol) {
 			continue
 		}
 		found := false
-		for _, s := range b {
-			if s.lo < r.hi && r.lo < s.hi && sameTrigger(s.kind, r.kind) && c.near(r.at, s.at) {
+		for _, s := range b.retrans {
+			if s.lo < r.hi && r.lo < s.hi && sameTrigger(s.kind, r.kind) && (c.near(r.at, s.at) || rev.near(s.at, r.at)) {
 				found = true
 				break
 			}
@@ -602,6 +626,91 @@ func retransDiff(a, b []retransmission, c *clock, now string, limit int) []strin
 		}
 	}
 	return out
+}
+
+// unansweredSooner reports whether a's retransmission r went out only
+// because a's peer had not acknowledged its bytes, where b's peer had
+// acknowledged them sooner (more than tol) after their first transmission
+// than r came after theirs in a: the first transmission or the ACK was
+// lost on a's path and not on b's (a loss that fell elsewhere from run to
+// run). A retransmission of bytes its peer had acknowledged (spurious) is
+// the kernel's own.
+func unansweredSooner(r retransmission, a, b *behaviour, tol time.Duration) bool {
+	if r.ackedBefore {
+		return false
+	}
+	sentA, ok1 := a.firstAt(r.hi - 1)
+	sentB, ok2 := b.firstAt(r.hi - 1)
+	ackB, ok3 := b.peerAckedAt(r.lo, r.hi)
+	return ok1 && ok2 && ok3 && ackB-sentB+tol < r.at-sentA
+}
+
+// peerAckedAt returns when the peer first acknowledged [lo, hi) of the
+// local data, cumulatively or by SACK, or false.
+func (b *behaviour) peerAckedAt(lo, hi int64) (time.Duration, bool) {
+	for _, s := range b.peerAcked {
+		if s.hi >= hi && (s.lo < 0 || s.lo <= lo) {
+			return s.at, true
+		}
+	}
+	return 0, false
+}
+
+// TestBehaviourPathLoss: two captures of one exchange over a path that
+// loses 5% (testdata/behaviour, the mutation matrix's; README there), each
+// pair the same kernel's behaviour on inputs the path made differ, where
+// rules that read the path's doing as the kernel's found a difference.
+func TestBehaviourPathLoss(t *testing.T) {
+	read := func(name string, local string) *behaviour {
+		b, err := readBehaviour(filepath.Join("../../testdata/behaviour", name), capture.HostPort{Addr: netip.MustParseAddr(local)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	find := func(b *behaviour, lo int64) retransmission {
+		for _, r := range b.retrans {
+			if r.lo == lo {
+				return r
+			}
+		}
+		t.Fatalf("no retransmission of byte %d in %+v", lo, b.retrans)
+		return retransmission{}
+	}
+	// The client's request 300:400 is lost; its RTO fires 210 ms later in
+	// one capture, 218 ms in the other, 1.4 ms after it answered the
+	// server's own RTO with a D-SACK: a pure ACK does not arm the timer,
+	// so both are RTOs; and they are counterparts whichever capture's
+	// times the tolerance is taken from (the original's: 12.5% of 210 ms).
+	c1, c2 := read("exchanges-loss-client.pcap", "10.200.0.1"), read("exchanges-loss-client-again.pcap", "10.200.0.1")
+	for _, b := range []*behaviour{c1, c2} {
+		if r := find(b, 300); r.kind != trigRTO {
+			t.Errorf("retransmission of 300:400 by %s, want %s", r.kind, trigRTO)
+		}
+	}
+	if d := behaviourDiff(c1, c2); len(d) != 0 {
+		t.Errorf("client: differences %v", d)
+	}
+	// The server's response 42000:45000: the client acknowledged it all
+	// in 5 ms in one capture; in the other the path lost its last segment,
+	// which the server sent again by RTO. Its peer's input differed.
+	s1, s2 := read("exchanges-loss-server.pcap", "10.200.0.2"), read("exchanges-loss-server-again.pcap", "10.200.0.2")
+	if r := find(s2, 44896); r.kind != trigRTO || r.ackedBefore {
+		t.Errorf("retransmission of 44896:45000: %+v, want an RTO of unacknowledged bytes", r)
+	}
+	if d := behaviourDiff(s1, s2); len(d) != 0 {
+		t.Errorf("server: differences %v", d)
+	}
+	// Had the first capture's peer acknowledged them no sooner than the
+	// second's RTO came, the RTO would be the kernel's doing.
+	for i := range s1.peerAcked {
+		if s1.peerAcked[i].hi >= 45000 {
+			s1.peerAcked[i].at += 300 * time.Millisecond
+		}
+	}
+	if d := behaviourDiff(s1, s2); len(d) == 0 {
+		t.Errorf("server: an RTO its peer's input did not call for, no difference")
+	}
 }
 
 // TestBehaviourDiff: a real capture with losses (a 4 MB transfer over 20
