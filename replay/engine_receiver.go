@@ -302,9 +302,10 @@ func subtract(r, x seqRange) []seqRange {
 }
 
 // receiverView returns the cumulative ACK and the SACK blocks (most
-// recently received first, at most max) of a peer that got deliveries,
-// counting from from (the first sequence number it expects).
-func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwire.Seq, []seqRange) {
+// recently received first, at most max, those the kernel was not told
+// before first: see newestBlocks) of a peer that got deliveries, counting
+// from from (the first sequence number it expects).
+func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int, known *peerState) (tcpwire.Seq, []seqRange) {
 	ack := from
 	rest := append([]deliveredRange(nil), deliveries...)
 	for moved := true; moved; {
@@ -338,7 +339,7 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 		}
 		blocks = append(blocks, d)
 	}
-	return ack, newestBlocks(blocks, max)
+	return ack, newestBlocks(blocks, max, known)
 }
 
 // newestBlocks returns at most max of blocks (in sequence order), those
@@ -350,13 +351,46 @@ func receiverView(from tcpwire.Seq, deliveries []deliveredRange, max int) (tcpwi
 // reporting blocks above: RACK then took the unreported bytes as lost and
 // the kernel retransmitted 25 KiB the capture did not (traffic3's get_4m
 // over 10 ms with 1% loss, its server: half its runs).
-func newestBlocks(blocks []deliveredRange, max int) []seqRange {
-	sort.SliceStable(blocks, func(i, j int) bool {
-		if !blocks[i].at.Equal(blocks[j].at) {
-			return blocks[i].at.After(blocks[j].at)
+//
+// Blocks the kernel was not told yet (known: what the ACKs injected so
+// far reported; nil: no such preference) go before those it was: a real
+// peer reports each block as its segments come, an ACK or two apart, and
+// the kernel keeps what it was told. A replay's ACK that stands for
+// several of the captured peer's (the answer to a retransmission the
+// kernel sent early) has room for three: the newest three alone told the
+// kernel that the data it sent last had arrived and left out blocks of
+// what it sent before, which RACK then took for lost, and the kernel sent
+// again 200 KiB the capture did not (traffic6's IPv6 4 MiB upload over a
+// reordering path, its client, 2085817:2301445). With more untold blocks
+// than room the oldest go first; the lines after tell the rest, as the
+// captured peer's ACKs did. (deliveredView then walks back to the oldest
+// untold block's delivery: rarely more than a few, since every block the
+// run reports is told from then on.)
+func newestBlocks(blocks []deliveredRange, max int, known *peerState) []seqRange {
+	newestFirst := func(bs []deliveredRange) {
+		sort.SliceStable(bs, func(i, j int) bool {
+			if !bs[i].at.Equal(bs[j].at) {
+				return bs[i].at.After(bs[j].at)
+			}
+			return bs[i].r.start.Diff(bs[j].r.start) > 0
+		})
+	}
+	newestFirst(blocks)
+	if known != nil && len(blocks) > max {
+		var untold, told []deliveredRange
+		for _, b := range blocks {
+			if known.has(b.r) {
+				told = append(told, b)
+			} else {
+				untold = append(untold, b)
+			}
 		}
-		return blocks[i].r.start.Diff(blocks[j].r.start) > 0
-	})
+		if len(untold) > max {
+			untold = untold[len(untold)-max:] // the oldest
+		}
+		blocks = append(untold, told...)
+		newestFirst(blocks[:min(max, len(blocks))])
+	}
 	var out []seqRange
 	for i, b := range blocks {
 		if i == max {
@@ -365,6 +399,12 @@ func newestBlocks(blocks []deliveredRange, max int) []seqRange {
 		out = append(out, b.r)
 	}
 	return out
+}
+
+// has reports whether the peer's ACKs reported all of r, acknowledged or
+// SACKed.
+func (p *peerState) has(r seqRange) bool {
+	return p.ackSet && r.end.Diff(p.ack) <= 0 || covers(p.sacked, r)
 }
 
 // deliveredView is receiverView(from, got, max) where got is the parts of the
@@ -378,7 +418,7 @@ func newestBlocks(blocks []deliveredRange, max int) []seqRange {
 // are the blocks. A block's time is that of the latest delivery that
 // overlaps it, found from the newest back: with deliv in the order sent,
 // once max blocks are found, a block not found yet is older than them.
-func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int) (tcpwire.Seq, []seqRange) {
+func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int, known *peerState) (tcpwire.Seq, []seqRange) {
 	pieces := cutTo(e.unionOf(n), mergeRanges(told))
 	ack := from
 	var blocks []deliveredRange
@@ -391,10 +431,20 @@ func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int
 		}
 	}
 	found, seen := 0, make([]bool, len(blocks))
+	// Untold blocks are chosen first (newestBlocks): each one's time is
+	// needed, however old.
+	untold := 0
+	if known != nil && len(blocks) > max {
+		for _, b := range blocks {
+			if !known.has(b.r) {
+				untold++
+			}
+		}
+	}
 	var last time.Time
 	for i := n - 1; i >= 0 && (e.delivUnsorted || found < len(blocks)); i-- {
 		d := e.deliv[i]
-		if !e.delivUnsorted && found >= max && d.at.Before(last) {
+		if !e.delivUnsorted && found >= max && untold == 0 && d.at.Before(last) {
 			break // every block left was delivered before the max found
 		}
 		j := sort.Search(len(blocks), func(j int) bool { return blocks[j].r.end.Diff(d.r.start) > 0 })
@@ -404,6 +454,9 @@ func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int
 				seen[j], blocks[j].at = true, d.at
 				found++
 				last = d.at
+				if untold > 0 && !known.has(blocks[j].r) {
+					untold--
+				}
 			case e.delivUnsorted && d.at.After(blocks[j].at):
 				blocks[j].at = d.at
 			}
@@ -415,7 +468,7 @@ func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int
 			kept = append(kept, b)
 		}
 	}
-	return ack, newestBlocks(kept, max)
+	return ack, newestBlocks(kept, max, known)
 }
 
 // unionOf returns the bytes of the first n parts of deliv, merged and in
@@ -506,7 +559,7 @@ func (e *engine) asReceivedHaving(sp *scriptPacket, at time.Time, index int, hav
 		told = append(append(told, seqRange{0, e.partialTold.ack}), e.partialTold.sacked...)
 	}
 	told = append(told, have...)
-	ack, blocks := e.deliveredView(0, len(e.delivered(at)), told, maxBlocks)
+	ack, blocks := e.deliveredView(0, len(e.delivered(at)), told, maxBlocks, &e.told)
 	if d, ok := e.dsackFor(sp, ack, blocks, at); ok {
 		blocks = append([]seqRange{d}, blocks[:min(len(blocks), maxBlocks-1)]...)
 	}

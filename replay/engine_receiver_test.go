@@ -33,7 +33,7 @@ func TestReceiverView(t *testing.T) {
 		{"the hole filled late", []deliveredRange{d(0, 1, 0), d(1001, 2001, 1), d(1, 1001, 9)}, 2001, nil},
 	}
 	for _, tc := range tests {
-		ack, blocks := receiverView(0, tc.in, 3)
+		ack, blocks := receiverView(0, tc.in, 3, nil)
 		if uint32(ack) != tc.ack || !reflect.DeepEqual(blocks, tc.blocks) {
 			t.Errorf("%s: ack %d blocks %v, want %d %v", tc.name, ack, blocks, tc.ack, tc.blocks)
 		}
@@ -83,6 +83,15 @@ func TestDeliveredView(t *testing.T) {
 				told = append(told, seqRange{r.start + tcpwire.Seq(base), r.end + tcpwire.Seq(base)})
 			}
 			max := 3 + rng.IntN(2)
+			// What the kernel was told: nothing, or some ranges.
+			var known *peerState
+			if rng.IntN(3) > 0 {
+				known = &peerState{ack: tcpwire.Seq(base + uint32(rng.IntN(10000))), ackSet: rng.IntN(2) == 0}
+				for range rng.IntN(6) {
+					r := span(0, 30000)
+					known.sacked = mergeRange(known.sacked, seqRange{r.start + tcpwire.Seq(base), r.end + tcpwire.Seq(base)})
+				}
+			}
 			var got []deliveredRange
 			for _, d := range e.deliv[:n] {
 				for _, c := range told {
@@ -91,8 +100,8 @@ func TestDeliveredView(t *testing.T) {
 					}
 				}
 			}
-			wantAck, wantBlocks := receiverView(tcpwire.Seq(base), got, max)
-			ack, blocks := e.deliveredView(tcpwire.Seq(base), n, told, max)
+			wantAck, wantBlocks := receiverView(tcpwire.Seq(base), got, max, known)
+			ack, blocks := e.deliveredView(tcpwire.Seq(base), n, told, max, known)
 			if ack != wantAck || !reflect.DeepEqual(blocks, wantBlocks) {
 				t.Fatalf("round %d, %d of %d deliveries %v, told %v: ack %d blocks %v, want %d %v",
 					round, n, len(e.deliv), e.deliv[:n], told, ack, blocks, wantAck, wantBlocks)
@@ -133,14 +142,14 @@ func BenchmarkPeerView(b *testing.B) {
 					}
 				}
 			}
-			receiverView(0, got, 3)
+			receiverView(0, got, 3, nil)
 		}
 	})
 	b.Run("merged", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			// Each ACK sees a delivery more, as in a replay (and the view
 			// is worked out again from scratch once in a hundred).
-			e.deliveredView(0, len(e.deliv)-100+i%100, told, 3)
+			e.deliveredView(0, len(e.deliv)-100+i%100, told, 3, nil)
 		}
 	})
 }
@@ -455,7 +464,9 @@ func TestPeerStateMerged(t *testing.T) {
 
 // TestNewestBlocksTies: blocks delivered at the same time (pieces of one
 // GSO packet the kernel sent, which reach a peer as segments in sequence
-// order) go newest first by sequence: the higher came later.
+// order) go newest first by sequence: the higher came later; blocks the
+// kernel was not told go first, the oldest of them when they are more
+// than there is room for.
 func TestNewestBlocksTies(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	r := func(a, b uint32) seqRange { return seqRange{tcpwire.Seq(a), tcpwire.Seq(b)} }
@@ -466,7 +477,20 @@ func TestNewestBlocksTies(t *testing.T) {
 		{r(700, 800), t0},
 	}
 	want := []seqRange{r(700, 800), r(300, 400), r(100, 200)}
-	if got := newestBlocks(blocks, 3); !slices.Equal(got, want) {
+	if got := newestBlocks(slices.Clone(blocks), 3, nil); !slices.Equal(got, want) {
 		t.Errorf("newestBlocks = %v, want %v", got, want)
+	}
+	// Told before: the kernel knows 700:800 and 300:400, and room goes
+	// to what it does not know, newest first.
+	known := &peerState{sacked: []seqRange{r(300, 400), r(700, 800)}}
+	want = []seqRange{r(700, 800), r(100, 200), r(500, 600)}
+	if got := newestBlocks(slices.Clone(blocks), 3, known); !slices.Equal(got, want) {
+		t.Errorf("newestBlocks, 300:400 and 700:800 told = %v, want %v", got, want)
+	}
+	// More untold than room: the oldest untold, newest first.
+	known = &peerState{ack: 100, ackSet: true}
+	want = []seqRange{r(300, 400), r(100, 200), r(500, 600)}
+	if got := newestBlocks(slices.Clone(blocks), 3, known); !slices.Equal(got, want) {
+		t.Errorf("newestBlocks, nothing told = %v, want %v", got, want)
 	}
 }
