@@ -289,7 +289,6 @@ func newEvent(at time.Time, a any, comments []string, mem *nodes) event {
 	return e
 }
 
-// at is the event's time.
 // anchor makes inbound event e answer the n-th transmission the local
 // side made at at (`^`, `^n`), unless the script is packetdrill's own.
 func (b *builder) anchor(e *event, at time.Time, n int) {
@@ -298,6 +297,7 @@ func (b *builder) anchor(e *event, at time.Time, n int) {
 	}
 }
 
+// at is the event's time.
 func (e *event) at() time.Time { return time.Unix(0, e.ns).UTC() }
 
 // setAt sets the event's time.
