@@ -433,10 +433,12 @@ func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int
 	found, seen := 0, make([]bool, len(blocks))
 	// Untold blocks are chosen first (newestBlocks): each one's time is
 	// needed, however old.
+	var untoldAt []bool
 	untold := 0
 	if known != nil && len(blocks) > max {
-		for _, b := range blocks {
-			if !known.has(b.r) {
+		untoldAt = make([]bool, len(blocks))
+		for j, b := range blocks {
+			if untoldAt[j] = !known.has(b.r); untoldAt[j] {
 				untold++
 			}
 		}
@@ -454,7 +456,7 @@ func (e *engine) deliveredView(from tcpwire.Seq, n int, told []seqRange, max int
 				seen[j], blocks[j].at = true, d.at
 				found++
 				last = d.at
-				if untold > 0 && !known.has(blocks[j].r) {
+				if untoldAt != nil && untoldAt[j] {
 					untold--
 				}
 			case e.delivUnsorted && d.at.After(blocks[j].at):
