@@ -599,15 +599,15 @@ func present(t *time.Duration) string {
 }
 
 // retransDiff lists retransmissions of a that b has no counterpart of: an
-// overlapping range, a trigger of the same kind (sameTrigger), near in time
-// by c (from a to b) or by rev (from b to a: the tolerance is of the time
-// since the event before, and the two captures may have other events
-// before it; a script judges by the original's). A retransmission whose bytes b's peer had
-// acknowledged sooner after their first transmission than a's kernel
-// waited for it, where a's peer had not, answers what the path did to a's
-// packets or its peer's ACKs (unansweredSooner): the peer's input differed,
-// not the kernel's decision, and a replay, which injects the captured
-// peer's answers, cannot see it.
+// overlapping range, a trigger of the same kind (sameTrigger), near in
+// time by c (from a to b) or by rev (from b to a: the tolerance is of the
+// time since the event before, and the two captures may have other events
+// before it; a script judges by the original's). A retransmission whose
+// bytes b's peer had acknowledged sooner after their first transmission
+// than a's kernel waited for it, where a's peer had not, answers what the
+// path did to a's packets or its peer's ACKs (unansweredSooner): the
+// peer's input differed, not the kernel's decision, and a replay, which
+// injects the captured peer's answers, cannot see it.
 func retransDiff(a, b *behaviour, c, rev *clock, tol time.Duration, now string, limit int) []string {
 	var out []string
 	for _, r := range a.retrans {

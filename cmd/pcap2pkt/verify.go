@@ -407,10 +407,9 @@ const bulkBytes = 256 << 10
 // path fates failed at least once with three attempts, one of them, an
 // IPv6 4 MiB upload's client over reordering and duplication, in 19 and
 // 20 of 20): a user deciding whether a kernel regressed needs to know
-// that. A receiver, and a sender that
-// retransmitted nothing, verify as reliably as a small connection (every
-// one of them in the e2e captures' second set): their failure is not
-// noted.
+// that. A receiver, and a sender that retransmitted nothing, verify as
+// reliably as a small connection (every one of them in the e2e captures'
+// second set): their failure is not noted.
 func bulkNote(f *capture.Flow) string {
 	n := f.Bytes[f.Local]
 	if n < bulkBytes {
