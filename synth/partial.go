@@ -39,8 +39,12 @@ func (b *builder) fabricateHandshake() {
 		mss = guessMSS6
 	}
 	b.mss = [2]int{mss, mss}
+	guessed := "MSS, window scale and SYN options guessed as Linux defaults"
+	if !b.opts.Strict && !b.opts.Exact {
+		guessed += ", the kernel's own MSS and window scale left to it as wildcards"
+	}
 	b.notes = append(b.notes, "PARTIAL: the capture starts mid-stream, so the handshake at the top is made up "+
-		"(MSS, window scale and SYN options guessed as Linux defaults). A mid-stream flow cannot be replayed "+
+		"("+guessed+"). A mid-stream flow cannot be replayed "+
 		"faithfully: the window scales, the data in flight and the congestion state before the capture are unknown.")
 
 	synOpts := func(val, ecr uint32) *parser.TCPOptions {
@@ -66,6 +70,22 @@ func (b *builder) fabricateHandshake() {
 		}
 		return &parser.TCPOptions{Any: true}
 	}
+	// The kernel's own SYN or SYN-ACK: its MSS and window scale are
+	// guesses here, and follow the replay's MTU and the host's buffer
+	// limits there; both are written `*` (the options themselves are
+	// still required). --strict and --exact keep the guesses.
+	outSYNOpts := func(o *parser.TCPOptions) *parser.TCPOptions {
+		o = outOpts(o)
+		if o.Any || b.opts.Strict || b.opts.Exact {
+			return o
+		}
+		for _, x := range o.List {
+			if x.Kind == parser.OptMSS || x.Kind == parser.OptWScale {
+				x.Value, x.Wild = 0, x.Wild|parser.WildValue
+			}
+		}
+		return o
+	}
 	one := uint32(1)
 	win := func(w uint32) *uint32 { return &w }
 	pkt := func(dir parser.Direction, flags string, seq uint32, ack *uint32, w *uint32, o *parser.TCPOptions) *pktNode {
@@ -76,11 +96,11 @@ func (b *builder) fabricateHandshake() {
 	b.prelude()
 	if b.server {
 		b.emit(at, pkt(parser.Inbound, "S", 0, nil, win(guessSYNWin), synOpts(tsRemote, 0)))
-		b.emit(at, pkt(parser.Outbound, "S.", 0, &one, nil, outOpts(synOpts(tsLocal, tsRemote)))).react = true
+		b.emit(at, pkt(parser.Outbound, "S.", 0, &one, nil, outSYNOpts(synOpts(tsLocal, tsRemote)))).react = true
 		b.emit(at, pkt(parser.Inbound, ".", 1, &one, win(guessSYNWin>>guessWScale), ackOpts(tsRemote, tsLocal)))
 		b.accept(at)
 	} else {
-		b.emit(at, pkt(parser.Outbound, "S", 0, nil, nil, outOpts(synOpts(tsLocal, 0))))
+		b.emit(at, pkt(parser.Outbound, "S", 0, nil, nil, outSYNOpts(synOpts(tsLocal, 0))))
 		b.emit(at, pkt(parser.Inbound, "S.", 0, &one, win(guessSYNWin), synOpts(tsRemote, tsLocal)))
 		b.emit(at, pkt(parser.Outbound, ".", 1, &one, nil, outOpts(ackOpts(tsLocal, tsRemote)))).react = true
 		b.switchToBlocking(at)

@@ -26,6 +26,7 @@ func verifyCommand() *cli.Command {
 	flags := append(append(append(flowFlags(), verifyReportFlags()...), mutateFlags()...),
 		flowFlag("verify only the connections FLOW names"),
 		&cli.BoolFlag{Name: "strict", Usage: "expect outbound windows and TCP options exactly as captured"},
+		&cli.BoolFlag{Name: "allow-partial", Usage: "verify connections whose capture starts mid-stream too, on a made-up handshake (each script's header says what was guessed)"},
 		ccFlag(),
 		exactFlag(),
 		&cli.StringFlag{Name: "keep", Usage: "keep each connection's script and the pcap of its replay in `DIR`"},
@@ -40,7 +41,8 @@ func verifyCommand() *cli.Command {
 		Usage:     "synthesise a capture's connections and replay them: does this kernel still behave as captured?",
 		ArgsUsage: "CAPTURE",
 		Description: `Synthesises the script of every TCP connection whose SYN the capture holds (or of
---flow) and replays each against this kernel in a network namespace of its own
+--flow; with --allow-partial, of those captured mid-stream too, on a made-up
+handshake) and replays each against this kernel in a network namespace of its own
 (addresses are the replay's, ports are kept). Prints one line per connection with
 its verdict and first difference, and exits 0 only when all pass. Needs what replay
 needs (root, or user namespaces).
@@ -120,7 +122,7 @@ func verifyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := synth.Options{Strict: c.Bool("strict"), Exact: c.Bool("exact"), CongestionControl: cc}
+	opts := synth.Options{Strict: c.Bool("strict"), Exact: c.Bool("exact"), AllowPartial: c.Bool("allow-partial"), CongestionControl: cc}
 	if c.IsSet("tolerance_usecs") {
 		// The synthesiser writes at +0 what came within the tolerance the
 		// replays will allow.
@@ -243,7 +245,7 @@ func verifyFlow(ctx context.Context, c *cli.Context, runner sandboxRunner, r syn
 		v.result, v.detail = "skipped", r.Err.Error()
 		return v
 	}
-	if !chosen && !r.Flow.SYN {
+	if !chosen && !r.Flow.SYN && !c.Bool("allow-partial") {
 		v.result, v.detail = "skipped", "the capture starts after its SYN; choose it with --flow to try"
 		return v
 	}

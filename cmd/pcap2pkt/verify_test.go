@@ -87,6 +87,23 @@ func TestVerifyNothingVerified(t *testing.T) {
 	if code != exitFail || !strings.Contains(out, "skipped") || !strings.Contains(errs, "0 of 1 connection(s) verified") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
+	if !strings.Contains(out, "--allow-partial") {
+		t.Errorf("the skip does not name the flag that verifies it:\n%s", out)
+	}
+}
+
+// TestVerifyPartial: with --allow-partial, verify replays a connection
+// captured mid-stream on a made-up handshake, and it passes: the kernel's
+// own MSS and window scale are the guesses' wildcards (a guessed wscale 7
+// failed against this host's 10), the rest is the captured packets.
+func TestVerifyPartial(t *testing.T) {
+	const midstream = "../../../shared/captures/local/midstream_no_handshake_cliside_eth.pcap"
+	needShared(t, midstream)
+	requireReplay(t)
+	code, out, errs := execCLI(t, buildCLI(t), "verify", "--allow-partial", midstream)
+	if code != exitOK || !strings.Contains(out, " pass ") || !strings.Contains(errs+out, "1 passed") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
 }
 
 // TestBulkNote: a failing connection's note is for a local side that sent
