@@ -219,3 +219,52 @@ func withSYN(f *capture.Flow) (*capture.Flow, string) {
 	return &g, fmt.Sprintf("PARTIAL: the capture has no SYN; the SYN of the handshake is made up from the captured SYN-ACK "+
 		"(ISN, and SACK, timestamps and window scale as the SYN-ACK answered them; %s guessed).", strings.Join(guessed, ", "))
 }
+
+// synFirst returns f with its SYN put just before the SYN-ACK that answers
+// it, where the capture has them the other way round, and the header note
+// that says so (empty when it had them in order). A capture's timestamps
+// come from the CPU or queue that saw each packet, and a capture merged
+// from two interfaces interleaves by them: zeek's handshake-reorder.pcap
+// has the SYN-ACK 260 µs before the SYN it acknowledges. A replay cannot
+// inject a SYN-ACK before the connect that sends the SYN, so the SYN takes
+// the SYN-ACK's time and goes first.
+func synFirst(f *capture.Flow) (*capture.Flow, string) {
+	syn, synack := -1, -1
+	for i := range min(f.Packets.Len(), 64) {
+		p := f.Packets.At(i)
+		switch {
+		case !p.Flags.Has(tcpwire.FlagSYN):
+		case p.Flags.Has(tcpwire.FlagACK):
+			if synack < 0 && p.From == capture.SideB {
+				synack = i
+			}
+		case syn < 0 && p.From == capture.SideA:
+			syn = i
+		}
+	}
+	if syn < 0 || synack < 0 || syn < synack {
+		return f, ""
+	}
+	sp, ap := f.Packets.At(syn), f.Packets.At(synack)
+	if ap.Ack != sp.Seq.Add(1) {
+		return f, "" // answers another SYN: not this one, reordered
+	}
+	ahead := sp.Time().Sub(ap.Time())
+	g := *f
+	g.Packets = capture.Packets{}
+	for i := range f.Packets.Len() {
+		switch i {
+		case synack:
+			moved := *sp
+			moved.SetTime(ap.Time())
+			g.Packets.Append(moved)
+			g.Packets.Append(*ap)
+		case syn:
+		default:
+			g.Packets.Append(*f.Packets.At(i))
+		}
+	}
+	return &g, fmt.Sprintf("The SYN-ACK was captured %s before the SYN it acknowledges (timestamps of two CPUs or "+
+		"interfaces): the SYN is put first, at the SYN-ACK's time.", ahead)
+}
+

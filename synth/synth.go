@@ -122,6 +122,10 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream boo
 		// the SYN up from it and synthesise as for a whole handshake.
 		f, synNote = withSYN(f)
 	}
+	var orderNote string
+	if f.SYN && f.SYNACK {
+		f, orderNote = synFirst(f)
+	}
 	b := newBuilder(f, opts, mem)
 	if stream && f.Packets.Len() >= streamMin {
 		st, err := newStreamer(b)
@@ -129,6 +133,9 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream boo
 			return nil, fmt.Errorf("flow %d: %w", f.Index, err)
 		}
 		b.stream = st
+	}
+	if orderNote != "" {
+		b.notes = append(b.notes, orderNote)
 	}
 	if synNote != "" {
 		b.notes = append(b.notes, synNote)

@@ -120,6 +120,8 @@ var goldens = []struct {
 	{"conn_refused_v4", "captures/local/conn_refused_srvside_eth.pcap", "10.77.0.2", 1, Options{}},
 	{"conn_refused_v6", "captures/local/conn_refused_srvside_eth.pcap", "fd00:77::2", 2, Options{}},
 	{"midstream_partial", "captures/local/midstream_no_handshake_cliside_eth.pcap", "10.78.0.1:34396", 1, Options{AllowPartial: true}},
+	// The SYN-ACK captured before its SYN: the SYN goes first (synFirst).
+	{"handshake_reorder", "captures/public/zeek__tcp_handshake-reorder.pcap", "", 1, Options{}},
 }
 
 // TestGolden synthesises real captures and compares with testdata/*.golden.pkt
