@@ -267,4 +267,3 @@ func synFirst(f *capture.Flow) (*capture.Flow, string) {
 	return &g, fmt.Sprintf("The SYN-ACK was captured %s before the SYN it acknowledges (timestamps of two CPUs or "+
 		"interfaces): the SYN is put first, at the SYN-ACK's time.", ahead)
 }
-
