@@ -78,7 +78,8 @@ type FlowPacket struct {
 const (
 	ipDF          = 1 << 20
 	ipTruncated   = 1 << 21
-	ipVersionBits = 24 // the IP version, in 8 bits from here
+	ipLogged      = 1 << 22 // an NFLOG record (see Logged)
+	ipVersionBits = 24      // the IP version, in 8 bits from here
 	ipFlowLabel   = 1<<20 - 1
 )
 
@@ -135,6 +136,11 @@ func (p *FlowPacket) DF() bool { return p.ip&ipDF != 0 }
 
 // Truncated reports whether the snaplen cut the datagram.
 func (p *FlowPacket) Truncated() bool { return p.ip&ipTruncated != 0 }
+
+// Logged reports whether the packet came from an NFLOG record: netfilter
+// logs a packet once for each rule that logs it, so such a capture may
+// hold one packet several times.
+func (p *FlowPacket) Logged() bool { return p.ip&ipLogged != 0 }
 
 // FlowICMP is an ICMP error about one of a flow's segments.
 type FlowICMP struct {
@@ -490,6 +496,9 @@ func (t *Tracker) update(f *Flow, p *Packet) {
 		payloadLen:    int32(p.PayloadLen),
 	}
 	fp.SetIP(IPFields{Version: p.IP.Version, FlowLabel: p.IP.FlowLabel, DF: p.IP.DF, Truncated: p.Truncated})
+	if p.LinkType == linkTypeNFLOG {
+		fp.ip |= ipLogged
+	}
 	fp.setOptions(p.TCP.Options[:min(len(p.TCP.Options), tcpwire.MaxOptionBytes)])
 	f.Count++
 	if f.light {

@@ -139,6 +139,7 @@ func (b *builder) artefacts() []string {
 		c.longWaits, fmtDur(time.Duration(c.longestWait)*time.Microsecond))
 	add(c.backwards, "%d packet(s) time-stamped before the packet captured ahead of them: written at +0.", c.backwards)
 	add(c.dup, "%d packet(s) captured twice (leaving and arriving, as -i any shows loopback): the copies are left out.", c.dup)
+	add(c.logged, "%d packet(s) captured again at the same instant, IP ID and all (an NFLOG capture logs a packet once for each rule that matches it): the copies are left out.", c.logged)
 	add(c.wraps, "%d packet(s) left out: their sequence range wraps past 2^32 relative to the ISN (over 4 GiB sent, or garbage).", c.wraps)
 	add(c.tooLarge, "%d packet(s) left out: more data than a script's packet holds (64 KiB with the headers of IPv4).", c.tooLarge)
 	add(c.icmpOther, "%d ICMP error(s) to the remote left out: only those to the local side are injected.", c.icmpOther)

@@ -169,6 +169,10 @@ func build(f *capture.Flow, opts Options, mem *nodes, release func(), stream boo
 			b.count.dup++
 			continue
 		}
+		if i > 0 && loggedAgain(f.Packets.At(i-1), p) {
+			b.count.logged++
+			continue
+		}
 		b.icmpUpTo(p.Index())
 		in := p.From == b.remote
 		b.maybeFlushRead(p, in)
@@ -254,6 +258,20 @@ func duplicate(q, p *capture.FlowPacket) bool {
 		p.PayloadLen() == q.PayloadLen() && p.Window == q.Window && p.IPID == q.IPID &&
 		p.IPVersion() == q.IPVersion() && string(p.RawOptions()) == string(q.RawOptions()) &&
 		p.Time().Sub(q.Time()) <= dupWindow && !p.Time().Before(q.Time())
+}
+
+// loggedAgain reports whether p, an NFLOG record, is q logged a second
+// time at the same instant: netfilter logs a packet once for each rule that
+// logs it (zeek's nflog-http.pcap has each SYN three times, IP ID and all,
+// to the microsecond). A packet the path duplicated arrives later, and a
+// kernel's retransmission has an IP ID of its own; packetdrill's injected
+// packets, which may repeat at +0, have IP ID 0 and are not taken for
+// copies. IPv6 has no IP ID to tell them apart by. Other captures keep
+// identical packets (see duplicate).
+func loggedAgain(q, p *capture.FlowPacket) bool {
+	return p.Logged() && q.Logged() && p.Time().Equal(q.Time()) && p.IPVersion() == 4 && q.IPVersion() == 4 && p.IPID != 0 && p.IPID == q.IPID &&
+		p.From == q.From && p.CaptureDir == q.CaptureDir && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
+		p.PayloadLen() == q.PayloadLen() && p.Window == q.Window && string(p.RawOptions()) == string(q.RawOptions())
 }
 
 // event is one line of the script under construction. A long connection
@@ -389,7 +407,7 @@ type builder struct {
 	frameOf  map[*pktNode]int // capture frame of each packet line (Options.Frames)
 	frames   map[*event][]int // the capture's frame numbers of the packets each event stands for (Options.Frames)
 	notes    []string         // capture artefacts, for the header
-	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, wraps, icmpOther, bigCalls, tooLarge, longWaits, longestWait int }
+	count    struct{ bigOut, gathered, bigIn, merged, mergedRuns, retransOut, retransIn, ooo, unknownOpt, partialCsum, truncated, backwards, dup, logged, wraps, icmpOther, bigCalls, tooLarge, longWaits, longestWait int }
 	tsVals   map[uint32]bool // outbound TS vals written exactly so far
 	scaleEcr bool            // an inbound TS ecr echoes no TS val written before it
 

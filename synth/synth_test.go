@@ -122,6 +122,8 @@ var goldens = []struct {
 	{"midstream_partial", "captures/local/midstream_no_handshake_cliside_eth.pcap", "10.78.0.1:34396", 1, Options{AllowPartial: true}},
 	// The SYN-ACK captured before its SYN: the SYN goes first (synFirst).
 	{"handshake_reorder", "captures/public/zeek__tcp_handshake-reorder.pcap", "", 1, Options{}},
+	// Each SYN logged three times at the same instant (loggedAgain).
+	{"nflog_copies", "captures/public/zeek__nflog-http.pcap", "", 1, Options{}},
 }
 
 // TestGolden synthesises real captures and compares with testdata/*.golden.pkt
