@@ -173,6 +173,17 @@ func TestLocalSide(t *testing.T) {
 		{at: 20*time.Millisecond + 30*time.Microsecond, from: cli, to: srv, flags: tcpwire.FlagACK, seq: 2, ack: 1, tsVal: 11, tsEcr: 500},
 	}
 	noHandshake := conn(0, cli, srv, 1)[3:5]
+	// Without timestamps, the handshake's gaps: the round trip before the
+	// SYN-ACK on the client, before the ACK on the server.
+	hsAt := func(synack, ack time.Duration) []pk {
+		c := conn(0, cli, srv, 1)
+		c[1].at, c[2].at = synack, synack+ack
+		for i := 3; i < len(c); i++ {
+			c[i].at = c[2].at + time.Duration(i)*time.Microsecond
+		}
+		return c
+	}
+	retransSYN := append([]pk{{at: 0, from: cli, to: srv, flags: tcpwire.FlagSYN, seq: 1}}, hsAt(30*time.Millisecond, 40*time.Microsecond)...)
 	// The server's packet comes first: the SYN after it swaps the sides.
 	lateSYN := append([]pk{{at: 0, from: srv, to: cli, flags: tcpwire.FlagACK, seq: 4000, ack: 1, dir: DirIn}}, withDir...)
 	for _, tc := range []struct {
@@ -190,6 +201,10 @@ func TestLocalSide(t *testing.T) {
 		{"checksum offload", offload, FlowOptions{}, cli, "TX offload"},
 		{"initial TTL", ttl, FlowOptions{}, cli, "TTL 64"},
 		{"echo delay", echo, FlowOptions{}, cli, "path delay"},
+		{"handshake delay, client", hsAt(30*time.Millisecond, 40*time.Microsecond), FlowOptions{}, cli, "its ACK followed the SYN-ACK within 40µs, which came 30ms after its SYN"},
+		{"handshake delay, server", hsAt(20*time.Microsecond, 30*time.Millisecond), FlowOptions{}, srv, "its SYN-ACK followed the SYN within 20µs"},
+		{"handshake delay, too close", hsAt(2*time.Millisecond, 300*time.Microsecond), FlowOptions{}, srv, "received the SYN"},
+		{"handshake delay, SYN retransmitted", retransSYN, FlowOptions{}, srv, "received the SYN"},
 		{"server", conn(0, cli, srv, 1), FlowOptions{}, srv, "received the SYN"},
 		{"--local elsewhere", conn(0, cli, srv, 1), FlowOptions{Local: HostPort{Addr: netip.MustParseAddr("10.9.9.9")}}, srv, "received the SYN (--local/--remote match neither end)"},
 		{"lower port", noHandshake, FlowOptions{}, srv, "lower port"},
@@ -207,7 +222,7 @@ func TestLocalSide(t *testing.T) {
 				t.Errorf("without packets: local %s (%s), %d packets counted, %d kept", g.LocalEndpoint(), g.LocalReason, g.Count, g.Packets.Len())
 			}
 			// Only the fallbacks are guesses, and they say so.
-			if guess := strings.HasPrefix(f.LocalReason, "guessed: "); guess != f.LocalGuessed || guess != (tc.name == "server" || tc.name == "--local elsewhere" || tc.name == "lower port") {
+			if guess := strings.HasPrefix(f.LocalReason, "guessed: "); guess != f.LocalGuessed || guess != (tc.name == "server" || tc.name == "--local elsewhere" || tc.name == "lower port" || strings.HasPrefix(tc.reason, "received the SYN")) {
 				t.Errorf("LocalGuessed %v, reason %q", f.LocalGuessed, f.LocalReason)
 			}
 		})

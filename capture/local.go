@@ -79,6 +79,10 @@ func chooseLocal(f *Flow, o *FlowOptions, echo *echoScratch) {
 		set(s, why)
 		return
 	}
+	if s, why, ok := byHandshakeDelay(&f.evidence); ok {
+		set(s, why)
+		return
+	}
 	f.LocalGuessed = true
 	switch {
 	case f.SYN:
@@ -118,6 +122,32 @@ type evidence struct {
 	// byEchoDelay reads them from the flow's packets, only for a flow
 	// that the cheaper evidence does not settle.
 	echo *echoTrack
+	hs   handshakeTimes // for byHandshakeDelay
+}
+
+// handshakeTimes is when the capture saw the client's SYN, the server's
+// SYN-ACK and the client's first ACK after it, with how many SYNs and
+// SYN-ACKs it saw before that ACK.
+type handshakeTimes struct {
+	syn, synack, ack time.Time
+	syns, synacks    int
+}
+
+// add notes p, which side A (the client, once a SYN or SYN-ACK fixed the
+// sides) or B sent.
+func (h *handshakeTimes) add(p *FlowPacket) {
+	if !h.ack.IsZero() {
+		return
+	}
+	syn, ack := p.Flags&tcpwire.FlagSYN != 0, p.Flags&tcpwire.FlagACK != 0
+	switch {
+	case syn && !ack && p.From == SideA:
+		h.syn, h.syns = p.Time(), h.syns+1
+	case syn && ack && p.From == SideB:
+		h.synack, h.synacks = p.Time(), h.synacks+1
+	case !syn && ack && p.From == SideA && h.synacks > 0 && h.syns > 0:
+		h.ack = p.Time()
+	}
 }
 
 // add counts packet p.
@@ -139,6 +169,7 @@ func (e *evidence) add(p *FlowPacket) {
 	if e.echo != nil {
 		e.echo.add(p)
 	}
+	e.hs.add(p)
 }
 
 // swap exchanges the sides, as Flow.swap does.
@@ -246,6 +277,31 @@ func byEchoDelay(f *Flow, e *evidence, scratch *echoScratch) (Side, string, bool
 		if slow >= time.Millisecond && slow >= 10*fast {
 			return s, fmt.Sprintf("it echoes timestamps within %v, its peer only after %v (path delay)", fast, slow), true
 		}
+	}
+	return 0, "", false
+}
+
+// byHandshakeDelay is byEchoDelay for a connection without timestamps:
+// captured on the client, the SYN-ACK comes a round trip after the SYN and
+// the client's ACK at once; captured on the server, the SYN-ACK follows the
+// SYN at once and the ACK comes a round trip later. It decides by the same
+// rule (the slower gap at least a millisecond and ten times the faster),
+// and only for a handshake of one SYN and one SYN-ACK: a SYN-ACK that
+// came after a retransmitted SYN may answer the first one.
+func byHandshakeDelay(e *evidence) (Side, string, bool) {
+	h := &e.hs
+	if h.ack.IsZero() || h.syns != 1 || h.synacks != 1 {
+		return 0, "", false
+	}
+	toSynack, toAck := h.synack.Sub(h.syn), h.ack.Sub(h.synack)
+	if toSynack < 0 || toAck < 0 {
+		return 0, "", false
+	}
+	switch {
+	case toSynack >= time.Millisecond && toSynack >= 10*toAck:
+		return SideA, fmt.Sprintf("its ACK followed the SYN-ACK within %v, which came %v after its SYN (path delay)", toAck, toSynack), true
+	case toAck >= time.Millisecond && toAck >= 10*toSynack:
+		return SideB, fmt.Sprintf("its SYN-ACK followed the SYN within %v, and the ACK came %v later (path delay)", toSynack, toAck), true
 	}
 	return 0, "", false
 }
