@@ -66,6 +66,20 @@ func TestArgumentsAsTyped(t *testing.T) {
 			t.Errorf("--help shows %s:\n%s", bad, stdout)
 		}
 	}
+	// Counts and durations below 1 are usage errors, named, before any
+	// work: not a run that silently takes 1, or a timeout that fails it.
+	for _, args := range [][]string{
+		{"verify", "--attempts", "0", seedCapture},
+		{"verify", "-j", "-1", seedCapture},
+		{"verify", "--timeout", "-5s", seedCapture},
+		{"replay", "--timeout", "0s", out},
+		{"replay", "--jobs", "0", out},
+	} {
+		code, _, errs := runCLI(t, args...)
+		if code != exitInput || !strings.Contains(errs, "--"+strings.TrimLeft(args[1], "-")) || !strings.Contains(errs, "must be") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
 }
 
 func TestOutputErrors(t *testing.T) {

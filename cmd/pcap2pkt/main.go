@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/pcap2pkt/pcap2pkt/replay"
 	"github.com/pcap2pkt/pcap2pkt/replay/vm"
@@ -159,4 +160,27 @@ func hideFalseDefaults(flags []cli.Flag) {
 			b.DisableDefaultText = true
 		}
 	}
+}
+
+// checkPositive fails with a usage error when one of the named integer
+// or duration flags was given a value below 1 (or 0 s): a replay cannot
+// run zero times, on no cores, or for no time. Flags left unset keep
+// their defaults.
+func checkPositive(c *cli.Context, cmd string, names ...string) error {
+	for _, n := range names {
+		if !c.IsSet(n) {
+			continue
+		}
+		switch v := c.Value(n).(type) {
+		case int:
+			if v < 1 {
+				return failf(exitInput, "%s: --%s must be at least 1, not %d", cmd, n, v)
+			}
+		case time.Duration:
+			if v <= 0 {
+				return failf(exitInput, "%s: --%s must be a positive duration, not %s", cmd, n, v)
+			}
+		}
+	}
+	return nil
 }

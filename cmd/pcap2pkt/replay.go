@@ -105,6 +105,9 @@ func replayAction(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return failf(exitInput, "replay: no script given (usage: pcap2pkt replay [flags] SCRIPT...)")
 	}
+	if err := checkPositive(c, "replay", "jobs", "timeout"); err != nil {
+		return err
+	}
 	cfg, err := replayConfig(c)
 	if err != nil {
 		return err

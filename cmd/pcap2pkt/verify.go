@@ -111,6 +111,9 @@ func verifyAction(c *cli.Context) error {
 		return failf(exitInput, "verify: want one capture (usage: pcap2pkt verify [flags] CAPTURE)")
 	}
 	name := c.Args().First()
+	if err := checkPositive(c, "verify", "attempts", "jobs", "timeout"); err != nil {
+		return err
+	}
 	if err := checkVerifyFormat(c); err != nil {
 		return err
 	}
