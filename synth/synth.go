@@ -253,11 +253,16 @@ const dupWindow = time.Millisecond
 // two copies with opposite directions; identical header fields alone do
 // not make a copy (packetdrill injects its duplicate ACKs with IP ID 0).
 func duplicate(q, p *capture.FlowPacket) bool {
-	return p.From == q.From && p.CaptureDir != q.CaptureDir && p.CaptureDir != capture.DirUnknown &&
-		q.CaptureDir != capture.DirUnknown && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
+	return p.CaptureDir != q.CaptureDir && p.CaptureDir != capture.DirUnknown && q.CaptureDir != capture.DirUnknown &&
+		sameHeaders(q, p) && p.Time().Sub(q.Time()) <= dupWindow && !p.Time().Before(q.Time())
+}
+
+// sameHeaders reports whether p and q have the same sender and the same
+// IP ID and TCP header fields, options included.
+func sameHeaders(q, p *capture.FlowPacket) bool {
+	return p.From == q.From && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
 		p.PayloadLen() == q.PayloadLen() && p.Window == q.Window && p.IPID == q.IPID &&
-		p.IPVersion() == q.IPVersion() && string(p.RawOptions()) == string(q.RawOptions()) &&
-		p.Time().Sub(q.Time()) <= dupWindow && !p.Time().Before(q.Time())
+		p.IPVersion() == q.IPVersion() && string(p.RawOptions()) == string(q.RawOptions())
 }
 
 // loggedAgain reports whether p, an NFLOG record, is q logged a second
@@ -269,9 +274,8 @@ func duplicate(q, p *capture.FlowPacket) bool {
 // copies. IPv6 has no IP ID to tell them apart by. Other captures keep
 // identical packets (see duplicate).
 func loggedAgain(q, p *capture.FlowPacket) bool {
-	return p.Logged() && q.Logged() && p.Time().Equal(q.Time()) && p.IPVersion() == 4 && q.IPVersion() == 4 && p.IPID != 0 && p.IPID == q.IPID &&
-		p.From == q.From && p.CaptureDir == q.CaptureDir && p.Seq == q.Seq && p.Ack == q.Ack && p.Flags == q.Flags &&
-		p.PayloadLen() == q.PayloadLen() && p.Window == q.Window && string(p.RawOptions()) == string(q.RawOptions())
+	return p.Logged() && q.Logged() && p.Time().Equal(q.Time()) && p.IPVersion() == 4 && p.IPID != 0 &&
+		p.CaptureDir == q.CaptureDir && sameHeaders(q, p)
 }
 
 // event is one line of the script under construction. A long connection
