@@ -605,6 +605,51 @@ func TestHeldOneBurst(t *testing.T) {
 	}
 }
 
+// TestHeldShortOfWindow: heldOneAck's second way. A kernel a segment short
+// of the data line's end when the line was due (a window a segment smaller
+// than the captured one's), that sends the rest on the first ACK injected
+// after that, was held by one ACK, whatever the ACK between reported (here
+// 6001 bytes where the line that released the data reported 2001: it
+// answers data the kernel sent before, and went in ahead of the data
+// line). Short by more than ackClockSegments segments, or sent on a later
+// ACK, the data is late.
+func TestHeldShortOfWindow(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	script := func(n int, extra string) string {
+		return sackHandshake +
+			"+0.001^ < . 1:1(0) ack 1 win 20000\n" +
+			"+0 > . 1:8001(8000) ack 1\n" +
+			"+0.010^ < . 1:1(0) ack 1001 win 20000 <nop,nop,sack 2001:3001>\n" +
+			fmt.Sprintf("+0~+0.005 > . 8001:%d(%d) ack 1\n", 8001+1000*n, 1000*n) +
+			"+0.012^ < . 1:1(0) ack 1001 win 20000 <nop,nop,sack 2001:7001>\n" +
+			extra +
+			"+0.024^ < . 1:1(0) ack 1001 win 20000 <nop,nop,sack 2001:8001>\n"
+	}
+	tests := []struct {
+		name  string
+		n     int // the data line's segments of 1000 bytes, which the kernel sends late
+		extra string
+		want  []string
+	}{
+		{"a segment short, on the first ACK after", 1, "", nil},
+		{"four segments short", 4, "", []string{"test.pkt:10", "ms late"}},
+		{"on the second ACK after", 1, "+0.018^ < . 1:1(0) ack 1001 win 20000 <nop,nop,sack 2001:7501>\n", []string{"test.pkt:10", "ms late"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{synAck1000()}
+			for k := range 8 {
+				kernel = append(kernel, dataSeg(1*ms, k*1000, 1000))
+			}
+			for k := range tc.n {
+				kernel = append(kernel, dataSeg(25*ms+100*us, 8000+k*1000, 1000))
+			}
+			_, err := fakeRun(t, script(tc.n, tc.extra), kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
 // synAck1000 is the kernel's SYN-ACK, with an MSS of 1000, at the start of
 // a fake run.
 func synAck1000() kernelPacket {

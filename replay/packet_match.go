@@ -90,7 +90,7 @@ func (e *engine) verifyOutbound(es *eventState, sp *scriptPacket, s *socket, liv
 	}
 	if lv := e.liveUsecs(live.at) + e.scriptStart; newData && kind != parser.TimeAny {
 		switch {
-		case lv > max(start, end) && e.heldOneAck(es.index, e.liveTime(max(start, end)), live.at):
+		case lv > max(start, end) && e.heldOneAck(es.index, tcpwire.Seq(sp.seq).Add(uint32(sp.payloadLen)), e.liveTime(max(start, end)), live.at):
 			kind, end = parser.TimeAbsoluteRange, lv // new data an ACK later after a loss (see heldOneAck)
 		case lv < start && e.earlyOneAck(es.index, live.at):
 			kind, start, end = parser.TimeAbsoluteRange, lv, max(start, end) // an ACK earlier (see earlyOneAck)
