@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,5 +81,74 @@ func (p *readProgress) loop() {
 			rate := float64(n) / time.Since(start).Seconds()
 			fmt.Fprintf(p.out, "\r\033[Kreading %s: %d%% (%d of %d MB, %.0f MB/s)", p.name, n*100/p.total, n>>20, p.total>>20, rate/(1<<20))
 		}
+	}
+}
+
+// verifyStatus keeps one status line on a terminal while verify replays a
+// capture's connections (a replay takes a second or more, and a capture
+// may hold dozens): how many are done, passed and failed, and which
+// connections are being replayed.
+type verifyStatus struct {
+	mu                      sync.Mutex
+	w                       io.Writer
+	on                      bool
+	total, done, pass, fail int
+	running                 map[int]bool // flow numbers
+}
+
+func newVerifyStatus(w io.Writer, total int, on bool) *verifyStatus {
+	return &verifyStatus{w: w, on: on, total: total, running: map[int]bool{}}
+}
+
+// start notes that flow n's replays began.
+func (s *verifyStatus) start(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running[n] = true
+	s.draw()
+}
+
+// finish notes flow n's verdict.
+func (s *verifyStatus) finish(n int, result string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.running, n)
+	s.done++
+	switch result {
+	case "pass":
+		s.pass++
+	case "FAIL", "error":
+		s.fail++
+	}
+	s.draw()
+}
+
+func (s *verifyStatus) draw() {
+	if !s.on {
+		return
+	}
+	var flows []int
+	for n := range s.running {
+		flows = append(flows, n)
+	}
+	slices.Sort(flows)
+	line := fmt.Sprintf("verify: %d of %d connection(s) done, %d passed, %d failed", s.done, s.total, s.pass, s.fail)
+	if len(flows) > 0 {
+		var names []string
+		for _, n := range flows {
+			names = append(names, strconv.Itoa(n))
+		}
+		line += "; replaying flow " + strings.Join(names, ", ")
+	}
+	if len(line) > 120 {
+		line = line[:117] + "..."
+	}
+	fmt.Fprintf(s.w, "\r\033[K%s", line)
+}
+
+// clear removes the status line.
+func (s *verifyStatus) clear() {
+	if s.on {
+		fmt.Fprint(s.w, "\r\033[K")
 	}
 }

@@ -187,6 +187,7 @@ func verifyAction(c *cli.Context) error {
 	defer stop()
 	verdicts := make([]verdict, len(results))
 	start := time.Now()
+	status := newVerifyStatus(c.App.ErrWriter, len(results), c.String("format") == "text" && isTerminal(c.App.ErrWriter))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(jobs, len(results)) {
@@ -194,7 +195,9 @@ func verifyAction(c *cli.Context) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				status.start(results[i].Flow.Index)
 				verdicts[i] = verifyFlow(ctx, c, runner, results[i], dir, chosen)
+				status.finish(results[i].Flow.Index, verdicts[i].result)
 				plotInto(c, dir, results[i], verdicts[i])
 			}
 		}()
@@ -207,6 +210,7 @@ func verifyAction(c *cli.Context) error {
 	}
 	close(next)
 	wg.Wait()
+	status.clear()
 	if ctx.Err() != nil {
 		return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
 	}
