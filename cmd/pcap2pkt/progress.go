@@ -84,61 +84,63 @@ func (p *readProgress) loop() {
 	}
 }
 
-// verifyStatus keeps one status line on a terminal while verify replays a
-// capture's connections (a replay takes a second or more, and a capture
-// may hold dozens): how many are done, passed and failed, and which
-// connections are being replayed.
-type verifyStatus struct {
+// statusLine keeps one line on a terminal while work runs, as replay's
+// suites and verify do (a replay takes a second or more, and a suite or a
+// capture holds dozens): how much is done, passed and failed (by counts),
+// and what is running (by name, sorted), each redraw replacing the line.
+// Off (not a terminal, or a report format other than text), it writes
+// nothing.
+type statusLine[K comparable] struct {
 	mu                      sync.Mutex
 	w                       io.Writer
 	on                      bool
+	counts                  func(done, total, pass, fail int) string
+	name                    func(K) string
+	running                 string // what precedes the names of the running
 	total, done, pass, fail int
-	running                 map[int]bool // flow numbers
+	now                     map[K]bool
 }
 
-func newVerifyStatus(w io.Writer, total int, on bool) *verifyStatus {
-	return &verifyStatus{w: w, on: on, total: total, running: map[int]bool{}}
+func newStatusLine[K comparable](w io.Writer, total int, on bool, counts func(done, total, pass, fail int) string, running string, name func(K) string) *statusLine[K] {
+	return &statusLine[K]{w: w, on: on, total: total, counts: counts, running: running, name: name, now: map[K]bool{}}
 }
 
-// start notes that flow n's replays began.
-func (s *verifyStatus) start(n int) {
+// start notes that k began.
+func (s *statusLine[K]) start(k K) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.running[n] = true
+	s.now[k] = true
 	s.draw()
 }
 
-// finish notes flow n's verdict.
-func (s *verifyStatus) finish(n int, result string) {
+// finish notes that k ended, and whether it passed or failed (or
+// neither: skipped).
+func (s *statusLine[K]) finish(k K, passed, failed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.running, n)
+	delete(s.now, k)
 	s.done++
-	switch result {
-	case "pass":
+	switch {
+	case passed:
 		s.pass++
-	case "FAIL", "error":
+	case failed:
 		s.fail++
 	}
 	s.draw()
 }
 
-func (s *verifyStatus) draw() {
+func (s *statusLine[K]) draw() {
 	if !s.on {
 		return
 	}
-	var flows []int
-	for n := range s.running {
-		flows = append(flows, n)
+	var names []string
+	for k := range s.now {
+		names = append(names, s.name(k))
 	}
-	slices.Sort(flows)
-	line := fmt.Sprintf("verify: %d of %d connection(s) done, %d passed, %d failed", s.done, s.total, s.pass, s.fail)
-	if len(flows) > 0 {
-		var names []string
-		for _, n := range flows {
-			names = append(names, strconv.Itoa(n))
-		}
-		line += "; replaying flow " + strings.Join(names, ", ")
+	slices.Sort(names)
+	line := s.counts(s.done, s.total, s.pass, s.fail)
+	if len(names) > 0 {
+		line += "; " + s.running + " " + strings.Join(names, ", ")
 	}
 	if len(line) > 120 {
 		line = line[:117] + "..."
@@ -146,9 +148,17 @@ func (s *verifyStatus) draw() {
 	fmt.Fprintf(s.w, "\r\033[K%s", line)
 }
 
-// clear removes the status line.
-func (s *verifyStatus) clear() {
+// clear removes the line.
+func (s *statusLine[K]) clear() {
 	if s.on {
 		fmt.Fprint(s.w, "\r\033[K")
 	}
+}
+
+// newVerifyStatus is verify's status line over total connections, named
+// by their flow numbers.
+func newVerifyStatus(w io.Writer, total int, on bool) *statusLine[int] {
+	return newStatusLine(w, total, on, func(done, total, pass, fail int) string {
+		return fmt.Sprintf("verify: %d of %d connection(s) done, %d passed, %d failed", done, total, pass, fail)
+	}, "replaying flow", strconv.Itoa)
 }

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// TestVerifyStatus: the status line verify keeps on a terminal counts the
-// connections done, passed and failed and names those being replayed, each
+// TestVerifyStatus: the status line verify keeps on a terminal (a
+// statusLine, as suites' is) counts the connections done, passed and
+// failed (a skipped one neither) and names those being replayed, each
 // redraw replacing the line; off (not a terminal, or a report format
 // other than text) it writes nothing.
 func TestVerifyStatus(t *testing.T) {
@@ -22,10 +23,10 @@ func TestVerifyStatus(t *testing.T) {
 	if got, want := last(), "verify: 0 of 3 connection(s) done, 0 passed, 0 failed; replaying flow 1, 2"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	s.finish(1, "pass")
-	s.finish(2, "FAIL")
+	s.finish(1, true, false)
+	s.finish(2, false, true)
 	s.start(3)
-	s.finish(3, "skipped")
+	s.finish(3, false, false)
 	if got, want := last(), "verify: 3 of 3 connection(s) done, 1 passed, 1 failed"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -37,7 +38,7 @@ func TestVerifyStatus(t *testing.T) {
 	var off bytes.Buffer
 	s = newVerifyStatus(&off, 3, false)
 	s.start(1)
-	s.finish(1, "pass")
+	s.finish(1, true, false)
 	s.clear()
 	if off.Len() != 0 {
 		t.Errorf("off, it wrote %q", off.String())

@@ -223,7 +223,7 @@ func runSuite(c *cli.Context) error {
 		return err
 	}
 	defer stopRunner()
-	prog := newProgress(c.App.ErrWriter, len(runs), format == "text")
+	prog := newSuiteStatus(c.App.ErrWriter, len(runs), format == "text")
 	ctx := c.Context
 	var wg sync.WaitGroup
 	worker := func(runner sandboxRunner, work <-chan *suiteRun, ran func(*suiteRun)) {
@@ -237,7 +237,7 @@ func runSuite(c *cli.Context) error {
 			if ran != nil {
 				ran(r)
 			}
-			prog.done(r)
+			prog.finish(r, r.Verdict == "pass", r.Verdict != "pass")
 		}
 	}
 	start := time.Now()
@@ -277,7 +277,7 @@ func runSuite(c *cli.Context) error {
 		close(work)
 	}
 	wg.Wait()
-	prog.finish()
+	prog.clear()
 	if ctx.Err() != nil {
 		return withCode(exitFail, errors.New("interrupted; namespaces and processes removed"))
 	}
@@ -336,64 +336,12 @@ func runtimeCores() int {
 	return 1
 }
 
-// progress keeps one status line on a terminal while a suite runs.
-type progress struct {
-	mu                   sync.Mutex
-	w                    io.Writer
-	tty                  bool
-	total, n, pass, fail int
-	running              map[*suiteRun]bool
-}
-
-func newProgress(w io.Writer, total int, enabled bool) *progress {
-	p := &progress{w: w, total: total, running: map[*suiteRun]bool{}}
-	if f, ok := w.(*os.File); ok && enabled {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		p.tty = err == nil
-	}
-	return p
-}
-
-func (p *progress) start(r *suiteRun) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.running[r] = true
-	p.draw()
-}
-
-func (p *progress) done(r *suiteRun) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.running, r)
-	p.n++
-	if r.Verdict == "pass" {
-		p.pass++
-	} else {
-		p.fail++
-	}
-	p.draw()
-}
-
-func (p *progress) draw() {
-	if !p.tty {
-		return
-	}
-	var names []string
-	for r := range p.running {
-		names = append(names, runName(r))
-	}
-	sort.Strings(names)
-	line := fmt.Sprintf("[%d/%d] %d passed, %d failed; running %s", p.n, p.total, p.pass, p.fail, strings.Join(names, ", "))
-	if len(line) > 120 {
-		line = line[:117] + "..."
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s", line)
-}
-
-func (p *progress) finish() {
-	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
+// newSuiteStatus is a suite's status line over total scripts, named by
+// runName.
+func newSuiteStatus(w io.Writer, total int, enabled bool) *statusLine[*suiteRun] {
+	return newStatusLine(w, total, enabled && isTerminal(w), func(done, total, pass, fail int) string {
+		return fmt.Sprintf("[%d/%d] %d passed, %d failed", done, total, pass, fail)
+	}, "running", runName)
 }
 
 func runName(r *suiteRun) string {

@@ -197,7 +197,8 @@ func verifyAction(c *cli.Context) error {
 			for i := range next {
 				status.start(results[i].Flow.Index)
 				verdicts[i] = verifyFlow(ctx, c, runner, results[i], dir, chosen)
-				status.finish(results[i].Flow.Index, verdicts[i].result)
+				r := verdicts[i].result
+				status.finish(results[i].Flow.Index, r == "pass", r == "FAIL" || r == "error")
 				plotInto(c, dir, results[i], verdicts[i])
 			}
 		}()
