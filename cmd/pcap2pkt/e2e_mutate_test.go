@@ -404,9 +404,12 @@ func TestMutateRejudge(t *testing.T) {
 		for _, r := range rows[k] {
 			cell := r.cell
 			if cell == "TP" || cell == "FN" || cell == "TN" || cell == "FP" {
-				detected := cell == "TP" || cell == "FP"
+				verdict := mutationOutcome{Result: mutMissed}
+				if cell == "TP" || cell == "FP" {
+					verdict.Result = mutDetected
+				}
 				differs, _ := judgeRecapture(ob, read(k.side+"-"+r.mut), sames, varies)
-				cell = map[[2]bool]string{{true, true}: "TP", {true, false}: "FP", {false, true}: "FN", {false, false}: "TN"}[[2]bool{detected, len(differs) > 0}]
+				cell = pairResult{measured: true, differs: differs}.cell(verdict)
 				if cell != r.cell {
 					t.Logf("%s %s %s: %s, was %s (%s) now shows: %s", k.tc, k.side, r.mut, cell, r.cell, r.shows, strings.Join(differs, "; "))
 				}
