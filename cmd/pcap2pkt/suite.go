@@ -223,7 +223,7 @@ func runSuite(c *cli.Context) error {
 		return err
 	}
 	defer stopRunner()
-	prog := newSuiteStatus(c.App.ErrWriter, len(runs), format == "text")
+	prog := newSuiteStatus(c.App.ErrWriter, len(runs), format == "text" && isTerminal(c.App.ErrWriter))
 	ctx := c.Context
 	var wg sync.WaitGroup
 	worker := func(runner sandboxRunner, work <-chan *suiteRun, ran func(*suiteRun)) {
@@ -338,8 +338,8 @@ func runtimeCores() int {
 
 // newSuiteStatus is a suite's status line over total scripts, named by
 // runName.
-func newSuiteStatus(w io.Writer, total int, enabled bool) *statusLine[*suiteRun] {
-	return newStatusLine(w, total, enabled && isTerminal(w), func(done, total, pass, fail int) string {
+func newSuiteStatus(w io.Writer, total int, on bool) *statusLine[*suiteRun] {
+	return newStatusLine(w, total, on, func(done, total, pass, fail int) string {
 		return fmt.Sprintf("[%d/%d] %d passed, %d failed", done, total, pass, fail)
 	}, "running", runName)
 }
