@@ -601,12 +601,14 @@ func TestE2EMutate(t *testing.T) {
 			orig := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, "orig"))
 			ob := sideBehaviour(t, orig, side)
 			differs := map[string][]string{}
+			reb := map[string]*behaviour{}
 			for _, m := range muts {
 				if err := m.Available(); err != nil {
 					t.Fatalf("%s: %v", m.Name, err)
 				}
 				re := captureCase(t, tc, side, m, filepath.Join(dir, m.Name))
-				differs[m.Name] = behaviourDiff(ob, sideBehaviour(t, re, side))
+				reb[m.Name] = sideBehaviour(t, re, side)
+				differs[m.Name] = behaviourDiff(ob, reb[m.Name])
 			}
 			got, why := verifyMutations(t, bin, orig, side, muts, filepath.Join(dir, "verify"))
 			if got == nil {
@@ -626,13 +628,25 @@ func TestE2EMutate(t *testing.T) {
 					// A capture taken while the machine is busy can put a
 					// timing difference between two runs that the change
 					// did not make: the pair counts only when a second
-					// original and re-capture differ too.
+					// original and re-capture differ too, and neither
+					// re-capture does what the other pair's unchanged
+					// kernel did (asUnchangedRuns). On CI, tail loss's
+					// original sent its last new data at 4.7 ms and
+					// rack-off's at 12.0; the second original at 15.7
+					// and rack-off's at 4.7: both pairs differ, each
+					// way round, and the change made none of it.
 					o2 := captureCase(t, tc, side, replay.Mutation{}, filepath.Join(dir, "orig-again"))
 					re2 := captureCase(t, tc, side, m, filepath.Join(dir, m.Name+"-again"))
-					if d2 := behaviourDiff(sideBehaviour(t, o2, side), sideBehaviour(t, re2, side)); len(d2) > 0 {
-						t.Errorf("%s: the re-capture differs (%s; again: %s), but the script %s", m.Name, strings.Join(d, "; "), strings.Join(d2, "; "), o.Result)
-					} else {
+					o2b, re2b := sideBehaviour(t, o2, side), sideBehaviour(t, re2, side)
+					d2 := behaviourDiff(o2b, re2b)
+					switch {
+					case len(d2) == 0:
 						t.Logf("%s: the difference (%s) did not repeat in a second pair of captures", m.Name, strings.Join(d, "; "))
+					case asUnchangedRuns(d, reb[m.Name], []*behaviour{o2b}) ||
+						asUnchangedRuns(d2, re2b, []*behaviour{ob}):
+						t.Logf("%s: the differences (%s; again: %s) are what the other unchanged capture did", m.Name, strings.Join(d, "; "), strings.Join(d2, "; "))
+					default:
+						t.Errorf("%s: the re-capture differs (%s; again: %s), but the script %s", m.Name, strings.Join(d, "; "), strings.Join(d2, "; "), o.Result)
 					}
 				case len(d) == 0 && o.Result == mutDetected:
 					// A replay can miss a timing on a loaded machine: a
