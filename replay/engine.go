@@ -131,10 +131,13 @@ type engine struct {
 	// With --pcap2pkt (see engine_stream.go): the kernel's packets as a
 	// goroutine read them, the reader's stop, and the rest of segments
 	// that a line took only in part.
-	outq     *outQueue
-	stopRead context.CancelFunc
-	leftover []*sniffed
-	acked    ackProgress // what the kernel has acknowledged so far
+	outq *outQueue
+	// lineOutAt: when the kernel sent the latest packet the outbound line
+	// being run took (zero: none yet), see noteLineOut.
+	lineOutAt time.Time
+	stopRead  context.CancelFunc
+	leftover  []*sniffed
+	acked     ackProgress // what the kernel has acknowledged so far
 	// dataIn: the peer's data segments as injected; kernelAt: when the
 	// kernel sent each of its packets (--pcap2pkt), for dsackOwed.
 	dataIn   []injectedData
@@ -496,9 +499,25 @@ func (e *engine) adjustRelativeTimes(es *eventState) {
 		return
 	}
 	var offset int64
-	if e.last != nil && e.last.isInbound() && es.isInbound() {
+	switch {
+	case e.last != nil && e.last.isInbound() && es.isInbound():
 		offset = e.last.startUsecs
-	} else {
+	case e.cfg.Extended && e.last != nil && e.last.kind == evOutbound && !e.lineOutAt.IsZero():
+		// Under --pcap2pkt, after an outbound line: from when the kernel
+		// sent its packet (the capture's time is the packet's), not from
+		// when the run had read it. Counted from the latter, a train of
+		// writes each made a little after the kernel sent the data of
+		// the one before (a server writing a response in pieces as its
+		// application produces them) lost the run's read latency at
+		// every write: the writes, and the data, came 2 ms behind the
+		// capture's by the 25th write of traffic6's lossy 1 MiB
+		// download, and BBR, which measured the application's pace,
+		// took the path for slower. Up to readLagUsecs: a line met by a
+		// packet the kernel sent long before (while the run waited for an
+		// earlier line) leaves the run behind its schedule, and the event
+		// after it counts from then, as before, less that much.
+		offset = max(e.nowUsecs()-readLagUsecs, min(e.nowUsecs(), e.liveUsecs(e.lineOutAt)))
+	default:
 		offset = e.nowUsecs()
 	}
 	es.offsetUsecs = offset
@@ -526,6 +545,12 @@ func (e *engine) adjustRelativeTimes(es *eventState) {
 		e.earliestAt[es.index] = es.earliestUsecs
 	}
 }
+
+// readLagUsecs is the most of the time between the kernel's sending a
+// packet and the run's having read it that the event after the packet's
+// line makes up for (adjustRelativeTimes): the run reads a packet 50-300
+// µs after the kernel sent it when it is waiting for it.
+const readLagUsecs = 1000
 
 // nowUsecs is the live time since the start, in microseconds.
 func (e *engine) nowUsecs() int64 {

@@ -307,6 +307,7 @@ func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
 	if e.cfg.Extended {
 		defer e.noteLine(sp)
 	}
+	e.lineOutAt = time.Time{}
 	if e.ackLine(sp) {
 		return e.doACKLine(es, sp, s)
 	}
@@ -322,6 +323,7 @@ func (e *engine) doOutbound(es *eventState, sp *scriptPacket, s *socket) error {
 			err.detail = e.dumpSniffed(es, sp, got)
 			return err
 		}
+		e.noteLineOut(sn)
 		if e.cfg.Verbose {
 			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
 		}
@@ -539,4 +541,13 @@ func (e *engine) resetConnection(s *socket) error {
 		return e.env.Capture.WritePacket(e.env.Clock.Now(), b, false)
 	}
 	return nil
+}
+
+// noteLineOut notes that the outbound line being run took sn: the event
+// after the line counts its relative time from the latest such packet
+// (adjustRelativeTimes).
+func (e *engine) noteLineOut(sn *sniffed) {
+	if sn.at.After(e.lineOutAt) {
+		e.lineOutAt = sn.at
+	}
 }

@@ -410,6 +410,7 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			err.detail = e.dumpSniffed(es, sp, append(got, e.leftover...))
 			return err
 		}
+		e.noteLineOut(sn)
 		if e.cfg.Verbose {
 			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
 		}

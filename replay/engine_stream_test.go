@@ -1365,3 +1365,42 @@ func TestAnswerAfterEarlierACKs(t *testing.T) {
 		dataSeg(15*ms+500*us, 0, 1000), dataSeg(25*ms+900*us, 3000, 1000)}
 	wantACKs(t, src, kernel, []ackSummary{{1, ""}, {1, "1001:2001"}, {1, "1001:3001"}, {3001, ""}})
 }
+
+// TestRelativeToKernelSend: under --pcap2pkt an event after an outbound
+// line counts its relative time from when the kernel sent the line's
+// packet, not from when the run read it, up to readLagUsecs: a write 2 ms
+// after data the kernel sent at 3.5 ms, which the run read at 4 ms (it
+// waited for the line before), goes in at 5.5 ms, not 6; one after data
+// sent at 1.5 ms, at 5 ms (4 ms less readLagUsecs, plus 2).
+func TestRelativeToKernelSend(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	for _, tc := range []struct {
+		name string
+		sent time.Duration // of the data
+		want time.Duration // when the write after it goes in
+	}{
+		{"read 0.5 ms after it was sent", 3500 * us, 5500 * us},
+		{"read 2.5 ms after it was sent", 1500 * us, 5 * ms},
+		{"read as it was sent", 4 * ms, 6 * ms},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := sackHandshake + "+0.001^ < . 1:1(0) ack 1 win 4000\n+0 accept(3, ..., ...) = 4\n" +
+				"+0.003 < . 1:1(0) ack 1 win 5000\n" + // the run waits for it, until 4 ms
+				"+0 > P. 1:1001(1000) ack 1\n" +
+				"+0.002 write(4, ..., 1000) = 1000\n"
+			kernel := []kernelPacket{synAck1000(), {tc.sent, kernelTCP(tcpwire.FlagACK|tcpwire.FlagPSH, kernelISN+1, 1, 502, nil, 1000)}}
+			calls := acceptingSyscalls()
+			var wrote []time.Duration
+			write := calls["write"]
+			calls["write"] = func(c *callContext) (int64, syscall.Errno, error) {
+				wrote = append(wrote, c.e.env.Clock.Now().Sub(c.e.liveStart))
+				return write(c)
+			}
+			_, err := fakeRunCalls(t, src, kernel, nil, calls)
+			checkRunError(t, err, nil)
+			if len(wrote) != 1 || wrote[0] != tc.want {
+				t.Errorf("the write went in at %v, want %v", wrote, tc.want)
+			}
+		})
+	}
+}
