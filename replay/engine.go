@@ -516,7 +516,8 @@ func (e *engine) adjustRelativeTimes(es *eventState) {
 		// packet the kernel sent long before (while the run waited for an
 		// earlier line) leaves the run behind its schedule, and the event
 		// after it counts from then, as before, less that much.
-		offset = max(e.nowUsecs()-readLagUsecs, min(e.nowUsecs(), e.liveUsecs(e.lineOutAt)))
+		now := e.nowUsecs()
+		offset = max(now-readLagUsecs, min(now, e.liveUsecs(e.lineOutAt)))
 	default:
 		offset = e.nowUsecs()
 	}

@@ -417,9 +417,10 @@ const bulkBytes = 256 << 10
 // with other path fates, one failed with three attempts alone, an IPv6 4
 // MiB upload's client over reordering and duplication, in 19 of 20, and
 // beside another replay its twin on the other set once): a user deciding
-// whether a kernel regressed needs to know that. A receiver, and a sender that retransmitted nothing, verify as
-// reliably as a small connection (every one of them in the e2e captures'
-// second set): their failure is not noted.
+// whether a kernel regressed needs to know that. A receiver, and a sender
+// that retransmitted nothing, verify as reliably as a small connection
+// (every one of them in the e2e captures' second set): their failure is
+// not noted.
 func bulkNote(f *capture.Flow) string {
 	n := f.Bytes[f.Local]
 	if n < bulkBytes {
