@@ -216,6 +216,12 @@ type engine struct {
 	// peerDSACKs: some inbound line of the script has a D-SACK (see
 	// lostInCapture).
 	peerDSACKs bool
+	// preempted: the retransmission lines (by event index) that the
+	// peer's ACK may make needless (notePreempted); racedWait: the bytes
+	// of the one the run waits for, while racedWaitSet.
+	preempted    map[int]bool
+	racedWait    seqRange
+	racedWaitSet bool
 	// scriptAnchor: for each anchored inbound line that answers something
 	// (event index), the script's transmission (scriptTxs index) it is
 	// anchored to. answers: the lines that answer a retransmission, and

@@ -227,6 +227,11 @@ func (e *engine) sniffCtx(ctx context.Context, es *eventState, want *socket) (*s
 		if !answer.IsZero() && (wake.IsZero() || answer.Before(wake)) {
 			wake = answer
 		}
+		if e.racedWaitSet && e.told.ackSet && e.told.ack.Diff(e.racedWait.end) >= 0 {
+			// The peer acknowledged what the line waited for the kernel
+			// to send again: it has no more cause to (notePreempted).
+			return nil, &eventError{kind: fatalError, msg: "preempted", err: errPreempted}
+		}
 		rctx, cancel := ctx, context.CancelFunc(func() {})
 		if !wake.IsZero() {
 			rctx, cancel = context.WithDeadline(ctx, wake)

@@ -34,6 +34,10 @@ type transmission struct {
 	start, end tcpwire.Seq
 	at         time.Time
 	n          int // which transmission of its bytes (see nthOf)
+	// stood is set on a retransmission the kernel did not make, standing
+	// for the captured kernel's that the peer's ACK made needless (see
+	// notePreempted): what answers it in the script answers this.
+	stood bool
 }
 
 // noteTransmission logs a packet of the connection that occupies
@@ -47,8 +51,17 @@ func (e *engine) noteTransmission(t *tcpwire.TCPHeader, payload int, at time.Tim
 	r := seqRange{start, end}
 	n := nthOf(e.sent, transmissionOf, r, &e.sentHigh, &e.sentIdx)
 	e.sentIdx.add(len(e.sent), r)
-	e.sent = append(e.sent, transmission{start, end, at, n})
+	e.sent = append(e.sent, transmission{start: start, end: end, at: at, n: n})
 	e.sentData = e.sentData || end.Diff(start) > 1
+}
+
+// standIn logs, at at, the retransmission of r that the script expects and
+// the peer's ACK made needless (see notePreempted), for the lines that
+// answer it.
+func (e *engine) standIn(r seqRange, at time.Time) {
+	n := nthOf(e.sent, transmissionOf, r, &e.sentHigh, &e.sentIdx)
+	e.sentIdx.add(len(e.sent), r)
+	e.sent = append(e.sent, transmission{start: r.start, end: r.end, at: at, n: n, stood: true})
 }
 
 // seqHigh is the end of the highest sequence number sent so far.
@@ -872,6 +885,13 @@ func (e *engine) injectAhead() (time.Time, error) {
 				return time.Time{}, err
 			}
 			continue
+		}
+		if e.racedWaitSet && tcpwire.Seq(sp.ack).Diff(e.racedWait.end) >= 0 {
+			// It acknowledges what the line the run waits for sends again,
+			// a retransmission the captured kernel made just before this
+			// ACK came (see notePreempted): the kernel may make it up to
+			// the tolerance late, and then the ACK follows it as it did.
+			at = at.Add(time.Duration(e.cfg.ToleranceUsecs) * time.Microsecond)
 		}
 		if at.After(e.env.Clock.Now()) {
 			return at, nil

@@ -53,6 +53,9 @@ type ackLine struct {
 	// seen is how many of the script's transmissions (txLines) its peer
 	// had got some answer to: the line answers the seen-1'th or earlier.
 	seen int
+	// ecr is its TS ecr, when it has one (hasEcr).
+	ecr    uint32
+	hasEcr bool
 }
 
 // lostInCapture works out, once, which outbound lines' transmissions the
@@ -156,11 +159,14 @@ func (e *engine) lostInCapture() []lostRange {
 		}
 		e.scriptSeen[i] = seen
 		if sp.flags&tcpwire.FlagACK != 0 {
-			acks = append(acks, ackLine{tcpwire.Seq(sp.ack), sackBlocks(sp.options), i, seen})
+			a := ackLine{ack: tcpwire.Seq(sp.ack), sacked: sackBlocks(sp.options), index: i, seen: seen}
+			a.ecr, a.hasEcr = findTSEcr(sp.options)
+			acks = append(acks, a)
 			e.peerDSACKs = e.peerDSACKs || isDSACK(tcpwire.Seq(sp.ack), acks[len(acks)-1].sacked)
 		}
 	}
 	e.scriptTxs = txs
+	e.notePreempted(txs, acks, compiled)
 	e.noteReleases(compiled)
 	e.paceJudged = sent > got
 	// lowestAfter[j]: the lowest start of a transmission after txs[j],
@@ -190,7 +196,9 @@ func (e *engine) lostInCapture() []lostRange {
 					continue
 				}
 				for _, m := range e.lostBefore(x, t, txs[k].index, j, acks) {
-					e.lost = append(e.lost, lostRange{m.start, m.end, t.n})
+					if _, ok := arrivedFirst(m, compiled[txs[k].index], txs[k].index, acks); !ok {
+						e.lost = append(e.lost, lostRange{m.start, m.end, t.n})
+					}
 				}
 				keep = append(keep, subtract(r, u)...)
 			}
@@ -235,6 +243,70 @@ func (e *engine) lostBefore(x seqRange, t txLine, until, j int, acks []ackLine) 
 		missing = keep
 	}
 	return missing
+}
+
+// arrivedFirst reports whether bytes m, sent again by the outbound line
+// sp (the index-th event), reached the captured peer through an earlier
+// transmission all the same, and the ACK line that shows it: the first
+// after sp that acknowledges them echoes a TS val older than sp's. A
+// receiver echoes the TS val of the segment that moved its cumulative ACK
+// (RFC 7323, 4.3), so an older one shows that the earlier transmission,
+// held back by the path, filled the hole before the retransmission came
+// (RFC 3522's evidence): it was late, not lost, and the ACK answers it.
+func arrivedFirst(m seqRange, sp *scriptPacket, index int, acks []ackLine) (ackLine, bool) {
+	if sp == nil {
+		return ackLine{}, false
+	}
+	val, ok := findTSVal(sp.options)
+	if !ok {
+		return ackLine{}, false
+	}
+	first := sort.Search(len(acks), func(i int) bool { return acks[i].index > index })
+	for _, a := range acks[first:] {
+		if m.end.Diff(a.ack) <= 0 {
+			return a, a.hasEcr && int32(a.ecr-val) < 0
+		}
+	}
+	return ackLine{}, false
+}
+
+// notePreempted finds the retransmission lines that raced the ACK of the
+// transmission before them: the bytes they send again had reached the
+// captured peer (arrivedFirst), and its ACK of them came within the
+// tolerance after the line. The captured kernel's loss detection (RACK's
+// timer) fired just before an ACK already on its way; which of the two
+// comes first is microsecond timing, which a replay through TUN does not
+// reproduce. The line's wait ends when that ACK goes in before the kernel
+// sends the bytes again: a kernel that got it first had no cause to
+// (doOutboundStream). The ACK is held for the line up to the tolerance
+// (injectAhead), so a kernel a little late makes the retransmission as
+// the captured one did, and learns from its D-SACK as it did. The mirror
+// of raceRetransmission.
+func (e *engine) notePreempted(txs []txLine, acks []ackLine, compiled []*scriptPacket) {
+	tol := e.cfg.ToleranceUsecs
+	for _, t := range txs {
+		if t.n < 2 || compiled[t.index] == nil || compiled[t.index].payloadLen == 0 {
+			continue
+		}
+		a, ok := arrivedFirst(seqRange{t.start, t.end}, compiled[t.index], t.index, acks)
+		if !ok || e.scriptAt[a.index]-e.scriptAt[t.index] > tol {
+			continue
+		}
+		if e.preempted == nil {
+			e.preempted = map[int]bool{}
+		}
+		e.preempted[t.index] = true
+	}
+}
+
+// findTSEcr returns the TS ecr of an option list, and whether it has one.
+func findTSEcr(opts []byte) (ecr uint32, ok bool) {
+	for o, err := range tcpwire.EachOption(opts) {
+		if _, e, isTS := o.Timestamp(); isTS && err == nil {
+			ecr, ok = e, true
+		}
+	}
+	return ecr, ok
 }
 
 // sackBlocks returns the SACK blocks of an option list.
@@ -631,7 +703,7 @@ func (e *engine) dsackFor(sp *scriptPacket, ack tcpwire.Seq, blocks []seqRange, 
 		e.dsackScan = k
 	}
 	if lb := sackBlocks(sp.options); isDSACK(tcpwire.Seq(sp.ack), lb) {
-		if d := lb[0]; d.end.Diff(ack) <= 0 || covers(blocks, d) {
+		if d := lb[0]; (d.end.Diff(ack) <= 0 || covers(blocks, d)) && !e.onlyStood(d, at) {
 			return d, true
 		}
 	}
@@ -645,6 +717,18 @@ func (e *engine) dsackFor(sp *scriptPacket, ack tcpwire.Seq, blocks []seqRange, 
 		}
 	}
 	return seqRange{}, false
+}
+
+// onlyStood reports whether the last copy of r the kernel sent by at is a
+// retransmission it did not make (see standIn): the peer got no duplicate
+// to report.
+func (e *engine) onlyStood(r seqRange, at time.Time) bool {
+	for i := e.sentBy(at) - 1; i >= 0; i-- {
+		if t := e.sent[i]; t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
+			return t.stood
+		}
+	}
+	return false
 }
 
 // isDSACK reports whether the first of an ACK's SACK blocks is a D-SACK

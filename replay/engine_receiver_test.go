@@ -204,6 +204,11 @@ func TestLostInCapture(t *testing.T) {
 		// late (reordered), it was not lost.
 		{"late, not lost", hole + "+0.002 < . 1:1(0) ack 3001 win 4000\n", nil},
 		{"reported before it was resent", hole + "+0.002 < . 1:1(0) ack 3001 win 4000\n+0 > . 1001:2001(1000) ack 1\n", nil},
+		// Resent, but the ACK of it echoes the first transmission's TS
+		// val: the path held that back, and it filled the hole first.
+		{"late, by its TS ecr", "+0 > P. 1:3001(3000) ack 1 <nop,nop,TS val 100 ecr 1>\n+0.010^ < . 1:1(0) ack 1001 win 4000 <nop,nop,TS val 2 ecr 100,nop,nop,sack 2001:3001>\n+0 > . 1001:2001(1000) ack 1 <nop,nop,TS val 110 ecr 2>\n+0.001^ < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 3 ecr 100>\n", nil},
+		{"lost, by its TS ecr", "+0 > P. 1:3001(3000) ack 1 <nop,nop,TS val 100 ecr 1>\n+0.010^ < . 1:1(0) ack 1001 win 4000 <nop,nop,TS val 2 ecr 100,nop,nop,sack 2001:3001>\n+0 > . 1001:2001(1000) ack 1 <nop,nop,TS val 110 ecr 2>\n+0.010^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 12 ecr 110>\n",
+			[]lostRange{{1001, 2001, 1}}},
 		// A tail sent again with nothing above it reported (a loss probe):
 		// the first may have arrived.
 		{"a tail resent", "+0 > P. 1:3001(3000) ack 1\n+0.010^ < . 1:1(0) ack 2001 win 4000\n+0 > P. 2001:3001(1000) ack 1\n+0.010^2 < . 1:1(0) ack 3001 win 4000\n", nil},

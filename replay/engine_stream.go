@@ -404,12 +404,31 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 	}
 	at := start
 	finSeen := false
+	if e.preempted[es.index] && !wantFIN && e.sndNxtSet && start.Diff(e.sndNxt) < 0 {
+		// A retransmission that may be needless (see notePreempted): the
+		// wait ends when the peer's ACK of its bytes goes in first
+		// (sniffCtx), which is held for it up to the tolerance
+		// (injectAhead).
+		e.racedWait, e.racedWaitSet = seqRange{start, end}, true
+		defer func() { e.racedWaitSet = false }()
+	}
 	for at != end || (wantFIN && !finSeen) {
 		sn, err := e.nextPiece(es, s, at)
+		if err != nil && errors.Is(err, errPreempted) && at == start {
+			// A retransmission the captured kernel made just before the
+			// peer's ACK of the earlier transmission came (see
+			// notePreempted): this kernel got the ACK first.
+			if e.cfg.Verbose {
+				fmt.Fprintf(e.env.Stdout, "the peer acknowledged %d:%d before the kernel sent it again: the line is needless\n", uint32(start), uint32(end))
+			}
+			e.standIn(seqRange{start, end}, e.env.Clock.Now())
+			return nil
+		}
 		if err != nil {
 			err.detail = e.dumpSniffed(es, sp, append(got, e.leftover...))
 			return err
 		}
+		e.racedWaitSet = false // the kernel sent it: no longer needless
 		e.noteLineOut(sn)
 		if e.cfg.Verbose {
 			fmt.Fprintf(e.env.Stdout, "outbound sniffed packet: %9.6f %s\n", secs(e.liveUsecs(sn.at)), parser.FormatPacket(e.actualToAST(sp, sn.p)))
@@ -482,6 +501,10 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 	cp.TCP.Ack = tcpwire.Seq(sp.ack)
 	return e.verifyOutbound(es, sp, s, &sniffed{p: &cp, at: live.at})
 }
+
+// errPreempted ends the wait for a retransmission line that the peer's
+// ACK made needless (see notePreempted).
+var errPreempted = errors.New("the peer acknowledged the bytes first")
 
 // nextPiece returns the kernel's next segment that goes on with the
 // stream at seq at: one set aside before, else the next one it sends.

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -1400,6 +1401,68 @@ func TestRelativeToKernelSend(t *testing.T) {
 			checkRunError(t, err, nil)
 			if len(wrote) != 1 || wrote[0] != tc.want {
 				t.Errorf("the write went in at %v, want %v", wrote, tc.want)
+			}
+		})
+	}
+}
+
+// TestPreemptedRetransmission: the captured kernel resent 1:1001 2 ms
+// before the peer's ACK of its first transmission came (the path had held
+// that back; the ACK echoes its TS val). A kernel that resends within the
+// tolerance of the ACK's time gets the ACK after its retransmission, as
+// the captured one did; one that has not resent by then gets the ACK, and
+// the line is needless: a kernel that resends after that ACK, or a line
+// whose ACK echoes the retransmission's TS val (it answered that one),
+// still fails.
+func TestPreemptedRetransmission(t *testing.T) {
+	ms := time.Millisecond
+	script := func(ecr int) string {
+		return "--pcap2pkt=1\n" + listenPrefix +
+			"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,TS val 10 ecr 0>\n" +
+			"+0 > S. 0:0(0) ack 1 <mss 1000,nop,nop,sackOK,nop,nop,TS val 500 ecr 10>\n" +
+			"+0.001^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 11 ecr 500>\n" +
+			"+0 > . 1:3001(3000) ack 1 <nop,nop,TS val 501 ecr 11>\n" +
+			"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 20 ecr 500,nop,nop,sack 1001:3001>\n" +
+			"+0.002 > . 1:1001(1000) ack 1 <nop,nop,TS val 513 ecr 20>\n" +
+			fmt.Sprintf("+0.013^ < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 21 ecr %d>\n", ecr) +
+			"+0.010 > . 3001:4001(1000) ack 1 <nop,nop,TS val 540 ecr 21>\n"
+	}
+	tests := []struct {
+		name   string
+		ecr    int
+		resend time.Duration // 0: never
+		want   []string
+		ackAt  time.Duration // when the ACK of 3001 went in
+	}{
+		{"resent on time", 501, 13 * ms, nil, 14 * ms},
+		{"resent 2 ms after the ACK's time", 501, 16 * ms, nil, 16 * ms},
+		{"not resent", 501, 0, nil, 18 * ms},
+		{"resent after the ACK", 501, 25 * ms, []string{"expected nothing"}, 18 * ms},
+		{"the ACK answers the retransmission", 513, 0, []string{"timed out"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{tsSynAck(500, 10), tsSeg(1*ms, 0, 3000, 501, 11)}
+			if tc.resend > 0 {
+				kernel = append(kernel, tsSeg(tc.resend, 0, 1000, 500+uint32(tc.resend/ms), 20))
+			}
+			if tc.ackAt > 0 {
+				kernel = append(kernel, tsSeg(tc.ackAt+10*ms, 3000, 1000, 540, 21))
+			}
+			slices.SortFunc(kernel, func(a, b kernelPacket) int { return cmp.Compare(a.at, b.at) })
+			var ackAt time.Duration
+			wrap := func(d *replaytest.Device, c *replaytest.Clock) Device {
+				return notifyDevice{d, func() {
+					b := <-d.Written()
+					if p, err := decodePacket(b); err == nil && p.isTCP() && p.TCP.Flags == tcpwire.FlagACK && uint32(p.TCP.Ack)-kernelISN == 3001 {
+						ackAt = c.Now().Sub(replaytest.Epoch)
+					}
+				}}
+			}
+			_, err := fakeRunWith(t, script(tc.ecr), kernel, wrap)
+			checkRunError(t, err, tc.want)
+			if tc.ackAt > 0 && ackAt != tc.ackAt {
+				t.Errorf("the ACK of 3001 went in at %v, want %v", ackAt, tc.ackAt)
 			}
 		})
 	}

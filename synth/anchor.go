@@ -36,7 +36,8 @@ func (b *builder) noteSent(p *capture.FlowPacket) {
 		end = end.Add(1)
 	}
 	if end != p.Seq {
-		b.sent.add(p.Seq, end, p.Time())
+		o := p.Options()
+		b.sent.add(p.Seq, end, p.Time(), o.TSVal, o.HasTS)
 	}
 }
 
@@ -47,13 +48,21 @@ func (b *builder) noteSent(p *capture.FlowPacket) {
 // one that completed the first sending of all of that (an ACK answers what
 // was sent) and the first that sent some of it the n-th time, n being the
 // most times any of it was sent before p (the retransmission that filled a
-// hole). The engine finds the same transmission of the replayed kernel's
-// (replay/engine_peer.go anchorIn). It also records what p acknowledged.
+// hole), or, for bytes p's cumulative ACK moves over, the transmission its
+// TS ecr shows filled the hole (filledBy: a first transmission the path
+// held back, which came before the retransmission). The engine finds the
+// same transmission of the replayed kernel's (replay/engine_peer.go
+// anchorIn). It also records what p acknowledged.
 func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	if !p.Flags.Has(tcpwire.FlagACK) {
 		return time.Time{}, 0, false
 	}
 	ranges := b.ackScratch.ranges[:0]
+	advanced := b.peerAckSet && b.peerAck.LessThan(p.Ack)
+	var cum span
+	if advanced {
+		cum = span{b.peerAck, p.Ack}
+	}
 	switch {
 	case !b.peerAckSet:
 		ranges = append(ranges, span{p.Ack.Add(^uint32(0)), p.Ack})
@@ -89,10 +98,27 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	// (the acknowledged ones too, for a D-SACK of a duplicate).
 	log := b.sent.touching(b.ackScratch.log[:0], ranges, p.Time())
 	b.ackScratch.log = log
-	n := 0
+	n, nCum := 0, 0
 	for _, i := range log {
-		n = max(n, int(b.sent.nth(i)))
+		s := &b.sent.segs[i]
+		if advanced && s.start.LessThan(cum.end) && cum.start.LessThan(s.end) {
+			nCum = max(nCum, int(b.sent.nth(i)))
+		} else {
+			n = max(n, int(b.sent.nth(i)))
+		}
 	}
+	if nCum > 1 && o.HasTS {
+		// Resent bytes the ACK moves over: its TS ecr tells which
+		// transmission of them filled the hole (filledBy).
+		var cumLog []int32
+		for _, i := range log {
+			if s := &b.sent.segs[i]; s.start.LessThan(cum.end) && cum.start.LessThan(s.end) {
+				cumLog = append(cumLog, i)
+			}
+		}
+		nCum = b.sent.filledBy(cumLog, nCum, o.TSEcr)
+	}
+	n = max(n, nCum)
 	if n == 0 {
 		return time.Time{}, 0, false
 	}

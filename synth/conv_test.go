@@ -2,6 +2,7 @@ package synth
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"strings"
 	"testing"
@@ -129,6 +130,16 @@ var md5Sig = []layers.TCPOption{{OptionType: 19, OptionLength: 18, OptionData: m
 	{OptionType: layers.TCPOptionKindNop, OptionLength: 1}, {OptionType: layers.TCPOptionKindNop, OptionLength: 1}}
 
 // handshake is a plain handshake (MSS 1000 both ways, no other options).
+// tsOpts is a timestamps option, as Linux writes it (after two nops).
+func tsOpts(val, ecr uint32) []layers.TCPOption {
+	d := make([]byte, 8)
+	binary.BigEndian.PutUint32(d, val)
+	binary.BigEndian.PutUint32(d[4:], ecr)
+	return []layers.TCPOption{{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
+		{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
+		{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: d}}
+}
+
 func handshake() []seg {
 	return []seg{
 		{flags: "S", win: 4000, opts: mss1000},
@@ -316,6 +327,31 @@ func TestConversations(t *testing.T) {
 			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms}),
 		want: []string{"+0.010000^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>",
 			"+0.010200^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 2001:3001 1001:3001>"},
+	}, {
+		// The path held the first segment back: the peer's ACK of it,
+		// 1 ms after the retransmission, echoes the first transmission's
+		// TS val, so it answers that one (16 ms before), not the
+		// retransmission.
+		name: "an ACK that echoes an earlier transmission's TS val answers that one", local: client,
+		segs: append(handshake(),
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
+			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: append(tsOpts(9, 90), sackOpts(1001, 3001)...)},
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms, opts: tsOpts(115, 9)},
+			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms, opts: tsOpts(10, 100)}),
+		want:  []string{"+0.016000^ < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 10 ecr 100>"},
+		never: []string{"^2 <"},
+	}, {
+		name: "an ACK that echoes the retransmission's TS val answers it", local: client,
+		segs: append(handshake(),
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
+			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: append(tsOpts(9, 90), sackOpts(1001, 3001)...)},
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms, opts: tsOpts(115, 9)},
+			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: 10 * ms, opts: tsOpts(19, 115)}),
+		want: []string{"+0.010000^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 19 ecr 115>"},
 	}, {
 		name: "strict: outbound windows and options exact", local: server, opts: Options{Strict: true},
 		segs: handshake(),

@@ -18,6 +18,9 @@ type sentLog struct {
 	// again holds which transmission of its bytes segs[i] is (see nth),
 	// when not the first: most segments are new data.
 	again map[int32]int32
+	// againTS holds the TS val of segs[i] when it sent its bytes again
+	// and carried one (see filledBy).
+	againTS map[int32]uint32
 	// high is the end of the highest segment logged: a block that new
 	// data enters again after 4 GiB starts its list afresh, the segments
 	// of the lap before being other bytes.
@@ -52,7 +55,7 @@ const (
 
 // add logs a segment [start, end), non-empty, shorter than 2^31 bytes,
 // and numbers its transmission.
-func (l *sentLog) add(start, end tcpwire.Seq, at time.Time) {
+func (l *sentLog) add(start, end tcpwire.Seq, at time.Time, tsVal uint32, hasTS bool) {
 	if l.blocks == nil {
 		l.blocks = make(map[uint32][]int32)
 	}
@@ -71,6 +74,12 @@ func (l *sentLog) add(start, end tcpwire.Seq, at time.Time) {
 			l.again = make(map[int32]int32)
 		}
 		l.again[i] = n
+		if hasTS {
+			if l.againTS == nil {
+				l.againTS = make(map[int32]uint32)
+			}
+			l.againTS[i] = tsVal
+		}
 	}
 	last := uint32(end.Add(^uint32(0))) >> blockShift
 	for blk := uint32(start) >> blockShift; ; blk = (blk + 1) & blockMask {
@@ -134,4 +143,33 @@ func (l *sentLog) touching(out []int32, ranges spans, t time.Time) []int32 {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// filledBy returns which transmission of the bytes a cumulative ACK newly
+// acknowledges filled the peer's hole, n being the most times any of them
+// was sent before it and log (in send order) their transmissions: the
+// latest whose first segment's TS val is not after ecr, the ACK's TS ecr.
+// A receiver echoes the TS val of the segment that moved its cumulative
+// ACK (RFC 7323, 4.3; Linux's tcp_replace_ts_recent), so an ecr older
+// than a retransmission shows that an earlier transmission, held back by
+// the path, got there first (as RFC 3522 reads it): the ACK answers that
+// one, not the retransmission it may follow by less than a round trip.
+func (l *sentLog) filledBy(log []int32, n int, ecr uint32) int {
+	for ; n > 1; n-- {
+		first := int32(-1)
+		for _, i := range log {
+			if int(l.nth(i)) == n {
+				first = i
+				break
+			}
+		}
+		if first < 0 {
+			return n
+		}
+		ts, ok := l.againTS[first]
+		if !ok || int32(ecr-ts) >= 0 {
+			return n
+		}
+	}
+	return n
 }

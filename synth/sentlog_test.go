@@ -26,7 +26,7 @@ func TestSentLog(t *testing.T) {
 		}
 		end := start.Add(uint32(1 + rng.IntN(70000)))
 		at := t0.Add(time.Duration(i) * time.Microsecond)
-		l.add(start, end, at)
+		l.add(start, end, at, 0, false)
 		var wantN int32 = 1
 		for j, s := range all {
 			if start.LessThan(next) && s.start.LessThan(end) && start.LessThan(s.end) {
@@ -69,7 +69,7 @@ func TestSentLogLap(t *testing.T) {
 	for i := range 1<<(32-20) + 2 {
 		at = t0.Add(time.Duration(i) * time.Millisecond)
 		start := tcpwire.Seq(uint32(i) << 20)
-		l.add(start, start.Add(seg), at)
+		l.add(start, start.Add(seg), at, 0, false)
 	}
 	last := len(l.segs) - 1
 	if n := l.nth(int32(last)); n != 1 {
