@@ -414,10 +414,10 @@ const bulkBytes = 256 << 10
 // a millisecond or so, and it can fail on an unchanged kernel even after
 // --attempts (README, "Check a kernel against a capture": in loops of 20
 // on the evening of 2026-12-07, of the 60 side-captures of two sets made
-// with other path fates, one failed with three attempts alone, an IPv6 4
-// MiB upload's client over reordering and duplication, in 19 of 20, and
-// beside another replay its twin on the other set once): a user deciding
-// whether a kernel regressed needs to know that. A receiver, and a sender
+// with other path fates, one failed with three attempts, an IPv6 4 MiB
+// upload's client over reordering and duplication, in 5 of 20 alone and
+// 6 of 20 beside another replay): a user deciding whether a kernel
+// regressed needs to know that. A receiver, and a sender
 // that retransmitted nothing, verify as reliably as a small connection
 // (every one of them in the e2e captures' second set): their failure is
 // not noted.
