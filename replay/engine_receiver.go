@@ -288,9 +288,13 @@ func (e *engine) notePreempted(txs []txLine, acks []ackLine, compiled []*scriptP
 		if t.n < 2 || compiled[t.index] == nil || compiled[t.index].payloadLen == 0 {
 			continue
 		}
-		a, ok := arrivedFirst(seqRange{t.start, t.end}, compiled[t.index], t.index, acks)
+		r := seqRange{t.start, t.end}
+		a, ok := arrivedFirst(r, compiled[t.index], t.index, acks)
 		if !ok || e.scriptAt[a.index]-e.scriptAt[t.index] > tol {
 			continue
+		}
+		if isDSACK(a.ack, a.sacked) && overlapsAny(a.sacked[:1], r) {
+			continue // it reports the retransmission's copy: it answers it
 		}
 		if e.preempted == nil {
 			e.preempted = map[int]bool{}

@@ -1467,3 +1467,40 @@ func TestPreemptedRetransmission(t *testing.T) {
 		})
 	}
 }
+
+// TestNotePreempted: a retransmission line may be needless when the peer's
+// next ACK of its bytes came within the tolerance after it and echoes the
+// earlier transmission's TS val; not when the ACK came later, echoes the
+// retransmission's, or reports the retransmission's copy (a D-SACK: the
+// copy came after the hole filled, and the ACK answers it).
+func TestNotePreempted(t *testing.T) {
+	const head = "--pcap2pkt=1\n" + listenPrefix +
+		"+0 < S 0:0(0) win 4000 <mss 1000,sackOK,TS val 10 ecr 0>\n" +
+		"+0 > S. 0:0(0) ack 1 <mss 1000,nop,nop,sackOK,nop,nop,TS val 500 ecr 10>\n" +
+		"+0.001^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 11 ecr 500>\n" +
+		"+0 > . 1:3001(3000) ack 1 <nop,nop,TS val 501 ecr 11>\n" +
+		"+0.010^ < . 1:1(0) ack 1 win 4000 <nop,nop,TS val 20 ecr 500,nop,nop,sack 1001:3001>\n" +
+		"+0.002 > . 1:1001(1000) ack 1 <nop,nop,TS val 513 ecr 20>\n"
+	tests := []struct {
+		name, ack string
+		want      bool
+	}{
+		{"1 ms after, the first transmission's ecr", "+0.013^ < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 21 ecr 501>", true},
+		{"10 ms after", "+0.022^ < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 21 ecr 501>", false},
+		{"the retransmission's ecr", "+0.001^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 21 ecr 513>", false},
+		{"a D-SACK of the copy", "+0.001^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 21 ecr 501,nop,nop,sack 1:1001>", false},
+	}
+	for _, tc := range tests {
+		s, err := parser.ParseFile("t.pkt", []byte(head+tc.ack+"\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := NewConfig()
+		cfg.Extended = true
+		e := &engine{script: s, cfg: cfg}
+		e.lostInCapture()
+		if got := len(e.preempted) > 0; got != tc.want {
+			t.Errorf("%s: preempted %v, want %v", tc.name, e.preempted, tc.want)
+		}
+	}
+}

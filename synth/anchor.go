@@ -107,9 +107,11 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 			n = max(n, int(b.sent.nth(i)))
 		}
 	}
-	if nCum > 1 && o.HasTS {
+	if nCum > 1 && o.HasTS && !dsackOf(blocks, p.Ack, cum) {
 		// Resent bytes the ACK moves over: its TS ecr tells which
-		// transmission of them filled the hole (filledBy).
+		// transmission of them filled the hole (filledBy). Not when it
+		// reports a duplicate of them (a D-SACK): the later copy, come
+		// after the hole filled, is what it answers.
 		var cumLog []int32
 		for _, i := range log {
 			if s := &b.sent.segs[i]; s.start.LessThan(cum.end) && cum.start.LessThan(s.end) {
@@ -150,6 +152,21 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 		return reach, n, true
 	}
 	return full, n, true
+}
+
+// dsackOf reports whether an ACK's SACK blocks start with a D-SACK (RFC
+// 2883: below its cumulative ACK ack, or inside the next block) of bytes
+// of r.
+func dsackOf(blocks []tcpwire.SACKBlock, ack tcpwire.Seq, r span) bool {
+	if len(blocks) == 0 {
+		return false
+	}
+	l, rt := tcpwire.Seq(blocks[0].Left), tcpwire.Seq(blocks[0].Right)
+	inNext := len(blocks) > 1 && tcpwire.Seq(blocks[1].Left).LessThanEq(l) && rt.LessThanEq(tcpwire.Seq(blocks[1].Right))
+	if !rt.LessThanEq(ack) && !inNext {
+		return false
+	}
+	return l.LessThan(r.end) && r.start.LessThan(rt)
 }
 
 // dropSackedBelow forgets the SACKed ranges the cumulative ACK ack has

@@ -343,6 +343,19 @@ func TestConversations(t *testing.T) {
 		want:  []string{"+0.016000^ < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 10 ecr 100>"},
 		never: []string{"^2 <"},
 	}, {
+		// The first transmission filled the hole (the ecr), and the
+		// retransmission's copy came after it: the D-SACK reports that
+		// copy, which the ACK answers.
+		name: "an ACK that reports the retransmission's copy answers it", local: client,
+		segs: append(handshake(),
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
+			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: append(tsOpts(9, 90), sackOpts(1001, 3001)...)},
+			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms, opts: tsOpts(115, 9)},
+			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms, opts: append(tsOpts(10, 100), sackOpts(1, 1001)...)}),
+		want: []string{"+0.001000^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 10 ecr 100,nop,nop,sack 1:1001>"},
+	}, {
 		name: "an ACK that echoes the retransmission's TS val answers it", local: client,
 		segs: append(handshake(),
 			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
