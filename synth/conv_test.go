@@ -140,6 +140,20 @@ func tsOpts(val, ecr uint32) []layers.TCPOption {
 		{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: d}}
 }
 
+// resentThenAcked is a client's three segments with timestamps, the
+// server's SACK of the last two 10 ms later, the first sent again 5 ms
+// after that, and then ack, the server's ACK of all three.
+func resentThenAcked(ack seg) []seg {
+	ms := time.Millisecond
+	return append(handshake(),
+		seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
+		seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+		seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
+		seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: append(tsOpts(9, 90), sackOpts(1001, 3001)...)},
+		seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms, opts: tsOpts(115, 9)},
+		ack)
+}
+
 func handshake() []seg {
 	return []seg{
 		{flags: "S", win: 4000, opts: mss1000},
@@ -333,13 +347,7 @@ func TestConversations(t *testing.T) {
 		// TS val, so it answers that one (16 ms before), not the
 		// retransmission.
 		name: "an ACK that echoes an earlier transmission's TS val answers that one", local: client,
-		segs: append(handshake(),
-			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
-			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
-			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
-			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: append(tsOpts(9, 90), sackOpts(1001, 3001)...)},
-			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms, opts: tsOpts(115, 9)},
-			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms, opts: tsOpts(10, 100)}),
+		segs:  resentThenAcked(seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms, opts: tsOpts(10, 100)}),
 		want:  []string{"+0.016000^ < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 10 ecr 100>"},
 		never: []string{"^2 <"},
 	}, {
@@ -347,23 +355,11 @@ func TestConversations(t *testing.T) {
 		// retransmission's copy came after it: the D-SACK reports that
 		// copy, which the ACK answers.
 		name: "an ACK that reports the retransmission's copy answers it", local: client,
-		segs: append(handshake(),
-			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
-			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
-			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
-			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: append(tsOpts(9, 90), sackOpts(1001, 3001)...)},
-			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms, opts: tsOpts(115, 9)},
-			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms, opts: append(tsOpts(10, 100), sackOpts(1, 1001)...)}),
+		segs: resentThenAcked(seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: ms, opts: append(tsOpts(10, 100), sackOpts(1, 1001)...)}),
 		want: []string{"+0.001000^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 10 ecr 100,nop,nop,sack 1:1001>"},
 	}, {
 		name: "an ACK that echoes the retransmission's TS val answers it", local: client,
-		segs: append(handshake(),
-			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: ms, opts: tsOpts(100, 7)},
-			seg{flags: ".", seq: 1001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
-			seg{flags: "P.", seq: 2001, ack: 1, n: 1000, win: 4000, dt: 5 * time.Microsecond, opts: tsOpts(100, 7)},
-			seg{srv: true, flags: ".", seq: 1, ack: 1, win: 4000, dt: 10 * ms, opts: append(tsOpts(9, 90), sackOpts(1001, 3001)...)},
-			seg{flags: ".", seq: 1, ack: 1, n: 1000, win: 4000, dt: 5 * ms, opts: tsOpts(115, 9)},
-			seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: 10 * ms, opts: tsOpts(19, 115)}),
+		segs: resentThenAcked(seg{srv: true, flags: ".", seq: 1, ack: 3001, win: 4000, dt: 10 * ms, opts: tsOpts(19, 115)}),
 		want: []string{"+0.010000^2 < . 1:1(0) ack 3001 win 4000 <nop,nop,TS val 19 ecr 115>"},
 	}, {
 		name: "strict: outbound windows and options exact", local: server, opts: Options{Strict: true},
