@@ -160,7 +160,7 @@ func (e *engine) lostInCapture() []lostRange {
 		e.scriptSeen[i] = seen
 		if sp.flags&tcpwire.FlagACK != 0 {
 			a := ackLine{ack: tcpwire.Seq(sp.ack), sacked: sackBlocks(sp.options), index: i, seen: seen}
-			a.ecr, a.hasEcr = findTSEcr(sp.options)
+			_, a.ecr, a.hasEcr = findTS(sp.options)
 			acks = append(acks, a)
 			e.peerDSACKs = e.peerDSACKs || isDSACK(tcpwire.Seq(sp.ack), acks[len(acks)-1].sacked)
 		}
@@ -301,16 +301,6 @@ func (e *engine) notePreempted(txs []txLine, acks []ackLine, compiled []*scriptP
 		}
 		e.preempted[t.index] = true
 	}
-}
-
-// findTSEcr returns the TS ecr of an option list, and whether it has one.
-func findTSEcr(opts []byte) (ecr uint32, ok bool) {
-	for o, err := range tcpwire.EachOption(opts) {
-		if _, e, isTS := o.Timestamp(); isTS && err == nil {
-			ecr, ok = e, true
-		}
-	}
-	return ecr, ok
 }
 
 // sackBlocks returns the SACK blocks of an option list.
@@ -727,12 +717,14 @@ func (e *engine) dsackFor(sp *scriptPacket, ack tcpwire.Seq, blocks []seqRange, 
 // retransmission it did not make (see standIn): the peer got no duplicate
 // to report.
 func (e *engine) onlyStood(r seqRange, at time.Time) bool {
-	for i := e.sentBy(at) - 1; i >= 0; i-- {
+	stood := false
+	e.sentIdx.touching(e.sentBy(at), []seqRange{r}, func(i int) bool {
 		if t := e.sent[i]; t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
-			return t.stood
+			stood = t.stood // the last one, in the order sent
 		}
-	}
-	return false
+		return false
+	})
+	return stood
 }
 
 // isDSACK reports whether the first of an ACK's SACK blocks is a D-SACK

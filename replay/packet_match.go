@@ -210,12 +210,19 @@ func (e *engine) mapOutboundTS(sp *scriptPacket, s *socket, p *wirePacket) {
 
 // findTSVal returns the TS val of an option list.
 func findTSVal(opts []byte) (val uint32, ok bool) {
+	val, _, ok = findTS(opts)
+	return val, ok
+}
+
+// findTS returns the TS val and ecr of an option list, and whether it has
+// a timestamps option.
+func findTS(opts []byte) (val, ecr uint32, ok bool) {
 	for o, err := range tcpwire.EachOption(opts) {
-		if v, _, isTS := o.Timestamp(); isTS && err == nil {
-			val, ok = v, true
+		if v, e, isTS := o.Timestamp(); isTS && err == nil {
+			val, ecr, ok = v, e, true
 		}
 	}
-	return val, ok
+	return val, ecr, ok
 }
 
 // flagString prints TCP flags as the script wrote them: with an ACE

@@ -76,7 +76,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	blocks := o.SACK[:min(int(o.NumSACK), len(o.SACK))]
 	for i, blk := range blocks {
 		l, r := tcpwire.Seq(blk.Left), tcpwire.Seq(blk.Right)
-		if i == 0 && len(blocks) > 1 && tcpwire.Seq(blocks[1].Left).LessThanEq(l) && r.LessThanEq(tcpwire.Seq(blocks[1].Right)) {
+		if i == 0 && dsackInNext(blocks) {
 			// A D-SACK inside the next block (RFC 2883): the peer got
 			// bytes it had reported again, a duplicate of their latest
 			// transmission that the path made. It answers that.
@@ -99,9 +99,10 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 	log := b.sent.touching(b.ackScratch.log[:0], ranges, p.Time())
 	b.ackScratch.log = log
 	n, nCum := 0, 0
+	cumOnly := spans{cum}
 	for _, i := range log {
 		s := &b.sent.segs[i]
-		if advanced && s.start.LessThan(cum.end) && cum.start.LessThan(s.end) {
+		if advanced && cumOnly.overlap(s.start, s.end) {
 			nCum = max(nCum, int(b.sent.nth(i)))
 		} else {
 			n = max(n, int(b.sent.nth(i)))
@@ -114,7 +115,7 @@ func (b *builder) answers(p *capture.FlowPacket) (time.Time, int, bool) {
 		// after the hole filled, is what it answers.
 		var cumLog []int32
 		for _, i := range log {
-			if s := &b.sent.segs[i]; s.start.LessThan(cum.end) && cum.start.LessThan(s.end) {
+			if s := &b.sent.segs[i]; cumOnly.overlap(s.start, s.end) {
 				cumLog = append(cumLog, i)
 			}
 		}
@@ -162,11 +163,17 @@ func dsackOf(blocks []tcpwire.SACKBlock, ack tcpwire.Seq, r span) bool {
 		return false
 	}
 	l, rt := tcpwire.Seq(blocks[0].Left), tcpwire.Seq(blocks[0].Right)
-	inNext := len(blocks) > 1 && tcpwire.Seq(blocks[1].Left).LessThanEq(l) && rt.LessThanEq(tcpwire.Seq(blocks[1].Right))
-	if !rt.LessThanEq(ack) && !inNext {
+	if !rt.LessThanEq(ack) && !dsackInNext(blocks) {
 		return false
 	}
-	return l.LessThan(r.end) && r.start.LessThan(rt)
+	return spans{r}.overlap(l, rt)
+}
+
+// dsackInNext reports whether an ACK's first SACK block lies inside its
+// second: a D-SACK (RFC 2883) of bytes the peer had reported.
+func dsackInNext(blocks []tcpwire.SACKBlock) bool {
+	return len(blocks) > 1 && tcpwire.Seq(blocks[1].Left).LessThanEq(tcpwire.Seq(blocks[0].Left)) &&
+		tcpwire.Seq(blocks[0].Right).LessThanEq(tcpwire.Seq(blocks[1].Right))
 }
 
 // dropSackedBelow forgets the SACKed ranges the cumulative ACK ack has
