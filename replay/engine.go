@@ -190,6 +190,7 @@ type engine struct {
 	// line (event index), how many of them its peer had got some answer
 	// to (see lostInCapture, asWritten).
 	scriptTxs  []txLine
+	scriptAcks []ackLine // the script's acknowledging inbound lines
 	scriptSeen map[int]int
 	// scriptAt: each event's time in the capture (see lostInCapture,
 	// verifyPace); lastNewLine: the outbound line with the highest new

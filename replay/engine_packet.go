@@ -210,6 +210,18 @@ func (e *engine) sniff(es *eventState, want *socket) (*sniffed, *eventError) {
 	return e.sniffCtx(ctx, es, want)
 }
 
+// sentBeforeInjected reports whether the reader holds a packet the run has
+// yet to read that the kernel sent before the peer's last injected packet.
+func (e *engine) sentBeforeInjected() bool {
+	q := e.outq
+	if q == nil {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pkts) > 0 && q.pkts[0].at.Before(e.lastInjected)
+}
+
 // sniffCtx is sniff until ctx ends. Meanwhile it injects the anchored
 // inbound lines that fall due (engine_peer.go).
 func (e *engine) sniffCtx(ctx context.Context, es *eventState, want *socket) (*sniffed, *eventError) {
@@ -227,9 +239,12 @@ func (e *engine) sniffCtx(ctx context.Context, es *eventState, want *socket) (*s
 		if !answer.IsZero() && (wake.IsZero() || answer.Before(wake)) {
 			wake = answer
 		}
-		if e.racedWaitSet && e.told.ackSet && e.told.ack.Diff(e.racedWait.end) >= 0 {
+		if e.racedWaitSet && e.told.ackSet && e.told.ack.Diff(e.racedWait.end) >= 0 && !e.sentBeforeInjected() {
 			// The peer acknowledged what the line waited for the kernel
 			// to send again: it has no more cause to (notePreempted).
+			// Unless the kernel had sent it before: the reader may hold
+			// a retransmission the kernel made ahead of the line, before
+			// that ACK went in.
 			return nil, &eventError{kind: fatalError, msg: "preempted", err: errPreempted}
 		}
 		rctx, cancel := ctx, context.CancelFunc(func() {})

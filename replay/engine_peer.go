@@ -307,6 +307,76 @@ func (e *engine) raceRetransmission(x *sniffed) bool {
 	return false
 }
 
+// heldBackRetransmission reports whether x, a packet no line took, is a
+// retransmission of bytes the captured path held back: an injected ACK
+// had shown them lost (bytes above them SACKed) and none had acknowledged
+// them when the kernel sent them again, and in the capture the peer got
+// them late, from their only transmission, longer after an ACK first
+// reported bytes above them than the reordering window of a kernel that
+// has seen no duplicate (a quarter of the round trip, min_rtt/4: see
+// heldInCapture). RACK waits as long as its window, which D-SACKs widen
+// (tcp_rack_update_reo_wnd), and which D-SACKs count follows which of the
+// kernel's retransmissions raced the peer's ACKs (a path that duplicates
+// segments gets D-SACKs of copies the kernel never sent, which it ignores
+// once they outnumber its retransmissions): the captured kernel waited
+// the held bytes out where a replayed one, its window a step narrower,
+// resends them (traffic6's IPv6 upload's client over a reordering,
+// duplicating path: the segment held 8 ms past its SACK, in 16 of 60
+// replays). Its copy arrives as a duplicate, which the peer reports
+// (dsackFor). A kernel that resends bytes the path held back less than a
+// quarter of the round trip, or before any ACK showed them lost, still
+// fails.
+func (e *engine) heldBackRetransmission(x *sniffed) bool {
+	t := x.p.tcpHeader()
+	if t == nil || len(x.p.Payload) == 0 || t.Flags&(tcpwire.FlagSYN|tcpwire.FlagFIN|tcpwire.FlagRST) != 0 {
+		return false
+	}
+	r := seqRange{t.Seq, t.Seq.Add(uint32(len(x.p.Payload)))}
+	if _, sentBefore := e.lastSent(r.start, x.at); !sentBefore {
+		return false
+	}
+	shown := false
+	for _, sig := range e.signals {
+		if !sig.began.Before(x.at) {
+			break
+		}
+		if sig.covers(r) {
+			return false
+		}
+		shown = shown || sig.showsLost(r.start)
+	}
+	return shown && e.heldInCapture(r)
+}
+
+// heldInCapture reports whether the captured peer got bytes r from their
+// only transmission more than a quarter of the round trip after an ACK
+// line first reported bytes above them (see heldBackRetransmission).
+func (e *engine) heldInCapture(r seqRange) bool {
+	e.lostInCapture()
+	shown := false
+	var shownAt int64
+	for _, a := range e.scriptAcks {
+		if a.ack.Diff(r.end) >= 0 || covers(a.sacked, r) {
+			for _, t := range e.scriptTxs {
+				if t.index < a.index && t.n > 1 && t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
+					return false // sent again: the capture has its retransmission
+				}
+			}
+			return shown && e.scriptAt[a.index]-shownAt > e.pathSlackUsecs()/2
+		}
+		if shown || a.ack.Diff(r.start) > 0 {
+			continue
+		}
+		for _, b := range a.sacked {
+			if b.start.Diff(r.end) >= 0 {
+				shown, shownAt = true, e.scriptAt[a.index]
+				break
+			}
+		}
+	}
+	return false
+}
+
 // heldOneAck reports whether new data the kernel sent late, at at, for
 // line index, went out on the first ACK after the one the captured kernel
 // sent it on, the kernel in loss recovery or after one: an ACK the peer

@@ -165,7 +165,7 @@ func (e *engine) lostInCapture() []lostRange {
 			e.peerDSACKs = e.peerDSACKs || isDSACK(tcpwire.Seq(sp.ack), acks[len(acks)-1].sacked)
 		}
 	}
-	e.scriptTxs = txs
+	e.scriptTxs, e.scriptAcks = txs, acks
 	e.notePreempted(txs, acks, compiled)
 	e.noteReleases(compiled)
 	e.paceJudged = sent > got

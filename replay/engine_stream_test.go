@@ -365,6 +365,76 @@ func TestPathSlack(t *testing.T) {
 	}
 }
 
+// TestPathSlackAfterRecovery: once an ACK has shown a hole, new data may
+// come a whole round trip from its line's time (20 ms here), early or
+// late; more than that still fails, and so does data as late before any
+// ACK showed a hole (TestPathSlack).
+func TestPathSlackAfterRecovery(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	const src = sackHandshake +
+		"+0.020^ < . 1:1(0) ack 1 win 4000\n" +
+		"+0 > P. 1:3001(3000) ack 1\n" +
+		"+0.020^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 1001:3001>\n" +
+		"+0 > . 1:1001(1000) ack 1\n" +
+		"+0.020^2 < . 1:1(0) ack 3001 win 4000\n" +
+		"+0.001 > P. 3001:4001(1000) ack 1\n"
+	tests := []struct {
+		name string
+		at   time.Duration // after the line's time (61 ms)
+		want []string
+	}{
+		{"15 ms late", 15 * ms, nil},
+		{"12 ms early", -12 * ms, nil},
+		{"more than a round trip late", 26 * ms, []string{"ms late"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{
+				synAck1000(),
+				dataSeg(20*ms, 0, 3000), dataSeg(40*ms+50*us, 0, 1000), dataSeg(61*ms+tc.at, 3000, 1000),
+			}
+			_, err := fakeRun(t, src, kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
+// TestHeldBackRetransmission: a retransmission the script does not have
+// passes when the captured path held its bytes back, delivered late from
+// their only transmission, longer than a quarter of the round trip (10 ms
+// here) after an ACK SACKed bytes above them, and the kernel resent them
+// once an ACK showed them lost; it fails when the capture held them less
+// than that, or when the kernel resent them before any ACK showed them
+// lost.
+func TestHeldBackRetransmission(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	script := func(held string) string {
+		return sackHandshake +
+			"+0.040^ < . 1:1(0) ack 1 win 4000\n" +
+			"+0 > P. 1:4001(4000) ack 1\n" +
+			"+0.040^ < . 1:1(0) ack 1 win 4000 <nop,nop,sack 2001:4001>\n" +
+			"+" + held + " < . 1:1(0) ack 4001 win 4000\n" +
+			"+0.010 < . 1:1(0) ack 4001 win 4000\n"
+	}
+	tests := []struct {
+		name string
+		held string
+		at   time.Duration
+		want []string
+	}{
+		{"held 12 ms, resent on the SACK", "0.012", 80*ms + 100*us, nil},
+		{"held 8 ms, resent on the SACK", "0.008", 80*ms + 100*us, []string{"expected nothing"}},
+		{"held 12 ms, resent before the SACK", "0.012", 70 * ms, []string{"expected nothing"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kernel := []kernelPacket{synAck1000(), dataSeg(40*ms, 0, 4000), dataSeg(tc.at, 1000, 1000)}
+			_, err := fakeRun(t, script(tc.held), kernel)
+			checkRunError(t, err, tc.want)
+		})
+	}
+}
+
 // TestPartialFromLaterLine: the kernel retransmits before new data (the
 // captured one after) and then holds the rest of its data for an ACK. The
 // peer acknowledges what it got, as the later line that answers the

@@ -430,6 +430,13 @@ func (c *clock) near(ta, tb time.Duration) bool {
 	return -tol <= d && d <= tol
 }
 
+// nearBy reports whether tb is ta's time within the tolerance or within
+// slack, whichever is longer.
+func (c *clock) nearBy(ta, tb, slack time.Duration) bool {
+	d, tol := c.late(ta, tb), max(c.tolerance(ta), slack)
+	return -tol <= d && d <= tol
+}
+
 // firstAt returns when byte off was first sent, or false.
 func (b *behaviour) firstAt(off int64) (time.Duration, bool) { return firstAt(b.first, off) }
 
@@ -502,7 +509,19 @@ func behaviourDiffN(orig, re *behaviour, limit int) []string {
 	if orig.sent != re.sent {
 		add("sent %d bytes, now %d", orig.sent, re.sent)
 	}
-	// First transmissions: compared at every segment edge of either.
+	// First transmissions: compared at every segment edge of either;
+	// once the kernel has been in loss recovery (its first retransmission
+	// in either capture), within a round trip (replay's newDataSlackUsecs).
+	rtt := max(orig.rtt, re.rtt)
+	firstLoss := time.Duration(-1)
+	for _, b := range []*behaviour{orig, re} {
+		for _, r := range b.retrans {
+			if firstLoss < 0 || r.at < firstLoss {
+				firstLoss = r.at
+			}
+		}
+	}
+	recovered := func(at time.Duration) bool { return firstLoss >= 0 && firstLoss <= at }
 	n := 0
 	for _, pair := range [][2]*behaviour{{orig, re}, {re, orig}} {
 		for _, s := range pair[0].first {
@@ -512,7 +531,7 @@ func behaviourDiffN(orig, re *behaviour, limit int) []string {
 				if !ok {
 					continue // counted in sent
 				}
-				if !fwd.near(ta, tb) && n < limit {
+				if !fwd.near(ta, tb) && !(recovered(ta) && fwd.nearBy(ta, tb, rtt)) && n < limit {
 					add("byte %d first sent at %s, now %s", off, ms(ta), ms(tb))
 					n++
 				}
@@ -750,13 +769,26 @@ func TestBehaviourDiff(t *testing.T) {
 			}
 		}
 	}
+	// laterAll shifts the second half of the data, its retransmissions too.
+	laterAll := func(d time.Duration) func(b *behaviour) {
+		return func(b *behaviour) {
+			from := b.first[len(b.first)/2].at
+			later(d)(b)
+			for i := range b.retrans {
+				if b.retrans[i].at >= from {
+					b.retrans[i].at += d
+				}
+			}
+		}
+	}
 	cases := []struct {
 		name   string
 		change func(b *behaviour)
 		differ bool
 	}{
 		{"handshake options", func(b *behaviour) { b.synOpts = "mss" }, true},
-		{"half the data a round trip later", later(orig.rtt), true},
+		{"half the data a round trip and a half later", laterAll(orig.rtt * 3 / 2), true},
+		{"half the data 3/4 of a round trip later, after a loss", laterAll(orig.rtt * 3 / 4), false},
 		{"half the data 1 ms later", later(time.Millisecond), false},
 		{"a retransmission missing", func(b *behaviour) { b.retrans = b.retrans[1:] }, true},
 		{"a retransmission by another trigger", func(b *behaviour) { b.retrans[0].kind += "x" }, true},
