@@ -8,9 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/pcap2pkt/pcap2pkt/capture"
-	"github.com/pcap2pkt/pcap2pkt/capture/tcpwire"
 )
 
 func TestVerifyInputErrors(t *testing.T) {
@@ -103,50 +100,6 @@ func TestVerifyPartial(t *testing.T) {
 	code, out, errs := execCLI(t, buildCLI(t), "verify", "--allow-partial", midstream)
 	if code != exitOK || !strings.Contains(out, " pass ") || !strings.Contains(errs+out, "1 passed") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
-	}
-}
-
-// TestBulkNote: a failing connection's note is for a local side that sent
-// a bulk transfer and retransmitted some of it; a receiver's, a small
-// sender's and a sender's that lost nothing are not noted.
-func TestBulkNote(t *testing.T) {
-	const mss = 1448
-	// flow: the local side (B, the server) sends n segments, the ones in
-	// again a second time after the segment before them; the peer sends
-	// peerBytes in one segment.
-	flow := func(n int, again []int, peerBytes int) *capture.Flow {
-		f := &capture.Flow{Index: 3, Local: capture.SideB}
-		add := func(from capture.Side, seq, n int) {
-			p := f.Packets.Append(capture.FlowPacket{From: from, Seq: tcpwire.Seq(seq), Flags: tcpwire.FlagACK})
-			p.SetPayloadLen(n)
-			f.Bytes[from] += int64(n)
-		}
-		if peerBytes > 0 {
-			add(capture.SideA, 1, peerBytes)
-		}
-		for i := range n {
-			add(capture.SideB, 1+i*mss, mss)
-			if slices.Contains(again, i) {
-				add(capture.SideB, 1+(i-1)*mss, mss)
-			}
-		}
-		return f
-	}
-	cases := []struct {
-		name string
-		f    *capture.Flow
-		want string
-	}{
-		{"a bulk sender that retransmitted", flow(300, []int{10, 200}, 100), "flow 3's local side sent 427 KiB and retransmitted 2 segment(s)"},
-		{"a bulk sender that lost nothing", flow(300, nil, 100), ""},
-		{"a small sender that retransmitted", flow(100, []int{10}, 100), ""},
-		{"a receiver", flow(2, []int{1}, 1<<20), ""},
-	}
-	for _, c := range cases {
-		got := bulkNote(c.f)
-		if c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
-			t.Errorf("%s: note %q, want %q", c.name, got, c.want)
-		}
 	}
 }
 
