@@ -647,7 +647,7 @@ func (e *engine) expectNothing() error {
 	end := e.started[len(e.started)-1].usecs
 	var extra []*sniffed
 	for _, x := range e.leftover {
-		if !e.raceRetransmission(x) && !e.heldBackRetransmission(x) {
+		if !e.excusedRetransmission(x) {
 			extra = append(extra, x)
 		}
 	}
@@ -673,7 +673,7 @@ func (e *engine) expectNothing() error {
 		if e.noteAck(s, sn) {
 			continue // ACKs are judged as progress, by the lines that expect them
 		}
-		if e.raceRetransmission(sn) || e.heldBackRetransmission(sn) {
+		if e.excusedRetransmission(sn) {
 			continue
 		}
 		extra = append(extra, sn)

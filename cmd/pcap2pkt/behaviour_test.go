@@ -769,17 +769,25 @@ func TestBehaviourDiff(t *testing.T) {
 			}
 		}
 	}
-	// laterAll shifts the second half of the data, its retransmissions too.
-	laterAll := func(d time.Duration) func(b *behaviour) {
+	// laterFrom shifts the data from its i-th first transmission on, its
+	// retransmissions too; laterAll the second half of it.
+	laterFrom := func(i int, d time.Duration) func(b *behaviour) {
 		return func(b *behaviour) {
-			from := b.first[len(b.first)/2].at
-			later(d)(b)
-			for i := range b.retrans {
-				if b.retrans[i].at >= from {
-					b.retrans[i].at += d
+			from := b.first[i].at
+			for j := i; j < len(b.first); j++ {
+				b.first[j].at += d
+			}
+			for j := range b.retrans {
+				if b.retrans[j].at >= from {
+					b.retrans[j].at += d
 				}
 			}
 		}
+	}
+	laterAll := func(d time.Duration) func(b *behaviour) { return laterFrom(len(orig.first)/2, d) }
+	beforeLoss := 0 // first transmissions before the first retransmission
+	for beforeLoss < len(orig.first) && orig.first[beforeLoss].at < orig.retrans[0].at {
+		beforeLoss++
 	}
 	cases := []struct {
 		name   string
@@ -789,6 +797,7 @@ func TestBehaviourDiff(t *testing.T) {
 		{"handshake options", func(b *behaviour) { b.synOpts = "mss" }, true},
 		{"half the data a round trip and a half later", laterAll(orig.rtt * 3 / 2), true},
 		{"half the data 3/4 of a round trip later, after a loss", laterAll(orig.rtt * 3 / 4), false},
+		{"data before the first loss 3/4 of a round trip later", laterFrom(beforeLoss/2, orig.rtt*3/4), true},
 		{"half the data 1 ms later", later(time.Millisecond), false},
 		{"a retransmission missing", func(b *behaviour) { b.retrans = b.retrans[1:] }, true},
 		{"a retransmission by another trigger", func(b *behaviour) { b.retrans[0].kind += "x" }, true},
