@@ -1574,3 +1574,29 @@ func TestNotePreempted(t *testing.T) {
 		}
 	}
 }
+
+// TestSentBeforeInjected: a retransmission line the peer's ACK made
+// needless still takes a packet the reader holds that the kernel sent
+// before that ACK went in (a retransmission ahead of the line); not one
+// sent after it, nor when the reader holds nothing.
+func TestSentBeforeInjected(t *testing.T) {
+	at := replaytest.Epoch.Add(time.Second)
+	tests := []struct {
+		name string
+		pkts []rawOut
+		want bool
+	}{
+		{"a packet sent before the injection", []rawOut{{at: at.Add(-time.Millisecond)}}, true},
+		{"a packet sent after it", []rawOut{{at: at.Add(time.Millisecond)}}, false},
+		{"nothing held", nil, false},
+	}
+	for _, tc := range tests {
+		e := &engine{outq: &outQueue{pkts: tc.pkts}, lastInjected: at}
+		if got := e.sentBeforeInjected(); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if (&engine{lastInjected: at}).sentBeforeInjected() {
+		t.Error("no reader: true")
+	}
+}
