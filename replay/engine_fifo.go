@@ -173,7 +173,7 @@ func holeFilled(peer *peerState, sp *scriptPacket) []seqRange {
 // overlapsAny reports whether r shares bytes with one of rs.
 func overlapsAny(rs []seqRange, r seqRange) bool {
 	for _, x := range rs {
-		if x.start.Diff(r.end) < 0 && r.start.Diff(x.end) < 0 {
+		if r.overlaps(x) {
 			return true
 		}
 	}

@@ -48,20 +48,18 @@ func (e *engine) noteTransmission(t *tcpwire.TCPHeader, payload int, at time.Tim
 	if start == end {
 		return
 	}
-	r := seqRange{start, end}
-	n := nthOf(e.sent, transmissionOf, r, &e.sentHigh, &e.sentIdx)
-	e.sentIdx.add(len(e.sent), r)
-	e.sent = append(e.sent, transmission{start: start, end: end, at: at, n: n})
+	e.logSent(seqRange{start, end}, at, false)
 	e.sentData = e.sentData || end.Diff(start) > 1
 }
 
-// standIn logs, at at, the retransmission of r that the script expects and
-// the peer's ACK made needless (see notePreempted), for the lines that
-// answer it.
-func (e *engine) standIn(r seqRange, at time.Time) {
+// logSent logs a transmission of r at at, numbered among those of its
+// bytes; stood: one the kernel did not make, standing in for the
+// retransmission the script expects that the peer's ACK made needless
+// (see notePreempted), for the lines that answer it.
+func (e *engine) logSent(r seqRange, at time.Time, stood bool) {
 	n := nthOf(e.sent, transmissionOf, r, &e.sentHigh, &e.sentIdx)
 	e.sentIdx.add(len(e.sent), r)
-	e.sent = append(e.sent, transmission{start: r.start, end: r.end, at: at, n: n, stood: true})
+	e.sent = append(e.sent, transmission{start: r.start, end: r.end, at: at, n: n, stood: stood})
 }
 
 // seqHigh is the end of the highest sequence number sent so far.
@@ -96,7 +94,7 @@ func nthOf[T any](before []T, tx func(T) (seqRange, int), r seqRange, high *seqH
 	n := 1
 	if high.set && r.start.Diff(high.end) < 0 {
 		idx.touching(len(before), []seqRange{r}, func(i int) bool {
-			if u, un := tx(before[i]); u.start.Diff(r.end) < 0 && r.start.Diff(u.end) < 0 {
+			if u, un := tx(before[i]); r.overlaps(u) {
 				n = max(n, un+1)
 			}
 			return false
@@ -370,10 +368,8 @@ func (e *engine) heldInCapture(r seqRange) bool {
 	var shownAt int64
 	for _, a := range e.scriptAcks {
 		if a.ack.Diff(r.end) >= 0 || covers(a.sacked, r) {
-			for _, t := range e.scriptTxs {
-				if t.index < a.index && t.n > 1 && t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
-					return false // sent again: the capture has its retransmission
-				}
+			if e.scriptSendsBefore(r, 2, a.index) {
+				return false // sent again: the capture has its retransmission
 			}
 			return shown && e.scriptAt[a.index]-shownAt > e.pathSlackUsecs()/2
 		}
@@ -743,7 +739,7 @@ func (e *engine) sentNth(ranges []seqRange, n int) bool {
 			continue
 		}
 		for _, r := range ranges {
-			if t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
+			if r.overlaps(seqRange{t.start, t.end}) {
 				return true
 			}
 		}

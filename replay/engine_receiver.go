@@ -714,12 +714,12 @@ func (e *engine) dsackFor(sp *scriptPacket, ack tcpwire.Seq, blocks []seqRange, 
 }
 
 // onlyStood reports whether the last copy of r the kernel sent by at is a
-// retransmission it did not make (see standIn): the peer got no duplicate
+// retransmission it did not make (see logSent): the peer got no duplicate
 // to report.
 func (e *engine) onlyStood(r seqRange, at time.Time) bool {
 	stood := false
 	e.sentIdx.touching(e.sentBy(at), []seqRange{r}, func(i int) bool {
-		if t := e.sent[i]; t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
+		if t := e.sent[i]; r.overlaps(seqRange{t.start, t.end}) {
 			stood = t.stood // the last one, in the order sent
 		}
 		return false
@@ -736,8 +736,14 @@ func isDSACK(ack tcpwire.Seq, blocks []seqRange) bool {
 // scriptSends reports whether the script's outbound lines send some of r
 // an n-th time.
 func (e *engine) scriptSends(r seqRange, n int) bool {
+	return e.scriptSendsBefore(r, n, len(e.script.Events))
+}
+
+// scriptSendsBefore is scriptSends for the lines before event index
+// before.
+func (e *engine) scriptSendsBefore(r seqRange, n, before int) bool {
 	for _, t := range e.scriptTxs {
-		if t.n >= n && t.start.Diff(r.end) < 0 && r.start.Diff(t.end) < 0 {
+		if t.index < before && t.n >= n && r.overlaps(seqRange{t.start, t.end}) {
 			return true
 		}
 	}

@@ -172,6 +172,11 @@ type ackProgress struct {
 // seqRange is [start, end) of sequence space.
 type seqRange struct{ start, end tcpwire.Seq }
 
+// overlaps reports whether r and x share bytes.
+func (r seqRange) overlaps(x seqRange) bool {
+	return x.start.Diff(r.end) < 0 && r.start.Diff(x.end) < 0
+}
+
 // covers reports whether the union of rs covers r.
 func covers(rs []seqRange, r seqRange) bool {
 	at := r.start
@@ -421,7 +426,7 @@ func (e *engine) doOutboundStream(es *eventState, sp *scriptPacket, s *socket) e
 			if e.cfg.Verbose {
 				fmt.Fprintf(e.env.Stdout, "the peer acknowledged %d:%d before the kernel sent it again: the line is needless\n", uint32(start), uint32(end))
 			}
-			e.standIn(seqRange{start, end}, e.env.Clock.Now())
+			e.logSent(seqRange{start, end}, e.env.Clock.Now(), true) // a stand-in
 			return nil
 		}
 		if err != nil {
